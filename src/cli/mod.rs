@@ -1,0 +1,109 @@
+//! The command line: one file per subcommand, each with an `Args` struct and a `run()`.
+//!
+//! Exit codes follow DESIGN.md: 0 OK, 1 runtime failure, 2 bad usage. clap reports malformed
+//! flags itself (with exit code 2); errors found later are turned into exit codes here.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod demo;
+pub mod export;
+pub mod prune;
+pub mod query;
+pub mod record;
+pub mod simulate;
+pub mod stats;
+
+/// kubetrail: a durable, queryable history of a Kubernetes cluster in one SQLite file.
+#[derive(Debug, Parser)]
+#[command(name = "kubetrail", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch a cluster and record pod and node history into SQLite (runs until stopped).
+    Record(record::Args),
+    /// Report on a recorded database: pods, one pod's history, transitions, node utilisation.
+    #[command(subcommand)]
+    Query(query::Command),
+    /// Write CSV reports (RFC 4180) of transitions, pods or node utilisation.
+    #[command(subcommand)]
+    Export(export::Command),
+    /// Apply the retention policy now.
+    Prune(prune::Args),
+    /// Show the database's size, row counts, time span and what retention would remove.
+    Stats(stats::Args),
+    /// Serve a simulated cluster over the real Kubernetes API, for tests and trying things out.
+    Simulate(simulate::Args),
+    /// Simulate a cluster, record it, and show a few query results. No setup needed.
+    Demo(demo::Args),
+}
+
+/// An error that is the user's fault (bad flag value, unknown pod, ...): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Builds a [`UsageError`] wrapped in anyhow, for `return Err(usage!(...))`.
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => { anyhow::Error::new($crate::cli::UsageError(format!($($arg)*))) };
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Record(args) => record::run(args).await,
+            Command::Query(cmd) => query::run(cmd).await,
+            Command::Export(cmd) => export::run(cmd).await,
+            Command::Prune(args) => prune::run(args).await,
+            Command::Stats(args) => stats::run(args).await,
+            Command::Simulate(args) => simulate::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// Logs go to stderr so that stdout stays clean for reports; `RUST_LOG` overrides the level.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `kubetrail query ... | head` closes our stdout early; that is not an error (ripgrep's rule).
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
