@@ -1,0 +1,245 @@
+//! Opening the SQLite file: the recorder's single write connection (with its lock, pragmas and
+//! migrations) and the read-only r2d2 pool that queries, exports and stats use.
+//!
+//! Every way this can go wrong for a user (missing file, unwritable path, a file that is not a
+//! database, a database from a newer kubetrail, a second recorder) is a [`StoreError`] variant with
+//! a message that names the file and says what to do.
+
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+use thiserror::Error;
+
+/// The schema, one file per version, applied in order. A shipped migration is never edited;
+/// changes go into a new file. `PRAGMA user_version` holds the number applied.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_initial.sql")];
+
+/// The schema version this binary writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a connection waits for a lock before giving up. Readers and the pruner take short
+/// transactions, so this is only reached if something is badly stuck.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub type ReadPool = r2d2::Pool<SqliteConnectionManager>;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database {0} does not exist (record into it first with `kubetrail record --db {0}`, or pass the right --db)")]
+    Missing(PathBuf),
+    #[error("cannot create database {path}: {source}")]
+    Create { path: PathBuf, source: std::io::Error },
+    #[error("cannot open database {path}: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a kubetrail database, or it is corrupt: {detail}")]
+    NotKubetrail { path: PathBuf, detail: String },
+    #[error(
+        "database {path} has schema version {found}, but this kubetrail knows versions up to \
+         {known}: it was written by a newer kubetrail, so upgrade kubetrail to read or write it"
+    )]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "database {path} has schema version {found}, older than this kubetrail's {known}; \
+         run `kubetrail record` (or `kubetrail prune`) on it once to upgrade it"
+    )]
+    TooOld { path: PathBuf, found: i64, known: i64 },
+    #[error("another kubetrail process is already writing to {0}; stop it first or use another --db")]
+    Locked(PathBuf),
+    #[error("database {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("database {path}: cannot open a read connection: {source}")]
+    Pool { path: PathBuf, source: r2d2::Error },
+}
+
+/// The recorder's (or pruner's) exclusive handle on a database file.
+///
+/// Holds an advisory `flock` on the database file for as long as it lives, so a second writer is
+/// refused instead of interleaving history. flock is separate from SQLite's own POSIX locks on
+/// Linux; the lock file handle is closed only when the writer is done with the database.
+pub struct WriteHandle {
+    pub conn: Connection,
+    pub path: PathBuf,
+    _lock: File,
+}
+
+/// Opens (creating if needed, mode 0600) the database for writing, takes the writer lock,
+/// applies pragmas and migrations.
+pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        // The history names pods, nodes and owners: not secret, but not for everyone either.
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| StoreError::Create { path: path.to_path_buf(), source })?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(path.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(StoreError::Open { path: path.to_path_buf(), source });
+        }
+    }
+    let sqlite = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+    let mut conn = Connection::open(path).map_err(sqlite)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
+    let version = schema_version(&conn, path)?;
+    if version == 0 {
+        // auto_vacuum must be chosen before the first table exists; incremental lets retention
+        // hand pages back to the file system in bounded steps.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;").map_err(sqlite)?;
+    }
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+    // NORMAL in WAL mode survives a process crash (kill -9) without an fsync per commit; only an
+    // OS crash can lose the last commits.
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
+    migrate(&mut conn, version, path)?;
+    Ok(WriteHandle { conn, path: path.to_path_buf(), _lock: lock })
+}
+
+/// Reads `user_version` and refuses files that are not (or no longer) ours.
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let not_ours = |detail: String| StoreError::NotKubetrail { path: path.to_path_buf(), detail };
+    // Reading sqlite_master is the cheapest query that fails on a file that is not SQLite.
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .map_err(|e| not_ours(e.to_string()))?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| not_ours(e.to_string()))?;
+    if version == 0 && tables > 0 {
+        return Err(not_ours(format!(
+            "it has {tables} tables but no kubetrail schema version"
+        )));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { path: path.to_path_buf(), found: version, known: SCHEMA_VERSION });
+    }
+    Ok(version)
+}
+
+/// Applies the migrations after `from`, each in its own transaction with its version bump, so a
+/// crash mid-upgrade leaves a consistent, resumable database.
+fn migrate(conn: &mut Connection, from: i64, path: &Path) -> Result<(), StoreError> {
+    let sqlite = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        let tx = conn.transaction().map_err(sqlite)?;
+        tx.execute_batch(sql).map_err(sqlite)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1).map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+    }
+    Ok(())
+}
+
+/// A pool of read-only connections. Never creates or modifies the file: a missing database is an
+/// error, and WAL lets these readers run while the recorder writes.
+pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError> {
+    match std::fs::metadata(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::Missing(path.to_path_buf())),
+        Err(source) => return Err(StoreError::Open { path: path.to_path_buf(), source }),
+    }
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_init(|c| c.busy_timeout(BUSY_TIMEOUT));
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .build(manager)
+        .map_err(|source| StoreError::Pool { path: path.to_path_buf(), source })?;
+    let conn = pool.get().map_err(|source| StoreError::Pool { path: path.to_path_buf(), source })?;
+    let version = schema_version(&conn, path)?;
+    if version == 0 {
+        return Err(StoreError::NotKubetrail {
+            path: path.to_path_buf(),
+            detail: "it holds no kubetrail schema (is it empty?)".into(),
+        });
+    }
+    if version < SCHEMA_VERSION {
+        return Err(StoreError::TooOld { path: path.to_path_buf(), found: version, known: SCHEMA_VERSION });
+    }
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn creates_a_private_wal_database_at_the_latest_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let handle = open_for_writing(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let journal: String = handle.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(journal, "wal");
+        let version: i64 = handle.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let vacuum: i64 = handle.conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0)).unwrap();
+        assert_eq!(vacuum, 2, "incremental");
+    }
+
+    #[test]
+    fn a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let _first = open_for_writing(&path).unwrap();
+        let err = open_for_writing(&path).err().unwrap();
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+        assert!(err.to_string().contains("already writing"));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_by_writer_and_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(open_for_writing(&path).unwrap());
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        let err = open_for_writing(&path).err().unwrap();
+        assert!(err.to_string().contains("newer kubetrail"), "{err}");
+        let err = open_read_pool(&path, 1).err().unwrap();
+        assert!(err.to_string().contains("newer kubetrail"), "{err}");
+    }
+
+    #[test]
+    fn garbage_and_foreign_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![b'x'; 8192]).unwrap();
+        let err = open_for_writing(&garbage).err().unwrap();
+        assert!(err.to_string().contains("not a kubetrail database"), "{err}");
+        assert_eq!(std::fs::read(&garbage).unwrap(), vec![b'x'; 8192], "file untouched");
+
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+        let err = open_for_writing(&foreign).err().unwrap();
+        assert!(err.to_string().contains("no kubetrail schema version"), "{err}");
+    }
+
+    #[test]
+    fn readers_never_create_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing.db");
+        let err = open_read_pool(&path, 1).err().unwrap();
+        assert!(matches!(err, StoreError::Missing(_)));
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn readers_work_on_a_closed_wal_database_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(open_for_writing(&path).unwrap());
+        let pool = open_read_pool(&path, 2).unwrap();
+        let conn = pool.get().unwrap();
+        let n: i64 = conn.query_row("SELECT count(*) FROM transition_kinds", [], |r| r.get(0)).unwrap();
+        assert!(n > 0);
+        assert!(conn.execute("DELETE FROM transition_kinds", []).is_err());
+    }
+}
