@@ -136,7 +136,7 @@ CREATE TABLE node_capacity (
 
 -- Step function of node utilisation: the values hold from at_ms until the node's next row.
 -- keyframe = 1 for the periodic rows written every --snapshot-interval even without a change.
--- A node's last row after deletion has pod_count 0 and all sums 0 (the step ends there).
+-- The step function of a node ends at nodes.deleted_at_ms.
 CREATE TABLE node_usage (
     node_id         INTEGER NOT NULL REFERENCES nodes (id),
     at_ms           INTEGER NOT NULL,

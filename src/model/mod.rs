@@ -1,9 +1,11 @@
-//! Plain data shared by every stage: the transition vocabulary, resource quantities and the
-//! effective-resources rule. No I/O here.
+//! Plain data shared by every stage: the transition vocabulary, pod phases, resource quantities
+//! and the effective-resources rule. No I/O here.
 
+pub mod phase;
 pub mod quantity;
 pub mod resources;
 pub mod transition;
 
+pub use phase::Phase;
 pub use resources::{ContainerResources, Effective, PodResourceSpec, Resources};
 pub use transition::{Subject, TransitionKind};

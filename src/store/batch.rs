@@ -1,0 +1,316 @@
+//! Writing one [`Batch`] in one transaction. This is the only code that inserts history, used
+//! by the recorder's writer task, by `retention` tests and by the synthetic-database generator.
+//!
+//! Idempotency lives here: transitions are `INSERT OR IGNORE` against the unique key
+//! (subject, kind, seq), so a replayed event or a restarted recorder never duplicates a row.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::rows::{Batch, SubjectUid};
+
+/// What a committed batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    pub rows: usize,
+    /// Transitions that were new.
+    pub transitions_inserted: usize,
+    /// Transitions already present (replays); not an error.
+    pub transitions_ignored: usize,
+}
+
+/// uid -> integer key, for the subjects touched by one batch. Not kept across batches: the
+/// recorder must not grow a second copy of its pod cache here.
+#[derive(Default)]
+struct Keys {
+    pods: HashMap<String, i64>,
+    nodes: HashMap<String, i64>,
+}
+
+impl Keys {
+    fn pod(&mut self, tx: &Transaction, uid: &str) -> rusqlite::Result<Option<i64>> {
+        if let Some(id) = self.pods.get(uid) {
+            return Ok(Some(*id));
+        }
+        let id = tx
+            .prepare_cached("SELECT id FROM pods WHERE uid = ?1")?
+            .query_row([uid], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            self.pods.insert(uid.to_string(), id);
+        }
+        Ok(id)
+    }
+
+    fn node(&mut self, tx: &Transaction, uid: &str) -> rusqlite::Result<Option<i64>> {
+        if let Some(id) = self.nodes.get(uid) {
+            return Ok(Some(*id));
+        }
+        let id = tx
+            .prepare_cached("SELECT id FROM nodes WHERE uid = ?1")?
+            .query_row([uid], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            self.nodes.insert(uid.to_string(), id);
+        }
+        Ok(id)
+    }
+}
+
+/// Writes the batch in one transaction. Rows that point at a pod or node the database has never
+/// seen are skipped with a warning (the recorder always sends the pod or node row first).
+pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<BatchStats> {
+    let tx = conn.transaction()?;
+    let mut keys = Keys::default();
+    let mut stats = BatchStats { rows: batch.len(), ..Default::default() };
+    {
+        let mut upsert_node = tx.prepare_cached(
+            "INSERT INTO nodes (uid, name, created_at_ms, deleted_at_ms,
+                 cpu_capacity_millis, memory_capacity_bytes, pods_capacity,
+                 cpu_allocatable_millis, memory_allocatable_bytes, pods_allocatable, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (uid) DO UPDATE SET
+                 name = excluded.name, deleted_at_ms = excluded.deleted_at_ms,
+                 cpu_capacity_millis = excluded.cpu_capacity_millis,
+                 memory_capacity_bytes = excluded.memory_capacity_bytes,
+                 pods_capacity = excluded.pods_capacity,
+                 cpu_allocatable_millis = excluded.cpu_allocatable_millis,
+                 memory_allocatable_bytes = excluded.memory_allocatable_bytes,
+                 pods_allocatable = excluded.pods_allocatable, state = excluded.state
+             RETURNING id",
+        )?;
+        for n in &batch.nodes {
+            let id: i64 = upsert_node.query_row(
+                params![
+                    n.uid,
+                    n.name,
+                    n.created_at_ms,
+                    n.deleted_at_ms,
+                    n.capacity.cpu_millis,
+                    n.capacity.memory_bytes,
+                    n.capacity.pods,
+                    n.allocatable.cpu_millis,
+                    n.allocatable.memory_bytes,
+                    n.allocatable.pods,
+                    n.state_json
+                ],
+                |r| r.get(0),
+            )?;
+            keys.nodes.insert(n.uid.clone(), id);
+        }
+
+        let mut upsert_pod = tx.prepare_cached(
+            "INSERT INTO pods (uid, namespace, name, node, owner_kind, owner_name, labels,
+                 created_at_ms, started_at_ms, finished_at_ms, deleted_at_ms, phase, reason,
+                 restarts, cpu_request_millis, memory_request_bytes, cpu_limit_millis,
+                 memory_limit_bytes, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18, ?19)
+             ON CONFLICT (uid) DO UPDATE SET
+                 node = excluded.node, owner_kind = excluded.owner_kind,
+                 owner_name = excluded.owner_name, labels = excluded.labels,
+                 started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
+                 deleted_at_ms = excluded.deleted_at_ms, phase = excluded.phase,
+                 reason = excluded.reason, restarts = excluded.restarts,
+                 cpu_request_millis = excluded.cpu_request_millis,
+                 memory_request_bytes = excluded.memory_request_bytes,
+                 cpu_limit_millis = excluded.cpu_limit_millis,
+                 memory_limit_bytes = excluded.memory_limit_bytes, state = excluded.state
+             RETURNING id",
+        )?;
+        for p in &batch.pods {
+            let id: i64 = upsert_pod.query_row(
+                params![
+                    p.uid,
+                    p.namespace,
+                    p.name,
+                    p.node,
+                    p.owner_kind,
+                    p.owner_name,
+                    p.labels_json,
+                    p.created_at_ms,
+                    p.started_at_ms,
+                    p.finished_at_ms,
+                    p.deleted_at_ms,
+                    p.phase.code(),
+                    p.reason,
+                    p.restarts,
+                    p.resources.requests.cpu_millis,
+                    p.resources.requests.memory_bytes,
+                    p.resources.limits.cpu_millis,
+                    p.resources.limits.memory_bytes,
+                    p.state_json
+                ],
+                |r| r.get(0),
+            )?;
+            keys.pods.insert(p.uid.clone(), id);
+        }
+
+        let mut insert_transition = tx.prepare_cached(
+            "INSERT OR IGNORE INTO transitions (pod_id, node_id, kind, seq, at_ms, observed_at_ms,
+                 phase_before, phase_after, container, reason, message, exit_code, restart_count,
+                 resource_version, inferred)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?;
+        for t in &batch.transitions {
+            let (pod_id, node_id) = match &t.subject {
+                SubjectUid::Pod(uid) => (keys.pod(&tx, uid)?, None),
+                SubjectUid::Node(uid) => (None, keys.node(&tx, uid)?),
+            };
+            if pod_id.is_none() && node_id.is_none() {
+                tracing::warn!(subject = ?t.subject, kind = %t.kind, "transition for an unknown subject skipped");
+                continue;
+            }
+            let inserted = insert_transition.execute(params![
+                pod_id,
+                node_id,
+                t.kind.code(),
+                t.seq,
+                t.at_ms,
+                t.observed_at_ms,
+                t.phase_before.map(|p| p.code()),
+                t.phase_after.map(|p| p.code()),
+                t.container,
+                t.reason,
+                t.message,
+                t.exit_code,
+                t.restart_count,
+                t.resource_version,
+                t.inferred
+            ])?;
+            if inserted == 1 {
+                stats.transitions_inserted += 1;
+            } else {
+                stats.transitions_ignored += 1;
+            }
+        }
+
+        let mut insert_resources = tx.prepare_cached(
+            "INSERT OR REPLACE INTO pod_resources (pod_id, at_ms, cpu_request_millis,
+                 memory_request_bytes, cpu_limit_millis, memory_limit_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for r in &batch.pod_resources {
+            let Some(pod_id) = keys.pod(&tx, &r.pod_uid)? else { continue };
+            insert_resources.execute(params![
+                pod_id,
+                r.at_ms,
+                r.resources.requests.cpu_millis,
+                r.resources.requests.memory_bytes,
+                r.resources.limits.cpu_millis,
+                r.resources.limits.memory_bytes
+            ])?;
+        }
+
+        let mut insert_capacity = tx.prepare_cached(
+            "INSERT OR REPLACE INTO node_capacity (node_id, at_ms, cpu_capacity_millis,
+                 memory_capacity_bytes, pods_capacity, cpu_allocatable_millis,
+                 memory_allocatable_bytes, pods_allocatable)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for c in &batch.node_capacity {
+            let Some(node_id) = keys.node(&tx, &c.node_uid)? else { continue };
+            insert_capacity.execute(params![
+                node_id,
+                c.at_ms,
+                c.capacity.cpu_millis,
+                c.capacity.memory_bytes,
+                c.capacity.pods,
+                c.allocatable.cpu_millis,
+                c.allocatable.memory_bytes,
+                c.allocatable.pods
+            ])?;
+        }
+
+        // Two changes of one node in the same millisecond: the later one is the step's value.
+        let mut insert_usage = tx.prepare_cached(
+            "INSERT OR REPLACE INTO node_usage (node_id, at_ms, cpu_requested_millis,
+                 memory_requested_bytes, cpu_limits_millis, memory_limits_bytes, pod_count,
+                 cpu_allocatable_millis, memory_allocatable_bytes, keyframe)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for u in &batch.node_usage {
+            let Some(node_id) = keys.node(&tx, &u.node_uid)? else { continue };
+            insert_usage.execute(params![
+                node_id,
+                u.at_ms,
+                u.requested.cpu_millis,
+                u.requested.memory_bytes,
+                u.limits.cpu_millis,
+                u.limits.memory_bytes,
+                u.pod_count,
+                u.allocatable.cpu_millis,
+                u.allocatable.memory_bytes,
+                u.keyframe
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Effective, Phase, TransitionKind};
+    use crate::store::rows::{PodRow, TransitionRow};
+
+    pub(crate) fn pod_row(uid: &str) -> PodRow {
+        PodRow {
+            uid: uid.into(),
+            namespace: "ns".into(),
+            name: format!("pod-{uid}"),
+            node: None,
+            owner_kind: None,
+            owner_name: None,
+            labels_json: None,
+            created_at_ms: 1000,
+            started_at_ms: None,
+            finished_at_ms: None,
+            deleted_at_ms: None,
+            phase: Phase::Pending,
+            reason: None,
+            restarts: 0,
+            resources: Effective::default(),
+            state_json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn replayed_transitions_are_ignored_not_duplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let mut batch = Batch::default();
+        batch.pods.push(pod_row("u1"));
+        batch.transitions.push(TransitionRow::new(
+            SubjectUid::Pod("u1".into()),
+            TransitionKind::Created,
+            1000,
+            1001,
+        ));
+        let first = write_batch(&mut handle.conn, &batch).unwrap();
+        assert_eq!((first.transitions_inserted, first.transitions_ignored), (1, 0));
+        let again = write_batch(&mut handle.conn, &batch).unwrap();
+        assert_eq!((again.transitions_inserted, again.transitions_ignored), (0, 1));
+        let rows: i64 = handle.conn.query_row("SELECT count(*) FROM transitions", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 1);
+        let pods: i64 = handle.conn.query_row("SELECT count(*) FROM pods", [], |r| r.get(0)).unwrap();
+        assert_eq!(pods, 1);
+    }
+
+    #[test]
+    fn rows_for_unknown_subjects_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let mut batch = Batch::default();
+        batch.transitions.push(TransitionRow::new(
+            SubjectUid::Pod("nobody".into()),
+            TransitionKind::Created,
+            1,
+            1,
+        ));
+        let stats = write_batch(&mut handle.conn, &batch).unwrap();
+        assert_eq!(stats.transitions_inserted, 0);
+    }
+}

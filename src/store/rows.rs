@@ -1,0 +1,166 @@
+//! The rows the recorder hands to the writer: one struct per table, in machine units
+//! (milliseconds since the epoch, millicores, bytes). Pods and nodes are referred to by uid; the
+//! writer turns uids into the integer keys the tables use.
+
+use crate::model::{Effective, Phase, Resources, TransitionKind};
+
+/// The current summary of one pod incarnation. Sent whenever the recorder's projection of the
+/// pod changes; the writer upserts it by uid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodRow {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub node: Option<String>,
+    pub owner_kind: Option<String>,
+    pub owner_name: Option<String>,
+    /// Labels as a JSON object, for `-l` in queries.
+    pub labels_json: Option<String>,
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub deleted_at_ms: Option<i64>,
+    pub phase: Phase,
+    pub reason: Option<String>,
+    pub restarts: i64,
+    pub resources: Effective,
+    /// The recorder's compact projection (see recorder::state), for reconciliation on restart.
+    pub state_json: String,
+}
+
+/// Node capacity or allocatable: cpu, memory and the pod slots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct NodeResources {
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+    pub pods: i64,
+}
+
+impl NodeResources {
+    pub fn cpu_memory(&self) -> Resources {
+        Resources::new(self.cpu_millis, self.memory_bytes)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeRow {
+    pub uid: String,
+    pub name: String,
+    pub created_at_ms: i64,
+    pub deleted_at_ms: Option<i64>,
+    pub capacity: NodeResources,
+    pub allocatable: NodeResources,
+    pub state_json: String,
+}
+
+/// Which pod or node a transition is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SubjectUid {
+    Pod(String),
+    Node(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransitionRow {
+    pub subject: SubjectUid,
+    pub kind: TransitionKind,
+    /// Tells apart repeats of one kind for the same subject (the idempotency key is
+    /// subject + kind + seq). 0 for kinds that happen once.
+    pub seq: i64,
+    pub at_ms: i64,
+    pub observed_at_ms: i64,
+    pub phase_before: Option<Phase>,
+    pub phase_after: Option<Phase>,
+    pub container: Option<String>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub exit_code: Option<i64>,
+    pub restart_count: Option<i64>,
+    pub resource_version: Option<i64>,
+    pub inferred: bool,
+}
+
+impl TransitionRow {
+    /// A row with only the required fields set; callers fill in the rest with struct update.
+    pub fn new(subject: SubjectUid, kind: TransitionKind, at_ms: i64, observed_at_ms: i64) -> Self {
+        TransitionRow {
+            subject,
+            kind,
+            seq: 0,
+            at_ms,
+            observed_at_ms,
+            phase_before: None,
+            phase_after: None,
+            container: None,
+            reason: None,
+            message: None,
+            exit_code: None,
+            restart_count: None,
+            resource_version: None,
+            inferred: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodResourcesRow {
+    pub pod_uid: String,
+    pub at_ms: i64,
+    pub resources: Effective,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeCapacityRow {
+    pub node_uid: String,
+    pub at_ms: i64,
+    pub capacity: NodeResources,
+    pub allocatable: NodeResources,
+}
+
+/// One step of a node's utilisation step function.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeUsageRow {
+    pub node_uid: String,
+    pub at_ms: i64,
+    pub requested: Resources,
+    pub limits: Resources,
+    pub pod_count: i64,
+    pub allocatable: Resources,
+    pub keyframe: bool,
+}
+
+/// Everything one transaction writes. Order inside a batch: nodes and pods first (so the rows
+/// that point at them find their keys), then everything else.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub nodes: Vec<NodeRow>,
+    pub pods: Vec<PodRow>,
+    pub transitions: Vec<TransitionRow>,
+    pub pod_resources: Vec<PodResourcesRow>,
+    pub node_capacity: Vec<NodeCapacityRow>,
+    pub node_usage: Vec<NodeUsageRow>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+            + self.pods.len()
+            + self.transitions.len()
+            + self.pod_resources.len()
+            + self.node_capacity.len()
+            + self.node_usage.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn append(&mut self, other: &mut Batch) {
+        self.nodes.append(&mut other.nodes);
+        self.pods.append(&mut other.pods);
+        self.transitions.append(&mut other.transitions);
+        self.pod_resources.append(&mut other.pod_resources);
+        self.node_capacity.append(&mut other.node_capacity);
+        self.node_usage.append(&mut other.node_usage);
+    }
+}
