@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod model;
+pub mod recorder;
 pub mod sim;
 pub mod store;

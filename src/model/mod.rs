@@ -4,6 +4,7 @@
 pub mod phase;
 pub mod quantity;
 pub mod resources;
+pub mod time;
 pub mod transition;
 
 pub use phase::Phase;

@@ -1,0 +1,35 @@
+//! Times: Kubernetes sends RFC 3339 strings; we keep milliseconds since the Unix epoch (UTC) and
+//! print RFC 3339 UTC. chrono is the one time library past the API boundary.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Milliseconds since the epoch of an RFC 3339 timestamp, or None if it does not parse.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+}
+
+/// "2026-11-29T02:08:08.123Z".
+pub fn format_ms(ms: i64) -> String {
+    match DateTime::<Utc>::from_timestamp_millis(ms) {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        None => format!("<invalid time {ms}>"),
+    }
+}
+
+/// The recorder's clock.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_utc_milliseconds() {
+        let ms = parse_rfc3339_ms("2026-11-29T02:08:08Z").unwrap();
+        assert_eq!(format_ms(ms), "2026-11-29T02:08:08.000Z");
+        assert_eq!(parse_rfc3339_ms("2026-11-29T03:08:08.5+01:00"), Some(ms + 500));
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
+}

@@ -1,0 +1,486 @@
+//! The pod and node types the watchers decode: our own `serde` types implementing
+//! `kube::Resource`, which read only the fields kubetrail uses and project them straight into the
+//! compact [`PodState`] / [`NodeState`]. Env values, annotations, managedFields, volumes and the
+//! rest of the spec are skipped by the parser and never held in memory.
+//!
+//! The Kubernetes API sends times as RFC 3339 strings; they become milliseconds here (the
+//! boundary), and k8s-openapi's object types are not used for pods and nodes at all.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::{ClusterResourceScope, NamespaceResourceScope};
+use serde::Deserialize;
+
+use super::state::{ContainerState, NodeState, PodState, Termination};
+use crate::model::quantity::{parse_cpu_millis, parse_memory_bytes};
+use crate::model::time::parse_rfc3339_ms;
+use crate::model::{resources, ContainerResources, Phase, PodResourceSpec, Resources};
+use crate::store::NodeResources;
+
+/// Longest message kept from a pod's status (kubelet messages can be kilobytes of output).
+pub const MESSAGE_LIMIT: usize = 256;
+
+/// A pod as the recorder sees it.
+#[derive(Clone, Debug)]
+pub struct Pod {
+    /// name, namespace, uid and resourceVersion only (what kube's watcher needs).
+    pub meta: ObjectMeta,
+    /// The labels as a JSON object, kept for `query pods -l` (not cached).
+    pub labels_json: Option<String>,
+    pub state: PodState,
+}
+
+/// A node as the recorder sees it.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub meta: ObjectMeta,
+    pub state: NodeState,
+}
+
+// ---- raw wire shapes (only the fields we read) ----
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    creation_timestamp: Option<String>,
+    deletion_timestamp: Option<String>,
+    deletion_grace_period_seconds: Option<i64>,
+    labels: Option<BTreeMap<String, String>>,
+    owner_references: Vec<RawOwner>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawOwner {
+    kind: String,
+    name: String,
+    controller: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawResourceList {
+    cpu: Option<String>,
+    memory: Option<String>,
+}
+
+impl RawResourceList {
+    fn to_resources(&self) -> Resources {
+        // The API server validates quantities, so a bad one here means a broken server; count
+        // it as unset rather than dropping the whole pod.
+        Resources {
+            cpu_millis: self.cpu.as_deref().and_then(|q| parse_cpu_millis(q).ok()).unwrap_or(0),
+            memory_bytes: self.memory.as_deref().and_then(|q| parse_memory_bytes(q).ok()).unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawRequirements {
+    requests: RawResourceList,
+    limits: RawResourceList,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawContainer {
+    name: String,
+    resources: RawRequirements,
+    restart_policy: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawPodSpec {
+    node_name: Option<String>,
+    containers: Vec<RawContainer>,
+    init_containers: Vec<RawContainer>,
+    resources: Option<RawRequirements>,
+    overhead: Option<RawResourceList>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawCondition {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
+    last_transition_time: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawTerminated {
+    exit_code: Option<i64>,
+    reason: Option<String>,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawRunning {
+    started_at: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawContainerStateWire {
+    running: Option<RawRunning>,
+    terminated: Option<RawTerminated>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawContainerStatus {
+    name: String,
+    restart_count: i64,
+    state: RawContainerStateWire,
+    last_state: RawContainerStateWire,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawPodStatus {
+    phase: Option<String>,
+    reason: Option<String>,
+    message: Option<String>,
+    start_time: Option<String>,
+    conditions: Vec<RawCondition>,
+    container_statuses: Vec<RawContainerStatus>,
+    init_container_statuses: Vec<RawContainerStatus>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawPod {
+    metadata: RawMeta,
+    spec: RawPodSpec,
+    status: RawPodStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawNodeSpec {
+    unschedulable: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawNodeResources {
+    cpu: Option<String>,
+    memory: Option<String>,
+    pods: Option<String>,
+}
+
+impl RawNodeResources {
+    fn to_node_resources(&self) -> NodeResources {
+        NodeResources {
+            cpu_millis: self.cpu.as_deref().and_then(|q| parse_cpu_millis(q).ok()).unwrap_or(0),
+            memory_bytes: self.memory.as_deref().and_then(|q| parse_memory_bytes(q).ok()).unwrap_or(0),
+            pods: self.pods.as_deref().and_then(|q| parse_memory_bytes(q).ok()).unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawNodeStatus {
+    capacity: RawNodeResources,
+    allocatable: RawNodeResources,
+    conditions: Vec<RawCondition>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawNode {
+    metadata: RawMeta,
+    spec: RawNodeSpec,
+    status: RawNodeStatus,
+}
+
+// ---- projection ----
+
+fn ms(s: &Option<String>) -> Option<i64> {
+    s.as_deref().and_then(parse_rfc3339_ms)
+}
+
+fn truncate(s: Option<String>) -> Option<String> {
+    s.map(|mut s| {
+        if s.len() > MESSAGE_LIMIT {
+            let mut end = MESSAGE_LIMIT;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            s.push('…');
+        }
+        s
+    })
+}
+
+fn slim_meta(raw: &RawMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: raw.name.clone(),
+        namespace: raw.namespace.clone(),
+        uid: raw.uid.clone(),
+        resource_version: raw.resource_version.clone(),
+        ..Default::default()
+    }
+}
+
+fn termination(raw: &RawTerminated) -> Termination {
+    Termination {
+        finished_at_ms: ms(&raw.finished_at),
+        exit_code: raw.exit_code,
+        reason: raw.reason.clone(),
+    }
+}
+
+fn container_state(status: &RawContainerStatus, init: bool) -> ContainerState {
+    let started_at_ms = match (&status.state.terminated, &status.state.running) {
+        (Some(t), _) => ms(&t.started_at),
+        (None, Some(r)) => ms(&r.started_at),
+        (None, None) => None,
+    };
+    ContainerState {
+        name: status.name.clone(),
+        init,
+        restart_count: status.restart_count,
+        started_at_ms,
+        terminated: status.state.terminated.as_ref().map(termination),
+        last_terminated: status.last_state.terminated.as_ref().map(termination),
+    }
+}
+
+fn container_resources(c: &RawContainer) -> ContainerResources {
+    ContainerResources {
+        requests: c.resources.requests.to_resources(),
+        limits: c.resources.limits.to_resources(),
+        restartable: c.restart_policy.as_deref() == Some("Always"),
+    }
+}
+
+impl From<RawPod> for Pod {
+    fn from(raw: RawPod) -> Pod {
+        let meta = &raw.metadata;
+        let spec = &raw.spec;
+        let status = raw.status;
+        let condition = |kind: &str| status.conditions.iter().find(|c| c.type_ == kind);
+        let scheduled = condition("PodScheduled").filter(|c| c.status == "True");
+        let ready = condition("Ready");
+        let owner = meta
+            .owner_references
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .or_else(|| meta.owner_references.first());
+        let resources = resources::effective(&PodResourceSpec {
+            containers: spec.containers.iter().map(container_resources).collect(),
+            init_containers: spec.init_containers.iter().map(container_resources).collect(),
+            pod_level: spec.resources.as_ref().map(|r| (r.requests.to_resources(), r.limits.to_resources())),
+            overhead: spec.overhead.as_ref().map(|o| o.to_resources()).unwrap_or_default(),
+        });
+        let mut containers: Vec<ContainerState> = status
+            .init_container_statuses
+            .iter()
+            .map(|s| container_state(s, true))
+            .collect();
+        containers.extend(status.container_statuses.iter().map(|s| container_state(s, false)));
+        let state = PodState {
+            uid: meta.uid.clone().unwrap_or_default(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            node: spec.node_name.clone().filter(|n| !n.is_empty()),
+            phase: status.phase.as_deref().map(Phase::parse).unwrap_or(Phase::Pending),
+            reason: status.reason.clone(),
+            message: truncate(status.message.clone()),
+            created_at_ms: ms(&meta.creation_timestamp).unwrap_or(0),
+            deletion_at_ms: ms(&meta.deletion_timestamp),
+            deletion_grace_secs: meta.deletion_grace_period_seconds,
+            scheduled_at_ms: scheduled.and_then(|c| ms(&c.last_transition_time)),
+            start_time_ms: ms(&status.start_time),
+            ready: ready.is_some_and(|c| c.status == "True"),
+            ready_changed_at_ms: ready.and_then(|c| ms(&c.last_transition_time)),
+            containers,
+            resources,
+            owner_kind: owner.map(|o| o.kind.clone()),
+            owner_name: owner.map(|o| o.name.clone()),
+            resource_version: meta.resource_version.as_deref().and_then(|rv| rv.parse().ok()),
+        };
+        let labels_json = meta.labels.as_ref().and_then(|l| serde_json::to_string(l).ok());
+        Pod { meta: slim_meta(meta), labels_json, state }
+    }
+}
+
+impl From<RawNode> for Node {
+    fn from(raw: RawNode) -> Node {
+        let meta = &raw.metadata;
+        let ready = raw.status.conditions.iter().find(|c| c.type_ == "Ready");
+        let state = NodeState {
+            uid: meta.uid.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            created_at_ms: ms(&meta.creation_timestamp).unwrap_or(0),
+            ready: ready.is_some_and(|c| c.status == "True"),
+            ready_changed_at_ms: ready.and_then(|c| ms(&c.last_transition_time)),
+            unschedulable: raw.spec.unschedulable,
+            capacity: raw.status.capacity.to_node_resources(),
+            allocatable: raw.status.allocatable.to_node_resources(),
+            resource_version: meta.resource_version.as_deref().and_then(|rv| rv.parse().ok()),
+        };
+        Node { meta: slim_meta(meta), state }
+    }
+}
+
+impl<'de> Deserialize<'de> for Pod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RawPod::deserialize(d).map(Pod::from)
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RawNode::deserialize(d).map(Node::from)
+    }
+}
+
+impl kube::Resource for Pod {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "Pod".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "pods".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.meta
+    }
+}
+
+impl kube::Resource for Node {
+    type DynamicType = ();
+    type Scope = ClusterResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "Node".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "nodes".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.meta
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POD: &str = r#"{
+      "metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1", "resourceVersion": "42",
+        "creationTimestamp": "2026-11-29T02:00:00Z", "labels": {"app": "web"},
+        "annotations": {"big": "ignored"},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc",
+          "uid": "o-1", "controller": true}]},
+      "spec": {"nodeName": "node-1",
+        "initContainers": [{"name": "proxy", "restartPolicy": "Always",
+          "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}}}],
+        "containers": [{"name": "app", "image": "x", "env": [{"name": "SECRET", "value": "hunter2"}],
+          "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}}]},
+      "status": {"phase": "Running", "startTime": "2026-11-29T02:00:05Z",
+        "conditions": [
+          {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-11-29T02:00:01Z"},
+          {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-29T02:00:09Z"}],
+        "containerStatuses": [{"name": "app", "restartCount": 1, "ready": true,
+          "state": {"running": {"startedAt": "2026-11-29T02:00:08Z"}},
+          "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled",
+            "startedAt": "2026-11-29T02:00:05Z", "finishedAt": "2026-11-29T02:00:07Z"}}}]}
+    }"#;
+
+    #[test]
+    fn projects_a_pod_to_its_compact_state() {
+        let pod: Pod = serde_json::from_str(POD).unwrap();
+        let s = &pod.state;
+        assert_eq!((s.namespace.as_str(), s.name.as_str(), s.uid.as_str()), ("shop", "web-1", "u-1"));
+        assert_eq!(s.node.as_deref(), Some("node-1"));
+        assert_eq!(s.phase, Phase::Running);
+        assert_eq!(s.resource_version, Some(42));
+        assert_eq!(s.scheduled_at_ms, parse_rfc3339_ms("2026-11-29T02:00:01Z"));
+        assert!(s.ready);
+        assert_eq!(s.owner_kind.as_deref(), Some("ReplicaSet"));
+        // Sidecar adds to the app sum.
+        assert_eq!(s.resources.requests, Resources::new(300, (1 << 30) + (64 << 20)));
+        assert_eq!(s.resources.limits, Resources::new(1000, 2 << 30));
+        let app = &s.containers[0];
+        assert_eq!(app.restart_count, 1);
+        assert_eq!(app.last_terminated.as_ref().unwrap().reason.as_deref(), Some("OOMKilled"));
+        assert_eq!(pod.labels_json.as_deref(), Some(r#"{"app":"web"}"#));
+        assert_eq!(pod.meta.resource_version.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn the_projection_never_holds_env_values_or_annotations() {
+        let pod: Pod = serde_json::from_str(POD).unwrap();
+        let stored = serde_json::to_string(&pod.state).unwrap();
+        assert!(!stored.contains("hunter2") && !stored.contains("SECRET"), "{stored}");
+        assert!(!stored.contains("ignored"), "{stored}");
+        // And it is compact: well under the 1.5 KB per pod budget.
+        assert!(stored.len() < 600, "{} bytes: {stored}", stored.len());
+        let back: PodState = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back, pod.state);
+    }
+
+    #[test]
+    fn long_messages_are_truncated() {
+        let json = format!(
+            r#"{{"metadata":{{"uid":"u"}},"status":{{"phase":"Failed","message":"{}"}}}}"#,
+            "é".repeat(1000)
+        );
+        let pod: Pod = serde_json::from_str(&json).unwrap();
+        assert!(pod.state.message.unwrap().len() <= MESSAGE_LIMIT + 3);
+    }
+
+    #[test]
+    fn projects_a_node() {
+        let node: Node = serde_json::from_str(
+            r#"{"metadata": {"name": "n1", "uid": "nu", "resourceVersion": "7",
+                 "creationTimestamp": "2026-11-29T01:00:00Z"},
+               "spec": {"unschedulable": true},
+               "status": {"capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                 "allocatable": {"cpu": "3800m", "memory": "15Gi", "pods": "110"},
+                 "conditions": [{"type": "Ready", "status": "True",
+                   "lastTransitionTime": "2026-11-29T01:00:10Z"}]}}"#,
+        )
+        .unwrap();
+        let s = node.state;
+        assert!(s.ready && s.unschedulable);
+        assert_eq!(s.allocatable, NodeResources { cpu_millis: 3800, memory_bytes: 15 << 30, pods: 110 });
+        assert_eq!(s.capacity.cpu_millis, 4000);
+    }
+}

@@ -1,0 +1,148 @@
+//! The compact projection of pods and nodes that the recorder caches, diffs and persists.
+//!
+//! This is what the design calls "state": only what transitions and utilisation need, never the
+//! whole object (no env values, no specs, no annotations). Each projection serialises to a short
+//! JSON string stored in `pods.state` / `nodes.state`, so a restarted recorder diffs the first
+//! list against exactly what it last committed. Field names are short on purpose: they are
+//! repeated in every row.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Effective, Phase};
+use crate::store::NodeResources;
+
+/// How a container run ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Termination {
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<i64>,
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    #[serde(rename = "n")]
+    pub name: String,
+    /// An init container (plain or sidecar); app containers are false.
+    #[serde(rename = "i", default, skip_serializing_if = "is_false")]
+    pub init: bool,
+    #[serde(rename = "c", default)]
+    pub restart_count: i64,
+    /// When the current (or last, if terminated) run started.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<i64>,
+    /// `state.terminated`: the current run has ended.
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub terminated: Option<Termination>,
+    /// `lastState.terminated`: how the previous run ended.
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub last_terminated: Option<Termination>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodState {
+    #[serde(rename = "u")]
+    pub uid: String,
+    #[serde(rename = "ns")]
+    pub namespace: String,
+    #[serde(rename = "n")]
+    pub name: String,
+    #[serde(rename = "no", default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(rename = "p", default)]
+    pub phase: Phase,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(rename = "ca")]
+    pub created_at_ms: i64,
+    /// `metadata.deletionTimestamp`: when the grace period ends.
+    #[serde(rename = "da", default, skip_serializing_if = "Option::is_none")]
+    pub deletion_at_ms: Option<i64>,
+    #[serde(rename = "dg", default, skip_serializing_if = "Option::is_none")]
+    pub deletion_grace_secs: Option<i64>,
+    /// PodScheduled=True lastTransitionTime.
+    #[serde(rename = "sa", default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at_ms: Option<i64>,
+    /// `status.startTime`.
+    #[serde(rename = "st", default, skip_serializing_if = "Option::is_none")]
+    pub start_time_ms: Option<i64>,
+    #[serde(rename = "rd", default, skip_serializing_if = "is_false")]
+    pub ready: bool,
+    /// Ready condition lastTransitionTime.
+    #[serde(rename = "ra", default, skip_serializing_if = "Option::is_none")]
+    pub ready_changed_at_ms: Option<i64>,
+    #[serde(rename = "c", default)]
+    pub containers: Vec<ContainerState>,
+    #[serde(rename = "e", default)]
+    pub resources: Effective,
+    #[serde(rename = "ok", default, skip_serializing_if = "Option::is_none")]
+    pub owner_kind: Option<String>,
+    #[serde(rename = "on", default, skip_serializing_if = "Option::is_none")]
+    pub owner_name: Option<String>,
+    #[serde(rename = "rv", default)]
+    pub resource_version: Option<i64>,
+}
+
+impl PodState {
+    /// Whether the pod still holds resources on its node: bound and not finished.
+    pub fn holds_node_resources(&self) -> bool {
+        self.node.is_some() && !self.phase.is_terminal()
+    }
+
+    /// Whether any container has ever run (phase Running, or a container start on record).
+    pub fn has_started(&self) -> bool {
+        self.phase == Phase::Running
+            || self.start_time_ms.is_some() && self.phase.is_terminal()
+            || self.containers.iter().any(|c| !c.init && c.started_at_ms.is_some())
+    }
+
+    pub fn restarts(&self) -> i64 {
+        self.containers.iter().map(|c| c.restart_count).sum()
+    }
+
+    /// The time the pod started running: status.startTime, else the first container start.
+    pub fn started_at_ms(&self) -> Option<i64> {
+        self.start_time_ms
+            .or_else(|| self.containers.iter().filter(|c| !c.init).filter_map(|c| c.started_at_ms).min())
+    }
+
+    /// The latest finishedAt of any container, for the time a pod reached a terminal phase.
+    pub fn last_finished_at_ms(&self) -> Option<i64> {
+        self.containers
+            .iter()
+            .filter_map(|c| c.terminated.as_ref().and_then(|t| t.finished_at_ms))
+            .max()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    #[serde(rename = "u")]
+    pub uid: String,
+    #[serde(rename = "n")]
+    pub name: String,
+    #[serde(rename = "ca")]
+    pub created_at_ms: i64,
+    /// Ready condition is True.
+    #[serde(rename = "rd", default, skip_serializing_if = "is_false")]
+    pub ready: bool,
+    #[serde(rename = "ra", default, skip_serializing_if = "Option::is_none")]
+    pub ready_changed_at_ms: Option<i64>,
+    #[serde(rename = "us", default, skip_serializing_if = "is_false")]
+    pub unschedulable: bool,
+    #[serde(rename = "cap", default)]
+    pub capacity: NodeResources,
+    #[serde(rename = "alc", default)]
+    pub allocatable: NodeResources,
+    #[serde(rename = "rv", default)]
+    pub resource_version: Option<i64>,
+}
