@@ -6,5 +6,6 @@
 //! - [`state`]: the compact projections that are cached, diffed and persisted.
 //! - [`detect`]: old state + new state -> transition rows (pure).
 
+pub mod detect;
 pub mod objects;
 pub mod state;

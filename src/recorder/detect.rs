@@ -1,0 +1,545 @@
+//! The transition detector: old state + new state -> transition rows. Pure functions, no I/O.
+//!
+//! The same functions serve live watch events and recovery after a gap (a relist, a reconnect,
+//! a recorder restart): they compare what was last known with what is known now, and use the
+//! timestamps Kubernetes keeps in status (conditions, startTime, container startedAt/finishedAt)
+//! for `at`. Rows found while recovering carry `inferred = true`.
+//!
+//! Idempotency: every row has a `seq` chosen so that the same real-world event always gets the
+//! same (subject, kind, seq), whichever way it is detected. Kinds that happen once use 0;
+//! container kinds combine a hash of the container name with the run number; ready/unready and
+//! the observed-time kinds use their `at`.
+
+use super::state::{ContainerState, NodeState, PodState, Termination};
+use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
+use crate::model::{Phase, Resources, TransitionKind};
+use crate::store::{SubjectUid, TransitionRow};
+
+/// When and how a state was observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// The recorder's clock.
+    pub at_ms: i64,
+    /// True when recovering (initial list, relist, restart) rather than following live events.
+    pub inferred: bool,
+}
+
+impl Observation {
+    pub fn live(at_ms: i64) -> Self {
+        Observation { at_ms, inferred: false }
+    }
+
+    pub fn recovered(at_ms: i64) -> Self {
+        Observation { at_ms, inferred: true }
+    }
+}
+
+/// A stable 32-bit hash of a container name (FNV-1a), so a container's seq does not depend on
+/// the order of container statuses.
+fn name_hash(name: &str) -> i64 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in name.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    i64::from(hash)
+}
+
+/// seq of a container event: which container, and which run of it (0 = the first run).
+pub fn container_seq(name: &str, run: i64) -> i64 {
+    (name_hash(name) << 24) | (run & 0xff_ffff)
+}
+
+struct PodRows<'a> {
+    old: Option<&'a PodState>,
+    new: &'a PodState,
+    obs: Observation,
+    rows: Vec<TransitionRow>,
+}
+
+impl PodRows<'_> {
+    fn push(&mut self, kind: TransitionKind, at_ms: Option<i64>, fill: impl FnOnce(&mut TransitionRow)) {
+        let mut row = TransitionRow::new(
+            SubjectUid::Pod(self.new.uid.clone()),
+            kind,
+            at_ms.unwrap_or(self.obs.at_ms),
+            self.obs.at_ms,
+        );
+        row.phase_before = self.old.map(|o| o.phase);
+        row.phase_after = Some(self.new.phase);
+        row.resource_version = self.new.resource_version;
+        row.inferred = self.obs.inferred;
+        fill(&mut row);
+        self.rows.push(row);
+    }
+
+    fn container(&mut self, c: &ContainerState) {
+        let old = self.old.and_then(|o| o.containers.iter().find(|oc| oc.name == c.name));
+        let old_count = old.map_or(0, |o| o.restart_count);
+        let old_terminated = old.and_then(|o| o.terminated.as_ref());
+        // Runs old_count .. restart_count-1 ended since we last looked, and each was restarted.
+        // Only the newest of them is still described in lastState; earlier ones (several
+        // restarts inside one gap) are recorded with what is known.
+        for run in old_count..c.restart_count {
+            let term: Option<&Termination> = if run + 1 == c.restart_count {
+                c.last_terminated.as_ref()
+            } else if run == old_count {
+                old_terminated
+            } else {
+                None
+            };
+            let at = term.and_then(|t| t.finished_at_ms);
+            let already_seen = run == old_count && old_terminated.is_some();
+            if !already_seen {
+                self.push(TransitionKind::ContainerTerminated, at, |r| {
+                    r.seq = container_seq(&c.name, run);
+                    r.container = Some(c.name.clone());
+                    r.reason = term.and_then(|t| t.reason.clone());
+                    r.exit_code = term.and_then(|t| t.exit_code);
+                    r.restart_count = Some(run);
+                    if term.is_none() {
+                        r.inferred = true;
+                        r.message = Some("ended while the recorder was not watching; time unknown".into());
+                    }
+                });
+            }
+            self.push(TransitionKind::ContainerRestarted, at, |r| {
+                r.seq = container_seq(&c.name, run + 1);
+                r.container = Some(c.name.clone());
+                r.restart_count = Some(run + 1);
+                r.reason = term.and_then(|t| t.reason.clone());
+                r.exit_code = term.and_then(|t| t.exit_code);
+                if term.is_none() {
+                    r.inferred = true;
+                }
+            });
+        }
+        // The current run has ended.
+        if let Some(term) = &c.terminated {
+            let seen = old.is_some_and(|o| o.terminated.is_some() && o.restart_count == c.restart_count);
+            if !seen {
+                self.push(TransitionKind::ContainerTerminated, term.finished_at_ms, |r| {
+                    r.seq = container_seq(&c.name, c.restart_count);
+                    r.container = Some(c.name.clone());
+                    r.reason = term.reason.clone();
+                    r.exit_code = term.exit_code;
+                    r.restart_count = Some(c.restart_count);
+                });
+            }
+        }
+    }
+}
+
+/// Describes a resource change for the `resized` row's message: "cpu request 250m -> 500m".
+fn describe_resize(old: &crate::model::Effective, new: &crate::model::Effective) -> String {
+    let mut parts = Vec::new();
+    let mut diff = |what: &str, a: Resources, b: Resources| {
+        if a.cpu_millis != b.cpu_millis {
+            parts.push(format!(
+                "cpu {what} {} -> {}",
+                format_cpu_millis(a.cpu_millis),
+                format_cpu_millis(b.cpu_millis)
+            ));
+        }
+        if a.memory_bytes != b.memory_bytes {
+            parts.push(format!(
+                "memory {what} {} -> {}",
+                format_memory_bytes(a.memory_bytes),
+                format_memory_bytes(b.memory_bytes)
+            ));
+        }
+    };
+    diff("request", old.requests, new.requests);
+    diff("limit", old.limits, new.limits);
+    parts.join(", ")
+}
+
+/// The transitions between two states of one pod (`old` is None for a pod seen for the first
+/// time), ordered by `at`.
+pub fn pod_transitions(old: Option<&PodState>, new: &PodState, obs: Observation) -> Vec<TransitionRow> {
+    let mut out = PodRows { old, new, obs, rows: Vec::new() };
+    let created = (new.created_at_ms != 0).then_some(new.created_at_ms);
+    if old.is_none() {
+        out.push(TransitionKind::Created, created, |_| {});
+    }
+    if new.node.is_some() && old.is_none_or(|o| o.node.is_none()) {
+        out.push(TransitionKind::Scheduled, new.scheduled_at_ms, |r| {
+            r.reason = new.node.as_ref().map(|n| format!("bound to {n}"));
+        });
+    }
+    if new.has_started() && !old.is_some_and(|o| o.has_started()) {
+        out.push(TransitionKind::Started, new.started_at_ms(), |_| {});
+    }
+    let was_ready = old.is_some_and(|o| o.ready);
+    if new.ready != was_ready {
+        let kind = if new.ready { TransitionKind::Ready } else { TransitionKind::Unready };
+        let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
+        out.push(kind, Some(at), |r| r.seq = at);
+    }
+    for c in &new.containers {
+        out.container(c);
+    }
+    if new.phase.is_terminal() && old.is_none_or(|o| o.phase != new.phase) {
+        let kind = if new.phase == Phase::Succeeded { TransitionKind::Succeeded } else { TransitionKind::Failed };
+        out.push(kind, new.last_finished_at_ms(), |r| {
+            r.reason = new.reason.clone();
+            r.message = new.message.clone();
+        });
+    }
+    if let Some(deletion_at) = new.deletion_at_ms
+        && old.is_none_or(|o| o.deletion_at_ms.is_none())
+    {
+        let requested_at = deletion_at - new.deletion_grace_secs.unwrap_or(0) * 1000;
+        out.push(TransitionKind::Terminating, Some(requested_at), |r| {
+            r.message = new.deletion_grace_secs.map(|g| format!("grace period {g}s"));
+        });
+    }
+    if let Some(old) = old
+        && old.resources != new.resources
+    {
+        out.push(TransitionKind::Resized, None, |r| {
+            r.seq = obs.at_ms;
+            r.message = Some(describe_resize(&old.resources, &new.resources));
+        });
+    }
+    let mut rows = out.rows;
+    rows.sort_by_key(|r| r.at_ms);
+    rows
+}
+
+/// The `deleted` row of a pod. `at_ms` is the observation time, except for a deletion found
+/// while recovering, where a terminating pod's deletionTimestamp (when its grace period ended)
+/// is the better estimate.
+pub fn pod_deleted(last: &PodState, obs: Observation) -> TransitionRow {
+    let at_ms = match last.deletion_at_ms {
+        Some(deadline) if obs.inferred => deadline.min(obs.at_ms),
+        _ => obs.at_ms,
+    };
+    let mut row = TransitionRow::new(SubjectUid::Pod(last.uid.clone()), TransitionKind::Deleted, at_ms, obs.at_ms);
+    row.phase_before = Some(last.phase);
+    row.phase_after = Some(last.phase);
+    row.resource_version = last.resource_version;
+    row.inferred = obs.inferred;
+    if obs.inferred {
+        row.message = Some("gone from the API server's list; deleted while the recorder was not watching".into());
+    }
+    row
+}
+
+/// The transitions between two states of one node, ordered by `at`.
+pub fn node_transitions(old: Option<&NodeState>, new: &NodeState, obs: Observation) -> Vec<TransitionRow> {
+    let mut rows = Vec::new();
+    let mut push = |kind: TransitionKind, at_ms: Option<i64>, seq: i64, message: Option<String>| {
+        let mut row = TransitionRow::new(
+            SubjectUid::Node(new.uid.clone()),
+            kind,
+            at_ms.unwrap_or(obs.at_ms),
+            obs.at_ms,
+        );
+        row.seq = seq;
+        row.message = message;
+        row.resource_version = new.resource_version;
+        row.inferred = obs.inferred;
+        rows.push(row);
+    };
+    if old.is_none() {
+        let created = (new.created_at_ms != 0).then_some(new.created_at_ms);
+        push(TransitionKind::NodeAdded, created, 0, None);
+    }
+    let was_ready = old.is_some_and(|o| o.ready);
+    if new.ready != was_ready {
+        let kind = if new.ready { TransitionKind::NodeReady } else { TransitionKind::NodeNotReady };
+        let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
+        push(kind, Some(at), at, None);
+    }
+    let was_cordoned = old.is_some_and(|o| o.unschedulable);
+    if new.unschedulable != was_cordoned {
+        let kind = if new.unschedulable { TransitionKind::Cordoned } else { TransitionKind::Uncordoned };
+        push(kind, None, obs.at_ms, None);
+    }
+    if let Some(old) = old
+        && (old.capacity != new.capacity || old.allocatable != new.allocatable)
+    {
+        let message = format!(
+            "allocatable cpu {} -> {}, memory {} -> {}, pods {} -> {}",
+            format_cpu_millis(old.allocatable.cpu_millis),
+            format_cpu_millis(new.allocatable.cpu_millis),
+            format_memory_bytes(old.allocatable.memory_bytes),
+            format_memory_bytes(new.allocatable.memory_bytes),
+            old.allocatable.pods,
+            new.allocatable.pods
+        );
+        push(TransitionKind::CapacityChanged, None, obs.at_ms, Some(message));
+    }
+    rows.sort_by_key(|r| r.at_ms);
+    rows
+}
+
+pub fn node_deleted(last: &NodeState, obs: Observation) -> TransitionRow {
+    let mut row = TransitionRow::new(SubjectUid::Node(last.uid.clone()), TransitionKind::NodeDeleted, obs.at_ms, obs.at_ms);
+    row.resource_version = last.resource_version;
+    row.inferred = obs.inferred;
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Effective;
+    use crate::store::NodeResources;
+    use TransitionKind::*;
+
+    /// Test fixtures built with small builders, not hand-written JSON.
+    fn pod() -> PodState {
+        PodState {
+            uid: "u1".into(),
+            namespace: "ns".into(),
+            name: "p".into(),
+            created_at_ms: 1_000,
+            phase: Phase::Pending,
+            resource_version: Some(1),
+            ..Default::default()
+        }
+    }
+
+    trait PodBuilder {
+        fn scheduled(self, at: i64) -> Self;
+        fn running(self, at: i64) -> Self;
+        fn ready(self, at: i64) -> Self;
+        fn unready(self, at: i64) -> Self;
+        fn restarted(self, name: &str, count: i64, finished: i64, reason: &str, code: i64) -> Self;
+        fn finished(self, phase: Phase, at: i64, reason: &str) -> Self;
+    }
+
+    impl PodBuilder for PodState {
+        fn scheduled(mut self, at: i64) -> Self {
+            self.node = Some("n1".into());
+            self.scheduled_at_ms = Some(at);
+            self
+        }
+        fn running(mut self, at: i64) -> Self {
+            self.phase = Phase::Running;
+            self.start_time_ms = Some(at);
+            self.containers = vec![ContainerState { name: "app".into(), started_at_ms: Some(at), ..Default::default() }];
+            self
+        }
+        fn ready(mut self, at: i64) -> Self {
+            self.ready = true;
+            self.ready_changed_at_ms = Some(at);
+            self
+        }
+        fn unready(mut self, at: i64) -> Self {
+            self.ready = false;
+            self.ready_changed_at_ms = Some(at);
+            self
+        }
+        fn restarted(mut self, name: &str, count: i64, finished: i64, reason: &str, code: i64) -> Self {
+            let c = self.containers.iter_mut().find(|c| c.name == name).unwrap();
+            c.restart_count = count;
+            c.terminated = None;
+            c.started_at_ms = Some(finished + 1);
+            c.last_terminated = Some(Termination {
+                finished_at_ms: Some(finished),
+                exit_code: Some(code),
+                reason: Some(reason.into()),
+            });
+            self
+        }
+        fn finished(mut self, phase: Phase, at: i64, reason: &str) -> Self {
+            self.phase = phase;
+            for c in &mut self.containers {
+                c.terminated = Some(Termination {
+                    finished_at_ms: Some(at),
+                    exit_code: Some(if phase == Phase::Succeeded { 0 } else { 1 }),
+                    reason: Some(reason.into()),
+                });
+            }
+            self
+        }
+    }
+
+    fn kinds_and_times(rows: &[TransitionRow]) -> Vec<(TransitionKind, i64)> {
+        rows.iter().map(|r| (r.kind, r.at_ms)).collect()
+    }
+
+    const NOW: i64 = 99_000;
+
+    #[test]
+    fn pod_transitions_table() {
+        let running = pod().scheduled(2_000).running(3_000).ready(4_000);
+        let cases: Vec<(&str, Option<PodState>, PodState, Vec<(TransitionKind, i64)>)> = vec![
+            ("a new pending pod is created", None, pod(), vec![(Created, 1_000)]),
+            ("binding to a node schedules it", Some(pod()), pod().scheduled(2_000), vec![(Scheduled, 2_000)]),
+            (
+                "start and ready in one update give both rows",
+                Some(pod().scheduled(2_000)),
+                running.clone(),
+                vec![(Started, 3_000), (Ready, 4_000)],
+            ),
+            (
+                "a pod first seen running gets its whole past from status timestamps",
+                None,
+                running.clone(),
+                vec![(Created, 1_000), (Scheduled, 2_000), (Started, 3_000), (Ready, 4_000)],
+            ),
+            ("an unchanged pod (a replayed event) gives nothing", Some(running.clone()), running.clone(), vec![]),
+            (
+                "an OOMKill and restart give terminated then restarted at finishedAt",
+                Some(running.clone()),
+                running.clone().restarted("app", 1, 5_000, "OOMKilled", 137),
+                vec![(ContainerTerminated, 5_000), (ContainerRestarted, 5_000)],
+            ),
+            (
+                "readiness lost",
+                Some(running.clone()),
+                running.clone().unready(6_000),
+                vec![(Unready, 6_000)],
+            ),
+            (
+                "success ends the containers and the pod at the last finishedAt",
+                Some(running.clone()),
+                running.clone().unready(7_000).finished(Phase::Succeeded, 7_000, "Completed"),
+                vec![(Unready, 7_000), (ContainerTerminated, 7_000), (Succeeded, 7_000)],
+            ),
+            (
+                "pending then (gap) succeeded: the skipped start is reconstructed",
+                Some(pod().scheduled(2_000)),
+                pod().scheduled(2_000).running(3_000).finished(Phase::Succeeded, 8_000, "Completed"),
+                vec![(Started, 3_000), (ContainerTerminated, 8_000), (Succeeded, 8_000)],
+            ),
+        ];
+        for (name, old, new, want) in cases {
+            let rows = pod_transitions(old.as_ref(), &new, Observation::live(NOW));
+            assert_eq!(kinds_and_times(&rows), want, "{name}");
+            assert!(rows.iter().all(|r| r.subject == SubjectUid::Pod("u1".into())), "{name}");
+        }
+    }
+
+    #[test]
+    fn recovered_rows_are_marked_inferred_and_live_rows_are_not() {
+        let running = pod().scheduled(2_000).running(3_000);
+        let rows = pod_transitions(None, &running, Observation::recovered(NOW));
+        assert!(rows.iter().all(|r| r.inferred));
+        assert_eq!(rows[0].observed_at_ms, NOW);
+        let rows = pod_transitions(None, &running, Observation::live(NOW));
+        assert!(rows.iter().all(|r| !r.inferred));
+    }
+
+    #[test]
+    fn container_rows_carry_reason_exit_code_and_phase_change() {
+        let running = pod().scheduled(2_000).running(3_000);
+        let rows = pod_transitions(
+            Some(&running),
+            &running.clone().restarted("app", 1, 5_000, "OOMKilled", 137),
+            Observation::live(NOW),
+        );
+        let term = &rows[0];
+        assert_eq!(term.container.as_deref(), Some("app"));
+        assert_eq!(term.reason.as_deref(), Some("OOMKilled"));
+        assert_eq!(term.exit_code, Some(137));
+        assert_eq!((term.phase_before, term.phase_after), (Some(Phase::Running), Some(Phase::Running)));
+        assert_eq!(rows[1].restart_count, Some(1));
+    }
+
+    #[test]
+    fn a_termination_seen_live_is_not_repeated_when_the_restart_follows() {
+        let running = pod().scheduled(2_000).running(3_000);
+        let mut ended = running.clone();
+        ended.containers[0].terminated =
+            Some(Termination { finished_at_ms: Some(5_000), exit_code: Some(1), reason: Some("Error".into()) });
+        let rows = pod_transitions(Some(&running), &ended, Observation::live(NOW));
+        assert_eq!(kinds_and_times(&rows), vec![(ContainerTerminated, 5_000)]);
+        let restarted = running.clone().restarted("app", 1, 5_000, "Error", 1);
+        let rows2 = pod_transitions(Some(&ended), &restarted, Observation::live(NOW));
+        assert_eq!(kinds_and_times(&rows2), vec![(ContainerRestarted, 5_000)]);
+        // Had both been detected at once (a gap), the termination would share the same key.
+        let rows3 = pod_transitions(Some(&running), &restarted, Observation::recovered(NOW));
+        assert_eq!(rows3[0].seq, rows[0].seq);
+        assert_eq!(rows3[1].seq, rows2[0].seq);
+    }
+
+    #[test]
+    fn two_restarts_inside_a_gap_are_both_recorded() {
+        let running = pod().scheduled(2_000).running(3_000);
+        let rows = pod_transitions(
+            Some(&running),
+            &running.clone().restarted("app", 2, 9_000, "Error", 1),
+            Observation::recovered(NOW),
+        );
+        let kinds: Vec<_> = rows.iter().map(|r| (r.kind, r.restart_count)).collect();
+        assert!(kinds.contains(&(ContainerRestarted, Some(1))));
+        assert!(kinds.contains(&(ContainerRestarted, Some(2))));
+        let seqs: std::collections::HashSet<_> = rows.iter().map(|r| (r.kind, r.seq)).collect();
+        assert_eq!(seqs.len(), rows.len(), "distinct idempotency keys");
+    }
+
+    #[test]
+    fn terminating_uses_the_deletion_request_time_and_deleted_the_observation() {
+        let running = pod().scheduled(2_000).running(3_000);
+        let mut deleting = running.clone();
+        deleting.deletion_at_ms = Some(40_000);
+        deleting.deletion_grace_secs = Some(30);
+        let rows = pod_transitions(Some(&running), &deleting, Observation::live(NOW));
+        assert_eq!(kinds_and_times(&rows), vec![(Terminating, 10_000)]);
+        assert_eq!(pod_deleted(&deleting, Observation::live(NOW)).at_ms, NOW);
+        // Found missing on a relist: the grace period's end is the best estimate.
+        let inferred = pod_deleted(&deleting, Observation::recovered(NOW));
+        assert_eq!((inferred.at_ms, inferred.inferred), (40_000, true));
+    }
+
+    #[test]
+    fn evictions_keep_their_reason() {
+        let running = pod().scheduled(2_000).running(3_000);
+        let mut evicted = running.clone().finished(Phase::Failed, 6_000, "Error");
+        evicted.reason = Some("Evicted".into());
+        let rows = pod_transitions(Some(&running), &evicted, Observation::live(NOW));
+        let failed = rows.iter().find(|r| r.kind == Failed).unwrap();
+        assert_eq!(failed.reason.as_deref(), Some("Evicted"));
+    }
+
+    #[test]
+    fn a_resource_change_is_a_resize() {
+        let running = pod().scheduled(2_000).running(3_000);
+        let mut bigger = running.clone();
+        bigger.resources = Effective { requests: Resources::new(500, 0), limits: Resources::default() };
+        let rows = pod_transitions(Some(&running), &bigger, Observation::live(NOW));
+        assert_eq!(kinds_and_times(&rows), vec![(Resized, NOW)]);
+        assert_eq!(rows[0].message.as_deref(), Some("cpu request 0 -> 500m"));
+    }
+
+    fn node() -> NodeState {
+        NodeState {
+            uid: "nu".into(),
+            name: "n1".into(),
+            created_at_ms: 500,
+            ready: true,
+            ready_changed_at_ms: Some(600),
+            allocatable: NodeResources { cpu_millis: 4000, memory_bytes: 1 << 34, pods: 110 },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn node_transitions_table() {
+        let mut not_ready = node();
+        not_ready.ready = false;
+        not_ready.ready_changed_at_ms = Some(700);
+        let mut cordoned = node();
+        cordoned.unschedulable = true;
+        let mut smaller = node();
+        smaller.allocatable.cpu_millis = 3000;
+        let cases: Vec<(&str, Option<NodeState>, NodeState, Vec<(TransitionKind, i64)>)> = vec![
+            ("a new ready node", None, node(), vec![(NodeAdded, 500), (NodeReady, 600)]),
+            ("unchanged", Some(node()), node(), vec![]),
+            ("goes not ready", Some(node()), not_ready.clone(), vec![(NodeNotReady, 700)]),
+            ("comes back", Some(not_ready), node(), vec![(NodeReady, 600)]),
+            ("cordoned", Some(node()), cordoned.clone(), vec![(Cordoned, NOW)]),
+            ("uncordoned", Some(cordoned), node(), vec![(Uncordoned, NOW)]),
+            ("allocatable shrinks", Some(node()), smaller, vec![(CapacityChanged, NOW)]),
+        ];
+        for (name, old, new, want) in cases {
+            let rows = node_transitions(old.as_ref(), &new, Observation::live(NOW));
+            assert_eq!(kinds_and_times(&rows), want, "{name}");
+        }
+    }
+}
