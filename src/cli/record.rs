@@ -1,9 +1,86 @@
-//! `kubetrail record`.
+//! `kubetrail record`: watch a cluster and record its history into SQLite until SIGINT/SIGTERM,
+//! then commit everything received and exit 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::connect::{kube_client, shutdown_signal};
+use crate::query::time::parse_duration;
+use crate::recorder::{self, Recorder, RecorderConfig};
+use crate::store;
 
 /// Flags of `kubetrail record`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Record pods of this namespace only.
+    #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
+    pub namespace: Option<String>,
+    /// Record pods of all namespaces (the default).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Record only pods matching this label selector (e.g. app=web,tier!=cache).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// The SQLite database to write (created, mode 0600, if missing).
+    #[arg(long, env = "KUBETRAIL_DB", default_value = "kubetrail.db")]
+    pub db: PathBuf,
+    /// Write a keyframe of every node's utilisation this often.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub snapshot_interval: Duration,
+    /// Log a one-line status this often.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub status_interval: Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`kubetrail record` is not implemented yet")
+fn duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err(format!("{s:?} is zero; give a positive duration such as 30s"));
+    }
+    Ok(d)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    // The cluster config first: a bad kubeconfig must not leave a new empty database behind.
+    let (client, url) = kube_client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let handle = store::open_for_writing(&args.db)?;
+    let config = RecorderConfig {
+        namespace: args.namespace.clone(),
+        label_selector: args.selector.clone(),
+        snapshot_interval: args.snapshot_interval,
+        status_interval: args.status_interval,
+        ..Default::default()
+    };
+    let recorder = Recorder::new(client, handle, config);
+    if let Some(addr) = args.metrics_addr {
+        let bound = recorder::metrics::serve(addr, recorder.stats()).await?;
+        tracing::info!("metrics at http://{bound}/metrics");
+    }
+    tracing::info!(
+        server = %url,
+        db = %args.db.display(),
+        namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        selector = args.selector.as_deref().unwrap_or("(none)"),
+        "recording; stop with Ctrl-C or SIGTERM"
+    );
+    let outcome = recorder.run(shutdown_signal()).await.context("recorder failed")?;
+    let w = &outcome.stats.writer;
+    tracing::info!(
+        transitions = w.transitions.load(std::sync::atomic::Ordering::Relaxed),
+        rows = w.rows.load(std::sync::atomic::Ordering::Relaxed),
+        "stopped; everything received is committed"
+    );
+    Ok(())
 }

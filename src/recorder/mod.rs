@@ -5,7 +5,19 @@
 //! - [`objects`]: the slim pod/node types the watchers decode.
 //! - [`state`]: the compact projections that are cached, diffed and persisted.
 //! - [`detect`]: old state + new state -> transition rows (pure).
+//! - [`cache`]: the local cache and the node index; turns events into rows.
+//! - [`resume`]: loading what a previous run left open.
+//! - [`informer`]: the event loop over the watch streams.
+//! - [`writer`]: the single batched writer thread.
+//! - [`metrics`]: `/metrics` and `/healthz`.
 
+pub mod cache;
 pub mod detect;
+pub mod informer;
+pub mod metrics;
 pub mod objects;
+pub mod resume;
 pub mod state;
+pub mod writer;
+
+pub use informer::{RecordOutcome, Recorder, RecorderConfig, RecorderStats};

@@ -313,6 +313,7 @@ impl From<RawPod> for Pod {
             owner_kind: owner.map(|o| o.kind.clone()),
             owner_name: owner.map(|o| o.name.clone()),
             resource_version: meta.resource_version.as_deref().and_then(|rv| rv.parse().ok()),
+            finished_at_ms: None,
         };
         let labels_json = meta.labels.as_ref().and_then(|l| serde_json::to_string(l).ok());
         Pod { meta: slim_meta(meta), labels_json, state }

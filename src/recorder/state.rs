@@ -90,6 +90,9 @@ pub struct PodState {
     pub owner_name: Option<String>,
     #[serde(rename = "rv", default)]
     pub resource_version: Option<i64>,
+    /// When the pod reached Succeeded or Failed (the `at` of that transition); set by the cache.
+    #[serde(rename = "fa", default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<i64>,
 }
 
 impl PodState {
@@ -113,6 +116,21 @@ impl PodState {
     pub fn started_at_ms(&self) -> Option<i64> {
         self.start_time_ms
             .or_else(|| self.containers.iter().filter(|c| !c.init).filter_map(|c| c.started_at_ms).min())
+    }
+
+    /// The reason to show for how the pod ended: the pod's own (Evicted, DeadlineExceeded), else
+    /// that of the last container to terminate (OOMKilled, Error, Completed).
+    pub fn final_reason(&self) -> Option<String> {
+        if !self.phase.is_terminal() {
+            return None;
+        }
+        self.reason.clone().or_else(|| {
+            self.containers
+                .iter()
+                .filter_map(|c| c.terminated.as_ref())
+                .max_by_key(|t| t.finished_at_ms)
+                .and_then(|t| t.reason.clone())
+        })
     }
 
     /// The latest finishedAt of any container, for the time a pod reached a terminal phase.

@@ -109,7 +109,7 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                  ?18, ?19)
              ON CONFLICT (uid) DO UPDATE SET
                  node = excluded.node, owner_kind = excluded.owner_kind,
-                 owner_name = excluded.owner_name, labels = excluded.labels,
+                 owner_name = excluded.owner_name, labels = coalesce(excluded.labels, labels),
                  started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
                  deleted_at_ms = excluded.deleted_at_ms, phase = excluded.phase,
                  reason = excluded.reason, restarts = excluded.restarts,

@@ -1,0 +1,60 @@
+//! Connecting to a cluster the way kubectl does: `--kubeconfig` (else $KUBECONFIG, else
+//! ~/.kube/config), `--context`, and in-cluster config when there is no kubeconfig at all.
+//! Also the shutdown signal every long-running command waits for.
+
+use std::path::Path;
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::usage;
+
+/// A client and the server URL it talks to (for log lines).
+pub async fn kube_client(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow::Result<(Client, String)> {
+    let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+    let config = match kubeconfig {
+        Some(path) => {
+            let parsed = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            if let Some(ctx) = context
+                && !parsed.contexts.iter().any(|c| c.name == ctx)
+            {
+                let known: Vec<&str> = parsed.contexts.iter().map(|c| c.name.as_str()).collect();
+                return Err(usage!(
+                    "--context {ctx:?} is not in kubeconfig {}; it has: {}",
+                    path.display(),
+                    if known.is_empty() { "no contexts".to_string() } else { known.join(", ") }
+                ));
+            }
+            Config::from_custom_kubeconfig(parsed, &options)
+                .await
+                .with_context(|| format!("kubeconfig {} is not usable", path.display()))?
+        }
+        None if context.is_some() => Config::from_kubeconfig(&options)
+            .await
+            .with_context(|| format!("cannot use --context {:?}", context.unwrap_or_default()))?,
+        None => Config::infer().await.context(
+            "no cluster configuration found: pass --kubeconfig, set KUBECONFIG, or run inside a cluster",
+        )?,
+    };
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config).with_context(|| format!("cannot build a client for {url}"))?;
+    Ok((client, url))
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (what Kubernetes sends a pod).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

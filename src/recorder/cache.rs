@@ -1,0 +1,339 @@
+//! The informer's local cache: the compact state of every pod and node in scope, and the node
+//! index (pods by node with their summed requests and limits), so a node's utilisation is known
+//! without a scan and without asking the API server.
+//!
+//! Every `apply_*` / `delete_*` call diffs the incoming state against the cached one with
+//! [`detect`](super::detect) and appends the resulting rows to a [`Batch`]. Relists are
+//! bracketed by `begin_*_relist` / `end_*_relist`: whatever was cached (or loaded from the
+//! database at startup) and is absent from the fresh list is recorded as deleted (inferred).
+
+use std::collections::{HashMap, HashSet};
+
+use super::detect::{self, Observation};
+use super::objects::{Node, Pod};
+use super::state::{NodeState, PodState};
+use crate::model::{Resources, TransitionKind};
+use crate::store::{Batch, NodeCapacityRow, NodeRow, NodeUsageRow, PodResourcesRow, PodRow};
+
+/// A node's summed requests and limits over its pods that hold resources (bound, not finished).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub requested: Resources,
+    pub limits: Resources,
+    pub pod_count: i64,
+}
+
+#[derive(Debug, Default)]
+struct NodeEntry {
+    /// None while pods point at a node the node watcher has not listed (yet).
+    state: Option<NodeState>,
+    usage: Usage,
+    /// uids of the pods counted in `usage`.
+    pods: HashSet<String>,
+}
+
+#[derive(Default)]
+pub struct Cache {
+    pods: HashMap<String, PodState>,
+    /// Keyed by node name, which is what pods refer to.
+    nodes: HashMap<String, NodeEntry>,
+    /// uids seen since the current pod relist began; None outside a relist.
+    pod_relist: Option<HashSet<String>>,
+    node_relist: Option<HashSet<String>>,
+    /// Nodes whose usage changed since the last flush.
+    dirty_nodes: HashSet<String>,
+}
+
+/// What a pod contributes to its node's usage, if anything.
+fn contribution(state: &PodState) -> Option<(&str, Resources, Resources)> {
+    if state.holds_node_resources() {
+        Some((state.node.as_deref()?, state.resources.requests, state.resources.limits))
+    } else {
+        None
+    }
+}
+
+fn pod_row(state: &PodState, labels_json: Option<String>, deleted_at_ms: Option<i64>) -> PodRow {
+    PodRow {
+        uid: state.uid.clone(),
+        namespace: state.namespace.clone(),
+        name: state.name.clone(),
+        node: state.node.clone(),
+        owner_kind: state.owner_kind.clone(),
+        owner_name: state.owner_name.clone(),
+        labels_json,
+        created_at_ms: state.created_at_ms,
+        started_at_ms: if state.has_started() { state.started_at_ms() } else { None },
+        finished_at_ms: state.finished_at_ms,
+        deleted_at_ms,
+        phase: state.phase,
+        reason: state.final_reason(),
+        restarts: state.restarts(),
+        resources: state.resources,
+        state_json: serde_json::to_string(state).unwrap_or_default(),
+    }
+}
+
+fn node_row(state: &NodeState, deleted_at_ms: Option<i64>) -> NodeRow {
+    NodeRow {
+        uid: state.uid.clone(),
+        name: state.name.clone(),
+        created_at_ms: state.created_at_ms,
+        deleted_at_ms,
+        capacity: state.capacity,
+        allocatable: state.allocatable,
+        state_json: serde_json::to_string(state).unwrap_or_default(),
+    }
+}
+
+impl Cache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Seeds the cache with the open pods and nodes a previous run committed, so the first list
+    /// is diffed against them (missed transitions inferred, vanished objects deleted).
+    pub fn load(&mut self, pods: Vec<PodState>, nodes: Vec<NodeState>) {
+        for node in nodes {
+            let name = node.name.clone();
+            self.nodes.entry(name).or_default().state = Some(node);
+        }
+        for pod in pods {
+            self.add_contribution(&pod);
+            self.pods.insert(pod.uid.clone(), pod);
+        }
+        // Loading is not a change: no usage rows for it.
+        self.dirty_nodes.clear();
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.values().filter(|n| n.state.is_some()).count()
+    }
+
+    /// The usage of a node, from the index.
+    pub fn node_usage(&self, name: &str) -> Option<Usage> {
+        self.nodes.get(name).map(|n| n.usage)
+    }
+
+    /// The pods counted on a node.
+    pub fn pods_on_node(&self, name: &str) -> impl Iterator<Item = &PodState> {
+        self.nodes
+            .get(name)
+            .into_iter()
+            .flat_map(|n| n.pods.iter())
+            .filter_map(|uid| self.pods.get(uid))
+    }
+
+    fn add_contribution(&mut self, state: &PodState) {
+        if let Some((node, requests, limits)) = contribution(state) {
+            let entry = self.nodes.entry(node.to_string()).or_default();
+            if entry.pods.insert(state.uid.clone()) {
+                entry.usage.requested = add(entry.usage.requested, requests);
+                entry.usage.limits = add(entry.usage.limits, limits);
+                entry.usage.pod_count += 1;
+                self.dirty_nodes.insert(node.to_string());
+            }
+        }
+    }
+
+    fn remove_contribution(&mut self, state: &PodState) {
+        if let Some((node, requests, limits)) = contribution(state)
+            && let Some(entry) = self.nodes.get_mut(node)
+            && entry.pods.remove(&state.uid)
+        {
+            entry.usage.requested = sub(entry.usage.requested, requests);
+            entry.usage.limits = sub(entry.usage.limits, limits);
+            entry.usage.pod_count -= 1;
+            self.dirty_nodes.insert(node.to_string());
+        }
+    }
+
+    /// An added or modified pod (or one listed during a relist).
+    pub fn apply_pod(&mut self, pod: Pod, obs: Observation, batch: &mut Batch) {
+        let mut new = pod.state;
+        if let Some(seen) = &mut self.pod_relist {
+            seen.insert(new.uid.clone());
+        }
+        let old = self.pods.get(&new.uid);
+        // Not on the wire; carried over so that an unchanged pod compares equal.
+        new.finished_at_ms = old.and_then(|o| o.finished_at_ms);
+        if old == Some(&new) {
+            return; // a replayed event or an update to fields we do not track
+        }
+        let rows = detect::pod_transitions(old, &new, obs);
+        if let Some(finished) = rows
+            .iter()
+            .find(|r| matches!(r.kind, TransitionKind::Succeeded | TransitionKind::Failed))
+        {
+            new.finished_at_ms = Some(finished.at_ms);
+        }
+        if old.is_none_or(|o| o.resources != new.resources) {
+            batch.pod_resources.push(PodResourcesRow {
+                pod_uid: new.uid.clone(),
+                at_ms: obs.at_ms,
+                resources: new.resources,
+            });
+        }
+        batch.pods.push(pod_row(&new, pod.labels_json, None));
+        batch.transitions.extend(rows);
+        if let Some(old) = self.pods.remove(&new.uid) {
+            self.remove_contribution(&old);
+        }
+        self.add_contribution(&new);
+        self.pods.insert(new.uid.clone(), new);
+    }
+
+    /// A DELETED event. A pod deleted before we ever saw it is first applied, so its creation
+    /// and whatever else its final state shows are recorded too.
+    pub fn delete_pod(&mut self, pod: Pod, obs: Observation, batch: &mut Batch) {
+        let labels = pod.labels_json.clone();
+        let uid = pod.state.uid.clone();
+        self.apply_pod(pod, obs, batch);
+        if let Some(last) = self.pods.remove(&uid) {
+            self.record_pod_gone(last, labels, obs, batch);
+        }
+    }
+
+    fn record_pod_gone(&mut self, last: PodState, labels: Option<String>, obs: Observation, batch: &mut Batch) {
+        self.remove_contribution(&last);
+        let row = detect::pod_deleted(&last, obs);
+        batch.pods.push(pod_row(&last, labels, Some(row.at_ms)));
+        batch.transitions.push(row);
+    }
+
+    pub fn begin_pod_relist(&mut self) {
+        self.pod_relist = Some(HashSet::new());
+    }
+
+    /// Ends a relist: cached pods that were not listed are gone (deleted while we were away).
+    /// Returns how many.
+    pub fn end_pod_relist(&mut self, obs: Observation, batch: &mut Batch) -> usize {
+        let Some(seen) = self.pod_relist.take() else { return 0 };
+        let gone: Vec<String> = self.pods.keys().filter(|uid| !seen.contains(*uid)).cloned().collect();
+        for uid in &gone {
+            if let Some(last) = self.pods.remove(uid) {
+                // Labels are already stored from earlier rows; None leaves them as they are.
+                self.record_pod_gone(last, None, obs, batch);
+            }
+        }
+        gone.len()
+    }
+
+    pub fn apply_node(&mut self, node: Node, obs: Observation, batch: &mut Batch) {
+        let new = node.state;
+        if let Some(seen) = &mut self.node_relist {
+            seen.insert(new.name.clone());
+        }
+        let entry = self.nodes.entry(new.name.clone()).or_default();
+        let old = entry.state.as_ref();
+        // A node recreated under the same name is a new incarnation: the old one is gone.
+        if let Some(previous) = old
+            && previous.uid != new.uid
+        {
+            let previous = previous.clone();
+            let row = detect::node_deleted(&previous, obs);
+            batch.nodes.push(node_row(&previous, Some(row.at_ms)));
+            batch.transitions.push(row);
+            entry.state = None;
+        }
+        let old = entry.state.as_ref();
+        if old == Some(&new) {
+            return;
+        }
+        let rows = detect::node_transitions(old, &new, obs);
+        let capacity_changed = old.is_none_or(|o| o.capacity != new.capacity || o.allocatable != new.allocatable);
+        batch.nodes.push(node_row(&new, None));
+        if capacity_changed {
+            batch.node_capacity.push(NodeCapacityRow {
+                node_uid: new.uid.clone(),
+                at_ms: obs.at_ms,
+                capacity: new.capacity,
+                allocatable: new.allocatable,
+            });
+            self.dirty_nodes.insert(new.name.clone());
+        }
+        batch.transitions.extend(rows);
+        entry.state = Some(new);
+    }
+
+    pub fn delete_node(&mut self, node: Node, obs: Observation, batch: &mut Batch) {
+        let name = node.state.name.clone();
+        self.apply_node(node, obs, batch);
+        self.record_node_gone(&name, obs, batch);
+    }
+
+    fn record_node_gone(&mut self, name: &str, obs: Observation, batch: &mut Batch) {
+        let Some(entry) = self.nodes.get_mut(name) else { return };
+        let Some(last) = entry.state.take() else { return };
+        let row = detect::node_deleted(&last, obs);
+        batch.nodes.push(node_row(&last, Some(row.at_ms)));
+        batch.transitions.push(row);
+        // Pods still bound to it keep their entry until their own deletions arrive.
+        if entry.pods.is_empty() {
+            self.nodes.remove(name);
+        }
+        self.dirty_nodes.remove(name);
+    }
+
+    pub fn begin_node_relist(&mut self) {
+        self.node_relist = Some(HashSet::new());
+    }
+
+    pub fn end_node_relist(&mut self, obs: Observation, batch: &mut Batch) -> usize {
+        let Some(seen) = self.node_relist.take() else { return 0 };
+        let gone: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(name, entry)| entry.state.is_some() && !seen.contains(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &gone {
+            self.record_node_gone(name, obs, batch);
+        }
+        gone.len()
+    }
+
+    /// Emits one usage row per node whose usage changed since the last flush. Called once per
+    /// batch, so a list of 100k pods gives one row per node, not one per pod.
+    pub fn flush_usage(&mut self, at_ms: i64, batch: &mut Batch) {
+        let dirty = std::mem::take(&mut self.dirty_nodes);
+        for name in dirty {
+            self.push_usage(&name, at_ms, false, batch);
+        }
+    }
+
+    /// A keyframe row for every known node, so a window's first value is never far away.
+    pub fn keyframes(&mut self, at_ms: i64, batch: &mut Batch) {
+        self.dirty_nodes.clear();
+        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        for name in names {
+            self.push_usage(&name, at_ms, true, batch);
+        }
+    }
+
+    fn push_usage(&self, name: &str, at_ms: i64, keyframe: bool, batch: &mut Batch) {
+        let Some(entry) = self.nodes.get(name) else { return };
+        let Some(state) = &entry.state else { return };
+        batch.node_usage.push(NodeUsageRow {
+            node_uid: state.uid.clone(),
+            at_ms,
+            requested: entry.usage.requested,
+            limits: entry.usage.limits,
+            pod_count: entry.usage.pod_count,
+            allocatable: state.allocatable.cpu_memory(),
+            keyframe,
+        });
+    }
+}
+
+fn add(a: Resources, b: Resources) -> Resources {
+    Resources::new(a.cpu_millis + b.cpu_millis, a.memory_bytes + b.memory_bytes)
+}
+
+fn sub(a: Resources, b: Resources) -> Resources {
+    Resources::new(a.cpu_millis - b.cpu_millis, a.memory_bytes - b.memory_bytes)
+}

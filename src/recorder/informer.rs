@@ -1,0 +1,320 @@
+//! The event loop: list+watch pods and nodes with kube-runtime's watcher, feed every event to
+//! the cache, and hand the resulting rows to the writer in batches.
+//!
+//! One task owns the cache, so there are no locks on the hot path; JSON decoding happens as the
+//! watch streams are polled, and SQLite runs on the writer's own thread. kube-runtime has no
+//! resync, so periodic work (node keyframes, the status line) runs on our own timers.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+
+use super::cache::Cache;
+use super::detect::Observation;
+use super::objects::{Node, Pod};
+use super::resume::load_open_state;
+use super::writer::{WriteMsg, Writer, WriterStats};
+use crate::model::time::now_ms;
+use crate::store::{Batch, WriteHandle};
+
+/// What to watch and how often to do periodic work.
+#[derive(Clone, Debug)]
+pub struct RecorderConfig {
+    /// Only this namespace's pods; None for all namespaces.
+    pub namespace: Option<String>,
+    pub label_selector: Option<String>,
+    /// Node usage keyframes.
+    pub snapshot_interval: Duration,
+    /// The periodic one-line status in the log.
+    pub status_interval: Duration,
+    /// Rows per batch before it is handed to the writer.
+    pub batch_rows: usize,
+    /// Longest time rows wait before they are handed to the writer.
+    pub flush_interval: Duration,
+    /// Page size of list requests.
+    pub page_size: u32,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            namespace: None,
+            label_selector: None,
+            snapshot_interval: Duration::from_secs(30),
+            status_interval: Duration::from_secs(10),
+            batch_rows: 5_000,
+            flush_interval: Duration::from_millis(100),
+            page_size: 500,
+        }
+    }
+}
+
+/// Live counters, shared with the status line, /metrics and tests.
+#[derive(Debug, Default)]
+pub struct RecorderStats {
+    pub pod_events: AtomicU64,
+    pub node_events: AtomicU64,
+    pub watch_errors: AtomicU64,
+    pub relists: AtomicU64,
+    pub cached_pods: AtomicU64,
+    pub cached_nodes: AtomicU64,
+    /// Set once both initial lists are done (milliseconds they took).
+    pub initial_list_ms: AtomicU64,
+    pub writer: Arc<WriterStats>,
+}
+
+/// Handed back when the recorder stops.
+pub struct RecordOutcome {
+    pub handle: WriteHandle,
+    pub stats: Arc<RecorderStats>,
+}
+
+/// The state of one of the two watch streams' (re)lists.
+#[derive(Default)]
+struct ListProgress {
+    listing: bool,
+    listed_once: bool,
+    count: usize,
+}
+
+struct Loop {
+    cache: Cache,
+    batch: Batch,
+    batch_since: Option<Instant>,
+    writer: Writer,
+    stats: Arc<RecorderStats>,
+    pods: ListProgress,
+    nodes: ListProgress,
+    started: Instant,
+}
+
+impl Loop {
+    fn note_batch(&mut self) {
+        if self.batch_since.is_none() {
+            self.batch_since = Some(Instant::now());
+        }
+    }
+
+    async fn flush(&mut self) {
+        self.cache.flush_usage(now_ms(), &mut self.batch);
+        if self.batch.is_empty() {
+            self.batch_since = None;
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let since = self.batch_since.take().unwrap_or_else(Instant::now);
+        if self.writer.sender.send(WriteMsg::Rows { batch, since }).await.is_err() {
+            tracing::error!("the database writer has stopped; rows could not be handed over");
+        }
+    }
+
+    fn on_pod_event(&mut self, event: Event<Pod>) {
+        self.stats.pod_events.fetch_add(1, Ordering::Relaxed);
+        self.note_batch();
+        let now = now_ms();
+        match event {
+            Event::Init => {
+                self.pods.listing = true;
+                self.pods.count = 0;
+                if self.pods.listed_once {
+                    self.stats.relists.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("pod watch: relisting (the watch could not resume)");
+                }
+                self.cache.begin_pod_relist();
+            }
+            Event::InitApply(pod) => {
+                self.pods.count += 1;
+                self.cache.apply_pod(pod, Observation::recovered(now), &mut self.batch);
+            }
+            Event::InitDone => {
+                let gone = self.cache.end_pod_relist(Observation::recovered(now), &mut self.batch);
+                self.pods.listing = false;
+                if !self.pods.listed_once {
+                    tracing::info!(pods = self.pods.count, deleted_while_away = gone,
+                        elapsed_ms = self.started.elapsed().as_millis() as u64, "initial pod list done");
+                } else {
+                    tracing::info!(pods = self.pods.count, deleted_while_away = gone, "pod relist done");
+                }
+                self.pods.listed_once = true;
+                self.after_list();
+            }
+            Event::Apply(pod) => self.cache.apply_pod(pod, Observation::live(now), &mut self.batch),
+            Event::Delete(pod) => self.cache.delete_pod(pod, Observation::live(now), &mut self.batch),
+        }
+        self.stats.cached_pods.store(self.cache.pod_count() as u64, Ordering::Relaxed);
+    }
+
+    fn on_node_event(&mut self, event: Event<Node>) {
+        self.stats.node_events.fetch_add(1, Ordering::Relaxed);
+        self.note_batch();
+        let now = now_ms();
+        match event {
+            Event::Init => {
+                self.nodes.listing = true;
+                self.nodes.count = 0;
+                if self.nodes.listed_once {
+                    self.stats.relists.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("node watch: relisting (the watch could not resume)");
+                }
+                self.cache.begin_node_relist();
+            }
+            Event::InitApply(node) => {
+                self.nodes.count += 1;
+                self.cache.apply_node(node, Observation::recovered(now), &mut self.batch);
+            }
+            Event::InitDone => {
+                let gone = self.cache.end_node_relist(Observation::recovered(now), &mut self.batch);
+                self.nodes.listing = false;
+                if !self.nodes.listed_once {
+                    tracing::info!(nodes = self.nodes.count, deleted_while_away = gone,
+                        elapsed_ms = self.started.elapsed().as_millis() as u64, "initial node list done");
+                }
+                self.nodes.listed_once = true;
+                self.after_list();
+            }
+            Event::Apply(node) => self.cache.apply_node(node, Observation::live(now), &mut self.batch),
+            Event::Delete(node) => self.cache.delete_node(node, Observation::live(now), &mut self.batch),
+        }
+        self.stats.cached_nodes.store(self.cache.node_count() as u64, Ordering::Relaxed);
+    }
+
+    fn after_list(&mut self) {
+        if self.pods.listed_once && self.nodes.listed_once && self.stats.initial_list_ms.load(Ordering::Relaxed) == 0 {
+            let ms = self.started.elapsed().as_millis().max(1) as u64;
+            self.stats.initial_list_ms.store(ms, Ordering::Relaxed);
+            tracing::info!(pods = self.cache.pod_count(), nodes = self.cache.node_count(), elapsed_ms = ms,
+                "initial list of pods and nodes done; following changes");
+        }
+    }
+
+    fn status_line(&self, events_before: u64, interval: Duration) -> u64 {
+        let events = self.stats.pod_events.load(Ordering::Relaxed) + self.stats.node_events.load(Ordering::Relaxed);
+        let w = &self.stats.writer;
+        tracing::info!(
+            events_per_sec = ((events - events_before) as f64 / interval.as_secs_f64()).round(),
+            rows_written = w.rows.load(Ordering::Relaxed),
+            transitions = w.transitions.load(Ordering::Relaxed),
+            write_lag_ms = w.last_lag_ms.load(Ordering::Relaxed),
+            pods = self.cache.pod_count(),
+            nodes = self.cache.node_count(),
+            "status"
+        );
+        events
+    }
+}
+
+/// A recorder ready to run: `stats()` can be read (by tests, the demo, /metrics) while it runs.
+pub struct Recorder {
+    client: Client,
+    handle: WriteHandle,
+    config: RecorderConfig,
+    stats: Arc<RecorderStats>,
+}
+
+impl Recorder {
+    pub fn new(client: Client, handle: WriteHandle, config: RecorderConfig) -> Self {
+        Recorder { client, handle, config, stats: Arc::new(RecorderStats::default()) }
+    }
+
+    pub fn stats(&self) -> Arc<RecorderStats> {
+        self.stats.clone()
+    }
+
+    /// Records until `shutdown` completes, then commits everything received and returns the
+    /// (still locked) database handle.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<RecordOutcome> {
+        record(self.client, self.handle, self.config, self.stats, shutdown).await
+    }
+}
+
+async fn record(
+    client: Client,
+    handle: WriteHandle,
+    config: RecorderConfig,
+    stats: Arc<RecorderStats>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<RecordOutcome> {
+    let mut cache = Cache::new();
+    let (pods, nodes) = load_open_state(&handle.conn, config.namespace.as_deref())?;
+    if !pods.is_empty() || !nodes.is_empty() {
+        tracing::info!(open_pods = pods.len(), open_nodes = nodes.len(),
+            "resuming: the first list will be reconciled against the database");
+    }
+    cache.load(pods, nodes);
+    // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.
+    let writer = Writer::spawn(handle, 16, stats.writer.clone());
+
+    let pod_api: Api<Pod> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let node_api: Api<Node> = Api::all(client);
+    let mut watch_config = watcher::Config::default().page_size(config.page_size);
+    if let Some(selector) = &config.label_selector {
+        watch_config = watch_config.labels(selector);
+    }
+    let mut pod_events = watcher::watcher(pod_api, watch_config).default_backoff().boxed();
+    let mut node_events = watcher::watcher(node_api, watcher::Config::default().page_size(config.page_size))
+        .default_backoff()
+        .boxed();
+
+    let mut state = Loop {
+        cache,
+        batch: Batch::default(),
+        batch_since: None,
+        writer,
+        stats: stats.clone(),
+        pods: ListProgress::default(),
+        nodes: ListProgress::default(),
+        started: Instant::now(),
+    };
+    let mut flush_tick = tokio::time::interval(config.flush_interval);
+    let mut keyframe_tick = tokio::time::interval(config.snapshot_interval);
+    keyframe_tick.tick().await; // the first tick is immediate; the list makes the first rows
+    let mut status_tick = tokio::time::interval(config.status_interval);
+    status_tick.tick().await;
+    let mut events_at_last_status = 0;
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(event) = pod_events.next() => match event {
+                Ok(event) => state.on_pod_event(event),
+                Err(err) => {
+                    stats.watch_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %err, "pod watch failed; retrying with backoff");
+                }
+            },
+            Some(event) = node_events.next() => match event {
+                Ok(event) => state.on_node_event(event),
+                Err(err) => {
+                    stats.watch_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %err, "node watch failed; retrying with backoff");
+                }
+            },
+            _ = flush_tick.tick() => state.flush().await,
+            _ = keyframe_tick.tick() => {
+                state.cache.keyframes(now_ms(), &mut state.batch);
+                state.note_batch();
+            }
+            _ = status_tick.tick() => {
+                events_at_last_status = state.status_line(events_at_last_status, config.status_interval);
+            }
+        }
+        if state.batch.len() >= config.batch_rows {
+            state.flush().await;
+        }
+    }
+    tracing::info!("stopping: committing what was received");
+    state.flush().await;
+    let handle = state.writer.finish().await;
+    Ok(RecordOutcome { handle, stats })
+}

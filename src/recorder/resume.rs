@@ -1,0 +1,39 @@
+//! Picking up where a previous run stopped: the open pods and nodes in the database, with the
+//! compact state last committed for each, become the cache's starting point.
+
+use rusqlite::Connection;
+
+use super::state::{NodeState, PodState};
+
+/// Open pods (in `namespace`, if the recorder is limited to one) and open nodes.
+/// Rows whose state does not parse are skipped with a warning rather than stopping the recorder.
+pub fn load_open_state(
+    conn: &Connection,
+    namespace: Option<&str>,
+) -> rusqlite::Result<(Vec<PodState>, Vec<NodeState>)> {
+    let mut pods = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT uid, state FROM pods WHERE deleted_at_ms IS NULL AND (?1 IS NULL OR namespace = ?1)",
+    )?;
+    let mut rows = stmt.query([namespace])?;
+    while let Some(row) = rows.next()? {
+        let uid: String = row.get(0)?;
+        let state: String = row.get(1)?;
+        match serde_json::from_str::<PodState>(&state) {
+            Ok(pod) => pods.push(pod),
+            Err(err) => tracing::warn!(%uid, %err, "skipping a pod whose stored state does not parse"),
+        }
+    }
+    let mut nodes = Vec::new();
+    let mut stmt = conn.prepare("SELECT uid, state FROM nodes WHERE deleted_at_ms IS NULL")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let uid: String = row.get(0)?;
+        let state: String = row.get(1)?;
+        match serde_json::from_str::<NodeState>(&state) {
+            Ok(node) => nodes.push(node),
+            Err(err) => tracing::warn!(%uid, %err, "skipping a node whose stored state does not parse"),
+        }
+    }
+    Ok((pods, nodes))
+}

@@ -1,0 +1,199 @@
+//! Compares what the recorder wrote with the simulator's (or the e2e driver's) ground truth.
+//!
+//! Outside gaps the rule is strict: every truth transition has a recorded row for the same uid
+//! and kind with `at` within 1 s, each row matches at most one truth line, and nothing is left
+//! over. Inside a gap (before the recorder's first list, an outage, a kill -9) some things are
+//! unknowable and are exempt, each for a stated reason; what can be known must still be there,
+//! marked inferred.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use kubetrail::model::{Subject, TransitionKind};
+use kubetrail::sim::TruthLine;
+
+/// A recorded transition, flattened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub uid: String,
+    pub kind: TransitionKind,
+    pub at_ms: i64,
+    pub observed_at_ms: i64,
+    pub inferred: bool,
+    pub container: Option<String>,
+    pub restart_count: Option<i64>,
+}
+
+pub fn read_recorded(db: &Path) -> Vec<Recorded> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open the recorded database");
+    let mut stmt = conn
+        .prepare(
+            "SELECT coalesce(p.uid, n.uid), t.kind, t.at_ms, t.observed_at_ms, t.inferred, t.container,
+                    t.restart_count
+             FROM transitions t LEFT JOIN pods p ON p.id = t.pod_id LEFT JOIN nodes n ON n.id = t.node_id
+             ORDER BY t.id",
+        )
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(Recorded {
+            uid: r.get(0)?,
+            kind: TransitionKind::from_code(r.get(1)?).expect("known kind code"),
+            at_ms: r.get(2)?,
+            observed_at_ms: r.get(3)?,
+            inferred: r.get(4)?,
+            container: r.get(5)?,
+            restart_count: r.get(6)?,
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// A span (Unix ms) in which the recorder was not following live events.
+#[derive(Clone, Copy, Debug)]
+pub struct Gap {
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// How long after a gap's end the recorder may take to list and infer what it missed.
+const RECOVERY_SLACK_MS: i64 = 10_000;
+const TOLERANCE_MS: i64 = 1_000;
+
+#[derive(Debug, Default)]
+pub struct Comparison {
+    pub matched: usize,
+    pub matched_inferred: usize,
+    /// Truth lines with no recorded row.
+    pub missing: Vec<TruthLine>,
+    /// Recorded rows that match no truth line.
+    pub unexpected: Vec<Recorded>,
+    /// Truth lines that no recorder could see, with the reason.
+    pub exempt: Vec<(TruthLine, &'static str)>,
+}
+
+impl Comparison {
+    pub fn assert_exact(&self) {
+        let show = |v: &dyn std::fmt::Debug| format!("{v:#?}");
+        assert!(
+            self.missing.is_empty() && self.unexpected.is_empty(),
+            "recorded history differs from the truth: {} matched, {} missing, {} unexpected\nmissing (first 20): {}\nunexpected (first 20): {}",
+            self.matched,
+            self.missing.len(),
+            self.unexpected.len(),
+            show(&self.missing.iter().take(20).collect::<Vec<_>>()),
+            show(&self.unexpected.iter().take(20).collect::<Vec<_>>()),
+        );
+    }
+}
+
+fn in_gap(at_ms: i64, gaps: &[Gap]) -> Option<Gap> {
+    gaps.iter().copied().find(|g| at_ms >= g.start_ms && at_ms <= g.end_ms)
+}
+
+/// Flip-flop kinds: only the last of a family inside one gap is observable afterwards.
+fn family(kind: TransitionKind) -> Option<u8> {
+    use TransitionKind::*;
+    match kind {
+        Ready | Unready => Some(1),
+        NodeReady | NodeNotReady => Some(2),
+        Cordoned | Uncordoned => Some(3),
+        _ => None,
+    }
+}
+
+pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comparison {
+    let mut out = Comparison::default();
+    let lines: Vec<(TruthLine, TransitionKind, i64)> = truth
+        .iter()
+        .map(|l| {
+            let kind = l.transition_kind().expect("truth kind is in the vocabulary");
+            let at = l.at_ms().expect("truth time parses");
+            (l.clone(), kind, at)
+        })
+        .collect();
+    // Per subject: its first and last truth time, and whether it was deleted.
+    let mut life: HashMap<&str, (i64, Option<i64>)> = HashMap::new();
+    for (l, kind, at) in &lines {
+        let entry = life.entry(l.uid.as_str()).or_insert((*at, None));
+        entry.0 = entry.0.min(*at);
+        if matches!(kind, TransitionKind::Deleted | TransitionKind::NodeDeleted) {
+            entry.1 = Some(*at);
+        }
+    }
+    let mut by_key: HashMap<(&str, TransitionKind), Vec<(usize, &Recorded)>> = HashMap::new();
+    for (i, r) in recorded.iter().enumerate() {
+        by_key.entry((r.uid.as_str(), r.kind)).or_default().push((i, r));
+    }
+    let mut used = vec![false; recorded.len()];
+    for (idx, (line, kind, at)) in lines.iter().enumerate() {
+        let candidates = by_key.get(&(line.uid.as_str(), *kind)).map(Vec::as_slice).unwrap_or(&[]);
+        let close = candidates
+            .iter()
+            .filter(|(i, r)| !used[*i] && (r.at_ms - at).abs() <= TOLERANCE_MS)
+            .min_by_key(|(_, r)| (r.at_ms - at).abs());
+        if let Some((i, r)) = close {
+            used[*i] = true;
+            out.matched += 1;
+            out.matched_inferred += r.inferred as usize;
+            continue;
+        }
+        let Some(gap) = in_gap(*at, gaps) else {
+            out.missing.push(line.clone());
+            continue;
+        };
+        // In a gap: an inferred row whose time is bounded by the gap (plus recovery) will do.
+        let bounded = candidates.iter().find(|(i, r)| {
+            !used[*i] && r.inferred && r.at_ms >= gap.start_ms - TOLERANCE_MS && r.at_ms <= gap.end_ms + RECOVERY_SLACK_MS
+        });
+        if let Some((i, _)) = bounded {
+            used[*i] = true;
+            out.matched += 1;
+            out.matched_inferred += 1;
+            continue;
+        }
+        let (born, deleted) = life[line.uid.as_str()];
+        if let Some(deleted) = deleted
+            && in_gap(born, &[gap]).is_some()
+            && in_gap(deleted, &[gap]).is_some()
+        {
+            out.exempt.push((line.clone(), "the object was created and deleted inside one gap"));
+            continue;
+        }
+        if *kind == TransitionKind::Terminating && deleted.is_some_and(|d| in_gap(d, &[gap]).is_some()) {
+            out.exempt.push((line.clone(), "graceful deletion began and ended inside one gap"));
+            continue;
+        }
+        if let Some(fam) = family(*kind) {
+            let superseded = lines[idx + 1..].iter().any(|(l, k, a)| {
+                l.uid == line.uid && family(*k) == Some(fam) && in_gap(*a, &[gap]).is_some()
+            });
+            if superseded {
+                out.exempt.push((line.clone(), "flipped back inside one gap"));
+                continue;
+            }
+        }
+        if matches!(kind, TransitionKind::Unready | TransitionKind::NodeNotReady)
+            && deleted.is_some_and(|d| in_gap(d, &[gap]).is_some())
+        {
+            out.exempt.push((line.clone(), "lost readiness and was deleted inside one gap"));
+            continue;
+        }
+        out.missing.push(line.clone());
+    }
+    out.unexpected = recorded
+        .iter()
+        .zip(&used)
+        .filter(|(_, used)| !**used)
+        .map(|(r, _)| r.clone())
+        .collect();
+    out
+}
+
+/// Subject of a truth line, for filtering.
+pub fn subject(line: &TruthLine) -> Subject {
+    if line.node.is_some() { Subject::Node } else { Subject::Pod }
+}

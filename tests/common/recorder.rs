@@ -1,0 +1,84 @@
+//! Shared test helper: runs `kubetrail record` as a child process, the way a user would.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RecorderProcess {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl RecorderProcess {
+    /// `kubetrail record --kubeconfig K --db D --snapshot-interval 1s --status-interval 1s ARGS`,
+    /// stderr into `log`.
+    pub fn spawn(kubeconfig: &Path, db: &Path, log: &Path, extra: &[&str]) -> RecorderProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+            .arg("record")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--db")
+            .arg(db)
+            .args(["--snapshot-interval", "1s", "--status-interval", "1s"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file"))
+            .env("RUST_LOG", "info")
+            .spawn()
+            .expect("spawn kubetrail record");
+        RecorderProcess { child: Some(child), log: log.to_path_buf() }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(needle) {
+            assert!(Instant::now() < deadline, "recorder log never said {needle:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("recorder did not stop within 30 s after SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// kill -9: no chance to flush anything.
+    pub fn kill_9(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+}
+
+impl Drop for RecorderProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}

@@ -1,0 +1,143 @@
+//! `kubetrail record` against `kubetrail simulate` over real HTTP: the recorded history must equal
+//! the simulator's ground truth, through stream cuts, a 410 relist, an outage and a kill -9.
+
+#[path = "common/compare.rs"]
+mod compare;
+#[path = "common/recorder.rs"]
+mod recorder;
+#[path = "common/sim.rs"]
+mod sim;
+
+use std::time::{Duration, Instant};
+
+use compare::{compare, read_recorded, Comparison, Gap};
+use recorder::{now_ms, RecorderProcess};
+use sim::SimProcess;
+
+/// Pauses the simulator and waits until the database holds everything the truth says
+/// (or the timeout passes), then returns the final comparison.
+fn settle(sim: &SimProcess, db: &std::path::Path, gaps: &[Gap], timeout: Duration) -> Comparison {
+    sim.pause();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let result = compare(&sim.truth(), &read_recorded(db), gaps);
+        if (result.missing.is_empty() && result.unexpected.is_empty()) || Instant::now() > deadline {
+            return result;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The span before the recorder's first list: what happened then is reconstructed.
+fn before_start(started_ms: i64) -> Gap {
+    Gap { start_ms: 0, end_ms: started_ms + 2_000 }
+}
+
+const SIM_ARGS: &[&str] = &["--nodes", "4", "--pods", "20", "--churn", "15", "--seed", "11", "--pace", "0.5"];
+
+fn run_for(d: Duration) {
+    std::thread::sleep(d);
+}
+
+#[test]
+fn records_exactly_what_the_simulator_did() {
+    let sim = SimProcess::spawn(SIM_ARGS);
+    let db = sim.dir().join("trail.db");
+    let started = now_ms();
+    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
+    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    run_for(Duration::from_secs(12));
+    let result = settle(&sim, &db, &[before_start(started)], Duration::from_secs(30));
+    let status = rec.stop();
+    assert!(status.success(), "recorder exit: {status:?}");
+    result.assert_exact();
+    assert!(result.matched > 200, "too little happened to prove anything: {}", result.matched);
+    // Live events were seen live.
+    assert!(result.matched_inferred < result.matched / 2, "{result:?}");
+}
+
+#[test]
+fn cut_watch_streams_resume_without_loss() {
+    let mut args = SIM_ARGS.to_vec();
+    args.extend(["--cut-watches-every", "2"]);
+    let sim = SimProcess::spawn(&args);
+    let db = sim.dir().join("trail.db");
+    let started = now_ms();
+    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
+    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    run_for(Duration::from_secs(12));
+    let result = settle(&sim, &db, &[before_start(started)], Duration::from_secs(30));
+    let log = rec.log();
+    assert!(rec.stop().success());
+    result.assert_exact();
+    assert!(!log.contains("relisting"), "a cut stream must resume, not relist:\n{log}");
+}
+
+#[test]
+fn a_410_relists_once_and_loses_nothing() {
+    let sim = SimProcess::spawn(SIM_ARGS);
+    let db = sim.dir().join("trail.db");
+    let started = now_ms();
+    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
+    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    run_for(Duration::from_secs(4));
+    let fault_at = now_ms();
+    sim.fault(r#"{"compact":true}"#);
+    sim.fault(r#"{"cut_watches":true}"#);
+    rec.wait_for_log("pod relist done", Duration::from_secs(30));
+    let relisted_at = now_ms();
+    run_for(Duration::from_secs(6));
+    let gaps = [before_start(started), Gap { start_ms: fault_at, end_ms: relisted_at }];
+    let result = settle(&sim, &db, &gaps, Duration::from_secs(30));
+    let log = rec.log();
+    assert!(rec.stop().success());
+    result.assert_exact();
+    assert_eq!(log.matches("pod watch: relisting").count(), 1, "exactly one pod relist:\n{log}");
+}
+
+#[test]
+fn an_outage_of_30_seconds_is_retried_and_reconciled() {
+    let sim = SimProcess::spawn(SIM_ARGS);
+    let db = sim.dir().join("trail.db");
+    let started = now_ms();
+    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
+    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    run_for(Duration::from_secs(3));
+    let outage_at = now_ms();
+    sim.fault(r#"{"outage_secs":30}"#);
+    run_for(Duration::from_secs(30));
+    let outage_end = now_ms();
+    run_for(Duration::from_secs(8));
+    let gaps = [before_start(started), Gap { start_ms: outage_at, end_ms: outage_end }];
+    let result = settle(&sim, &db, &gaps, Duration::from_secs(40));
+    let log = rec.log();
+    assert!(rec.stop().success(), "{log}");
+    result.assert_exact();
+    assert!(log.contains("retrying"), "the outage is reported while retrying:\n{log}");
+    assert!(result.matched_inferred > 0, "the outage's changes are inferred: {result:?}");
+}
+
+#[test]
+fn kill_9_then_restart_on_the_same_file_loses_and_duplicates_nothing() {
+    let sim = SimProcess::spawn(SIM_ARGS);
+    let db = sim.dir().join("trail.db");
+    let log = sim.dir().join("rec.log");
+    let started = now_ms();
+    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &log, &[]);
+    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    run_for(Duration::from_secs(6));
+    let killed_at = now_ms();
+    rec.kill_9();
+    run_for(Duration::from_secs(5));
+    std::fs::write(&log, "").unwrap();
+    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &log, &[]);
+    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    let restarted_at = now_ms();
+    run_for(Duration::from_secs(6));
+    let gaps = [before_start(started), Gap { start_ms: killed_at, end_ms: restarted_at }];
+    let result = settle(&sim, &db, &gaps, Duration::from_secs(30));
+    let text = rec.log();
+    assert!(rec.stop().success());
+    result.assert_exact();
+    assert!(text.contains("resuming"), "the restart reconciles against the database:\n{text}");
+}
