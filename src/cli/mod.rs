@@ -93,7 +93,10 @@ pub fn main() -> ExitCode {
 /// Logs go to stderr so that stdout stays clean for reports; `RUST_LOG` overrides the level.
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // kube's client logs every failed connection at ERROR; the recorder reports those itself,
+    // with the server and what it will do next, so that line is silenced by default.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,kube_client::client::builder=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -61,6 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         label_selector: args.selector.clone(),
         snapshot_interval: args.snapshot_interval,
         status_interval: args.status_interval,
+        server: url.clone(),
         ..Default::default()
     };
     let recorder = Recorder::new(client, handle, config);

@@ -337,3 +337,125 @@ fn add(a: Resources, b: Resources) -> Resources {
 fn sub(a: Resources, b: Resources) -> Resources {
     Resources::new(a.cpu_millis - b.cpu_millis, a.memory_bytes - b.memory_bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Effective, Phase};
+    use crate::recorder::objects::{Node, Pod};
+    use crate::store::{NodeResources, SubjectUid};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn pod(uid: &str, node: Option<&str>, phase: Phase, cpu: i64) -> Pod {
+        Pod {
+            meta: ObjectMeta::default(),
+            labels_json: None,
+            state: PodState {
+                uid: uid.into(),
+                namespace: "ns".into(),
+                name: uid.into(),
+                node: node.map(str::to_string),
+                phase,
+                created_at_ms: 1,
+                resources: Effective { requests: Resources::new(cpu, cpu * 10), limits: Resources::new(cpu * 2, 0) },
+                ..Default::default()
+            },
+        }
+    }
+
+    fn node(name: &str) -> Node {
+        Node {
+            meta: ObjectMeta::default(),
+            state: NodeState {
+                uid: format!("uid-{name}"),
+                name: name.into(),
+                created_at_ms: 1,
+                ready: true,
+                allocatable: NodeResources { cpu_millis: 4000, memory_bytes: 1 << 30, pods: 110 },
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_node_index_sums_bound_unfinished_pods() {
+        let mut cache = Cache::new();
+        let mut batch = Batch::default();
+        let obs = Observation::live(10);
+        cache.apply_node(node("n1"), obs, &mut batch);
+        cache.apply_pod(pod("a", Some("n1"), Phase::Running, 100), obs, &mut batch);
+        cache.apply_pod(pod("b", Some("n1"), Phase::Pending, 200), obs, &mut batch);
+        cache.apply_pod(pod("c", None, Phase::Pending, 400), obs, &mut batch);
+        let usage = cache.node_usage("n1").unwrap();
+        assert_eq!((usage.requested.cpu_millis, usage.limits.cpu_millis, usage.pod_count), (300, 600, 2));
+        assert_eq!(cache.pods_on_node("n1").count(), 2);
+
+        // Finishing releases the node's resources; deleting a finished pod changes nothing more.
+        cache.apply_pod(pod("a", Some("n1"), Phase::Succeeded, 100), obs, &mut batch);
+        assert_eq!(cache.node_usage("n1").unwrap().requested.cpu_millis, 200);
+        cache.delete_pod(pod("a", Some("n1"), Phase::Succeeded, 100), obs, &mut batch);
+        cache.delete_pod(pod("b", Some("n1"), Phase::Pending, 200), obs, &mut batch);
+        assert_eq!(cache.node_usage("n1").unwrap(), Usage::default());
+    }
+
+    #[test]
+    fn usage_rows_are_coalesced_per_flush() {
+        let mut cache = Cache::new();
+        let mut batch = Batch::default();
+        let obs = Observation::recovered(10);
+        cache.apply_node(node("n1"), obs, &mut batch);
+        for i in 0..50 {
+            cache.apply_pod(pod(&format!("p{i}"), Some("n1"), Phase::Running, 10), obs, &mut batch);
+        }
+        cache.flush_usage(20, &mut batch);
+        assert_eq!(batch.node_usage.len(), 1);
+        assert_eq!(batch.node_usage[0].requested.cpu_millis, 500);
+        assert_eq!(batch.node_usage[0].pod_count, 50);
+        assert_eq!(batch.node_usage[0].allocatable.cpu_millis, 4000);
+        let mut later = Batch::default();
+        cache.flush_usage(30, &mut later);
+        assert!(later.node_usage.is_empty(), "nothing changed since the last flush");
+        cache.keyframes(40, &mut later);
+        assert_eq!(later.node_usage.len(), 1);
+        assert!(later.node_usage[0].keyframe);
+    }
+
+    #[test]
+    fn a_relist_deletes_what_is_gone_and_keeps_what_is_listed() {
+        let mut cache = Cache::new();
+        let mut batch = Batch::default();
+        cache.load(
+            vec![pod("kept", None, Phase::Pending, 1).state, pod("gone", None, Phase::Pending, 1).state],
+            vec![node("n1").state, node("n2").state],
+        );
+        let mut batch2 = Batch::default();
+        let obs = Observation::recovered(50);
+        cache.begin_pod_relist();
+        cache.apply_pod(pod("kept", None, Phase::Pending, 1), obs, &mut batch2);
+        assert_eq!(cache.end_pod_relist(obs, &mut batch2), 1);
+        cache.begin_node_relist();
+        cache.apply_node(node("n1"), obs, &mut batch2);
+        assert_eq!(cache.end_node_relist(obs, &mut batch2), 1);
+        let kinds: Vec<(SubjectUid, TransitionKind, bool)> =
+            batch2.transitions.iter().map(|t| (t.subject.clone(), t.kind, t.inferred)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (SubjectUid::Pod("gone".into()), TransitionKind::Deleted, true),
+                (SubjectUid::Node("uid-n2".into()), TransitionKind::NodeDeleted, true),
+            ]
+        );
+        assert!(batch.is_empty(), "loading writes nothing");
+        assert_eq!(cache.pod_count(), 1);
+    }
+
+    #[test]
+    fn a_pod_deleted_before_it_was_ever_seen_still_gets_created_and_deleted() {
+        let mut cache = Cache::new();
+        let mut batch = Batch::default();
+        cache.delete_pod(pod("flash", None, Phase::Pending, 1), Observation::live(5), &mut batch);
+        let kinds: Vec<TransitionKind> = batch.transitions.iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, vec![TransitionKind::Created, TransitionKind::Deleted]);
+        assert_eq!(batch.pods.last().unwrap().deleted_at_ms, Some(5));
+    }
+}

@@ -39,6 +39,8 @@ pub struct RecorderConfig {
     pub flush_interval: Duration,
     /// Page size of list requests.
     pub page_size: u32,
+    /// The API server's URL, for messages.
+    pub server: String,
 }
 
 impl Default for RecorderConfig {
@@ -51,6 +53,7 @@ impl Default for RecorderConfig {
             batch_rows: 5_000,
             flush_interval: Duration::from_millis(100),
             page_size: 500,
+            server: String::new(),
         }
     }
 }
@@ -290,14 +293,14 @@ async fn record(
                 Ok(event) => state.on_pod_event(event),
                 Err(err) => {
                     stats.watch_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %err, "pod watch failed; retrying with backoff");
+                    tracing::warn!(server = %config.server, error = %err, "pod watch failed; retrying with backoff");
                 }
             },
             Some(event) = node_events.next() => match event {
                 Ok(event) => state.on_node_event(event),
                 Err(err) => {
                     stats.watch_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %err, "node watch failed; retrying with backoff");
+                    tracing::warn!(server = %config.server, error = %err, "node watch failed; retrying with backoff");
                 }
             },
             _ = flush_tick.tick() => state.flush().await,
