@@ -130,3 +130,12 @@ fn an_unreachable_server_is_retried_and_reported_then_a_second_recorder_is_refus
     let status = first.wait().unwrap();
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
 }
+
+#[test]
+fn a_malformed_label_selector_is_a_usage_error_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let out = kubetrail(&["record", "-l", "app in (web", "--db", db.to_str().unwrap()]);
+    assert_clean_failure(&out, 2, "app in (web");
+    assert!(!db.exists());
+}

@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use super::connect::{kube_client, shutdown_signal};
 use crate::query::time::parse_duration;
+use crate::query::LabelSelector;
 use crate::recorder::{self, Recorder, RecorderConfig};
 use crate::store;
 
@@ -28,7 +29,7 @@ pub struct Args {
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
     /// Record only pods matching this label selector (e.g. app=web,tier!=cache).
-    #[arg(short = 'l', long)]
+    #[arg(short = 'l', long, value_parser = selector)]
     pub selector: Option<String>,
     /// The SQLite database to write (created, mode 0600, if missing).
     #[arg(long, env = "KUBETRAIL_DB", default_value = "kubetrail.db")]
@@ -42,6 +43,11 @@ pub struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+}
+
+/// Validated up front, so a typo is a usage error and not a watch that fails forever.
+fn selector(s: &str) -> Result<String, String> {
+    LabelSelector::parse(s).map(|_| s.to_string())
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

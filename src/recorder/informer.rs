@@ -21,6 +21,7 @@ use super::objects::{Node, Pod};
 use super::resume::load_open_state;
 use super::writer::{WriteMsg, Writer, WriterStats};
 use crate::model::time::now_ms;
+use crate::query::LabelSelector;
 use crate::store::{Batch, WriteHandle};
 
 /// What to watch and how often to do periodic work.
@@ -263,7 +264,11 @@ async fn record(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RecordOutcome> {
     let mut cache = Cache::new();
-    let (pods, nodes) = load_open_state(&handle.conn, config.namespace.as_deref())?;
+    let selector = match &config.label_selector {
+        Some(s) => Some(LabelSelector::parse(s).map_err(|e| anyhow::anyhow!("--selector {s:?}: {e}"))?),
+        None => None,
+    };
+    let (pods, nodes) = load_open_state(&handle.conn, config.namespace.as_deref(), selector.as_ref())?;
     if !pods.is_empty() || !nodes.is_empty() {
         tracing::info!(open_pods = pods.len(), open_nodes = nodes.len(),
             "resuming: the first list will be reconciled against the database");

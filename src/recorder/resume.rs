@@ -4,21 +4,29 @@
 use rusqlite::Connection;
 
 use super::state::{NodeState, PodState};
+use crate::query::LabelSelector;
 
-/// Open pods (in `namespace`, if the recorder is limited to one) and open nodes.
+/// Open pods in the recorder's scope (its namespace and label selector: pods outside the scope
+/// are not listed, so they must not be taken for deleted) and all open nodes.
 /// Rows whose state does not parse are skipped with a warning rather than stopping the recorder.
 pub fn load_open_state(
     conn: &Connection,
     namespace: Option<&str>,
+    selector: Option<&LabelSelector>,
 ) -> rusqlite::Result<(Vec<PodState>, Vec<NodeState>)> {
     let mut pods = Vec::new();
     let mut stmt = conn.prepare(
-        "SELECT uid, state FROM pods WHERE deleted_at_ms IS NULL AND (?1 IS NULL OR namespace = ?1)",
+        "SELECT uid, state, labels FROM pods
+         WHERE deleted_at_ms IS NULL AND (?1 IS NULL OR namespace = ?1)",
     )?;
     let mut rows = stmt.query([namespace])?;
     while let Some(row) = rows.next()? {
         let uid: String = row.get(0)?;
         let state: String = row.get(1)?;
+        let labels: Option<String> = row.get(2)?;
+        if selector.is_some_and(|s| !s.matches_json(labels.as_deref())) {
+            continue;
+        }
         match serde_json::from_str::<PodState>(&state) {
             Ok(pod) => pods.push(pod),
             Err(err) => tracing::warn!(%uid, %err, "skipping a pod whose stored state does not parse"),
