@@ -1,9 +1,173 @@
-//! `kubetrail demo`.
+//! `kubetrail demo`: the one-minute tour. Starts the simulator in-process, records it with churn
+//! for `--duration` while showing progress, then runs a few real queries against the database it
+//! wrote, printing each command so the reader can run it again.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{Cli, Command};
+use crate::query::time::parse_duration;
+use crate::recorder::{Recorder, RecorderConfig};
+use crate::sim::{self, SimConfig};
+use crate::{store, usage};
+
+/// The demo's database when --db is not given; a previous demo's copy is replaced.
+const DEFAULT_DB: &str = "kubetrail-demo.db";
 
 /// Flags of `kubetrail demo`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// How long to record the simulated cluster.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    pub duration: Duration,
+    /// Where to keep the recorded database (must not exist yet). Default: ./kubetrail-demo.db,
+    /// replaced on every run.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Seed of the simulated cluster.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`kubetrail demo` is not implemented yet")
+fn duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(2) {
+        return Err(format!("{s:?} is too short to show anything; give at least 2s"));
+    }
+    Ok(d)
+}
+
+/// Removes a database file with its WAL companions.
+fn remove_db(path: &std::path::Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(PathBuf::from(p)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let db = match &args.db {
+        Some(path) if path.exists() => {
+            return Err(usage!(
+                "--db {} already exists; the demo records into a new file (pick another path)",
+                path.display()
+            ));
+        }
+        Some(path) => path.clone(),
+        None => {
+            let path = PathBuf::from(DEFAULT_DB);
+            remove_db(&path)?;
+            path
+        }
+    };
+    let kubeconfig_dir = tempfile::tempdir()?;
+    println!("Starting a simulated cluster (6 nodes, ~60 pods, new pods every second) ...");
+    let sim = sim::start(SimConfig {
+        kubeconfig_out: Some(kubeconfig_dir.path().join("kubeconfig")),
+        seed: args.seed,
+        nodes: 6,
+        pods: 60,
+        churn_per_sec: 6.0,
+        pace: 0.4,
+        ..Default::default()
+    })
+    .await?;
+    println!("  the simulator serves the Kubernetes API at {} (kubectl works against it)", sim.base_url());
+    println!("Recording it into {} for {:?} ...", db.display(), args.duration);
+
+    let handle = store::open_for_writing(&db)?;
+    let recorder = Recorder::new(
+        sim.kube_client()?,
+        handle,
+        RecorderConfig {
+            snapshot_interval: Duration::from_secs(5),
+            status_interval: Duration::from_secs(3600), // the progress bar replaces the status line
+            server: sim.base_url(),
+            ..Default::default()
+        },
+    );
+    let stats = recorder.stats();
+    let duration = args.duration;
+    let progress = ProgressBar::new(duration.as_secs());
+    progress.set_style(
+        ProgressStyle::with_template("  [{bar:30}] {pos}/{len}s  {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let ticker = {
+        let stats = stats.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                progress.set_position(started.elapsed().as_secs().min(duration.as_secs()));
+                progress.set_message(format!(
+                    "{} events, {} transitions written",
+                    stats.pod_events.load(Ordering::Relaxed) + stats.node_events.load(Ordering::Relaxed),
+                    stats.writer.transitions.load(Ordering::Relaxed)
+                ));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let outcome = recorder.run(tokio::time::sleep(duration)).await?;
+    ticker.abort();
+    progress.finish_and_clear();
+    drop(outcome.handle);
+    sim.shutdown().await?;
+    let transitions = outcome.stats.writer.transitions.load(Ordering::Relaxed);
+    println!("Recorded {transitions} transitions.\n");
+
+    let db_arg = db.display().to_string();
+    let (pod, namespace) = most_restarted_pod(&db)?;
+    let mut commands: Vec<Vec<String>> = vec![
+        vec!["query", "pods", "--limit", "8"].into_iter().map(String::from).collect(),
+        vec!["query", "transitions", "--kind", "container_terminated", "--reason", "OOMKilled"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        vec!["query", "nodes", "--step", "10s"].into_iter().map(String::from).collect(),
+    ];
+    if let Some(pod) = pod {
+        commands.insert(1, vec!["query".into(), "history".into(), pod, "-n".into(), namespace]);
+    }
+    for mut command in commands {
+        command.extend(["--db".to_string(), db_arg.clone()]);
+        println!("$ kubetrail {}", command.join(" "));
+        let mut argv = vec!["kubetrail".to_string()];
+        argv.extend(command);
+        let cli = Cli::try_parse_from(&argv)?;
+        if let Command::Query(query) = cli.command {
+            super::query::run(query).await?;
+        }
+        println!();
+    }
+    println!("The database is {db_arg}; try `kubetrail query --help` or `kubetrail export transitions --db {db_arg}`.");
+    Ok(())
+}
+
+/// The pod with the most container restarts (the most interesting history), if any restarted.
+fn most_restarted_pod(db: &std::path::Path) -> anyhow::Result<(Option<String>, String)> {
+    let pool = store::open_read_pool(db, 1)?;
+    let conn = pool.get()?;
+    let found: Option<(String, String)> = conn
+        .query_row(
+            "SELECT name, namespace FROM pods WHERE restarts > 0 ORDER BY restarts DESC, created_at_ms LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ok();
+    Ok(match found {
+        Some((name, ns)) => (Some(name), ns),
+        None => (None, String::new()),
+    })
 }

@@ -208,8 +208,9 @@ pub fn pod_transitions(old: Option<&PodState>, new: &PodState, obs: Observation)
 }
 
 /// The `deleted` row of a pod. `at_ms` is the observation time, except for a deletion found
-/// while recovering, where a terminating pod's deletionTimestamp (when its grace period ended)
-/// is the better estimate.
+/// while recovering (a relist, or a watch catching up after an outage), where a terminating
+/// pod's deletionTimestamp (when its grace period ended) is the better estimate. Live, our clock
+/// is better: a pod stuck terminating is removed long after its deletionTimestamp.
 pub fn pod_deleted(last: &PodState, obs: Observation) -> TransitionRow {
     let at_ms = match last.deletion_at_ms {
         Some(deadline) if obs.inferred => deadline.min(obs.at_ms),

@@ -15,6 +15,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
+use super::backoff::WatchBackoff;
 use super::cache::Cache;
 use super::detect::Observation;
 use super::objects::{Node, Pod};
@@ -81,12 +82,38 @@ pub struct RecordOutcome {
     pub stats: Arc<RecorderStats>,
 }
 
-/// The state of one of the two watch streams' (re)lists.
+/// How long after a watch resumes from an error its events count as catching up.
+///
+/// A watch that resumes from its last resourceVersion after a cut or an outage first replays
+/// what happened meanwhile. Those events are not live: their observation time can be far
+/// behind the change. Rows from them are marked inferred, and a deletion among them takes the
+/// pod's deletionTimestamp (when it has one) rather than our clock.
+const CATCH_UP: Duration = Duration::from_secs(2);
+
+/// The state of one of the two watch streams.
 #[derive(Default)]
 struct ListProgress {
     listing: bool,
     listed_once: bool,
     count: usize,
+    /// The stream failed since its last event; the next event starts a catch-up.
+    failed: bool,
+    /// Events before this instant are a catch-up after an error.
+    catch_up_until: Option<Instant>,
+}
+
+impl ListProgress {
+    /// How to treat a live (non-list) event arriving now.
+    fn observe(&mut self, now_ms: i64) -> Observation {
+        if self.failed {
+            self.failed = false;
+            self.catch_up_until = Some(Instant::now() + CATCH_UP);
+        }
+        match self.catch_up_until {
+            Some(until) if Instant::now() < until => Observation::recovered(now_ms),
+            _ => Observation::live(now_ms),
+        }
+    }
 }
 
 struct Loop {
@@ -152,8 +179,14 @@ impl Loop {
                 self.pods.listed_once = true;
                 self.after_list();
             }
-            Event::Apply(pod) => self.cache.apply_pod(pod, Observation::live(now), &mut self.batch),
-            Event::Delete(pod) => self.cache.delete_pod(pod, Observation::live(now), &mut self.batch),
+            Event::Apply(pod) => {
+                let obs = self.pods.observe(now);
+                self.cache.apply_pod(pod, obs, &mut self.batch)
+            }
+            Event::Delete(pod) => {
+                let obs = self.pods.observe(now);
+                self.cache.delete_pod(pod, obs, &mut self.batch)
+            }
         }
         self.stats.cached_pods.store(self.cache.pod_count() as u64, Ordering::Relaxed);
     }
@@ -186,8 +219,14 @@ impl Loop {
                 self.nodes.listed_once = true;
                 self.after_list();
             }
-            Event::Apply(node) => self.cache.apply_node(node, Observation::live(now), &mut self.batch),
-            Event::Delete(node) => self.cache.delete_node(node, Observation::live(now), &mut self.batch),
+            Event::Apply(node) => {
+                let obs = self.nodes.observe(now);
+                self.cache.apply_node(node, obs, &mut self.batch)
+            }
+            Event::Delete(node) => {
+                let obs = self.nodes.observe(now);
+                self.cache.delete_node(node, obs, &mut self.batch)
+            }
         }
         self.stats.cached_nodes.store(self.cache.node_count() as u64, Ordering::Relaxed);
     }
@@ -286,9 +325,9 @@ async fn record(
     if let Some(selector) = &config.label_selector {
         watch_config = watch_config.labels(selector);
     }
-    let mut pod_events = watcher::watcher(pod_api, watch_config).default_backoff().boxed();
+    let mut pod_events = watcher::watcher(pod_api, watch_config).backoff(WatchBackoff::default()).boxed();
     let mut node_events = watcher::watcher(node_api, watcher::Config::default().page_size(config.page_size))
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .boxed();
 
     let mut state = Loop {
@@ -318,6 +357,7 @@ async fn record(
                 Ok(event) => state.on_pod_event(event),
                 Err(err) => {
                     stats.watch_errors.fetch_add(1, Ordering::Relaxed);
+                    state.pods.failed = true;
                     tracing::warn!(server = %config.server, error = %err, "pod watch failed; retrying with backoff");
                 }
             },
@@ -325,6 +365,7 @@ async fn record(
                 Ok(event) => state.on_node_event(event),
                 Err(err) => {
                     stats.watch_errors.fetch_add(1, Ordering::Relaxed);
+                    state.nodes.failed = true;
                     tracing::warn!(server = %config.server, error = %err, "node watch failed; retrying with backoff");
                 }
             },

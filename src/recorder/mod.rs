@@ -8,9 +8,11 @@
 //! - [`cache`]: the local cache and the node index; turns events into rows.
 //! - [`resume`]: loading what a previous run left open.
 //! - [`informer`]: the event loop over the watch streams.
+//! - [`backoff`]: how fast the watchers retry.
 //! - [`writer`]: the single batched writer thread.
 //! - [`metrics`]: `/metrics` and `/healthz`.
 
+pub mod backoff;
 pub mod cache;
 pub mod detect;
 pub mod informer;

@@ -73,6 +73,7 @@ pub struct Comparison {
     pub unexpected: Vec<Recorded>,
     /// Truth lines that no recorder could see, with the reason.
     pub exempt: Vec<(TruthLine, &'static str)>,
+    pub gaps: Vec<Gap>,
 }
 
 impl Comparison {
@@ -80,10 +81,11 @@ impl Comparison {
         let show = |v: &dyn std::fmt::Debug| format!("{v:#?}");
         assert!(
             self.missing.is_empty() && self.unexpected.is_empty(),
-            "recorded history differs from the truth: {} matched, {} missing, {} unexpected\nmissing (first 20): {}\nunexpected (first 20): {}",
+            "recorded history differs from the truth: {} matched, {} missing, {} unexpected, gaps {:?}\nmissing (first 20): {}\nunexpected (first 20): {}",
             self.matched,
             self.missing.len(),
             self.unexpected.len(),
+            self.gaps,
             show(&self.missing.iter().take(20).collect::<Vec<_>>()),
             show(&self.unexpected.iter().take(20).collect::<Vec<_>>()),
         );
@@ -106,7 +108,7 @@ fn family(kind: TransitionKind) -> Option<u8> {
 }
 
 pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comparison {
-    let mut out = Comparison::default();
+    let mut out = Comparison { gaps: gaps.to_vec(), ..Default::default() };
     let lines: Vec<(TruthLine, TransitionKind, i64)> = truth
         .iter()
         .map(|l| {
