@@ -38,6 +38,11 @@ pub async fn kube_client(kubeconfig: Option<&Path>, context: Option<&str>) -> an
             "no cluster configuration found: pass --kubeconfig, set KUBECONFIG, or run inside a cluster",
         )?,
     };
+    let mut config = config;
+    // kube's client quietly retries 503s itself; the recorder's watchers retry with their own
+    // backoff instead, so that an outage is visible (logged, counted) and the events replayed
+    // after it are known to be late.
+    config.default_retry = false;
     let url = config.cluster_url.to_string();
     let client = Client::try_from(config).with_context(|| format!("cannot build a client for {url}"))?;
     Ok((client, url))

@@ -423,7 +423,7 @@ mod tests {
     #[test]
     fn a_relist_deletes_what_is_gone_and_keeps_what_is_listed() {
         let mut cache = Cache::new();
-        let mut batch = Batch::default();
+        let batch = Batch::default();
         cache.load(
             vec![pod("kept", None, Phase::Pending, 1).state, pod("gone", None, Phase::Pending, 1).state],
             vec![node("n1").state, node("n2").state],

@@ -34,6 +34,13 @@ impl Observation {
     }
 }
 
+const FLIP_UNKNOWN_TIME: &str = "flipped and flipped back while the recorder was not watching; time unknown";
+
+/// A readiness condition whose lastTransitionTime moved although its status is the same.
+fn flipped_back(old_changed_at: Option<i64>, new_changed_at: Option<i64>) -> bool {
+    matches!((old_changed_at, new_changed_at), (Some(a), Some(b)) if b > a)
+}
+
 /// A stable 32-bit hash of a container name (FNV-1a), so a container's seq does not depend on
 /// the order of container statuses.
 fn name_hash(name: &str) -> i64 {
@@ -175,6 +182,23 @@ pub fn pod_transitions(old: Option<&PodState>, new: &PodState, obs: Observation)
         let kind = if new.ready { TransitionKind::Ready } else { TransitionKind::Unready };
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         out.push(kind, Some(at), |r| r.seq = at);
+    } else if let Some(old) = old
+        && flipped_back(old.ready_changed_at_ms, new.ready_changed_at_ms)
+    {
+        // Same readiness, but the condition changed since: it flipped and flipped back while we
+        // were not looking. The second flip's time is known; the first is only bounded by it.
+        let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
+        let (first, second) = if new.ready {
+            (TransitionKind::Unready, TransitionKind::Ready)
+        } else {
+            (TransitionKind::Ready, TransitionKind::Unready)
+        };
+        out.push(first, Some(at), |r| {
+            r.seq = at;
+            r.inferred = true;
+            r.message = Some(FLIP_UNKNOWN_TIME.into());
+        });
+        out.push(second, Some(at), |r| r.seq = at);
     }
     for c in &new.containers {
         out.container(c);
@@ -230,7 +254,7 @@ pub fn pod_deleted(last: &PodState, obs: Observation) -> TransitionRow {
 /// The transitions between two states of one node, ordered by `at`.
 pub fn node_transitions(old: Option<&NodeState>, new: &NodeState, obs: Observation) -> Vec<TransitionRow> {
     let mut rows = Vec::new();
-    let mut push = |kind: TransitionKind, at_ms: Option<i64>, seq: i64, message: Option<String>| {
+    let mut push = |kind: TransitionKind, at_ms: Option<i64>, seq: i64, message: Option<String>, inferred: bool| {
         let mut row = TransitionRow::new(
             SubjectUid::Node(new.uid.clone()),
             kind,
@@ -240,23 +264,34 @@ pub fn node_transitions(old: Option<&NodeState>, new: &NodeState, obs: Observati
         row.seq = seq;
         row.message = message;
         row.resource_version = new.resource_version;
-        row.inferred = obs.inferred;
+        row.inferred = obs.inferred || inferred;
         rows.push(row);
     };
     if old.is_none() {
         let created = (new.created_at_ms != 0).then_some(new.created_at_ms);
-        push(TransitionKind::NodeAdded, created, 0, None);
+        push(TransitionKind::NodeAdded, created, 0, None, false);
     }
     let was_ready = old.is_some_and(|o| o.ready);
     if new.ready != was_ready {
         let kind = if new.ready { TransitionKind::NodeReady } else { TransitionKind::NodeNotReady };
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
-        push(kind, Some(at), at, None);
+        push(kind, Some(at), at, None, false);
+    } else if let Some(old) = old
+        && flipped_back(old.ready_changed_at_ms, new.ready_changed_at_ms)
+    {
+        let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
+        let (first, second) = if new.ready {
+            (TransitionKind::NodeNotReady, TransitionKind::NodeReady)
+        } else {
+            (TransitionKind::NodeReady, TransitionKind::NodeNotReady)
+        };
+        push(first, Some(at), at, Some(FLIP_UNKNOWN_TIME.into()), true);
+        push(second, Some(at), at, None, false);
     }
     let was_cordoned = old.is_some_and(|o| o.unschedulable);
     if new.unschedulable != was_cordoned {
         let kind = if new.unschedulable { TransitionKind::Cordoned } else { TransitionKind::Uncordoned };
-        push(kind, None, obs.at_ms, None);
+        push(kind, None, obs.at_ms, None, false);
     }
     if let Some(old) = old
         && (old.capacity != new.capacity || old.allocatable != new.allocatable)
@@ -270,7 +305,7 @@ pub fn node_transitions(old: Option<&NodeState>, new: &NodeState, obs: Observati
             old.allocatable.pods,
             new.allocatable.pods
         );
-        push(TransitionKind::CapacityChanged, None, obs.at_ms, Some(message));
+        push(TransitionKind::CapacityChanged, None, obs.at_ms, Some(message), false);
     }
     rows.sort_by_key(|r| r.at_ms);
     rows
@@ -414,6 +449,16 @@ mod tests {
             assert_eq!(kinds_and_times(&rows), want, "{name}");
             assert!(rows.iter().all(|r| r.subject == SubjectUid::Pod("u1".into())), "{name}");
         }
+    }
+
+    #[test]
+    fn a_readiness_flip_and_flip_back_inside_a_gap_is_recovered_from_the_condition_time() {
+        let ready = pod().scheduled(2_000).running(3_000).ready(4_000);
+        let ready_again = pod().scheduled(2_000).running(3_000).ready(9_000);
+        let rows = pod_transitions(Some(&ready), &ready_again, Observation::recovered(NOW));
+        assert_eq!(kinds_and_times(&rows), vec![(Unready, 9_000), (Ready, 9_000)]);
+        assert!(rows.iter().all(|r| r.inferred));
+        assert_ne!((rows[0].kind, rows[0].seq), (rows[1].kind, rows[1].seq));
     }
 
     #[test]

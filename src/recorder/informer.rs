@@ -271,17 +271,32 @@ impl Loop {
     }
 }
 
+/// Receives a weak sender of the writer's channel once the writer has started.
+type WriterHook = Box<dyn FnOnce(tokio::sync::mpsc::WeakSender<WriteMsg>) + Send>;
+
 /// A recorder ready to run: `stats()` can be read (by tests, the demo, /metrics) while it runs.
 pub struct Recorder {
     client: Client,
     handle: WriteHandle,
     config: RecorderConfig,
     stats: Arc<RecorderStats>,
+    on_writer_started: Option<WriterHook>,
 }
 
 impl Recorder {
     pub fn new(client: Client, handle: WriteHandle, config: RecorderConfig) -> Self {
-        Recorder { client, handle, config, stats: Arc::new(RecorderStats::default()) }
+        Recorder { client, handle, config, stats: Arc::new(RecorderStats::default()), on_writer_started: None }
+    }
+
+    /// Hands `hook` a weak sender of the writer's channel once the writer thread runs, for work
+    /// that must run on the write connection between commits (`WriteMsg::Maintenance`: periodic
+    /// retention). Weak, so it never keeps the writer alive when the recorder stops.
+    pub fn on_writer_started(
+        mut self,
+        hook: impl FnOnce(tokio::sync::mpsc::WeakSender<WriteMsg>) + Send + 'static,
+    ) -> Self {
+        self.on_writer_started = Some(Box::new(hook));
+        self
     }
 
     pub fn stats(&self) -> Arc<RecorderStats> {
@@ -291,7 +306,7 @@ impl Recorder {
     /// Records until `shutdown` completes, then commits everything received and returns the
     /// (still locked) database handle.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<RecordOutcome> {
-        record(self.client, self.handle, self.config, self.stats, shutdown).await
+        record(self.client, self.handle, self.config, self.stats, self.on_writer_started, shutdown).await
     }
 }
 
@@ -300,6 +315,7 @@ async fn record(
     handle: WriteHandle,
     config: RecorderConfig,
     stats: Arc<RecorderStats>,
+    on_writer_started: Option<WriterHook>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RecordOutcome> {
     let mut cache = Cache::new();
@@ -315,6 +331,9 @@ async fn record(
     cache.load(pods, nodes);
     // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.
     let writer = Writer::spawn(handle, 16, stats.writer.clone());
+    if let Some(hook) = on_writer_started {
+        hook(writer.sender.downgrade());
+    }
 
     let pod_api: Api<Pod> = match &config.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
