@@ -40,9 +40,14 @@ pub struct Args {
     /// Log a one-line status this often.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub status_interval: Duration,
+    /// How long each watch request lasts before it is resumed (server-side timeoutSeconds).
+    #[arg(long, value_name = "DURATION", default_value = "290s", value_parser = duration)]
+    pub watch_timeout: Duration,
     /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub retention: crate::retention::RetentionArgs,
 }
 
 /// Validated up front, so a typo is a usage error and not a watch that fails forever.
@@ -59,6 +64,7 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let retention = args.retention.schedule()?;
     // The cluster config first: a bad kubeconfig must not leave a new empty database behind.
     let (client, url) = kube_client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let handle = store::open_for_writing(&args.db)?;
@@ -68,9 +74,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         snapshot_interval: args.snapshot_interval,
         status_interval: args.status_interval,
         server: url.clone(),
+        watch_timeout: args.watch_timeout,
         ..Default::default()
     };
-    let recorder = Recorder::new(client, handle, config);
+    let recorder = crate::retention::periodic::attach(Recorder::new(client, handle, config), retention);
     if let Some(addr) = args.metrics_addr {
         let bound = recorder::metrics::serve(addr, recorder.stats()).await?;
         tracing::info!("metrics at http://{bound}/metrics");

@@ -43,6 +43,9 @@ pub struct RecorderConfig {
     pub page_size: u32,
     /// The API server's URL, for messages.
     pub server: String,
+    /// Server-side timeout of each watch request (kube's default is 290 s); the watch is then
+    /// resumed from its last resourceVersion.
+    pub watch_timeout: Duration,
 }
 
 impl Default for RecorderConfig {
@@ -56,6 +59,7 @@ impl Default for RecorderConfig {
             flush_interval: Duration::from_millis(100),
             page_size: 500,
             server: String::new(),
+            watch_timeout: Duration::from_secs(290),
         }
     }
 }
@@ -340,12 +344,13 @@ async fn record(
         None => Api::all(client.clone()),
     };
     let node_api: Api<Node> = Api::all(client);
-    let mut watch_config = watcher::Config::default().page_size(config.page_size);
+    let timeout = config.watch_timeout.as_secs().clamp(1, u32::MAX as u64) as u32;
+    let mut watch_config = watcher::Config::default().page_size(config.page_size).timeout(timeout);
     if let Some(selector) = &config.label_selector {
         watch_config = watch_config.labels(selector);
     }
     let mut pod_events = watcher::watcher(pod_api, watch_config).backoff(WatchBackoff::default()).boxed();
-    let mut node_events = watcher::watcher(node_api, watcher::Config::default().page_size(config.page_size))
+    let mut node_events = watcher::watcher(node_api, watcher::Config::default().page_size(config.page_size).timeout(timeout))
         .backoff(WatchBackoff::default())
         .boxed();
 
