@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds a real kube-apiserver and etcd (at the versions pinned in go.mod) and the
+# `controlplane` launcher into a cache directory outside the repository.
+#
+#   ./build.sh            -> builds (or reuses) the binaries, prints the bin dir as the LAST stdout line
+#
+# Environment:
+#   KUBETRAIL_E2E_BIN      bin directory (default: $HOME/.cache/kubetrail-e2e/bin-<k8s version>)
+#   KUBETRAIL_E2E_REBUILD  set to 1 to rebuild kube-apiserver and etcd even when they look fresh
+#
+# kube-apiserver and etcd are rebuilt only when missing, or when go.mod, go.sum, this
+# script or the Go version changed since they were built (a content stamp, not mtimes, so
+# a fresh git clone reuses binaries that an earlier run left in the cache). The launcher
+# is rebuilt every time; with a warm Go build cache that takes about a second.
+# All progress goes to stderr; stdout carries only the bin dir.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "build.sh: error: the 'go' command was not found on PATH; install Go >= 1.25 to build the e2e control plane" >&2
+  exit 1
+fi
+
+# Never let a go.mod 'toolchain' line or GOTOOLCHAIN=auto download another Go.
+export GOTOOLCHAIN=local
+export CGO_ENABLED=0
+# The committed go.sum must be complete; do not let a build rewrite go.mod/go.sum.
+export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+
+k8s_version="$(go list -m -f '{{.Version}}' k8s.io/kubernetes)"      # e.g. v1.35.4
+etcd_version="$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)" # e.g. v3.6.5
+major="${k8s_version#v}"; major="${major%%.*}"                         # 1
+minor="${k8s_version#v*.}"; minor="${minor%%.*}"                       # 35
+
+bin="${KUBETRAIL_E2E_BIN:-${HOME:?HOME is not set}/.cache/kubetrail-e2e/bin-${k8s_version}}"
+mkdir -p "$bin"
+
+# Serialize concurrent builds into the same bin dir.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$bin/.build.lock"
+  flock 9
+fi
+
+stamp="$( { cat go.mod go.sum build.sh; go version; } | sha256sum | cut -d' ' -f1)"
+stamp_file="$bin/.stamp"
+
+build() { # build OUTPUT PACKAGE [ldflags]
+  local out="$1" pkg="$2" ldflags="${3:-}"
+  echo "build.sh: go build $pkg -> $bin/$out" >&2
+  go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/.$out.tmp" "$pkg"
+  mv -f "$bin/.$out.tmp" "$bin/$out"
+}
+
+if [[ "${KUBETRAIL_E2E_REBUILD:-0}" != 1 && -x "$bin/kube-apiserver" && -x "$bin/etcd" \
+      && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
+  echo "build.sh: kube-apiserver $k8s_version and etcd $etcd_version are up to date in $bin" >&2
+else
+  rm -f "$stamp_file"
+  start=$SECONDS
+  build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "\
+ -X k8s.io/component-base/version.gitVersion=${k8s_version}\
+ -X k8s.io/component-base/version.gitMajor=${major}\
+ -X k8s.io/component-base/version.gitMinor=${minor}\
+ -X k8s.io/component-base/version.gitTreeState=clean\
+ -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
+  build etcd go.etcd.io/etcd/server/v3 "-X go.etcd.io/etcd/api/v3/version.GitSHA=${etcd_version}"
+  echo "$stamp" >"$stamp_file"
+  echo "build.sh: built kube-apiserver ${k8s_version} and etcd ${etcd_version} in $((SECONDS - start))s" >&2
+fi
+
+build controlplane ./cmd/controlplane "-X main.k8sVersion=${k8s_version}"
+
+echo "$bin"
