@@ -43,6 +43,10 @@ pub struct Args {
     /// How long each watch request lasts before it is resumed (server-side timeoutSeconds).
     #[arg(long, value_name = "DURATION", default_value = "290s", value_parser = duration)]
     pub watch_timeout: Duration,
+    /// Objects per list page. Fewer, larger pages make the initial list of a big cluster faster
+    /// at the cost of larger responses.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: u32,
     /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -75,6 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         status_interval: args.status_interval,
         server: url.clone(),
         watch_timeout: args.watch_timeout,
+        page_size: args.page_size,
         ..Default::default()
     };
     let recorder = crate::retention::periodic::attach(Recorder::new(client, handle, config), retention);

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::store::{write_batch, Batch, WriteHandle};
 
 /// Most rows merged into one transaction; bounds commit latency and memory.
-const MAX_ROWS_PER_COMMIT: usize = 50_000;
+const MAX_ROWS_PER_COMMIT: usize = 200_000;
 
 /// Work for the writer thread.
 pub enum WriteMsg {
