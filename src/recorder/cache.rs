@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::detect::{self, Observation};
 use super::objects::{Node, Pod};
-use super::state::{NodeState, PodState};
+use super::state::{Interner, NodeState, PodState, Text};
 use crate::model::{Resources, TransitionKind};
 use crate::store::{Batch, NodeCapacityRow, NodeRow, NodeUsageRow, PodResourcesRow, PodRow};
 
@@ -29,45 +29,50 @@ struct NodeEntry {
     state: Option<NodeState>,
     usage: Usage,
     /// uids of the pods counted in `usage`.
-    pods: HashSet<String>,
+    pods: HashSet<Text>,
 }
 
 #[derive(Default)]
 pub struct Cache {
-    pods: HashMap<String, PodState>,
+    pods: HashMap<Text, PodState>,
     /// Keyed by node name, which is what pods refer to.
-    nodes: HashMap<String, NodeEntry>,
+    nodes: HashMap<Text, NodeEntry>,
     /// uids seen since the current pod relist began; None outside a relist.
-    pod_relist: Option<HashSet<String>>,
-    node_relist: Option<HashSet<String>>,
+    pod_relist: Option<HashSet<Text>>,
+    node_relist: Option<HashSet<Text>>,
     /// Nodes whose usage changed since the last flush.
-    dirty_nodes: HashSet<String>,
+    dirty_nodes: HashSet<Text>,
+    interner: Interner,
 }
 
 /// What a pod contributes to its node's usage, if anything.
-fn contribution(state: &PodState) -> Option<(&str, Resources, Resources)> {
+fn contribution(state: &PodState) -> Option<(&Text, Resources, Resources)> {
     if state.holds_node_resources() {
-        Some((state.node.as_deref()?, state.resources.requests, state.resources.limits))
+        Some((state.node.as_ref()?, state.resources.requests, state.resources.limits))
     } else {
         None
     }
 }
 
+fn owned(text: &Option<Text>) -> Option<String> {
+    text.as_deref().map(str::to_string)
+}
+
 fn pod_row(state: &PodState, labels_json: Option<String>, deleted_at_ms: Option<i64>) -> PodRow {
     PodRow {
-        uid: state.uid.clone(),
-        namespace: state.namespace.clone(),
-        name: state.name.clone(),
-        node: state.node.clone(),
-        owner_kind: state.owner_kind.clone(),
-        owner_name: state.owner_name.clone(),
+        uid: state.uid.to_string(),
+        namespace: state.namespace.to_string(),
+        name: state.name.to_string(),
+        node: owned(&state.node),
+        owner_kind: owned(&state.owner_kind),
+        owner_name: owned(&state.owner_name),
         labels_json,
         created_at_ms: state.created_at_ms,
         started_at_ms: if state.has_started() { state.started_at_ms() } else { None },
         finished_at_ms: state.finished_at_ms,
         deleted_at_ms,
         phase: state.phase,
-        reason: state.final_reason(),
+        reason: owned(&state.final_reason()),
         restarts: state.restarts(),
         resources: state.resources,
         state_json: serde_json::to_string(state).unwrap_or_default(),
@@ -76,8 +81,8 @@ fn pod_row(state: &PodState, labels_json: Option<String>, deleted_at_ms: Option<
 
 fn node_row(state: &NodeState, deleted_at_ms: Option<i64>) -> NodeRow {
     NodeRow {
-        uid: state.uid.clone(),
-        name: state.name.clone(),
+        uid: state.uid.to_string(),
+        name: state.name.to_string(),
         created_at_ms: state.created_at_ms,
         deleted_at_ms,
         capacity: state.capacity,
@@ -98,7 +103,8 @@ impl Cache {
             let name = node.name.clone();
             self.nodes.entry(name).or_default().state = Some(node);
         }
-        for pod in pods {
+        for mut pod in pods {
+            pod.intern(&mut self.interner);
             self.add_contribution(&pod);
             self.pods.insert(pod.uid.clone(), pod);
         }
@@ -130,12 +136,12 @@ impl Cache {
 
     fn add_contribution(&mut self, state: &PodState) {
         if let Some((node, requests, limits)) = contribution(state) {
-            let entry = self.nodes.entry(node.to_string()).or_default();
+            let entry = self.nodes.entry(node.clone()).or_default();
             if entry.pods.insert(state.uid.clone()) {
                 entry.usage.requested = add(entry.usage.requested, requests);
                 entry.usage.limits = add(entry.usage.limits, limits);
                 entry.usage.pod_count += 1;
-                self.dirty_nodes.insert(node.to_string());
+                self.dirty_nodes.insert(node.clone());
             }
         }
     }
@@ -148,13 +154,14 @@ impl Cache {
             entry.usage.requested = sub(entry.usage.requested, requests);
             entry.usage.limits = sub(entry.usage.limits, limits);
             entry.usage.pod_count -= 1;
-            self.dirty_nodes.insert(node.to_string());
+            self.dirty_nodes.insert(node.clone());
         }
     }
 
     /// An added or modified pod (or one listed during a relist).
     pub fn apply_pod(&mut self, pod: Pod, obs: Observation, batch: &mut Batch) {
         let mut new = pod.state;
+        new.intern(&mut self.interner);
         if let Some(seen) = &mut self.pod_relist {
             seen.insert(new.uid.clone());
         }
@@ -173,7 +180,7 @@ impl Cache {
         }
         if old.is_none_or(|o| o.resources != new.resources) {
             batch.pod_resources.push(PodResourcesRow {
-                pod_uid: new.uid.clone(),
+                pod_uid: new.uid.to_string(),
                 at_ms: obs.at_ms,
                 resources: new.resources,
             });
@@ -213,7 +220,7 @@ impl Cache {
     /// Returns how many.
     pub fn end_pod_relist(&mut self, obs: Observation, batch: &mut Batch) -> usize {
         let Some(seen) = self.pod_relist.take() else { return 0 };
-        let gone: Vec<String> = self.pods.keys().filter(|uid| !seen.contains(*uid)).cloned().collect();
+        let gone: Vec<Text> = self.pods.keys().filter(|uid| !seen.contains(*uid)).cloned().collect();
         for uid in &gone {
             if let Some(last) = self.pods.remove(uid) {
                 // Labels are already stored from earlier rows; None leaves them as they are.
@@ -224,7 +231,8 @@ impl Cache {
     }
 
     pub fn apply_node(&mut self, node: Node, obs: Observation, batch: &mut Batch) {
-        let new = node.state;
+        let mut new = node.state;
+        self.interner.intern(&mut new.name);
         if let Some(seen) = &mut self.node_relist {
             seen.insert(new.name.clone());
         }
@@ -249,7 +257,7 @@ impl Cache {
         batch.nodes.push(node_row(&new, None));
         if capacity_changed {
             batch.node_capacity.push(NodeCapacityRow {
-                node_uid: new.uid.clone(),
+                node_uid: new.uid.to_string(),
                 at_ms: obs.at_ms,
                 capacity: new.capacity,
                 allocatable: new.allocatable,
@@ -266,7 +274,7 @@ impl Cache {
         self.record_node_gone(&name, obs, batch);
     }
 
-    fn record_node_gone(&mut self, name: &str, obs: Observation, batch: &mut Batch) {
+    fn record_node_gone(&mut self, name: &Text, obs: Observation, batch: &mut Batch) {
         let Some(entry) = self.nodes.get_mut(name) else { return };
         let Some(last) = entry.state.take() else { return };
         let row = detect::node_deleted(&last, obs);
@@ -285,7 +293,7 @@ impl Cache {
 
     pub fn end_node_relist(&mut self, obs: Observation, batch: &mut Batch) -> usize {
         let Some(seen) = self.node_relist.take() else { return 0 };
-        let gone: Vec<String> = self
+        let gone: Vec<Text> = self
             .nodes
             .iter()
             .filter(|(name, entry)| entry.state.is_some() && !seen.contains(*name))
@@ -309,17 +317,17 @@ impl Cache {
     /// A keyframe row for every known node, so a window's first value is never far away.
     pub fn keyframes(&mut self, at_ms: i64, batch: &mut Batch) {
         self.dirty_nodes.clear();
-        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        let names: Vec<Text> = self.nodes.keys().cloned().collect();
         for name in names {
             self.push_usage(&name, at_ms, true, batch);
         }
     }
 
-    fn push_usage(&self, name: &str, at_ms: i64, keyframe: bool, batch: &mut Batch) {
+    fn push_usage(&self, name: &Text, at_ms: i64, keyframe: bool, batch: &mut Batch) {
         let Some(entry) = self.nodes.get(name) else { return };
         let Some(state) = &entry.state else { return };
         batch.node_usage.push(NodeUsageRow {
-            node_uid: state.uid.clone(),
+            node_uid: state.uid.to_string(),
             at_ms,
             requested: entry.usage.requested,
             limits: entry.usage.limits,
@@ -354,7 +362,7 @@ mod tests {
                 uid: uid.into(),
                 namespace: "ns".into(),
                 name: uid.into(),
-                node: node.map(str::to_string),
+                node: node.map(Text::from),
                 phase,
                 created_at_ms: 1,
                 resources: Effective { requests: Resources::new(cpu, cpu * 10), limits: Resources::new(cpu * 2, 0) },
@@ -367,7 +375,7 @@ mod tests {
         Node {
             meta: ObjectMeta::default(),
             state: NodeState {
-                uid: format!("uid-{name}"),
+                uid: format!("uid-{name}").into(),
                 name: name.into(),
                 created_at_ms: 1,
                 ready: true,

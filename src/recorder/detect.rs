@@ -67,7 +67,7 @@ struct PodRows<'a> {
 impl PodRows<'_> {
     fn push(&mut self, kind: TransitionKind, at_ms: Option<i64>, fill: impl FnOnce(&mut TransitionRow)) {
         let mut row = TransitionRow::new(
-            SubjectUid::Pod(self.new.uid.clone()),
+            SubjectUid::Pod(self.new.uid.to_string()),
             kind,
             at_ms.unwrap_or(self.obs.at_ms),
             self.obs.at_ms,
@@ -100,8 +100,8 @@ impl PodRows<'_> {
             if !already_seen {
                 self.push(TransitionKind::ContainerTerminated, at, |r| {
                     r.seq = container_seq(&c.name, run);
-                    r.container = Some(c.name.clone());
-                    r.reason = term.and_then(|t| t.reason.clone());
+                    r.container = Some(c.name.to_string());
+                    r.reason = term.and_then(|t| t.reason.as_deref().map(str::to_string));
                     r.exit_code = term.and_then(|t| t.exit_code);
                     r.restart_count = Some(run);
                     if term.is_none() {
@@ -112,9 +112,9 @@ impl PodRows<'_> {
             }
             self.push(TransitionKind::ContainerRestarted, at, |r| {
                 r.seq = container_seq(&c.name, run + 1);
-                r.container = Some(c.name.clone());
+                r.container = Some(c.name.to_string());
                 r.restart_count = Some(run + 1);
-                r.reason = term.and_then(|t| t.reason.clone());
+                r.reason = term.and_then(|t| t.reason.as_deref().map(str::to_string));
                 r.exit_code = term.and_then(|t| t.exit_code);
                 if term.is_none() {
                     r.inferred = true;
@@ -127,8 +127,8 @@ impl PodRows<'_> {
             if !seen {
                 self.push(TransitionKind::ContainerTerminated, term.finished_at_ms, |r| {
                     r.seq = container_seq(&c.name, c.restart_count);
-                    r.container = Some(c.name.clone());
-                    r.reason = term.reason.clone();
+                    r.container = Some(c.name.to_string());
+                    r.reason = term.reason.as_deref().map(str::to_string);
                     r.exit_code = term.exit_code;
                     r.restart_count = Some(c.restart_count);
                 });
@@ -206,8 +206,8 @@ pub fn pod_transitions(old: Option<&PodState>, new: &PodState, obs: Observation)
     if new.phase.is_terminal() && old.is_none_or(|o| o.phase != new.phase) {
         let kind = if new.phase == Phase::Succeeded { TransitionKind::Succeeded } else { TransitionKind::Failed };
         out.push(kind, new.last_finished_at_ms(), |r| {
-            r.reason = new.reason.clone();
-            r.message = new.message.clone();
+            r.reason = new.reason.as_deref().map(str::to_string);
+            r.message = new.message.as_deref().map(str::to_string);
         });
     }
     if let Some(deletion_at) = new.deletion_at_ms
@@ -240,7 +240,7 @@ pub fn pod_deleted(last: &PodState, obs: Observation) -> TransitionRow {
         Some(deadline) if obs.inferred => deadline.min(obs.at_ms),
         _ => obs.at_ms,
     };
-    let mut row = TransitionRow::new(SubjectUid::Pod(last.uid.clone()), TransitionKind::Deleted, at_ms, obs.at_ms);
+    let mut row = TransitionRow::new(SubjectUid::Pod(last.uid.to_string()), TransitionKind::Deleted, at_ms, obs.at_ms);
     row.phase_before = Some(last.phase);
     row.phase_after = Some(last.phase);
     row.resource_version = last.resource_version;
@@ -256,7 +256,7 @@ pub fn node_transitions(old: Option<&NodeState>, new: &NodeState, obs: Observati
     let mut rows = Vec::new();
     let mut push = |kind: TransitionKind, at_ms: Option<i64>, seq: i64, message: Option<String>, inferred: bool| {
         let mut row = TransitionRow::new(
-            SubjectUid::Node(new.uid.clone()),
+            SubjectUid::Node(new.uid.to_string()),
             kind,
             at_ms.unwrap_or(obs.at_ms),
             obs.at_ms,
@@ -312,7 +312,7 @@ pub fn node_transitions(old: Option<&NodeState>, new: &NodeState, obs: Observati
 }
 
 pub fn node_deleted(last: &NodeState, obs: Observation) -> TransitionRow {
-    let mut row = TransitionRow::new(SubjectUid::Node(last.uid.clone()), TransitionKind::NodeDeleted, obs.at_ms, obs.at_ms);
+    let mut row = TransitionRow::new(SubjectUid::Node(last.uid.to_string()), TransitionKind::NodeDeleted, obs.at_ms, obs.at_ms);
     row.resource_version = last.resource_version;
     row.inferred = obs.inferred;
     row
@@ -370,7 +370,7 @@ mod tests {
             self
         }
         fn restarted(mut self, name: &str, count: i64, finished: i64, reason: &str, code: i64) -> Self {
-            let c = self.containers.iter_mut().find(|c| c.name == name).unwrap();
+            let c = self.containers.iter_mut().find(|c| &*c.name == name).unwrap();
             c.restart_count = count;
             c.terminated = None;
             c.started_at_ms = Some(finished + 1);

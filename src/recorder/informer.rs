@@ -57,7 +57,7 @@ impl Default for RecorderConfig {
             status_interval: Duration::from_secs(10),
             batch_rows: 5_000,
             flush_interval: Duration::from_millis(100),
-            page_size: 500,
+            page_size: 2000,
             server: String::new(),
             watch_timeout: Duration::from_secs(290),
         }

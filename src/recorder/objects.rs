@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ClusterResourceScope, NamespaceResourceScope};
 use serde::Deserialize;
 
-use super::state::{ContainerState, NodeState, PodState, Termination};
+use super::state::{ContainerState, NodeState, PodState, Termination, Text};
 use crate::model::quantity::{parse_cpu_millis, parse_memory_bytes};
 use crate::model::time::parse_rfc3339_ms;
 use crate::model::{resources, ContainerResources, Phase, PodResourceSpec, Resources};
@@ -212,7 +212,11 @@ fn ms(s: &Option<String>) -> Option<i64> {
     s.as_deref().and_then(parse_rfc3339_ms)
 }
 
-fn truncate(s: Option<String>) -> Option<String> {
+fn text(s: &Option<String>) -> Option<Text> {
+    s.as_deref().map(Text::from)
+}
+
+fn truncate(s: Option<String>) -> Option<Text> {
     s.map(|mut s| {
         if s.len() > MESSAGE_LIMIT {
             let mut end = MESSAGE_LIMIT;
@@ -222,7 +226,7 @@ fn truncate(s: Option<String>) -> Option<String> {
             s.truncate(end);
             s.push('…');
         }
-        s
+        Text::from(s)
     })
 }
 
@@ -240,7 +244,7 @@ fn termination(raw: &RawTerminated) -> Termination {
     Termination {
         finished_at_ms: ms(&raw.finished_at),
         exit_code: raw.exit_code,
-        reason: raw.reason.clone(),
+        reason: text(&raw.reason),
     }
 }
 
@@ -251,7 +255,7 @@ fn container_state(status: &RawContainerStatus, init: bool) -> ContainerState {
         (None, None) => None,
     };
     ContainerState {
-        name: status.name.clone(),
+        name: Text::from(status.name.as_str()),
         init,
         restart_count: status.restart_count,
         started_at_ms,
@@ -294,12 +298,12 @@ impl From<RawPod> for Pod {
             .collect();
         containers.extend(status.container_statuses.iter().map(|s| container_state(s, false)));
         let state = PodState {
-            uid: meta.uid.clone().unwrap_or_default(),
-            namespace: meta.namespace.clone().unwrap_or_default(),
-            name: meta.name.clone().unwrap_or_default(),
-            node: spec.node_name.clone().filter(|n| !n.is_empty()),
+            uid: Text::from(meta.uid.as_deref().unwrap_or_default()),
+            namespace: Text::from(meta.namespace.as_deref().unwrap_or_default()),
+            name: Text::from(meta.name.as_deref().unwrap_or_default()),
+            node: spec.node_name.as_deref().filter(|n| !n.is_empty()).map(Text::from),
             phase: status.phase.as_deref().map(Phase::parse).unwrap_or(Phase::Pending),
-            reason: status.reason.clone(),
+            reason: text(&status.reason),
             message: truncate(status.message.clone()),
             created_at_ms: ms(&meta.creation_timestamp).unwrap_or(0),
             deletion_at_ms: ms(&meta.deletion_timestamp),
@@ -310,8 +314,8 @@ impl From<RawPod> for Pod {
             ready_changed_at_ms: ready.and_then(|c| ms(&c.last_transition_time)),
             containers,
             resources,
-            owner_kind: owner.map(|o| o.kind.clone()),
-            owner_name: owner.map(|o| o.name.clone()),
+            owner_kind: owner.map(|o| Text::from(o.kind.as_str())),
+            owner_name: owner.map(|o| Text::from(o.name.as_str())),
             resource_version: meta.resource_version.as_deref().and_then(|rv| rv.parse().ok()),
             finished_at_ms: None,
         };
@@ -325,8 +329,8 @@ impl From<RawNode> for Node {
         let meta = &raw.metadata;
         let ready = raw.status.conditions.iter().find(|c| c.type_ == "Ready");
         let state = NodeState {
-            uid: meta.uid.clone().unwrap_or_default(),
-            name: meta.name.clone().unwrap_or_default(),
+            uid: Text::from(meta.uid.as_deref().unwrap_or_default()),
+            name: Text::from(meta.name.as_deref().unwrap_or_default()),
             created_at_ms: ms(&meta.creation_timestamp).unwrap_or(0),
             ready: ready.is_some_and(|c| c.status == "True"),
             ready_changed_at_ms: ready.and_then(|c| ms(&c.last_transition_time)),
@@ -428,7 +432,7 @@ mod tests {
     fn projects_a_pod_to_its_compact_state() {
         let pod: Pod = serde_json::from_str(POD).unwrap();
         let s = &pod.state;
-        assert_eq!((s.namespace.as_str(), s.name.as_str(), s.uid.as_str()), ("shop", "web-1", "u-1"));
+        assert_eq!((&*s.namespace, &*s.name, &*s.uid), ("shop", "web-1", "u-1"));
         assert_eq!(s.node.as_deref(), Some("node-1"));
         assert_eq!(s.phase, Phase::Running);
         assert_eq!(s.resource_version, Some(42));

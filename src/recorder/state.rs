@@ -6,10 +6,50 @@
 //! list against exactly what it last committed. Field names are short on purpose: they are
 //! repeated in every row.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Effective, Phase};
 use crate::store::NodeResources;
+
+/// Shared immutable text. Namespaces, node names, container names and reasons repeat across
+/// thousands of pods; the cache stores one copy of each (see [`Interner`]), and a uid is shared
+/// between the cache's key, the state and the node index.
+pub type Text = Arc<str>;
+
+/// Deduplicates the strings the cache keeps. Grows with the number of distinct values
+/// (namespaces, nodes, container names, owners, reasons), not with the number of pods.
+#[derive(Default)]
+pub struct Interner {
+    set: HashSet<Text>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, text: &mut Text) {
+        match self.set.get(&**text) {
+            Some(shared) => *text = shared.clone(),
+            None => {
+                self.set.insert(text.clone());
+            }
+        }
+    }
+
+    fn intern_opt(&mut self, text: &mut Option<Text>) {
+        if let Some(text) = text {
+            self.intern(text);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
 
 /// How a container run ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,13 +59,13 @@ pub struct Termination {
     #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Text>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerState {
     #[serde(rename = "n")]
-    pub name: String,
+    pub name: Text,
     /// An init container (plain or sidecar); app containers are false.
     #[serde(rename = "i", default, skip_serializing_if = "is_false")]
     pub init: bool,
@@ -49,19 +89,19 @@ fn is_false(b: &bool) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodState {
     #[serde(rename = "u")]
-    pub uid: String,
+    pub uid: Text,
     #[serde(rename = "ns")]
-    pub namespace: String,
+    pub namespace: Text,
     #[serde(rename = "n")]
-    pub name: String,
+    pub name: Text,
     #[serde(rename = "no", default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
+    pub node: Option<Text>,
     #[serde(rename = "p", default)]
     pub phase: Phase,
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Text>,
     #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub message: Option<Text>,
     #[serde(rename = "ca")]
     pub created_at_ms: i64,
     /// `metadata.deletionTimestamp`: when the grace period ends.
@@ -85,9 +125,9 @@ pub struct PodState {
     #[serde(rename = "e", default)]
     pub resources: Effective,
     #[serde(rename = "ok", default, skip_serializing_if = "Option::is_none")]
-    pub owner_kind: Option<String>,
+    pub owner_kind: Option<Text>,
     #[serde(rename = "on", default, skip_serializing_if = "Option::is_none")]
-    pub owner_name: Option<String>,
+    pub owner_name: Option<Text>,
     #[serde(rename = "rv", default)]
     pub resource_version: Option<i64>,
     /// When the pod reached Succeeded or Failed (the `at` of that transition); set by the cache.
@@ -96,6 +136,21 @@ pub struct PodState {
 }
 
 impl PodState {
+    /// Replaces repeated strings with the interner's shared copies (the uid stays unique).
+    pub fn intern(&mut self, interner: &mut Interner) {
+        interner.intern(&mut self.namespace);
+        interner.intern_opt(&mut self.node);
+        interner.intern_opt(&mut self.reason);
+        interner.intern_opt(&mut self.owner_kind);
+        interner.intern_opt(&mut self.owner_name);
+        for c in &mut self.containers {
+            interner.intern(&mut c.name);
+            for t in [&mut c.terminated, &mut c.last_terminated].into_iter().flatten() {
+                interner.intern_opt(&mut t.reason);
+            }
+        }
+    }
+
     /// Whether the pod still holds resources on its node: bound and not finished.
     pub fn holds_node_resources(&self) -> bool {
         self.node.is_some() && !self.phase.is_terminal()
@@ -120,7 +175,7 @@ impl PodState {
 
     /// The reason to show for how the pod ended: the pod's own (Evicted, DeadlineExceeded), else
     /// that of the last container to terminate (OOMKilled, Error, Completed).
-    pub fn final_reason(&self) -> Option<String> {
+    pub fn final_reason(&self) -> Option<Text> {
         if !self.phase.is_terminal() {
             return None;
         }
@@ -145,9 +200,9 @@ impl PodState {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeState {
     #[serde(rename = "u")]
-    pub uid: String,
+    pub uid: Text,
     #[serde(rename = "n")]
-    pub name: String,
+    pub name: Text,
     #[serde(rename = "ca")]
     pub created_at_ms: i64,
     /// Ready condition is True.
