@@ -1,9 +1,146 @@
-//! `kubetrail simulate`.
+//! `kubetrail simulate`: serve a simulated cluster over the Kubernetes API until SIGINT/SIGTERM.
+//! Prints `serving on http://ADDR` once the kubeconfig is written, so scripts and tests can wait
+//! for that line.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::sim::{self, FaultRequest, SimConfig};
+use crate::usage;
 
 /// Flags of `kubetrail simulate`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Address to serve on; port 0 picks a free port (the kubeconfig names the real one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Where to write a kubeconfig that points at the simulator (written atomically).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig_out: PathBuf,
+    /// Nodes at start-up.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Target pod population (also the pods that exist at start-up).
+    #[arg(long, default_value_t = 30)]
+    pub pods: usize,
+    /// New pods per second.
+    #[arg(long, value_name = "PODS_PER_SEC", default_value_t = 5.0)]
+    pub churn: f64,
+    /// Seed of the scenario: the same seed and --start-time give the same cluster and truth.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Virtual time at start-up, RFC 3339 (default: now).
+    #[arg(long, value_name = "RFC3339")]
+    pub start_time: Option<String>,
+    /// Multiplies lifecycle delays: 0.1 makes pods live ten times faster, 3 three times slower.
+    #[arg(long, default_value_t = 1.0)]
+    pub pace: f64,
+    /// Append every transition the simulator causes to this file as JSON lines.
+    #[arg(long, value_name = "PATH")]
+    pub truth_out: Option<PathBuf>,
+    /// Close every watch stream every N seconds.
+    #[arg(long, value_name = "SECS")]
+    pub cut_watches_every: Option<f64>,
+    /// Delay each watch event by N milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub slow_watch_ms: Option<u64>,
+    /// Start with an outage: every API request gets 503 for N seconds.
+    #[arg(long, value_name = "SECS")]
+    pub outage_secs: Option<f64>,
+    /// Seconds between BOOKMARK events on watches that allow them.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub bookmark_every: f64,
+    /// Start with the scenario engine paused (resume with POST /_sim/resume).
+    #[arg(long)]
+    pub paused: bool,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`kubetrail simulate` is not implemented yet")
+impl Args {
+    /// Turns flags into a validated configuration; bad values are usage errors (exit code 2).
+    fn config(&self) -> anyhow::Result<SimConfig> {
+        let start_ms = match &self.start_time {
+            Some(raw) => {
+                Some(sim::clock::parse_rfc3339_ms(raw).map_err(|e| usage!("--start-time: {e}"))?)
+            }
+            None => None,
+        };
+        if !(self.churn.is_finite() && self.churn >= 0.0) {
+            return Err(usage!(
+                "--churn {} is not a rate; expected pods per second, e.g. 5 or 0.5",
+                self.churn
+            ));
+        }
+        if !(self.pace.is_finite() && self.pace > 0.0) {
+            return Err(usage!(
+                "--pace {} must be a positive factor, e.g. 1 (normal) or 0.1 (ten times faster)",
+                self.pace
+            ));
+        }
+        for (flag, value) in [
+            ("--cut-watches-every", self.cut_watches_every),
+            ("--outage-secs", self.outage_secs),
+            ("--bookmark-every", Some(self.bookmark_every)),
+        ] {
+            if let Some(v) = value
+                && !(v.is_finite() && v > 0.0)
+            {
+                return Err(usage!("{flag} {v} must be a positive number of seconds"));
+            }
+        }
+        Ok(SimConfig {
+            listen: self.listen,
+            kubeconfig_out: Some(self.kubeconfig_out.clone()),
+            truth_out: self.truth_out.clone(),
+            seed: self.seed,
+            start_ms,
+            nodes: self.nodes,
+            pods: self.pods,
+            churn_per_sec: self.churn,
+            pace: self.pace,
+            faults: FaultRequest {
+                cut_every_secs: self.cut_watches_every,
+                slow_watch_ms: self.slow_watch_ms,
+                outage_secs: self.outage_secs,
+                ..FaultRequest::default()
+            },
+            bookmark_interval: std::time::Duration::from_secs_f64(self.bookmark_every),
+            start_paused: self.paused,
+            ..SimConfig::default()
+        })
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let handle = sim::start(config).await?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "serving on {}", handle.base_url())?;
+        stdout.flush()?;
+    }
+    tracing::info!(
+        kubeconfig = %handle.kubeconfig_path().display(),
+        "simulated cluster is up; stop with Ctrl-C"
+    );
+    wait_for_signal().await?;
+    handle.shutdown().await
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok(())
+    }
 }

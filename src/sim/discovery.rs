@@ -1,0 +1,60 @@
+//! Discovery documents: `/version`, `/api`, `/api/v1` and `/apis`, as a v1.32 apiserver that
+//! serves only the core group's pods, nodes and namespaces would answer. Clients (kubectl's
+//! RESTMapper, kube-rs) read these to find resources, their verbs, kinds and short names.
+//! Aggregated discovery (apidiscovery.k8s.io/v2) is not offered: answering plain JSON makes
+//! kubectl fall back to these legacy documents.
+
+use serde_json::{Value, json};
+
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": "v1.32.0",
+        "gitCommit": "70d3cc986aa8221cd1dfb1121852688902d3bf53",
+        "gitTreeState": "clean",
+        "buildDate": "2024-12-11T17:59:15Z",
+        "goVersion": "go1.23.3",
+        "compiler": "gc",
+        "platform": "linux/amd64"
+    })
+}
+
+pub fn api_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{ "clientCIDR": "0.0.0.0/0", "serverAddress": server_address }]
+    })
+}
+
+pub fn api_groups() -> Value {
+    json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": [] })
+}
+
+pub fn core_v1_resources() -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {
+                "name": "namespaces", "singularName": "namespace", "namespaced": false,
+                "kind": "Namespace", "verbs": ["get", "list", "watch"], "shortNames": ["ns"],
+                "storageVersionHash": "Q3oi5N2YM8M="
+            },
+            { "name": "namespaces/status", "singularName": "", "namespaced": false, "kind": "Namespace", "verbs": ["get"] },
+            {
+                "name": "nodes", "singularName": "node", "namespaced": false, "kind": "Node",
+                "verbs": ["delete", "get", "list", "watch"], "shortNames": ["no"],
+                "storageVersionHash": "XwShjMxG9Fs="
+            },
+            { "name": "nodes/status", "singularName": "", "namespaced": false, "kind": "Node", "verbs": ["get"] },
+            {
+                "name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
+                "verbs": ["delete", "get", "list", "watch"], "shortNames": ["po"], "categories": ["all"],
+                "storageVersionHash": "xPOwRZ+Yhw8="
+            },
+            { "name": "pods/status", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"] }
+        ]
+    })
+}

@@ -1,0 +1,226 @@
+//! kubectl (a client nobody here wrote) works against the simulator: get, get -w, -o json and
+//! delete behave as against a real cluster.
+
+#[path = "common/sim.rs"]
+mod sim;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sim::SimProcess;
+
+const KUBECTL: &str = "kubectl";
+
+fn have_kubectl() -> bool {
+    let found = Command::new(KUBECTL)
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("kubectl is not installed: skipping");
+    }
+    found
+}
+
+fn kubectl(sim: &SimProcess, args: &[&str]) -> Output {
+    let output = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig_path())
+        .args(["--request-timeout", "20s"])
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        sim.log()
+    );
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn kubectl_get_prints_nodes_and_pods() {
+    if !have_kubectl() {
+        return;
+    }
+    let sim = SimProcess::spawn(&["--nodes", "3", "--pods", "20", "--churn", "2"]);
+    let nodes = stdout(&kubectl(&sim, &["get", "nodes"]));
+    let mut lines = nodes.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        "{nodes}"
+    );
+    assert_eq!(lines.clone().count(), 3, "{nodes}");
+    assert!(
+        lines.all(|l| l.contains("Ready") && l.contains("v1.32")),
+        "{nodes}"
+    );
+
+    let pods = stdout(&kubectl(&sim, &["get", "pods", "-A"]));
+    let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{pods}"
+    );
+    assert!(pods.lines().count() > 10, "{pods}");
+    assert!(pods.contains("Running") && pods.contains("1/1"), "{pods}");
+
+    let wide = stdout(&kubectl(
+        &sim,
+        &[
+            "get",
+            "pods",
+            "-A",
+            "-o",
+            "wide",
+            "-l",
+            "app.kubernetes.io/name",
+        ],
+    ));
+    let header = wide.lines().next().unwrap_or("");
+    assert!(header.contains("NODE") && header.contains("IP"), "{wide}");
+    assert!(wide.contains(".ec2.internal"), "{wide}");
+}
+
+#[test]
+fn kubectl_get_watch_shows_live_changes() {
+    if !have_kubectl() {
+        return;
+    }
+    let sim = SimProcess::spawn(&["--pods", "15", "--churn", "20", "--pace", "0.3", "--paused"]);
+    let (_, body) = sim.get("/api/v1/pods");
+    let listed = serde_json::from_str::<Value>(&body).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let mut child = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig_path())
+        .args(["get", "pods", "-A", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run kubectl get -w");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let mut read_until = |want: usize, timeout: Duration| {
+        let deadline = Instant::now() + timeout;
+        while lines.len() < want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    // Header plus the current pods, while nothing changes.
+    assert!(
+        read_until(listed + 1, Duration::from_secs(20)),
+        "kubectl -w did not print the list"
+    );
+    sim.resume();
+    let ok = read_until(listed + 1 + 10, Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok, "no live changes appeared:\n{}", lines.join("\n"));
+    let new = &lines[listed + 1..];
+    assert!(
+        new.iter().any(|l| l.contains("Pending")
+            || l.contains("ContainerCreating")
+            || l.contains("Running")),
+        "{new:?}"
+    );
+}
+
+#[test]
+fn kubectl_get_json_and_delete() {
+    if !have_kubectl() {
+        return;
+    }
+    // No churn: nothing but us deletes ReplicaSet pods.
+    let sim = SimProcess::spawn(&["--pods", "20", "--churn", "0"]);
+    let list: Value =
+        serde_json::from_slice(&kubectl(&sim, &["get", "pods", "-A", "-o", "json"]).stdout)
+            .unwrap();
+    let pod = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["status"]["phase"] == "Running"
+                && p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
+                && p["spec"]["terminationGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(99)
+                    <= 5
+        })
+        .expect("a running ReplicaSet pod with a short grace period");
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    let namespace = pod["metadata"]["namespace"].as_str().unwrap();
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+
+    let one: Value = serde_json::from_slice(
+        &kubectl(&sim, &["get", "pod", name, "-n", namespace, "-o", "json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(one["kind"], "Pod");
+    assert_eq!(one["metadata"]["uid"], uid);
+    let created = one["metadata"]["creationTimestamp"].as_str().unwrap();
+    assert!(
+        created.ends_with('Z') && !created.contains('.'),
+        "second precision like a real apiserver: {created}"
+    );
+    assert!(one["spec"]["containers"][0]["resources"]["requests"]["cpu"].is_string());
+
+    let deleted = stdout(&kubectl(&sim, &["delete", "pod", name, "-n", namespace]));
+    assert!(
+        deleted.contains(&format!("pod \"{name}\" deleted")),
+        "{deleted}"
+    );
+    let gone = Command::new(KUBECTL)
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig_path())
+        .args(["get", "pod", name, "-n", namespace])
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success() && String::from_utf8_lossy(&gone.stderr).contains("NotFound"),
+        "{gone:?}"
+    );
+
+    let truth = sim.wait_for_truth(Duration::from_secs(10), |lines| {
+        lines.iter().any(|l| l.uid == uid && l.kind == "deleted")
+    });
+    let kinds: Vec<&str> = truth
+        .iter()
+        .filter(|l| l.uid == uid)
+        .map(|l| l.kind.as_str())
+        .collect();
+    let terminating = kinds
+        .iter()
+        .position(|k| *k == "terminating")
+        .expect("a terminating row");
+    assert_eq!(kinds.last(), Some(&"deleted"), "{kinds:?}");
+    assert!(terminating < kinds.len() - 1, "{kinds:?}");
+}
