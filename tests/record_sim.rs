@@ -105,7 +105,9 @@ fn an_outage_of_30_seconds_is_retried_and_reconciled() {
     run_for(Duration::from_secs(3));
     let outage_at = now_ms();
     sim.fault(r#"{"outage_secs":30}"#);
-    run_for(Duration::from_secs(30));
+    // The recorder is blind from the outage until its watch is back (its retry backoff may
+    // take a few seconds past the outage's end).
+    rec.wait_for_log("pod watch resumed", Duration::from_secs(60));
     let outage_end = now_ms();
     run_for(Duration::from_secs(8));
     let gaps = [before_start(started), Gap { start_ms: outage_at, end_ms: outage_end }];

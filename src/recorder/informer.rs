@@ -95,8 +95,9 @@ pub struct RecordOutcome {
 const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// The state of one of the two watch streams.
-#[derive(Default)]
 struct ListProgress {
+    /// "pod" or "node", for messages.
+    what: &'static str,
     listing: bool,
     listed_once: bool,
     count: usize,
@@ -107,11 +108,16 @@ struct ListProgress {
 }
 
 impl ListProgress {
+    fn new(what: &'static str) -> Self {
+        ListProgress { what, listing: false, listed_once: false, count: 0, failed: false, catch_up_until: None }
+    }
+
     /// How to treat a live (non-list) event arriving now.
     fn observe(&mut self, now_ms: i64) -> Observation {
         if self.failed {
             self.failed = false;
             self.catch_up_until = Some(Instant::now() + CATCH_UP);
+            tracing::info!("{} watch resumed; events of the next {CATCH_UP:?} are a catch-up, marked inferred", self.what);
         }
         match self.catch_up_until {
             Some(until) if Instant::now() < until => Observation::recovered(now_ms),
@@ -360,8 +366,8 @@ async fn record(
         batch_since: None,
         writer,
         stats: stats.clone(),
-        pods: ListProgress::default(),
-        nodes: ListProgress::default(),
+        pods: ListProgress::new("pod"),
+        nodes: ListProgress::new("node"),
         started: Instant::now(),
         committed_marker: false,
     };
