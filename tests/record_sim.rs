@@ -39,17 +39,41 @@ fn run_for(d: Duration) {
     std::thread::sleep(d);
 }
 
+/// A simulator with a recorder attached that has finished its first list.
+struct Session {
+    sim: SimProcess,
+    db: std::path::PathBuf,
+    rec: RecorderProcess,
+    started: i64,
+}
+
+impl Session {
+    fn start(sim_args: &[&str]) -> Session {
+        let sim = SimProcess::spawn(sim_args);
+        let db = sim.dir().join("trail.db");
+        let started = now_ms();
+        let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
+        rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+        Session { sim, db, rec, started }
+    }
+
+    /// Settles with the given gaps besides the one before the recorder started, stops the
+    /// recorder (which must exit 0) and returns the comparison and the recorder's log.
+    fn finish(self, mut gaps: Vec<Gap>, timeout: Duration) -> (Comparison, String) {
+        gaps.push(before_start(self.started));
+        let result = settle(&self.sim, &self.db, &gaps, timeout);
+        let log = self.rec.log();
+        let status = self.rec.stop();
+        assert!(status.success(), "recorder exit: {status:?}\n{log}");
+        (result, log)
+    }
+}
+
 #[test]
 fn records_exactly_what_the_simulator_did() {
-    let sim = SimProcess::spawn(SIM_ARGS);
-    let db = sim.dir().join("trail.db");
-    let started = now_ms();
-    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
-    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    let session = Session::start(SIM_ARGS);
     run_for(Duration::from_secs(12));
-    let result = settle(&sim, &db, &[before_start(started)], Duration::from_secs(30));
-    let status = rec.stop();
-    assert!(status.success(), "recorder exit: {status:?}");
+    let (result, _) = session.finish(vec![], Duration::from_secs(30));
     result.assert_exact();
     assert!(result.matched > 200, "too little happened to prove anything: {}", result.matched);
     // Live events were seen live.
@@ -60,60 +84,42 @@ fn records_exactly_what_the_simulator_did() {
 fn cut_watch_streams_resume_without_loss() {
     let mut args = SIM_ARGS.to_vec();
     args.extend(["--cut-watches-every", "2"]);
-    let sim = SimProcess::spawn(&args);
-    let db = sim.dir().join("trail.db");
-    let started = now_ms();
-    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
-    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    let session = Session::start(&args);
     run_for(Duration::from_secs(12));
-    let result = settle(&sim, &db, &[before_start(started)], Duration::from_secs(30));
-    let log = rec.log();
-    assert!(rec.stop().success());
+    let (result, log) = session.finish(vec![], Duration::from_secs(30));
     result.assert_exact();
     assert!(!log.contains("relisting"), "a cut stream must resume, not relist:\n{log}");
 }
 
 #[test]
 fn a_410_relists_once_and_loses_nothing() {
-    let sim = SimProcess::spawn(SIM_ARGS);
-    let db = sim.dir().join("trail.db");
-    let started = now_ms();
-    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
-    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    let session = Session::start(SIM_ARGS);
     run_for(Duration::from_secs(4));
     let fault_at = now_ms();
-    sim.fault(r#"{"compact":true}"#);
-    sim.fault(r#"{"cut_watches":true}"#);
-    rec.wait_for_log("pod relist done", Duration::from_secs(30));
+    session.sim.fault(r#"{"compact":true}"#);
+    session.sim.fault(r#"{"cut_watches":true}"#);
+    session.rec.wait_for_log("pod relist done", Duration::from_secs(30));
     let relisted_at = now_ms();
     run_for(Duration::from_secs(6));
-    let gaps = [before_start(started), Gap { start_ms: fault_at, end_ms: relisted_at }];
-    let result = settle(&sim, &db, &gaps, Duration::from_secs(30));
-    let log = rec.log();
-    assert!(rec.stop().success());
+    let gap = Gap { start_ms: fault_at, end_ms: relisted_at };
+    let (result, log) = session.finish(vec![gap], Duration::from_secs(30));
     result.assert_exact();
     assert_eq!(log.matches("pod watch: relisting").count(), 1, "exactly one pod relist:\n{log}");
 }
 
 #[test]
 fn an_outage_of_30_seconds_is_retried_and_reconciled() {
-    let sim = SimProcess::spawn(SIM_ARGS);
-    let db = sim.dir().join("trail.db");
-    let started = now_ms();
-    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
-    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    let session = Session::start(SIM_ARGS);
     run_for(Duration::from_secs(3));
     let outage_at = now_ms();
-    sim.fault(r#"{"outage_secs":30}"#);
+    session.sim.fault(r#"{"outage_secs":30}"#);
     // The recorder is blind from the outage until its watch is back (its retry backoff may
     // take a few seconds past the outage's end).
-    rec.wait_for_log("pod watch resumed", Duration::from_secs(60));
+    session.rec.wait_for_log("pod watch resumed", Duration::from_secs(60));
     let outage_end = now_ms();
     run_for(Duration::from_secs(8));
-    let gaps = [before_start(started), Gap { start_ms: outage_at, end_ms: outage_end }];
-    let result = settle(&sim, &db, &gaps, Duration::from_secs(40));
-    let log = rec.log();
-    assert!(rec.stop().success(), "{log}");
+    let gap = Gap { start_ms: outage_at, end_ms: outage_end };
+    let (result, log) = session.finish(vec![gap], Duration::from_secs(40));
     result.assert_exact();
     assert!(log.contains("retrying"), "the outage is reported while retrying:\n{log}");
     assert!(result.matched_inferred > 0, "the outage's changes are inferred: {result:?}");
@@ -121,27 +127,25 @@ fn an_outage_of_30_seconds_is_retried_and_reconciled() {
 
 #[test]
 fn kill_9_then_restart_on_the_same_file_loses_and_duplicates_nothing() {
-    let sim = SimProcess::spawn(SIM_ARGS);
-    let db = sim.dir().join("trail.db");
-    let log = sim.dir().join("rec.log");
-    let started = now_ms();
-    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &log, &[]);
-    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    let mut session = Session::start(SIM_ARGS);
     run_for(Duration::from_secs(6));
     let killed_at = now_ms();
-    rec.kill_9();
-    run_for(Duration::from_secs(5));
-    std::fs::write(&log, "").unwrap();
-    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &log, &[]);
-    rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    let log = session.sim.dir().join("rec.log");
+    let kubeconfig = session.sim.kubeconfig_path().to_path_buf();
+    session.rec = {
+        let first = std::mem::replace(&mut session.rec, RecorderProcess::placeholder());
+        first.kill_9();
+        run_for(Duration::from_secs(5));
+        std::fs::write(&log, "").unwrap();
+        RecorderProcess::spawn(&kubeconfig, &session.db, &log, &[])
+    };
+    session.rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
     let restarted_at = now_ms();
     run_for(Duration::from_secs(6));
     // Rows received but not yet committed when the process died are lost with it (the writer
     // commits every ~100 ms); the restart must infer them, so the gap starts a little earlier.
-    let gaps = [before_start(started), Gap { start_ms: killed_at - 2_000, end_ms: restarted_at }];
-    let result = settle(&sim, &db, &gaps, Duration::from_secs(30));
-    let text = rec.log();
-    assert!(rec.stop().success());
+    let gap = Gap { start_ms: killed_at - 2_000, end_ms: restarted_at };
+    let (result, log) = session.finish(vec![gap], Duration::from_secs(30));
     result.assert_exact();
-    assert!(text.contains("resuming"), "the restart reconciles against the database:\n{text}");
+    assert!(log.contains("resuming"), "the restart reconciles against the database:\n{log}");
 }

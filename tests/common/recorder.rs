@@ -31,6 +31,14 @@ impl RecorderProcess {
         RecorderProcess { child: Some(child), log: log.to_path_buf() }
     }
 
+    /// Holds no process; stands in while a test swaps recorders.
+    pub fn placeholder() -> RecorderProcess {
+        RecorderProcess {
+            child: None,
+            log: PathBuf::new(),
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

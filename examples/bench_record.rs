@@ -1,0 +1,184 @@
+//! Recorder benchmark: `kubetrail record` against `kubetrail simulate`, two processes over real
+//! HTTP, as a user runs them. Measures, per run:
+//! - the initial list: time from start until the rows of N pods and M nodes are committed;
+//! - resident memory with the pods cached (VmRSS after the list, and the peak VmHWM);
+//! - bytes on disk per transition (database + WAL size / transition rows);
+//! - the sustained rate: watch events per second through to committed rows while the
+//!   simulator churns as fast as it can, and the write lag at the end.
+//!
+//! ```sh
+//! cargo build --release --bin kubetrail --example bench_record
+//! $CARGO_TARGET_DIR/release/examples/bench_record [PODS] [NODES] [RUNS] [CHURN_SECS]
+//! ```
+//! Defaults: 100000 pods, 5000 nodes, 3 runs, 20 s of churn. Prints each run and the medians.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn kubetrail_binary() -> PathBuf {
+    // target/release/examples/bench_record -> target/release/kubetrail
+    let exe = std::env::current_exe().expect("own path");
+    exe.parent().and_then(Path::parent).expect("target dir").join("kubetrail")
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http(addr: &str, method: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait_for(path: &Path, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no {needle:?} in {}:\n{text}", path.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn field(line: &str, key: &str) -> f64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+struct Run {
+    list_committed_s: f64,
+    rss_mb: f64,
+    peak_mb: f64,
+    bytes_per_transition: f64,
+    events_per_s: f64,
+    transitions_per_s: f64,
+    lag_ms: f64,
+}
+
+fn one_run(pods: usize, nodes: usize, churn_secs: u64, dir: &Path) -> Run {
+    let bin = kubetrail_binary();
+    let kubeconfig = dir.join("kubeconfig");
+    let db = dir.join("bench.db");
+    let sim_log = dir.join("sim.log");
+    let mut sim = Command::new(&bin)
+        .args(["simulate", "--listen", "127.0.0.1:0", "--paused", "--seed", "7"])
+        .args(["--pods", &pods.to_string(), "--nodes", &nodes.to_string(), "--churn", "5000", "--pace", "0.05"])
+        .arg("--kubeconfig-out")
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&sim_log).unwrap())
+        .spawn()
+        .expect("start the simulator");
+    let stdout = sim.stdout.take().unwrap();
+    let sim = Killed(sim);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let sim_addr = line.trim().trim_start_matches("serving on http://").to_string();
+
+    let rec_log = dir.join("record.log");
+    let metrics_port = 20000 + (std::process::id() % 20000) as u16;
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let rec = Command::new(&bin)
+        .args(["record", "--status-interval", "5s", "--metrics-addr", &metrics_addr])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--db")
+        .arg(&db)
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&rec_log).unwrap())
+        .spawn()
+        .expect("start the recorder");
+    let pid = rec.id();
+    let rec = Killed(rec);
+    let committed = wait_for(&rec_log, "initial list committed", Duration::from_secs(300));
+    let list_committed_s = field(&committed, "elapsed_ms") / 1000.0;
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_mb = status_kb(pid, "VmRSS:") as f64 / 1024.0;
+    let peak_mb = status_kb(pid, "VmHWM:") as f64 / 1024.0;
+
+    // Sustained rate: the simulator churns flat out; count events the recorder received and
+    // transitions it committed over the window.
+    let before = http(&metrics_addr, "GET", "/metrics");
+    http(&sim_addr, "POST", "/_sim/resume");
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(churn_secs));
+    let after = http(&metrics_addr, "GET", "/metrics");
+    let secs = started.elapsed().as_secs_f64();
+    http(&sim_addr, "POST", "/_sim/pause");
+    let events = |t: &str| metric(t, "kubetrail_pod_events_total") + metric(t, "kubetrail_node_events_total");
+    let events_per_s = (events(&after) - events(&before)) / secs;
+    let transitions = |t: &str| metric(t, "kubetrail_transitions_written_total");
+    let transitions_per_s = (transitions(&after) - transitions(&before)) / secs;
+    let lag_ms = metric(&after, "kubetrail_write_lag_milliseconds");
+
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    drop(rec);
+    drop(sim);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows: f64 = conn.query_row("SELECT count(*) FROM transitions", [], |r| r.get::<_, i64>(0)).unwrap() as f64;
+    drop(conn);
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64;
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    let bytes_per_transition = (size(&db) + size(&wal)) / rows;
+    Run { list_committed_s, rss_mb, peak_mb, bytes_per_transition, events_per_s, transitions_per_s, lag_ms }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let (pods, nodes, runs, churn_secs) = (arg(1, 100_000) as usize, arg(2, 5_000) as usize, arg(3, 3), arg(4, 20));
+    println!("recorder benchmark: {pods} pods, {nodes} nodes, {runs} runs, {churn_secs}s of churn");
+    let mut results = Vec::new();
+    for i in 0..runs {
+        let dir = tempfile::tempdir().unwrap();
+        let r = one_run(pods, nodes, churn_secs, dir.path());
+        println!(
+            "run {}: initial list committed {:.2}s, RSS {:.0} MB (peak {:.0} MB), {:.0} bytes/transition, \
+             {:.0} events/s, {:.0} transitions/s, lag {:.0} ms",
+            i + 1, r.list_committed_s, r.rss_mb, r.peak_mb, r.bytes_per_transition, r.events_per_s,
+            r.transitions_per_s, r.lag_ms
+        );
+        results.push(r);
+    }
+    let m = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
+    println!(
+        "median: initial list committed {:.2}s, RSS {:.0} MB (peak {:.0} MB), {:.0} bytes/transition, \
+         {:.0} events/s, {:.0} transitions/s, lag {:.0} ms",
+        m(|r| r.list_committed_s), m(|r| r.rss_mb), m(|r| r.peak_mb), m(|r| r.bytes_per_transition),
+        m(|r| r.events_per_s), m(|r| r.transitions_per_s), m(|r| r.lag_ms)
+    );
+}
