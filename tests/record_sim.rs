@@ -81,6 +81,24 @@ fn records_exactly_what_the_simulator_did() {
 }
 
 #[test]
+fn nothing_secret_is_stored_and_the_file_is_private() {
+    let Session { sim, db, rec, .. } = Session::start(SIM_ARGS);
+    run_for(Duration::from_secs(3));
+    assert!(rec.stop().success());
+    // The simulator's pods carry env values such as DATABASE_PASSWORD=s3cr3t-...; the recorder
+    // parses only the fields it uses, so none of that may reach the file.
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes.extend(std::fs::read(db.with_extension("db-wal")).unwrap_or_default());
+    let text = String::from_utf8_lossy(&bytes);
+    for secret in ["s3cr3t", "DATABASE_PASSWORD", "tok_", "PROXY_TOKEN", "busybox"] {
+        assert!(!text.contains(secret), "{secret:?} was stored in the database");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o600);
+    drop(sim);
+}
+
+#[test]
 fn cut_watch_streams_resume_without_loss() {
     let mut args = SIM_ARGS.to_vec();
     args.extend(["--cut-watches-every", "2"]);
