@@ -61,7 +61,9 @@ impl Keys {
 /// Writes the batch in one transaction. Rows that point at a pod or node the database has never
 /// seen are skipped with a warning (the recorder always sends the pod or node row first).
 pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<BatchStats> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE takes the write lock up front: a deferred transaction that starts with a read
+    // can fail with SQLITE_BUSY mid-way when `kubetrail prune` writes at the same time.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut keys = Keys::default();
     let mut stats = BatchStats { rows: batch.len(), ..Default::default() };
     {

@@ -1,0 +1,268 @@
+//! The size budget (`--max-db-size`): measuring the file, choosing what goes when it is over,
+//! and handing free pages back to the file system so the size on disk really shrinks.
+//!
+//! Deleting rows only puts pages on SQLite's freelist; the file keeps its size. Databases are
+//! created with `auto_vacuum = INCREMENTAL` (store::db), so `PRAGMA incremental_vacuum(N)` moves
+//! N pages at a time to the freelist's place and truncates the file; a final
+//! `wal_checkpoint(TRUNCATE)` copies the result into the main file and empties the write-ahead
+//! log. Both run in bounded steps, like the deletions.
+//!
+//! What goes first when the file is over budget: detail before summaries, oldest first.
+//! 1. Ended history (pods and nodes deleted longest ago) and raw utilisation, interleaved by
+//!    age; raw utilisation is rolled up early rather than dropped, but never the last hour.
+//! 2. Hourly rollups, oldest first, except the newest [`KEEP_NEWEST_ROLLUPS_MS`].
+//!
+//! The state of open pods and nodes is never touched. If the budget cannot hold it, the pass
+//! stops with a warning instead.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::policy::floor_to_bucket;
+use super::prune::{
+    PruneCounts, deleted_nodes_step, ended_pods_step, oldest_deleted_node_with_history_ms,
+    oldest_ended_pod_ms,
+};
+use super::rollup::{
+    ROLLUP_BUCKET_MS, RollupProgress, expire_step, oldest_rollup_ms, roll_up_step,
+};
+use crate::store::db::BUSY_TIMEOUT;
+
+/// The newest rollups the size budget never deletes, counted back from the newest bucket.
+pub const KEEP_NEWEST_ROLLUPS_MS: i64 = 7 * 86_400_000;
+
+/// How much raw utilisation the size budget always leaves un-rolled (before now).
+const KEEP_RAW_USAGE_MS: i64 = ROLLUP_BUCKET_MS;
+
+/// Pages handed back per `incremental_vacuum` step (4 MiB at the default page size).
+const VACUUM_PAGES_PER_STEP: i64 = 1024;
+
+/// The database file and its write-ahead log, as SQLite and the file system see them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FileSize {
+    /// The main file's length on disk.
+    pub db_bytes: u64,
+    /// The `-wal` file's length on disk (0 when absent).
+    pub wal_bytes: u64,
+    pub page_size: u64,
+    /// Pages of the database as of the latest commit (the main file after a checkpoint).
+    pub page_count: u64,
+    /// Pages on the freelist: space the file holds but no row uses.
+    pub freelist_pages: u64,
+}
+
+impl FileSize {
+    /// What the file system sees: main file plus write-ahead log.
+    pub fn on_disk(&self) -> u64 {
+        self.db_bytes + self.wal_bytes
+    }
+
+    /// Bytes of pages that hold rows; what deleting rows can lower.
+    pub fn used_bytes(&self) -> u64 {
+        self.page_count.saturating_sub(self.freelist_pages) * self.page_size
+    }
+
+    /// Bytes on the freelist, handed back by the next vacuum step.
+    pub fn free_bytes(&self) -> u64 {
+        self.freelist_pages * self.page_size
+    }
+}
+
+/// The database file a connection has open.
+pub fn db_path(conn: &Connection) -> Option<PathBuf> {
+    conn.path().filter(|p| !p.is_empty()).map(PathBuf::from)
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Measures the file behind `conn`.
+pub fn measure(conn: &Connection) -> rusqlite::Result<FileSize> {
+    let pragma = |name: &str| conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0));
+    let (db_bytes, wal_bytes) = match db_path(conn) {
+        Some(path) => (
+            std::fs::metadata(&path).map_or(0, |m| m.len()),
+            std::fs::metadata(wal_path(&path)).map_or(0, |m| m.len()),
+        ),
+        None => (0, 0),
+    };
+    Ok(FileSize {
+        db_bytes,
+        wal_bytes,
+        page_size: pragma("page_size")? as u64,
+        page_count: pragma("page_count")? as u64,
+        freelist_pages: pragma("freelist_count")? as u64,
+    })
+}
+
+/// The room to leave for the write-ahead log under a budget. While a recorder writes, the log
+/// grows to `wal_autocheckpoint` pages plus the commit that crosses that line before a
+/// checkpoint lets it start over, and it keeps its largest size until a pass truncates it. A
+/// commit dirties every page it touches, so with random keys (pod uids) in the indexes one commit
+/// can write megabytes; the log's size when the pass starts (`observed_wal_bytes`) is the best
+/// guess of that. At most a fifth of the budget, so a small budget is not eaten by it.
+pub fn wal_allowance(
+    conn: &Connection,
+    budget: u64,
+    observed_wal_bytes: u64,
+) -> rusqlite::Result<u64> {
+    let pages: i64 = conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?;
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    let log = (pages.max(0) * page_size) as u64;
+    Ok((log + log / 4).max(observed_wal_bytes).min(budget / 5))
+}
+
+/// Caps `wal_autocheckpoint` on this connection (in `record`, the writer's) at a tenth of the
+/// budget: the log grows to that many pages before a checkpoint lets it start over, and the
+/// recorder's own setting (tens of MB, for throughput) would not fit a small budget.
+pub fn cap_wal_autocheckpoint(conn: &Connection, budget: u64) -> rusqlite::Result<()> {
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    let current: i64 = conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?;
+    let cap = ((budget / 10) as i64 / page_size.max(1)).max(100);
+    if current <= 0 || current > cap {
+        conn.pragma_update(None, "wal_autocheckpoint", cap)?;
+    }
+    Ok(())
+}
+
+/// What one shrinking step did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShrinkStep {
+    /// The used pages fit the target; nothing was deleted.
+    Fits,
+    /// Ended history went.
+    Pruned(PruneCounts),
+    /// Raw utilisation was rolled up early.
+    RolledUp(RollupProgress),
+    /// Old rollups went.
+    RollupsExpired(u64),
+    /// Over the target, and nothing more may be deleted: the rest is live state, the last
+    /// hour of utilisation and the newest rollups.
+    NothingLeft,
+}
+
+/// One bounded step towards `target_used_bytes` of used pages: deletes (or rolls up) about
+/// `row_budget` rows of the oldest history that may go, or says that it fits or that nothing
+/// more may go.
+pub fn shrink_step(
+    conn: &mut Connection,
+    target_used_bytes: u64,
+    now_ms: i64,
+    row_budget: u64,
+) -> rusqlite::Result<ShrinkStep> {
+    if measure(conn)?.used_bytes() <= target_used_bytes {
+        return Ok(ShrinkStep::Fits);
+    }
+    let raw_floor = floor_to_bucket(now_ms - KEEP_RAW_USAGE_MS);
+    let ended_pod = oldest_ended_pod_ms(conn)?;
+    let ended_node = oldest_deleted_node_with_history_ms(conn)?;
+    let raw: Option<i64> = conn
+        .prepare_cached("SELECT min(at_ms) FROM node_usage")?
+        .query_row([], |r| r.get(0))?;
+    let raw = raw.filter(|&at| at < raw_floor);
+
+    let oldest = [ended_pod, ended_node, raw].into_iter().flatten().min();
+    let Some(oldest) = oldest else {
+        return shrink_rollups(conn, row_budget);
+    };
+    // The next-oldest candidate of another kind bounds this step, so kinds interleave by age.
+    let next_other = |own: Option<i64>| {
+        [ended_pod, ended_node, raw]
+            .into_iter()
+            .flatten()
+            .filter(|&t| Some(t) != own)
+            .min()
+    };
+    if ended_pod == Some(oldest) {
+        let cutoff = next_other(ended_pod).map_or(i64::MAX, |t| t.max(oldest + 1));
+        let (counts, _) = ended_pods_step(conn, cutoff, row_budget)?;
+        return Ok(ShrinkStep::Pruned(counts));
+    }
+    if ended_node == Some(oldest) {
+        let (counts, _) = deleted_nodes_step(conn, oldest + 1, row_budget)?;
+        return Ok(ShrinkStep::Pruned(counts));
+    }
+    // Raw utilisation: roll up about one budget's worth of the globally oldest rows.
+    let nth: Option<i64> = conn
+        .prepare_cached("SELECT at_ms FROM node_usage ORDER BY at_ms LIMIT 1 OFFSET ?1")?
+        .query_row([row_budget as i64], |r| r.get(0))
+        .optional()?;
+    let mut horizon = nth
+        .map_or(raw_floor, floor_to_bucket)
+        .max(floor_to_bucket(oldest) + ROLLUP_BUCKET_MS);
+    if let Some(other) = next_other(raw) {
+        horizon =
+            horizon.min(floor_to_bucket(other).max(floor_to_bucket(oldest) + ROLLUP_BUCKET_MS));
+    }
+    let progress = roll_up_step(conn, horizon.min(raw_floor), row_budget)?;
+    Ok(ShrinkStep::RolledUp(progress))
+}
+
+fn shrink_rollups(conn: &mut Connection, row_budget: u64) -> rusqlite::Result<ShrinkStep> {
+    let newest = super::rollup::rolled_up_until_ms(conn)?;
+    let oldest = oldest_rollup_ms(conn)?;
+    let (Some(newest), Some(oldest)) = (newest, oldest) else {
+        return Ok(ShrinkStep::NothingLeft);
+    };
+    let keep_from = newest - KEEP_NEWEST_ROLLUPS_MS;
+    if oldest + ROLLUP_BUCKET_MS > keep_from {
+        return Ok(ShrinkStep::NothingLeft);
+    }
+    // A day of the oldest rollups per step; the row budget bounds it further.
+    let (deleted, _) = expire_step(conn, oldest + 86_400_000, Some(keep_from), row_budget)?;
+    if deleted == 0 {
+        return Ok(ShrinkStep::NothingLeft);
+    }
+    Ok(ShrinkStep::RollupsExpired(deleted))
+}
+
+/// Hands up to [`VACUUM_PAGES_PER_STEP`] free pages back; returns whether the freelist is empty
+/// (or cannot be emptied this way: a database without incremental auto-vacuum).
+pub fn give_back_step(conn: &Connection) -> rusqlite::Result<bool> {
+    let mode: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+    let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+    if mode != 2 || free == 0 {
+        return Ok(true);
+    }
+    // A pragma's argument cannot be a bound parameter; this one is a constant.
+    let mut stmt = conn.prepare(&format!(
+        "PRAGMA incremental_vacuum({VACUUM_PAGES_PER_STEP})"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(free <= VACUUM_PAGES_PER_STEP)
+}
+
+/// Whether the database can hand pages back at all (created with incremental auto-vacuum).
+pub fn can_give_back(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? == 2)
+}
+
+/// `wal_checkpoint(TRUNCATE)`: copies the log into the main file (which then shrinks to its
+/// page count) and empties the log. Returns false when readers still use the log, in which
+/// case SQLite did what it could and the log is emptied by a later checkpoint.
+///
+/// A truncating checkpoint holds the write lock while it waits for readers, so it waits a
+/// second at most rather than the usual busy timeout: the recorder must not stall behind a
+/// long query.
+pub fn checkpoint_truncate(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.busy_timeout(Duration::from_secs(1))?;
+    let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    match result {
+        Ok(busy) => Ok(busy == 0),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
