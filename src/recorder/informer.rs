@@ -112,6 +112,12 @@ impl ListProgress {
         ListProgress { what, listing: false, listed_once: false, count: 0, failed: false, catch_up_until: None }
     }
 
+    /// A (re)list reconciles everything, so whatever a failed watch missed is caught up by it.
+    fn relisting(&mut self) {
+        self.failed = false;
+        self.catch_up_until = None;
+    }
+
     /// How to treat a live (non-list) event arriving now.
     fn observe(&mut self, now_ms: i64) -> Observation {
         if self.failed {
@@ -165,6 +171,7 @@ impl Loop {
         let now = now_ms();
         match event {
             Event::Init => {
+                self.pods.relisting();
                 self.pods.listing = true;
                 self.pods.count = 0;
                 if self.pods.listed_once {
@@ -207,6 +214,7 @@ impl Loop {
         let now = now_ms();
         match event {
             Event::Init => {
+                self.nodes.relisting();
                 self.nodes.listing = true;
                 self.nodes.count = 0;
                 if self.nodes.listed_once {

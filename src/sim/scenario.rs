@@ -1257,7 +1257,10 @@ impl Scenario {
     }
 
     /// A delete request: graceful for a pod running on a node, at once otherwise (the
-    /// apiserver's rule for unscheduled and finished pods). Returns the pod's JSON.
+    /// apiserver's rule for unscheduled and finished pods). Like the real apiserver, even a
+    /// delete that takes effect at once first updates the object with a deletionTimestamp and
+    /// a grace period of 0 (a MODIFIED event, hence `terminating`), then removes it.
+    /// Returns the pod's JSON.
     fn delete_pod(&mut self, id: PodId, grace_secs: i64) -> Vec<u8> {
         let now = self.now_ms;
         let pod = &self.pods[&id];
@@ -1273,9 +1276,7 @@ impl Scenario {
             }
             return self.remove_pod(id);
         }
-        if pod.node.is_none() || pod.phase.is_terminal() || grace_secs == 0 {
-            return self.remove_pod(id);
-        }
+        let grace_secs = if pod.node.is_none() || pod.phase.is_terminal() { 0 } else { grace_secs.max(0) };
         let was_active = is_active(pod);
         let pod = self.pods.get_mut(&id).expect("exists");
         pod.deletion = Some(Deletion {
@@ -1287,6 +1288,9 @@ impl Scenario {
         }
         self.emit_pod(id, TransitionKind::Terminating, now, Detail::default());
         self.publish_pod(id);
+        if grace_secs == 0 {
+            return self.remove_pod(id);
+        }
         self.at_delay_ms(grace_secs * SEC, Action::Remove(id));
         self.store
             .get(

@@ -17,9 +17,10 @@
 //!   The `container_terminated` lines of the containers that ended with the pod come first.
 //! - Within one object update the order is: container_terminated, container_restarted,
 //!   ready/unready, succeeded/failed.
-//! - A pod deleted at once (grace period 0, or never scheduled) gets only `deleted`: it never
-//!   shows a deletionTimestamp. A graceful delete gets `terminating` (at = deletionTimestamp
-//!   minus the grace period, i.e. when the delete was asked for), then `deleted` at removal.
+//! - Every delete gets `terminating` (at = deletionTimestamp minus the grace period, i.e. when
+//!   the delete was asked for), then `deleted` at removal. A delete that takes effect at once
+//!   (grace period 0, an unscheduled or finished pod) still shows the deletionTimestamp with a
+//!   grace period of 0 in one update before the object goes, as the real apiserver does.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};

@@ -1,0 +1,1443 @@
+//! Shared end-to-end helper: a REAL kube-apiserver + etcd (built from Go modules by
+//! `e2e/controlplane/build.sh`) and a driver that plays the kubelet (and a little of the
+//! scheduler and of kubectl) against it, writing down the ground truth of every transition it
+//! causes.
+//!
+//! Include it with `#[path = "common/e2e.rs"] mod e2e;`.
+//!
+//! ```ignore
+//! let Some(cp) = ControlPlane::start(true) else { return }; // skipped: KUBETRAIL_E2E_BIN unset
+//! let mut k = Kubelet::connect(&cp);
+//! k.create_namespace("shop");
+//! k.create_node("node-a", "4", "8Gi");
+//! k.create_pod("shop", "web", PodShape::service("node-a"));
+//! k.run("web");
+//! k.ready("web");
+//! compare(&k.truth, &read_recorded(&db), &gaps).assert_exact();
+//! ```
+//!
+//! Skipping: when `KUBETRAIL_E2E_BIN` is unset, [`ControlPlane::start`] prints a loud
+//! `SKIPPED: ...` line and returns `None`, unless `KUBETRAIL_E2E_REQUIRED=1`, in which case it
+//! panics. `scripts/test` builds the control plane and sets the variable.
+//!
+//! Times: the real API server keeps times to the second. Every condition and container time is
+//! set here (RFC 3339, whole seconds) by [`Kubelet::stamp`], which also makes sure that no two
+//! steps share a second; times the server sets (creationTimestamp, deletionTimestamp, the
+//! PodScheduled condition of a binding) are read back from its answers. Kinds the recorder
+//! times by its own clock (cordoned, capacity_changed, resized, deleted) get the middle of the
+//! request that caused them.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kubetrail::model::TransitionKind;
+use kubetrail::sim::TruthLine;
+use serde_json::{Value, json};
+
+/// How long the launcher may take to build nothing and start etcd + kube-apiserver.
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The e2e tests of one test binary run one at a time: each starts its own etcd, API server and
+/// recorder, and the recorder's observation-time kinds must land within 1 s on a 2-core machine.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
+/// Whole seconds since the epoch as RFC 3339 UTC (`2026-11-29T02:39:29Z`), as metav1.Time is
+/// written.
+pub fn rfc3339_secs(secs: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
+        .expect("time in range")
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Parses an RFC 3339 time from the API server into Unix milliseconds.
+pub fn parse_ms(s: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("{s:?} is not RFC 3339: {e}"))
+        .timestamp_millis()
+}
+
+/// A k8s-openapi time (which wraps jiff) as Unix milliseconds, through its wire form.
+fn time_ms<T: serde::Serialize>(t: &T) -> i64 {
+    match serde_json::to_value(t).expect("time serialises") {
+        Value::String(s) => parse_ms(&s),
+        other => panic!("a time serialised as {other}"),
+    }
+}
+
+/// Polls `check` every 100 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A kube client for a kubeconfig file (call inside a tokio runtime).
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    let parsed = kube::config::Kubeconfig::read_from(kubeconfig)
+        .unwrap_or_else(|e| panic!("kubeconfig {}: {e}", kubeconfig.display()));
+    let config =
+        kube::Config::from_custom_kubeconfig(parsed, &kube::config::KubeConfigOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("kubeconfig {}: {e}", kubeconfig.display()));
+    Client::try_from(config).expect("kube client")
+}
+
+/// A raw request through a kube client (so TLS and the token come from the kubeconfig):
+/// (HTTP status, body). `path` includes the query string.
+pub async fn raw_request(client: &Client, method: &str, path: &str) -> (u16, String) {
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Accept", "application/json")
+        .body(kube::client::Body::from(Vec::<u8>::new()))
+        .expect("request");
+    let response = client
+        .send(request)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let code = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect_bytes()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: body: {e}"));
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The control plane
+// ---------------------------------------------------------------------------------------------
+
+/// A running `controlplane` launcher (etcd + kube-apiserver). Stopped on drop; since its stdin
+/// is a pipe held here, it also stops if the test process dies.
+pub struct ControlPlane {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    /// stdout lines after the first (answers to stdin commands).
+    replies: mpsc::Receiver<String>,
+    pub kubeconfig: PathBuf,
+    /// `https://127.0.0.1:PORT`.
+    pub server: String,
+    /// `http://127.0.0.1:PORT` (etcd's client URL, with its JSON gateway).
+    pub etcd: String,
+    /// What the launcher reports (from /version).
+    pub version: String,
+    /// What GET /version says, checked to be v1.35.x.
+    pub git_version: String,
+    pub token: String,
+    pub ca: PathBuf,
+    pub watch_cache: bool,
+    pub apiserver_log: PathBuf,
+    log: PathBuf,
+    /// Kept (not removed) when the test panics, so the API server and etcd logs can be read.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver from `$KUBETRAIL_E2E_BIN` (`--watch-cache=<watch_cache>`;
+    /// false sends every watch to etcd, so compacting etcd makes old resourceVersions 410).
+    ///
+    /// Returns None (after a loud `SKIPPED:` line) when the variable is unset, unless
+    /// `KUBETRAIL_E2E_REQUIRED=1`, which makes that a failure.
+    pub fn start(watch_cache: bool) -> Option<ControlPlane> {
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("an e2e test")
+            .to_string();
+        let bin = match std::env::var_os("KUBETRAIL_E2E_BIN").filter(|v| !v.is_empty()) {
+            Some(bin) => PathBuf::from(bin),
+            None => {
+                if std::env::var("KUBETRAIL_E2E_REQUIRED").as_deref() == Ok("1") {
+                    panic!(
+                        "{test}: KUBETRAIL_E2E_REQUIRED=1 but KUBETRAIL_E2E_BIN is not set. Run scripts/test \
+                         (it builds the real kube-apiserver and etcd with e2e/controlplane/build.sh), or set \
+                         KUBETRAIL_E2E_BIN to the directory that build.sh prints on its last line."
+                    );
+                }
+                // Straight to fd 2, not through eprintln!, which the test harness captures (and
+                // hides for a passing test).
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n==================================================================\n\
+                     SKIPPED: {test}: KUBETRAIL_E2E_BIN is not set, so there is no real kube-apiserver.\n\
+                     Run scripts/test (or set KUBETRAIL_E2E_BIN to the directory printed by\n\
+                     e2e/controlplane/build.sh). Set KUBETRAIL_E2E_REQUIRED=1 to make this a failure.\n\
+                     ==================================================================\n"
+                );
+                return None;
+            }
+        };
+        let launcher = bin.join("controlplane");
+        assert!(
+            launcher.is_file(),
+            "KUBETRAIL_E2E_BIN={} has no controlplane launcher; rebuild with e2e/controlplane/build.sh",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let log = dir.path().join("controlplane.log");
+        let mut child = Command::new(&launcher)
+            .arg("--bin-dir")
+            .arg(&bin)
+            .arg("--work-dir")
+            .arg(dir.path().join("cp"))
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .arg(format!("--watch-cache={watch_cache}"))
+            .arg("--exit-on-stdin-close=true")
+            .arg("--keep-work-dir")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", launcher.display()));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let first = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the control plane did not come up within {START_TIMEOUT:?} ({e}):\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        let ready: Value = serde_json::from_str(&first)
+            .unwrap_or_else(|e| panic!("launcher's first line is not JSON ({e}): {first}"));
+        let field = |name: &str| -> String {
+            ready[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("launcher line has no {name}: {first}"))
+                .to_string()
+        };
+        let mut cp = ControlPlane {
+            child: Some(child),
+            stdin,
+            replies: rx,
+            kubeconfig: PathBuf::from(field("kubeconfig")),
+            server: field("server"),
+            etcd: field("etcd"),
+            version: field("version"),
+            git_version: String::new(),
+            token: field("token"),
+            ca: PathBuf::from(field("ca")),
+            watch_cache,
+            apiserver_log: PathBuf::from(field("apiserver_log")),
+            log,
+            dir: Some(dir),
+        };
+        // Ask the server itself, so the test output shows which Kubernetes it really ran against.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let info = rt.block_on(async {
+            let client = client_for(&cp.kubeconfig).await;
+            client.apiserver_version().await
+        });
+        let info = info.unwrap_or_else(|e| panic!("GET /version on {}: {e}", cp.server));
+        assert!(
+            info.git_version.starts_with("v1.35."),
+            "the real API server should be v1.35.x, /version says {:?}",
+            info.git_version
+        );
+        cp.git_version = info.git_version;
+        let _ = writeln!(
+            std::io::stderr(),
+            "e2e: real kube-apiserver {} (GET /version gitVersion) at {}, etcd {}, watch cache {}, up in {:.1} s",
+            cp.git_version,
+            cp.server,
+            cp.etcd,
+            if watch_cache { "on" } else { "off" },
+            started.elapsed().as_secs_f64()
+        );
+        Some(cp)
+    }
+
+    /// The launcher's stderr so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// etcd's current revision (POST /v3/kv/range on its JSON gateway).
+    pub fn etcd_revision(&self) -> i64 {
+        let body = self.etcd_post("/v3/kv/range", r#"{"key":"Lw=="}"#);
+        let v: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("etcd range answer ({e}): {body}"));
+        let rev = &v["header"]["revision"];
+        rev.as_str()
+            .and_then(|s| s.parse().ok())
+            .or_else(|| rev.as_i64())
+            .unwrap_or_else(|| panic!("etcd range answer without header.revision: {body}"))
+    }
+
+    /// Writes `n` keys outside /registry, so etcd's revision moves on without any Kubernetes
+    /// object changing: watchers' resourceVersions fall behind without them being told.
+    pub fn bump_etcd(&self, n: usize) {
+        use base64_lite::encode;
+        for i in 0..n {
+            let body = json!({"key": encode(b"/kubetrail-e2e/bump"), "value": encode(i.to_string().as_bytes())});
+            self.etcd_post("/v3/kv/put", &body.to_string());
+        }
+    }
+
+    /// Compacts etcd at its current revision (physically), so any watch from an older
+    /// resourceVersion gets 410 Gone (with `--watch-cache=false`). Returns that revision.
+    pub fn compact_etcd(&self) -> i64 {
+        let rev = self.etcd_revision();
+        let body = json!({"revision": rev.to_string(), "physical": true});
+        self.etcd_post("/v3/kv/compaction", &body.to_string());
+        rev
+    }
+
+    fn etcd_post(&self, path: &str, body: &str) -> String {
+        let (code, answer) = http_post(&self.etcd, path, body);
+        assert_eq!(code, 200, "etcd POST {path} {body}: HTTP {code}: {answer}");
+        answer
+    }
+
+    /// Sends a stdin command (`stop-apiserver`, `start-apiserver`, `restart-apiserver`) and
+    /// waits for its `"ok":true` answer.
+    pub fn command(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().expect("launcher stdin");
+        writeln!(stdin, "{command}").expect("write to the launcher");
+        stdin.flush().expect("flush");
+        let deadline = Instant::now() + Duration::from_secs(150);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .replies
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no answer to {command} ({e}):\n{}", self.log()));
+            let Ok(reply) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if reply["command"] == command {
+                assert_eq!(
+                    reply["ok"],
+                    true,
+                    "{command} failed: {line}\n{}",
+                    self.log()
+                );
+                return;
+            }
+        }
+    }
+
+    /// Stops kube-apiserver (etcd keeps running); open watches end.
+    pub fn stop_apiserver(&mut self) {
+        self.command("stop-apiserver");
+    }
+
+    /// Starts kube-apiserver again on the same port and waits for /readyz.
+    pub fn start_apiserver(&mut self) {
+        self.command("start-apiserver");
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // Closing stdin is the launcher's signal to stop both children (the work dir stays:
+        // the launcher runs with --keep-work-dir, and the temp dir is removed below).
+        drop(self.stdin.take());
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        // A failed test keeps the logs (not etcd's data) for whoever reads the failure.
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            let kept = dir.keep();
+            let _ = std::fs::remove_dir_all(kept.join("cp").join("etcd"));
+            eprintln!(
+                "e2e: the test failed; the control plane's logs (controlplane.log, cp/kube-apiserver.log, \
+                 cp/etcd.log) are kept in {}",
+                kept.display()
+            );
+        }
+    }
+}
+
+/// One HTTP/1.0 POST to `base` (`http://host:port`): (status, body).
+fn http_post(base: &str, path: &str, body: &str) -> (u16, String) {
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
+/// Just enough base64 for etcd's gateway (keys and values are bytes, sent as base64).
+mod base64_lite {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    pub fn encode(bytes: &[u8]) -> String {
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The driver
+// ---------------------------------------------------------------------------------------------
+
+/// What containers a pod has. Every pod gets requests and limits.
+#[derive(Clone, Debug)]
+pub struct PodShape {
+    /// `spec.nodeName` at creation (bound, as a DaemonSet or a static pod would be); None leaves
+    /// the pod Pending until [`Kubelet::bind`].
+    pub node: Option<String>,
+    /// Plain init containers (run to completion before the app starts).
+    pub init: Vec<&'static str>,
+    /// Sidecars: init containers with `restartPolicy: Always`.
+    pub sidecars: Vec<&'static str>,
+    pub apps: Vec<&'static str>,
+    /// The pod's restartPolicy.
+    pub restart_policy: &'static str,
+}
+
+impl PodShape {
+    /// A long-running service: an init container, a sidecar and the app; restartPolicy Always.
+    pub fn service(node: &str) -> PodShape {
+        PodShape {
+            node: Some(node.into()),
+            init: vec!["setup"],
+            sidecars: vec!["proxy"],
+            apps: vec!["app"],
+            restart_policy: "Always",
+        }
+    }
+
+    /// A plain pod with one app container; restartPolicy Always.
+    pub fn simple(node: &str) -> PodShape {
+        PodShape {
+            node: Some(node.into()),
+            init: vec![],
+            sidecars: vec![],
+            apps: vec!["app"],
+            restart_policy: "Always",
+        }
+    }
+
+    /// A batch pod: one container that runs to an end; restartPolicy Never.
+    pub fn job(node: &str) -> PodShape {
+        PodShape {
+            node: Some(node.into()),
+            init: vec![],
+            sidecars: vec![],
+            apps: vec!["work"],
+            restart_policy: "Never",
+        }
+    }
+
+    /// The same, not bound to a node (a scheduler binds it later).
+    pub fn unbound(mut self) -> PodShape {
+        self.node = None;
+        self
+    }
+
+    /// Requests and limits of each kind of container: (init, sidecar, app).
+    fn resources(init: bool, sidecar: bool) -> Value {
+        let (cpu, mem) = match (init, sidecar) {
+            (true, false) => ("200m", "32Mi"),
+            (_, true) => ("50m", "32Mi"),
+            (false, false) => ("100m", "64Mi"),
+        };
+        json!({"requests": {"cpu": cpu, "memory": mem}, "limits": {"cpu": "1", "memory": "256Mi"}})
+    }
+
+    fn spec(&self) -> Value {
+        let container = |name: &str, init: bool, sidecar: bool| {
+            let mut c = json!({
+                "name": name,
+                "image": "registry.k8s.io/pause:3.10",
+                "resources": Self::resources(init, sidecar),
+            });
+            if sidecar {
+                c["restartPolicy"] = json!("Always");
+            }
+            c
+        };
+        let mut init: Vec<Value> = self
+            .init
+            .iter()
+            .map(|n| container(n, true, false))
+            .collect();
+        init.extend(self.sidecars.iter().map(|n| container(n, true, true)));
+        let apps: Vec<Value> = self
+            .apps
+            .iter()
+            .map(|n| container(n, false, false))
+            .collect();
+        let mut spec = json!({
+            "containers": apps,
+            "restartPolicy": self.restart_policy,
+            "terminationGracePeriodSeconds": 30,
+        });
+        if !init.is_empty() {
+            spec["initContainers"] = json!(init);
+        }
+        if let Some(node) = &self.node {
+            spec["nodeName"] = json!(node);
+        }
+        spec
+    }
+}
+
+/// One container as the kubelet would describe it.
+#[derive(Clone, Debug)]
+enum Run {
+    Waiting(&'static str),
+    Running {
+        started: String,
+    },
+    Terminated {
+        started: String,
+        finished: String,
+        reason: String,
+        exit_code: i32,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct ContainerRec {
+    name: String,
+    /// A plain init container or a sidecar.
+    init: bool,
+    sidecar: bool,
+    restart_count: i64,
+    ready: bool,
+    run: Run,
+    /// `lastState.terminated`.
+    last: Option<Value>,
+    /// The resources the kubelet reports as applied (`status.containerStatuses[].resources`;
+    /// the API server allows an in-place resize only when running containers report them).
+    resources: Value,
+}
+
+impl ContainerRec {
+    fn status(&self) -> Value {
+        let state = match &self.run {
+            Run::Waiting(reason) => json!({"waiting": {"reason": reason}}),
+            Run::Running { started } => json!({"running": {"startedAt": started}}),
+            Run::Terminated {
+                started,
+                finished,
+                reason,
+                exit_code,
+            } => json!({"terminated": {
+                "exitCode": exit_code, "reason": reason, "startedAt": started, "finishedAt": finished,
+                "containerID": format!("containerd://{}-{}", self.name, self.restart_count),
+            }}),
+        };
+        let mut s = json!({
+            "name": self.name,
+            "image": "registry.k8s.io/pause:3.10",
+            "imageID": "",
+            "ready": self.ready,
+            "restartCount": self.restart_count,
+            "started": matches!(self.run, Run::Running { .. }),
+            "state": state,
+        });
+        if let Some(last) = &self.last {
+            s["lastState"] = json!({"terminated": last});
+        }
+        if !self.init {
+            s["resources"] = self.resources.clone();
+        }
+        s
+    }
+
+    fn started_at(&self) -> Option<&str> {
+        match &self.run {
+            Run::Running { started } | Run::Terminated { started, .. } => Some(started),
+            Run::Waiting(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PodRec {
+    namespace: String,
+    name: String,
+    uid: String,
+    phase: &'static str,
+    start_time: Option<String>,
+    /// (type, status, lastTransitionTime), in the kubelet's order.
+    conditions: Vec<(String, String, String)>,
+    containers: Vec<ContainerRec>,
+}
+
+impl PodRec {
+    fn condition(&self, kind: &str) -> Option<&(String, String, String)> {
+        self.conditions.iter().find(|c| c.0 == kind)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.condition("Ready").is_some_and(|c| c.1 == "True")
+    }
+
+    /// Sets a condition; its lastTransitionTime moves only when its status changes.
+    fn set_condition(&mut self, kind: &str, status: &str, at: &str) {
+        match self.conditions.iter_mut().find(|c| c.0 == kind) {
+            Some(c) if c.1 == status => {}
+            Some(c) => {
+                c.1 = status.to_string();
+                c.2 = at.to_string();
+            }
+            None => self
+                .conditions
+                .push((kind.to_string(), status.to_string(), at.to_string())),
+        }
+    }
+
+    fn status(&self) -> Value {
+        let conditions: Vec<Value> = self
+            .conditions
+            .iter()
+            .map(|(t, s, at)| json!({"type": t, "status": s, "lastTransitionTime": at, "lastProbeTime": null}))
+            .collect();
+        let init: Vec<Value> = self
+            .containers
+            .iter()
+            .filter(|c| c.init)
+            .map(ContainerRec::status)
+            .collect();
+        let apps: Vec<Value> = self
+            .containers
+            .iter()
+            .filter(|c| !c.init)
+            .map(ContainerRec::status)
+            .collect();
+        let mut status = json!({
+            "phase": self.phase,
+            "conditions": conditions,
+            "containerStatuses": apps,
+            "hostIP": "10.0.0.1",
+            "podIP": "10.244.0.10",
+        });
+        if !init.is_empty() {
+            status["initContainerStatuses"] = json!(init);
+        }
+        if let Some(t) = &self.start_time {
+            status["startTime"] = json!(t);
+        }
+        status
+    }
+
+    fn container_mut(&mut self, name: &str) -> &mut ContainerRec {
+        let pod = self.name.clone();
+        self.containers
+            .iter_mut()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("pod {pod} has no container {name}"))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct NodeRec {
+    uid: String,
+    ready: bool,
+}
+
+/// Plays the kubelet (and the scheduler, and an operator with kubectl) against a real API
+/// server, and writes down in [`Kubelet::truth`] every transition it causes, with the `at` the
+/// recorder must find. Each step is one method, so tests read like a script.
+pub struct Kubelet {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    kubeconfig: PathBuf,
+    /// Every transition caused so far, in order.
+    pub truth: Vec<TruthLine>,
+    pods: HashMap<String, PodRec>,
+    nodes: HashMap<String, NodeRec>,
+    last_stamp_secs: i64,
+}
+
+impl Kubelet {
+    pub fn connect(cp: &ControlPlane) -> Kubelet {
+        Kubelet::connect_to(&cp.kubeconfig)
+    }
+
+    pub fn connect_to(kubeconfig: &Path) -> Kubelet {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt.block_on(client_for(kubeconfig));
+        Kubelet {
+            rt,
+            client,
+            kubeconfig: kubeconfig.to_path_buf(),
+            truth: Vec::new(),
+            pods: HashMap::new(),
+            nodes: HashMap::new(),
+            last_stamp_secs: 0,
+        }
+    }
+
+    /// A fresh client (after the API server was restarted, the pooled connections are dead).
+    pub fn reconnect(&mut self) {
+        self.client = self.rt.block_on(client_for(&self.kubeconfig));
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Runs a future on the driver's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// A raw request to the API server: (HTTP status, body).
+    pub fn raw(&self, method: &str, path: &str) -> (u16, String) {
+        self.rt.block_on(raw_request(&self.client, method, path))
+    }
+
+    /// A time for the next step: now, to the second, and never the same second as the previous
+    /// stamp (it waits for the next second when needed), so that second-precision times of
+    /// successive steps always differ. (Unix ms, RFC 3339.)
+    pub fn stamp(&mut self) -> (i64, String) {
+        let mut secs = now_ms().div_euclid(1000);
+        if secs <= self.last_stamp_secs {
+            let next = self.last_stamp_secs + 1;
+            let wait = next * 1000 + 20 - now_ms();
+            if wait > 0 {
+                std::thread::sleep(Duration::from_millis(wait as u64));
+            }
+            secs = now_ms().div_euclid(1000).max(next);
+        }
+        self.last_stamp_secs = secs;
+        (secs * 1000, rfc3339_secs(secs))
+    }
+
+    pub fn pod_uid(&self, name: &str) -> String {
+        self.pod(name).uid.clone()
+    }
+
+    pub fn node_uid(&self, name: &str) -> String {
+        self.nodes
+            .get(name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+            .uid
+            .clone()
+    }
+
+    fn pod(&self, name: &str) -> &PodRec {
+        self.pods
+            .get(name)
+            .unwrap_or_else(|| panic!("the driver made no pod {name}"))
+    }
+
+    fn pod_truth(&mut self, name: &str, kind: TransitionKind, at_ms: i64) -> &mut TruthLine {
+        let p = self.pod(name);
+        let line = TruthLine::pod(&p.uid, &p.namespace, &p.name, kind, at_ms);
+        self.truth.push(line);
+        self.truth.last_mut().expect("just pushed")
+    }
+
+    fn node_truth(&mut self, node: &str, kind: TransitionKind, at_ms: i64) {
+        let uid = self.node_uid(node);
+        self.truth.push(TruthLine::node(&uid, node, kind, at_ms));
+    }
+
+    fn container_truth(
+        &mut self,
+        pod: &str,
+        kind: TransitionKind,
+        at_ms: i64,
+        container: &str,
+        reason: &str,
+        exit_code: i32,
+    ) {
+        let line = self.pod_truth(pod, kind, at_ms);
+        line.container = Some(container.to_string());
+        line.reason = Some(reason.to_string());
+        line.exit_code = Some(exit_code);
+    }
+
+    /// Runs `f` and returns its result with the middle of the time it took: the recorder's
+    /// clock for kinds it times by observation.
+    fn timed<T>(&self, f: impl std::future::Future<Output = T>) -> (T, i64) {
+        let before = now_ms();
+        let out = self.rt.block_on(f);
+        let after = now_ms();
+        (out, (before + after) / 2)
+    }
+
+    // ---- namespaces and nodes ----
+
+    pub fn create_namespace(&mut self, name: &str) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
+        self.rt
+            .block_on(api.create(&PostParams::default(), &ns))
+            .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+    }
+
+    /// A node that is Ready from the start (truth: added at creationTimestamp, ready at the
+    /// Ready condition's lastTransitionTime). Nodes may carry status on create.
+    pub fn create_node(&mut self, name: &str, cpu: &str, memory: &str) {
+        let (_, at) = self.stamp();
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "status": {
+                "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+                "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+                "conditions": [Self::node_ready_condition(true, &at)],
+            },
+        }))
+        .expect("node");
+        let api: Api<Node> = Api::all(self.client.clone());
+        let created = self
+            .rt
+            .block_on(api.create(&PostParams::default(), &node))
+            .unwrap_or_else(|e| panic!("create node {name}: {e}"));
+        let uid = created.metadata.uid.clone().expect("uid");
+        let created_at = time_ms(
+            created
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .expect("creationTimestamp"),
+        );
+        self.nodes
+            .insert(name.to_string(), NodeRec { uid, ready: true });
+        self.node_truth(name, TransitionKind::NodeAdded, created_at);
+        self.node_truth(name, TransitionKind::NodeReady, parse_ms(&at));
+    }
+
+    fn node_ready_condition(ready: bool, at: &str) -> Value {
+        if ready {
+            json!({"type": "Ready", "status": "True", "reason": "KubeletReady",
+                   "message": "kubelet is posting ready status", "lastHeartbeatTime": at, "lastTransitionTime": at})
+        } else {
+            json!({"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+                   "message": "container runtime network not ready", "lastHeartbeatTime": at, "lastTransitionTime": at})
+        }
+    }
+
+    fn patch_node(&self, name: &str, status: bool, patch: Value) -> i64 {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let params = PatchParams::default();
+        let merge = Patch::Merge(&patch);
+        let (result, mid) = self.timed(async {
+            if status {
+                api.patch_status(name, &params, &merge).await
+            } else {
+                api.patch(name, &params, &merge).await
+            }
+        });
+        result.unwrap_or_else(|e| panic!("patch node {name} with {patch}: {e}"));
+        mid
+    }
+
+    /// `kubectl cordon` (truth: cordoned, at the recorder's observation).
+    pub fn cordon(&mut self, node: &str) {
+        let at = self.patch_node(node, false, json!({"spec": {"unschedulable": true}}));
+        self.node_truth(node, TransitionKind::Cordoned, at);
+    }
+
+    pub fn uncordon(&mut self, node: &str) {
+        let at = self.patch_node(node, false, json!({"spec": {"unschedulable": null}}));
+        self.node_truth(node, TransitionKind::Uncordoned, at);
+    }
+
+    /// The node's Ready condition goes False (truth: not_ready at its lastTransitionTime).
+    pub fn node_not_ready(&mut self, node: &str) {
+        self.set_node_ready(node, false);
+    }
+
+    /// The node's Ready condition goes True again (truth: ready at its lastTransitionTime).
+    pub fn node_ready(&mut self, node: &str) {
+        self.set_node_ready(node, true);
+    }
+
+    fn set_node_ready(&mut self, node: &str, ready: bool) {
+        let was = self
+            .nodes
+            .get(node)
+            .unwrap_or_else(|| panic!("no node {node}"))
+            .ready;
+        assert_ne!(was, ready, "node {node} is already ready={ready}");
+        let (at_ms, at) = self.stamp();
+        self.patch_node(
+            node,
+            true,
+            json!({"status": {"conditions": [Self::node_ready_condition(ready, &at)]}}),
+        );
+        self.nodes.get_mut(node).expect("node").ready = ready;
+        let kind = if ready {
+            TransitionKind::NodeReady
+        } else {
+            TransitionKind::NodeNotReady
+        };
+        self.node_truth(node, kind, at_ms);
+    }
+
+    /// Allocatable changes, e.g. after a kubelet restart with new reservations (truth:
+    /// capacity_changed, at the recorder's observation).
+    pub fn set_allocatable(&mut self, node: &str, cpu: &str, memory: &str) {
+        let at = self.patch_node(
+            node,
+            true,
+            json!({"status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": "110"}}}),
+        );
+        self.node_truth(node, TransitionKind::CapacityChanged, at);
+    }
+
+    /// Deletes a node (immediate; truth: deleted, at the recorder's observation).
+    pub fn delete_node(&mut self, node: &str) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let (result, at) = self.timed(api.delete(node, &DeleteParams::default()));
+        result.unwrap_or_else(|e| panic!("delete node {node}: {e}"));
+        self.node_truth(node, TransitionKind::NodeDeleted, at);
+        self.nodes.remove(node);
+    }
+
+    // ---- pods ----
+
+    /// Creates a pod (truth: created at creationTimestamp; if bound at creation, also
+    /// scheduled, at the recorder's observation, since there is no PodScheduled condition yet).
+    pub fn create_pod(&mut self, namespace: &str, name: &str, shape: PodShape) {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+            "spec": shape.spec(),
+        }))
+        .expect("pod");
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let (created, mid) = self.timed(api.create(&PostParams::default(), &pod));
+        let created = created.unwrap_or_else(|e| panic!("create pod {namespace}/{name}: {e}"));
+        let uid = created.metadata.uid.clone().expect("uid");
+        let created_at = time_ms(
+            created
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .expect("creationTimestamp"),
+        );
+        let mut containers = Vec::new();
+        for n in &shape.init {
+            containers.push(ContainerRec {
+                name: n.to_string(),
+                init: true,
+                sidecar: false,
+                restart_count: 0,
+                ready: false,
+                run: Run::Waiting("PodInitializing"),
+                last: None,
+                resources: PodShape::resources(true, false),
+            });
+        }
+        for n in &shape.sidecars {
+            containers.push(ContainerRec {
+                name: n.to_string(),
+                init: true,
+                sidecar: true,
+                restart_count: 0,
+                ready: false,
+                run: Run::Waiting("PodInitializing"),
+                last: None,
+                resources: PodShape::resources(true, true),
+            });
+        }
+        for n in &shape.apps {
+            containers.push(ContainerRec {
+                name: n.to_string(),
+                init: false,
+                sidecar: false,
+                restart_count: 0,
+                ready: false,
+                run: Run::Waiting("PodInitializing"),
+                last: None,
+                resources: PodShape::resources(false, false),
+            });
+        }
+        self.pods.insert(
+            name.to_string(),
+            PodRec {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                uid,
+                phase: "Pending",
+                start_time: None,
+                conditions: Vec::new(),
+                containers,
+            },
+        );
+        self.pod_truth(name, TransitionKind::Created, created_at);
+        if shape.node.is_some() {
+            self.pod_truth(name, TransitionKind::Scheduled, mid);
+        }
+    }
+
+    /// Binds a pending pod to a node the way kube-scheduler does (POST pods/NAME/binding); the
+    /// API server sets spec.nodeName and PodScheduled=True (truth: scheduled at that
+    /// condition's lastTransitionTime, read back from the server).
+    pub fn bind(&mut self, pod: &str, node: &str) {
+        let (namespace, name) = {
+            let p = self.pod(pod);
+            (p.namespace.clone(), p.name.clone())
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let binding = json!({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": name, "namespace": namespace},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        });
+        self.rt
+            .block_on(api.create_subresource::<Value, Value>(
+                "binding",
+                &name,
+                &PostParams::default(),
+                &binding,
+            ))
+            .unwrap_or_else(|e| panic!("bind {pod} to {node}: {e}"));
+        let (code, body) = self.raw(
+            "GET",
+            &format!("/api/v1/namespaces/{namespace}/pods/{name}"),
+        );
+        assert_eq!(code, 200, "{body}");
+        let now: Value = serde_json::from_str(&body).expect("pod JSON");
+        assert_eq!(
+            now["spec"]["nodeName"], node,
+            "binding did not set nodeName: {body}"
+        );
+        let scheduled = now["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["type"] == "PodScheduled" && c["status"] == "True")
+            })
+            .and_then(|c| c["lastTransitionTime"].as_str())
+            .unwrap_or_else(|| panic!("binding left no PodScheduled=True condition: {body}"))
+            .to_string();
+        let rec = self.pods.get_mut(pod).expect("pod");
+        rec.set_condition("PodScheduled", "True", &scheduled);
+        self.pod_truth(pod, TransitionKind::Scheduled, parse_ms(&scheduled));
+    }
+
+    fn patch_pod_status(&self, pod: &str) -> i64 {
+        let p = self.pod(pod);
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &p.namespace);
+        let patch = json!({"status": p.status()});
+        let (result, mid) =
+            self.timed(api.patch_status(&p.name, &PatchParams::default(), &Patch::Merge(&patch)));
+        result.unwrap_or_else(|e| panic!("patch status of pod {pod} with {patch}: {e}"));
+        mid
+    }
+
+    /// The kubelet admits the pod: startTime, the first init container running (no
+    /// transition: the pod is still Pending and its Ready condition starts False).
+    pub fn init_started(&mut self, pod: &str) {
+        let (_, at) = self.stamp();
+        let rec = self.pods.get_mut(pod).expect("pod");
+        assert!(rec.start_time.is_none(), "{pod} was already admitted");
+        rec.start_time = Some(at.clone());
+        rec.set_condition("PodScheduled", "True", &at);
+        rec.set_condition("Initialized", "False", &at);
+        rec.set_condition("ContainersReady", "False", &at);
+        rec.set_condition("Ready", "False", &at);
+        if let Some(first) = rec.containers.iter_mut().find(|c| c.init && !c.sidecar) {
+            first.run = Run::Running {
+                started: at.clone(),
+            };
+        }
+        self.patch_pod_status(pod);
+    }
+
+    /// The init containers complete and the sidecars start (truth: container_terminated for
+    /// each plain init container, at its finishedAt).
+    pub fn init_done(&mut self, pod: &str) {
+        if self.pod(pod).start_time.is_none() {
+            self.init_started(pod);
+        }
+        let (at_ms, at) = self.stamp();
+        let rec = self.pods.get_mut(pod).expect("pod");
+        let mut ended = Vec::new();
+        for c in rec.containers.iter_mut().filter(|c| c.init) {
+            if c.sidecar {
+                c.run = Run::Running {
+                    started: at.clone(),
+                };
+                c.ready = true;
+            } else {
+                let started = c.started_at().unwrap_or(&at).to_string();
+                c.run = Run::Terminated {
+                    started,
+                    finished: at.clone(),
+                    reason: "Completed".into(),
+                    exit_code: 0,
+                };
+                ended.push(c.name.clone());
+            }
+        }
+        rec.set_condition("Initialized", "True", &at);
+        self.patch_pod_status(pod);
+        for c in ended {
+            self.container_truth(
+                pod,
+                TransitionKind::ContainerTerminated,
+                at_ms,
+                &c,
+                "Completed",
+                0,
+            );
+        }
+    }
+
+    /// Phase Running with the app containers running (truth: started at status.startTime).
+    /// Runs the init steps first if the pod has init containers that have not run.
+    pub fn run(&mut self, pod: &str) {
+        let needs_init = self
+            .pod(pod)
+            .containers
+            .iter()
+            .any(|c| c.init && matches!(c.run, Run::Waiting(_)));
+        if needs_init {
+            self.init_done(pod);
+        }
+        let (_, at) = self.stamp();
+        let rec = self.pods.get_mut(pod).expect("pod");
+        assert_eq!(rec.phase, "Pending", "{pod} is not pending");
+        rec.phase = "Running";
+        let start_time = rec.start_time.get_or_insert_with(|| at.clone()).clone();
+        rec.set_condition("PodScheduled", "True", &start_time);
+        rec.set_condition("Initialized", "True", &at);
+        rec.set_condition("ContainersReady", "False", &at);
+        rec.set_condition("Ready", "False", &at);
+        for c in rec.containers.iter_mut().filter(|c| !c.init) {
+            c.run = Run::Running {
+                started: at.clone(),
+            };
+        }
+        self.patch_pod_status(pod);
+        self.pod_truth(pod, TransitionKind::Started, parse_ms(&start_time));
+    }
+
+    /// Readiness probes pass: Ready=True (truth: ready at its lastTransitionTime).
+    pub fn ready(&mut self, pod: &str) {
+        assert!(!self.pod(pod).is_ready(), "{pod} is already ready");
+        let (at_ms, at) = self.stamp();
+        let rec = self.pods.get_mut(pod).expect("pod");
+        for c in rec.containers.iter_mut().filter(|c| !c.init || c.sidecar) {
+            c.ready = matches!(c.run, Run::Running { .. });
+        }
+        rec.set_condition("ContainersReady", "True", &at);
+        rec.set_condition("Ready", "True", &at);
+        self.patch_pod_status(pod);
+        self.pod_truth(pod, TransitionKind::Ready, at_ms);
+    }
+
+    /// Readiness probes fail: Ready=False (truth: unready at its lastTransitionTime).
+    pub fn unready(&mut self, pod: &str) {
+        assert!(self.pod(pod).is_ready(), "{pod} is not ready");
+        let (at_ms, at) = self.stamp();
+        let rec = self.pods.get_mut(pod).expect("pod");
+        for c in rec.containers.iter_mut().filter(|c| !c.init) {
+            c.ready = false;
+        }
+        rec.set_condition("ContainersReady", "False", &at);
+        rec.set_condition("Ready", "False", &at);
+        self.patch_pod_status(pod);
+        self.pod_truth(pod, TransitionKind::Unready, at_ms);
+    }
+
+    /// The container is OOM-killed (exit 137) and restarted at once: restartCount+1,
+    /// lastState.terminated, running again, and the pod loses readiness (truth: unready if it
+    /// was ready, container_terminated and container_restarted at finishedAt).
+    pub fn oom_kill(&mut self, pod: &str, container: &str) {
+        let (at_ms, at) = self.stamp();
+        let was_ready = self.pod(pod).is_ready();
+        let rec = self.pods.get_mut(pod).expect("pod");
+        let c = rec.container_mut(container);
+        let started = c
+            .started_at()
+            .unwrap_or_else(|| panic!("{container} never started"))
+            .to_string();
+        assert!(
+            matches!(c.run, Run::Running { .. }),
+            "{container} is not running"
+        );
+        c.last = Some(json!({
+            "exitCode": 137, "reason": "OOMKilled", "startedAt": started, "finishedAt": at,
+            "containerID": format!("containerd://{}-{}", c.name, c.restart_count),
+        }));
+        c.restart_count += 1;
+        c.run = Run::Running {
+            started: at.clone(),
+        };
+        c.ready = false;
+        rec.set_condition("ContainersReady", "False", &at);
+        rec.set_condition("Ready", "False", &at);
+        self.patch_pod_status(pod);
+        if was_ready {
+            self.pod_truth(pod, TransitionKind::Unready, at_ms);
+        }
+        self.container_truth(
+            pod,
+            TransitionKind::ContainerTerminated,
+            at_ms,
+            container,
+            "OOMKilled",
+            137,
+        );
+        self.container_truth(
+            pod,
+            TransitionKind::ContainerRestarted,
+            at_ms,
+            container,
+            "OOMKilled",
+            137,
+        );
+    }
+
+    /// Every app container exits 0, the sidecars are stopped, phase Succeeded (truth: unready
+    /// if ready, container_terminated per container, succeeded at the last finishedAt).
+    pub fn succeed(&mut self, pod: &str) {
+        self.finish(pod, "Succeeded", "Completed", 0);
+    }
+
+    /// The app container exits non-zero, phase Failed (as `succeed`, with failed).
+    pub fn fail(&mut self, pod: &str, exit_code: i32) {
+        self.finish(pod, "Failed", "Error", exit_code);
+    }
+
+    fn finish(&mut self, pod: &str, phase: &'static str, reason: &str, exit_code: i32) {
+        let (at_ms, at) = self.stamp();
+        let was_ready = self.pod(pod).is_ready();
+        let rec = self.pods.get_mut(pod).expect("pod");
+        assert_eq!(rec.phase, "Running", "{pod} is not running");
+        let mut ended = Vec::new();
+        for c in rec.containers.iter_mut() {
+            if !matches!(c.run, Run::Running { .. }) {
+                continue;
+            }
+            let started = c.started_at().expect("running").to_string();
+            // Sidecars are stopped by the kubelet once the app containers have ended.
+            let (reason, code) = if c.sidecar {
+                ("Completed", 0)
+            } else {
+                (reason, exit_code)
+            };
+            c.run = Run::Terminated {
+                started,
+                finished: at.clone(),
+                reason: reason.to_string(),
+                exit_code: code,
+            };
+            c.ready = false;
+            ended.push((c.name.clone(), reason.to_string(), code));
+        }
+        rec.phase = phase;
+        rec.set_condition("ContainersReady", "False", &at);
+        rec.set_condition("Ready", "False", &at);
+        self.patch_pod_status(pod);
+        if was_ready {
+            self.pod_truth(pod, TransitionKind::Unready, at_ms);
+        }
+        for (name, reason, code) in ended {
+            self.container_truth(
+                pod,
+                TransitionKind::ContainerTerminated,
+                at_ms,
+                &name,
+                &reason,
+                code,
+            );
+        }
+        let kind = if phase == "Succeeded" {
+            TransitionKind::Succeeded
+        } else {
+            TransitionKind::Failed
+        };
+        self.pod_truth(pod, kind, at_ms);
+    }
+
+    /// In-place resize of a container's CPU request through the `resize` subresource (truth:
+    /// resized, at the recorder's observation). Returns false (and records nothing) if the
+    /// server refuses in-place resize.
+    pub fn resize_cpu(&mut self, pod: &str, container: &str, cpu_request: &str) -> bool {
+        let (namespace, name) = {
+            let p = self.pod(pod);
+            (p.namespace.clone(), p.name.clone())
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let patch = json!({"spec": {"containers": [{"name": container, "resources": {"requests": {"cpu": cpu_request}}}]}});
+        let (result, at) =
+            self.timed(api.patch_resize(&name, &PatchParams::default(), &Patch::Strategic(&patch)));
+        match result {
+            Ok(_) => {
+                // The kubelet applies it and reports the new figures.
+                let rec = self.pods.get_mut(pod).expect("pod");
+                rec.container_mut(container).resources["requests"]["cpu"] = json!(cpu_request);
+                self.patch_pod_status(pod);
+                self.pod_truth(pod, TransitionKind::Resized, at);
+                true
+            }
+            Err(e) => {
+                eprintln!("e2e: the API server refused an in-place resize of {pod}: {e}");
+                false
+            }
+        }
+    }
+
+    /// `kubectl delete pod` with a grace period. The real API server always shows a
+    /// deletionTimestamp first (a MODIFIED event), even when the pod then goes at once: with
+    /// grace 0, and for a finished or unbound pod (whose grace the server cuts to 0). So the
+    /// truth is terminating at deletionTimestamp - deletionGracePeriodSeconds (read back from
+    /// the server) unless the pod was already terminating, then, if the pod is gone, deleted at
+    /// the recorder's observation.
+    pub fn delete_pod(&mut self, pod: &str, grace_secs: i64) {
+        let (namespace, name) = {
+            let p = self.pod(pod);
+            (p.namespace.clone(), p.name.clone())
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let was_terminating = self
+            .rt
+            .block_on(api.get(&name))
+            .map(|p| p.metadata.deletion_timestamp.is_some());
+        let was_terminating = was_terminating.unwrap_or_else(|e| panic!("get pod {pod}: {e}"));
+        let params = DeleteParams {
+            grace_period_seconds: Some(grace_secs as u32),
+            ..DeleteParams::default()
+        };
+        let before = now_ms();
+        let (result, at) = self.timed(api.delete(&name, &params));
+        let answer =
+            result.unwrap_or_else(|e| panic!("delete pod {pod} (grace {grace_secs}): {e}"));
+        let after = self
+            .rt
+            .block_on(api.get_opt(&name))
+            .unwrap_or_else(|e| panic!("get pod {pod}: {e}"));
+        // The pod as the delete left it: still there, or its last state from the answer.
+        let last = after.clone().or_else(|| answer.left());
+        if !was_terminating {
+            let requested_at = match last
+                .as_ref()
+                .and_then(|p| p.metadata.deletion_timestamp.as_ref().map(|d| (p, d)))
+            {
+                Some((p, deletion)) => {
+                    let grace = p
+                        .metadata
+                        .deletion_grace_period_seconds
+                        .expect("deletionGracePeriodSeconds");
+                    time_ms(deletion) - grace * 1000
+                }
+                // No object in the answer: the deletionTimestamp was the request's second.
+                None => before.div_euclid(1000) * 1000,
+            };
+            self.pod_truth(pod, TransitionKind::Terminating, requested_at);
+        }
+        match after {
+            Some(p) => assert!(
+                p.metadata.deletion_timestamp.is_some(),
+                "pod {pod} survived a delete without a deletionTimestamp"
+            ),
+            None => {
+                self.pod_truth(pod, TransitionKind::Deleted, at);
+                self.pods.remove(pod);
+            }
+        }
+    }
+
+    /// `kubectl delete pod --grace-period=0 --force`: gone at once.
+    pub fn force_delete(&mut self, pod: &str) {
+        self.delete_pod(pod, 0);
+        assert!(
+            !self.pods.contains_key(pod),
+            "pod {pod} survived a delete with grace 0"
+        );
+    }
+
+    /// The truth lines of one subject (pod or node uid).
+    pub fn truth_of(&self, uid: &str) -> Vec<&TruthLine> {
+        self.truth.iter().filter(|l| l.uid == uid).collect()
+    }
+}
