@@ -7,6 +7,9 @@
 
 pub mod cli;
 pub mod model;
+pub mod output;
+pub mod query;
 pub mod recorder;
+pub mod retention;
 pub mod sim;
 pub mod store;

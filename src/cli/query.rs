@@ -1,9 +1,390 @@
-//! `kubetrail query`.
+//! `kubetrail query pods|history|transitions|nodes`: reports on a recorded database, printed as
+//! a table, JSON or CSV.
+//!
+//! Raw flags are turned into validated filters (`query::*Filter`) before the database is
+//! opened, so a typo is a usage error (exit 2) that names the value. The flag groups here are
+//! shared with `kubetrail export`, which writes the same rows as CSV.
+//!
+//! The database is opened read-only through the r2d2 pool: a query never creates or changes the
+//! file and runs while `record` writes (WAL).
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::model::Phase;
+use crate::output::{Format, JsonWriter, Record, Renderer, TableWriter};
+use crate::query::transitions::{HistoryLine, TRANSITION_FIELDS};
+use crate::query::{
+    self, LabelSelector, NodeFilter, PodFilter, PodRef, QueryError, TransitionFilter, Window,
+    for_each_node_bucket, for_each_pod, for_each_transition, parse_kinds,
+};
+use crate::store::open_read_pool;
+use crate::usage;
 
 /// Subcommands of `kubetrail query`.
 #[derive(Debug, clap::Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// One line per pod incarnation: node, lifecycle times, lifetime, final phase and reason,
+    /// restarts, effective requests.
+    Pods(PodsArgs),
+    /// One pod's whole timeline, one line per transition (every incarnation of a reused name).
+    History(HistoryArgs),
+    /// Transitions matching filters, e.g. `--kind container_terminated --reason OOMKilled --since 12h`.
+    Transitions(TransitionsArgs),
+    /// Per-node utilisation per time bucket: time-weighted average and peak of requests and
+    /// limits against allocatable.
+    Nodes(NodesArgs),
+}
+
+/// `--db`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// The kubetrail database to read (never created or modified).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "KUBETRAIL_DB",
+        default_value = "kubetrail.db"
+    )]
+    pub db: PathBuf,
+}
+
+/// `--since` / `--until`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WindowArgs {
+    /// Start of the window: a duration before now (90s, 30m, 2h, 7d) or an RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// End of the window (exclusive), in the same forms as --since. Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+impl WindowArgs {
+    /// Parses both ends against one `now_ms`; a bad value or a reversed window is a usage error.
+    pub fn window(&self, now_ms: i64) -> anyhow::Result<Window> {
+        Window::parse(self.since.as_deref(), self.until.as_deref(), now_ms)
+            .map_err(|e| usage!("{e}"))
+    }
+}
+
+/// `-o`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Output format: an aligned table for people, or JSON / CSV in machine units.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// `-n` / `-A`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NamespaceArgs {
+    /// Only pods in this namespace.
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// All namespaces (the default; accepted for kubectl habits).
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+}
+
+/// Filters on pods, shared by `query pods` and `export pods`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PodFilterArgs {
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+    /// Only pods bound to this node.
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+    /// Only pods whose last recorded phase is this (Pending, Running, Succeeded, Failed, Unknown).
+    #[arg(long, value_parser = query::parse_phase)]
+    pub phase: Option<Phase>,
+    /// Only pods whose labels match (kubectl syntax: app=web,tier!=db,env in (a,b),!canary).
+    #[arg(short = 'l', long, value_parser = LabelSelector::parse)]
+    pub selector: Option<LabelSelector>,
+    /// At most this many rows.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+impl PodFilterArgs {
+    pub fn filter(&self, window: Window) -> PodFilter {
+        PodFilter {
+            namespace: self.namespaces.namespace.clone(),
+            node: self.node.clone(),
+            phase: self.phase,
+            selector: self.selector.clone().unwrap_or_default(),
+            window,
+            limit: self.limit,
+        }
+    }
+}
+
+/// Filters on transitions, shared by `query transitions` and `export transitions`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransitionFilterArgs {
+    /// Only these kinds (repeat or comma-separate). Node kinds (added, not_ready, cordoned, ...)
+    /// select node rows; `ready` and `deleted` mean the pod kind unless written node:ready.
+    #[arg(long, value_name = "KIND")]
+    pub kind: Vec<String>,
+    /// Only rows with this reason, exactly (OOMKilled, Error, Evicted, ...; repeat or comma-separate).
+    #[arg(long, value_name = "REASON", value_delimiter = ',')]
+    pub reason: Vec<String>,
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+    /// Only pods bound to this node, and this node's own transitions.
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+    /// Only pods whose labels match (kubectl syntax). Node rows are not filtered by labels.
+    #[arg(short = 'l', long, value_parser = LabelSelector::parse)]
+    pub selector: Option<LabelSelector>,
+    /// Include node transitions (added, deleted, ready, not_ready, cordoned, uncordoned,
+    /// capacity_changed) along with pod transitions.
+    #[arg(long)]
+    pub nodes: bool,
+    /// At most this many rows.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+impl TransitionFilterArgs {
+    pub fn filter(&self, window: Window) -> anyhow::Result<TransitionFilter> {
+        let kinds = parse_kinds(&self.kind, self.nodes).map_err(|e| usage!("--kind: {e}"))?;
+        Ok(TransitionFilter {
+            kinds,
+            include_nodes: self.nodes,
+            reasons: self
+                .reason
+                .iter()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect(),
+            namespace: self.namespaces.namespace.clone(),
+            node: self.node.clone(),
+            selector: self.selector.clone().unwrap_or_default(),
+            window,
+            pod_id: None,
+            limit: self.limit,
+        })
+    }
+}
+
+/// Node selection and bucket size, shared by `query nodes` and `export nodes`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeFilterArgs {
+    /// Only this node (every incarnation of the name).
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+    /// Bucket size (buckets are aligned to multiples of it since the epoch, in UTC).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = query::parse_duration_ms)]
+    pub step: i64,
+}
+
+impl NodeFilterArgs {
+    pub fn filter(&self, window: Window) -> NodeFilter {
+        NodeFilter {
+            node: self.node.clone(),
+            window,
+            step_ms: self.step,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PodsArgs {
+    #[command(flatten)]
+    pub filter: PodFilterArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// The pod's name. Without -n every namespace is searched; a name found in several is
+    /// ambiguous (exit 2) and the message lists the namespaces.
+    #[arg(
+        value_name = "POD",
+        required_unless_present = "uid",
+        conflicts_with = "uid"
+    )]
+    pub pod: Option<String>,
+    /// The pod's namespace.
+    #[arg(short = 'n', long, value_name = "NAMESPACE", conflicts_with = "uid")]
+    pub namespace: Option<String>,
+    /// One incarnation by uid instead of a name.
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<String>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TransitionsArgs {
+    #[command(flatten)]
+    pub filter: TransitionFilterArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NodesArgs {
+    #[command(flatten)]
+    pub filter: NodeFilterArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    match command {}
+    // SQLite calls block; keep them off the async workers.
+    tokio::task::spawn_blocking(move || run_blocking(command))
+        .await
+        .context("query task failed")?
+}
+
+fn run_blocking(command: Command) -> anyhow::Result<()> {
+    let now_ms = query::time::now_ms();
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    match command {
+        Command::Pods(args) => {
+            let filter = args.filter.filter(args.window.window(now_ms)?);
+            let conn = open(&args.db)?;
+            let mut renderer = Renderer::new::<query::PodSummary>(args.output.output, &mut out)?;
+            for_each_pod(&conn, &filter, now_ms, |row| Ok(renderer.row(&row)?))
+                .map_err(cli_error)?;
+            finish(renderer, args.output.output, "no pods match")?;
+        }
+        Command::History(args) => {
+            let window = args.window.window(now_ms)?;
+            let pod = match (args.uid, args.pod) {
+                (Some(uid), _) => PodRef::Uid(uid),
+                (None, Some(name)) => PodRef::Name {
+                    namespace: args.namespace,
+                    name,
+                },
+                (None, None) => return Err(usage!("name a pod, or pass --uid")),
+            };
+            let conn = open(&args.db)?;
+            let incarnations = query::history(&conn, &pod, window).map_err(cli_error)?;
+            print_history(&mut out, args.output.output, &incarnations)?;
+        }
+        Command::Transitions(args) => {
+            let filter = args.filter.filter(args.window.window(now_ms)?)?;
+            let conn = open(&args.db)?;
+            let mut renderer =
+                Renderer::new::<query::TransitionRecord>(args.output.output, &mut out)?;
+            for_each_transition(&conn, &filter, |row| Ok(renderer.row(&row)?))
+                .map_err(cli_error)?;
+            finish(renderer, args.output.output, "no transitions match")?;
+        }
+        Command::Nodes(args) => {
+            let filter = args.filter.filter(args.window.window(now_ms)?);
+            let pool = open_pool(&args.db, query::nodes::WORKERS as u32 + 1)?;
+            let mut renderer =
+                Renderer::new::<query::NodeUsageRecord>(args.output.output, &mut out)?;
+            for_each_node_bucket(&pool, &filter, now_ms, |row| Ok(renderer.row(&row)?))
+                .map_err(cli_error)?;
+            finish(
+                renderer,
+                args.output.output,
+                "no node usage recorded in the window",
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A read-only pool of `size` connections (never creates the file).
+pub fn open_pool(db: &DbArgs, size: u32) -> anyhow::Result<crate::store::ReadPool> {
+    Ok(open_read_pool(&db.db, size)?)
+}
+
+/// A read-only connection (never creates the file; clear errors for missing or foreign files).
+pub fn open(
+    db: &DbArgs,
+) -> anyhow::Result<r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager>> {
+    let pool = open_read_pool(&db.db, 1)?;
+    pool.get()
+        .with_context(|| format!("cannot open a read connection to {}", db.db.display()))
+}
+
+/// Ends a report; an empty table says so on stderr (stdout stays empty, as with kubectl).
+fn finish<W: Write>(renderer: Renderer<W>, format: Format, empty: &str) -> anyhow::Result<()> {
+    let rows = renderer.finish()?;
+    if rows == 0 && format == Format::Table {
+        eprintln!("{empty}");
+    }
+    Ok(())
+}
+
+/// Turns a query error into the CLI's exit-code convention: the user's mistakes exit 2; an io
+/// error stays an io::Error so a closed pipe exits quietly.
+pub fn cli_error(err: QueryError) -> anyhow::Error {
+    match err {
+        QueryError::Io(io) => anyhow::Error::new(io),
+        err if err.is_usage() => usage!("{err}"),
+        err => anyhow::Error::new(err),
+    }
+}
+
+fn print_history<W: Write>(
+    out: &mut W,
+    format: Format,
+    incarnations: &[query::Incarnation],
+) -> anyhow::Result<()> {
+    match format {
+        Format::Table => {
+            for (i, inc) in incarnations.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                writeln!(out, "{}", inc.heading(i, incarnations.len()))?;
+                let mut table = TableWriter::new(&mut *out, HistoryLine::TABLE_HEADERS);
+                for t in &inc.transitions {
+                    let line = HistoryLine(t);
+                    if let Some(note) = line.table_footnote() {
+                        table.set_footnote(note);
+                    }
+                    table.row(line.table_cells())?;
+                }
+                if table.finish()? == 0 {
+                    writeln!(out, "  (no transitions in the window)")?;
+                }
+            }
+        }
+        Format::Json => {
+            let mut json = JsonWriter::new(&mut *out);
+            for inc in incarnations {
+                json.row(inc)?;
+            }
+            json.finish()?;
+        }
+        Format::Csv => {
+            // Flat: one transition per record; the uid column tells incarnations apart.
+            let mut csv = crate::output::CsvWriter::new(&mut *out, TRANSITION_FIELDS)?;
+            for t in incarnations.iter().flat_map(|i| &i.transitions) {
+                csv.row(t)?;
+            }
+            csv.finish()?;
+        }
+    }
+    Ok(())
 }
