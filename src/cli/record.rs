@@ -34,8 +34,10 @@ pub struct Args {
     /// The SQLite database to write (created, mode 0600, if missing).
     #[arg(long, env = "KUBETRAIL_DB", default_value = "kubetrail.db")]
     pub db: PathBuf,
-    /// Write a keyframe of every node's utilisation this often.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    /// Also write every node's utilisation this often when it has not changed (a keyframe).
+    /// Every change is written when it happens, so queries are exact without keyframes; they
+    /// bound how far back a reader must look, and each costs a row per node.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = duration)]
     pub snapshot_interval: Duration,
     /// Log a one-line status this often.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]

@@ -208,7 +208,12 @@ impl Cache {
     fn record_pod_gone(&mut self, last: PodState, labels: Option<String>, obs: Observation, batch: &mut Batch) {
         self.remove_contribution(&last);
         let row = detect::pod_deleted(&last, obs);
-        batch.pods.push(pod_row(&last, labels, Some(row.at_ms)));
+        let mut gone = pod_row(&last, labels, Some(row.at_ms));
+        // Only open pods need their state (to reconcile a restart against the first list); a
+        // deleted pod's summary columns say all there is, and most pods of a long history are
+        // deleted, so dropping the ~500-byte state keeps the file small.
+        gone.state_json.clear();
+        batch.pods.push(gone);
         batch.transitions.push(row);
     }
 
@@ -315,11 +320,14 @@ impl Cache {
     }
 
     /// A keyframe row for every known node, so a window's first value is never far away.
+    ///
+    /// A node whose usage changed since the last flush gets an ordinary row (`keyframe = 0`);
+    /// so every `keyframe = 1` row repeats the value before it, and readers may skip them.
     pub fn keyframes(&mut self, at_ms: i64, batch: &mut Batch) {
-        self.dirty_nodes.clear();
+        let dirty = std::mem::take(&mut self.dirty_nodes);
         let names: Vec<Text> = self.nodes.keys().cloned().collect();
         for name in names {
-            self.push_usage(&name, at_ms, true, batch);
+            self.push_usage(&name, at_ms, !dirty.contains(&name), batch);
         }
     }
 
@@ -425,7 +433,11 @@ mod tests {
         assert!(later.node_usage.is_empty(), "nothing changed since the last flush");
         cache.keyframes(40, &mut later);
         assert_eq!(later.node_usage.len(), 1);
-        assert!(later.node_usage[0].keyframe);
+        assert!(later.node_usage[0].keyframe, "nothing changed: an exact repeat");
+        cache.apply_pod(pod("late", Some("n1"), Phase::Running, 10), obs, &mut later);
+        cache.keyframes(50, &mut later);
+        assert!(!later.node_usage[1].keyframe, "a change is never hidden in a keyframe");
+        assert_eq!(later.node_usage[1].pod_count, 51);
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl Default for RecorderConfig {
         RecorderConfig {
             namespace: None,
             label_selector: None,
-            snapshot_interval: Duration::from_secs(30),
+            snapshot_interval: Duration::from_secs(30 * 60),
             status_interval: Duration::from_secs(10),
             batch_rows: 5_000,
             flush_interval: Duration::from_millis(100),
