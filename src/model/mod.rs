@@ -1,9 +1,10 @@
-//! Plain data shared by every stage: the transition vocabulary, pod phases, resource quantities
-//! and the effective-resources rule. No I/O here.
+//! Plain data shared by every stage: the transition vocabulary, pod phases, resource quantities,
+//! times, label selectors and the effective-resources rule. No I/O here.
 
 pub mod phase;
 pub mod quantity;
 pub mod resources;
+pub mod selector;
 pub mod time;
 pub mod transition;
 

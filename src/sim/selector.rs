@@ -1,29 +1,10 @@
 //! Label and field selectors, parsed from the query string and matched against the fields the
-//! store keeps beside each object. Grammar follows k8s.io/apimachinery: labels support `=`,
-//! `==`, `!=`, `in (..)`, `notin (..)`, `key` and `!key`; fields support `=`, `==` and `!=` on
-//! the fields the real apiserver indexes for these resources.
+//! store keeps beside each object. Label selectors are the shared `model::selector` (the
+//! grammar of k8s.io/apimachinery); field selectors support `=`, `==` and `!=` on the fields
+//! the real apiserver indexes for these resources.
 
 use super::store::{ResourceKind, StoredObject};
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum LabelOp {
-    In(Vec<String>),
-    NotIn(Vec<String>),
-    Exists,
-    DoesNotExist,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct LabelRequirement {
-    key: String,
-    op: LabelOp,
-}
-
-/// A parsed `labelSelector`. Empty matches everything.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LabelSelector {
-    requirements: Vec<LabelRequirement>,
-}
+pub use crate::model::selector::LabelSelector;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Field {
@@ -44,185 +25,6 @@ struct FieldRequirement {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSelector {
     requirements: Vec<FieldRequirement>,
-}
-
-impl LabelSelector {
-    pub fn parse(input: &str) -> Result<Self, String> {
-        let mut requirements = Vec::new();
-        for term in split_top_level(input) {
-            let term = term.trim();
-            if term.is_empty() {
-                if input.trim().is_empty() {
-                    continue;
-                }
-                return Err(format!(
-                    "unable to parse requirement: empty term in {input:?}"
-                ));
-            }
-            requirements.push(parse_label_term(term)?);
-        }
-        Ok(LabelSelector { requirements })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.requirements.is_empty()
-    }
-
-    pub fn matches(&self, labels: &[(String, String)]) -> bool {
-        self.requirements.iter().all(|req| {
-            let value = labels
-                .iter()
-                .find(|(k, _)| *k == req.key)
-                .map(|(_, v)| v.as_str());
-            match &req.op {
-                LabelOp::In(values) => value.is_some_and(|v| values.iter().any(|x| x == v)),
-                // As in apimachinery: a missing key satisfies `!=` and `notin`.
-                LabelOp::NotIn(values) => value.is_none_or(|v| values.iter().all(|x| x != v)),
-                LabelOp::Exists => value.is_some(),
-                LabelOp::DoesNotExist => value.is_none(),
-            }
-        })
-    }
-}
-
-/// Splits on commas that are not inside `( )`.
-fn split_top_level(input: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut depth = 0i32;
-    let mut start = 0;
-    for (i, c) in input.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&input[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&input[start..]);
-    parts
-}
-
-fn parse_label_term(term: &str) -> Result<LabelRequirement, String> {
-    if let Some(key) = term.strip_prefix('!') {
-        let key = key.trim();
-        validate_key(key)?;
-        return Ok(LabelRequirement {
-            key: key.to_string(),
-            op: LabelOp::DoesNotExist,
-        });
-    }
-    for (token, negate) in [("!=", true), ("==", false), ("=", false)] {
-        if let Some((key, value)) = term.split_once(token) {
-            let (key, value) = (key.trim(), value.trim());
-            validate_key(key)?;
-            validate_value(value)?;
-            let values = vec![value.to_string()];
-            let op = if negate {
-                LabelOp::NotIn(values)
-            } else {
-                LabelOp::In(values)
-            };
-            return Ok(LabelRequirement {
-                key: key.to_string(),
-                op,
-            });
-        }
-    }
-    // Set-based: `key in (a,b)` / `key notin (a,b)`.
-    let mut words = term.splitn(2, char::is_whitespace);
-    let key = words.next().unwrap_or_default().trim();
-    let rest = words.next().unwrap_or_default().trim();
-    if rest.is_empty() {
-        validate_key(key)?;
-        return Ok(LabelRequirement {
-            key: key.to_string(),
-            op: LabelOp::Exists,
-        });
-    }
-    validate_key(key)?;
-    let (negate, list) = if let Some(list) = rest.strip_prefix("notin") {
-        (true, list)
-    } else if let Some(list) = rest.strip_prefix("in") {
-        (false, list)
-    } else {
-        return Err(format!(
-            "unable to parse requirement {term:?}: expected one of =, ==, !=, in, notin"
-        ));
-    };
-    let list = list.trim();
-    let inner = list
-        .strip_prefix('(')
-        .and_then(|l| l.strip_suffix(')'))
-        .ok_or_else(|| {
-            format!("unable to parse requirement {term:?}: expected a (value,...) list")
-        })?;
-    let mut values = Vec::new();
-    for value in inner.split(',') {
-        let value = value.trim();
-        validate_value(value)?;
-        values.push(value.to_string());
-    }
-    if values.is_empty() || (values.len() == 1 && values[0].is_empty()) {
-        return Err(format!(
-            "unable to parse requirement {term:?}: for 'in', 'notin' operators, values set can't be empty"
-        ));
-    }
-    let op = if negate {
-        LabelOp::NotIn(values)
-    } else {
-        LabelOp::In(values)
-    };
-    Ok(LabelRequirement {
-        key: key.to_string(),
-        op,
-    })
-}
-
-fn validate_key(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
-    });
-    if name_ok && prefix_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid label key {key:?}: a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
-        ))
-    }
-}
-
-fn validate_value(value: &str) -> Result<(), String> {
-    let ok = value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && (value.is_empty()
-            || (value.starts_with(|c: char| c.is_ascii_alphanumeric())
-                && value.ends_with(|c: char| c.is_ascii_alphanumeric())));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid label value {value:?}: must be 63 characters or less and consist of alphanumeric characters, '-', '_' or '.'"
-        ))
-    }
 }
 
 impl FieldSelector {
@@ -303,7 +105,7 @@ impl Filter {
         self.namespace
             .as_deref()
             .is_none_or(|ns| object.key.namespace == ns)
-            && self.labels.matches(&object.fields.labels)
+            && self.labels.matches_pairs(&object.fields.labels)
             && self.fields.matches(object)
     }
 }
@@ -338,7 +140,7 @@ mod tests {
         ];
         for (sel, want) in cases {
             assert_eq!(
-                LabelSelector::parse(sel).unwrap().matches(&l),
+                LabelSelector::parse(sel).unwrap().matches_pairs(&l),
                 want,
                 "{sel}"
             );

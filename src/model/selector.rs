@@ -1,10 +1,13 @@
-//! `-l/--selector` for queries: Kubernetes label-selector syntax matched against the labels the
-//! recorder stored with each pod (a JSON object in `pods.labels`).
+//! Kubernetes label selectors, one implementation for every place that takes one: `record -l`
+//! (checked up front, and matched against stored labels when a restart reconciles),
+//! `query ... -l` (matched against the JSON object in `pods.labels`; labels are not indexed,
+//! so matching happens in Rust on rows the indexed filters already narrowed down) and the
+//! simulator's `labelSelector` parameter (matched against an object's label pairs).
 //!
-//! The grammar is kubectl's: comma-separated requirements, each `key=value`, `key==value`,
-//! `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key` (exists) or `!key` (does not exist).
-//! Labels are not indexed in the database, so matching happens in Rust on rows that the other
-//! (indexed) filters already narrowed down.
+//! The grammar and validity rules are apimachinery's: comma-separated requirements, each
+//! `key=value`, `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key` (exists) or
+//! `!key` (does not exist); keys are (optionally prefixed) qualified names, values at most 63
+//! characters of alphanumerics, `-`, `_` and `.`.
 
 use std::collections::BTreeMap;
 
@@ -66,12 +69,21 @@ impl LabelSelector {
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matches_with(|key| labels.get(key).map(String::as_str))
+    }
+
+    /// Matches labels held as (key, value) pairs.
+    pub fn matches_pairs(&self, labels: &[(String, String)]) -> bool {
+        self.matches_with(|key| labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()))
+    }
+
+    fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.requirements.iter().all(|req| {
-            let value = labels.get(&req.key);
+            let value = get(&req.key);
             match &req.op {
-                Op::In(values) => value.is_some_and(|v| values.contains(v)),
-                // As in Kubernetes: a pod without the key satisfies `!=` and `notin`.
-                Op::NotIn(values) => value.is_none_or(|v| !values.contains(v)),
+                Op::In(values) => value.is_some_and(|v| values.iter().any(|x| x == v)),
+                // As in Kubernetes: an object without the key satisfies `!=` and `notin`.
+                Op::NotIn(values) => value.is_none_or(|v| values.iter().all(|x| x != v)),
                 Op::Exists => value.is_some(),
                 Op::DoesNotExist => value.is_none(),
             }
@@ -140,6 +152,9 @@ fn parse_term(term: &str) -> Result<Requirement, String> {
         .strip_prefix('(')
         .and_then(|l| l.strip_suffix(')'))
         .ok_or_else(|| format!("expected a (comma, separated) list in {term:?}"))?;
+    if list.trim().is_empty() {
+        return Err(format!("the value list of {term:?} is empty"));
+    }
     let values = list
         .split(',')
         .map(|v| valid_value(v.trim()))
@@ -155,26 +170,43 @@ fn parse_term(term: &str) -> Result<Requirement, String> {
     })
 }
 
+/// A qualified name, optionally with a DNS-subdomain prefix: `app`, `app.kubernetes.io/name`.
 fn valid_key(key: &str) -> Result<String, String> {
-    let ok = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if ok {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+    });
+    if name_ok && prefix_ok {
         Ok(key.to_string())
     } else {
-        Err(format!("bad label key {key:?}"))
+        Err(format!(
+            "bad label key {key:?} (alphanumerics, '-', '_' or '.', starting and ending with an \
+             alphanumeric, optionally after a DNS prefix and '/')"
+        ))
     }
 }
 
+/// Empty, or up to 63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric.
 fn valid_value(value: &str) -> Result<String, String> {
-    let ok = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok = value.len() <= 63
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && (value.is_empty()
+            || (value.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && value.ends_with(|c: char| c.is_ascii_alphanumeric())));
     if ok {
         Ok(value.to_string())
     } else {
-        Err(format!("bad label value {value:?}"))
+        Err(format!("bad label value {value:?} (at most 63 alphanumerics, '-', '_' or '.')"))
     }
 }
 
