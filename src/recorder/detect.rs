@@ -83,13 +83,13 @@ impl PodRows<'_> {
     fn container(&mut self, c: &ContainerState) {
         let old = self.old.and_then(|o| o.containers.iter().find(|oc| oc.name == c.name));
         let old_count = old.map_or(0, |o| o.restart_count);
-        let old_terminated = old.and_then(|o| o.terminated.as_ref());
+        let old_terminated = old.and_then(|o| o.terminated.as_deref());
         // Runs old_count .. restart_count-1 ended since we last looked, and each was restarted.
         // Only the newest of them is still described in lastState; earlier ones (several
         // restarts inside one gap) are recorded with what is known.
         for run in old_count..c.restart_count {
             let term: Option<&Termination> = if run + 1 == c.restart_count {
-                c.last_terminated.as_ref()
+                c.last_terminated.as_deref()
             } else if run == old_count {
                 old_terminated
             } else {
@@ -374,21 +374,21 @@ mod tests {
             c.restart_count = count;
             c.terminated = None;
             c.started_at_ms = Some(finished + 1);
-            c.last_terminated = Some(Termination {
+            c.last_terminated = Some(Box::new(Termination {
                 finished_at_ms: Some(finished),
                 exit_code: Some(code),
                 reason: Some(reason.into()),
-            });
+            }));
             self
         }
         fn finished(mut self, phase: Phase, at: i64, reason: &str) -> Self {
             self.phase = phase;
             for c in &mut self.containers {
-                c.terminated = Some(Termination {
+                c.terminated = Some(Box::new(Termination {
                     finished_at_ms: Some(at),
                     exit_code: Some(if phase == Phase::Succeeded { 0 } else { 1 }),
                     reason: Some(reason.into()),
-                });
+                }));
             }
             self
         }
@@ -492,7 +492,7 @@ mod tests {
         let running = pod().scheduled(2_000).running(3_000);
         let mut ended = running.clone();
         ended.containers[0].terminated =
-            Some(Termination { finished_at_ms: Some(5_000), exit_code: Some(1), reason: Some("Error".into()) });
+            Some(Box::new(Termination { finished_at_ms: Some(5_000), exit_code: Some(1), reason: Some("Error".into()) }));
         let rows = pod_transitions(Some(&running), &ended, Observation::live(NOW));
         assert_eq!(kinds_and_times(&rows), vec![(ContainerTerminated, 5_000)]);
         let restarted = running.clone().restarted("app", 1, 5_000, "Error", 1);

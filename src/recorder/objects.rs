@@ -259,8 +259,8 @@ fn container_state(status: &RawContainerStatus, init: bool) -> ContainerState {
         init,
         restart_count: status.restart_count,
         started_at_ms,
-        terminated: status.state.terminated.as_ref().map(termination),
-        last_terminated: status.last_state.terminated.as_ref().map(termination),
+        terminated: status.state.terminated.as_ref().map(|t| Box::new(termination(t))),
+        last_terminated: status.last_state.terminated.as_ref().map(|t| Box::new(termination(t))),
     }
 }
 

@@ -51,7 +51,8 @@ impl Interner {
     }
 }
 
-/// How a container run ended.
+/// How a container run ended. Boxed where it is held: most containers are running, and an
+/// empty `Option<Box<_>>` costs 8 bytes where the inline struct costs 48.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Termination {
     #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
@@ -76,10 +77,10 @@ pub struct ContainerState {
     pub started_at_ms: Option<i64>,
     /// `state.terminated`: the current run has ended.
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
-    pub terminated: Option<Termination>,
+    pub terminated: Option<Box<Termination>>,
     /// `lastState.terminated`: how the previous run ended.
     #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
-    pub last_terminated: Option<Termination>,
+    pub last_terminated: Option<Box<Termination>>,
 }
 
 fn is_false(b: &bool) -> bool {
