@@ -684,7 +684,7 @@ fn a_reader_answers_while_a_writer_holds_a_write_transaction() {
     writer.execute_batch("BEGIN IMMEDIATE").unwrap();
     writer
         .execute(
-            "INSERT INTO pods (uid, namespace, name, created_at_ms, phase, state) VALUES ('new', 'shop', 'late', ?1, 1, '{}')",
+            "INSERT INTO pods (uid, namespace, name, created_at_ms, phase) VALUES ('new', 'shop', 'late', ?1, 1)",
             [T0 + 4 * HOUR],
         )
         .unwrap();

@@ -161,7 +161,7 @@ fn ended_history_past_max_age_goes_and_live_history_stays_however_old() {
     // The live pod's state JSON (what a restarted recorder reconciles against) is intact.
     let state: String = conn
         .query_row(
-            "SELECT state FROM pods WHERE uid = 'ancient-live-pod'",
+            "SELECT s.state FROM pods p JOIN pod_state s ON s.pod_id = p.id WHERE p.uid = 'ancient-live-pod'",
             [],
             |r| r.get(0),
         )

@@ -16,8 +16,8 @@ pub fn load_open_state(
 ) -> rusqlite::Result<(Vec<PodState>, Vec<NodeState>)> {
     let mut pods = Vec::new();
     let mut stmt = conn.prepare(
-        "SELECT uid, state, labels FROM pods
-         WHERE deleted_at_ms IS NULL AND (?1 IS NULL OR namespace = ?1)",
+        "SELECT p.uid, s.state, p.labels FROM pods p JOIN pod_state s ON s.pod_id = p.id
+         WHERE p.deleted_at_ms IS NULL AND (?1 IS NULL OR p.namespace = ?1)",
     )?;
     let mut rows = stmt.query([namespace])?;
     while let Some(row) = rows.next()? {

@@ -106,9 +106,9 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
             "INSERT INTO pods (uid, namespace, name, node, owner_kind, owner_name, labels,
                  created_at_ms, started_at_ms, finished_at_ms, deleted_at_ms, phase, reason,
                  restarts, cpu_request_millis, memory_request_bytes, cpu_limit_millis,
-                 memory_limit_bytes, state)
+                 memory_limit_bytes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19)
+                 ?18)
              ON CONFLICT (uid) DO UPDATE SET
                  node = excluded.node, owner_kind = excluded.owner_kind,
                  owner_name = excluded.owner_name, labels = coalesce(excluded.labels, labels),
@@ -118,9 +118,13 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                  cpu_request_millis = excluded.cpu_request_millis,
                  memory_request_bytes = excluded.memory_request_bytes,
                  cpu_limit_millis = excluded.cpu_limit_millis,
-                 memory_limit_bytes = excluded.memory_limit_bytes, state = excluded.state
+                 memory_limit_bytes = excluded.memory_limit_bytes
              RETURNING id",
         )?;
+        // An open pod's state is kept for reconciliation; a deleted pod's is dropped.
+        let mut put_state =
+            tx.prepare_cached("INSERT OR REPLACE INTO pod_state (pod_id, state) VALUES (?1, ?2)")?;
+        let mut drop_state = tx.prepare_cached("DELETE FROM pod_state WHERE pod_id = ?1")?;
         for p in &batch.pods {
             let id: i64 = upsert_pod.query_row(
                 params![
@@ -141,11 +145,15 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                     p.resources.requests.cpu_millis,
                     p.resources.requests.memory_bytes,
                     p.resources.limits.cpu_millis,
-                    p.resources.limits.memory_bytes,
-                    p.state_json
+                    p.resources.limits.memory_bytes
                 ],
                 |r| r.get(0),
             )?;
+            if p.deleted_at_ms.is_some() || p.state_json.is_empty() {
+                drop_state.execute([id])?;
+            } else {
+                put_state.execute(params![id, p.state_json])?;
+            }
             keys.pods.insert(p.uid.clone(), id);
         }
 

@@ -20,6 +20,7 @@ use thiserror::Error;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_retention.sql"),
+    include_str!("../../migrations/0003_pod_state.sql"),
 ];
 
 /// The schema version this binary writes and understands.
@@ -230,6 +231,37 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
         let vacuum: i64 = handle.conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0)).unwrap();
         assert_eq!(vacuum, 2, "incremental");
+    }
+
+    #[test]
+    fn an_older_database_is_upgraded_in_place_keeping_open_pod_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO pods (uid, namespace, name, created_at_ms, phase, state)
+             VALUES ('open', 'ns', 'a', 1, 2, '{\"u\":\"open\"}'),
+                    ('gone', 'ns', 'b', 1, 3, '');
+             UPDATE pods SET deleted_at_ms = 5 WHERE uid = 'gone';",
+        )
+        .unwrap();
+        drop(conn);
+        let handle = open_for_writing(&path).unwrap();
+        let states: Vec<(String, String)> = handle
+            .conn
+            .prepare("SELECT p.uid, s.state FROM pod_state s JOIN pods p ON p.id = s.pod_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(states, vec![("open".to_string(), "{\"u\":\"open\"}".to_string())]);
+        assert!(handle.conn.prepare("SELECT state FROM pods").is_err(), "the column is gone");
+        let version: i64 = handle.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

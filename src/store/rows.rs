@@ -24,7 +24,8 @@ pub struct PodRow {
     pub reason: Option<String>,
     pub restarts: i64,
     pub resources: Effective,
-    /// The recorder's compact projection (see recorder::state), for reconciliation on restart.
+    /// The recorder's compact projection (see recorder::state), for reconciliation on restart;
+    /// kept in `pod_state` while the pod is open, dropped once it is deleted (or when empty).
     pub state_json: String,
 }
 
