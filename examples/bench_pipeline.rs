@@ -33,7 +33,9 @@ async fn sample_pods(pods: usize) -> Vec<Value> {
     .await
     .unwrap();
     let client = sim.kube_client().unwrap();
-    let request = axum::http::Request::get("/api/v1/pods").body(Vec::new()).unwrap();
+    let request = axum::http::Request::get("/api/v1/pods")
+        .body(Vec::new())
+        .unwrap();
     let text = client.request_text(request).await.unwrap();
     sim.shutdown().await.unwrap();
     let list: Value = serde_json::from_str(&text).unwrap();
@@ -46,8 +48,9 @@ fn update(pod: &Value, k: usize, rv: u64) -> Vec<u8> {
     pod["metadata"]["resourceVersion"] = Value::String(rv.to_string());
     if let Some(conditions) = pod["status"]["conditions"].as_array_mut() {
         for c in conditions.iter_mut().filter(|c| c["type"] == "Ready") {
-            c["status"] = Value::String(if k % 2 == 0 { "False" } else { "True" }.into());
-            c["lastTransitionTime"] = Value::String(format!("2026-01-01T00:{:02}:{:02}Z", k / 60 % 60, k % 60));
+            c["status"] = Value::String(if k.is_multiple_of(2) { "False" } else { "True" }.into());
+            c["lastTransitionTime"] =
+                Value::String(format!("2026-01-01T00:{:02}:{:02}Z", k / 60 % 60, k % 60));
         }
     }
     if let Some(statuses) = pod["status"]["containerStatuses"].as_array_mut()
@@ -107,15 +110,33 @@ async fn main() {
         let started = Instant::now();
         for (i, e) in events.iter().enumerate() {
             let pod: Pod = serde_json::from_slice(e).unwrap();
-            let obs = if i < sample.len() { Observation::recovered(1) } else { Observation::live(2 + i as i64) };
+            let obs = if i < sample.len() {
+                Observation::recovered(1)
+            } else {
+                Observation::live(2 + i as i64)
+            };
             cache.apply_pod(pod, obs, &mut batch);
             if batch.len() >= 5_000 {
                 cache.flush_usage(i as i64, &mut batch);
                 let full = std::mem::take(&mut batch);
-                writer.sender.send(WriteMsg::Rows { batch: full, since: Instant::now() }).await.unwrap();
+                writer
+                    .sender
+                    .send(WriteMsg::Rows {
+                        batch: full,
+                        since: Instant::now(),
+                    })
+                    .await
+                    .unwrap();
             }
         }
-        writer.sender.send(WriteMsg::Rows { batch, since: Instant::now() }).await.unwrap();
+        writer
+            .sender
+            .send(WriteMsg::Rows {
+                batch,
+                since: Instant::now(),
+            })
+            .await
+            .unwrap();
         drop(writer.finish().await);
         let total = started.elapsed();
         let rate = |d: Duration| events.len() as f64 / d.as_secs_f64();

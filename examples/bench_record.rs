@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 fn kubetrail_binary() -> PathBuf {
     // target/release/examples/bench_record -> target/release/kubetrail
     let exe = std::env::current_exe().expect("own path");
-    exe.parent().and_then(Path::parent).expect("target dir").join("kubetrail")
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("kubetrail")
 }
 
 struct Killed(Child);
@@ -35,10 +38,16 @@ impl Drop for Killed {
 
 fn http(addr: &str, method: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
     let mut body = String::new();
     stream.read_to_string(&mut body).unwrap();
-    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    body.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 fn metric(text: &str, name: &str) -> f64 {
@@ -62,7 +71,11 @@ fn wait_for(path: &Path, needle: &str, timeout: Duration) -> String {
         if let Some(line) = text.lines().find(|l| l.contains(needle)) {
             return line.to_string();
         }
-        assert!(Instant::now() < deadline, "no {needle:?} in {}:\n{text}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in {}:\n{text}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -90,8 +103,24 @@ fn one_run(pods: usize, nodes: usize, churn_secs: u64, dir: &Path) -> Run {
     let db = dir.join("bench.db");
     let sim_log = dir.join("sim.log");
     let mut sim = Command::new(&bin)
-        .args(["simulate", "--listen", "127.0.0.1:0", "--paused", "--seed", "7"])
-        .args(["--pods", &pods.to_string(), "--nodes", &nodes.to_string(), "--churn", "5000", "--pace", "0.05"])
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--paused",
+            "--seed",
+            "7",
+        ])
+        .args([
+            "--pods",
+            &pods.to_string(),
+            "--nodes",
+            &nodes.to_string(),
+            "--churn",
+            "5000",
+            "--pace",
+            "0.05",
+        ])
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
         .stdout(Stdio::piped())
@@ -102,13 +131,22 @@ fn one_run(pods: usize, nodes: usize, churn_secs: u64, dir: &Path) -> Run {
     let sim = Killed(sim);
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
-    let sim_addr = line.trim().trim_start_matches("serving on http://").to_string();
+    let sim_addr = line
+        .trim()
+        .trim_start_matches("serving on http://")
+        .to_string();
 
     let rec_log = dir.join("record.log");
     let metrics_port = 20000 + (std::process::id() % 20000) as u16;
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let rec = Command::new(&bin)
-        .args(["record", "--status-interval", "5s", "--metrics-addr", &metrics_addr])
+        .args([
+            "record",
+            "--status-interval",
+            "5s",
+            "--metrics-addr",
+            &metrics_addr,
+        ])
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .arg("--db")
@@ -134,22 +172,39 @@ fn one_run(pods: usize, nodes: usize, churn_secs: u64, dir: &Path) -> Run {
     let after = http(&metrics_addr, "GET", "/metrics");
     let secs = started.elapsed().as_secs_f64();
     http(&sim_addr, "POST", "/_sim/pause");
-    let events = |t: &str| metric(t, "kubetrail_pod_events_total") + metric(t, "kubetrail_node_events_total");
+    let events = |t: &str| {
+        metric(t, "kubetrail_pod_events_total") + metric(t, "kubetrail_node_events_total")
+    };
     let events_per_s = (events(&after) - events(&before)) / secs;
     let transitions = |t: &str| metric(t, "kubetrail_transitions_written_total");
     let transitions_per_s = (transitions(&after) - transitions(&before)) / secs;
     let lag_ms = metric(&after, "kubetrail_write_lag_milliseconds");
 
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
     drop(rec);
     drop(sim);
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let rows: f64 = conn.query_row("SELECT count(*) FROM transitions", [], |r| r.get::<_, i64>(0)).unwrap() as f64;
+    let rows: f64 = conn
+        .query_row("SELECT count(*) FROM transitions", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap() as f64;
     drop(conn);
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64;
     let wal = PathBuf::from(format!("{}-wal", db.display()));
     let bytes_per_transition = (size(&db) + size(&wal)) / rows;
-    Run { list_committed_s, rss_mb, peak_mb, bytes_per_transition, events_per_s, transitions_per_s, lag_ms }
+    Run {
+        list_committed_s,
+        rss_mb,
+        peak_mb,
+        bytes_per_transition,
+        events_per_s,
+        transitions_per_s,
+        lag_ms,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -160,7 +215,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-    let (pods, nodes, runs, churn_secs) = (arg(1, 100_000) as usize, arg(2, 5_000) as usize, arg(3, 3), arg(4, 20));
+    let (pods, nodes, runs, churn_secs) = (
+        arg(1, 100_000) as usize,
+        arg(2, 5_000) as usize,
+        arg(3, 3),
+        arg(4, 20),
+    );
     println!("recorder benchmark: {pods} pods, {nodes} nodes, {runs} runs, {churn_secs}s of churn");
     let mut results = Vec::new();
     for i in 0..runs {
@@ -169,8 +229,14 @@ fn main() {
         println!(
             "run {}: initial list committed {:.2}s, RSS {:.0} MB (peak {:.0} MB), {:.0} bytes/transition, \
              {:.0} events/s, {:.0} transitions/s, lag {:.0} ms",
-            i + 1, r.list_committed_s, r.rss_mb, r.peak_mb, r.bytes_per_transition, r.events_per_s,
-            r.transitions_per_s, r.lag_ms
+            i + 1,
+            r.list_committed_s,
+            r.rss_mb,
+            r.peak_mb,
+            r.bytes_per_transition,
+            r.events_per_s,
+            r.transitions_per_s,
+            r.lag_ms
         );
         results.push(r);
     }
@@ -178,7 +244,12 @@ fn main() {
     println!(
         "median: initial list committed {:.2}s, RSS {:.0} MB (peak {:.0} MB), {:.0} bytes/transition, \
          {:.0} events/s, {:.0} transitions/s, lag {:.0} ms",
-        m(|r| r.list_committed_s), m(|r| r.rss_mb), m(|r| r.peak_mb), m(|r| r.bytes_per_transition),
-        m(|r| r.events_per_s), m(|r| r.transitions_per_s), m(|r| r.lag_ms)
+        m(|r| r.list_committed_s),
+        m(|r| r.rss_mb),
+        m(|r| r.peak_mb),
+        m(|r| r.bytes_per_transition),
+        m(|r| r.events_per_s),
+        m(|r| r.transitions_per_s),
+        m(|r| r.lag_ms)
     );
 }

@@ -39,7 +39,9 @@ struct List {
 }
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: cache_memory PODS.json");
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: cache_memory PODS.json");
     let text = std::fs::read_to_string(&path).expect("read the list");
     let list: List = serde_json::from_str(&text).expect("a pod list");
     drop(text);

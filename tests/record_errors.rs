@@ -6,7 +6,11 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn kubetrail(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kubetrail")).args(args).env("RUST_LOG", "warn").output().expect("run kubetrail")
+    Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run kubetrail")
 }
 
 fn stderr(out: &Output) -> String {
@@ -16,7 +20,10 @@ fn stderr(out: &Output) -> String {
 fn assert_clean_failure(out: &Output, code: i32, needle: &str) {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(code), "exit code; stderr:\n{err}");
-    assert!(err.contains(needle), "stderr should mention {needle:?}:\n{err}");
+    assert!(
+        err.contains(needle),
+        "stderr should mention {needle:?}:\n{err}"
+    );
     assert!(!err.contains("panicked"), "no panics:\n{err}");
 }
 
@@ -39,9 +46,18 @@ fn write_kubeconfig(dir: &Path, server: &str) -> std::path::PathBuf {
 fn a_missing_kubeconfig_is_named_and_no_database_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let out = kubetrail(&["record", "--kubeconfig", "/nonexistent/kubeconfig", "--db", db.to_str().unwrap()]);
+    let out = kubetrail(&[
+        "record",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
     assert_clean_failure(&out, 1, "/nonexistent/kubeconfig");
-    assert!(!db.exists(), "a failed start must not leave a database behind");
+    assert!(
+        !db.exists(),
+        "a failed start must not leave a database behind"
+    );
 }
 
 #[test]
@@ -49,7 +65,13 @@ fn an_invalid_kubeconfig_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     std::fs::write(&kc, "this: [is not: a kubeconfig").unwrap();
-    let out = kubetrail(&["record", "--kubeconfig", kc.to_str().unwrap(), "--db", dir.path().join("t.db").to_str().unwrap()]);
+    let out = kubetrail(&[
+        "record",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--db",
+        dir.path().join("t.db").to_str().unwrap(),
+    ]);
     assert_clean_failure(&out, 1, "cannot read kubeconfig");
 }
 
@@ -58,11 +80,20 @@ fn an_unknown_context_is_a_usage_error_listing_the_known_ones() {
     let dir = tempfile::tempdir().unwrap();
     let kc = write_kubeconfig(dir.path(), "http://127.0.0.1:1");
     let out = kubetrail(&[
-        "record", "--kubeconfig", kc.to_str().unwrap(), "--context", "prod",
-        "--db", dir.path().join("t.db").to_str().unwrap(),
+        "record",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--context",
+        "prod",
+        "--db",
+        dir.path().join("t.db").to_str().unwrap(),
     ]);
     assert_clean_failure(&out, 2, "\"prod\"");
-    assert!(stderr(&out).contains("ctx"), "lists the contexts it has: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ctx"),
+        "lists the contexts it has: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -75,7 +106,13 @@ fn a_malformed_flag_is_a_usage_error() {
 fn an_unwritable_database_path_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let kc = write_kubeconfig(dir.path(), "http://127.0.0.1:1");
-    let out = kubetrail(&["record", "--kubeconfig", kc.to_str().unwrap(), "--db", "/nonexistent-dir/t.db"]);
+    let out = kubetrail(&[
+        "record",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--db",
+        "/nonexistent-dir/t.db",
+    ]);
     assert_clean_failure(&out, 1, "cannot create database /nonexistent-dir/t.db");
 }
 
@@ -86,7 +123,13 @@ fn a_corrupt_database_is_refused_and_left_untouched() {
     let db = dir.path().join("t.db");
     let junk: Vec<u8> = (0..16384u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&db, &junk).unwrap();
-    let out = kubetrail(&["record", "--kubeconfig", kc.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    let out = kubetrail(&[
+        "record",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
     assert_clean_failure(&out, 1, "is not a kubetrail database");
     assert_eq!(std::fs::read(&db).unwrap(), junk);
 }
@@ -101,7 +144,13 @@ fn a_database_from_a_newer_kubetrail_is_refused() {
         .unwrap()
         .pragma_update(None, "user_version", kubetrail::store::SCHEMA_VERSION + 1)
         .unwrap();
-    let out = kubetrail(&["record", "--kubeconfig", kc.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    let out = kubetrail(&[
+        "record",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
     assert_clean_failure(&out, 1, "newer kubetrail");
 }
 
@@ -112,7 +161,13 @@ fn an_unreachable_server_is_retried_and_reported_then_a_second_recorder_is_refus
     let db = dir.path().join("t.db");
     let log = dir.path().join("rec.log");
     let mut first = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
-        .args(["record", "--kubeconfig", kc.to_str().unwrap(), "--db", db.to_str().unwrap()])
+        .args([
+            "record",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ])
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -120,13 +175,29 @@ fn an_unreachable_server_is_retried_and_reported_then_a_second_recorder_is_refus
     // It keeps running and says why it is not getting anywhere.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&log).unwrap().contains("retrying") {
-        assert!(Instant::now() < deadline, "{}", std::fs::read_to_string(&log).unwrap());
-        assert!(first.try_wait().unwrap().is_none(), "the recorder must not exit on an unreachable server");
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the recorder must not exit on an unreachable server"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let second = kubetrail(&["record", "--kubeconfig", kc.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    let second = kubetrail(&[
+        "record",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
     assert_clean_failure(&second, 1, "already writing");
-    let _ = Command::new("kill").arg("-TERM").arg(first.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(first.id().to_string())
+        .status();
     let status = first.wait().unwrap();
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
 }

@@ -10,8 +10,8 @@ mod sim;
 
 use std::time::{Duration, Instant};
 
-use compare::{compare, read_recorded, Comparison, Gap};
-use recorder::{now_ms, RecorderProcess};
+use compare::{Comparison, Gap, compare, read_recorded};
+use recorder::{RecorderProcess, now_ms};
 use sim::SimProcess;
 
 /// Pauses the simulator and waits until the database holds everything the truth says
@@ -21,7 +21,8 @@ fn settle(sim: &SimProcess, db: &std::path::Path, gaps: &[Gap], timeout: Duratio
     let deadline = Instant::now() + timeout;
     loop {
         let result = compare(&sim.truth(), &read_recorded(db), gaps);
-        if (result.missing.is_empty() && result.unexpected.is_empty()) || Instant::now() > deadline {
+        if (result.missing.is_empty() && result.unexpected.is_empty()) || Instant::now() > deadline
+        {
             return result;
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -30,10 +31,15 @@ fn settle(sim: &SimProcess, db: &std::path::Path, gaps: &[Gap], timeout: Duratio
 
 /// The span before the recorder's first list: what happened then is reconstructed.
 fn before_start(started_ms: i64) -> Gap {
-    Gap { start_ms: 0, end_ms: started_ms + 2_000 }
+    Gap {
+        start_ms: 0,
+        end_ms: started_ms + 2_000,
+    }
 }
 
-const SIM_ARGS: &[&str] = &["--nodes", "4", "--pods", "20", "--churn", "15", "--seed", "11", "--pace", "0.5"];
+const SIM_ARGS: &[&str] = &[
+    "--nodes", "4", "--pods", "20", "--churn", "15", "--seed", "11", "--pace", "0.5",
+];
 
 fn run_for(d: Duration) {
     std::thread::sleep(d);
@@ -52,9 +58,18 @@ impl Session {
         let sim = SimProcess::spawn(sim_args);
         let db = sim.dir().join("trail.db");
         let started = now_ms();
-        let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
-        rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
-        Session { sim, db, rec, started }
+        let rec =
+            RecorderProcess::spawn(sim.kubeconfig_path(), &db, &sim.dir().join("rec.log"), &[]);
+        rec.wait_for_log(
+            "initial list of pods and nodes done",
+            Duration::from_secs(30),
+        );
+        Session {
+            sim,
+            db,
+            rec,
+            started,
+        }
     }
 
     /// Settles with the given gaps besides the one before the recorder started, stops the
@@ -75,7 +90,11 @@ fn records_exactly_what_the_simulator_did() {
     run_for(Duration::from_secs(12));
     let (result, _) = session.finish(vec![], Duration::from_secs(30));
     result.assert_exact();
-    assert!(result.matched > 200, "too little happened to prove anything: {}", result.matched);
+    assert!(
+        result.matched > 200,
+        "too little happened to prove anything: {}",
+        result.matched
+    );
     // Live events were seen live.
     assert!(result.matched_inferred < result.matched / 2, "{result:?}");
 }
@@ -90,11 +109,23 @@ fn nothing_secret_is_stored_and_the_file_is_private() {
     let mut bytes = std::fs::read(&db).unwrap();
     bytes.extend(std::fs::read(db.with_extension("db-wal")).unwrap_or_default());
     let text = String::from_utf8_lossy(&bytes);
-    for secret in ["s3cr3t", "DATABASE_PASSWORD", "tok_", "PROXY_TOKEN", "busybox"] {
-        assert!(!text.contains(secret), "{secret:?} was stored in the database");
+    for secret in [
+        "s3cr3t",
+        "DATABASE_PASSWORD",
+        "tok_",
+        "PROXY_TOKEN",
+        "busybox",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} was stored in the database"
+        );
     }
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     drop(sim);
 }
 
@@ -106,7 +137,10 @@ fn cut_watch_streams_resume_without_loss() {
     run_for(Duration::from_secs(12));
     let (result, log) = session.finish(vec![], Duration::from_secs(30));
     result.assert_exact();
-    assert!(!log.contains("relisting"), "a cut stream must resume, not relist:\n{log}");
+    assert!(
+        !log.contains("relisting"),
+        "a cut stream must resume, not relist:\n{log}"
+    );
 }
 
 #[test]
@@ -116,13 +150,22 @@ fn a_410_relists_once_and_loses_nothing() {
     let fault_at = now_ms();
     session.sim.fault(r#"{"compact":true}"#);
     session.sim.fault(r#"{"cut_watches":true}"#);
-    session.rec.wait_for_log("pod relist done", Duration::from_secs(30));
+    session
+        .rec
+        .wait_for_log("pod relist done", Duration::from_secs(30));
     let relisted_at = now_ms();
     run_for(Duration::from_secs(6));
-    let gap = Gap { start_ms: fault_at, end_ms: relisted_at };
+    let gap = Gap {
+        start_ms: fault_at,
+        end_ms: relisted_at,
+    };
     let (result, log) = session.finish(vec![gap], Duration::from_secs(30));
     result.assert_exact();
-    assert_eq!(log.matches("pod watch: relisting").count(), 1, "exactly one pod relist:\n{log}");
+    assert_eq!(
+        log.matches("pod watch: relisting").count(),
+        1,
+        "exactly one pod relist:\n{log}"
+    );
 }
 
 #[test]
@@ -133,14 +176,25 @@ fn an_outage_of_30_seconds_is_retried_and_reconciled() {
     session.sim.fault(r#"{"outage_secs":30}"#);
     // The recorder is blind from the outage until its watch is back (its retry backoff may
     // take a few seconds past the outage's end).
-    session.rec.wait_for_log("pod watch resumed", Duration::from_secs(60));
+    session
+        .rec
+        .wait_for_log("pod watch resumed", Duration::from_secs(60));
     let outage_end = now_ms();
     run_for(Duration::from_secs(8));
-    let gap = Gap { start_ms: outage_at, end_ms: outage_end };
+    let gap = Gap {
+        start_ms: outage_at,
+        end_ms: outage_end,
+    };
     let (result, log) = session.finish(vec![gap], Duration::from_secs(40));
     result.assert_exact();
-    assert!(log.contains("retrying"), "the outage is reported while retrying:\n{log}");
-    assert!(result.matched_inferred > 0, "the outage's changes are inferred: {result:?}");
+    assert!(
+        log.contains("retrying"),
+        "the outage is reported while retrying:\n{log}"
+    );
+    assert!(
+        result.matched_inferred > 0,
+        "the outage's changes are inferred: {result:?}"
+    );
 }
 
 #[test]
@@ -157,13 +211,22 @@ fn kill_9_then_restart_on_the_same_file_loses_and_duplicates_nothing() {
         std::fs::write(&log, "").unwrap();
         RecorderProcess::spawn(&kubeconfig, &session.db, &log, &[])
     };
-    session.rec.wait_for_log("initial list of pods and nodes done", Duration::from_secs(30));
+    session.rec.wait_for_log(
+        "initial list of pods and nodes done",
+        Duration::from_secs(30),
+    );
     let restarted_at = now_ms();
     run_for(Duration::from_secs(6));
     // Rows received but not yet committed when the process died are lost with it (the writer
     // commits every ~100 ms); the restart must infer them, so the gap starts a little earlier.
-    let gap = Gap { start_ms: killed_at - 2_000, end_ms: restarted_at };
+    let gap = Gap {
+        start_ms: killed_at - 2_000,
+        end_ms: restarted_at,
+    };
     let (result, log) = session.finish(vec![gap], Duration::from_secs(30));
     result.assert_exact();
-    assert!(log.contains("resuming"), "the restart reconciles against the database:\n{log}");
+    assert!(
+        log.contains("resuming"),
+        "the restart reconciles against the database:\n{log}"
+    );
 }

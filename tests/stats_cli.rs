@@ -56,7 +56,13 @@ fn stats_reports_sizes_counts_span_and_what_the_policy_would_remove() {
     let before = std::fs::read(&db.path).unwrap();
     let out = kubetrail(&["stats", "--db", db.path_str()]);
     let text = out.ok();
-    assert!(text.contains(&format!("schema version {}", kubetrail::store::SCHEMA_VERSION)), "{text}");
+    assert!(
+        text.contains(&format!(
+            "schema version {}",
+            kubetrail::store::SCHEMA_VERSION
+        )),
+        "{text}"
+    );
     assert!(text.contains("write-ahead log"), "{text}");
     assert!(
         text.contains("1 open pods, 1 open nodes (never pruned); 1 ended pods, 1 deleted nodes"),

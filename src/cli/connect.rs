@@ -11,8 +11,14 @@ use kube::{Client, Config};
 use crate::usage;
 
 /// A client and the server URL it talks to (for log lines).
-pub async fn kube_client(kubeconfig: Option<&Path>, context: Option<&str>) -> anyhow::Result<(Client, String)> {
-    let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+pub async fn kube_client(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> anyhow::Result<(Client, String)> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
     let config = match kubeconfig {
         Some(path) => {
             let parsed = Kubeconfig::read_from(path)
@@ -44,7 +50,8 @@ pub async fn kube_client(kubeconfig: Option<&Path>, context: Option<&str>) -> an
     // after it are known to be late.
     config.default_retry = false;
     let url = config.cluster_url.to_string();
-    let client = Client::try_from(config).with_context(|| format!("cannot build a client for {url}"))?;
+    let client =
+        Client::try_from(config).with_context(|| format!("cannot build a client for {url}"))?;
     Ok((client, url))
 }
 

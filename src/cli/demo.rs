@@ -36,7 +36,9 @@ pub struct Args {
 fn duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s).map_err(|e| e.to_string())?;
     if d < Duration::from_secs(2) {
-        return Err(format!("{s:?} is too short to show anything; give at least 2s"));
+        return Err(format!(
+            "{s:?} is too short to show anything; give at least 2s"
+        ));
     }
     Ok(d)
 }
@@ -81,8 +83,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     })
     .await?;
-    println!("  the simulator serves the Kubernetes API at {} (kubectl works against it)", sim.base_url());
-    println!("Recording it into {} for {:?} ...", db.display(), args.duration);
+    println!(
+        "  the simulator serves the Kubernetes API at {} (kubectl works against it)",
+        sim.base_url()
+    );
+    println!(
+        "Recording it into {} for {:?} ...",
+        db.display(),
+        args.duration
+    );
 
     let handle = store::open_for_writing(&db)?;
     let recorder = Recorder::new(
@@ -112,7 +121,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 progress.set_position(started.elapsed().as_secs().min(duration.as_secs()));
                 progress.set_message(format!(
                     "{} events, {} transitions written",
-                    stats.pod_events.load(Ordering::Relaxed) + stats.node_events.load(Ordering::Relaxed),
+                    stats.pod_events.load(Ordering::Relaxed)
+                        + stats.node_events.load(Ordering::Relaxed),
                     stats.writer.transitions.load(Ordering::Relaxed)
                 ));
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -130,15 +140,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let db_arg = db.display().to_string();
     let (pod, namespace) = most_restarted_pod(&db)?;
     let mut commands: Vec<Vec<String>> = vec![
-        vec!["query", "pods", "--limit", "8"].into_iter().map(String::from).collect(),
-        vec!["query", "transitions", "--kind", "container_terminated", "--reason", "OOMKilled"]
+        vec!["query", "pods", "--limit", "8"]
             .into_iter()
             .map(String::from)
             .collect(),
-        vec!["query", "nodes", "--step", "10s"].into_iter().map(String::from).collect(),
+        vec![
+            "query",
+            "transitions",
+            "--kind",
+            "container_terminated",
+            "--reason",
+            "OOMKilled",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+        vec!["query", "nodes", "--step", "10s"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
     ];
     if let Some(pod) = pod {
-        commands.insert(1, vec!["query".into(), "history".into(), pod, "-n".into(), namespace]);
+        commands.insert(
+            1,
+            vec![
+                "query".into(),
+                "history".into(),
+                pod,
+                "-n".into(),
+                namespace,
+            ],
+        );
     }
     for mut command in commands {
         command.extend(["--db".to_string(), db_arg.clone()]);
@@ -151,7 +183,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         println!();
     }
-    println!("The database is {db_arg}; try `kubetrail query --help` or `kubetrail export transitions --db {db_arg}`.");
+    println!(
+        "The database is {db_arg}; try `kubetrail query --help` or `kubetrail export transitions --db {db_arg}`."
+    );
     Ok(())
 }
 

@@ -58,8 +58,15 @@ macro_rules! usage {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own progress; only problems should interrupt it.
-    init_tracing(if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    init_tracing(if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -96,8 +103,9 @@ fn init_tracing(default_level: &str) {
     use tracing_subscriber::EnvFilter;
     // kube's client logs every failed connection at ERROR; the recorder reports those itself,
     // with the server and what it will do next, so that line is silenced by default.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},kube_client::client::builder=off")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default_level},kube_client::client::builder=off"))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::connect::{kube_client, shutdown_signal};
-use crate::query::time::parse_duration;
 use crate::query::LabelSelector;
+use crate::query::time::parse_duration;
 use crate::recorder::{self, Recorder, RecorderConfig};
 use crate::store;
 
@@ -64,7 +64,9 @@ fn selector(s: &str) -> Result<String, String> {
 fn duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
-        return Err(format!("{s:?} is zero; give a positive duration such as 30s"));
+        return Err(format!(
+            "{s:?} is zero; give a positive duration such as 30s"
+        ));
     }
     Ok(d)
 }
@@ -84,7 +86,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         page_size: args.page_size,
         ..Default::default()
     };
-    let recorder = crate::retention::periodic::attach(Recorder::new(client, handle, config), retention);
+    let recorder =
+        crate::retention::periodic::attach(Recorder::new(client, handle, config), retention);
     if let Some(addr) = args.metrics_addr {
         let bound = recorder::metrics::serve(addr, recorder.stats()).await?;
         tracing::info!("metrics at http://{bound}/metrics");
@@ -96,7 +99,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         selector = args.selector.as_deref().unwrap_or("(none)"),
         "recording; stop with Ctrl-C or SIGTERM"
     );
-    let outcome = recorder.run(shutdown_signal()).await.context("recorder failed")?;
+    let outcome = recorder
+        .run(shutdown_signal())
+        .await
+        .context("recorder failed")?;
     let w = &outcome.stats.writer;
     tracing::info!(
         transitions = w.transitions.load(std::sync::atomic::Ordering::Relaxed),

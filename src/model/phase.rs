@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Phase {
     #[default]
     Unknown,
@@ -13,8 +15,13 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] =
-        [Phase::Unknown, Phase::Pending, Phase::Running, Phase::Succeeded, Phase::Failed];
+    pub const ALL: [Phase; 5] = [
+        Phase::Unknown,
+        Phase::Pending,
+        Phase::Running,
+        Phase::Succeeded,
+        Phase::Failed,
+    ];
 
     /// Kubernetes' spelling; anything unknown (or missing) is `Unknown`.
     pub fn parse(s: &str) -> Phase {
@@ -48,7 +55,10 @@ impl Phase {
     }
 
     pub fn from_code(code: i64) -> Phase {
-        Phase::ALL.into_iter().find(|p| p.code() == code).unwrap_or(Phase::Unknown)
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.code() == code)
+            .unwrap_or(Phase::Unknown)
     }
 
     /// Succeeded and Failed are final: the pod no longer holds node resources.

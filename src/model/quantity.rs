@@ -16,7 +16,10 @@ pub struct QuantityError {
 /// Parses a quantity and returns `ceil(quantity * scale)`, where `scale` is 1000 for millicores
 /// and 1 for bytes.
 fn parse_scaled(input: &str, scale: i128) -> Result<i64, QuantityError> {
-    let err = |why| QuantityError { value: input.to_string(), why };
+    let err = |why| QuantityError {
+        value: input.to_string(),
+        why,
+    };
     let s = input.trim();
     if s.is_empty() {
         return Err(err("empty"));
@@ -43,7 +46,9 @@ fn parse_scaled(input: &str, scale: i128) -> Result<i64, QuantityError> {
     if int_part.len() + frac_part.len() > 30 {
         return Err(err("too many digits"));
     }
-    let digits: i128 = format!("{int_part}{frac_part}").parse().map_err(|_| err("bad number"))?;
+    let digits: i128 = format!("{int_part}{frac_part}")
+        .parse()
+        .map_err(|_| err("bad number"))?;
     // value = digits / 10^frac_len * num / den
     let mut num: i128 = 1;
     let mut den: i128 = 10i128.pow(frac_part.len() as u32);
@@ -109,16 +114,21 @@ pub fn format_cpu_millis(millis: i64) -> String {
 /// Bytes in the largest binary unit that keeps one decimal: 1610612736 -> "1.5Gi",
 /// 268435456 -> "256Mi", 1000 -> "1000". Exact values print without a decimal.
 pub fn format_memory_bytes(bytes: i64) -> String {
-    const UNITS: [(&str, i64); 5] =
-        [("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
+    const UNITS: [(&str, i64); 5] = [
+        ("Pi", 1 << 50),
+        ("Ti", 1 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ];
     let magnitude = bytes.unsigned_abs() as i64;
     for (suffix, unit) in UNITS {
         if magnitude >= unit {
             if bytes % unit == 0 {
                 return format!("{}{suffix}", bytes / unit);
             }
-            let tenths = (bytes as i128 * 10 + (unit as i128 / 2) * bytes.signum() as i128)
-                / unit as i128;
+            let tenths =
+                (bytes as i128 * 10 + (unit as i128 / 2) * bytes.signum() as i128) / unit as i128;
             if tenths % 10 == 0 {
                 return format!("{}{suffix}", tenths / 10);
             }

@@ -15,7 +15,9 @@
 //! is what we record as the pod's request.
 
 /// CPU and memory of one container or of the whole pod.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Resources {
     pub cpu_millis: i64,
     pub memory_bytes: i64,
@@ -23,7 +25,10 @@ pub struct Resources {
 
 impl Resources {
     pub fn new(cpu_millis: i64, memory_bytes: i64) -> Self {
-        Resources { cpu_millis, memory_bytes }
+        Resources {
+            cpu_millis,
+            memory_bytes,
+        }
     }
 
     fn add(self, other: Resources) -> Resources {
@@ -43,15 +48,27 @@ impl Resources {
     /// Where `over` sets a value (non-zero), it wins.
     fn overridden_by(self, over: Resources) -> Resources {
         Resources {
-            cpu_millis: if over.cpu_millis != 0 { over.cpu_millis } else { self.cpu_millis },
-            memory_bytes: if over.memory_bytes != 0 { over.memory_bytes } else { self.memory_bytes },
+            cpu_millis: if over.cpu_millis != 0 {
+                over.cpu_millis
+            } else {
+                self.cpu_millis
+            },
+            memory_bytes: if over.memory_bytes != 0 {
+                over.memory_bytes
+            } else {
+                self.memory_bytes
+            },
         }
     }
 
     /// Adds `extra` only to the values that are set (PodLimits' overhead rule).
     fn add_where_set(self, extra: Resources) -> Resources {
         Resources {
-            cpu_millis: if self.cpu_millis != 0 { self.cpu_millis + extra.cpu_millis } else { 0 },
+            cpu_millis: if self.cpu_millis != 0 {
+                self.cpu_millis + extra.cpu_millis
+            } else {
+                0
+            },
             memory_bytes: if self.memory_bytes != 0 {
                 self.memory_bytes + extra.memory_bytes
             } else {
@@ -82,7 +99,9 @@ pub struct PodResourceSpec {
 }
 
 /// The pod's effective requests and limits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Effective {
     pub requests: Resources,
     pub limits: Resources,
@@ -90,7 +109,11 @@ pub struct Effective {
 
 /// Steps 1-3 for one of requests or limits.
 fn aggregate(spec: &PodResourceSpec, pick: fn(&ContainerResources) -> Resources) -> Resources {
-    let mut total = spec.containers.iter().map(pick).fold(Resources::default(), Resources::add);
+    let mut total = spec
+        .containers
+        .iter()
+        .map(pick)
+        .fold(Resources::default(), Resources::add);
     let mut sidecars = Resources::default();
     let mut largest_init = Resources::default();
     for init in &spec.init_containers {
@@ -126,11 +149,18 @@ mod tests {
     use super::*;
 
     fn c(cpu: i64, mem: i64) -> ContainerResources {
-        ContainerResources { requests: Resources::new(cpu, mem), limits: Resources::new(cpu * 2, mem * 2), restartable: false }
+        ContainerResources {
+            requests: Resources::new(cpu, mem),
+            limits: Resources::new(cpu * 2, mem * 2),
+            restartable: false,
+        }
     }
 
     fn sidecar(cpu: i64, mem: i64) -> ContainerResources {
-        ContainerResources { restartable: true, ..c(cpu, mem) }
+        ContainerResources {
+            restartable: true,
+            ..c(cpu, mem)
+        }
     }
 
     /// Table-driven cases; expected values worked out by hand from the rule in the module doc.
@@ -139,7 +169,10 @@ mod tests {
         let cases: Vec<(&str, PodResourceSpec, Resources)> = vec![
             (
                 "app containers are summed",
-                PodResourceSpec { containers: vec![c(100, 10), c(200, 20)], ..Default::default() },
+                PodResourceSpec {
+                    containers: vec![c(100, 10), c(200, 20)],
+                    ..Default::default()
+                },
                 Resources::new(300, 30),
             ),
             (
@@ -206,7 +239,11 @@ mod tests {
                 },
                 Resources::new(1010, 21),
             ),
-            ("an empty pod requests nothing", PodResourceSpec::default(), Resources::default()),
+            (
+                "an empty pod requests nothing",
+                PodResourceSpec::default(),
+                Resources::default(),
+            ),
         ];
         for (name, spec, want) in cases {
             assert_eq!(effective(&spec).requests, want, "{name}");

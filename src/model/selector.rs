@@ -74,7 +74,12 @@ impl LabelSelector {
 
     /// Matches labels held as (key, value) pairs.
     pub fn matches_pairs(&self, labels: &[(String, String)]) -> bool {
-        self.matches_with(|key| labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()))
+        self.matches_with(|key| {
+            labels
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        })
     }
 
     fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
@@ -178,13 +183,16 @@ fn valid_key(key: &str) -> Result<String, String> {
     };
     let name_ok = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     let prefix_ok = prefix.is_none_or(|p| {
         !p.is_empty()
             && p.len() <= 253
-            && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
     });
     if name_ok && prefix_ok {
         Ok(key.to_string())
@@ -199,14 +207,18 @@ fn valid_key(key: &str) -> Result<String, String> {
 /// Empty, or up to 63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric.
 fn valid_value(value: &str) -> Result<String, String> {
     let ok = value.len() <= 63
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && (value.is_empty()
             || (value.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && value.ends_with(|c: char| c.is_ascii_alphanumeric())));
     if ok {
         Ok(value.to_string())
     } else {
-        Err(format!("bad label value {value:?} (at most 63 alphanumerics, '-', '_' or '.')"))
+        Err(format!(
+            "bad label value {value:?} (at most 63 alphanumerics, '-', '_' or '.')"
+        ))
     }
 }
 

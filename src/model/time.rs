@@ -5,7 +5,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 /// Milliseconds since the epoch of an RFC 3339 timestamp, or None if it does not parse.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// "2026-11-29T02:08:08.123Z".
@@ -29,7 +31,10 @@ mod tests {
     fn round_trips_utc_milliseconds() {
         let ms = parse_rfc3339_ms("2026-11-29T02:08:08Z").unwrap();
         assert_eq!(format_ms(ms), "2026-11-29T02:08:08.000Z");
-        assert_eq!(parse_rfc3339_ms("2026-11-29T03:08:08.5+01:00"), Some(ms + 500));
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-29T03:08:08.5+01:00"),
+            Some(ms + 500)
+        );
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
     }
 }

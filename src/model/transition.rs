@@ -122,14 +122,25 @@ mod tests {
     #[test]
     fn names_and_codes_round_trip() {
         for kind in TransitionKind::ALL {
-            assert_eq!(TransitionKind::from_name(kind.subject(), kind.as_str()).unwrap(), *kind);
+            assert_eq!(
+                TransitionKind::from_name(kind.subject(), kind.as_str()).unwrap(),
+                *kind
+            );
             assert_eq!(TransitionKind::from_code(kind.code()), Some(*kind));
         }
-        assert_eq!("ready".parse::<TransitionKind>().unwrap(), TransitionKind::Ready);
+        assert_eq!(
+            "ready".parse::<TransitionKind>().unwrap(),
+            TransitionKind::Ready
+        );
         assert_eq!(
             TransitionKind::from_name(Subject::Node, "ready").unwrap(),
             TransitionKind::NodeReady
         );
-        assert!("bogus".parse::<TransitionKind>().unwrap_err().contains("created"));
+        assert!(
+            "bogus"
+                .parse::<TransitionKind>()
+                .unwrap_err()
+                .contains("created")
+        );
     }
 }

@@ -18,11 +18,11 @@ pub mod time;
 pub mod transitions;
 pub mod utilisation;
 
+pub use crate::model::selector::{self, LabelSelector};
 pub use error::QueryError;
 pub use history::{Incarnation, PodRef, history};
 pub use nodes::{NodeFilter, NodeUsageRecord, for_each_node_bucket};
 pub use pods::{PodFilter, PodSummary, for_each_pod, parse_phase};
-pub use crate::model::selector::{self, LabelSelector};
 pub use time::{Window, parse_duration, parse_duration_ms, parse_time_ms};
 pub use transitions::{TransitionFilter, TransitionRecord, for_each_transition, parse_kinds};
 pub use utilisation::{BucketUsage, Grid, NodeIntegrator, UsageSample, integrate};

@@ -50,7 +50,11 @@ pub struct Cache {
 /// What a pod contributes to its node's usage, if anything.
 fn contribution(state: &PodState) -> Option<(&Text, Resources, Resources)> {
     if state.holds_node_resources() {
-        Some((state.node.as_ref()?, state.resources.requests, state.resources.limits))
+        Some((
+            state.node.as_ref()?,
+            state.resources.requests,
+            state.resources.limits,
+        ))
     } else {
         None
     }
@@ -70,7 +74,11 @@ fn pod_row(state: &PodState, labels_json: Option<String>, deleted_at_ms: Option<
         owner_name: owned(&state.owner_name),
         labels_json,
         created_at_ms: state.created_at_ms,
-        started_at_ms: if state.has_started() { state.started_at_ms() } else { None },
+        started_at_ms: if state.has_started() {
+            state.started_at_ms()
+        } else {
+            None
+        },
         finished_at_ms: state.finished_at_ms,
         deleted_at_ms,
         phase: state.phase,
@@ -207,7 +215,13 @@ impl Cache {
         }
     }
 
-    fn record_pod_gone(&mut self, last: PodState, labels: Option<String>, obs: Observation, batch: &mut Batch) {
+    fn record_pod_gone(
+        &mut self,
+        last: PodState,
+        labels: Option<String>,
+        obs: Observation,
+        batch: &mut Batch,
+    ) {
         self.remove_contribution(&last);
         let row = detect::pod_deleted(&last, obs);
         let mut gone = pod_row(&last, labels, Some(row.at_ms));
@@ -226,8 +240,15 @@ impl Cache {
     /// Ends a relist: cached pods that were not listed are gone (deleted while we were away).
     /// Returns how many.
     pub fn end_pod_relist(&mut self, obs: Observation, batch: &mut Batch) -> usize {
-        let Some(seen) = self.pod_relist.take() else { return 0 };
-        let gone: Vec<Text> = self.pods.keys().filter(|uid| !seen.contains(*uid)).cloned().collect();
+        let Some(seen) = self.pod_relist.take() else {
+            return 0;
+        };
+        let gone: Vec<Text> = self
+            .pods
+            .keys()
+            .filter(|uid| !seen.contains(*uid))
+            .cloned()
+            .collect();
         for uid in &gone {
             if let Some(last) = self.pods.remove(uid) {
                 // Labels are already stored from earlier rows; None leaves them as they are.
@@ -260,7 +281,8 @@ impl Cache {
             return;
         }
         let rows = detect::node_transitions(old, &new, obs);
-        let capacity_changed = old.is_none_or(|o| o.capacity != new.capacity || o.allocatable != new.allocatable);
+        let capacity_changed =
+            old.is_none_or(|o| o.capacity != new.capacity || o.allocatable != new.allocatable);
         batch.nodes.push(node_row(&new, None));
         if capacity_changed {
             batch.node_capacity.push(NodeCapacityRow {
@@ -282,8 +304,12 @@ impl Cache {
     }
 
     fn record_node_gone(&mut self, name: &Text, obs: Observation, batch: &mut Batch) {
-        let Some(entry) = self.nodes.get_mut(name) else { return };
-        let Some(last) = entry.state.take() else { return };
+        let Some(entry) = self.nodes.get_mut(name) else {
+            return;
+        };
+        let Some(last) = entry.state.take() else {
+            return;
+        };
         let row = detect::node_deleted(&last, obs);
         batch.nodes.push(node_row(&last, Some(row.at_ms)));
         batch.transitions.push(row);
@@ -299,7 +325,9 @@ impl Cache {
     }
 
     pub fn end_node_relist(&mut self, obs: Observation, batch: &mut Batch) -> usize {
-        let Some(seen) = self.node_relist.take() else { return 0 };
+        let Some(seen) = self.node_relist.take() else {
+            return 0;
+        };
         let gone: Vec<Text> = self
             .nodes
             .iter()
@@ -334,7 +362,9 @@ impl Cache {
     }
 
     fn push_usage(&self, name: &Text, at_ms: i64, keyframe: bool, batch: &mut Batch) {
-        let Some(entry) = self.nodes.get(name) else { return };
+        let Some(entry) = self.nodes.get(name) else {
+            return;
+        };
         let Some(state) = &entry.state else { return };
         batch.node_usage.push(NodeUsageRow {
             node_uid: state.uid.to_string(),
@@ -375,7 +405,10 @@ mod tests {
                 node: node.map(Text::from),
                 phase,
                 created_at_ms: 1,
-                resources: Effective { requests: Resources::new(cpu, cpu * 10), limits: Resources::new(cpu * 2, 0) },
+                resources: Effective {
+                    requests: Resources::new(cpu, cpu * 10),
+                    limits: Resources::new(cpu * 2, 0),
+                },
                 ..Default::default()
             },
         }
@@ -389,7 +422,11 @@ mod tests {
                 name: name.into(),
                 created_at_ms: 1,
                 ready: true,
-                allocatable: NodeResources { cpu_millis: 4000, memory_bytes: 1 << 30, pods: 110 },
+                allocatable: NodeResources {
+                    cpu_millis: 4000,
+                    memory_bytes: 1 << 30,
+                    pods: 110,
+                },
                 ..Default::default()
             },
         }
@@ -405,7 +442,14 @@ mod tests {
         cache.apply_pod(pod("b", Some("n1"), Phase::Pending, 200), obs, &mut batch);
         cache.apply_pod(pod("c", None, Phase::Pending, 400), obs, &mut batch);
         let usage = cache.node_usage("n1").unwrap();
-        assert_eq!((usage.requested.cpu_millis, usage.limits.cpu_millis, usage.pod_count), (300, 600, 2));
+        assert_eq!(
+            (
+                usage.requested.cpu_millis,
+                usage.limits.cpu_millis,
+                usage.pod_count
+            ),
+            (300, 600, 2)
+        );
         assert_eq!(cache.pods_on_node("n1").count(), 2);
 
         // Finishing releases the node's resources; deleting a finished pod changes nothing more.
@@ -423,7 +467,11 @@ mod tests {
         let obs = Observation::recovered(10);
         cache.apply_node(node("n1"), obs, &mut batch);
         for i in 0..50 {
-            cache.apply_pod(pod(&format!("p{i}"), Some("n1"), Phase::Running, 10), obs, &mut batch);
+            cache.apply_pod(
+                pod(&format!("p{i}"), Some("n1"), Phase::Running, 10),
+                obs,
+                &mut batch,
+            );
         }
         cache.flush_usage(20, &mut batch);
         assert_eq!(batch.node_usage.len(), 1);
@@ -432,13 +480,22 @@ mod tests {
         assert_eq!(batch.node_usage[0].allocatable.cpu_millis, 4000);
         let mut later = Batch::default();
         cache.flush_usage(30, &mut later);
-        assert!(later.node_usage.is_empty(), "nothing changed since the last flush");
+        assert!(
+            later.node_usage.is_empty(),
+            "nothing changed since the last flush"
+        );
         cache.keyframes(40, &mut later);
         assert_eq!(later.node_usage.len(), 1);
-        assert!(later.node_usage[0].keyframe, "nothing changed: an exact repeat");
+        assert!(
+            later.node_usage[0].keyframe,
+            "nothing changed: an exact repeat"
+        );
         cache.apply_pod(pod("late", Some("n1"), Phase::Running, 10), obs, &mut later);
         cache.keyframes(50, &mut later);
-        assert!(!later.node_usage[1].keyframe, "a change is never hidden in a keyframe");
+        assert!(
+            !later.node_usage[1].keyframe,
+            "a change is never hidden in a keyframe"
+        );
         assert_eq!(later.node_usage[1].pod_count, 51);
     }
 
@@ -447,7 +504,10 @@ mod tests {
         let mut cache = Cache::new();
         let batch = Batch::default();
         cache.load(
-            vec![pod("kept", None, Phase::Pending, 1).state, pod("gone", None, Phase::Pending, 1).state],
+            vec![
+                pod("kept", None, Phase::Pending, 1).state,
+                pod("gone", None, Phase::Pending, 1).state,
+            ],
             vec![node("n1").state, node("n2").state],
         );
         let mut batch2 = Batch::default();
@@ -458,13 +518,24 @@ mod tests {
         cache.begin_node_relist();
         cache.apply_node(node("n1"), obs, &mut batch2);
         assert_eq!(cache.end_node_relist(obs, &mut batch2), 1);
-        let kinds: Vec<(SubjectUid, TransitionKind, bool)> =
-            batch2.transitions.iter().map(|t| (t.subject.clone(), t.kind, t.inferred)).collect();
+        let kinds: Vec<(SubjectUid, TransitionKind, bool)> = batch2
+            .transitions
+            .iter()
+            .map(|t| (t.subject.clone(), t.kind, t.inferred))
+            .collect();
         assert_eq!(
             kinds,
             vec![
-                (SubjectUid::Pod("gone".into()), TransitionKind::Deleted, true),
-                (SubjectUid::Node("uid-n2".into()), TransitionKind::NodeDeleted, true),
+                (
+                    SubjectUid::Pod("gone".into()),
+                    TransitionKind::Deleted,
+                    true
+                ),
+                (
+                    SubjectUid::Node("uid-n2".into()),
+                    TransitionKind::NodeDeleted,
+                    true
+                ),
             ]
         );
         assert!(batch.is_empty(), "loading writes nothing");
@@ -475,9 +546,16 @@ mod tests {
     fn a_pod_deleted_before_it_was_ever_seen_still_gets_created_and_deleted() {
         let mut cache = Cache::new();
         let mut batch = Batch::default();
-        cache.delete_pod(pod("flash", None, Phase::Pending, 1), Observation::live(5), &mut batch);
+        cache.delete_pod(
+            pod("flash", None, Phase::Pending, 1),
+            Observation::live(5),
+            &mut batch,
+        );
         let kinds: Vec<TransitionKind> = batch.transitions.iter().map(|t| t.kind).collect();
-        assert_eq!(kinds, vec![TransitionKind::Created, TransitionKind::Deleted]);
+        assert_eq!(
+            kinds,
+            vec![TransitionKind::Created, TransitionKind::Deleted]
+        );
         assert_eq!(batch.pods.last().unwrap().deleted_at_ms, Some(5));
     }
 }

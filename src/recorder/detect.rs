@@ -26,15 +26,22 @@ pub struct Observation {
 
 impl Observation {
     pub fn live(at_ms: i64) -> Self {
-        Observation { at_ms, inferred: false }
+        Observation {
+            at_ms,
+            inferred: false,
+        }
     }
 
     pub fn recovered(at_ms: i64) -> Self {
-        Observation { at_ms, inferred: true }
+        Observation {
+            at_ms,
+            inferred: true,
+        }
     }
 }
 
-const FLIP_UNKNOWN_TIME: &str = "flipped and flipped back while the recorder was not watching; time unknown";
+const FLIP_UNKNOWN_TIME: &str =
+    "flipped and flipped back while the recorder was not watching; time unknown";
 
 /// A readiness condition whose lastTransitionTime moved although its status is the same.
 fn flipped_back(old_changed_at: Option<i64>, new_changed_at: Option<i64>) -> bool {
@@ -65,7 +72,12 @@ struct PodRows<'a> {
 }
 
 impl PodRows<'_> {
-    fn push(&mut self, kind: TransitionKind, at_ms: Option<i64>, fill: impl FnOnce(&mut TransitionRow)) {
+    fn push(
+        &mut self,
+        kind: TransitionKind,
+        at_ms: Option<i64>,
+        fill: impl FnOnce(&mut TransitionRow),
+    ) {
         let mut row = TransitionRow::new(
             SubjectUid::Pod(self.new.uid.to_string()),
             kind,
@@ -81,7 +93,9 @@ impl PodRows<'_> {
     }
 
     fn container(&mut self, c: &ContainerState) {
-        let old = self.old.and_then(|o| o.containers.iter().find(|oc| oc.name == c.name));
+        let old = self
+            .old
+            .and_then(|o| o.containers.iter().find(|oc| oc.name == c.name));
         let old_count = old.map_or(0, |o| o.restart_count);
         let old_terminated = old.and_then(|o| o.terminated.as_deref());
         // Runs old_count .. restart_count-1 ended since we last looked, and each was restarted.
@@ -106,7 +120,8 @@ impl PodRows<'_> {
                     r.restart_count = Some(run);
                     if term.is_none() {
                         r.inferred = true;
-                        r.message = Some("ended while the recorder was not watching; time unknown".into());
+                        r.message =
+                            Some("ended while the recorder was not watching; time unknown".into());
                     }
                 });
             }
@@ -123,15 +138,20 @@ impl PodRows<'_> {
         }
         // The current run has ended.
         if let Some(term) = &c.terminated {
-            let seen = old.is_some_and(|o| o.terminated.is_some() && o.restart_count == c.restart_count);
+            let seen =
+                old.is_some_and(|o| o.terminated.is_some() && o.restart_count == c.restart_count);
             if !seen {
-                self.push(TransitionKind::ContainerTerminated, term.finished_at_ms, |r| {
-                    r.seq = container_seq(&c.name, c.restart_count);
-                    r.container = Some(c.name.to_string());
-                    r.reason = term.reason.as_deref().map(str::to_string);
-                    r.exit_code = term.exit_code;
-                    r.restart_count = Some(c.restart_count);
-                });
+                self.push(
+                    TransitionKind::ContainerTerminated,
+                    term.finished_at_ms,
+                    |r| {
+                        r.seq = container_seq(&c.name, c.restart_count);
+                        r.container = Some(c.name.to_string());
+                        r.reason = term.reason.as_deref().map(str::to_string);
+                        r.exit_code = term.exit_code;
+                        r.restart_count = Some(c.restart_count);
+                    },
+                );
             }
         }
     }
@@ -163,8 +183,17 @@ fn describe_resize(old: &crate::model::Effective, new: &crate::model::Effective)
 
 /// The transitions between two states of one pod (`old` is None for a pod seen for the first
 /// time), ordered by `at`.
-pub fn pod_transitions(old: Option<&PodState>, new: &PodState, obs: Observation) -> Vec<TransitionRow> {
-    let mut out = PodRows { old, new, obs, rows: Vec::new() };
+pub fn pod_transitions(
+    old: Option<&PodState>,
+    new: &PodState,
+    obs: Observation,
+) -> Vec<TransitionRow> {
+    let mut out = PodRows {
+        old,
+        new,
+        obs,
+        rows: Vec::new(),
+    };
     let created = (new.created_at_ms != 0).then_some(new.created_at_ms);
     if old.is_none() {
         out.push(TransitionKind::Created, created, |_| {});
@@ -179,7 +208,11 @@ pub fn pod_transitions(old: Option<&PodState>, new: &PodState, obs: Observation)
     }
     let was_ready = old.is_some_and(|o| o.ready);
     if new.ready != was_ready {
-        let kind = if new.ready { TransitionKind::Ready } else { TransitionKind::Unready };
+        let kind = if new.ready {
+            TransitionKind::Ready
+        } else {
+            TransitionKind::Unready
+        };
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         out.push(kind, Some(at), |r| r.seq = at);
     } else if let Some(old) = old
@@ -204,7 +237,11 @@ pub fn pod_transitions(old: Option<&PodState>, new: &PodState, obs: Observation)
         out.container(c);
     }
     if new.phase.is_terminal() && old.is_none_or(|o| o.phase != new.phase) {
-        let kind = if new.phase == Phase::Succeeded { TransitionKind::Succeeded } else { TransitionKind::Failed };
+        let kind = if new.phase == Phase::Succeeded {
+            TransitionKind::Succeeded
+        } else {
+            TransitionKind::Failed
+        };
         out.push(kind, new.last_finished_at_ms(), |r| {
             r.reason = new.reason.as_deref().map(str::to_string);
             r.message = new.message.as_deref().map(str::to_string);
@@ -215,7 +252,9 @@ pub fn pod_transitions(old: Option<&PodState>, new: &PodState, obs: Observation)
     {
         let requested_at = deletion_at - new.deletion_grace_secs.unwrap_or(0) * 1000;
         out.push(TransitionKind::Terminating, Some(requested_at), |r| {
-            r.message = new.deletion_grace_secs.map(|g| format!("grace period {g}s"));
+            r.message = new
+                .deletion_grace_secs
+                .map(|g| format!("grace period {g}s"));
         });
     }
     if let Some(old) = old
@@ -240,21 +279,36 @@ pub fn pod_deleted(last: &PodState, obs: Observation) -> TransitionRow {
         Some(deadline) if obs.inferred => deadline.min(obs.at_ms),
         _ => obs.at_ms,
     };
-    let mut row = TransitionRow::new(SubjectUid::Pod(last.uid.to_string()), TransitionKind::Deleted, at_ms, obs.at_ms);
+    let mut row = TransitionRow::new(
+        SubjectUid::Pod(last.uid.to_string()),
+        TransitionKind::Deleted,
+        at_ms,
+        obs.at_ms,
+    );
     row.phase_before = Some(last.phase);
     row.phase_after = Some(last.phase);
     row.resource_version = last.resource_version;
     row.inferred = obs.inferred;
     if obs.inferred {
-        row.message = Some("gone from the API server's list; deleted while the recorder was not watching".into());
+        row.message = Some(
+            "gone from the API server's list; deleted while the recorder was not watching".into(),
+        );
     }
     row
 }
 
 /// The transitions between two states of one node, ordered by `at`.
-pub fn node_transitions(old: Option<&NodeState>, new: &NodeState, obs: Observation) -> Vec<TransitionRow> {
+pub fn node_transitions(
+    old: Option<&NodeState>,
+    new: &NodeState,
+    obs: Observation,
+) -> Vec<TransitionRow> {
     let mut rows = Vec::new();
-    let mut push = |kind: TransitionKind, at_ms: Option<i64>, seq: i64, message: Option<String>, inferred: bool| {
+    let mut push = |kind: TransitionKind,
+                    at_ms: Option<i64>,
+                    seq: i64,
+                    message: Option<String>,
+                    inferred: bool| {
         let mut row = TransitionRow::new(
             SubjectUid::Node(new.uid.to_string()),
             kind,
@@ -273,7 +327,11 @@ pub fn node_transitions(old: Option<&NodeState>, new: &NodeState, obs: Observati
     }
     let was_ready = old.is_some_and(|o| o.ready);
     if new.ready != was_ready {
-        let kind = if new.ready { TransitionKind::NodeReady } else { TransitionKind::NodeNotReady };
+        let kind = if new.ready {
+            TransitionKind::NodeReady
+        } else {
+            TransitionKind::NodeNotReady
+        };
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         push(kind, Some(at), at, None, false);
     } else if let Some(old) = old
@@ -290,7 +348,11 @@ pub fn node_transitions(old: Option<&NodeState>, new: &NodeState, obs: Observati
     }
     let was_cordoned = old.is_some_and(|o| o.unschedulable);
     if new.unschedulable != was_cordoned {
-        let kind = if new.unschedulable { TransitionKind::Cordoned } else { TransitionKind::Uncordoned };
+        let kind = if new.unschedulable {
+            TransitionKind::Cordoned
+        } else {
+            TransitionKind::Uncordoned
+        };
         push(kind, None, obs.at_ms, None, false);
     }
     if let Some(old) = old
@@ -305,14 +367,25 @@ pub fn node_transitions(old: Option<&NodeState>, new: &NodeState, obs: Observati
             old.allocatable.pods,
             new.allocatable.pods
         );
-        push(TransitionKind::CapacityChanged, None, obs.at_ms, Some(message), false);
+        push(
+            TransitionKind::CapacityChanged,
+            None,
+            obs.at_ms,
+            Some(message),
+            false,
+        );
     }
     rows.sort_by_key(|r| r.at_ms);
     rows
 }
 
 pub fn node_deleted(last: &NodeState, obs: Observation) -> TransitionRow {
-    let mut row = TransitionRow::new(SubjectUid::Node(last.uid.to_string()), TransitionKind::NodeDeleted, obs.at_ms, obs.at_ms);
+    let mut row = TransitionRow::new(
+        SubjectUid::Node(last.uid.to_string()),
+        TransitionKind::NodeDeleted,
+        obs.at_ms,
+        obs.at_ms,
+    );
     row.resource_version = last.resource_version;
     row.inferred = obs.inferred;
     row
@@ -356,7 +429,11 @@ mod tests {
         fn running(mut self, at: i64) -> Self {
             self.phase = Phase::Running;
             self.start_time_ms = Some(at);
-            self.containers = vec![ContainerState { name: "app".into(), started_at_ms: Some(at), ..Default::default() }];
+            self.containers = vec![ContainerState {
+                name: "app".into(),
+                started_at_ms: Some(at),
+                ..Default::default()
+            }];
             self
         }
         fn ready(mut self, at: i64) -> Self {
@@ -369,8 +446,19 @@ mod tests {
             self.ready_changed_at_ms = Some(at);
             self
         }
-        fn restarted(mut self, name: &str, count: i64, finished: i64, reason: &str, code: i64) -> Self {
-            let c = self.containers.iter_mut().find(|c| &*c.name == name).unwrap();
+        fn restarted(
+            mut self,
+            name: &str,
+            count: i64,
+            finished: i64,
+            reason: &str,
+            code: i64,
+        ) -> Self {
+            let c = self
+                .containers
+                .iter_mut()
+                .find(|c| &*c.name == name)
+                .unwrap();
             c.restart_count = count;
             c.terminated = None;
             c.started_at_ms = Some(finished + 1);
@@ -400,12 +488,25 @@ mod tests {
 
     const NOW: i64 = 99_000;
 
+    /// (name, old state, new state, expected kinds and times).
+    type Case<S> = (&'static str, Option<S>, S, Vec<(TransitionKind, i64)>);
+
     #[test]
     fn pod_transitions_table() {
         let running = pod().scheduled(2_000).running(3_000).ready(4_000);
-        let cases: Vec<(&str, Option<PodState>, PodState, Vec<(TransitionKind, i64)>)> = vec![
-            ("a new pending pod is created", None, pod(), vec![(Created, 1_000)]),
-            ("binding to a node schedules it", Some(pod()), pod().scheduled(2_000), vec![(Scheduled, 2_000)]),
+        let cases: Vec<Case<PodState>> = vec![
+            (
+                "a new pending pod is created",
+                None,
+                pod(),
+                vec![(Created, 1_000)],
+            ),
+            (
+                "binding to a node schedules it",
+                Some(pod()),
+                pod().scheduled(2_000),
+                vec![(Scheduled, 2_000)],
+            ),
             (
                 "start and ready in one update give both rows",
                 Some(pod().scheduled(2_000)),
@@ -416,9 +517,19 @@ mod tests {
                 "a pod first seen running gets its whole past from status timestamps",
                 None,
                 running.clone(),
-                vec![(Created, 1_000), (Scheduled, 2_000), (Started, 3_000), (Ready, 4_000)],
+                vec![
+                    (Created, 1_000),
+                    (Scheduled, 2_000),
+                    (Started, 3_000),
+                    (Ready, 4_000),
+                ],
             ),
-            ("an unchanged pod (a replayed event) gives nothing", Some(running.clone()), running.clone(), vec![]),
+            (
+                "an unchanged pod (a replayed event) gives nothing",
+                Some(running.clone()),
+                running.clone(),
+                vec![],
+            ),
             (
                 "an OOMKill and restart give terminated then restarted at finishedAt",
                 Some(running.clone()),
@@ -434,20 +545,39 @@ mod tests {
             (
                 "success ends the containers and the pod at the last finishedAt",
                 Some(running.clone()),
-                running.clone().unready(7_000).finished(Phase::Succeeded, 7_000, "Completed"),
-                vec![(Unready, 7_000), (ContainerTerminated, 7_000), (Succeeded, 7_000)],
+                running
+                    .clone()
+                    .unready(7_000)
+                    .finished(Phase::Succeeded, 7_000, "Completed"),
+                vec![
+                    (Unready, 7_000),
+                    (ContainerTerminated, 7_000),
+                    (Succeeded, 7_000),
+                ],
             ),
             (
                 "pending then (gap) succeeded: the skipped start is reconstructed",
                 Some(pod().scheduled(2_000)),
-                pod().scheduled(2_000).running(3_000).finished(Phase::Succeeded, 8_000, "Completed"),
-                vec![(Started, 3_000), (ContainerTerminated, 8_000), (Succeeded, 8_000)],
+                pod().scheduled(2_000).running(3_000).finished(
+                    Phase::Succeeded,
+                    8_000,
+                    "Completed",
+                ),
+                vec![
+                    (Started, 3_000),
+                    (ContainerTerminated, 8_000),
+                    (Succeeded, 8_000),
+                ],
             ),
         ];
         for (name, old, new, want) in cases {
             let rows = pod_transitions(old.as_ref(), &new, Observation::live(NOW));
             assert_eq!(kinds_and_times(&rows), want, "{name}");
-            assert!(rows.iter().all(|r| r.subject == SubjectUid::Pod("u1".into())), "{name}");
+            assert!(
+                rows.iter()
+                    .all(|r| r.subject == SubjectUid::Pod("u1".into())),
+                "{name}"
+            );
         }
     }
 
@@ -456,7 +586,10 @@ mod tests {
         let ready = pod().scheduled(2_000).running(3_000).ready(4_000);
         let ready_again = pod().scheduled(2_000).running(3_000).ready(9_000);
         let rows = pod_transitions(Some(&ready), &ready_again, Observation::recovered(NOW));
-        assert_eq!(kinds_and_times(&rows), vec![(Unready, 9_000), (Ready, 9_000)]);
+        assert_eq!(
+            kinds_and_times(&rows),
+            vec![(Unready, 9_000), (Ready, 9_000)]
+        );
         assert!(rows.iter().all(|r| r.inferred));
         assert_ne!((rows[0].kind, rows[0].seq), (rows[1].kind, rows[1].seq));
     }
@@ -483,7 +616,10 @@ mod tests {
         assert_eq!(term.container.as_deref(), Some("app"));
         assert_eq!(term.reason.as_deref(), Some("OOMKilled"));
         assert_eq!(term.exit_code, Some(137));
-        assert_eq!((term.phase_before, term.phase_after), (Some(Phase::Running), Some(Phase::Running)));
+        assert_eq!(
+            (term.phase_before, term.phase_after),
+            (Some(Phase::Running), Some(Phase::Running))
+        );
         assert_eq!(rows[1].restart_count, Some(1));
     }
 
@@ -491,8 +627,11 @@ mod tests {
     fn a_termination_seen_live_is_not_repeated_when_the_restart_follows() {
         let running = pod().scheduled(2_000).running(3_000);
         let mut ended = running.clone();
-        ended.containers[0].terminated =
-            Some(Box::new(Termination { finished_at_ms: Some(5_000), exit_code: Some(1), reason: Some("Error".into()) }));
+        ended.containers[0].terminated = Some(Box::new(Termination {
+            finished_at_ms: Some(5_000),
+            exit_code: Some(1),
+            reason: Some("Error".into()),
+        }));
         let rows = pod_transitions(Some(&running), &ended, Observation::live(NOW));
         assert_eq!(kinds_and_times(&rows), vec![(ContainerTerminated, 5_000)]);
         let restarted = running.clone().restarted("app", 1, 5_000, "Error", 1);
@@ -547,7 +686,10 @@ mod tests {
     fn a_resource_change_is_a_resize() {
         let running = pod().scheduled(2_000).running(3_000);
         let mut bigger = running.clone();
-        bigger.resources = Effective { requests: Resources::new(500, 0), limits: Resources::default() };
+        bigger.resources = Effective {
+            requests: Resources::new(500, 0),
+            limits: Resources::default(),
+        };
         let rows = pod_transitions(Some(&running), &bigger, Observation::live(NOW));
         assert_eq!(kinds_and_times(&rows), vec![(Resized, NOW)]);
         assert_eq!(rows[0].message.as_deref(), Some("cpu request 0 -> 500m"));
@@ -560,7 +702,11 @@ mod tests {
             created_at_ms: 500,
             ready: true,
             ready_changed_at_ms: Some(600),
-            allocatable: NodeResources { cpu_millis: 4000, memory_bytes: 1 << 34, pods: 110 },
+            allocatable: NodeResources {
+                cpu_millis: 4000,
+                memory_bytes: 1 << 34,
+                pods: 110,
+            },
             ..Default::default()
         }
     }
@@ -574,14 +720,44 @@ mod tests {
         cordoned.unschedulable = true;
         let mut smaller = node();
         smaller.allocatable.cpu_millis = 3000;
-        let cases: Vec<(&str, Option<NodeState>, NodeState, Vec<(TransitionKind, i64)>)> = vec![
-            ("a new ready node", None, node(), vec![(NodeAdded, 500), (NodeReady, 600)]),
+        let cases: Vec<Case<NodeState>> = vec![
+            (
+                "a new ready node",
+                None,
+                node(),
+                vec![(NodeAdded, 500), (NodeReady, 600)],
+            ),
             ("unchanged", Some(node()), node(), vec![]),
-            ("goes not ready", Some(node()), not_ready.clone(), vec![(NodeNotReady, 700)]),
-            ("comes back", Some(not_ready), node(), vec![(NodeReady, 600)]),
-            ("cordoned", Some(node()), cordoned.clone(), vec![(Cordoned, NOW)]),
-            ("uncordoned", Some(cordoned), node(), vec![(Uncordoned, NOW)]),
-            ("allocatable shrinks", Some(node()), smaller, vec![(CapacityChanged, NOW)]),
+            (
+                "goes not ready",
+                Some(node()),
+                not_ready.clone(),
+                vec![(NodeNotReady, 700)],
+            ),
+            (
+                "comes back",
+                Some(not_ready),
+                node(),
+                vec![(NodeReady, 600)],
+            ),
+            (
+                "cordoned",
+                Some(node()),
+                cordoned.clone(),
+                vec![(Cordoned, NOW)],
+            ),
+            (
+                "uncordoned",
+                Some(cordoned),
+                node(),
+                vec![(Uncordoned, NOW)],
+            ),
+            (
+                "allocatable shrinks",
+                Some(node()),
+                smaller,
+                vec![(CapacityChanged, NOW)],
+            ),
         ];
         for (name, old, new, want) in cases {
             let rows = node_transitions(old.as_ref(), &new, Observation::live(NOW));

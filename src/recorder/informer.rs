@@ -6,13 +6,13 @@
 //! resync, so periodic work (node keyframes, the status line) runs on our own timers.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 
 use super::backoff::WatchBackoff;
@@ -109,7 +109,14 @@ struct ListProgress {
 
 impl ListProgress {
     fn new(what: &'static str) -> Self {
-        ListProgress { what, listing: false, listed_once: false, count: 0, failed: false, catch_up_until: None }
+        ListProgress {
+            what,
+            listing: false,
+            listed_once: false,
+            count: 0,
+            failed: false,
+            catch_up_until: None,
+        }
     }
 
     /// A (re)list reconciles everything, so whatever a failed watch missed is caught up by it.
@@ -123,7 +130,10 @@ impl ListProgress {
         if self.failed {
             self.failed = false;
             self.catch_up_until = Some(Instant::now() + CATCH_UP);
-            tracing::info!("{} watch resumed; events of the next {CATCH_UP:?} are a catch-up, marked inferred", self.what);
+            tracing::info!(
+                "{} watch resumed; events of the next {CATCH_UP:?} are a catch-up, marked inferred",
+                self.what
+            );
         }
         match self.catch_up_until {
             Some(until) if Instant::now() < until => Observation::recovered(now_ms),
@@ -160,7 +170,13 @@ impl Loop {
         }
         let batch = std::mem::take(&mut self.batch);
         let since = self.batch_since.take().unwrap_or_else(Instant::now);
-        if self.writer.sender.send(WriteMsg::Rows { batch, since }).await.is_err() {
+        if self
+            .writer
+            .sender
+            .send(WriteMsg::Rows { batch, since })
+            .await
+            .is_err()
+        {
             tracing::error!("the database writer has stopped; rows could not be handed over");
         }
     }
@@ -182,16 +198,27 @@ impl Loop {
             }
             Event::InitApply(pod) => {
                 self.pods.count += 1;
-                self.cache.apply_pod(pod, Observation::recovered(now), &mut self.batch);
+                self.cache
+                    .apply_pod(pod, Observation::recovered(now), &mut self.batch);
             }
             Event::InitDone => {
-                let gone = self.cache.end_pod_relist(Observation::recovered(now), &mut self.batch);
+                let gone = self
+                    .cache
+                    .end_pod_relist(Observation::recovered(now), &mut self.batch);
                 self.pods.listing = false;
                 if !self.pods.listed_once {
-                    tracing::info!(pods = self.pods.count, deleted_while_away = gone,
-                        elapsed_ms = self.started.elapsed().as_millis() as u64, "initial pod list done");
+                    tracing::info!(
+                        pods = self.pods.count,
+                        deleted_while_away = gone,
+                        elapsed_ms = self.started.elapsed().as_millis() as u64,
+                        "initial pod list done"
+                    );
                 } else {
-                    tracing::info!(pods = self.pods.count, deleted_while_away = gone, "pod relist done");
+                    tracing::info!(
+                        pods = self.pods.count,
+                        deleted_while_away = gone,
+                        "pod relist done"
+                    );
                 }
                 self.pods.listed_once = true;
                 self.after_list();
@@ -205,7 +232,9 @@ impl Loop {
                 self.cache.delete_pod(pod, obs, &mut self.batch)
             }
         }
-        self.stats.cached_pods.store(self.cache.pod_count() as u64, Ordering::Relaxed);
+        self.stats
+            .cached_pods
+            .store(self.cache.pod_count() as u64, Ordering::Relaxed);
     }
 
     fn on_node_event(&mut self, event: Event<Node>) {
@@ -225,14 +254,21 @@ impl Loop {
             }
             Event::InitApply(node) => {
                 self.nodes.count += 1;
-                self.cache.apply_node(node, Observation::recovered(now), &mut self.batch);
+                self.cache
+                    .apply_node(node, Observation::recovered(now), &mut self.batch);
             }
             Event::InitDone => {
-                let gone = self.cache.end_node_relist(Observation::recovered(now), &mut self.batch);
+                let gone = self
+                    .cache
+                    .end_node_relist(Observation::recovered(now), &mut self.batch);
                 self.nodes.listing = false;
                 if !self.nodes.listed_once {
-                    tracing::info!(nodes = self.nodes.count, deleted_while_away = gone,
-                        elapsed_ms = self.started.elapsed().as_millis() as u64, "initial node list done");
+                    tracing::info!(
+                        nodes = self.nodes.count,
+                        deleted_while_away = gone,
+                        elapsed_ms = self.started.elapsed().as_millis() as u64,
+                        "initial node list done"
+                    );
                 }
                 self.nodes.listed_once = true;
                 self.after_list();
@@ -246,15 +282,24 @@ impl Loop {
                 self.cache.delete_node(node, obs, &mut self.batch)
             }
         }
-        self.stats.cached_nodes.store(self.cache.node_count() as u64, Ordering::Relaxed);
+        self.stats
+            .cached_nodes
+            .store(self.cache.node_count() as u64, Ordering::Relaxed);
     }
 
     fn after_list(&mut self) {
-        if self.pods.listed_once && self.nodes.listed_once && self.stats.initial_list_ms.load(Ordering::Relaxed) == 0 {
+        if self.pods.listed_once
+            && self.nodes.listed_once
+            && self.stats.initial_list_ms.load(Ordering::Relaxed) == 0
+        {
             let ms = self.started.elapsed().as_millis().max(1) as u64;
             self.stats.initial_list_ms.store(ms, Ordering::Relaxed);
-            tracing::info!(pods = self.cache.pod_count(), nodes = self.cache.node_count(), elapsed_ms = ms,
-                "initial list of pods and nodes done; following changes");
+            tracing::info!(
+                pods = self.cache.pod_count(),
+                nodes = self.cache.node_count(),
+                elapsed_ms = ms,
+                "initial list of pods and nodes done; following changes"
+            );
             self.committed_marker = true;
         }
     }
@@ -266,15 +311,25 @@ impl Loop {
         let stats = self.stats.clone();
         let job = move |_: &mut rusqlite::Connection| {
             let ms = started.elapsed().as_millis() as u64;
-            stats.initial_committed_ms.store(ms.max(1), Ordering::Relaxed);
-            tracing::info!(elapsed_ms = ms, rows = stats.writer.rows.load(Ordering::Relaxed),
-                "initial list committed to the database");
+            stats
+                .initial_committed_ms
+                .store(ms.max(1), Ordering::Relaxed);
+            tracing::info!(
+                elapsed_ms = ms,
+                rows = stats.writer.rows.load(Ordering::Relaxed),
+                "initial list committed to the database"
+            );
         };
-        let _ = self.writer.sender.send(WriteMsg::Maintenance(Box::new(job))).await;
+        let _ = self
+            .writer
+            .sender
+            .send(WriteMsg::Maintenance(Box::new(job)))
+            .await;
     }
 
     fn status_line(&self, events_before: u64, interval: Duration) -> u64 {
-        let events = self.stats.pod_events.load(Ordering::Relaxed) + self.stats.node_events.load(Ordering::Relaxed);
+        let events = self.stats.pod_events.load(Ordering::Relaxed)
+            + self.stats.node_events.load(Ordering::Relaxed);
         let w = &self.stats.writer;
         tracing::info!(
             events_per_sec = ((events - events_before) as f64 / interval.as_secs_f64()).round(),
@@ -303,7 +358,13 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(client: Client, handle: WriteHandle, config: RecorderConfig) -> Self {
-        Recorder { client, handle, config, stats: Arc::new(RecorderStats::default()), on_writer_started: None }
+        Recorder {
+            client,
+            handle,
+            config,
+            stats: Arc::new(RecorderStats::default()),
+            on_writer_started: None,
+        }
     }
 
     /// Hands `hook` a weak sender of the writer's channel once the writer thread runs, for work
@@ -324,7 +385,15 @@ impl Recorder {
     /// Records until `shutdown` completes, then commits everything received and returns the
     /// (still locked) database handle.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<RecordOutcome> {
-        record(self.client, self.handle, self.config, self.stats, self.on_writer_started, shutdown).await
+        record(
+            self.client,
+            self.handle,
+            self.config,
+            self.stats,
+            self.on_writer_started,
+            shutdown,
+        )
+        .await
     }
 }
 
@@ -338,13 +407,19 @@ async fn record(
 ) -> anyhow::Result<RecordOutcome> {
     let mut cache = Cache::new();
     let selector = match &config.label_selector {
-        Some(s) => Some(LabelSelector::parse(s).map_err(|e| anyhow::anyhow!("--selector {s:?}: {e}"))?),
+        Some(s) => {
+            Some(LabelSelector::parse(s).map_err(|e| anyhow::anyhow!("--selector {s:?}: {e}"))?)
+        }
         None => None,
     };
-    let (pods, nodes) = load_open_state(&handle.conn, config.namespace.as_deref(), selector.as_ref())?;
+    let (pods, nodes) =
+        load_open_state(&handle.conn, config.namespace.as_deref(), selector.as_ref())?;
     if !pods.is_empty() || !nodes.is_empty() {
-        tracing::info!(open_pods = pods.len(), open_nodes = nodes.len(),
-            "resuming: the first list will be reconciled against the database");
+        tracing::info!(
+            open_pods = pods.len(),
+            open_nodes = nodes.len(),
+            "resuming: the first list will be reconciled against the database"
+        );
     }
     cache.load(pods, nodes);
     // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.
@@ -359,14 +434,23 @@ async fn record(
     };
     let node_api: Api<Node> = Api::all(client);
     let timeout = config.watch_timeout.as_secs().clamp(1, u32::MAX as u64) as u32;
-    let mut watch_config = watcher::Config::default().page_size(config.page_size).timeout(timeout);
+    let mut watch_config = watcher::Config::default()
+        .page_size(config.page_size)
+        .timeout(timeout);
     if let Some(selector) = &config.label_selector {
         watch_config = watch_config.labels(selector);
     }
-    let mut pod_events = watcher::watcher(pod_api, watch_config).backoff(WatchBackoff::default()).boxed();
-    let mut node_events = watcher::watcher(node_api, watcher::Config::default().page_size(config.page_size).timeout(timeout))
+    let mut pod_events = watcher::watcher(pod_api, watch_config)
         .backoff(WatchBackoff::default())
         .boxed();
+    let mut node_events = watcher::watcher(
+        node_api,
+        watcher::Config::default()
+            .page_size(config.page_size)
+            .timeout(timeout),
+    )
+    .backoff(WatchBackoff::default())
+    .boxed();
 
     let mut state = Loop {
         cache,

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::state::{ContainerState, NodeState, PodState, Termination, Text};
 use crate::model::quantity::{parse_cpu_millis, parse_memory_bytes};
 use crate::model::time::parse_rfc3339_ms;
-use crate::model::{resources, ContainerResources, Phase, PodResourceSpec, Resources};
+use crate::model::{ContainerResources, Phase, PodResourceSpec, Resources, resources};
 use crate::store::NodeResources;
 
 /// Longest message kept from a pod's status (kubelet messages can be kilobytes of output).
@@ -75,8 +75,16 @@ impl RawResourceList {
         // The API server validates quantities, so a bad one here means a broken server; count
         // it as unset rather than dropping the whole pod.
         Resources {
-            cpu_millis: self.cpu.as_deref().and_then(|q| parse_cpu_millis(q).ok()).unwrap_or(0),
-            memory_bytes: self.memory.as_deref().and_then(|q| parse_memory_bytes(q).ok()).unwrap_or(0),
+            cpu_millis: self
+                .cpu
+                .as_deref()
+                .and_then(|q| parse_cpu_millis(q).ok())
+                .unwrap_or(0),
+            memory_bytes: self
+                .memory
+                .as_deref()
+                .and_then(|q| parse_memory_bytes(q).ok())
+                .unwrap_or(0),
         }
     }
 }
@@ -183,9 +191,21 @@ struct RawNodeResources {
 impl RawNodeResources {
     fn to_node_resources(&self) -> NodeResources {
         NodeResources {
-            cpu_millis: self.cpu.as_deref().and_then(|q| parse_cpu_millis(q).ok()).unwrap_or(0),
-            memory_bytes: self.memory.as_deref().and_then(|q| parse_memory_bytes(q).ok()).unwrap_or(0),
-            pods: self.pods.as_deref().and_then(|q| parse_memory_bytes(q).ok()).unwrap_or(0),
+            cpu_millis: self
+                .cpu
+                .as_deref()
+                .and_then(|q| parse_cpu_millis(q).ok())
+                .unwrap_or(0),
+            memory_bytes: self
+                .memory
+                .as_deref()
+                .and_then(|q| parse_memory_bytes(q).ok())
+                .unwrap_or(0),
+            pods: self
+                .pods
+                .as_deref()
+                .and_then(|q| parse_memory_bytes(q).ok())
+                .unwrap_or(0),
         }
     }
 }
@@ -259,8 +279,16 @@ fn container_state(status: &RawContainerStatus, init: bool) -> ContainerState {
         init,
         restart_count: status.restart_count,
         started_at_ms,
-        terminated: status.state.terminated.as_ref().map(|t| Box::new(termination(t))),
-        last_terminated: status.last_state.terminated.as_ref().map(|t| Box::new(termination(t))),
+        terminated: status
+            .state
+            .terminated
+            .as_ref()
+            .map(|t| Box::new(termination(t))),
+        last_terminated: status
+            .last_state
+            .terminated
+            .as_ref()
+            .map(|t| Box::new(termination(t))),
     }
 }
 
@@ -287,22 +315,46 @@ impl From<RawPod> for Pod {
             .or_else(|| meta.owner_references.first());
         let resources = resources::effective(&PodResourceSpec {
             containers: spec.containers.iter().map(container_resources).collect(),
-            init_containers: spec.init_containers.iter().map(container_resources).collect(),
-            pod_level: spec.resources.as_ref().map(|r| (r.requests.to_resources(), r.limits.to_resources())),
-            overhead: spec.overhead.as_ref().map(|o| o.to_resources()).unwrap_or_default(),
+            init_containers: spec
+                .init_containers
+                .iter()
+                .map(container_resources)
+                .collect(),
+            pod_level: spec
+                .resources
+                .as_ref()
+                .map(|r| (r.requests.to_resources(), r.limits.to_resources())),
+            overhead: spec
+                .overhead
+                .as_ref()
+                .map(|o| o.to_resources())
+                .unwrap_or_default(),
         });
         let mut containers: Vec<ContainerState> = status
             .init_container_statuses
             .iter()
             .map(|s| container_state(s, true))
             .collect();
-        containers.extend(status.container_statuses.iter().map(|s| container_state(s, false)));
+        containers.extend(
+            status
+                .container_statuses
+                .iter()
+                .map(|s| container_state(s, false)),
+        );
         let state = PodState {
             uid: Text::from(meta.uid.as_deref().unwrap_or_default()),
             namespace: Text::from(meta.namespace.as_deref().unwrap_or_default()),
             name: Text::from(meta.name.as_deref().unwrap_or_default()),
-            node: spec.node_name.as_deref().filter(|n| !n.is_empty()).map(Text::from),
-            phase: status.phase.as_deref().map(Phase::parse).unwrap_or(Phase::Pending),
+            node: spec
+                .node_name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(Text::from),
+            phase: status
+                .phase
+                .as_deref()
+                .map(Phase::parse)
+                .unwrap_or(Phase::Pending),
             reason: text(&status.reason),
             message: truncate(status.message.clone()),
             created_at_ms: ms(&meta.creation_timestamp).unwrap_or(0),
@@ -316,11 +368,21 @@ impl From<RawPod> for Pod {
             resources,
             owner_kind: owner.map(|o| Text::from(o.kind.as_str())),
             owner_name: owner.map(|o| Text::from(o.name.as_str())),
-            resource_version: meta.resource_version.as_deref().and_then(|rv| rv.parse().ok()),
+            resource_version: meta
+                .resource_version
+                .as_deref()
+                .and_then(|rv| rv.parse().ok()),
             finished_at_ms: None,
         };
-        let labels_json = meta.labels.as_ref().and_then(|l| serde_json::to_string(l).ok());
-        Pod { meta: slim_meta(meta), labels_json, state }
+        let labels_json = meta
+            .labels
+            .as_ref()
+            .and_then(|l| serde_json::to_string(l).ok());
+        Pod {
+            meta: slim_meta(meta),
+            labels_json,
+            state,
+        }
     }
 }
 
@@ -337,9 +399,15 @@ impl From<RawNode> for Node {
             unschedulable: raw.spec.unschedulable,
             capacity: raw.status.capacity.to_node_resources(),
             allocatable: raw.status.allocatable.to_node_resources(),
-            resource_version: meta.resource_version.as_deref().and_then(|rv| rv.parse().ok()),
+            resource_version: meta
+                .resource_version
+                .as_deref()
+                .and_then(|rv| rv.parse().ok()),
         };
-        Node { meta: slim_meta(meta), state }
+        Node {
+            meta: slim_meta(meta),
+            state,
+        }
     }
 }
 
@@ -440,11 +508,17 @@ mod tests {
         assert!(s.ready);
         assert_eq!(s.owner_kind.as_deref(), Some("ReplicaSet"));
         // Sidecar adds to the app sum.
-        assert_eq!(s.resources.requests, Resources::new(300, (1 << 30) + (64 << 20)));
+        assert_eq!(
+            s.resources.requests,
+            Resources::new(300, (1 << 30) + (64 << 20))
+        );
         assert_eq!(s.resources.limits, Resources::new(1000, 2 << 30));
         let app = &s.containers[0];
         assert_eq!(app.restart_count, 1);
-        assert_eq!(app.last_terminated.as_ref().unwrap().reason.as_deref(), Some("OOMKilled"));
+        assert_eq!(
+            app.last_terminated.as_ref().unwrap().reason.as_deref(),
+            Some("OOMKilled")
+        );
         assert_eq!(pod.labels_json.as_deref(), Some(r#"{"app":"web"}"#));
         assert_eq!(pod.meta.resource_version.as_deref(), Some("42"));
     }
@@ -453,7 +527,10 @@ mod tests {
     fn the_projection_never_holds_env_values_or_annotations() {
         let pod: Pod = serde_json::from_str(POD).unwrap();
         let stored = serde_json::to_string(&pod.state).unwrap();
-        assert!(!stored.contains("hunter2") && !stored.contains("SECRET"), "{stored}");
+        assert!(
+            !stored.contains("hunter2") && !stored.contains("SECRET"),
+            "{stored}"
+        );
         assert!(!stored.contains("ignored"), "{stored}");
         // And it is compact: well under the 1.5 KB per pod budget.
         assert!(stored.len() < 600, "{} bytes: {stored}", stored.len());
@@ -485,7 +562,14 @@ mod tests {
         .unwrap();
         let s = node.state;
         assert!(s.ready && s.unschedulable);
-        assert_eq!(s.allocatable, NodeResources { cpu_millis: 3800, memory_bytes: 15 << 30, pods: 110 });
+        assert_eq!(
+            s.allocatable,
+            NodeResources {
+                cpu_millis: 3800,
+                memory_bytes: 15 << 30,
+                pods: 110
+            }
+        );
         assert_eq!(s.capacity.cpu_millis, 4000);
     }
 }

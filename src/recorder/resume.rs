@@ -29,7 +29,9 @@ pub fn load_open_state(
         }
         match serde_json::from_str::<PodState>(&state) {
             Ok(pod) => pods.push(pod),
-            Err(err) => tracing::warn!(%uid, %err, "skipping a pod whose stored state does not parse"),
+            Err(err) => {
+                tracing::warn!(%uid, %err, "skipping a pod whose stored state does not parse")
+            }
         }
     }
     let mut nodes = Vec::new();
@@ -40,7 +42,9 @@ pub fn load_open_state(
         let state: String = row.get(1)?;
         match serde_json::from_str::<NodeState>(&state) {
             Ok(node) => nodes.push(node),
-            Err(err) => tracing::warn!(%uid, %err, "skipping a node whose stored state does not parse"),
+            Err(err) => {
+                tracing::warn!(%uid, %err, "skipping a node whose stored state does not parse")
+            }
         }
     }
     Ok((pods, nodes))

@@ -146,7 +146,10 @@ impl PodState {
         interner.intern_opt(&mut self.owner_name);
         for c in &mut self.containers {
             interner.intern(&mut c.name);
-            for t in [&mut c.terminated, &mut c.last_terminated].into_iter().flatten() {
+            for t in [&mut c.terminated, &mut c.last_terminated]
+                .into_iter()
+                .flatten()
+            {
                 interner.intern_opt(&mut t.reason);
             }
         }
@@ -161,7 +164,10 @@ impl PodState {
     pub fn has_started(&self) -> bool {
         self.phase == Phase::Running
             || self.start_time_ms.is_some() && self.phase.is_terminal()
-            || self.containers.iter().any(|c| !c.init && c.started_at_ms.is_some())
+            || self
+                .containers
+                .iter()
+                .any(|c| !c.init && c.started_at_ms.is_some())
     }
 
     pub fn restarts(&self) -> i64 {
@@ -170,8 +176,13 @@ impl PodState {
 
     /// The time the pod started running: status.startTime, else the first container start.
     pub fn started_at_ms(&self) -> Option<i64> {
-        self.start_time_ms
-            .or_else(|| self.containers.iter().filter(|c| !c.init).filter_map(|c| c.started_at_ms).min())
+        self.start_time_ms.or_else(|| {
+            self.containers
+                .iter()
+                .filter(|c| !c.init)
+                .filter_map(|c| c.started_at_ms)
+                .min()
+        })
     }
 
     /// The reason to show for how the pod ended: the pod's own (Evicted, DeadlineExceeded), else

@@ -6,15 +6,15 @@
 //! commit is retried with backoff, never dropped, so a full disk stalls the recorder (loudly)
 //! instead of losing history.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
-use crate::store::{write_batch, Batch, WriteHandle};
+use crate::store::{Batch, WriteHandle, write_batch};
 
 /// Most rows merged into one transaction; bounds commit latency and memory.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
@@ -54,7 +54,11 @@ impl Writer {
             .name("kubetrail-writer".into())
             .spawn(move || run(handle, receiver, &thread_stats))
             .expect("spawning a thread only fails when the OS is out of resources");
-        Writer { sender, stats, thread }
+        Writer {
+            sender,
+            stats,
+            thread,
+        }
     }
 
     /// Closes the channel, waits until everything sent has been committed, and gives the
@@ -69,7 +73,11 @@ impl Writer {
     }
 }
 
-fn run(mut handle: WriteHandle, mut receiver: mpsc::Receiver<WriteMsg>, stats: &WriterStats) -> WriteHandle {
+fn run(
+    mut handle: WriteHandle,
+    mut receiver: mpsc::Receiver<WriteMsg>,
+    stats: &WriterStats,
+) -> WriteHandle {
     let mut pending: Option<WriteMsg> = None;
     loop {
         let first = match pending.take() {
@@ -89,7 +97,9 @@ fn run(mut handle: WriteHandle, mut receiver: mpsc::Receiver<WriteMsg>, stats: &
         // Merge whatever else is already queued into the same transaction.
         while batch.len() < MAX_ROWS_PER_COMMIT {
             match receiver.try_recv() {
-                Ok(WriteMsg::Rows { batch: mut more, .. }) => batch.append(&mut more),
+                Ok(WriteMsg::Rows {
+                    batch: mut more, ..
+                }) => batch.append(&mut more),
                 Ok(maintenance) => {
                     pending = Some(maintenance);
                     break;
@@ -109,9 +119,15 @@ fn commit(conn: &mut Connection, batch: &Batch, since: Instant, stats: &WriterSt
             Ok(done) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.rows.fetch_add(done.rows as u64, Ordering::Relaxed);
-                stats.transitions.fetch_add(done.transitions_inserted as u64, Ordering::Relaxed);
-                stats.duplicates_ignored.fetch_add(done.transitions_ignored as u64, Ordering::Relaxed);
-                stats.last_lag_ms.store(since.elapsed().as_millis() as u64, Ordering::Relaxed);
+                stats
+                    .transitions
+                    .fetch_add(done.transitions_inserted as u64, Ordering::Relaxed);
+                stats
+                    .duplicates_ignored
+                    .fetch_add(done.transitions_ignored as u64, Ordering::Relaxed);
+                stats
+                    .last_lag_ms
+                    .store(since.elapsed().as_millis() as u64, Ordering::Relaxed);
                 return;
             }
             Err(err) => {

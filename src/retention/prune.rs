@@ -106,7 +106,8 @@ fn delete_pod(
         .query_row([pod_id], |r| r.get(0))?;
     if !left {
         // A deleted pod has no state left, unless an older recorder wrote one; never orphan it.
-        tx.prepare_cached("DELETE FROM pod_state WHERE pod_id = ?1")?.execute([pod_id])?;
+        tx.prepare_cached("DELETE FROM pod_state WHERE pod_id = ?1")?
+            .execute([pod_id])?;
         counts.pods += tx
             .prepare_cached("DELETE FROM pods WHERE id = ?1")?
             .execute([pod_id])? as u64;

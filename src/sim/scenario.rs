@@ -1276,7 +1276,11 @@ impl Scenario {
             }
             return self.remove_pod(id);
         }
-        let grace_secs = if pod.node.is_none() || pod.phase.is_terminal() { 0 } else { grace_secs.max(0) };
+        let grace_secs = if pod.node.is_none() || pod.phase.is_terminal() {
+            0
+        } else {
+            grace_secs.max(0)
+        };
         let was_active = is_active(pod);
         let pod = self.pods.get_mut(&id).expect("exists");
         pod.deletion = Some(Deletion {

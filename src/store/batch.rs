@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::rows::{Batch, SubjectUid};
 
@@ -65,7 +65,10 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
     // can fail with SQLITE_BUSY mid-way when `kubetrail prune` writes at the same time.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut keys = Keys::default();
-    let mut stats = BatchStats { rows: batch.len(), ..Default::default() };
+    let mut stats = BatchStats {
+        rows: batch.len(),
+        ..Default::default()
+    };
     {
         let mut upsert_node = tx.prepare_cached(
             "INSERT INTO nodes (uid, name, created_at_ms, deleted_at_ms,
@@ -202,7 +205,9 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for r in &batch.pod_resources {
-            let Some(pod_id) = keys.pod(&tx, &r.pod_uid)? else { continue };
+            let Some(pod_id) = keys.pod(&tx, &r.pod_uid)? else {
+                continue;
+            };
             insert_resources.execute(params![
                 pod_id,
                 r.at_ms,
@@ -220,7 +225,9 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for c in &batch.node_capacity {
-            let Some(node_id) = keys.node(&tx, &c.node_uid)? else { continue };
+            let Some(node_id) = keys.node(&tx, &c.node_uid)? else {
+                continue;
+            };
             insert_capacity.execute(params![
                 node_id,
                 c.at_ms,
@@ -241,7 +248,9 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for u in &batch.node_usage {
-            let Some(node_id) = keys.node(&tx, &u.node_uid)? else { continue };
+            let Some(node_id) = keys.node(&tx, &u.node_uid)? else {
+                continue;
+            };
             insert_usage.execute(params![
                 node_id,
                 u.at_ms,
@@ -300,12 +309,24 @@ mod tests {
             1001,
         ));
         let first = write_batch(&mut handle.conn, &batch).unwrap();
-        assert_eq!((first.transitions_inserted, first.transitions_ignored), (1, 0));
+        assert_eq!(
+            (first.transitions_inserted, first.transitions_ignored),
+            (1, 0)
+        );
         let again = write_batch(&mut handle.conn, &batch).unwrap();
-        assert_eq!((again.transitions_inserted, again.transitions_ignored), (0, 1));
-        let rows: i64 = handle.conn.query_row("SELECT count(*) FROM transitions", [], |r| r.get(0)).unwrap();
+        assert_eq!(
+            (again.transitions_inserted, again.transitions_ignored),
+            (0, 1)
+        );
+        let rows: i64 = handle
+            .conn
+            .query_row("SELECT count(*) FROM transitions", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(rows, 1);
-        let pods: i64 = handle.conn.query_row("SELECT count(*) FROM pods", [], |r| r.get(0)).unwrap();
+        let pods: i64 = handle
+            .conn
+            .query_row("SELECT count(*) FROM pods", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(pods, 1);
     }
 

@@ -34,28 +34,49 @@ pub type ReadPool = r2d2::Pool<SqliteConnectionManager>;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("database {0} does not exist (record into it first with `kubetrail record --db {0}`, or pass the right --db)")]
+    #[error(
+        "database {0} does not exist (record into it first with `kubetrail record --db {0}`, or pass the right --db)"
+    )]
     Missing(PathBuf),
     #[error("cannot create database {path}: {source}")]
-    Create { path: PathBuf, source: std::io::Error },
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open database {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a kubetrail database, or it is corrupt: {detail}")]
     NotKubetrail { path: PathBuf, detail: String },
     #[error(
         "database {path} has schema version {found}, but this kubetrail knows versions up to \
          {known}: it was written by a newer kubetrail, so upgrade kubetrail to read or write it"
     )]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error(
         "database {path} has schema version {found}, older than this kubetrail's {known}; \
          run `kubetrail record` (or `kubetrail prune`) on it once to upgrade it"
     )]
-    TooOld { path: PathBuf, found: i64, known: i64 },
-    #[error("another kubetrail process is already writing to {0}; stop it first or use another --db")]
+    TooOld {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "another kubetrail process is already writing to {0}; stop it first or use another --db"
+    )]
     Locked(PathBuf),
     #[error("database {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("database {path}: cannot open a read connection: {source}")]
     Pool { path: PathBuf, source: r2d2::Error },
 }
@@ -78,44 +99,69 @@ pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
         .read(true)
         .write(true)
         .create(true)
+        // Never truncate: an existing file is the history.
+        .truncate(false)
         // The history names pods, nodes and owners: not secret, but not for everyone either.
         .mode(0o600)
         .open(path)
-        .map_err(|source| StoreError::Create { path: path.to_path_buf(), source })?;
+        .map_err(|source| StoreError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
     match lock.try_lock() {
         Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(path.to_path_buf())),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(StoreError::Locked(path.to_path_buf()));
+        }
         Err(std::fs::TryLockError::Error(source)) => {
-            return Err(StoreError::Open { path: path.to_path_buf(), source });
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            });
         }
     }
-    let sqlite = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+    let sqlite = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut conn = Connection::open(path).map_err(sqlite)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
     let version = schema_version(&conn, path)?;
     if version == 0 {
         // auto_vacuum must be chosen before the first table exists; incremental lets retention
         // hand pages back to the file system in bounded steps.
-        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;").map_err(sqlite)?;
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
+            .map_err(sqlite)?;
     }
     configure_writer(&mut conn, version, path)?;
-    Ok(WriteHandle { conn, path: path.to_path_buf(), _lock: lock })
+    Ok(WriteHandle {
+        conn,
+        path: path.to_path_buf(),
+        _lock: lock,
+    })
 }
 
 /// The pragmas and migrations every writing connection needs.
 fn configure_writer(conn: &mut Connection, version: i64, path: &Path) -> Result<(), StoreError> {
-    let sqlite = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
+    let sqlite = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sqlite)?;
     // NORMAL in WAL mode survives a process crash (kill -9) without an fsync per commit; only an
     // OS crash can lose the last commits.
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sqlite)?;
     // The writer updates indexes keyed by random uids; with SQLite's default 2 MB page cache
     // nearly every index page is re-read from the OS on each commit. 32 MB holds the hot index
     // pages of a 100k-pod cluster.
-    conn.pragma_update(None, "cache_size", -32_768).map_err(sqlite)?;
+    conn.pragma_update(None, "cache_size", -32_768)
+        .map_err(sqlite)?;
     // Checkpoint every ~40 MB of WAL instead of ~4 MB: a page rewritten by many commits is
     // copied into the database file once per checkpoint, so rarer checkpoints write less.
-    conn.pragma_update(None, "wal_autocheckpoint", 10_000).map_err(sqlite)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+        .map_err(sqlite)?;
     migrate(conn, version, path)
 }
 
@@ -127,15 +173,27 @@ fn configure_writer(conn: &mut Connection, version: i64, path: &Path) -> Result<
 pub fn open_for_maintenance(path: &Path) -> Result<Connection, StoreError> {
     match std::fs::metadata(path) {
         Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::Missing(path.to_path_buf())),
-        Err(source) => return Err(StoreError::Open { path: path.to_path_buf(), source }),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        Err(source) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     }
-    let sqlite = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+    let sqlite = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
     // Without SQLITE_OPEN_CREATE: the file must already be there (it could vanish after the
     // check above).
     let mut conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(sqlite)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
@@ -152,10 +210,17 @@ pub fn open_for_maintenance(path: &Path) -> Result<Connection, StoreError> {
 
 /// Reads `user_version` and refuses files that are not (or no longer) ours.
 fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
-    let not_ours = |detail: String| StoreError::NotKubetrail { path: path.to_path_buf(), detail };
+    let not_ours = |detail: String| StoreError::NotKubetrail {
+        path: path.to_path_buf(),
+        detail,
+    };
     // Reading sqlite_master is the cheapest query that fails on a file that is not SQLite.
     let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
         .map_err(|e| not_ours(e.to_string()))?;
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -166,7 +231,11 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
         )));
     }
     if version > SCHEMA_VERSION {
-        return Err(StoreError::TooNew { path: path.to_path_buf(), found: version, known: SCHEMA_VERSION });
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
     }
     Ok(version)
 }
@@ -174,11 +243,15 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
 /// Applies the migrations after `from`, each in its own transaction with its version bump, so a
 /// crash mid-upgrade leaves a consistent, resumable database.
 fn migrate(conn: &mut Connection, from: i64, path: &Path) -> Result<(), StoreError> {
-    let sqlite = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+    let sqlite = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
         let tx = conn.transaction().map_err(sqlite)?;
         tx.execute_batch(sql).map_err(sqlite)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1).map_err(sqlite)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
     }
     Ok(())
@@ -189,8 +262,15 @@ fn migrate(conn: &mut Connection, from: i64, path: &Path) -> Result<(), StoreErr
 pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError> {
     match std::fs::metadata(path) {
         Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::Missing(path.to_path_buf())),
-        Err(source) => return Err(StoreError::Open { path: path.to_path_buf(), source }),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        Err(source) => {
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     }
     let manager = SqliteConnectionManager::file(path)
         .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -198,8 +278,14 @@ pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .build(manager)
-        .map_err(|source| StoreError::Pool { path: path.to_path_buf(), source })?;
-    let conn = pool.get().map_err(|source| StoreError::Pool { path: path.to_path_buf(), source })?;
+        .map_err(|source| StoreError::Pool {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let conn = pool.get().map_err(|source| StoreError::Pool {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let version = schema_version(&conn, path)?;
     if version == 0 {
         return Err(StoreError::NotKubetrail {
@@ -208,7 +294,11 @@ pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError
         });
     }
     if version < SCHEMA_VERSION {
-        return Err(StoreError::TooOld { path: path.to_path_buf(), found: version, known: SCHEMA_VERSION });
+        return Err(StoreError::TooOld {
+            path: path.to_path_buf(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
     }
     Ok(pool)
 }
@@ -225,11 +315,20 @@ mod tests {
         let handle = open_for_writing(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let journal: String = handle.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let journal: String = handle
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
         assert_eq!(journal, "wal");
-        let version: i64 = handle.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let version: i64 = handle
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        let vacuum: i64 = handle.conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0)).unwrap();
+        let vacuum: i64 = handle
+            .conn
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+            .unwrap();
         assert_eq!(vacuum, 2, "incremental");
     }
 
@@ -258,9 +357,18 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        assert_eq!(states, vec![("open".to_string(), "{\"u\":\"open\"}".to_string())]);
-        assert!(handle.conn.prepare("SELECT state FROM pods").is_err(), "the column is gone");
-        let version: i64 = handle.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(
+            states,
+            vec![("open".to_string(), "{\"u\":\"open\"}".to_string())]
+        );
+        assert!(
+            handle.conn.prepare("SELECT state FROM pods").is_err(),
+            "the column is gone"
+        );
+        let version: i64 = handle
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
     }
 
@@ -279,7 +387,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         drop(open_for_writing(&path).unwrap());
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
         let err = open_for_writing(&path).err().unwrap();
         assert!(err.to_string().contains("newer kubetrail"), "{err}");
         let err = open_read_pool(&path, 1).err().unwrap();
@@ -292,13 +403,26 @@ mod tests {
         let garbage = dir.path().join("garbage.db");
         std::fs::write(&garbage, vec![b'x'; 8192]).unwrap();
         let err = open_for_writing(&garbage).err().unwrap();
-        assert!(err.to_string().contains("not a kubetrail database"), "{err}");
-        assert_eq!(std::fs::read(&garbage).unwrap(), vec![b'x'; 8192], "file untouched");
+        assert!(
+            err.to_string().contains("not a kubetrail database"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&garbage).unwrap(),
+            vec![b'x'; 8192],
+            "file untouched"
+        );
 
         let foreign = dir.path().join("foreign.db");
-        Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
         let err = open_for_writing(&foreign).err().unwrap();
-        assert!(err.to_string().contains("no kubetrail schema version"), "{err}");
+        assert!(
+            err.to_string().contains("no kubetrail schema version"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -317,7 +441,9 @@ mod tests {
         drop(open_for_writing(&path).unwrap());
         let pool = open_read_pool(&path, 2).unwrap();
         let conn = pool.get().unwrap();
-        let n: i64 = conn.query_row("SELECT count(*) FROM transition_kinds", [], |r| r.get(0)).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM transition_kinds", [], |r| r.get(0))
+            .unwrap();
         assert!(n > 0);
         assert!(conn.execute("DELETE FROM transition_kinds", []).is_err());
     }

@@ -5,8 +5,8 @@ pub mod batch;
 pub mod db;
 pub mod rows;
 
-pub use batch::{write_batch, BatchStats};
-pub use db::{open_for_writing, open_read_pool, ReadPool, StoreError, WriteHandle, SCHEMA_VERSION};
+pub use batch::{BatchStats, write_batch};
+pub use db::{ReadPool, SCHEMA_VERSION, StoreError, WriteHandle, open_for_writing, open_read_pool};
 pub use rows::{
     Batch, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, PodResourcesRow, PodRow,
     SubjectUid, TransitionRow,

@@ -30,7 +30,9 @@ pub struct PodRow {
 }
 
 /// Node capacity or allocatable: cpu, memory and the pod slots.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct NodeResources {
     pub cpu_millis: i64,
     pub memory_bytes: i64,

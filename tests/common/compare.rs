@@ -26,8 +26,9 @@ pub struct Recorded {
 }
 
 pub fn read_recorded(db: &Path) -> Vec<Recorded> {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open the recorded database");
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the recorded database");
     let mut stmt = conn
         .prepare(
             "SELECT coalesce(p.uid, n.uid), t.kind, t.at_ms, t.observed_at_ms, t.inferred, t.container,
@@ -93,7 +94,9 @@ impl Comparison {
 }
 
 fn in_gap(at_ms: i64, gaps: &[Gap]) -> Option<Gap> {
-    gaps.iter().copied().find(|g| at_ms >= g.start_ms && at_ms <= g.end_ms)
+    gaps.iter()
+        .copied()
+        .find(|g| at_ms >= g.start_ms && at_ms <= g.end_ms)
 }
 
 /// Flip-flop kinds: only the last of a family inside one gap is observable afterwards.
@@ -108,11 +111,16 @@ fn family(kind: TransitionKind) -> Option<u8> {
 }
 
 pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comparison {
-    let mut out = Comparison { gaps: gaps.to_vec(), ..Default::default() };
+    let mut out = Comparison {
+        gaps: gaps.to_vec(),
+        ..Default::default()
+    };
     let lines: Vec<(TruthLine, TransitionKind, i64)> = truth
         .iter()
         .map(|l| {
-            let kind = l.transition_kind().expect("truth kind is in the vocabulary");
+            let kind = l
+                .transition_kind()
+                .expect("truth kind is in the vocabulary");
             let at = l.at_ms().expect("truth time parses");
             (l.clone(), kind, at)
         })
@@ -128,11 +136,17 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
     }
     let mut by_key: HashMap<(&str, TransitionKind), Vec<(usize, &Recorded)>> = HashMap::new();
     for (i, r) in recorded.iter().enumerate() {
-        by_key.entry((r.uid.as_str(), r.kind)).or_default().push((i, r));
+        by_key
+            .entry((r.uid.as_str(), r.kind))
+            .or_default()
+            .push((i, r));
     }
     let mut used = vec![false; recorded.len()];
     for (idx, (line, kind, at)) in lines.iter().enumerate() {
-        let candidates = by_key.get(&(line.uid.as_str(), *kind)).map(Vec::as_slice).unwrap_or(&[]);
+        let candidates = by_key
+            .get(&(line.uid.as_str(), *kind))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let close = candidates
             .iter()
             .filter(|(i, r)| !used[*i] && (r.at_ms - at).abs() <= TOLERANCE_MS)
@@ -149,7 +163,10 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
         };
         // In a gap: an inferred row whose time is bounded by the gap (plus recovery) will do.
         let bounded = candidates.iter().find(|(i, r)| {
-            !used[*i] && r.inferred && r.at_ms >= gap.start_ms - TOLERANCE_MS && r.at_ms <= gap.end_ms + RECOVERY_SLACK_MS
+            !used[*i]
+                && r.inferred
+                && r.at_ms >= gap.start_ms - TOLERANCE_MS
+                && r.at_ms <= gap.end_ms + RECOVERY_SLACK_MS
         });
         if let Some((i, _)) = bounded {
             used[*i] = true;
@@ -162,11 +179,19 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
             && in_gap(born, &[gap]).is_some()
             && in_gap(deleted, &[gap]).is_some()
         {
-            out.exempt.push((line.clone(), "the object was created and deleted inside one gap"));
+            out.exempt.push((
+                line.clone(),
+                "the object was created and deleted inside one gap",
+            ));
             continue;
         }
-        if *kind == TransitionKind::Terminating && deleted.is_some_and(|d| in_gap(d, &[gap]).is_some()) {
-            out.exempt.push((line.clone(), "graceful deletion began and ended inside one gap"));
+        if *kind == TransitionKind::Terminating
+            && deleted.is_some_and(|d| in_gap(d, &[gap]).is_some())
+        {
+            out.exempt.push((
+                line.clone(),
+                "graceful deletion began and ended inside one gap",
+            ));
             continue;
         }
         if let Some(fam) = family(*kind) {
@@ -174,14 +199,18 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
                 l.uid == line.uid && family(*k) == Some(fam) && in_gap(*a, &[gap]).is_some()
             });
             if superseded {
-                out.exempt.push((line.clone(), "flipped back inside one gap"));
+                out.exempt
+                    .push((line.clone(), "flipped back inside one gap"));
                 continue;
             }
         }
         if matches!(kind, TransitionKind::Unready | TransitionKind::NodeNotReady)
             && deleted.is_some_and(|d| in_gap(d, &[gap]).is_some())
         {
-            out.exempt.push((line.clone(), "lost readiness and was deleted inside one gap"));
+            out.exempt.push((
+                line.clone(),
+                "lost readiness and was deleted inside one gap",
+            ));
             continue;
         }
         out.missing.push(line.clone());
@@ -197,5 +226,9 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
 
 /// Subject of a truth line, for filtering.
 pub fn subject(line: &TruthLine) -> Subject {
-    if line.node.is_some() { Subject::Node } else { Subject::Pod }
+    if line.node.is_some() {
+        Subject::Node
+    } else {
+        Subject::Pod
+    }
 }

@@ -24,11 +24,20 @@ impl RecorderProcess {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file"))
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .expect("log file"),
+            )
             .env("RUST_LOG", "info")
             .spawn()
             .expect("spawn kubetrail record");
-        RecorderProcess { child: Some(child), log: log.to_path_buf() }
+        RecorderProcess {
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
     }
 
     /// Holds no process; stands in while a test swaps recorders.
@@ -47,7 +56,11 @@ impl RecorderProcess {
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.log().contains(needle) {
-            assert!(Instant::now() < deadline, "recorder log never said {needle:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "recorder log never said {needle:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -55,7 +68,10 @@ impl RecorderProcess {
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
@@ -63,7 +79,10 @@ impl RecorderProcess {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("recorder did not stop within 30 s after SIGTERM:\n{}", self.log());
+                panic!(
+                    "recorder did not stop within 30 s after SIGTERM:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -88,5 +107,8 @@ impl Drop for RecorderProcess {
 
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
