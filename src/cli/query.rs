@@ -306,9 +306,39 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
                 args.output.output,
                 "no node usage recorded in the window",
             )?;
+            note_resolution(&pool, &filter)?;
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Says on stderr which resolution answered which part of the window: retention replaces raw
+/// usage older than `--raw-usage-age` by hourly rollups, so a finer `--step` there shows hours.
+fn note_resolution(
+    pool: &crate::store::ReadPool,
+    filter: &query::NodeFilter,
+) -> anyhow::Result<()> {
+    let conn = pool.get().context("cannot open a read connection")?;
+    let Some(rolled_up_until) = crate::retention::rollup::rolled_up_until_ms(&conn)? else {
+        return Ok(());
+    };
+    if filter
+        .window
+        .since_ms
+        .is_some_and(|since| since >= rolled_up_until)
+    {
+        return Ok(());
+    }
+    let finer = if filter.step_ms < crate::retention::rollup::ROLLUP_BUCKET_MS {
+        " (a step under 1h shows whole hours there)"
+    } else {
+        ""
+    };
+    eprintln!(
+        "resolution: hourly rollups before {}{finer}; the exact recorded step function from then on",
+        query::time::format_time_ms(rolled_up_until)
+    );
     Ok(())
 }
 

@@ -199,9 +199,8 @@ pub fn pod_transitions(
         out.push(TransitionKind::Created, created, |_| {});
     }
     if new.node.is_some() && old.is_none_or(|o| o.node.is_none()) {
-        out.push(TransitionKind::Scheduled, new.scheduled_at_ms, |r| {
-            r.reason = new.node.as_ref().map(|n| format!("bound to {n}"));
-        });
+        // The node is the pod's (pods.node): repeating it here would cost every row 30 bytes.
+        out.push(TransitionKind::Scheduled, new.scheduled_at_ms, |_| {});
     }
     if new.has_started() && !old.is_some_and(|o| o.has_started()) {
         out.push(TransitionKind::Started, new.started_at_ms(), |_| {});

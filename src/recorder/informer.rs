@@ -153,7 +153,14 @@ struct Loop {
     started: Instant,
     /// The initial lists are done; after the next flush, tell the writer to log the commit.
     committed_marker: bool,
+    /// When node usage rows were last emitted.
+    usage_flushed: Instant,
 }
+
+/// Node usage rows are emitted at most this often: a node's changes within one such span
+/// become one step (its value at the end of the span). A busy node changes many times a
+/// second; a row for each would be most of the file, for no useful resolution.
+const USAGE_RESOLUTION: Duration = Duration::from_secs(1);
 
 impl Loop {
     fn note_batch(&mut self) {
@@ -162,8 +169,13 @@ impl Loop {
         }
     }
 
-    async fn flush(&mut self) {
-        self.cache.flush_usage(now_ms(), &mut self.batch);
+    /// Hands the batch to the writer; node usage goes with it once per [`USAGE_RESOLUTION`],
+    /// or now with `all`.
+    async fn flush(&mut self, all: bool) {
+        if all || self.usage_flushed.elapsed() >= USAGE_RESOLUTION {
+            self.cache.flush_usage(now_ms(), &mut self.batch);
+            self.usage_flushed = Instant::now();
+        }
         if self.batch.is_empty() {
             self.batch_since = None;
             return;
@@ -462,6 +474,7 @@ async fn record(
         nodes: ListProgress::new("node"),
         started: Instant::now(),
         committed_marker: false,
+        usage_flushed: Instant::now(),
     };
     let mut flush_tick = tokio::time::interval(config.flush_interval);
     let mut keyframe_tick = tokio::time::interval(config.snapshot_interval);
@@ -491,7 +504,7 @@ async fn record(
                     tracing::warn!(server = %config.server, error = %err, "node watch failed; retrying with backoff");
                 }
             },
-            _ = flush_tick.tick() => state.flush().await,
+            _ = flush_tick.tick() => state.flush(false).await,
             _ = keyframe_tick.tick() => {
                 state.cache.keyframes(now_ms(), &mut state.batch);
                 state.note_batch();
@@ -501,7 +514,7 @@ async fn record(
             }
         }
         if state.batch.len() >= config.batch_rows || state.committed_marker {
-            state.flush().await;
+            state.flush(state.committed_marker).await;
         }
         if state.committed_marker {
             state.committed_marker = false;
@@ -509,7 +522,7 @@ async fn record(
         }
     }
     tracing::info!("stopping: committing what was received");
-    state.flush().await;
+    state.flush(true).await;
     let handle = state.writer.finish().await;
     Ok(RecordOutcome { handle, stats })
 }

@@ -16,7 +16,8 @@ pub fn load_open_state(
 ) -> rusqlite::Result<(Vec<PodState>, Vec<NodeState>)> {
     let mut pods = Vec::new();
     let mut stmt = conn.prepare(
-        "SELECT p.uid, s.state, p.labels FROM pods p JOIN pod_state s ON s.pod_id = p.id
+        "SELECT p.uid, s.state, p.labels, p.namespace, p.name
+         FROM pods p JOIN pod_state s ON s.pod_id = p.id
          WHERE p.deleted_at_ms IS NULL AND (?1 IS NULL OR p.namespace = ?1)",
     )?;
     let mut rows = stmt.query([namespace])?;
@@ -28,7 +29,12 @@ pub fn load_open_state(
             continue;
         }
         match serde_json::from_str::<PodState>(&state) {
-            Ok(pod) => pods.push(pod),
+            Ok(mut pod) => {
+                pod.uid = uid.as_str().into();
+                pod.namespace = row.get::<_, String>(3)?.into();
+                pod.name = row.get::<_, String>(4)?.into();
+                pods.push(pod);
+            }
             Err(err) => {
                 tracing::warn!(%uid, %err, "skipping a pod whose stored state does not parse")
             }

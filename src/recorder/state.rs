@@ -89,11 +89,13 @@ fn is_false(b: &bool) -> bool {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodState {
-    #[serde(rename = "u")]
+    /// The identity is not in the stored JSON: `pod_state` rows belong to a `pods` row that has
+    /// these columns, and [`resume`](super::resume) fills them back in.
+    #[serde(skip)]
     pub uid: Text,
-    #[serde(rename = "ns")]
+    #[serde(skip)]
     pub namespace: Text,
-    #[serde(rename = "n")]
+    #[serde(skip)]
     pub name: Text,
     #[serde(rename = "no", default, skip_serializing_if = "Option::is_none")]
     pub node: Option<Text>,
