@@ -272,8 +272,35 @@ fn rolled_up_hours_report_what_the_raw_rows_did() {
         "--db",
         db.path_str(),
     ]);
+    // The report says which resolution answered which part of the window (on stderr).
+    assert!(
+        run.stderr.contains(&format!(
+            "hourly rollups before {}",
+            rfc3339_ms(T0 + 2 * HOUR)
+        )),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         cpu(&parse_json(run.ok()))[0],
         row("node-a", T0 - 2 * HOUR, HOUR, 1000, 1000)
     );
+    // A window entirely after the horizon is all raw rows: no note.
+    let raw_only = kubetrail(&[
+        "query",
+        "nodes",
+        "--since",
+        &rfc3339(T0 + 2 * HOUR),
+        "--until",
+        &rfc3339(T0 + 3 * HOUR),
+        "--step",
+        "30m",
+        "--db",
+        db.path_str(),
+    ]);
+    assert!(!raw_only.stderr.contains("rollups"), "{}", raw_only.stderr);
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    kubetrail::query::time::format_time_ms(ms)
 }
