@@ -10,15 +10,16 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-/// "2026-11-29T02:08:08.123Z".
-pub fn format_ms(ms: i64) -> String {
+/// RFC 3339 UTC with milliseconds, always the same width: "2024-05-01T22:00:00.000Z". The
+/// machine form of every time kubetrail writes: JSON, CSV, the simulator's ground truth.
+pub fn format_time_ms(ms: i64) -> String {
     match DateTime::<Utc>::from_timestamp_millis(ms) {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
-        None => format!("<invalid time {ms}>"),
+        Some(at) => at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        None => ms.to_string(),
     }
 }
 
-/// The recorder's clock.
+/// Now, in milliseconds since the epoch (the recorder's clock, and "now" of query windows).
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
@@ -30,7 +31,7 @@ mod tests {
     #[test]
     fn round_trips_utc_milliseconds() {
         let ms = parse_rfc3339_ms("2026-11-29T02:08:08Z").unwrap();
-        assert_eq!(format_ms(ms), "2026-11-29T02:08:08.000Z");
+        assert_eq!(format_time_ms(ms), "2026-11-29T02:08:08.000Z");
         assert_eq!(
             parse_rfc3339_ms("2026-11-29T03:08:08.5+01:00"),
             Some(ms + 500)

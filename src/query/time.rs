@@ -147,19 +147,7 @@ impl Window {
     }
 }
 
-/// Now, in milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
-/// RFC 3339 UTC with milliseconds, always the same width: "2024-05-01T22:00:00.000Z". The
-/// machine form, for JSON and CSV.
-pub fn format_time_ms(ms: i64) -> String {
-    match DateTime::<Utc>::from_timestamp_millis(ms) {
-        Some(at) => at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        None => ms.to_string(),
-    }
-}
+pub use crate::model::time::{format_time_ms, now_ms};
 
 /// RFC 3339 UTC, with a fraction only when there is one: "2024-05-01T22:00:00Z". The human form,
 /// for tables (Kubernetes' own times have whole seconds).

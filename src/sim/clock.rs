@@ -19,22 +19,13 @@ pub fn format_secs(at_ms: i64) -> String {
 }
 
 /// The ground truth's time format: RFC 3339 UTC with milliseconds.
-pub fn format_millis(at_ms: i64) -> String {
-    to_datetime(at_ms).to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use crate::model::time::format_time_ms as format_millis;
 
-/// Parses an RFC 3339 time (any offset) into Unix milliseconds.
+/// Parses an RFC 3339 time (any offset) into Unix milliseconds, with a message for users.
 pub fn parse_rfc3339_ms(s: &str) -> Result<i64, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|err| {
-            format!("invalid time {s:?} ({err}); expected RFC 3339 such as 2026-01-02T03:04:05Z")
-        })
-}
-
-/// The wall clock in Unix milliseconds (only used to pick a default start time).
-pub fn wall_now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+    crate::model::time::parse_rfc3339_ms(s).ok_or_else(|| {
+        format!("invalid time {s:?}; expected RFC 3339 such as 2026-01-02T03:04:05Z")
+    })
 }
 
 fn to_datetime(ms: i64) -> DateTime<Utc> {

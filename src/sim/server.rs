@@ -19,7 +19,7 @@ use super::runner::Engine;
 use super::scenario::{Scenario, ScenarioConfig};
 use super::store::Store;
 use super::truth::TruthWriter;
-use super::{SimConfig, SimStats, clock, kubeconfig};
+use super::{SimConfig, SimStats, kubeconfig};
 
 /// A running simulator. Dropping it without [`SimHandle::shutdown`] stops the engine too, but
 /// only `shutdown` waits for the server to close.
@@ -49,7 +49,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
     };
     let scenario_config = ScenarioConfig {
         seed: config.seed,
-        start_ms: config.start_ms.unwrap_or_else(clock::wall_now_ms),
+        start_ms: config.start_ms.unwrap_or_else(crate::model::time::now_ms),
         nodes: config.nodes,
         pods: config.pods,
         churn_per_sec: config.churn_per_sec,
