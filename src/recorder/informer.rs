@@ -98,7 +98,6 @@ const CATCH_UP: Duration = Duration::from_secs(2);
 struct ListProgress {
     /// "pod" or "node", for messages.
     what: &'static str,
-    listing: bool,
     listed_once: bool,
     count: usize,
     /// The stream failed since its last event; the next event starts a catch-up.
@@ -111,7 +110,6 @@ impl ListProgress {
     fn new(what: &'static str) -> Self {
         ListProgress {
             what,
-            listing: false,
             listed_once: false,
             count: 0,
             failed: false,
@@ -119,10 +117,40 @@ impl ListProgress {
         }
     }
 
-    /// A (re)list reconciles everything, so whatever a failed watch missed is caught up by it.
-    fn relisting(&mut self) {
+    /// A (re)list begins. It reconciles everything, so whatever a failed watch missed is caught
+    /// up by it: no catch-up marking afterwards.
+    fn begin_list(&mut self, relists: &AtomicU64) {
         self.failed = false;
         self.catch_up_until = None;
+        self.count = 0;
+        if self.listed_once {
+            relists.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "{} watch: relisting (the watch could not resume)",
+                self.what
+            );
+        }
+    }
+
+    /// A (re)list is done; `gone` objects were absent from it.
+    fn end_list(&mut self, gone: usize, started: Instant) {
+        if self.listed_once {
+            tracing::info!(
+                listed = self.count,
+                deleted_while_away = gone,
+                "{} relist done",
+                self.what
+            );
+        } else {
+            tracing::info!(
+                listed = self.count,
+                deleted_while_away = gone,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "initial {} list done",
+                self.what
+            );
+        }
+        self.listed_once = true;
     }
 
     /// How to treat a live (non-list) event arriving now.
@@ -199,13 +227,7 @@ impl Loop {
         let now = now_ms();
         match event {
             Event::Init => {
-                self.pods.relisting();
-                self.pods.listing = true;
-                self.pods.count = 0;
-                if self.pods.listed_once {
-                    self.stats.relists.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!("pod watch: relisting (the watch could not resume)");
-                }
+                self.pods.begin_list(&self.stats.relists);
                 self.cache.begin_pod_relist();
             }
             Event::InitApply(pod) => {
@@ -217,22 +239,7 @@ impl Loop {
                 let gone = self
                     .cache
                     .end_pod_relist(Observation::recovered(now), &mut self.batch);
-                self.pods.listing = false;
-                if !self.pods.listed_once {
-                    tracing::info!(
-                        pods = self.pods.count,
-                        deleted_while_away = gone,
-                        elapsed_ms = self.started.elapsed().as_millis() as u64,
-                        "initial pod list done"
-                    );
-                } else {
-                    tracing::info!(
-                        pods = self.pods.count,
-                        deleted_while_away = gone,
-                        "pod relist done"
-                    );
-                }
-                self.pods.listed_once = true;
+                self.pods.end_list(gone, self.started);
                 self.after_list();
             }
             Event::Apply(pod) => {
@@ -255,13 +262,7 @@ impl Loop {
         let now = now_ms();
         match event {
             Event::Init => {
-                self.nodes.relisting();
-                self.nodes.listing = true;
-                self.nodes.count = 0;
-                if self.nodes.listed_once {
-                    self.stats.relists.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!("node watch: relisting (the watch could not resume)");
-                }
+                self.nodes.begin_list(&self.stats.relists);
                 self.cache.begin_node_relist();
             }
             Event::InitApply(node) => {
@@ -273,16 +274,7 @@ impl Loop {
                 let gone = self
                     .cache
                     .end_node_relist(Observation::recovered(now), &mut self.batch);
-                self.nodes.listing = false;
-                if !self.nodes.listed_once {
-                    tracing::info!(
-                        nodes = self.nodes.count,
-                        deleted_while_away = gone,
-                        elapsed_ms = self.started.elapsed().as_millis() as u64,
-                        "initial node list done"
-                    );
-                }
-                self.nodes.listed_once = true;
+                self.nodes.end_list(gone, self.started);
                 self.after_list();
             }
             Event::Apply(node) => {
