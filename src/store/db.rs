@@ -165,24 +165,25 @@ fn configure_writer(conn: &mut Connection, version: i64, path: &Path) -> Result<
     migrate(conn, version, path)
 }
 
+/// Readers and the pruner never create a database: a missing file is [`StoreError::Missing`].
+fn require_existing(path: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::Missing(path.to_path_buf())),
+        Err(source) => Err(StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// Opens an existing database for maintenance (`kubetrail prune`) while a recorder may be
 /// writing to it: the same checks, pragmas and migrations as [`open_for_writing`], but without
 /// the writer lock, since SQLite's own locking (and the busy timeout) serialises the two
 /// writers transaction by transaction. Never creates a file, and refuses one without a
 /// kubetrail schema or with a newer one.
 pub fn open_for_maintenance(path: &Path) -> Result<Connection, StoreError> {
-    match std::fs::metadata(path) {
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(StoreError::Missing(path.to_path_buf()));
-        }
-        Err(source) => {
-            return Err(StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    }
+    require_existing(path)?;
     let sqlite = |source| StoreError::Sqlite {
         path: path.to_path_buf(),
         source,
@@ -260,18 +261,7 @@ fn migrate(conn: &mut Connection, from: i64, path: &Path) -> Result<(), StoreErr
 /// A pool of read-only connections. Never creates or modifies the file: a missing database is an
 /// error, and WAL lets these readers run while the recorder writes.
 pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError> {
-    match std::fs::metadata(path) {
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(StoreError::Missing(path.to_path_buf()));
-        }
-        Err(source) => {
-            return Err(StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    }
+    require_existing(path)?;
     let manager = SqliteConnectionManager::file(path)
         .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_init(|c| c.busy_timeout(BUSY_TIMEOUT));
