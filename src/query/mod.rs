@@ -14,6 +14,7 @@ pub mod error;
 pub mod history;
 pub mod nodes;
 pub mod pods;
+pub mod sql;
 pub mod time;
 pub mod transitions;
 pub mod utilisation;

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::error::QueryError;
 use super::selector::LabelSelector;
+use super::sql::Conditions;
 use super::time::{Window, format_duration_ms, format_time_ms, format_time_short};
 use crate::model::Phase;
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
@@ -155,38 +156,34 @@ pub fn for_each_pod(
                 memory_request_bytes, cpu_limit_millis, memory_limit_bytes, labels
          FROM pods",
     );
-    let mut conditions: Vec<String> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let mut param = |value: Value| {
-        params.push(value);
-        format!("?{}", params.len())
-    };
+    let mut w = Conditions::default();
     if let Some(ns) = &filter.namespace {
-        conditions.push(format!("namespace = {}", param(Value::Text(ns.clone()))));
+        let p = w.param(Value::Text(ns.clone()));
+        w.push(format!("namespace = {p}"));
     }
     if let Some(node) = &filter.node {
-        conditions.push(format!("node = {}", param(Value::Text(node.clone()))));
+        let p = w.param(Value::Text(node.clone()));
+        w.push(format!("node = {p}"));
     }
     if let Some(phase) = filter.phase {
-        conditions.push(format!("phase = {}", param(Value::Integer(phase.code()))));
+        let p = w.param(Value::Integer(phase.code()));
+        w.push(format!("phase = {p}"));
     }
     if let Some(until) = filter.window.until_ms {
-        conditions.push(format!("created_at_ms < {}", param(Value::Integer(until))));
+        let p = w.param(Value::Integer(until));
+        w.push(format!("created_at_ms < {p}"));
     }
     if let Some(since) = filter.window.since_ms {
         // "Alive after `since`" = open, or deleted after it. Written as a union of the two
         // partial indexes (`pods_open`, `pods_by_deleted`), so "the last hour" reads the tens of
         // thousands of pods alive then instead of every pod ever created.
-        let p = param(Value::Integer(since));
-        conditions.push(format!(
+        let p = w.param(Value::Integer(since));
+        w.push(format!(
             "id IN (SELECT id FROM pods WHERE deleted_at_ms IS NULL
                     UNION ALL SELECT id FROM pods WHERE deleted_at_ms > {p})"
         ));
     }
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
+    let params = w.finish(&mut sql);
     sql.push_str(" ORDER BY created_at_ms, id");
 
     let mut stmt = conn.prepare(&sql)?;

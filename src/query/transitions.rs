@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::error::QueryError;
 use super::selector::LabelSelector;
+use super::sql::Conditions;
 use super::time::{Window, format_time_ms, format_time_short};
 use crate::model::{Phase, Subject, TransitionKind};
 use crate::output::Record;
@@ -310,63 +311,58 @@ pub fn for_each_transition(
              LEFT JOIN nodes n ON n.id = t.node_id",
         ),
     }
-    let mut conditions: Vec<String> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let mut param = |value: Value| {
-        params.push(value);
-        format!("?{}", params.len())
-    };
+    let mut w = Conditions::default();
     if let Some(pod_id) = filter.pod_id {
-        conditions.push(format!("t.pod_id = {}", param(Value::Integer(pod_id))));
+        let p = w.param(Value::Integer(pod_id));
+        w.push(format!("t.pod_id = {p}"));
     }
     if !filter.kinds.is_empty() {
         let list: Vec<String> = filter
             .kinds
             .iter()
-            .map(|k| param(Value::Integer(k.code())))
+            .map(|k| w.param(Value::Integer(k.code())))
             .collect();
-        conditions.push(format!("t.kind IN ({})", list.join(", ")));
+        w.push(format!("t.kind IN ({})", list.join(", ")));
     }
     if !filter.reasons.is_empty() {
         let list: Vec<String> = filter
             .reasons
             .iter()
-            .map(|r| param(Value::Text(r.clone())))
+            .map(|r| w.param(Value::Text(r.clone())))
             .collect();
-        conditions.push(format!("t.reason IN ({})", list.join(", ")));
+        w.push(format!("t.reason IN ({})", list.join(", ")));
     }
     if let (Some(ns), true) = (&filter.namespace, pods) {
-        let p = param(Value::Text(ns.clone()));
+        let p = w.param(Value::Text(ns.clone()));
         // `+` keeps the planner off `pods_by_name` when the window is the smaller set.
         let column = if window_is_narrower(conn, filter, ns)? {
             "+p.namespace"
         } else {
             "p.namespace"
         };
-        conditions.push(if nodes {
+        w.push(if nodes {
             format!("(t.pod_id IS NULL OR {column} = {p})")
         } else {
             format!("{column} = {p}")
         });
     }
     if let Some(node) = &filter.node {
-        let p = param(Value::Text(node.clone()));
-        conditions.push(match (pods, nodes) {
+        let p = w.param(Value::Text(node.clone()));
+        w.push(match (pods, nodes) {
             (true, false) => format!("p.node = {p}"),
             (false, true) => format!("n.name = {p}"),
             _ => format!("(p.node = {p} OR n.name = {p})"),
         });
     }
     if let Some(since) = filter.window.since_ms {
-        conditions.push(format!("t.at_ms >= {}", param(Value::Integer(since))));
+        let p = w.param(Value::Integer(since));
+        w.push(format!("t.at_ms >= {p}"));
     }
     if let Some(until) = filter.window.until_ms {
-        conditions.push(format!("t.at_ms < {}", param(Value::Integer(until))));
+        let p = w.param(Value::Integer(until));
+        w.push(format!("t.at_ms < {p}"));
     }
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
+    let params = w.finish(&mut sql);
     sql.push_str(" ORDER BY t.at_ms, t.id");
 
     let mut stmt = conn.prepare(&sql)?;
