@@ -120,23 +120,21 @@ async fn main() {
                 cache.flush_usage(i as i64, &mut batch);
                 let full = std::mem::take(&mut batch);
                 writer
-                    .sender
                     .send(WriteMsg::Rows {
                         batch: full,
                         since: Instant::now(),
                     })
                     .await
-                    .unwrap();
+                    .unwrap_or_else(|_| panic!("writer stopped"));
             }
         }
         writer
-            .sender
             .send(WriteMsg::Rows {
                 batch,
                 since: Instant::now(),
             })
             .await
-            .unwrap();
+            .unwrap_or_else(|_| panic!("writer stopped"));
         drop(writer.finish().await);
         let total = started.elapsed();
         let rate = |d: Duration| events.len() as f64 / d.as_secs_f64();
@@ -145,7 +143,7 @@ async fn main() {
             rate(decode),
             bytes as f64 / 1e6 / decode.as_secs_f64(),
             rate(total),
-            stats.transitions.load(std::sync::atomic::Ordering::Relaxed)
+            stats.transitions_total()
         );
         decode_rates.push(rate(decode));
         pipeline_rates.push(rate(total));

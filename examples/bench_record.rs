@@ -50,10 +50,13 @@ fn http(addr: &str, method: &str, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The sum of a metric's samples over all its label sets.
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+        .filter_map(|l| l.strip_prefix(name))
+        .filter(|rest| rest.starts_with([' ', '{']))
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn status_kb(pid: u32, field: &str) -> u64 {
@@ -172,13 +175,11 @@ fn one_run(pods: usize, nodes: usize, churn_secs: u64, dir: &Path) -> Run {
     let after = http(&metrics_addr, "GET", "/metrics");
     let secs = started.elapsed().as_secs_f64();
     http(&sim_addr, "POST", "/_sim/pause");
-    let events = |t: &str| {
-        metric(t, "kubetrail_pod_events_total") + metric(t, "kubetrail_node_events_total")
-    };
+    let events = |t: &str| metric(t, "kubetrail_watch_events_total");
     let events_per_s = (events(&after) - events(&before)) / secs;
     let transitions = |t: &str| metric(t, "kubetrail_transitions_written_total");
     let transitions_per_s = (transitions(&after) - transitions(&before)) / secs;
-    let lag_ms = metric(&after, "kubetrail_write_lag_milliseconds");
+    let lag_ms = metric(&after, "kubetrail_write_lag_seconds") * 1000.0;
 
     let _ = Command::new("kill")
         .arg("-TERM")

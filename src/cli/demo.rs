@@ -3,7 +3,6 @@
 //! wrote, printing each command so the reader can run it again.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -121,9 +120,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 progress.set_position(started.elapsed().as_secs().min(duration.as_secs()));
                 progress.set_message(format!(
                     "{} events, {} transitions written",
-                    stats.pod_events.load(Ordering::Relaxed)
-                        + stats.node_events.load(Ordering::Relaxed),
-                    stats.writer.transitions.load(Ordering::Relaxed)
+                    stats.events_total(),
+                    stats.writer.transitions_total()
                 ));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -134,7 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     progress.finish_and_clear();
     drop(outcome.handle);
     sim.shutdown().await?;
-    let transitions = outcome.stats.writer.transitions.load(Ordering::Relaxed);
+    let transitions = outcome.stats.writer.transitions_total();
     println!("Recorded {transitions} transitions.\n");
 
     let db_arg = db.display().to_string();

@@ -49,9 +49,18 @@ pub struct Args {
     /// at the cost of larger responses.
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
     pub page_size: u32,
-    /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve /healthz, /readyz and Prometheus /metrics at this address (IP:PORT, or :PORT for
+    /// every interface). Off by default.
+    #[arg(long, value_name = "ADDR", value_parser = listen_addr)]
     pub metrics_addr: Option<SocketAddr>,
+    /// /readyz fails when the oldest rows waiting for a commit are older than this, or when a
+    /// watch has been failing (the API server unreachable or refusing) this long.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = duration)]
+    pub unready_after: Duration,
+    /// Do not watch nodes: for an identity that may only read pods in its namespace (see
+    /// deploy/kubernetes/kubetrail-namespaced.yaml). Node utilisation is then not recorded.
+    #[arg(long)]
+    pub no_nodes: bool,
     #[command(flatten)]
     pub retention: crate::retention::RetentionArgs,
 }
@@ -59,6 +68,17 @@ pub struct Args {
 /// Validated up front, so a typo is a usage error and not a watch that fails forever.
 fn selector(s: &str) -> Result<String, String> {
     LabelSelector::parse(s).map(|_| s.to_string())
+}
+
+/// `IP:PORT`, or `:PORT` for every interface (as Go servers take it).
+fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_string(),
+    };
+    full.parse().map_err(|_| {
+        format!("{s:?} is not an address to listen on; give IP:PORT such as 127.0.0.1:9090, or :9090 for every interface")
+    })
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -75,6 +95,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let retention = args.retention.schedule()?;
     // The cluster config first: a bad kubeconfig must not leave a new empty database behind.
     let (client, url) = kube_client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    // Bound before the database is opened: a busy port must not leave a new empty file behind.
+    let listener = match args.metrics_addr {
+        Some(addr) => Some(recorder::http::bind(addr).await?),
+        None => None,
+    };
     let handle = store::open_for_writing(&args.db)?;
     let config = RecorderConfig {
         namespace: args.namespace.clone(),
@@ -84,13 +109,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         server: url.clone(),
         watch_timeout: args.watch_timeout,
         page_size: args.page_size,
+        watch_nodes: !args.no_nodes,
         ..Default::default()
     };
     let recorder =
         crate::retention::periodic::attach(Recorder::new(client, handle, config), retention);
-    if let Some(addr) = args.metrics_addr {
-        let bound = recorder::metrics::serve(addr, recorder.stats()).await?;
-        tracing::info!("metrics at http://{bound}/metrics");
+    if let Some(listener) = listener {
+        let endpoint = recorder::http::Endpoint {
+            stats: recorder.stats(),
+            db: args.db.clone(),
+            unready_after: args.unready_after,
+        };
+        let bound = recorder::http::serve(listener, endpoint)?;
+        tracing::info!("serving http://{bound}/metrics, /healthz and /readyz");
     }
     tracing::info!(
         server = %url,
@@ -105,8 +136,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("recorder failed")?;
     let w = &outcome.stats.writer;
     tracing::info!(
-        transitions = w.transitions.load(std::sync::atomic::Ordering::Relaxed),
-        rows = w.rows.load(std::sync::atomic::Ordering::Relaxed),
+        transitions = w.transitions_total(),
+        rows = w.rows.get(),
         "stopped; everything received is committed"
     );
     Ok(())

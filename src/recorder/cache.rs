@@ -126,6 +126,15 @@ impl Cache {
         self.pods.len()
     }
 
+    /// Whether a pod with this uid is cached (so an update for it is a modification).
+    pub fn has_pod(&self, uid: &str) -> bool {
+        self.pods.contains_key(uid)
+    }
+
+    pub fn has_node(&self, name: &str) -> bool {
+        self.nodes.get(name).is_some_and(|n| n.state.is_some())
+    }
+
     pub fn node_count(&self) -> usize {
         self.nodes.values().filter(|n| n.state.is_some()).count()
     }

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -18,9 +18,11 @@ use kube::{Api, Client};
 use super::backoff::WatchBackoff;
 use super::cache::Cache;
 use super::detect::Observation;
+use super::health::{describe, error_code, hint, probe};
 use super::objects::{Node, Pod};
 use super::resume::load_open_state;
-use super::writer::{WriteMsg, Writer, WriterStats};
+use super::stats::{EventType, RecorderStats, Resource};
+use super::writer::{WeakWriteSender, WriteMsg, Writer};
 use crate::model::time::now_ms;
 use crate::query::LabelSelector;
 use crate::store::{Batch, WriteHandle};
@@ -46,6 +48,9 @@ pub struct RecorderConfig {
     /// Server-side timeout of each watch request (kube's default is 290 s); the watch is then
     /// resumed from its last resourceVersion.
     pub watch_timeout: Duration,
+    /// Watch nodes too. Off for an identity that may only read pods in one namespace: pods are
+    /// recorded as usual, node utilisation is not.
+    pub watch_nodes: bool,
 }
 
 impl Default for RecorderConfig {
@@ -60,24 +65,9 @@ impl Default for RecorderConfig {
             page_size: 2000,
             server: String::new(),
             watch_timeout: Duration::from_secs(290),
+            watch_nodes: true,
         }
     }
-}
-
-/// Live counters, shared with the status line, /metrics and tests.
-#[derive(Debug, Default)]
-pub struct RecorderStats {
-    pub pod_events: AtomicU64,
-    pub node_events: AtomicU64,
-    pub watch_errors: AtomicU64,
-    pub relists: AtomicU64,
-    pub cached_pods: AtomicU64,
-    pub cached_nodes: AtomicU64,
-    /// Set once both initial lists are done (milliseconds they took).
-    pub initial_list_ms: AtomicU64,
-    /// Set once the rows of both initial lists are committed (milliseconds since start).
-    pub initial_committed_ms: AtomicU64,
-    pub writer: Arc<WriterStats>,
 }
 
 /// Handed back when the recorder stops.
@@ -94,8 +84,12 @@ pub struct RecordOutcome {
 /// pod's deletionTimestamp (when it has one) rather than our clock.
 const CATCH_UP: Duration = Duration::from_secs(2);
 
+/// How often a failing stream's API is probed to learn that it answers again.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
 /// The state of one of the two watch streams.
 struct ListProgress {
+    resource: Resource,
     /// "pod" or "node", for messages.
     what: &'static str,
     listed_once: bool,
@@ -107,9 +101,13 @@ struct ListProgress {
 }
 
 impl ListProgress {
-    fn new(what: &'static str) -> Self {
+    fn new(resource: Resource) -> Self {
         ListProgress {
-            what,
+            resource,
+            what: match resource {
+                Resource::Pods => "pod",
+                Resource::Nodes => "node",
+            },
             listed_once: false,
             count: 0,
             failed: false,
@@ -119,12 +117,12 @@ impl ListProgress {
 
     /// A (re)list begins. It reconciles everything, so whatever a failed watch missed is caught
     /// up by it: no catch-up marking afterwards.
-    fn begin_list(&mut self, relists: &AtomicU64) {
+    fn begin_list(&mut self, stats: &RecorderStats) {
         self.failed = false;
         self.catch_up_until = None;
         self.count = 0;
         if self.listed_once {
-            relists.fetch_add(1, Ordering::Relaxed);
+            stats.count_relist(self.resource);
             tracing::info!(
                 "{} watch: relisting (the watch could not resume)",
                 self.what
@@ -133,7 +131,11 @@ impl ListProgress {
     }
 
     /// A (re)list is done; `gone` objects were absent from it.
-    fn end_list(&mut self, gone: usize, started: Instant) {
+    fn end_list(&mut self, gone: usize, started: Instant, stats: &RecorderStats) {
+        stats
+            .stream(self.resource)
+            .listed
+            .store(true, Ordering::Relaxed);
         if self.listed_once {
             tracing::info!(
                 listed = self.count,
@@ -153,6 +155,27 @@ impl ListProgress {
         self.listed_once = true;
     }
 
+    /// Every event the stream yields, before it is handled: the stream works.
+    fn healthy(&self, stats: &RecorderStats) {
+        came_back(stats, self.resource);
+    }
+
+    /// The stream yielded an error; kube-runtime retries it after our backoff.
+    fn error(&mut self, err: &watcher::Error, stats: &RecorderStats, server: &str) {
+        self.failed = true;
+        let code = error_code(err);
+        stats.count_error(self.resource, &code);
+        let error = describe(err);
+        tracing::warn!(
+            server,
+            %error,
+            "{} watch failed; retrying with backoff{}",
+            self.what,
+            hint(&code, self.resource)
+        );
+        stats.stream(self.resource).fail(now_ms(), error);
+    }
+
     /// How to treat a live (non-list) event arriving now.
     fn observe(&mut self, now_ms: i64) -> Observation {
         if self.failed {
@@ -168,6 +191,40 @@ impl ListProgress {
             _ => Observation::live(now_ms),
         }
     }
+}
+
+/// Marks a stream healthy; if it was failing, counts and logs that it came back.
+fn came_back(stats: &RecorderStats, resource: Resource) {
+    if stats.stream(resource).recover() {
+        stats.count_restart(resource);
+        tracing::info!(
+            "the API server answers {} requests again",
+            resource.as_str()
+        );
+    }
+}
+
+/// Probes, in the background, the API of every stream that is failing (see [`super::health`]):
+/// a watch resumed on a quiet cluster yields no event to tell us it works.
+fn spawn_probes(
+    stats: &Arc<RecorderStats>,
+    pods: &Api<Pod>,
+    nodes: &Api<Node>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let pods_failing = stats.pods.failing().is_some();
+    let nodes_failing = stats.nodes.failing().is_some();
+    if !pods_failing && !nodes_failing {
+        return None;
+    }
+    let (stats, pods, nodes) = (stats.clone(), pods.clone(), nodes.clone());
+    Some(tokio::spawn(async move {
+        if pods_failing && probe(pods).await {
+            came_back(&stats, Resource::Pods);
+        }
+        if nodes_failing && probe(nodes).await {
+            came_back(&stats, Resource::Nodes);
+        }
+    }))
 }
 
 struct Loop {
@@ -212,7 +269,6 @@ impl Loop {
         let since = self.batch_since.take().unwrap_or_else(Instant::now);
         if self
             .writer
-            .sender
             .send(WriteMsg::Rows { batch, since })
             .await
             .is_err()
@@ -222,12 +278,20 @@ impl Loop {
     }
 
     fn on_pod_event(&mut self, event: Event<Pod>) {
-        self.stats.pod_events.fetch_add(1, Ordering::Relaxed);
+        self.pods.healthy(&self.stats);
         self.note_batch();
         let now = now_ms();
+        let count = |t| self.stats.count_event(Resource::Pods, t);
+        match &event {
+            Event::InitApply(_) => count(EventType::Listed),
+            Event::Apply(pod) if self.cache.has_pod(&pod.state.uid) => count(EventType::Modified),
+            Event::Apply(_) => count(EventType::Added),
+            Event::Delete(_) => count(EventType::Deleted),
+            Event::Init | Event::InitDone => {}
+        }
         match event {
             Event::Init => {
-                self.pods.begin_list(&self.stats.relists);
+                self.pods.begin_list(&self.stats);
                 self.cache.begin_pod_relist();
             }
             Event::InitApply(pod) => {
@@ -239,7 +303,7 @@ impl Loop {
                 let gone = self
                     .cache
                     .end_pod_relist(Observation::recovered(now), &mut self.batch);
-                self.pods.end_list(gone, self.started);
+                self.pods.end_list(gone, self.started, &self.stats);
                 self.after_list();
             }
             Event::Apply(pod) => {
@@ -251,18 +315,26 @@ impl Loop {
                 self.cache.delete_pod(pod, obs, &mut self.batch)
             }
         }
-        self.stats
-            .cached_pods
-            .store(self.cache.pod_count() as u64, Ordering::Relaxed);
+        self.stats.cached_pods.set(self.cache.pod_count() as i64);
     }
 
     fn on_node_event(&mut self, event: Event<Node>) {
-        self.stats.node_events.fetch_add(1, Ordering::Relaxed);
+        self.nodes.healthy(&self.stats);
         self.note_batch();
         let now = now_ms();
+        let count = |t| self.stats.count_event(Resource::Nodes, t);
+        match &event {
+            Event::InitApply(_) => count(EventType::Listed),
+            Event::Apply(node) if self.cache.has_node(&node.state.name) => {
+                count(EventType::Modified)
+            }
+            Event::Apply(_) => count(EventType::Added),
+            Event::Delete(_) => count(EventType::Deleted),
+            Event::Init | Event::InitDone => {}
+        }
         match event {
             Event::Init => {
-                self.nodes.begin_list(&self.stats.relists);
+                self.nodes.begin_list(&self.stats);
                 self.cache.begin_node_relist();
             }
             Event::InitApply(node) => {
@@ -274,7 +346,7 @@ impl Loop {
                 let gone = self
                     .cache
                     .end_node_relist(Observation::recovered(now), &mut self.batch);
-                self.nodes.end_list(gone, self.started);
+                self.nodes.end_list(gone, self.started, &self.stats);
                 self.after_list();
             }
             Event::Apply(node) => {
@@ -286,9 +358,7 @@ impl Loop {
                 self.cache.delete_node(node, obs, &mut self.batch)
             }
         }
-        self.stats
-            .cached_nodes
-            .store(self.cache.node_count() as u64, Ordering::Relaxed);
+        self.stats.cached_nodes.set(self.cache.node_count() as i64);
     }
 
     fn after_list(&mut self) {
@@ -320,26 +390,21 @@ impl Loop {
                 .store(ms.max(1), Ordering::Relaxed);
             tracing::info!(
                 elapsed_ms = ms,
-                rows = stats.writer.rows.load(Ordering::Relaxed),
+                rows = stats.writer.rows.get(),
                 "initial list committed to the database"
             );
         };
-        let _ = self
-            .writer
-            .sender
-            .send(WriteMsg::Maintenance(Box::new(job)))
-            .await;
+        let _ = self.writer.send(WriteMsg::Maintenance(Box::new(job))).await;
     }
 
     fn status_line(&self, events_before: u64, interval: Duration) -> u64 {
-        let events = self.stats.pod_events.load(Ordering::Relaxed)
-            + self.stats.node_events.load(Ordering::Relaxed);
+        let events = self.stats.events_total();
         let w = &self.stats.writer;
         tracing::info!(
             events_per_sec = ((events - events_before) as f64 / interval.as_secs_f64()).round(),
-            rows_written = w.rows.load(Ordering::Relaxed),
-            transitions = w.transitions.load(Ordering::Relaxed),
-            write_lag_ms = w.last_lag_ms.load(Ordering::Relaxed),
+            rows_written = w.rows.get(),
+            transitions = w.transitions_total(),
+            write_lag_ms = (w.last_lag_seconds.get() * 1000.0).round() as u64,
             pods = self.cache.pod_count(),
             nodes = self.cache.node_count(),
             "status"
@@ -349,7 +414,7 @@ impl Loop {
 }
 
 /// Receives a weak sender of the writer's channel once the writer has started.
-type WriterHook = Box<dyn FnOnce(tokio::sync::mpsc::WeakSender<WriteMsg>) + Send>;
+type WriterHook = Box<dyn FnOnce(WeakWriteSender) + Send>;
 
 /// A recorder ready to run: `stats()` can be read (by tests, the demo, /metrics) while it runs.
 pub struct Recorder {
@@ -376,7 +441,7 @@ impl Recorder {
     /// retention). Weak, so it never keeps the writer alive when the recorder stops.
     pub fn on_writer_started(
         mut self,
-        hook: impl FnOnce(tokio::sync::mpsc::WeakSender<WriteMsg>) + Send + 'static,
+        hook: impl FnOnce(WeakWriteSender) + Send + 'static,
     ) -> Self {
         self.on_writer_started = Some(Box::new(hook));
         self
@@ -429,7 +494,7 @@ async fn record(
     // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.
     let writer = Writer::spawn(handle, 16, stats.writer.clone());
     if let Some(hook) = on_writer_started {
-        hook(writer.sender.downgrade());
+        hook(writer.weak_sender());
     }
 
     let pod_api: Api<Pod> = match &config.namespace {
@@ -444,17 +509,22 @@ async fn record(
     if let Some(selector) = &config.label_selector {
         watch_config = watch_config.labels(selector);
     }
-    let mut pod_events = watcher::watcher(pod_api, watch_config)
+    let mut pod_events = watcher::watcher(pod_api.clone(), watch_config)
         .backoff(WatchBackoff::default())
         .boxed();
-    let mut node_events = watcher::watcher(
-        node_api,
-        watcher::Config::default()
-            .page_size(config.page_size)
-            .timeout(timeout),
-    )
-    .backoff(WatchBackoff::default())
-    .boxed();
+    let mut node_events = if config.watch_nodes {
+        watcher::watcher(
+            node_api.clone(),
+            watcher::Config::default()
+                .page_size(config.page_size)
+                .timeout(timeout),
+        )
+        .backoff(WatchBackoff::default())
+        .boxed()
+    } else {
+        tracing::info!("not watching nodes (--no-nodes): node utilisation is not recorded");
+        futures::stream::pending().boxed()
+    };
 
     let mut state = Loop {
         cache,
@@ -462,12 +532,20 @@ async fn record(
         batch_since: None,
         writer,
         stats: stats.clone(),
-        pods: ListProgress::new("pod"),
-        nodes: ListProgress::new("node"),
+        pods: ListProgress::new(Resource::Pods),
+        nodes: ListProgress::new(Resource::Nodes),
         started: Instant::now(),
         committed_marker: false,
         usage_flushed: Instant::now(),
     };
+    if !config.watch_nodes {
+        // Nothing to list: the initial list is the pods' alone.
+        state.nodes.listed_once = true;
+        stats.nodes.listed.store(true, Ordering::Relaxed);
+    }
+    let mut probe_tick = tokio::time::interval(PROBE_EVERY);
+    probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut probing: Option<tokio::task::JoinHandle<()>> = None;
     let mut flush_tick = tokio::time::interval(config.flush_interval);
     let mut keyframe_tick = tokio::time::interval(config.snapshot_interval);
     keyframe_tick.tick().await; // the first tick is immediate; the list makes the first rows
@@ -482,20 +560,17 @@ async fn record(
             () = &mut shutdown => break,
             Some(event) = pod_events.next() => match event {
                 Ok(event) => state.on_pod_event(event),
-                Err(err) => {
-                    stats.watch_errors.fetch_add(1, Ordering::Relaxed);
-                    state.pods.failed = true;
-                    tracing::warn!(server = %config.server, error = %err, "pod watch failed; retrying with backoff");
-                }
+                Err(err) => state.pods.error(&err, &stats, &config.server),
             },
             Some(event) = node_events.next() => match event {
                 Ok(event) => state.on_node_event(event),
-                Err(err) => {
-                    stats.watch_errors.fetch_add(1, Ordering::Relaxed);
-                    state.nodes.failed = true;
-                    tracing::warn!(server = %config.server, error = %err, "node watch failed; retrying with backoff");
-                }
+                Err(err) => state.nodes.error(&err, &stats, &config.server),
             },
+            _ = probe_tick.tick() => {
+                if probing.as_ref().is_none_or(|p| p.is_finished()) {
+                    probing = spawn_probes(&stats, &pod_api, &node_api);
+                }
+            }
             _ = flush_tick.tick() => state.flush(false).await,
             _ = keyframe_tick.tick() => {
                 state.cache.keyframes(now_ms(), &mut state.batch);
@@ -512,6 +587,9 @@ async fn record(
             state.committed_marker = false;
             state.send_committed_marker().await;
         }
+    }
+    if let Some(p) = probing {
+        p.abort();
     }
     tracing::info!("stopping: committing what was received");
     state.flush(true).await;

@@ -10,16 +10,21 @@
 //! - [`informer`]: the event loop over the watch streams.
 //! - [`backoff`]: how fast the watchers retry.
 //! - [`writer`]: the single batched writer thread.
-//! - [`metrics`]: `/metrics` and `/healthz`.
+//! - [`stats`]: the live figures, kept as Prometheus metrics.
+//! - [`health`]: the readiness checks and the API probe.
+//! - [`http`]: `--metrics-addr`'s `/healthz`, `/readyz` and `/metrics`.
 
 pub mod backoff;
 pub mod cache;
 pub mod detect;
+pub mod health;
+pub mod http;
 pub mod informer;
-pub mod metrics;
 pub mod objects;
 pub mod resume;
 pub mod state;
+pub mod stats;
 pub mod writer;
 
-pub use informer::{RecordOutcome, Recorder, RecorderConfig, RecorderStats};
+pub use informer::{RecordOutcome, Recorder, RecorderConfig};
+pub use stats::RecorderStats;

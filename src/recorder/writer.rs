@@ -7,13 +7,15 @@
 //! instead of losing history.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
+pub use super::stats::WriterStats;
+use crate::model::time::now_ms;
 use crate::store::{Batch, WriteHandle, write_batch};
 
 /// Most rows merged into one transaction; bounds commit latency and memory.
@@ -27,20 +29,8 @@ pub enum WriteMsg {
     Maintenance(Box<dyn FnOnce(&mut Connection) + Send>),
 }
 
-/// Counters the writer keeps for the status line and /metrics.
-#[derive(Debug, Default)]
-pub struct WriterStats {
-    pub commits: AtomicU64,
-    pub rows: AtomicU64,
-    pub transitions: AtomicU64,
-    pub duplicates_ignored: AtomicU64,
-    /// Time from receiving an event to committing it, for the most recent commit.
-    pub last_lag_ms: AtomicU64,
-    pub failed_commits: AtomicU64,
-}
-
 pub struct Writer {
-    pub sender: mpsc::Sender<WriteMsg>,
+    sender: mpsc::Sender<WriteMsg>,
     pub stats: Arc<WriterStats>,
     thread: JoinHandle<WriteHandle>,
 }
@@ -61,6 +51,20 @@ impl Writer {
         }
     }
 
+    /// Queues a message, waiting while the channel is full (backpressure). Fails only when the
+    /// writer thread has stopped.
+    pub async fn send(&self, msg: WriteMsg) -> Result<(), WriteMsg> {
+        send_counted(&self.sender, &self.stats, msg).await
+    }
+
+    /// A sender that does not keep the writer alive (for periodic retention).
+    pub fn weak_sender(&self) -> WeakWriteSender {
+        WeakWriteSender {
+            sender: self.sender.downgrade(),
+            stats: self.stats.clone(),
+        }
+    }
+
     /// Closes the channel, waits until everything sent has been committed, and gives the
     /// database handle back (still locked).
     pub async fn finish(self) -> WriteHandle {
@@ -73,6 +77,35 @@ impl Writer {
     }
 }
 
+/// A weak handle on the writer's channel: sending fails once the writer has stopped.
+#[derive(Clone)]
+pub struct WeakWriteSender {
+    sender: mpsc::WeakSender<WriteMsg>,
+    stats: Arc<WriterStats>,
+}
+
+impl WeakWriteSender {
+    pub async fn send(&self, msg: WriteMsg) -> Result<(), WriteMsg> {
+        match self.sender.upgrade() {
+            Some(sender) => send_counted(&sender, &self.stats, msg).await,
+            None => Err(msg),
+        }
+    }
+}
+
+/// Sends and counts the message in the queue-depth gauge (the writer counts it out).
+async fn send_counted(
+    sender: &mpsc::Sender<WriteMsg>,
+    stats: &WriterStats,
+    msg: WriteMsg,
+) -> Result<(), WriteMsg> {
+    stats.queue_depth.inc();
+    sender.send(msg).await.map_err(|e| {
+        stats.queue_depth.dec();
+        e.0
+    })
+}
+
 fn run(
     mut handle: WriteHandle,
     mut receiver: mpsc::Receiver<WriteMsg>,
@@ -83,7 +116,10 @@ fn run(
         let first = match pending.take() {
             Some(msg) => msg,
             None => match receiver.blocking_recv() {
-                Some(msg) => msg,
+                Some(msg) => {
+                    stats.queue_depth.dec();
+                    msg
+                }
                 None => return handle, // channel closed and drained
             },
         };
@@ -99,8 +135,12 @@ fn run(
             match receiver.try_recv() {
                 Ok(WriteMsg::Rows {
                     batch: mut more, ..
-                }) => batch.append(&mut more),
+                }) => {
+                    stats.queue_depth.dec();
+                    batch.append(&mut more)
+                }
                 Ok(maintenance) => {
+                    stats.queue_depth.dec();
                     pending = Some(maintenance);
                     break;
                 }
@@ -113,25 +153,35 @@ fn run(
 
 /// Commits, retrying with backoff until it succeeds: history is never dropped.
 fn commit(conn: &mut Connection, batch: &Batch, since: Instant, stats: &WriterStats) {
+    // The batch being committed holds the oldest rows not yet on disk: /readyz measures the
+    // writer's lag from here, so a commit stuck in retries makes the recorder unready.
+    let received_ms = now_ms() - since.elapsed().as_millis() as i64;
+    stats
+        .pending_since_ms
+        .store(received_ms.max(1), Ordering::Relaxed);
+    let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
         match write_batch(conn, batch) {
             Ok(done) => {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.rows.fetch_add(done.rows as u64, Ordering::Relaxed);
-                stats
-                    .transitions
-                    .fetch_add(done.transitions_inserted as u64, Ordering::Relaxed);
+                stats.commits.inc();
+                stats.rows.inc_by(done.rows as u64);
+                for (kind, n) in &done.inserted_by_kind {
+                    stats.count_transitions(*kind, *n);
+                }
                 stats
                     .duplicates_ignored
-                    .fetch_add(done.transitions_ignored as u64, Ordering::Relaxed);
+                    .inc_by(done.transitions_ignored as u64);
                 stats
-                    .last_lag_ms
-                    .store(since.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                stats.last_lag_seconds.set(since.elapsed().as_secs_f64());
+                stats.last_commit_seconds.set(now_ms() as f64 / 1000.0);
+                stats.pending_since_ms.store(0, Ordering::Relaxed);
                 return;
             }
             Err(err) => {
-                stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+                stats.failed_commits.inc();
                 tracing::error!(error = %err, rows = batch.len(), retry_in = ?delay,
                     "cannot commit to the database; keeping the rows and retrying");
                 std::thread::sleep(delay);

@@ -13,14 +13,14 @@
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::pass::{Pass, PassReport, Step};
 use super::policy::Policy;
 use crate::model::time::now_ms;
 use crate::recorder::Recorder;
-use crate::recorder::writer::WriteMsg;
+use crate::recorder::writer::{WeakWriteSender, WriteMsg};
 
 /// The first pass runs this soon after start (or after the interval, if shorter), so a
 /// recorder that is restarted often still applies its policy.
@@ -28,11 +28,7 @@ const FIRST_PASS_AFTER: Duration = Duration::from_secs(60);
 
 /// Starts periodic retention for a running writer. The returned task ends when the writer's
 /// channel closes; abort it to stop earlier.
-pub fn spawn(
-    writer: mpsc::WeakSender<WriteMsg>,
-    policy: Policy,
-    interval: Duration,
-) -> JoinHandle<()> {
+pub fn spawn(writer: WeakWriteSender, policy: Policy, interval: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         tracing::info!(policy = %policy.describe(), every = ?interval, "retention: periodic passes enabled");
         let mut delay = interval.min(FIRST_PASS_AFTER);
@@ -57,21 +53,19 @@ pub fn spawn(
 
 /// Runs `pass` step by step on the writer thread. None when the writer has gone away.
 pub async fn run_on_writer(
-    writer: &mpsc::WeakSender<WriteMsg>,
+    writer: &WeakWriteSender,
     mut pass: Pass,
 ) -> Option<rusqlite::Result<PassReport>> {
     loop {
-        let sender = writer.upgrade()?;
         let (done_tx, done_rx) = oneshot::channel();
         let job = Box::new(move |conn: &mut Connection| {
             let result = pass.step(conn);
             let _ = done_tx.send((pass, result));
         });
-        if sender.send(WriteMsg::Maintenance(job)).await.is_err() {
+        // The sender is weak, so the writer can shut down while the step waits in its queue.
+        if writer.send(WriteMsg::Maintenance(job)).await.is_err() {
             return None;
         }
-        // Not held while the step runs: the writer must be able to shut down behind it.
-        drop(sender);
         let (returned, result) = done_rx.await.ok()?;
         pass = returned;
         match result {

@@ -4,18 +4,21 @@
 //! Idempotency lives here: transitions are `INSERT OR IGNORE` against the unique key
 //! (subject, kind, seq), so a replayed event or a restarted recorder never duplicates a row.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::rows::{Batch, SubjectUid};
+use crate::model::TransitionKind;
 
 /// What a committed batch did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchStats {
     pub rows: usize,
     /// Transitions that were new.
     pub transitions_inserted: usize,
+    /// The same, by kind (for `kubetrail_transitions_written_total`).
+    pub inserted_by_kind: BTreeMap<TransitionKind, u64>,
     /// Transitions already present (replays); not an error.
     pub transitions_ignored: usize,
 }
@@ -194,6 +197,7 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
             ])?;
             if inserted == 1 {
                 stats.transitions_inserted += 1;
+                *stats.inserted_by_kind.entry(t.kind).or_default() += 1;
             } else {
                 stats.transitions_ignored += 1;
             }
@@ -313,11 +317,16 @@ mod tests {
             (first.transitions_inserted, first.transitions_ignored),
             (1, 0)
         );
+        assert_eq!(
+            first.inserted_by_kind,
+            BTreeMap::from([(TransitionKind::Created, 1)])
+        );
         let again = write_batch(&mut handle.conn, &batch).unwrap();
         assert_eq!(
             (again.transitions_inserted, again.transitions_ignored),
             (0, 1)
         );
+        assert!(again.inserted_by_kind.is_empty(), "a replay is not counted");
         let rows: i64 = handle
             .conn
             .query_row("SELECT count(*) FROM transitions", [], |r| r.get(0))
