@@ -210,3 +210,41 @@ fn a_malformed_label_selector_is_a_usage_error_before_anything_starts() {
     assert_clean_failure(&out, 2, "app in (web");
     assert!(!db.exists());
 }
+
+#[test]
+fn a_metrics_address_in_use_fails_at_startup_before_the_database_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), "http://127.0.0.1:1");
+    let db = dir.path().join("t.db");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = kubetrail(&[
+        "record",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--metrics-addr",
+        &addr,
+    ]);
+    assert_clean_failure(&out, 1, &format!("cannot listen on --metrics-addr {addr}"));
+    assert!(
+        stderr(&out).contains("in use"),
+        "the OS reason is given:\n{}",
+        stderr(&out)
+    );
+    assert!(!db.exists(), "no database is left behind");
+}
+
+#[test]
+fn a_malformed_metrics_address_is_a_usage_error_with_an_example() {
+    for bad in ["localhost", "9090", "127.0.0.1:99999", ":http"] {
+        let out = kubetrail(&["record", "--metrics-addr", bad]);
+        assert_clean_failure(&out, 2, "give IP:PORT such as 127.0.0.1:9090");
+        assert!(
+            stderr(&out).contains(bad),
+            "names {bad:?}:\n{}",
+            stderr(&out)
+        );
+    }
+}

@@ -11,7 +11,7 @@
 # kube-apiserver and etcd are rebuilt only when missing, or when go.mod, go.sum, this
 # script or the Go version changed since they were built (a content stamp, not mtimes, so
 # a fresh git clone reuses binaries that an earlier run left in the cache). The launcher
-# is rebuilt every time; with a warm Go build cache that takes about a second.
+# and promcheck are rebuilt every time; with a warm Go build cache that takes seconds.
 # All progress goes to stderr; stdout carries only the bin dir.
 set -euo pipefail
 
@@ -71,5 +71,7 @@ else
 fi
 
 build controlplane ./cmd/controlplane "-X main.k8sVersion=${k8s_version}"
+# The reference Prometheus text-format parser, for the tests of `record --metrics-addr`.
+build promcheck ./cmd/promcheck
 
 echo "$bin"

@@ -155,9 +155,13 @@ impl ListProgress {
         self.listed_once = true;
     }
 
-    /// Every event the stream yields, before it is handled: the stream works.
-    fn healthy(&self, stats: &RecorderStats) {
-        came_back(stats, self.resource);
+    /// Every event the stream yields, before it is handled: an answer from the server means
+    /// the stream works. `Init` is not one: kube-runtime yields it before it sends the list
+    /// request, so it comes before every failing list too.
+    fn healthy<K>(&self, event: &Event<K>, stats: &RecorderStats) {
+        if !matches!(event, Event::Init) {
+            came_back(stats, self.resource);
+        }
     }
 
     /// The stream yielded an error; kube-runtime retries it after our backoff.
@@ -278,7 +282,7 @@ impl Loop {
     }
 
     fn on_pod_event(&mut self, event: Event<Pod>) {
-        self.pods.healthy(&self.stats);
+        self.pods.healthy(&event, &self.stats);
         self.note_batch();
         let now = now_ms();
         let count = |t| self.stats.count_event(Resource::Pods, t);
@@ -319,7 +323,7 @@ impl Loop {
     }
 
     fn on_node_event(&mut self, event: Event<Node>) {
-        self.nodes.healthy(&self.stats);
+        self.nodes.healthy(&event, &self.stats);
         self.note_batch();
         let now = now_ms();
         let count = |t| self.stats.count_event(Resource::Nodes, t);
