@@ -18,35 +18,13 @@ mod recorder;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use compare::{Comparison, Gap, Recorded, compare, read_recorded};
+use compare::{Comparison, Gap, Recorded, before_start, compare, read_recorded, settle};
 use e2e::{ControlPlane, Kubelet, PodShape, now_ms, serial, wait_until};
 use kubetrail::model::TransitionKind;
 use kubetrail::sim::TruthLine;
 use recorder::RecorderProcess;
 
 const LISTED: &str = "initial list of pods and nodes done";
-
-/// Waits until the database holds exactly the truth (or `timeout` passes); returns the last
-/// comparison either way, for the caller to assert on.
-fn settle(db: &Path, truth: &[TruthLine], gaps: &[Gap], timeout: Duration) -> Comparison {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let result = compare(truth, &read_recorded(db), gaps);
-        if (result.missing.is_empty() && result.unexpected.is_empty()) || Instant::now() > deadline
-        {
-            return result;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// What happened before the recorder's first list is reconstructed, not seen live.
-fn before_start(listed_ms: i64) -> Gap {
-    Gap {
-        start_ms: 0,
-        end_ms: listed_ms,
-    }
-}
 
 /// The recorder was not following live events from `down` until `back`. The start is floored
 /// to the second: the API server keeps times to the second, so a change made just after `down`

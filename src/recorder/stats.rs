@@ -41,6 +41,18 @@ pub enum EventType {
     Deleted,
 }
 
+const RESOURCES: [Resource; 2] = [Resource::Pods, Resource::Nodes];
+const EVENT_TYPES: [EventType; 4] = [
+    EventType::Listed,
+    EventType::Added,
+    EventType::Modified,
+    EventType::Deleted,
+];
+
+fn event_index(resource: Resource, kind: EventType) -> usize {
+    resource as usize * EVENT_TYPES.len() + kind as usize
+}
+
 impl EventType {
     fn as_str(self) -> &'static str {
         match self {
@@ -96,6 +108,9 @@ impl StreamHealth {
 #[derive(Debug)]
 pub struct RecorderStats {
     watch_events: IntCounterVec,
+    /// `watch_events`' children, resolved once: counting an event is then one atomic add,
+    /// not a label lookup under a lock. Indexed by [`event_index`].
+    event_counters: Vec<IntCounter>,
     api_errors: IntCounterVec,
     relists: IntCounterVec,
     watch_expired: IntCounterVec,
@@ -238,12 +253,21 @@ impl WriterStats {
 
 impl Default for RecorderStats {
     fn default() -> Self {
+        let watch_events = counter_vec(
+            "kubetrail_watch_events_total",
+            "Objects received from list and watch, by resource and type.",
+            &["resource", "type"],
+        );
+        let mut event_counters = Vec::new();
+        for r in RESOURCES {
+            for t in EVENT_TYPES {
+                debug_assert_eq!(event_counters.len(), event_index(r, t));
+                event_counters.push(watch_events.with_label_values(&[r.as_str(), t.as_str()]));
+            }
+        }
         RecorderStats {
-            watch_events: counter_vec(
-                "kubetrail_watch_events_total",
-                "Objects received from list and watch, by resource and type.",
-                &["resource", "type"],
-            ),
+            watch_events,
+            event_counters,
             api_errors: counter_vec(
                 "kubetrail_api_errors_total",
                 "Failed list and watch requests, by resource and HTTP code (or connect, decode).",
@@ -284,9 +308,7 @@ impl RecorderStats {
     }
 
     pub fn count_event(&self, resource: Resource, kind: EventType) {
-        self.watch_events
-            .with_label_values(&[resource.as_str(), kind.as_str()])
-            .inc();
+        self.event_counters[event_index(resource, kind)].inc();
     }
 
     /// Events received, of every resource and type.
@@ -333,17 +355,9 @@ impl RecorderStats {
                 .register(c)
                 .expect("each metric is registered once");
         }
-        // Label sets that exist from the start, so a scrape shows zeros rather than nothing.
-        for r in [Resource::Pods, Resource::Nodes] {
-            for t in [
-                EventType::Listed,
-                EventType::Added,
-                EventType::Modified,
-                EventType::Deleted,
-            ] {
-                self.watch_events
-                    .with_label_values(&[r.as_str(), t.as_str()]);
-            }
+        // Label sets that exist from the start, so a scrape shows zeros rather than nothing
+        // (the event counters already do).
+        for r in RESOURCES {
             self.relists.with_label_values(&[r.as_str()]);
             self.watch_expired.with_label_values(&[r.as_str()]);
             self.watch_restarts.with_label_values(&[r.as_str()]);

@@ -232,3 +232,31 @@ pub fn subject(line: &TruthLine) -> Subject {
         Subject::Pod
     }
 }
+
+/// Waits until the database holds exactly the truth (or `timeout` passes); returns the last
+/// comparison either way, for the caller to assert on.
+pub fn settle(
+    db: &Path,
+    truth: &[TruthLine],
+    gaps: &[Gap],
+    timeout: std::time::Duration,
+) -> Comparison {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let result = compare(truth, &read_recorded(db), gaps);
+        if (result.missing.is_empty() && result.unexpected.is_empty())
+            || std::time::Instant::now() > deadline
+        {
+            return result;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// What happened before the recorder's first list is reconstructed, not seen live.
+pub fn before_start(listed_ms: i64) -> Gap {
+    Gap {
+        start_ms: 0,
+        end_ms: listed_ms,
+    }
+}
