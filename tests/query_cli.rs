@@ -655,6 +655,34 @@ fn a_missing_database_exits_1_and_is_not_created() {
 }
 
 #[test]
+fn a_file_that_is_not_a_database_is_named_at_once_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    let text = "not a database, just some text ".repeat(100);
+    std::fs::write(&notes, &text).unwrap();
+    for args in [
+        vec!["query", "pods", "--db", notes.to_str().unwrap()],
+        vec!["export", "transitions", "--db", notes.to_str().unwrap()],
+        vec!["stats", "--db", notes.to_str().unwrap()],
+    ] {
+        let run = kubetrail(&args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("notes.txt is not a kubetrail database"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        // Before the check moved ahead of the pool, r2d2 retried for 30 s and logged each try.
+        assert!(
+            run.stderr.lines().count() <= 3,
+            "one message, not a log flood:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), text);
+}
+
+#[test]
 fn the_database_can_come_from_the_environment() {
     let db = scenario();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubetrail"))

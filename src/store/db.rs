@@ -262,8 +262,18 @@ fn migrate(conn: &mut Connection, from: i64, path: &Path) -> Result<(), StoreErr
 /// error, and WAL lets these readers run while the recorder writes.
 pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError> {
     require_existing(path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    // The file is checked on a plain connection before the pool exists: r2d2 retries a
+    // connection that fails (a file that is not a database) for its whole 30 s timeout,
+    // logging every attempt, before it gives up.
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let version = schema_version(&conn, path)?;
+    drop(conn);
     let manager = SqliteConnectionManager::file(path)
-        .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_flags(flags)
         .with_init(|c| c.busy_timeout(BUSY_TIMEOUT));
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
@@ -272,11 +282,6 @@ pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError
             path: path.to_path_buf(),
             source,
         })?;
-    let conn = pool.get().map_err(|source| StoreError::Pool {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let version = schema_version(&conn, path)?;
     if version == 0 {
         return Err(StoreError::NotKubetrail {
             path: path.to_path_buf(),
