@@ -2,7 +2,7 @@
 //! kubectl; their ServiceAccounts may list and watch what the recorder reads and nothing else
 //! (`kubectl auth can-i` with the ServiceAccount's own token); and `kubetrail record`, run with
 //! that token and the Deployment's own arguments, records the driven history exactly while its
-//! probe paths answer.
+//! probe paths answer, and `kubetrail backup --out -` reads it out while it runs.
 //!
 //! No kubelet runs here, so the Deployments never start a pod: the recorder runs as a process
 //! with the identity and command line the pod would have.
@@ -259,9 +259,24 @@ fn the_cluster_wide_manifest_grants_only_reads_of_pods_and_nodes_and_records() {
         "no request was refused:\n{}",
         rec.log()
     );
+    // Reading it out as the README says (`kubectl exec ... kubetrail backup --out -`), while
+    // the recorder still runs.
+    let backup = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args(["backup", "--out", "-"])
+        .env("KUBETRAIL_DB", &db)
+        .output()
+        .unwrap();
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    let copy = dir.path().join("copy.db");
+    std::fs::write(&copy, &backup.stdout).unwrap();
     assert!(rec.stop().success());
     result.assert_exact();
     assert!(result.matched >= 10, "{result:?}");
+    compare::compare(&k.truth, &read_recorded(&copy), &[before_start(listed)]).assert_exact();
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod backup;
 pub mod connect;
 pub mod demo;
 pub mod export;
@@ -38,6 +39,8 @@ pub enum Command {
     Prune(prune::Args),
     /// Show the database's size, row counts, time span and what retention would remove.
     Stats(stats::Args),
+    /// Write a consistent copy of the database (to a new file, or stdout) while `record` runs.
+    Backup(backup::Args),
     /// Serve a simulated cluster over the real Kubernetes API, for tests and trying things out.
     Simulate(simulate::Args),
     /// Simulate a cluster, record it, and show a few query results. No setup needed.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
             Command::Export(cmd) => export::run(cmd).await,
             Command::Prune(args) => prune::run(args).await,
             Command::Stats(args) => stats::run(args).await,
+            Command::Backup(args) => backup::run(args).await,
             Command::Simulate(args) => simulate::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }

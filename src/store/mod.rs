@@ -1,10 +1,12 @@
 //! Storage: the SQLite schema (in `migrations/`), opening the file, the row types, and writing
 //! batches of rows in one transaction each.
 
+pub mod backup;
 pub mod batch;
 pub mod db;
 pub mod rows;
 
+pub use backup::{BackupError, copy_database};
 pub use batch::{BatchStats, write_batch};
 pub use db::{ReadPool, SCHEMA_VERSION, StoreError, WriteHandle, open_for_writing, open_read_pool};
 pub use rows::{
