@@ -248,3 +248,43 @@ fn rollups_expire_after_rollup_age_and_a_deleted_node_row_lives_as_long_as_its_r
         .unwrap();
     assert_eq!(node_rows(&conn, "gone-node"), (0, 0, 0));
 }
+
+#[test]
+fn a_label_set_goes_with_the_last_pod_that_uses_it() {
+    let now = T0 + 400 * DAY;
+    let db = FixtureDb::new();
+    let mut batch = Batch::default();
+    let ended = |uid: &str, app: &str| {
+        pod(uid, "ns", uid, now - 60 * DAY)
+            .labels(&[("app", app)])
+            .finished(now - 32 * DAY, Phase::Succeeded, None)
+            .deleted(now - 31 * DAY)
+            .build()
+    };
+    batch.pods.push(ended("alone", "only-me"));
+    batch.pods.push(ended("shared-ended", "shared"));
+    batch.pods.push(
+        pod("shared-live", "ns", "shared-live", now - 60 * DAY)
+            .labels(&[("app", "shared")])
+            .build(),
+    );
+    db.write(&batch);
+    let sets = |conn: &Connection| -> Vec<String> {
+        conn.prepare("SELECT labels FROM label_sets ORDER BY labels")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let mut conn = open_for_maintenance(&db.path).unwrap();
+    assert_eq!(sets(&conn).len(), 2);
+    Pass::new(Policy::default(), now).run(&mut conn).unwrap();
+    assert_eq!(pod_rows(&conn, "alone").0, 0);
+    assert_eq!(pod_rows(&conn, "shared-ended").0, 0);
+    assert_eq!(
+        sets(&conn),
+        vec![r#"{"app":"shared"}"#.to_string()],
+        "the set of the live pod stays; the unused one goes"
+    );
+}

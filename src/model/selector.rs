@@ -1,6 +1,6 @@
 //! Kubernetes label selectors, one implementation for every place that takes one: `record -l`
 //! (checked up front, and matched against stored labels when a restart reconciles),
-//! `query ... -l` (matched against the JSON object in `pods.labels`; labels are not indexed,
+//! `query ... -l` (matched against the JSON object in `label_sets.labels`; labels are not indexed,
 //! so matching happens in Rust on rows the indexed filters already narrowed down) and the
 //! simulator's `labelSelector` parameter (matched against an object's label pairs).
 //!
@@ -57,7 +57,7 @@ impl LabelSelector {
         self.requirements.is_empty()
     }
 
-    /// Matches the JSON object stored in `pods.labels` (NULL or unparsable means no labels).
+    /// Matches the JSON object stored in `label_sets.labels` (NULL or unparsable means no labels).
     pub fn matches_json(&self, labels_json: Option<&str>) -> bool {
         if self.is_empty() {
             return true;

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::QueryError;
 use super::selector::LabelSelector;
-use super::sql::Conditions;
+use super::sql::{Conditions, labels_column};
 use super::time::{Window, format_duration_ms, format_time_ms, format_time_short};
 use crate::model::Phase;
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
@@ -150,11 +150,12 @@ pub fn for_each_pod(
     now_ms: i64,
     mut each: impl FnMut(PodSummary) -> Result<(), QueryError>,
 ) -> Result<u64, QueryError> {
-    let mut sql = String::from(
+    let mut sql = format!(
         "SELECT namespace, name, uid, node, owner_kind, owner_name, created_at_ms, started_at_ms,
                 finished_at_ms, deleted_at_ms, phase, reason, restarts, cpu_request_millis,
-                memory_request_bytes, cpu_limit_millis, memory_limit_bytes, labels
+                memory_request_bytes, cpu_limit_millis, memory_limit_bytes, {}
          FROM pods",
+        labels_column("pods", !filter.selector.is_empty())
     );
     let mut w = Conditions::default();
     if let Some(ns) = &filter.namespace {

@@ -29,3 +29,14 @@ impl Conditions {
         self.params
     }
 }
+
+/// The labels of the pod row `pod` (a table alias) as a JSON column, or NULL when `wanted` is
+/// false: they live in `label_sets` (migration 0004), one lookup per row, so only a label
+/// selector pays for them.
+pub fn labels_column(pod: &str, wanted: bool) -> String {
+    if wanted {
+        format!("(SELECT labels FROM label_sets WHERE id = {pod}.label_set_id)")
+    } else {
+        "NULL".to_string()
+    }
+}

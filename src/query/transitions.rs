@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::error::QueryError;
 use super::selector::LabelSelector;
-use super::sql::Conditions;
+use super::sql::{Conditions, labels_column};
 use super::time::{Window, format_time_ms, format_time_short};
 use crate::model::{Phase, Subject, TransitionKind};
 use crate::output::Record;
@@ -294,22 +294,23 @@ pub fn for_each_transition(
         "SELECT t.kind, t.at_ms, t.observed_at_ms, t.phase_before, t.phase_after, t.container,
                 t.reason, t.message, t.exit_code, t.restart_count, t.resource_version, t.inferred,",
     );
+    let labels = labels_column("p", !filter.selector.is_empty());
     // Inner joins when only one subject is wanted: they drop the other subject's rows for free
     // and leave the planner free to start from `pods` (e.g. for -n).
     match (pods, nodes) {
-        (true, false) => sql.push_str(
-            " p.uid, p.namespace, p.name, p.node, p.labels, NULL, NULL
+        (true, false) => sql.push_str(&format!(
+            " p.uid, p.namespace, p.name, p.node, {labels}, NULL, NULL
              FROM transitions t JOIN pods p ON p.id = t.pod_id",
-        ),
+        )),
         (false, true) => sql.push_str(
             " NULL, NULL, NULL, NULL, NULL, n.uid, n.name
              FROM transitions t JOIN nodes n ON n.id = t.node_id",
         ),
-        _ => sql.push_str(
-            " p.uid, p.namespace, p.name, p.node, p.labels, n.uid, n.name
+        _ => sql.push_str(&format!(
+            " p.uid, p.namespace, p.name, p.node, {labels}, n.uid, n.name
              FROM transitions t LEFT JOIN pods p ON p.id = t.pod_id
              LEFT JOIN nodes n ON n.id = t.node_id",
-        ),
+        )),
     }
     let mut w = Conditions::default();
     if let Some(pod_id) = filter.pod_id {

@@ -16,8 +16,9 @@ pub fn load_open_state(
 ) -> rusqlite::Result<(Vec<PodState>, Vec<NodeState>)> {
     let mut pods = Vec::new();
     let mut stmt = conn.prepare(
-        "SELECT p.uid, s.state, p.labels, p.namespace, p.name
+        "SELECT p.uid, s.state, l.labels, p.namespace, p.name
          FROM pods p JOIN pod_state s ON s.pod_id = p.id
+         LEFT JOIN label_sets l ON l.id = p.label_set_id
          WHERE p.deleted_at_ms IS NULL AND (?1 IS NULL OR p.namespace = ?1)",
     )?;
     let mut rows = stmt.query([namespace])?;

@@ -30,6 +30,7 @@ pub struct TableSize {
 /// The tables that hold history, in the order reports list them.
 pub const HISTORY_TABLES: &[&str] = &[
     "pods",
+    "label_sets",
     "pod_state",
     "transitions",
     "pod_resources",

@@ -108,9 +108,16 @@ fn delete_pod(
         // A deleted pod has no state left, unless an older recorder wrote one; never orphan it.
         tx.prepare_cached("DELETE FROM pod_state WHERE pod_id = ?1")?
             .execute([pod_id])?;
-        counts.pods += tx
-            .prepare_cached("DELETE FROM pods WHERE id = ?1")?
-            .execute([pod_id])? as u64;
+        let label_set: Option<Option<i64>> = tx
+            .prepare_cached("DELETE FROM pods WHERE id = ?1 RETURNING label_set_id")?
+            .query_row([pod_id], |r| r.get(0))
+            .optional()?;
+        if let Some(deleted) = label_set {
+            counts.pods += 1;
+            if let Some(set) = deleted {
+                crate::store::labels::drop_if_unused(tx, set)?;
+            }
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::labels::label_set_id;
 use super::rows::{Batch, SubjectUid};
 use crate::model::TransitionKind;
 
@@ -109,7 +110,7 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
         }
 
         let mut upsert_pod = tx.prepare_cached(
-            "INSERT INTO pods (uid, namespace, name, node, owner_kind, owner_name, labels,
+            "INSERT INTO pods (uid, namespace, name, node, owner_kind, owner_name, label_set_id,
                  created_at_ms, started_at_ms, finished_at_ms, deleted_at_ms, phase, reason,
                  restarts, cpu_request_millis, memory_request_bytes, cpu_limit_millis,
                  memory_limit_bytes)
@@ -117,7 +118,8 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                  ?18)
              ON CONFLICT (uid) DO UPDATE SET
                  node = excluded.node, owner_kind = excluded.owner_kind,
-                 owner_name = excluded.owner_name, labels = coalesce(excluded.labels, labels),
+                 owner_name = excluded.owner_name,
+                 label_set_id = coalesce(excluded.label_set_id, label_set_id),
                  started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
                  deleted_at_ms = excluded.deleted_at_ms, phase = excluded.phase,
                  reason = excluded.reason, restarts = excluded.restarts,
@@ -132,6 +134,10 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
             tx.prepare_cached("INSERT OR REPLACE INTO pod_state (pod_id, state) VALUES (?1, ?2)")?;
         let mut drop_state = tx.prepare_cached("DELETE FROM pod_state WHERE pod_id = ?1")?;
         for p in &batch.pods {
+            let label_set = match &p.labels_json {
+                Some(json) => Some(label_set_id(&tx, json)?),
+                None => None,
+            };
             let id: i64 = upsert_pod.query_row(
                 params![
                     p.uid,
@@ -140,7 +146,7 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                     p.node,
                     p.owner_kind,
                     p.owner_name,
-                    p.labels_json,
+                    label_set,
                     p.created_at_ms,
                     p.started_at_ms,
                     p.finished_at_ms,
@@ -337,6 +343,40 @@ mod tests {
             .query_row("SELECT count(*) FROM pods", [], |r| r.get(0))
             .unwrap();
         assert_eq!(pods, 1);
+    }
+
+    #[test]
+    fn pods_with_the_same_labels_share_one_label_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let labelled = |uid: &str, labels: Option<&str>| PodRow {
+            labels_json: labels.map(str::to_string),
+            ..pod_row(uid)
+        };
+        let mut batch = Batch::default();
+        batch.pods.push(labelled("u1", Some(r#"{"app":"web"}"#)));
+        batch.pods.push(labelled("u2", Some(r#"{"app":"web"}"#)));
+        write_batch(&mut handle.conn, &batch).unwrap();
+        let mut later = Batch::default();
+        later.pods.push(labelled("u3", Some(r#"{"app":"web"}"#)));
+        later.pods.push(labelled("u4", Some(r#"{"app":"db"}"#)));
+        // An update without labels keeps the ones the pod has.
+        later.pods.push(labelled("u1", None));
+        write_batch(&mut handle.conn, &later).unwrap();
+        let sets: i64 = handle
+            .conn
+            .query_row("SELECT count(*) FROM label_sets", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sets, 2);
+        let web: i64 = handle
+            .conn
+            .query_row(
+                r#"SELECT count(*) FROM pod_labels WHERE labels = '{"app":"web"}'"#,
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(web, 3, "u1 kept its labels through an update without them");
     }
 
     #[test]

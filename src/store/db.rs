@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_retention.sql"),
     include_str!("../../migrations/0003_pod_state.sql"),
+    include_str!("../../migrations/0004_label_sets.sql"),
 ];
 
 /// The schema version this binary writes and understands.
@@ -162,6 +163,7 @@ fn configure_writer(conn: &mut Connection, version: i64, path: &Path) -> Result<
     // copied into the database file once per checkpoint, so rarer checkpoints write less.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)
         .map_err(sqlite)?;
+    super::labels::register_hash_function(conn).map_err(sqlite)?;
     migrate(conn, version, path)
 }
 
@@ -365,6 +367,56 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn labels_move_into_label_sets_once_per_distinct_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO pods (uid, namespace, name, created_at_ms, phase, labels) VALUES
+                 ('a', 'ns', 'a', 1, 2, '{"app":"web"}'),
+                 ('b', 'ns', 'b', 1, 2, '{"app":"web"}'),
+                 ('c', 'ns', 'c', 1, 2, '{"app":"db"}'),
+                 ('d', 'ns', 'd', 1, 2, NULL);"#,
+        )
+        .unwrap();
+        drop(conn);
+        let handle = open_for_writing(&path).unwrap();
+        let rows: Vec<(String, Option<String>)> = handle
+            .conn
+            .prepare("SELECT pod, labels FROM pod_labels ORDER BY pod")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let web = Some(r#"{"app":"web"}"#.to_string());
+        let db = Some(r#"{"app":"db"}"#.to_string());
+        assert_eq!(
+            rows,
+            vec![
+                ("a".into(), web.clone()),
+                ("b".into(), web),
+                ("c".into(), db),
+                ("d".into(), None)
+            ]
+        );
+        let (sets, hashed): (i64, i64) = handle
+            .conn
+            .query_row(
+                "SELECT count(*), sum(hash = kubetrail_labels_hash(labels)) FROM label_sets",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((sets, hashed), (2, 2), "one row per distinct set, hashed");
+        assert!(handle.conn.prepare("SELECT labels FROM pods").is_err());
     }
 
     #[test]

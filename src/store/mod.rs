@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod batch;
 pub mod db;
+pub mod labels;
 pub mod rows;
 
 pub use backup::{BackupError, copy_database};
