@@ -11,6 +11,7 @@
 //! $CARGO_TARGET_DIR/release/examples/bench_record [PODS] [NODES] [RUNS] [CHURN_SECS]
 //! ```
 //! Defaults: 100000 pods, 5000 nodes, 3 runs, 20 s of churn. Prints each run and the medians.
+//! `KUBETRAIL_BIN=/path/to/kubetrail` benchmarks another build (to compare two in one session).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -19,6 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn kubetrail_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("KUBETRAIL_BIN") {
+        return PathBuf::from(bin);
+    }
     // target/release/examples/bench_record -> target/release/kubetrail
     let exe = std::env::current_exe().expect("own path");
     exe.parent()

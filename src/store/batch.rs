@@ -30,9 +30,20 @@ pub struct BatchStats {
 struct Keys {
     pods: HashMap<String, i64>,
     nodes: HashMap<String, i64>,
+    /// Label set JSON -> id: the pods of one ReplicaSet in a batch look their set up once.
+    label_sets: HashMap<String, i64>,
 }
 
 impl Keys {
+    fn label_set(&mut self, tx: &Transaction, json: &str) -> rusqlite::Result<i64> {
+        if let Some(id) = self.label_sets.get(json) {
+            return Ok(*id);
+        }
+        let id = label_set_id(tx, json)?;
+        self.label_sets.insert(json.to_string(), id);
+        Ok(id)
+    }
+
     fn pod(&mut self, tx: &Transaction, uid: &str) -> rusqlite::Result<Option<i64>> {
         if let Some(id) = self.pods.get(uid) {
             return Ok(Some(*id));
@@ -135,7 +146,7 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
         let mut drop_state = tx.prepare_cached("DELETE FROM pod_state WHERE pod_id = ?1")?;
         for p in &batch.pods {
             let label_set = match &p.labels_json {
-                Some(json) => Some(label_set_id(&tx, json)?),
+                Some(json) => Some(keys.label_set(&tx, json)?),
                 None => None,
             };
             let id: i64 = upsert_pod.query_row(
