@@ -90,8 +90,6 @@ const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// The state of one of the two watch streams.
 struct ListProgress {
     resource: Resource,
-    /// "pod" or "node", for messages.
-    what: &'static str,
     listed_once: bool,
     count: usize,
     /// The stream failed since its last event; the next event starts a catch-up.
@@ -104,10 +102,6 @@ impl ListProgress {
     fn new(resource: Resource) -> Self {
         ListProgress {
             resource,
-            what: match resource {
-                Resource::Pods => "pod",
-                Resource::Nodes => "node",
-            },
             listed_once: false,
             count: 0,
             failed: false,
@@ -125,7 +119,7 @@ impl ListProgress {
             stats.count_relist(self.resource);
             tracing::info!(
                 "{} watch: relisting (the watch could not resume)",
-                self.what
+                self.resource.singular()
             );
         }
     }
@@ -141,7 +135,7 @@ impl ListProgress {
                 listed = self.count,
                 deleted_while_away = gone,
                 "{} relist done",
-                self.what
+                self.resource.singular()
             );
         } else {
             tracing::info!(
@@ -149,7 +143,7 @@ impl ListProgress {
                 deleted_while_away = gone,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "initial {} list done",
-                self.what
+                self.resource.singular()
             );
         }
         self.listed_once = true;
@@ -174,7 +168,7 @@ impl ListProgress {
             server,
             %error,
             "{} watch failed; retrying with backoff{}",
-            self.what,
+            self.resource.singular(),
             hint(&code, self.resource)
         );
         stats.stream(self.resource).fail(now_ms(), error);
@@ -187,7 +181,7 @@ impl ListProgress {
             self.catch_up_until = Some(Instant::now() + CATCH_UP);
             tracing::info!(
                 "{} watch resumed; events of the next {CATCH_UP:?} are a catch-up, marked inferred",
-                self.what
+                self.resource.singular()
             );
         }
         match self.catch_up_until {

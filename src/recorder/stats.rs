@@ -29,6 +29,14 @@ impl Resource {
             Resource::Nodes => "nodes",
         }
     }
+
+    /// "pod" or "node", for log messages.
+    pub fn singular(self) -> &'static str {
+        match self {
+            Resource::Pods => "pod",
+            Resource::Nodes => "node",
+        }
+    }
 }
 
 /// The `type` label of `kubetrail_watch_events_total`.
