@@ -93,12 +93,27 @@ impl WeakWriteSender {
     }
 }
 
-/// Sends and counts the message in the queue-depth gauge (the writer counts it out).
+/// Unix ms at which `since` was.
+fn unix_ms(since: Instant) -> i64 {
+    (now_ms() - since.elapsed().as_millis() as i64).max(1)
+}
+
+/// Sends and counts the message in the queue-depth gauge (the writer counts it out). Rows that
+/// arrive while nothing waits start the lag clock that `/readyz` reads, so rows queued behind a
+/// retention step are measured too.
 async fn send_counted(
     sender: &mpsc::Sender<WriteMsg>,
     stats: &WriterStats,
     msg: WriteMsg,
 ) -> Result<(), WriteMsg> {
+    if let WriteMsg::Rows { since, .. } = &msg {
+        let _ = stats.pending_since_ms.compare_exchange(
+            0,
+            unix_ms(*since),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
     stats.queue_depth.inc();
     sender.send(msg).await.map_err(|e| {
         stats.queue_depth.dec();
@@ -148,6 +163,11 @@ fn run(
             }
         }
         commit(&mut handle.conn, &batch, since, stats);
+        // Nothing waits: the lag clock stops. Otherwise it keeps this batch's time until the
+        // next commit starts, which overstates the lag by at most one commit.
+        if receiver.is_empty() {
+            stats.pending_since_ms.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -155,10 +175,9 @@ fn run(
 fn commit(conn: &mut Connection, batch: &Batch, since: Instant, stats: &WriterStats) {
     // The batch being committed holds the oldest rows not yet on disk: /readyz measures the
     // writer's lag from here, so a commit stuck in retries makes the recorder unready.
-    let received_ms = now_ms() - since.elapsed().as_millis() as i64;
     stats
         .pending_since_ms
-        .store(received_ms.max(1), Ordering::Relaxed);
+        .store(unix_ms(since), Ordering::Relaxed);
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
@@ -177,7 +196,6 @@ fn commit(conn: &mut Connection, batch: &Batch, since: Instant, stats: &WriterSt
                     .observe(started.elapsed().as_secs_f64());
                 stats.last_lag_seconds.set(since.elapsed().as_secs_f64());
                 stats.last_commit_seconds.set(now_ms() as f64 / 1000.0);
-                stats.pending_since_ms.store(0, Ordering::Relaxed);
                 return;
             }
             Err(err) => {
@@ -188,5 +206,54 @@ fn commit(conn: &mut Connection, batch: &Batch, since: Instant, stats: &WriterSt
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(stats: &WriterStats) -> i64 {
+        stats.pending_since_ms.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn rows_waiting_behind_maintenance_start_the_lag_clock_and_a_drained_queue_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let stats = Arc::new(WriterStats::default());
+        let writer = Writer::spawn(handle, 4, stats.clone());
+        // A slow maintenance step holds the writer, as a retention step does.
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let job = move |_: &mut Connection| {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        };
+        assert!(
+            writer
+                .send(WriteMsg::Maintenance(Box::new(job)))
+                .await
+                .is_ok()
+        );
+        started_rx.recv().unwrap();
+        assert_eq!(pending(&stats), 0, "nothing waits yet");
+
+        let mut batch = Batch::default();
+        batch.pods.push(crate::store::batch::tests::pod_row("u1"));
+        let since = Instant::now();
+        assert!(writer.send(WriteMsg::Rows { batch, since }).await.is_ok());
+        let clock = pending(&stats);
+        assert!(
+            (clock - now_ms()).abs() < 1000,
+            "queued rows start the clock: {clock}"
+        );
+        assert_eq!(stats.queue_depth.get(), 1);
+
+        release_tx.send(()).unwrap();
+        let _handle = writer.finish().await;
+        assert_eq!(pending(&stats), 0, "committed and drained");
+        assert_eq!(stats.queue_depth.get(), 0);
+        assert_eq!(stats.commits.get(), 1);
     }
 }

@@ -291,7 +291,7 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{Effective, Phase, TransitionKind};
     use crate::store::rows::{PodRow, TransitionRow};
