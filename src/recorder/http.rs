@@ -22,6 +22,7 @@ use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 use super::health::readiness;
 use super::stats::RecorderStats;
 use crate::model::time::now_ms;
+use crate::retention::size::file_lengths;
 
 /// What the endpoint serves from.
 pub struct Endpoint {
@@ -113,16 +114,9 @@ async fn readyz(State(s): State<Arc<Served>>) -> (StatusCode, String) {
     (code, body)
 }
 
-fn file_len(path: &std::path::Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
 async fn metrics(State(s): State<Arc<Served>>) -> impl IntoResponse {
-    let db = &s.endpoint.db;
-    let mut wal = db.clone().into_os_string();
-    wal.push("-wal");
-    s.db_bytes
-        .set((file_len(db) + file_len(std::path::Path::new(&wal))) as i64);
+    let (db_bytes, wal_bytes) = file_lengths(&s.endpoint.db);
+    s.db_bytes.set((db_bytes + wal_bytes) as i64);
     evaluate(&s);
     let encoder = TextEncoder::new();
     let mut out = Vec::new();

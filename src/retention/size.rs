@@ -81,16 +81,16 @@ fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The lengths of the database file and of its write-ahead log (0 for one that is absent).
+pub fn file_lengths(db: &Path) -> (u64, u64) {
+    let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    (len(db), len(&wal_path(db)))
+}
+
 /// Measures the file behind `conn`.
 pub fn measure(conn: &Connection) -> rusqlite::Result<FileSize> {
     let pragma = |name: &str| conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0));
-    let (db_bytes, wal_bytes) = match db_path(conn) {
-        Some(path) => (
-            std::fs::metadata(&path).map_or(0, |m| m.len()),
-            std::fs::metadata(wal_path(&path)).map_or(0, |m| m.len()),
-        ),
-        None => (0, 0),
-    };
+    let (db_bytes, wal_bytes) = db_path(conn).map_or((0, 0), |path| file_lengths(&path));
     Ok(FileSize {
         db_bytes,
         wal_bytes,
