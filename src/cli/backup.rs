@@ -43,11 +43,9 @@ fn backup(args: &Args) -> anyhow::Result<()> {
     if args.out == Path::new("-") {
         return to_stdout(&args.db);
     }
+    // Checked first too, so a taken name costs no copy.
     if args.out.exists() {
-        return Err(usage!(
-            "{} already exists; a backup never overwrites a file: remove it or choose another --out",
-            args.out.display()
-        ));
+        return Err(user_facing(BackupError::Exists(args.out.clone())));
     }
     // Written beside the destination under a temporary name, then given its name: an
     // interrupted backup never leaves a partial file that looks complete.
@@ -65,10 +63,7 @@ fn backup(args: &Args) -> anyhow::Result<()> {
     let linked = std::fs::hard_link(&partial, &args.out);
     let _ = std::fs::remove_file(&partial);
     linked.map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => usage!(
-            "{} already exists; a backup never overwrites a file: remove it or choose another --out",
-            args.out.display()
-        ),
+        std::io::ErrorKind::AlreadyExists => user_facing(BackupError::Exists(args.out.clone())),
         _ => anyhow::anyhow!("cannot create {}: {e}", args.out.display()),
     })?;
     eprintln!(
