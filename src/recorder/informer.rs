@@ -150,12 +150,21 @@ impl ListProgress {
     }
 
     /// Every event the stream yields, before it is handled: an answer from the server means
-    /// the stream works. `Init` is not one: kube-runtime yields it before it sends the list
-    /// request, so it comes before every failing list too.
-    fn healthy<K>(&self, event: &Event<K>, stats: &RecorderStats) {
+    /// the stream works (`Init` is not one: kube-runtime yields it before it sends the list
+    /// request, so it comes before every failing list too), and an object is counted by type;
+    /// `cached` tells whether the cache already holds it.
+    fn received<K>(&self, event: &Event<K>, cached: impl Fn(&K) -> bool, stats: &RecorderStats) {
         if !matches!(event, Event::Init) {
             came_back(stats, self.resource);
         }
+        let kind = match event {
+            Event::InitApply(_) => EventType::Listed,
+            Event::Apply(object) if cached(object) => EventType::Modified,
+            Event::Apply(_) => EventType::Added,
+            Event::Delete(_) => EventType::Deleted,
+            Event::Init | Event::InitDone => return,
+        };
+        stats.count_event(self.resource, kind);
     }
 
     /// The stream yielded an error; kube-runtime retries it after our backoff.
@@ -276,17 +285,11 @@ impl Loop {
     }
 
     fn on_pod_event(&mut self, event: Event<Pod>) {
-        self.pods.healthy(&event, &self.stats);
+        let cache = &self.cache;
+        self.pods
+            .received(&event, |pod| cache.has_pod(&pod.state.uid), &self.stats);
         self.note_batch();
         let now = now_ms();
-        let count = |t| self.stats.count_event(Resource::Pods, t);
-        match &event {
-            Event::InitApply(_) => count(EventType::Listed),
-            Event::Apply(pod) if self.cache.has_pod(&pod.state.uid) => count(EventType::Modified),
-            Event::Apply(_) => count(EventType::Added),
-            Event::Delete(_) => count(EventType::Deleted),
-            Event::Init | Event::InitDone => {}
-        }
         match event {
             Event::Init => {
                 self.pods.begin_list(&self.stats);
@@ -317,19 +320,11 @@ impl Loop {
     }
 
     fn on_node_event(&mut self, event: Event<Node>) {
-        self.nodes.healthy(&event, &self.stats);
+        let cache = &self.cache;
+        self.nodes
+            .received(&event, |node| cache.has_node(&node.state.name), &self.stats);
         self.note_batch();
         let now = now_ms();
-        let count = |t| self.stats.count_event(Resource::Nodes, t);
-        match &event {
-            Event::InitApply(_) => count(EventType::Listed),
-            Event::Apply(node) if self.cache.has_node(&node.state.name) => {
-                count(EventType::Modified)
-            }
-            Event::Apply(_) => count(EventType::Added),
-            Event::Delete(_) => count(EventType::Deleted),
-            Event::Init | Event::InitDone => {}
-        }
         match event {
             Event::Init => {
                 self.nodes.begin_list(&self.stats);
