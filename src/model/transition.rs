@@ -100,6 +100,10 @@ kinds! {
     Terminating = 10, "terminating", Pod;
     Deleted = 11, "deleted", Pod;
     Resized = 12, "resized", Pod;
+    ContainerWaiting = 13, "container_waiting", Pod;
+    LeftScope = 14, "left_scope", Pod;
+    EnteredScope = 15, "entered_scope", Pod;
+    ResizeRequested = 16, "resize_requested", Pod;
     NodeAdded = 20, "added", Node;
     NodeDeleted = 21, "deleted", Node;
     NodeReady = 22, "ready", Node;

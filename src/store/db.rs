@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_retention.sql"),
     include_str!("../../migrations/0003_pod_state.sql"),
     include_str!("../../migrations/0004_label_sets.sql"),
+    include_str!("../../migrations/0005_waiting_scope_resize.sql"),
 ];
 
 /// The schema version this binary writes and understands.
