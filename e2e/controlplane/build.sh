@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Builds a real kube-apiserver and etcd (at the versions pinned in go.mod) and the
-# `controlplane` launcher into a cache directory outside the repository.
+# Builds a real kube-apiserver, kube-scheduler, kube-controller-manager and etcd (at the
+# versions pinned in go.mod), kwok (pinned in ../kwok/go.mod, a module of its own because
+# kwok pins other k8s.io/* versions) and the `controlplane` launcher into a cache
+# directory outside the repository.
 #
 #   ./build.sh            -> builds (or reuses) the binaries, prints the bin dir as the LAST stdout line
 #
 # Environment:
 #   KUBETRAIL_E2E_BIN      bin directory (default: $HOME/.cache/kubetrail-e2e/bin-<k8s version>)
-#   KUBETRAIL_E2E_REBUILD  set to 1 to rebuild kube-apiserver and etcd even when they look fresh
+#   KUBETRAIL_E2E_REBUILD  set to 1 to rebuild the servers even when they look fresh
 #
-# kube-apiserver and etcd are rebuilt only when missing, or when go.mod, go.sum, this
-# script or the Go version changed since they were built (a content stamp, not mtimes, so
+# The servers (kube-apiserver, kube-scheduler, kube-controller-manager, etcd, kwok) are
+# rebuilt only when one is missing, or when go.mod, go.sum, ../kwok/go.mod, ../kwok/go.sum,
+# this script or the Go version changed since they were built (a content stamp, not mtimes, so
 # a fresh git clone reuses binaries that an earlier run left in the cache). The launcher
 # and promcheck are rebuilt every time; with a warm Go build cache that takes seconds.
 # All progress goes to stderr; stdout carries only the bin dir.
@@ -36,6 +39,7 @@ minor="${k8s_version#v*.}"; minor="${minor%%.*}"                       # 35
 
 bin="${KUBETRAIL_E2E_BIN:-${HOME:?HOME is not set}/.cache/kubetrail-e2e/bin-${k8s_version}}"
 mkdir -p "$bin"
+bin="$(cd "$bin" && pwd)"   # absolute: kwok is built from ../kwok
 
 # Serialize concurrent builds into the same bin dir.
 if command -v flock >/dev/null 2>&1; then
@@ -43,7 +47,7 @@ if command -v flock >/dev/null 2>&1; then
   flock 9
 fi
 
-stamp="$( { cat go.mod go.sum build.sh; go version; } | sha256sum | cut -d' ' -f1)"
+stamp="$( { cat go.mod go.sum ../kwok/go.mod ../kwok/go.sum build.sh; go version; } | sha256sum | cut -d' ' -f1)"
 stamp_file="$bin/.stamp"
 
 build() { # build OUTPUT PACKAGE [ldflags]
@@ -53,25 +57,35 @@ build() { # build OUTPUT PACKAGE [ldflags]
   mv -f "$bin/.$out.tmp" "$bin/$out"
 }
 
-if [[ "${KUBETRAIL_E2E_REBUILD:-0}" != 1 && -x "$bin/kube-apiserver" && -x "$bin/etcd" \
+servers=(kube-apiserver kube-scheduler kube-controller-manager etcd kwok)
+fresh=1
+for s in "${servers[@]}"; do [[ -x "$bin/$s" ]] || fresh=0; done
+if [[ "${KUBETRAIL_E2E_REBUILD:-0}" != 1 && $fresh == 1 \
       && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
-  echo "build.sh: kube-apiserver $k8s_version and etcd $etcd_version are up to date in $bin" >&2
+  echo "build.sh: ${servers[*]} are up to date in $bin" >&2
 else
   rm -f "$stamp_file"
   start=$SECONDS
-  build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "\
+  k8s_ldflags="\
  -X k8s.io/component-base/version.gitVersion=${k8s_version}\
  -X k8s.io/component-base/version.gitMajor=${major}\
  -X k8s.io/component-base/version.gitMinor=${minor}\
  -X k8s.io/component-base/version.gitTreeState=clean\
  -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
+  build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
   build etcd go.etcd.io/etcd/server/v3 "-X go.etcd.io/etcd/api/v3/version.GitSHA=${etcd_version}"
+  build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8s_ldflags"
+  build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldflags"
+  # kwok's version string is a constant in its source (consts.Version), so no ldflags.
+  (cd ../kwok && build kwok sigs.k8s.io/kwok/cmd/kwok)
   echo "$stamp" >"$stamp_file"
-  echo "build.sh: built kube-apiserver ${k8s_version} and etcd ${etcd_version} in $((SECONDS - start))s" >&2
+  echo "build.sh: built ${servers[*]} (k8s ${k8s_version}, etcd ${etcd_version}) in $((SECONDS - start))s" >&2
 fi
 
 build controlplane ./cmd/controlplane "-X main.k8sVersion=${k8s_version}"
 # The reference Prometheus text-format parser, for the tests of `record --metrics-addr`.
 build promcheck ./cmd/promcheck
+# Turns a kube-apiserver audit log into the expected transitions (tests/e2e_cluster.rs).
+build audittruth ./cmd/audittruth
 
 echo "$bin"

@@ -3,6 +3,7 @@
 // ready, and tears everything down when told to stop.
 //
 //	controlplane --bin-dir DIR [--work-dir DIR] [--kubeconfig-out PATH] [--watch-cache=false]
+//	controlplane --cluster --kwok-config FILE ...   (adds scheduler, controller-manager, kwok, audit log; see cluster.go)
 //
 // It stops (killing both children and removing the work dir and the kubeconfig)
 // on SIGTERM, SIGINT or SIGHUP, or when its stdin is a pipe and that pipe
@@ -73,6 +74,9 @@ type options struct {
 	apiserverArgs  stringList
 	etcdArgs       stringList
 	startupRetries int
+	cluster        bool
+	kwokConfig     string
+	clusterArgs    []string // kube-apiserver flags that cluster mode adds (audit, tolerations)
 }
 
 func main() {
@@ -88,6 +92,8 @@ func main() {
 	flag.Var(&o.apiserverArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--v=4 (repeatable; later flags win)")
 	flag.Var(&o.etcdArgs, "etcd-arg", "extra etcd flag (repeatable)")
 	flag.IntVar(&o.startupRetries, "startup-attempts", 3, "attempts (with fresh ports) if a child exits during startup, e.g. because a port was taken")
+	flag.BoolVar(&o.cluster, "cluster", false, "also start kube-scheduler, kube-controller-manager and kwok, and write kube-apiserver's audit log (WORK_DIR/audit.log)")
+	flag.StringVar(&o.kwokConfig, "kwok-config", "", "with --cluster: kwok config file holding the Stages that play the kubelets (e.g. e2e/kwok/stages.yaml)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments: %q", flag.Args())
@@ -450,7 +456,7 @@ func startOnce(ctx context.Context, o options, f files) (*controlPlane, error) {
 		"--etcd-compaction-interval=0",
 		"--watch-cache=" + strconv.FormatBool(o.watchCache),
 		"--profiling=false",
-	}, o.apiserverArgs...)
+	}, append(append([]string{}, o.clusterArgs...), o.apiserverArgs...)...)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(f.caPEM)
 	cp.tlsClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -517,7 +523,22 @@ func run(o options) (err error) {
 		}
 		o.binDir = filepath.Dir(exe)
 	}
-	for _, b := range []string{"etcd", "kube-apiserver"} {
+	need := []string{"etcd", "kube-apiserver"}
+	if o.cluster {
+		need = append(need, clusterBinaries...)
+		if o.kwokConfig == "" {
+			return fmt.Errorf("--cluster needs --kwok-config FILE (the kwok Stages, e.g. e2e/kwok/stages.yaml)")
+		}
+		if o.kwokConfig, err = filepath.Abs(o.kwokConfig); err != nil {
+			return err
+		}
+		if _, err := os.Stat(o.kwokConfig); err != nil {
+			return fmt.Errorf("--kwok-config: %v", err)
+		}
+	} else if o.kwokConfig != "" {
+		return fmt.Errorf("--kwok-config is only used with --cluster")
+	}
+	for _, b := range need {
 		if _, err := os.Stat(filepath.Join(o.binDir, b)); err != nil {
 			return fmt.Errorf("%s not found in --bin-dir %s (run e2e/controlplane/build.sh): %v", b, o.binDir, err)
 		}
@@ -584,6 +605,12 @@ func run(o options) (err error) {
 	// token,user,uid,"group1,group2"
 	if err := os.WriteFile(f.tokens, []byte(f.token+`,admin,admin-uid,"system:masters"`+"\n"), 0o600); err != nil {
 		return err
+	}
+	var auditLog string
+	if o.cluster {
+		if o.clusterArgs, auditLog, err = clusterAPIServerArgs(o.workDir); err != nil {
+			return fmt.Errorf("audit policy: %w", err)
+		}
 	}
 
 	// Stop requests: signals, or EOF on stdin. Commands: lines on stdin, SIGUSR1.
@@ -669,7 +696,24 @@ func run(o options) (err error) {
 	}
 	defer os.Remove(o.kubeconfigOut)
 
-	printJSON(map[string]any{
+	// Cluster mode: the scheduler, controller-manager and kwok use the admin
+	// kubeconfig just written. They stop before the API server (defers run last-in first-out).
+	var comps *components
+	if o.cluster {
+		var cerr error
+		comps, cerr = startComponents(ctx, o, f, o.kubeconfigOut)
+		defer comps.stop()
+		if cerr != nil {
+			return cerr
+		}
+		comps.auditLog = auditLog
+	}
+	compDied := make(chan *child, 3)
+	for _, ch := range comps.all() {
+		go func(ch *child) { <-ch.done; compDied <- ch }(ch)
+	}
+
+	line := map[string]any{
 		"kubeconfig":     o.kubeconfigOut,
 		"server":         cp.server,
 		"etcd":           cp.etcdURL,
@@ -684,7 +728,11 @@ func run(o options) (err error) {
 		"apiserver_log":  cp.apiserver.logPath,
 		"etcd_log":       cp.etcd.logPath,
 		"stdin_commands": watchStdin,
-	})
+	}
+	if comps != nil {
+		comps.describe(line)
+	}
+	printJSON(line)
 	logf("ready: %s (etcd %s); stop with SIGTERM/SIGINT%s", cp.server, cp.etcdURL, map[bool]string{true: " or by closing stdin", false: ""}[watchStdin])
 
 	apiserverUp := true
@@ -733,6 +781,8 @@ func run(o options) (err error) {
 			}
 		case <-apiDone:
 			return fmt.Errorf("kube-apiserver exited unexpectedly (%v); last log lines:\n%s", cp.apiserver.err, tail(cp.apiserver.logPath, 40))
+		case ch := <-compDied:
+			return fmt.Errorf("%s exited unexpectedly (%v); last log lines:\n%s", ch.name, ch.err, tail(ch.logPath, 40))
 		case <-cp.etcd.done:
 			return fmt.Errorf("etcd exited unexpectedly (%v); last log lines:\n%s", cp.etcd.err, tail(cp.etcd.logPath, 40))
 		}
