@@ -171,6 +171,12 @@ impl ControlPlane {
     /// Returns None (after a loud `SKIPPED:` line) when the variable is unset, unless
     /// `KUBETRAIL_E2E_REQUIRED=1`, which makes that a failure.
     pub fn start(watch_cache: bool) -> Option<ControlPlane> {
+        Self::start_with(watch_cache, &[]).map(|(cp, _)| cp)
+    }
+
+    /// [`ControlPlane::start`] with extra launcher flags (e.g. `--cluster`); also returns the
+    /// launcher's ready line, for the keys those flags add.
+    pub fn start_with(watch_cache: bool, extra: &[String]) -> Option<(ControlPlane, Value)> {
         let test = std::thread::current()
             .name()
             .unwrap_or("an e2e test")
@@ -217,6 +223,7 @@ impl ControlPlane {
             .arg(format!("--watch-cache={watch_cache}"))
             .arg("--exit-on-stdin-close=true")
             .arg("--keep-work-dir")
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -294,7 +301,7 @@ impl ControlPlane {
             if watch_cache { "on" } else { "off" },
             started.elapsed().as_secs_f64()
         );
-        Some(cp)
+        Some((cp, ready))
     }
 
     /// The launcher's stderr so far (for failure messages).

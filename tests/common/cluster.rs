@@ -1,0 +1,456 @@
+//! Shared helper of the real-cluster e2e test: a `controlplane --cluster` (etcd, kube-apiserver
+//! with an audit log, kube-scheduler, kube-controller-manager, kwok kubelets playing
+//! e2e/kwok/stages.yaml), kubectl against it, the audit-log truth of `audittruth` (Go, written
+//! from the Kubernetes objects, sharing nothing with the recorder), `kubetrail export
+//! transitions` parsed from its CSV, and the comparison of the two.
+//!
+//! Include it with `#[path = "common/cluster.rs"] mod cluster;` next to `common/e2e.rs`.
+//!
+//! The comparison: outside the gaps (spans in which the recorder was not following live
+//! events) every truth transition must be exported exactly once, with `at` equal to the truth's
+//! (status-timed kinds: a time the object carries) or within 1 s of it (observed kinds: the
+//! audit event's completion time); inside a gap a transition may be missing, but a row that is
+//! there must still be true. Every exported row must match a truth transition.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::e2e::ControlPlane;
+
+/// Observed kinds: the recorder's clock against the audit event's completion.
+pub const OBSERVED_TOLERANCE_MS: i64 = 1_000;
+/// After a gap the recorder lists again and infers what it missed; an inferred row of an
+/// observed kind carries the time it was inferred, up to this long after the gap's end.
+pub const RECOVERY_SLACK_MS: i64 = 15_000;
+
+/// The repository root (the test's working directory is the crate root).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running cluster. Stopped on drop (through the [`ControlPlane`] it holds).
+pub struct Cluster {
+    pub cp: ControlPlane,
+    pub audit_log: PathBuf,
+    pub bin: PathBuf,
+    pub kwok_log: PathBuf,
+    pub kcm_log: PathBuf,
+    pub scheduler_log: PathBuf,
+    /// How long the launcher took to print its ready line.
+    pub startup: Duration,
+}
+
+impl Cluster {
+    /// Starts the cluster from `$KUBETRAIL_E2E_BIN`; None (skipped) when it is unset, unless
+    /// `KUBETRAIL_E2E_REQUIRED=1` (see [`ControlPlane::start`]). The watch cache is off, so
+    /// an etcd compaction makes watches from older resourceVersions answer 410.
+    pub fn start() -> Option<Cluster> {
+        let stages = repo().join("e2e/kwok/stages.yaml");
+        let t0 = Instant::now();
+        let (cp, ready) = ControlPlane::start_with(
+            false,
+            &[
+                "--cluster".to_string(),
+                format!("--kwok-config={}", stages.display()),
+            ],
+        )?;
+        let startup = t0.elapsed();
+        let path = |key: &str| -> PathBuf {
+            PathBuf::from(
+                ready[key]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("the launcher's ready line has no {key}: {ready}")),
+            )
+        };
+        let bin = PathBuf::from(std::env::var_os("KUBETRAIL_E2E_BIN").expect("set: started"));
+        for tool in ["audittruth", "kwok", "kube-scheduler", "kube-controller-manager"] {
+            assert!(
+                bin.join(tool).is_file(),
+                "KUBETRAIL_E2E_BIN={} has no {tool}; rebuild with e2e/controlplane/build.sh",
+                bin.display()
+            );
+        }
+        Some(Cluster {
+            audit_log: path("audit_log"),
+            kwok_log: path("kwok_log"),
+            kcm_log: path("controller_manager_log"),
+            scheduler_log: path("scheduler_log"),
+            cp,
+            bin,
+            startup,
+        })
+    }
+
+    /// Runs kubectl (`$KUBECTL`, else `kubectl` on PATH) against the cluster; panics with its
+    /// output when it fails. Returns stdout.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
+        let out = Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.cp.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {kubectl}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}\n{stdout}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// `kubectl get ... -o jsonpath=EXPR`, or an empty string when the object is not there.
+    pub fn jsonpath(&self, args: &[&str], expr: &str) -> String {
+        let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
+        let out = Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.cp.kubeconfig)
+            .args(args)
+            .arg("-o")
+            .arg(format!("jsonpath={expr}"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {kubectl}: {e}"));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Applies a manifest from the repository (path relative to its root).
+    pub fn apply(&self, manifest: &str) {
+        let path = repo().join(manifest);
+        self.kubectl(&["apply", "-f", path.to_str().expect("utf-8 path")]);
+    }
+
+    fn audittruth(&self, args: &[&str]) -> String {
+        let out = Command::new(self.bin.join("audittruth"))
+            .args(args)
+            .arg(&self.audit_log)
+            .output()
+            .expect("run audittruth");
+        assert!(
+            out.status.success(),
+            "audittruth {}: {}\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    /// Every transition the audit log shows, as `audittruth` reads it.
+    pub fn truth(&self) -> Vec<Truth> {
+        self.audittruth(&[])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audittruth line ({e}): {l}")))
+            .collect()
+    }
+
+    /// Per node, the summed effective requests of the pods bound to it and not terminal, as of
+    /// the end of the audit log (upstream PodRequests, in audittruth).
+    pub fn node_requests(&self) -> Vec<NodeRequests> {
+        self.audittruth(&["--requests"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audittruth line ({e}): {l}")))
+            .collect()
+    }
+
+    /// The last lines of each component's log, for failure messages.
+    pub fn logs(&self) -> String {
+        let tail = |p: &Path| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(15)..]
+                .iter()
+                .map(|l| &l[..l.len().min(400)])
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        format!(
+            "---- kwok ----\n{}\n---- kube-controller-manager ----\n{}\n---- kube-scheduler ----\n{}\n",
+            tail(&self.kwok_log),
+            tail(&self.kcm_log),
+            tail(&self.scheduler_log)
+        )
+    }
+}
+
+/// One `audittruth` line.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Truth {
+    pub subject: String,
+    pub uid: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub node: String,
+    pub kind: String,
+    #[serde(default)]
+    pub container: String,
+    #[serde(default)]
+    pub reason: String,
+    pub exit_code: Option<i64>,
+    pub at_ms: i64,
+    /// "status" or "observed".
+    pub timing: String,
+    /// When the write that caused it completed (the audit event's stageTimestamp).
+    pub write_ms: i64,
+}
+
+/// One `audittruth --requests` line.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct NodeRequests {
+    pub node: String,
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+    pub pods: Vec<String>,
+}
+
+/// One row of `kubetrail export transitions` (the columns the comparison uses).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exported {
+    pub subject: String,
+    pub uid: String,
+    pub pod: String,
+    pub kind: String,
+    pub at_ms: i64,
+    pub observed_at_ms: i64,
+    pub container: String,
+    pub reason: String,
+    pub exit_code: Option<i64>,
+    pub inferred: bool,
+}
+
+/// Runs `kubetrail export transitions --db DB` and parses its CSV by header name.
+pub fn export_transitions(db: &Path) -> Vec<Exported> {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args(["export", "transitions", "--db"])
+        .arg(db)
+        .output()
+        .expect("run kubetrail export");
+    assert!(
+        out.status.success(),
+        "kubetrail export transitions: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let headers = reader.headers().expect("CSV header").clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("export has no {name} column: {headers:?}"))
+    };
+    let (subject, uid, pod, kind, at, observed, container, reason, exit, inferred) = (
+        col("subject"),
+        col("uid"),
+        col("pod"),
+        col("kind"),
+        col("at_ms"),
+        col("observed_at_ms"),
+        col("container"),
+        col("reason"),
+        col("exit_code"),
+        col("inferred"),
+    );
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("CSV record");
+            let int = |i: usize| -> i64 {
+                r[i].parse()
+                    .unwrap_or_else(|e| panic!("column {} is not an integer ({e}): {r:?}", headers[i].to_string()))
+            };
+            Exported {
+                subject: r[subject].to_string(),
+                uid: r[uid].to_string(),
+                pod: r[pod].to_string(),
+                kind: r[kind].to_string(),
+                at_ms: int(at),
+                observed_at_ms: int(observed),
+                container: r[container].to_string(),
+                reason: r[reason].to_string(),
+                exit_code: (!r[exit].is_empty()).then(|| int(exit)),
+                inferred: matches!(&r[inferred], "true" | "1"),
+            }
+        })
+        .collect()
+}
+
+/// A span (Unix ms) in which the recorder was not following live events.
+#[derive(Clone, Copy, Debug)]
+pub struct Gap {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub why: &'static str,
+}
+
+impl Gap {
+    /// The start is floored to the second: the API server keeps times to the second.
+    pub fn new(start_ms: i64, end_ms: i64, why: &'static str) -> Gap {
+        Gap {
+            start_ms: start_ms.div_euclid(1000) * 1000,
+            end_ms,
+            why,
+        }
+    }
+
+    fn contains(&self, ms: i64) -> bool {
+        ms >= self.start_ms && ms <= self.end_ms
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Comparison {
+    pub matched: usize,
+    /// Matched rows of transitions inside a gap (the recorder inferred or relisted them).
+    pub matched_in_gap: usize,
+    /// Truth transitions outside every gap with no exported row.
+    pub missing: Vec<Truth>,
+    /// Truth transitions inside a gap with no exported row (allowed).
+    pub missed_in_gap: Vec<Truth>,
+    /// Exported rows that match no truth transition.
+    pub unexpected: Vec<Exported>,
+}
+
+impl Comparison {
+    pub fn is_exact(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty()
+    }
+
+    /// Missing and unexpected rows counted per kind, e.g. `pod/started: 3 missing, 3 unexpected`.
+    pub fn summary(&self) -> String {
+        let mut by: HashMap<String, (usize, usize)> = HashMap::new();
+        for t in &self.missing {
+            by.entry(format!("{}/{}", t.subject, t.kind)).or_default().0 += 1;
+        }
+        for e in &self.unexpected {
+            by.entry(format!("{}/{}", e.subject, e.kind)).or_default().1 += 1;
+        }
+        let mut lines: Vec<String> = by
+            .into_iter()
+            .map(|(k, (m, u))| format!("{k}: {m} missing, {u} unexpected"))
+            .collect();
+        lines.sort();
+        lines.join("\n")
+    }
+
+    pub fn report(&self) -> String {
+        let mut s = format!(
+            "{} matched ({} inside gaps), {} missing, {} unexpected, {} inside gaps not recorded\nper kind:\n{}\n",
+            self.matched,
+            self.matched_in_gap,
+            self.missing.len(),
+            self.unexpected.len(),
+            self.missed_in_gap.len(),
+            self.summary()
+        );
+        s.push_str("missing:\n");
+        for t in &self.missing {
+            s.push_str(&format!(
+                "  {} {}/{} {} container={} reason={} exit={:?} at_ms={} ({}) write_ms={}\n",
+                t.subject, t.namespace, t.name, t.kind, t.container, t.reason, t.exit_code, t.at_ms, t.timing, t.write_ms
+            ));
+        }
+        s.push_str("unexpected:\n");
+        for e in &self.unexpected {
+            s.push_str(&format!(
+                "  {} {} {} container={} reason={} exit={:?} at_ms={} observed_at_ms={} inferred={}\n",
+                e.subject, e.pod, e.kind, e.container, e.reason, e.exit_code, e.at_ms, e.observed_at_ms, e.inferred
+            ));
+        }
+        s
+    }
+}
+
+/// The kinds whose reason (and exit code) are part of what happened.
+fn reason_matters(kind: &str) -> bool {
+    matches!(kind, "container_terminated" | "container_waiting")
+}
+
+fn same_event(t: &Truth, e: &Exported) -> bool {
+    t.subject == e.subject
+        && t.uid == e.uid
+        && t.kind == e.kind
+        && t.container == e.container
+        && (!reason_matters(&t.kind) || (t.reason == e.reason && t.exit_code == e.exit_code))
+}
+
+/// How far `e.at_ms` is from `t`'s time, if it is acceptable; the closest acceptable row wins.
+fn distance(t: &Truth, e: &Exported, gap: Option<&Gap>) -> Option<i64> {
+    let d = (e.at_ms - t.at_ms).abs();
+    match (t.timing.as_str(), gap) {
+        ("status", _) => (d == 0).then_some(0),
+        (_, None) => (d <= OBSERVED_TOLERANCE_MS).then_some(d),
+        // Seen only after the gap: any time from the event to the end of the recovery.
+        (_, Some(g)) => {
+            (e.at_ms >= t.at_ms - OBSERVED_TOLERANCE_MS && e.at_ms <= g.end_ms + RECOVERY_SLACK_MS).then_some(d)
+        }
+    }
+}
+
+/// Compares the truth with the exported rows: each truth transition takes the closest
+/// acceptable unmatched row of the same subject, kind, container (and, for container kinds,
+/// reason and exit code).
+pub fn compare(truth: &[Truth], exported: &[Exported], gaps: &[Gap]) -> Comparison {
+    let mut out = Comparison::default();
+    let mut used = vec![false; exported.len()];
+    let mut by_key: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, e) in exported.iter().enumerate() {
+        by_key.entry((e.uid.as_str(), e.kind.as_str())).or_default().push(i);
+    }
+    let mut order: Vec<&Truth> = truth.iter().collect();
+    order.sort_by_key(|t| (t.at_ms, t.write_ms));
+    for t in order {
+        let gap = gaps.iter().find(|g| g.contains(t.write_ms) || g.contains(t.at_ms));
+        let best = by_key
+            .get(&(t.uid.as_str(), t.kind.as_str()))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| !used[i] && same_event(t, &exported[i]))
+            .filter_map(|i| distance(t, &exported[i], gap).map(|d| (d, i)))
+            .min();
+        match (best, gap) {
+            (Some((_, i)), g) => {
+                used[i] = true;
+                out.matched += 1;
+                if g.is_some() {
+                    out.matched_in_gap += 1;
+                }
+            }
+            (None, Some(_)) => out.missed_in_gap.push(t.clone()),
+            (None, None) => out.missing.push(t.clone()),
+        }
+    }
+    out.unexpected = exported
+        .iter()
+        .zip(used)
+        .filter(|(_, used)| !used)
+        .map(|(e, _)| e.clone())
+        .collect();
+    out
+}
+
+/// Compares again and again until the export equals the truth or `timeout` passes; returns
+/// the last comparison. (Both sides move while the cluster settles; this waits for a state,
+/// not for a time.)
+pub fn settle(cluster: &Cluster, db: &Path, gaps: &[Gap], timeout: Duration) -> (Comparison, Vec<Truth>, Vec<Exported>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let truth = cluster.truth();
+        let exported = export_transitions(db);
+        let result = compare(&truth, &exported, gaps);
+        if result.is_exact() || Instant::now() >= deadline {
+            return (result, truth, exported);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
