@@ -28,7 +28,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cluster::{Cluster, Comparison, Exported, Gap, NodeRequests, Truth, compare, export_transitions, settle};
+use cluster::{
+    Cluster, Comparison, Exported, Gap, NodeRequests, Truth, compare, export_transitions, settle,
+};
 use e2e::{now_ms, serial, wait_until};
 use recorder::RecorderProcess;
 
@@ -37,6 +39,13 @@ const STEP: Duration = Duration::from_secs(120);
 
 /// What one run of the scenario left behind, shared by the tests below.
 struct Run {
+    /// A second recorder, started with an empty database while a pod is in CrashLoopBackOff.
+    late: Vec<Exported>,
+    late_gaps: Vec<Gap>,
+    /// A third recorder with `-l tier=old`, which the test relabels a pod out of.
+    scoped: Vec<Exported>,
+    scoped_gaps: Vec<Gap>,
+    relabelled_ms: i64,
     truth: Vec<Truth>,
     exported: Vec<Exported>,
     gaps: Vec<Gap>,
@@ -55,13 +64,19 @@ fn run() -> Option<&'static Run> {
 }
 
 fn count(log: &Path, needle: &str) -> usize {
-    std::fs::read_to_string(log).unwrap_or_default().matches(needle).count()
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
 }
 
 fn drive() -> Option<Run> {
     let t0 = Instant::now();
     let mut c = Cluster::start()?;
-    eprintln!("e2e_cluster: cluster up in {:.1} s", c.startup.as_secs_f64());
+    eprintln!(
+        "e2e_cluster: cluster up in {:.1} s",
+        c.startup.as_secs_f64()
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("trail.db");
     let log = dir.path().join("record.log");
@@ -71,20 +86,56 @@ fn drive() -> Option<Run> {
     let rec = RecorderProcess::spawn(&c.cp.kubeconfig, &db, &log, &args);
     rec.wait_for_log(LISTED, Duration::from_secs(60));
     let listed = now_ms();
+    let db3 = dir.path().join("scoped.db");
+    let log3 = dir.path().join("scoped.log");
+    let scoped_args = ["--watch-timeout", "3s", "-l", "tier=old"];
+    let rec3 = RecorderProcess::spawn(&c.cp.kubeconfig, &db3, &log3, &scoped_args);
+    rec3.wait_for_log(LISTED, Duration::from_secs(60));
+    let listed3 = now_ms();
     c.apply("e2e/kwok/nodes.yaml");
     c.apply("e2e/kwok/workloads.yaml");
     wait_until("web and db are ready", STEP, || {
-        c.jsonpath(&["-n", "shop", "get", "deploy", "web"], "{.status.readyReplicas}") == "3"
-            && c.jsonpath(&["-n", "shop", "get", "sts", "db"], "{.status.readyReplicas}") == "2"
+        c.jsonpath(
+            &["-n", "shop", "get", "deploy", "web"],
+            "{.status.readyReplicas}",
+        ) == "3"
+            && c.jsonpath(
+                &["-n", "shop", "get", "sts", "db"],
+                "{.status.readyReplicas}",
+            ) == "2"
     });
+
+    // A recorder that first sees a pod in CrashLoopBackOff.
+    wait_until("crashy is in CrashLoopBackOff", STEP, || {
+        c.jsonpath(
+            &["-n", "shop", "get", "pods", "-l", "app=crashy"],
+            "{.items[*].status.containerStatuses[0].state.waiting.reason}",
+        ) == "CrashLoopBackOff"
+    });
+    let db2 = dir.path().join("late.db");
+    let log2 = dir.path().join("late.log");
+    let rec2 = RecorderProcess::spawn(&c.cp.kubeconfig, &db2, &log2, &args);
+    rec2.wait_for_log(LISTED, Duration::from_secs(60));
+    let listed2 = now_ms();
 
     // 1. kill -9 the recorder; roll web out to a new template and relabel a pod meanwhile.
     let down = now_ms();
     rec.kill_9();
     c.kubectl(&["-n", "shop", "set", "image", "deploy/web", "app=nginx:1.28"]);
-    c.kubectl(&["-n", "shop", "label", "pod", "relabel", "tier=new", "--overwrite"]);
+    let relabelled_ms = now_ms();
+    c.kubectl(&[
+        "-n",
+        "shop",
+        "label",
+        "pod",
+        "relabel",
+        "tier=new",
+        "--overwrite",
+    ]);
     let rec = RecorderProcess::spawn(&c.cp.kubeconfig, &db, &log, &args);
-    wait_until("the restarted recorder listed", STEP, || count(&log, LISTED) >= 2);
+    wait_until("the restarted recorder listed", STEP, || {
+        count(&log, LISTED) >= 2
+    });
     let back = now_ms();
 
     // 2. A watch cut with a forced 410: the API server goes away, etcd is compacted past
@@ -106,16 +157,36 @@ fn drive() -> Option<Run> {
     c.kubectl(&["cordon", "kw-b"]);
     c.kubectl(&["-n", "shop", "delete", "pod", "held", "--wait=false"]);
     wait_until("kw-c is tainted NoExecute", STEP, || {
-        c.jsonpath(&["get", "node", "kw-c"], "{.spec.taints[*].effect}").contains("NoExecute")
+        c.jsonpath(&["get", "node", "kw-c"], "{.spec.taints[*].effect}")
+            .contains("NoExecute")
     });
     // The kubelet finished the graceful delete; only the finalizer keeps the object.
     wait_until("held is stopped and waits for its finalizer", STEP, || {
-        c.jsonpath(&["-n", "shop", "get", "pod", "held"], "{.metadata.deletionGracePeriodSeconds}") == "0"
+        c.jsonpath(
+            &["-n", "shop", "get", "pod", "held"],
+            "{.metadata.deletionGracePeriodSeconds}",
+        ) == "0"
     });
-    c.kubectl(&["-n", "shop", "patch", "pod", "held", "--type=json", "-p", r#"[{"op":"remove","path":"/metadata/finalizers"}]"#]);
+    c.kubectl(&[
+        "-n",
+        "shop",
+        "patch",
+        "pod",
+        "held",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
     wait_until("only DaemonSet pods are left on kw-c", STEP, || {
         let owners = c.jsonpath(
-            &["-n", "shop", "get", "pods", "--field-selector", "spec.nodeName=kw-c"],
+            &[
+                "-n",
+                "shop",
+                "get",
+                "pods",
+                "--field-selector",
+                "spec.nodeName=kw-c",
+            ],
             "{.items[*].metadata.ownerReferences[0].kind}",
         );
         owners.split_whitespace().all(|k| k == "DaemonSet")
@@ -125,15 +196,30 @@ fn drive() -> Option<Run> {
 
     // 4. Wait for every workload's end state, then stop the CronJob so the cluster goes quiet.
     wait_until("the CronJob ran once", STEP, || {
-        !c.jsonpath(&["-n", "shop", "get", "cronjob", "tick"], "{.status.lastSuccessfulTime}").is_empty()
+        !c.jsonpath(
+            &["-n", "shop", "get", "cronjob", "tick"],
+            "{.status.lastSuccessfulTime}",
+        )
+        .is_empty()
     });
-    c.kubectl(&["-n", "shop", "patch", "cronjob", "tick", "-p", r#"{"spec":{"suspend":true}}"#]);
+    c.kubectl(&[
+        "-n",
+        "shop",
+        "patch",
+        "cronjob",
+        "tick",
+        "-p",
+        r#"{"spec":{"suspend":true}}"#,
+    ]);
     wait_until("the cluster reached its end state", STEP, || {
         let web = c.jsonpath(
             &["-n", "shop", "get", "deploy", "web"],
             "{.status.replicas} {.status.updatedReplicas} {.status.readyReplicas}",
         );
-        let terminating = c.jsonpath(&["-n", "shop", "get", "pods"], "{.items[*].metadata.deletionTimestamp}");
+        let terminating = c.jsonpath(
+            &["-n", "shop", "get", "pods"],
+            "{.items[*].metadata.deletionTimestamp}",
+        );
         let crashy = c.jsonpath(
             &["-n", "shop", "get", "pods", "-l", "app=crashy"],
             "{.items[*].status.containerStatuses[0].restartCount}/{.items[*].status.containerStatuses[0].state.waiting.reason}",
@@ -143,12 +229,18 @@ fn drive() -> Option<Run> {
             "{.status.containerStatuses[0].restartCount}/{.status.containerStatuses[0].state.waiting.reason}",
         );
         let taints = c.jsonpath(&["get", "node", "kw-c"], "{.spec.taints}");
-        let ready = c.jsonpath(&["get", "node", "kw-c"], r#"{.status.conditions[?(@.type=="Ready")].status}"#);
+        let ready = c.jsonpath(
+            &["get", "node", "kw-c"],
+            r#"{.status.conditions[?(@.type=="Ready")].status}"#,
+        );
         let jobs = c.jsonpath(
             &["-n", "shop", "get", "job", "report", "broken"],
             r#"{.items[*].status.conditions[?(@.status=="True")].type}"#,
         );
-        let active = c.jsonpath(&["-n", "shop", "get", "cronjob", "tick"], "{.status.active}");
+        let active = c.jsonpath(
+            &["-n", "shop", "get", "cronjob", "tick"],
+            "{.status.active}",
+        );
         web == "3 3 3"
             && terminating.is_empty()
             && crashy == "3/CrashLoopBackOff"
@@ -163,38 +255,101 @@ fn drive() -> Option<Run> {
     // 5. The export must now equal the audit-log truth.
     let gaps = vec![
         Gap::new(0, listed, "before the recorder's first list"),
-        Gap::new(down, back, "recorder killed with -9 and restarted"),
-        Gap::new(down2, back2, "API server restart with an etcd compaction (410, relist)"),
+        // Events the killed recorder had received but not yet committed are lost with it (its
+        // write lag stays well under a second): the gap starts a second before the kill.
+        Gap::new(down - 1000, back, "recorder killed with -9 and restarted"),
+        Gap::new(
+            down2,
+            back2,
+            "API server restart with an etcd compaction (410, relist)",
+        ),
     ];
     let (result, truth, exported) = settle(&c, &db, &gaps, Duration::from_secs(60));
 
     // 6. Requested sums at this quiet checkpoint: a window of at least a second in which
     //    nothing changes.
     let quiet_from = now_ms();
-    wait_until("a second of quiet", Duration::from_secs(10), || now_ms() >= quiet_from + 1500);
+    wait_until("a second of quiet", Duration::from_secs(10), || {
+        now_ms() >= quiet_from + 1500
+    });
     let quiet_to = now_ms();
     let recorded = recorded_requests(&db, quiet_from, quiet_to);
     let requests = c
         .node_requests()
         .into_iter()
         .map(|n| {
-            let r = recorded.iter().find(|(node, ..)| *node == n.node).map(|&(_, a, b, cc, d)| (a, b, cc, d));
+            let r = recorded
+                .iter()
+                .find(|(node, ..)| *node == n.node)
+                .map(|&(_, a, b, cc, d)| (a, b, cc, d));
             (n, r)
         })
         .collect();
     let status = rec.stop();
-    assert!(status.success(), "recorder exit: {status:?}\n{}", rec_log(&log));
+    assert!(
+        status.success(),
+        "recorder exit: {status:?}\n{}",
+        rec_log(&log)
+    );
+    for (r, l) in [(rec2, &log2), (rec3, &log3)] {
+        let status = r.stop();
+        assert!(
+            status.success(),
+            "recorder exit: {status:?}\n{}",
+            rec_log(l)
+        );
+    }
+    let outage = Gap::new(
+        down2,
+        back2,
+        "API server restart with an etcd compaction (410, relist)",
+    );
+    let kept = keep_artifacts(&c, &db, &log);
+    eprintln!(
+        "e2e_cluster: the audit log, database and logs of this run are in {}",
+        kept.display()
+    );
     Some(Run {
         truth,
         exported,
         gaps,
         result,
         requests,
+        late: export_transitions(&db2),
+        late_gaps: vec![
+            Gap::new(0, listed2, "before this recorder's first list"),
+            outage,
+        ],
+        scoped: export_transitions(&db3),
+        scoped_gaps: vec![
+            Gap::new(0, listed3, "before this recorder's first list"),
+            outage,
+        ],
+        relabelled_ms,
         recorder_log: rec_log(&log),
         cluster_logs: c.logs(),
         startup_secs: c.startup.as_secs_f64(),
         secs: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Copies what a reader of a failure needs (audit log, database, recorder and component logs)
+/// to `$CARGO_TARGET_TMPDIR/e2e_cluster`, replacing the previous run's.
+fn keep_artifacts(c: &Cluster, db: &Path, log: &Path) -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_cluster");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    for (from, name) in [
+        (c.audit_log.as_path(), "audit.log"),
+        (db, "trail.db"),
+        (log, "record.log"),
+        (c.kwok_log.as_path(), "kwok.log"),
+        (c.kcm_log.as_path(), "kube-controller-manager.log"),
+        (c.scheduler_log.as_path(), "kube-scheduler.log"),
+    ] {
+        let _ = std::fs::copy(from, dir.join(name));
+    }
+    dir
 }
 
 fn rec_log(log: &Path) -> String {
@@ -212,7 +367,10 @@ fn recorded_requests(db: &Path, from_ms: i64, to_ms: i64) -> Vec<(String, i64, i
     let since = rfc3339(from_ms + 999);
     let until = rfc3339(to_ms);
     let out = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
-        .args(["query", "nodes", "-o", "json", "--step", "1h", "--since", &since, "--until", &until, "--db"])
+        .args([
+            "query", "nodes", "-o", "json", "--step", "1h", "--since", &since, "--until", &until,
+            "--db",
+        ])
         .arg(db)
         .output()
         .expect("run kubetrail query nodes");
@@ -222,8 +380,12 @@ fn recorded_requests(db: &Path, from_ms: i64, to_ms: i64) -> Vec<(String, i64, i
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("query nodes -o json ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "query nodes -o json ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     let rows = v.as_array().cloned().unwrap_or_default();
     rows.iter()
         .map(|r| {
@@ -255,7 +417,7 @@ fn the_recorded_history_equals_the_audit_log_of_a_real_cluster() {
         panic!(
             "the recorded history differs from the audit-log truth (gaps {:?}):\n{}\n---- recorder log ----\n{}\n{}",
             run.gaps,
-            run.result.report(),
+            run.result.report_with(&run.exported),
             run.recorder_log,
             run.cluster_logs
         );
@@ -268,7 +430,12 @@ fn node_requested_sums_equal_the_pods_the_scheduler_bound() {
     let Some(run) = run() else { return };
     let mut wrong = Vec::new();
     for (truth, recorded) in &run.requests {
-        let want = (truth.cpu_millis, truth.cpu_millis, truth.memory_bytes, truth.memory_bytes);
+        let want = (
+            truth.cpu_millis,
+            truth.cpu_millis,
+            truth.memory_bytes,
+            truth.memory_bytes,
+        );
         if *recorded != Some(want) {
             wrong.push(format!(
                 "{}: bound pods {:?} request cpu {}m memory {} B; kubetrail says (cpu avg, peak, memory avg, peak) {:?}",
@@ -277,7 +444,11 @@ fn node_requested_sums_equal_the_pods_the_scheduler_bound() {
         }
     }
     assert!(!run.requests.is_empty(), "audittruth knows no node");
-    assert!(wrong.is_empty(), "node requested sums differ:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "node requested sums differ:\n{}",
+        wrong.join("\n")
+    );
 }
 
 /// The comparison is not vacuous: drop every exported row of one kind the truth has and it
@@ -288,8 +459,16 @@ fn a_deliberate_mismatch_is_caught() {
     let _one_at_a_time = serial();
     let Some(run) = run() else { return };
     for kind in ["scheduled", "container_terminated"] {
-        let kept: Vec<Exported> = run.exported.iter().filter(|e| e.kind != kind).cloned().collect();
-        assert!(kept.len() < run.exported.len(), "the export has no {kind} row to drop");
+        let kept: Vec<Exported> = run
+            .exported
+            .iter()
+            .filter(|e| e.kind != kind)
+            .cloned()
+            .collect();
+        assert!(
+            kept.len() < run.exported.len(),
+            "the export has no {kind} row to drop"
+        );
         let cut = compare(&run.truth, &kept, &run.gaps);
         assert!(!cut.is_exact(), "dropping every {kind} row went unnoticed");
         let new_missing: Vec<&Truth> = cut
@@ -297,12 +476,74 @@ fn a_deliberate_mismatch_is_caught() {
             .iter()
             .filter(|t| !run.result.missing.contains(t))
             .collect();
-        assert!(!new_missing.is_empty(), "dropping {kind} rows added no missing transition");
+        assert!(
+            !new_missing.is_empty(),
+            "dropping {kind} rows added no missing transition"
+        );
         assert!(
             new_missing.iter().all(|t| t.kind == kind),
             "dropping {kind} rows made other kinds missing: {new_missing:#?}"
         );
         let unexpected_of_kind = cut.unexpected.iter().filter(|e| e.kind == kind).count();
-        assert_eq!(unexpected_of_kind, 0, "no {kind} row is left to be unexpected");
+        assert_eq!(
+            unexpected_of_kind, 0,
+            "no {kind} row is left to be unexpected"
+        );
     }
+}
+
+/// A recorder whose first list finds a pod in CrashLoopBackOff (restartCount k, lastState
+/// holding run k's own termination) must record that termination once, at its finishedAt, and
+/// everything after it like the others.
+#[test]
+fn a_recorder_that_starts_during_a_crash_loop_records_each_run_once() {
+    let _one_at_a_time = serial();
+    let Some(run) = run() else { return };
+    let result = compare(&run.truth, &run.late, &run.late_gaps);
+    assert!(
+        result.is_exact(),
+        "the recorder started mid crash loop differs from the audit-log truth (gaps {:?}):\n{}",
+        run.late_gaps,
+        result.report_with(&run.late)
+    );
+}
+
+/// With `-l tier=old`, relabelling a pod to tier=new takes it out of scope: the API server sends
+/// DELETED, but the pod lives on. Every row the scoped recorder wrote must be true (no
+/// `deleted`), it must say the pod left the scope, and every transition of the pod while it was
+/// in scope must be there.
+#[test]
+fn a_pod_relabelled_out_of_the_selector_is_not_recorded_as_deleted() {
+    let _one_at_a_time = serial();
+    let Some(run) = run() else { return };
+    let uid = run
+        .truth
+        .iter()
+        .find(|t| t.subject == "pod" && t.name == "relabel")
+        .map(|t| t.uid.clone())
+        .expect("the truth knows the relabel pod");
+    let in_scope: Vec<Truth> = run
+        .truth
+        .iter()
+        .filter(|t| t.uid == uid && t.write_ms < run.relabelled_ms)
+        .cloned()
+        .collect();
+    let rows: Vec<Exported> = run
+        .scoped
+        .iter()
+        .filter(|e| e.uid == uid)
+        .cloned()
+        .collect();
+    let left = rows.iter().filter(|e| e.kind == "left_scope").count();
+    let without_scope: Vec<Exported> = rows
+        .iter()
+        .filter(|e| e.kind != "left_scope" && e.kind != "entered_scope")
+        .cloned()
+        .collect();
+    let result = compare(&in_scope, &without_scope, &run.scoped_gaps);
+    assert!(
+        result.is_exact() && left == 1,
+        "scoped recorder (-l tier=old): {left} left_scope rows for the relabelled pod (want 1);\n{}",
+        result.report_with(&without_scope)
+    );
 }

@@ -68,7 +68,12 @@ impl Cluster {
             )
         };
         let bin = PathBuf::from(std::env::var_os("KUBETRAIL_E2E_BIN").expect("set: started"));
-        for tool in ["audittruth", "kwok", "kube-scheduler", "kube-controller-manager"] {
+        for tool in [
+            "audittruth",
+            "kwok",
+            "kube-scheduler",
+            "kube-controller-manager",
+        ] {
             assert!(
                 bin.join(tool).is_file(),
                 "KUBETRAIL_E2E_BIN={} has no {tool}; rebuild with e2e/controlplane/build.sh",
@@ -147,7 +152,9 @@ impl Cluster {
     pub fn truth(&self) -> Vec<Truth> {
         self.audittruth(&[])
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audittruth line ({e}): {l}")))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("audittruth line ({e}): {l}"))
+            })
             .collect()
     }
 
@@ -156,7 +163,9 @@ impl Cluster {
     pub fn node_requests(&self) -> Vec<NodeRequests> {
         self.audittruth(&["--requests"])
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audittruth line ({e}): {l}")))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("audittruth line ({e}): {l}"))
+            })
             .collect()
     }
 
@@ -227,10 +236,11 @@ pub struct Exported {
     pub inferred: bool,
 }
 
-/// Runs `kubetrail export transitions --db DB` and parses its CSV by header name.
+/// Runs `kubetrail export transitions --nodes --db DB` (pod and node rows) and parses its CSV
+/// by header name.
 pub fn export_transitions(db: &Path) -> Vec<Exported> {
     let out = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
-        .args(["export", "transitions", "--db"])
+        .args(["export", "transitions", "--nodes", "--db"])
         .arg(db)
         .output()
         .expect("run kubetrail export");
@@ -265,8 +275,9 @@ pub fn export_transitions(db: &Path) -> Vec<Exported> {
         .map(|r| {
             let r = r.expect("CSV record");
             let int = |i: usize| -> i64 {
-                r[i].parse()
-                    .unwrap_or_else(|e| panic!("column {} is not an integer ({e}): {r:?}", headers[i].to_string()))
+                r[i].parse().unwrap_or_else(|e| {
+                    panic!("column {} is not an integer ({e}): {r:?}", &headers[i])
+                })
             };
             Exported {
                 subject: r[subject].to_string(),
@@ -293,10 +304,9 @@ pub struct Gap {
 }
 
 impl Gap {
-    /// The start is floored to the second: the API server keeps times to the second.
     pub fn new(start_ms: i64, end_ms: i64, why: &'static str) -> Gap {
         Gap {
-            start_ms: start_ms.div_euclid(1000) * 1000,
+            start_ms,
             end_ms,
             why,
         }
@@ -343,6 +353,12 @@ impl Comparison {
     }
 
     pub fn report(&self) -> String {
+        self.report_with(&[])
+    }
+
+    /// The report, with the exported rows of the same subject and kind next to each missing
+    /// transition (so a wrong time or reason shows as such).
+    pub fn report_with(&self, exported: &[Exported]) -> String {
         let mut s = format!(
             "{} matched ({} inside gaps), {} missing, {} unexpected, {} inside gaps not recorded\nper kind:\n{}\n",
             self.matched,
@@ -356,8 +372,26 @@ impl Comparison {
         for t in &self.missing {
             s.push_str(&format!(
                 "  {} {}/{} {} container={} reason={} exit={:?} at_ms={} ({}) write_ms={}\n",
-                t.subject, t.namespace, t.name, t.kind, t.container, t.reason, t.exit_code, t.at_ms, t.timing, t.write_ms
+                t.subject,
+                t.namespace,
+                t.name,
+                t.kind,
+                t.container,
+                t.reason,
+                t.exit_code,
+                t.at_ms,
+                t.timing,
+                t.write_ms
             ));
+            for e in exported
+                .iter()
+                .filter(|e| e.uid == t.uid && e.kind == t.kind)
+            {
+                s.push_str(&format!(
+                    "      exported: container={} reason={} exit={:?} at_ms={} ({:+} ms) inferred={}\n",
+                    e.container, e.reason, e.exit_code, e.at_ms, e.at_ms - t.at_ms, e.inferred
+                ));
+            }
         }
         s.push_str("unexpected:\n");
         for e in &self.unexpected {
@@ -390,9 +424,9 @@ fn distance(t: &Truth, e: &Exported, gap: Option<&Gap>) -> Option<i64> {
         ("status", _) => (d == 0).then_some(0),
         (_, None) => (d <= OBSERVED_TOLERANCE_MS).then_some(d),
         // Seen only after the gap: any time from the event to the end of the recovery.
-        (_, Some(g)) => {
-            (e.at_ms >= t.at_ms - OBSERVED_TOLERANCE_MS && e.at_ms <= g.end_ms + RECOVERY_SLACK_MS).then_some(d)
-        }
+        (_, Some(g)) => (e.at_ms >= t.at_ms - OBSERVED_TOLERANCE_MS
+            && e.at_ms <= g.end_ms + RECOVERY_SLACK_MS)
+            .then_some(d),
     }
 }
 
@@ -404,12 +438,16 @@ pub fn compare(truth: &[Truth], exported: &[Exported], gaps: &[Gap]) -> Comparis
     let mut used = vec![false; exported.len()];
     let mut by_key: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
     for (i, e) in exported.iter().enumerate() {
-        by_key.entry((e.uid.as_str(), e.kind.as_str())).or_default().push(i);
+        by_key
+            .entry((e.uid.as_str(), e.kind.as_str()))
+            .or_default()
+            .push(i);
     }
     let mut order: Vec<&Truth> = truth.iter().collect();
     order.sort_by_key(|t| (t.at_ms, t.write_ms));
     for t in order {
-        let gap = gaps.iter().find(|g| g.contains(t.write_ms) || g.contains(t.at_ms));
+        // Whether the recorder was watching is decided by when the write completed.
+        let gap = gaps.iter().find(|g| g.contains(t.write_ms));
         let best = by_key
             .get(&(t.uid.as_str(), t.kind.as_str()))
             .into_iter()
@@ -442,7 +480,12 @@ pub fn compare(truth: &[Truth], exported: &[Exported], gaps: &[Gap]) -> Comparis
 /// Compares again and again until the export equals the truth or `timeout` passes; returns
 /// the last comparison. (Both sides move while the cluster settles; this waits for a state,
 /// not for a time.)
-pub fn settle(cluster: &Cluster, db: &Path, gaps: &[Gap], timeout: Duration) -> (Comparison, Vec<Truth>, Vec<Exported>) {
+pub fn settle(
+    cluster: &Cluster,
+    db: &Path,
+    gaps: &[Gap],
+    timeout: Duration,
+) -> (Comparison, Vec<Truth>, Vec<Exported>) {
     let deadline = Instant::now() + timeout;
     loop {
         let truth = cluster.truth();
