@@ -37,6 +37,15 @@ use recorder::RecorderProcess;
 const LISTED: &str = "initial list of pods and nodes done";
 const STEP: Duration = Duration::from_secs(120);
 
+/// A node's requested sums over a window, as `kubetrail query nodes -o json` reports them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RecordedRequests {
+    cpu_avg_millis: i64,
+    cpu_peak_millis: i64,
+    memory_avg_bytes: i64,
+    memory_peak_bytes: i64,
+}
+
 /// What one run of the scenario left behind, shared by the tests below.
 struct Run {
     /// A second recorder, started with an empty database while a pod is in CrashLoopBackOff.
@@ -50,8 +59,8 @@ struct Run {
     exported: Vec<Exported>,
     gaps: Vec<Gap>,
     result: Comparison,
-    /// (node, truth from audittruth, what `kubetrail query nodes` says: cpu, memory)
-    requests: Vec<(NodeRequests, Option<(i64, i64, i64, i64)>)>,
+    /// Per node: the truth from audittruth, and what `kubetrail query nodes` says.
+    requests: Vec<(NodeRequests, Option<RecordedRequests>)>,
     recorder_log: String,
     cluster_logs: String,
     startup_secs: f64,
@@ -280,8 +289,8 @@ fn drive() -> Option<Run> {
         .map(|n| {
             let r = recorded
                 .iter()
-                .find(|(node, ..)| *node == n.node)
-                .map(|&(_, a, b, cc, d)| (a, b, cc, d));
+                .find(|(node, _)| *node == n.node)
+                .map(|&(_, r)| r);
             (n, r)
         })
         .collect();
@@ -304,7 +313,17 @@ fn drive() -> Option<Run> {
         back2,
         "API server restart with an etcd compaction (410, relist)",
     );
-    let kept = keep_artifacts(&c, &db, &log);
+    let kept = keep_artifacts(
+        &c,
+        &[
+            (&db, "trail.db"),
+            (&log, "record.log"),
+            (&db2, "late.db"),
+            (&log2, "late.log"),
+            (&db3, "scoped.db"),
+            (&log3, "scoped.log"),
+        ],
+    );
     eprintln!(
         "e2e_cluster: the audit log, database and logs of this run are in {}",
         kept.display()
@@ -335,18 +354,17 @@ fn drive() -> Option<Run> {
 
 /// Copies what a reader of a failure needs (audit log, database, recorder and component logs)
 /// to `$CARGO_TARGET_TMPDIR/e2e_cluster`, replacing the previous run's.
-fn keep_artifacts(c: &Cluster, db: &Path, log: &Path) -> std::path::PathBuf {
+fn keep_artifacts(c: &Cluster, recorders: &[(&Path, &str)]) -> std::path::PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_cluster");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("artifact dir");
-    for (from, name) in [
+    let components = [
         (c.audit_log.as_path(), "audit.log"),
-        (db, "trail.db"),
-        (log, "record.log"),
         (c.kwok_log.as_path(), "kwok.log"),
         (c.kcm_log.as_path(), "kube-controller-manager.log"),
         (c.scheduler_log.as_path(), "kube-scheduler.log"),
-    ] {
+    ];
+    for &(from, name) in components.iter().chain(recorders) {
         let _ = std::fs::copy(from, dir.join(name));
     }
     dir
@@ -360,9 +378,8 @@ fn rfc3339(ms: i64) -> String {
     e2e::rfc3339_secs(ms.div_euclid(1000))
 }
 
-/// `kubetrail query nodes -o json` over [from, to]: per node (cpu avg, cpu peak, memory avg,
-/// memory peak) of the requested sums.
-fn recorded_requests(db: &Path, from_ms: i64, to_ms: i64) -> Vec<(String, i64, i64, i64, i64)> {
+/// `kubetrail query nodes -o json` over [from, to]: per node, the requested sums.
+fn recorded_requests(db: &Path, from_ms: i64, to_ms: i64) -> Vec<(String, RecordedRequests)> {
     // Whole seconds, inside the quiet window.
     let since = rfc3339(from_ms + 999);
     let until = rfc3339(to_ms);
@@ -392,10 +409,12 @@ fn recorded_requests(db: &Path, from_ms: i64, to_ms: i64) -> Vec<(String, i64, i
             let int = |k: &str| r[k].as_i64().unwrap_or_else(|| panic!("no {k} in {r}"));
             (
                 r["node"].as_str().expect("node").to_string(),
-                int("cpu_requested_avg_millis"),
-                int("cpu_requested_peak_millis"),
-                int("memory_requested_avg_bytes"),
-                int("memory_requested_peak_bytes"),
+                RecordedRequests {
+                    cpu_avg_millis: int("cpu_requested_avg_millis"),
+                    cpu_peak_millis: int("cpu_requested_peak_millis"),
+                    memory_avg_bytes: int("memory_requested_avg_bytes"),
+                    memory_peak_bytes: int("memory_requested_peak_bytes"),
+                },
             )
         })
         .collect()
@@ -430,15 +449,15 @@ fn node_requested_sums_equal_the_pods_the_scheduler_bound() {
     let Some(run) = run() else { return };
     let mut wrong = Vec::new();
     for (truth, recorded) in &run.requests {
-        let want = (
-            truth.cpu_millis,
-            truth.cpu_millis,
-            truth.memory_bytes,
-            truth.memory_bytes,
-        );
+        let want = RecordedRequests {
+            cpu_avg_millis: truth.cpu_millis,
+            cpu_peak_millis: truth.cpu_millis,
+            memory_avg_bytes: truth.memory_bytes,
+            memory_peak_bytes: truth.memory_bytes,
+        };
         if *recorded != Some(want) {
             wrong.push(format!(
-                "{}: bound pods {:?} request cpu {}m memory {} B; kubetrail says (cpu avg, peak, memory avg, peak) {:?}",
+                "{}: bound pods {:?} request cpu {}m memory {} B; kubetrail says {:?}",
                 truth.node, truth.pods, truth.cpu_millis, truth.memory_bytes, recorded
             ));
         }
