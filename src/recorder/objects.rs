@@ -642,6 +642,14 @@ mod tests {
     }
 
     #[test]
+    fn the_resize_state_costs_one_pointer_per_pod_plus_a_small_heap_block() {
+        use super::super::state::{ContainerResize, PodResize};
+        assert_eq!(std::mem::size_of::<Option<Box<PodResize>>>(), 8);
+        assert!(std::mem::size_of::<PodResize>() <= 64);
+        assert!(std::mem::size_of::<ContainerResize>() <= 64);
+    }
+
+    #[test]
     fn a_pod_without_resources_keeps_no_resize_state() {
         let pod: Pod = serde_json::from_str(
             r#"{"metadata": {"uid": "u"}, "spec": {"containers": [{"name": "app"}]}}"#,
