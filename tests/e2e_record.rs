@@ -116,9 +116,14 @@ fn records_the_driven_history_exactly() {
     k.fail("crash", 2);
     k.oom_kill("web", "app");
     k.ready("web");
-    // In-place resize (GA in 1.35) through the resize subresource: resized.
+    // In-place resize (GA in 1.35) through the resize subresource: resize_requested, then
+    // resized when the kubelet reports it applied; then one the kubelet first defers.
     assert!(
         k.resize_cpu("web", "app", "250m"),
+        "the API server refused an in-place resize"
+    );
+    assert!(
+        k.resize_cpu_deferred("web", "app", "300m"),
         "the API server refused an in-place resize"
     );
     k.unready("sched");

@@ -11,8 +11,18 @@
 //! 4. Pod-level `spec.resources` overrides cpu and memory where it is set.
 //! 5. Add `spec.overhead` (for limits: only where a limit exists).
 //!
-//! A value of 0 means "not set". In-place resize's status resources are not consulted; the spec
-//! is what we record as the pod's request.
+//! Like Kubernetes, the sums are exact (quantities are kept in nano units, see [`Exact`]) and
+//! rounded up to millicores and bytes only at the end, so two containers of "0.5m" request 1m.
+//! A value of 0 means "not set" (the API server's validation makes an explicit 0 equivalent).
+//!
+//! [`effective`] reads the spec only, as `PodRequests` does with plain options. While a pod is
+//! resized in place, [`effective_for_scheduler`] applies the kube-scheduler's options
+//! (`UseStatusResources`): for each app and sidecar container with status resources, a request
+//! counts as the maximum of desired (spec), allocated and actuated, and a limit as the maximum of
+//! desired and actuated; when the resize is Infeasible the desired values are ignored. The
+//! differential test tests/reference_resources.rs checks both against component-helpers.
+
+use super::quantity::{NANOS_PER_UNIT, nanos_to_millis, nanos_to_units};
 
 /// CPU and memory of one container or of the whole pod.
 #[derive(
@@ -30,61 +40,85 @@ impl Resources {
             memory_bytes,
         }
     }
+}
 
-    fn add(self, other: Resources) -> Resources {
-        Resources {
-            cpu_millis: self.cpu_millis + other.cpu_millis,
-            memory_bytes: self.memory_bytes + other.memory_bytes,
+/// Exact CPU and memory in nano units (10^-9 core, 10^-9 byte), which is the precision
+/// Kubernetes keeps; sums of these are what `PodRequests` rounds up once at the end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Exact {
+    pub cpu_nanos: i128,
+    pub memory_nanos: i128,
+}
+
+impl Exact {
+    fn add(self, other: Exact) -> Exact {
+        Exact {
+            cpu_nanos: self.cpu_nanos + other.cpu_nanos,
+            memory_nanos: self.memory_nanos + other.memory_nanos,
         }
     }
 
-    fn max(self, other: Resources) -> Resources {
-        Resources {
-            cpu_millis: self.cpu_millis.max(other.cpu_millis),
-            memory_bytes: self.memory_bytes.max(other.memory_bytes),
+    fn max(self, other: Exact) -> Exact {
+        Exact {
+            cpu_nanos: self.cpu_nanos.max(other.cpu_nanos),
+            memory_nanos: self.memory_nanos.max(other.memory_nanos),
         }
     }
 
     /// Where `over` sets a value (non-zero), it wins.
-    fn overridden_by(self, over: Resources) -> Resources {
-        Resources {
-            cpu_millis: if over.cpu_millis != 0 {
-                over.cpu_millis
-            } else {
-                self.cpu_millis
-            },
-            memory_bytes: if over.memory_bytes != 0 {
-                over.memory_bytes
-            } else {
-                self.memory_bytes
-            },
+    fn overridden_by(self, over: Exact) -> Exact {
+        let pick = |own: i128, over: i128| if over != 0 { over } else { own };
+        Exact {
+            cpu_nanos: pick(self.cpu_nanos, over.cpu_nanos),
+            memory_nanos: pick(self.memory_nanos, over.memory_nanos),
         }
     }
 
     /// Adds `extra` only to the values that are set (PodLimits' overhead rule).
-    fn add_where_set(self, extra: Resources) -> Resources {
-        Resources {
-            cpu_millis: if self.cpu_millis != 0 {
-                self.cpu_millis + extra.cpu_millis
-            } else {
-                0
-            },
-            memory_bytes: if self.memory_bytes != 0 {
-                self.memory_bytes + extra.memory_bytes
-            } else {
-                0
-            },
+    fn add_where_set(self, extra: Exact) -> Exact {
+        let add = |own: i128, extra: i128| if own != 0 { own + extra } else { 0 };
+        Exact {
+            cpu_nanos: add(self.cpu_nanos, extra.cpu_nanos),
+            memory_nanos: add(self.memory_nanos, extra.memory_nanos),
         }
     }
+
+    /// Rounded up to millicores and bytes, like `MilliValue()` and `Value()`.
+    pub fn round_up(self) -> Resources {
+        Resources {
+            cpu_millis: nanos_to_millis(self.cpu_nanos),
+            memory_bytes: nanos_to_units(self.memory_nanos),
+        }
+    }
+}
+
+impl From<Resources> for Exact {
+    fn from(r: Resources) -> Exact {
+        Exact {
+            cpu_nanos: i128::from(r.cpu_millis) * 1_000_000,
+            memory_nanos: i128::from(r.memory_bytes) * NANOS_PER_UNIT,
+        }
+    }
+}
+
+/// A container's resources as its status reports them during an in-place resize:
+/// `status.containerStatuses[].resources` (actuated) and `allocatedResources`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatusResources {
+    pub actuated_requests: Exact,
+    pub actuated_limits: Exact,
+    pub allocated_requests: Exact,
 }
 
 /// One container's declared resources.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ContainerResources {
-    pub requests: Resources,
-    pub limits: Resources,
+    pub requests: Exact,
+    pub limits: Exact,
     /// An init container with `restartPolicy: Always`, i.e. a sidecar.
     pub restartable: bool,
+    /// Present when the container's status carries `resources` (the kubelet reports them).
+    pub status: Option<StatusResources>,
 }
 
 /// The parts of a pod spec that decide its effective resources.
@@ -93,9 +127,11 @@ pub struct PodResourceSpec {
     pub containers: Vec<ContainerResources>,
     pub init_containers: Vec<ContainerResources>,
     /// Pod-level `spec.resources` (requests, limits), if present.
-    pub pod_level: Option<(Resources, Resources)>,
+    pub pod_level: Option<(Exact, Exact)>,
     /// `spec.overhead` from the RuntimeClass.
-    pub overhead: Resources,
+    pub overhead: Exact,
+    /// The PodResizePending condition says Infeasible.
+    pub resize_infeasible: bool,
 }
 
 /// The pod's effective requests and limits.
@@ -107,17 +143,18 @@ pub struct Effective {
     pub limits: Resources,
 }
 
-/// Steps 1-3 for one of requests or limits.
-fn aggregate(spec: &PodResourceSpec, pick: fn(&ContainerResources) -> Resources) -> Resources {
+/// Steps 1-3 for one of requests or limits; `pick(container, is_app)` gives a container's own
+/// use.
+fn aggregate(spec: &PodResourceSpec, pick: impl Fn(&ContainerResources, bool) -> Exact) -> Exact {
     let mut total = spec
         .containers
         .iter()
-        .map(pick)
-        .fold(Resources::default(), Resources::add);
-    let mut sidecars = Resources::default();
-    let mut largest_init = Resources::default();
+        .map(|c| pick(c, true))
+        .fold(Exact::default(), Exact::add);
+    let mut sidecars = Exact::default();
+    let mut largest_init = Exact::default();
     for init in &spec.init_containers {
-        let own = pick(init);
+        let own = pick(init, false);
         let used = if init.restartable {
             total = total.add(own);
             sidecars = sidecars.add(own);
@@ -130,18 +167,52 @@ fn aggregate(spec: &PodResourceSpec, pick: fn(&ContainerResources) -> Resources)
     total.max(largest_init)
 }
 
-/// Applies Kubernetes' PodRequests and PodLimits rules.
-pub fn effective(spec: &PodResourceSpec) -> Effective {
-    let mut requests = aggregate(spec, |c| c.requests);
-    let mut limits = aggregate(spec, |c| c.limits);
+/// Steps 4-5, then rounding.
+fn finish(spec: &PodResourceSpec, mut requests: Exact, mut limits: Exact) -> Effective {
     if let Some((pod_requests, pod_limits)) = spec.pod_level {
         requests = requests.overridden_by(pod_requests);
         limits = limits.overridden_by(pod_limits);
     }
     Effective {
-        requests: requests.add(spec.overhead),
-        limits: limits.add_where_set(spec.overhead),
+        requests: requests.add(spec.overhead).round_up(),
+        limits: limits.add_where_set(spec.overhead).round_up(),
     }
+}
+
+/// Applies Kubernetes' PodRequests and PodLimits rules to the spec (plain options).
+pub fn effective(spec: &PodResourceSpec) -> Effective {
+    let requests = aggregate(spec, |c, _| c.requests);
+    let limits = aggregate(spec, |c, _| c.limits);
+    finish(spec, requests, limits)
+}
+
+/// A container's request and limit as the scheduler counts them while it is resized in place.
+/// Plain init containers never resize, so their spec is used.
+pub fn resizing_container(c: &ContainerResources, app: bool, infeasible: bool) -> (Exact, Exact) {
+    match c.status {
+        Some(status) if app || c.restartable => {
+            let settled = status.actuated_requests.max(status.allocated_requests);
+            if infeasible {
+                (settled, status.actuated_limits)
+            } else {
+                (
+                    settled.max(c.requests),
+                    status.actuated_limits.max(c.limits),
+                )
+            }
+        }
+        _ => (c.requests, c.limits),
+    }
+}
+
+/// PodRequests and PodLimits with the kube-scheduler's options (`UseStatusResources`): what a
+/// node's requested sum counts for a pod that is being resized in place. Equal to
+/// [`effective`] for a pod without status resources.
+pub fn effective_for_scheduler(spec: &PodResourceSpec) -> Effective {
+    let infeasible = spec.resize_infeasible;
+    let requests = aggregate(spec, |c, app| resizing_container(c, app, infeasible).0);
+    let limits = aggregate(spec, |c, app| resizing_container(c, app, infeasible).1);
+    finish(spec, requests, limits)
 }
 
 #[cfg(test)]
@@ -150,9 +221,9 @@ mod tests {
 
     fn c(cpu: i64, mem: i64) -> ContainerResources {
         ContainerResources {
-            requests: Resources::new(cpu, mem),
-            limits: Resources::new(cpu * 2, mem * 2),
-            restartable: false,
+            requests: Resources::new(cpu, mem).into(),
+            limits: Resources::new(cpu * 2, mem * 2).into(),
+            ..Default::default()
         }
     }
 
@@ -224,7 +295,7 @@ mod tests {
                 "overhead is added last",
                 PodResourceSpec {
                     containers: vec![c(100, 10)],
-                    overhead: Resources::new(10, 1),
+                    overhead: Resources::new(10, 1).into(),
                     ..Default::default()
                 },
                 Resources::new(110, 11),
@@ -233,8 +304,8 @@ mod tests {
                 "pod-level resources override cpu and memory, overhead still added",
                 PodResourceSpec {
                     containers: vec![c(100, 10), c(100, 10)],
-                    pod_level: Some((Resources::new(1000, 0), Resources::default())),
-                    overhead: Resources::new(10, 1),
+                    pod_level: Some((Resources::new(1000, 0).into(), Exact::default())),
+                    overhead: Resources::new(10, 1).into(),
                     ..Default::default()
                 },
                 Resources::new(1010, 21),
@@ -263,13 +334,124 @@ mod tests {
         // Overhead is added to limits only where a limit is set.
         let no_memory_limit = PodResourceSpec {
             containers: vec![ContainerResources {
-                requests: Resources::new(100, 10),
-                limits: Resources::new(200, 0),
-                restartable: false,
+                requests: Resources::new(100, 10).into(),
+                limits: Resources::new(200, 0).into(),
+                ..Default::default()
             }],
-            overhead: Resources::new(10, 1),
+            overhead: Resources::new(10, 1).into(),
             ..Default::default()
         };
         assert_eq!(effective(&no_memory_limit).limits, Resources::new(210, 0));
+    }
+
+    fn resizing(desired: i64, actuated: i64, allocated: i64) -> ContainerResources {
+        ContainerResources {
+            status: Some(StatusResources {
+                actuated_requests: Resources::new(actuated, 0).into(),
+                actuated_limits: Resources::new(actuated * 2, 0).into(),
+                allocated_requests: Resources::new(allocated, 0).into(),
+            }),
+            ..c(desired, 0)
+        }
+    }
+
+    /// Expected values worked out by hand from component-helpers' rule (module doc).
+    #[test]
+    fn the_scheduler_counts_a_resizing_container_at_its_largest() {
+        let cases: Vec<(&str, PodResourceSpec, Effective)> = vec![
+            (
+                "upsize asked, not yet applied: the desired request counts",
+                PodResourceSpec {
+                    containers: vec![resizing(500, 250, 250)],
+                    ..Default::default()
+                },
+                Effective {
+                    requests: Resources::new(500, 0),
+                    limits: Resources::new(1000, 0),
+                },
+            ),
+            (
+                "downsize asked, not yet applied: the actuated request still counts",
+                PodResourceSpec {
+                    containers: vec![resizing(100, 250, 100)],
+                    ..Default::default()
+                },
+                Effective {
+                    requests: Resources::new(250, 0),
+                    limits: Resources::new(500, 0),
+                },
+            ),
+            (
+                "allocated but not actuated counts too",
+                PodResourceSpec {
+                    containers: vec![resizing(100, 100, 300)],
+                    ..Default::default()
+                },
+                Effective {
+                    requests: Resources::new(300, 0),
+                    limits: Resources::new(200, 0),
+                },
+            ),
+            (
+                "infeasible: the desired values are ignored",
+                PodResourceSpec {
+                    containers: vec![resizing(5000, 250, 250)],
+                    resize_infeasible: true,
+                    ..Default::default()
+                },
+                Effective {
+                    requests: Resources::new(250, 0),
+                    limits: Resources::new(500, 0),
+                },
+            ),
+            (
+                "a plain init container's status is not consulted, a sidecar's is",
+                PodResourceSpec {
+                    containers: vec![c(100, 0)],
+                    init_containers: vec![
+                        resizing(50, 900, 900),
+                        ContainerResources {
+                            restartable: true,
+                            ..resizing(10, 20, 30)
+                        },
+                    ],
+                    ..Default::default()
+                },
+                Effective {
+                    requests: Resources::new(130, 0),
+                    limits: Resources::new(240, 0),
+                },
+            ),
+        ];
+        for (name, spec, want) in cases {
+            assert_eq!(effective_for_scheduler(&spec), want, "{name}");
+            // Plain options ignore the status.
+            let mut plain = spec.clone();
+            for c in plain
+                .containers
+                .iter_mut()
+                .chain(&mut plain.init_containers)
+            {
+                c.status = None;
+            }
+            assert_eq!(effective(&spec), effective(&plain), "{name}");
+        }
+    }
+
+    #[test]
+    fn two_half_millicore_requests_sum_to_one_millicore() {
+        // Kubernetes sums exact quantities and rounds once: 0.5m + 0.5m is 1m, not 2m.
+        let half = ContainerResources {
+            requests: Exact {
+                cpu_nanos: 500_000,
+                memory_nanos: 500_000_000,
+            },
+            ..Default::default()
+        };
+        let spec = PodResourceSpec {
+            containers: vec![half, half],
+            ..Default::default()
+        };
+        assert_eq!(effective(&spec).requests, Resources::new(1, 1));
     }
 }

@@ -10,7 +10,7 @@
 //! container kinds combine a hash of the container name with the run number; ready/unready and
 //! the observed-time kinds use their `at`.
 
-use super::state::{ContainerState, NodeState, PodState, Termination};
+use super::state::{ContainerState, NodeState, PodState, ResourceQuad, Termination};
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
 use crate::model::{Phase, Resources, TransitionKind};
 use crate::store::{SubjectUid, TransitionRow};
@@ -181,6 +181,76 @@ fn describe_resize(old: &crate::model::Effective, new: &crate::model::Effective)
     parts.join(", ")
 }
 
+fn quad_effective(q: ResourceQuad) -> crate::model::Effective {
+    crate::model::Effective {
+        requests: Resources::new(q[0], q[1]),
+        limits: Resources::new(q[2], q[3]),
+    }
+}
+
+impl PodRows<'_> {
+    /// In-place resize. Per container (even where an init container's larger request hides the
+    /// change from the pod's effective requests): `resize_requested` when its spec resources
+    /// change, with the PodResizePending reason (Deferred, Infeasible) once the kubelet gives
+    /// one, and `resized` when the resources the kubelet reports as applied change. A pod whose
+    /// kubelet reports no applied resources keeps the pod-level rule: `resized` when its
+    /// effective requests or limits change.
+    fn resizes(&mut self, old: &PodState) {
+        let (new, at_ms) = (self.new, self.obs.at_ms);
+        // Observed-time rows: seq is the observation, with room for one row per container.
+        let seq = |index: usize| (at_ms << 16) | (index as i64 & 0xffff);
+        let reported = new
+            .resize
+            .as_ref()
+            .is_some_and(|r| r.containers.iter().any(|c| c.reported));
+        if let (Some(was), Some(now)) = (old.resize.as_deref(), new.resize.as_deref()) {
+            let pending = now.pending_reason.as_deref().map(str::to_string);
+            let mut requested = false;
+            for (index, c) in now.containers.iter().enumerate() {
+                let Some(before) = was.containers.iter().find(|b| b.name == c.name) else {
+                    continue;
+                };
+                let describe = |a: ResourceQuad, b: ResourceQuad| {
+                    let change = describe_resize(&quad_effective(a), &quad_effective(b));
+                    Some(format!("container {}: {change}", c.name))
+                };
+                if before.desired != c.desired {
+                    requested = true;
+                    self.push(TransitionKind::ResizeRequested, None, |r| {
+                        r.seq = seq(index + 1);
+                        r.container = Some(c.name.to_string());
+                        r.reason = pending.clone();
+                        r.message = describe(before.desired, c.desired);
+                    });
+                }
+                if let (Some(a), Some(b)) = (before.actuated(), c.actuated())
+                    && a != b
+                {
+                    self.push(TransitionKind::Resized, None, |r| {
+                        r.seq = seq(index + 1);
+                        r.container = Some(c.name.to_string());
+                        r.message = describe(a, b);
+                    });
+                }
+            }
+            // The kubelet's answer to a request seen earlier: Deferred or Infeasible.
+            if !requested && pending.is_some() && now.pending_reason != was.pending_reason {
+                self.push(TransitionKind::ResizeRequested, None, |r| {
+                    r.seq = seq(0);
+                    r.reason = pending.clone();
+                    r.message = now.pending_message.as_deref().map(str::to_string);
+                });
+            }
+        }
+        if !reported && old.resources != new.resources {
+            self.push(TransitionKind::Resized, None, |r| {
+                r.seq = at_ms;
+                r.message = Some(describe_resize(&old.resources, &new.resources));
+            });
+        }
+    }
+}
+
 /// The transitions between two states of one pod (`old` is None for a pod seen for the first
 /// time), ordered by `at`.
 pub fn pod_transitions(
@@ -256,13 +326,8 @@ pub fn pod_transitions(
                 .map(|g| format!("grace period {g}s"));
         });
     }
-    if let Some(old) = old
-        && old.resources != new.resources
-    {
-        out.push(TransitionKind::Resized, None, |r| {
-            r.seq = obs.at_ms;
-            r.message = Some(describe_resize(&old.resources, &new.resources));
-        });
+    if let Some(old) = old {
+        out.resizes(old);
     }
     let mut rows = out.rows;
     rows.sort_by_key(|r| r.at_ms);
@@ -692,6 +757,182 @@ mod tests {
         let rows = pod_transitions(Some(&running), &bigger, Observation::live(NOW));
         assert_eq!(kinds_and_times(&rows), vec![(Resized, NOW)]);
         assert_eq!(rows[0].message.as_deref(), Some("cpu request 0 -> 500m"));
+    }
+
+    /// A pod with one plain init container and one app container, each with declared
+    /// resources; `app_actuated` is what the kubelet reports for the app container.
+    fn resizable(app: ResourceQuad, app_actuated: Option<ResourceQuad>) -> PodState {
+        use super::super::state::{ContainerResize, PodResize};
+        let mut p = pod().scheduled(2_000).running(3_000);
+        p.resize = Some(Box::new(PodResize {
+            containers: vec![
+                ContainerResize {
+                    name: "init".into(),
+                    desired: [2_000, 1 << 30, 0, 0],
+                    ..Default::default()
+                },
+                ContainerResize {
+                    name: "app".into(),
+                    desired: app,
+                    reported: app_actuated.is_some(),
+                    actuated_other: app_actuated.filter(|a| *a != app).map(Box::new),
+                },
+            ],
+            ..Default::default()
+        }));
+        p
+    }
+
+    fn pending(mut p: PodState, reason: &str) -> PodState {
+        let rz = p.resize.as_mut().unwrap();
+        rz.pending_reason = Some(reason.into());
+        rz.pending_message = Some("Node didn't have enough capacity: cpu".into());
+        p
+    }
+
+    const SMALL: ResourceQuad = [250, 1 << 28, 500, 1 << 29];
+    const BIG: ResourceQuad = [500, 1 << 28, 1_000, 1 << 29];
+
+    /// (name, old, new, expected (kind, container, reason, message)).
+    type ResizeCase = (
+        &'static str,
+        PodState,
+        PodState,
+        Vec<(
+            TransitionKind,
+            Option<&'static str>,
+            Option<&'static str>,
+            &'static str,
+        )>,
+    );
+
+    #[test]
+    fn in_place_resize_table() {
+        let cases: Vec<ResizeCase> = vec![
+            (
+                "unchanged: nothing",
+                resizable(SMALL, Some(SMALL)),
+                resizable(SMALL, Some(SMALL)),
+                vec![],
+            ),
+            (
+                "a spec change is resize_requested, naming the container and its values",
+                resizable(SMALL, Some(SMALL)),
+                resizable(BIG, Some(SMALL)),
+                vec![(
+                    ResizeRequested,
+                    Some("app"),
+                    None,
+                    "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
+                )],
+            ),
+            (
+                "the kubelet's Deferred answer is a resize_requested with that reason",
+                resizable(BIG, Some(SMALL)),
+                pending(resizable(BIG, Some(SMALL)), "Deferred"),
+                vec![(
+                    ResizeRequested,
+                    None,
+                    Some("Deferred"),
+                    "Node didn't have enough capacity: cpu",
+                )],
+            ),
+            (
+                "Deferred turning Infeasible is recorded again",
+                pending(resizable(BIG, Some(SMALL)), "Deferred"),
+                pending(resizable(BIG, Some(SMALL)), "Infeasible"),
+                vec![(
+                    ResizeRequested,
+                    None,
+                    Some("Infeasible"),
+                    "Node didn't have enough capacity: cpu",
+                )],
+            ),
+            (
+                "a request that arrives already pending carries the reason on the container row",
+                resizable(SMALL, Some(SMALL)),
+                pending(resizable(BIG, Some(SMALL)), "Infeasible"),
+                vec![(
+                    ResizeRequested,
+                    Some("app"),
+                    Some("Infeasible"),
+                    "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
+                )],
+            ),
+            (
+                "the kubelet applying it is resized",
+                pending(resizable(BIG, Some(SMALL)), "Deferred"),
+                resizable(BIG, Some(BIG)),
+                vec![(
+                    Resized,
+                    Some("app"),
+                    None,
+                    "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
+                )],
+            ),
+            (
+                "asked and applied in one update: both rows",
+                resizable(SMALL, Some(SMALL)),
+                resizable(BIG, Some(BIG)),
+                vec![
+                    (
+                        ResizeRequested,
+                        Some("app"),
+                        None,
+                        "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
+                    ),
+                    (
+                        Resized,
+                        Some("app"),
+                        None,
+                        "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
+                    ),
+                ],
+            ),
+            (
+                "a resize hidden by the init container's larger request is still recorded",
+                resizable(SMALL, None),
+                resizable(BIG, None),
+                vec![(
+                    ResizeRequested,
+                    Some("app"),
+                    None,
+                    "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
+                )],
+            ),
+        ];
+        for (name, old, new, want) in cases {
+            let rows = pod_transitions(Some(&old), &new, Observation::live(NOW));
+            let got: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.kind,
+                        r.container.as_deref(),
+                        r.reason.as_deref(),
+                        r.message.as_deref().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+            assert!(rows.iter().all(|r| r.at_ms == NOW), "{name}");
+            let keys: std::collections::HashSet<_> = rows.iter().map(|r| (r.kind, r.seq)).collect();
+            assert_eq!(keys.len(), rows.len(), "{name}: distinct idempotency keys");
+        }
+    }
+
+    #[test]
+    fn a_pod_whose_kubelet_reports_resources_is_not_resized_by_its_effective_requests_alone() {
+        // The effective requests follow the scheduler's max(desired, actuated) and so grow as
+        // soon as a resize is asked for; that is resize_requested, not yet resized.
+        let old = resizable(SMALL, Some(SMALL));
+        let mut new = resizable(BIG, Some(SMALL));
+        new.resources.requests.cpu_millis = 2_000;
+        let kinds: Vec<_> = pod_transitions(Some(&old), &new, Observation::live(NOW))
+            .iter()
+            .map(|r| r.kind)
+            .collect();
+        assert_eq!(kinds, vec![ResizeRequested]);
     }
 
     fn node() -> NodeState {

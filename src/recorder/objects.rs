@@ -13,10 +13,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ClusterResourceScope, NamespaceResourceScope};
 use serde::Deserialize;
 
-use super::state::{ContainerState, NodeState, PodState, Termination, Text};
-use crate::model::quantity::{parse_cpu_millis, parse_memory_bytes};
+use super::state::{
+    ContainerResize, ContainerState, NodeState, PodResize, PodState, ResourceQuad, Termination,
+    Text,
+};
+use crate::model::quantity::{parse_cpu_millis, parse_memory_bytes, parse_nanos};
+use crate::model::resources::{Exact, StatusResources};
 use crate::model::time::parse_rfc3339_ms;
-use crate::model::{ContainerResources, Phase, PodResourceSpec, Resources, resources};
+use crate::model::{ContainerResources, Phase, PodResourceSpec, resources};
 use crate::store::NodeResources;
 
 /// Longest message kept from a pod's status (kubelet messages can be kilobytes of output).
@@ -71,20 +75,14 @@ struct RawResourceList {
 }
 
 impl RawResourceList {
-    fn to_resources(&self) -> Resources {
+    /// Exact amounts, so that sums round like Kubernetes' (see model::resources).
+    fn to_exact(&self) -> Exact {
         // The API server validates quantities, so a bad one here means a broken server; count
         // it as unset rather than dropping the whole pod.
-        Resources {
-            cpu_millis: self
-                .cpu
-                .as_deref()
-                .and_then(|q| parse_cpu_millis(q).ok())
-                .unwrap_or(0),
-            memory_bytes: self
-                .memory
-                .as_deref()
-                .and_then(|q| parse_memory_bytes(q).ok())
-                .unwrap_or(0),
+        let nanos = |q: &Option<String>| q.as_deref().and_then(|q| parse_nanos(q).ok());
+        Exact {
+            cpu_nanos: nanos(&self.cpu).unwrap_or(0),
+            memory_nanos: nanos(&self.memory).unwrap_or(0),
         }
     }
 }
@@ -120,6 +118,8 @@ struct RawCondition {
     #[serde(rename = "type")]
     type_: String,
     status: String,
+    reason: Option<String>,
+    message: Option<String>,
     last_transition_time: Option<String>,
 }
 
@@ -152,6 +152,9 @@ struct RawContainerStatus {
     restart_count: i64,
     state: RawContainerStateWire,
     last_state: RawContainerStateWire,
+    /// What the kubelet applied (in-place resize).
+    resources: Option<RawRequirements>,
+    allocated_resources: Option<RawResourceList>,
 }
 
 #[derive(Deserialize, Default)]
@@ -292,12 +295,78 @@ fn container_state(status: &RawContainerStatus, init: bool) -> ContainerState {
     }
 }
 
-fn container_resources(c: &RawContainer) -> ContainerResources {
+/// A container's spec resources, with its status resources when the kubelet reports them.
+fn container_resources(c: &RawContainer, status: &RawPodStatus) -> ContainerResources {
+    let reported = status
+        .container_statuses
+        .iter()
+        .chain(&status.init_container_statuses)
+        .find(|s| s.name == c.name)
+        .and_then(|s| Some((s.resources.as_ref()?, s)));
     ContainerResources {
-        requests: c.resources.requests.to_resources(),
-        limits: c.resources.limits.to_resources(),
+        requests: c.resources.requests.to_exact(),
+        limits: c.resources.limits.to_exact(),
         restartable: c.restart_policy.as_deref() == Some("Always"),
+        status: reported.map(|(actuated, s)| StatusResources {
+            actuated_requests: actuated.requests.to_exact(),
+            actuated_limits: actuated.limits.to_exact(),
+            allocated_requests: s
+                .allocated_resources
+                .as_ref()
+                .map(RawResourceList::to_exact)
+                .unwrap_or_default(),
+        }),
     }
+}
+
+/// The in-place resize state: each container's desired and applied resources, and the resize
+/// conditions. None for a pod that declares and reports no resources.
+fn pod_resize(
+    spec: &RawPodSpec,
+    resources: &PodResourceSpec,
+    status: &RawPodStatus,
+) -> Option<Box<PodResize>> {
+    let quad = |requests: Exact, limits: Exact| -> ResourceQuad {
+        let (r, l) = (requests.round_up(), limits.round_up());
+        [r.cpu_millis, r.memory_bytes, l.cpu_millis, l.memory_bytes]
+    };
+    let containers: Vec<ContainerResize> = spec
+        .init_containers
+        .iter()
+        .zip(&resources.init_containers)
+        .chain(spec.containers.iter().zip(&resources.containers))
+        .map(|(raw, c)| {
+            let desired = quad(c.requests, c.limits);
+            let actuated = c
+                .status
+                .map(|s| quad(s.actuated_requests, s.actuated_limits));
+            ContainerResize {
+                name: Text::from(raw.name.as_str()),
+                desired,
+                reported: actuated.is_some(),
+                actuated_other: actuated.filter(|a| *a != desired).map(Box::new),
+            }
+        })
+        .collect();
+    let pending = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PodResizePending");
+    let in_progress = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "PodResizeInProgress");
+    let declared = containers
+        .iter()
+        .any(|c| c.reported || c.desired != ResourceQuad::default());
+    (declared || pending.is_some() || in_progress).then(|| {
+        Box::new(PodResize {
+            containers,
+            pending_reason: pending.and_then(|c| text(&c.reason)),
+            pending_message: pending.and_then(|c| truncate(c.message.clone())),
+            in_progress,
+        })
+    })
 }
 
 impl From<RawPod> for Pod {
@@ -313,23 +382,33 @@ impl From<RawPod> for Pod {
             .iter()
             .find(|o| o.controller == Some(true))
             .or_else(|| meta.owner_references.first());
-        let resources = resources::effective(&PodResourceSpec {
-            containers: spec.containers.iter().map(container_resources).collect(),
+        let resource_spec = PodResourceSpec {
+            containers: spec
+                .containers
+                .iter()
+                .map(|c| container_resources(c, &status))
+                .collect(),
             init_containers: spec
                 .init_containers
                 .iter()
-                .map(container_resources)
+                .map(|c| container_resources(c, &status))
                 .collect(),
             pod_level: spec
                 .resources
                 .as_ref()
-                .map(|r| (r.requests.to_resources(), r.limits.to_resources())),
+                .map(|r| (r.requests.to_exact(), r.limits.to_exact())),
             overhead: spec
                 .overhead
                 .as_ref()
-                .map(|o| o.to_resources())
+                .map(|o| o.to_exact())
                 .unwrap_or_default(),
-        });
+            // component-helpers looks at the first PodResizePending condition only.
+            resize_infeasible: condition("PodResizePending")
+                .is_some_and(|c| c.reason.as_deref() == Some("Infeasible")),
+        };
+        // A node's requested sum counts a pod being resized the way the scheduler does.
+        let resources = resources::effective_for_scheduler(&resource_spec);
+        let resize = pod_resize(spec, &resource_spec, &status);
         let mut containers: Vec<ContainerState> = status
             .init_container_statuses
             .iter()
@@ -373,6 +452,7 @@ impl From<RawPod> for Pod {
                 .as_deref()
                 .and_then(|rv| rv.parse().ok()),
             finished_at_ms: None,
+            resize,
         };
         let labels_json = meta
             .labels
@@ -459,6 +539,7 @@ core_v1_resource!(Node, "Node", "nodes", ClusterResourceScope);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Resources;
 
     const POD: &str = r#"{
       "metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1", "resourceVersion": "42",
@@ -528,6 +609,53 @@ mod tests {
             pod.state.name.clone(),
         );
         assert_eq!(back, pod.state);
+    }
+
+    #[test]
+    fn decodes_an_in_place_resize_and_counts_it_like_the_scheduler() {
+        let pod: Pod = serde_json::from_str(
+            r#"{"metadata": {"uid": "u"},
+               "spec": {"nodeName": "n", "containers": [{"name": "app",
+                 "resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
+                               "limits": {"cpu": "1", "memory": "1Gi"}}}]},
+               "status": {"phase": "Running",
+                 "conditions": [{"type": "PodResizePending", "status": "True",
+                   "reason": "Deferred", "message": "Node didn't have enough capacity: cpu"}],
+                 "containerStatuses": [{"name": "app", "restartCount": 0,
+                   "state": {"running": {"startedAt": "2026-11-29T02:00:08Z"}},
+                   "allocatedResources": {"cpu": "250m", "memory": "1Gi"},
+                   "resources": {"requests": {"cpu": "250m", "memory": "2Gi"},
+                                 "limits": {"cpu": "500m", "memory": "2Gi"}}}]}}"#,
+        )
+        .unwrap();
+        let s = &pod.state;
+        // Per resource the largest of desired, allocated and actuated.
+        assert_eq!(s.resources.requests, Resources::new(500, 2 << 30));
+        assert_eq!(s.resources.limits, Resources::new(1000, 2 << 30));
+        let rz = s.resize.as_deref().unwrap();
+        assert_eq!(rz.pending_reason.as_deref(), Some("Deferred"));
+        assert!(!rz.in_progress);
+        let app = &rz.containers[0];
+        assert_eq!(&*app.name, "app");
+        assert_eq!(app.desired, [500, 1 << 30, 1000, 1 << 30]);
+        assert_eq!(app.actuated(), Some([250, 2 << 30, 500, 2 << 30]));
+    }
+
+    #[test]
+    fn the_resize_state_costs_one_pointer_per_pod_plus_a_small_heap_block() {
+        use super::super::state::{ContainerResize, PodResize};
+        assert_eq!(std::mem::size_of::<Option<Box<PodResize>>>(), 8);
+        assert!(std::mem::size_of::<PodResize>() <= 64);
+        assert!(std::mem::size_of::<ContainerResize>() <= 64);
+    }
+
+    #[test]
+    fn a_pod_without_resources_keeps_no_resize_state() {
+        let pod: Pod = serde_json::from_str(
+            r#"{"metadata": {"uid": "u"}, "spec": {"containers": [{"name": "app"}]}}"#,
+        )
+        .unwrap();
+        assert!(pod.state.resize.is_none());
     }
 
     #[test]

@@ -87,6 +87,55 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// A container's resources as `[cpu request millis, memory request bytes, cpu limit millis,
+/// memory limit bytes]`: one short JSON array in the stored state.
+pub type ResourceQuad = [i64; 4];
+
+/// One container's resources, kept to tell a resize that was asked for (spec) from one the
+/// kubelet carried out (status). Init and app containers alike, in spec order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerResize {
+    #[serde(rename = "n")]
+    pub name: Text,
+    /// `spec.containers[].resources`: what is asked for.
+    #[serde(rename = "d", default)]
+    pub desired: ResourceQuad,
+    /// `status.containerStatuses[].resources` is present (the kubelet reports what it applied).
+    #[serde(rename = "rp", default, skip_serializing_if = "is_false")]
+    pub reported: bool,
+    /// What the kubelet applied, when it differs from `desired` (boxed: it rarely does).
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub actuated_other: Option<Box<ResourceQuad>>,
+}
+
+impl ContainerResize {
+    /// What the kubelet reports as applied, if it reports anything.
+    pub fn actuated(&self) -> Option<ResourceQuad> {
+        self.reported.then(|| {
+            self.actuated_other
+                .as_deref()
+                .copied()
+                .unwrap_or(self.desired)
+        })
+    }
+}
+
+/// In-place resize: per-container resources and the pod's resize conditions. Absent for a pod
+/// that declares no resources and reports none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodResize {
+    #[serde(rename = "c", default)]
+    pub containers: Vec<ContainerResize>,
+    /// The PodResizePending condition's reason (Deferred or Infeasible).
+    #[serde(rename = "pr", default, skip_serializing_if = "Option::is_none")]
+    pub pending_reason: Option<Text>,
+    #[serde(rename = "pm", default, skip_serializing_if = "Option::is_none")]
+    pub pending_message: Option<Text>,
+    /// The PodResizeInProgress condition is present.
+    #[serde(rename = "ip", default, skip_serializing_if = "is_false")]
+    pub in_progress: bool,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodState {
     /// The identity is not in the stored JSON: `pod_state` rows belong to a `pods` row that has
@@ -136,6 +185,9 @@ pub struct PodState {
     /// When the pod reached Succeeded or Failed (the `at` of that transition); set by the cache.
     #[serde(rename = "fa", default, skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<i64>,
+    /// In-place resize state (see [`PodResize`]).
+    #[serde(rename = "rz", default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<Box<PodResize>>,
 }
 
 impl PodState {
@@ -153,6 +205,12 @@ impl PodState {
                 .flatten()
             {
                 interner.intern_opt(&mut t.reason);
+            }
+        }
+        if let Some(resize) = &mut self.resize {
+            interner.intern_opt(&mut resize.pending_reason);
+            for c in &mut resize.containers {
+                interner.intern(&mut c.name);
             }
         }
     }

@@ -184,15 +184,19 @@ pub struct PodSim {
 impl PodSim {
     pub fn resource_spec(&self) -> PodResourceSpec {
         let container = |c: &ContainerSpec| ContainerResources {
-            requests: c.requests,
-            limits: c.limits,
+            requests: c.requests.into(),
+            limits: c.limits.into(),
             restartable: c.sidecar,
+            status: None,
         };
         PodResourceSpec {
             containers: self.containers.iter().map(container).collect(),
             init_containers: self.init_containers.iter().map(container).collect(),
-            pod_level: self.pod_resources,
-            overhead: self.overhead.unwrap_or_default(),
+            pod_level: self
+                .pod_resources
+                .map(|(requests, limits)| (requests.into(), limits.into())),
+            overhead: self.overhead.unwrap_or_default().into(),
+            resize_infeasible: false,
         }
     }
 

@@ -1252,7 +1252,14 @@ impl Scenario {
             self.capacity_freed = true;
         }
         self.pods.insert(id, resized);
-        self.emit_pod(id, TransitionKind::Resized, self.now_ms, Detail::default());
+        // The spec change and the kubelet's report of it arrive in one update here.
+        let container = Some(self.pods[&id].containers[0].name.clone());
+        let detail = || Detail {
+            container: container.clone(),
+            ..Detail::default()
+        };
+        self.emit_pod(id, TransitionKind::ResizeRequested, self.now_ms, detail());
+        self.emit_pod(id, TransitionKind::Resized, self.now_ms, detail());
         self.publish_pod(id);
     }
 

@@ -1336,9 +1336,26 @@ impl Kubelet {
     }
 
     /// In-place resize of a container's CPU request through the `resize` subresource (truth:
-    /// resized, at the recorder's observation). Returns false (and records nothing) if the
-    /// server refuses in-place resize.
+    /// resize_requested at the request, then resized when the status reports it applied).
+    /// Returns false (and records nothing) if the server refuses in-place resize.
     pub fn resize_cpu(&mut self, pod: &str, container: &str, cpu_request: &str) -> bool {
+        self.resize_cpu_with(pod, container, cpu_request, false)
+    }
+
+    /// Like [`Kubelet::resize_cpu`], but the kubelet first defers it: the status gets a
+    /// PodResizePending condition with reason Deferred (truth: a second resize_requested), and
+    /// only then the applied resources.
+    pub fn resize_cpu_deferred(&mut self, pod: &str, container: &str, cpu_request: &str) -> bool {
+        self.resize_cpu_with(pod, container, cpu_request, true)
+    }
+
+    fn resize_cpu_with(
+        &mut self,
+        pod: &str,
+        container: &str,
+        cpu_request: &str,
+        defer: bool,
+    ) -> bool {
         let (namespace, name) = {
             let p = self.pod(pod);
             (p.namespace.clone(), p.name.clone())
@@ -1349,11 +1366,31 @@ impl Kubelet {
             self.timed(api.patch_resize(&name, &PatchParams::default(), &Patch::Strategic(&patch)));
         match result {
             Ok(_) => {
+                self.pod_truth(pod, TransitionKind::ResizeRequested, at);
+                if defer {
+                    // A merge patch replaces the whole list, so the next status patch (from
+                    // the record, which has no such condition) clears it again.
+                    let mut status = self.pod(pod).status();
+                    status["conditions"]
+                        .as_array_mut()
+                        .expect("conditions")
+                        .push(json!({
+                        "type": "PodResizePending", "status": "True", "reason": "Deferred",
+                        "message": "Node didn't have enough capacity: cpu"}));
+                    let patch = json!({"status": status});
+                    let (result, deferred) = self.timed(api.patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    ));
+                    result.unwrap_or_else(|e| panic!("defer the resize of {pod}: {e}"));
+                    self.pod_truth(pod, TransitionKind::ResizeRequested, deferred);
+                }
                 // The kubelet applies it and reports the new figures.
                 let rec = self.pods.get_mut(pod).expect("pod");
                 rec.container_mut(container).resources["requests"]["cpu"] = json!(cpu_request);
-                self.patch_pod_status(pod);
-                self.pod_truth(pod, TransitionKind::Resized, at);
+                let applied = self.patch_pod_status(pod);
+                self.pod_truth(pod, TransitionKind::Resized, applied);
                 true
             }
             Err(e) => {
