@@ -9,7 +9,7 @@
 //!
 //! With a label selector (`record -l`) the scope is the selector's: a pod relabelled out of it
 //! comes as a watch DELETED although it lives on. The DELETED event carries the object, and
-//! its labels tell the two apart: not matching means `left_scope`, and the pod is forgotten
+//! that tells the two apart (see [`Cache::delete_pod`]): `left_scope`, and the pod is forgotten
 //! until an event shows it matching again (`entered_scope`). A pod absent from a relist is
 //! ambiguous in the same way, and a list filtered by the selector cannot tell; those pods are
 //! handed back ([`Cache::take_unresolved`]) for the caller to look up by name before
@@ -259,12 +259,21 @@ impl Cache {
     }
 
     /// A DELETED event. A pod deleted before we ever saw it is first applied, so its creation
-    /// and whatever else its final state shows are recorded too. One whose labels no longer
-    /// match the selector was relabelled, not deleted: it left the scope.
+    /// and whatever else its final state shows are recorded too.
+    ///
+    /// With a selector, a DELETED event may mean the pod stopped matching it. The API server
+    /// then sends the object as it was *before* the change (still matching, with the new
+    /// resourceVersion), so its labels alone cannot tell; but a real deletion of a pod always
+    /// goes through graceful deletion, which stores a deletionTimestamp first (even with grace
+    /// 0, for an unbound or finished pod), and the DELETED event carries it. So: no
+    /// deletionTimestamp, or labels that do not match (a server that sends the new object),
+    /// means the pod left the scope. A pod relabelled out while it terminates is taken for
+    /// deleted, which it is about to be.
     pub fn delete_pod(&mut self, pod: Pod, obs: Observation, batch: &mut Batch) {
         let labels = pod.labels_json.clone();
         let uid = pod.state.uid.clone();
-        let in_scope = self.in_scope(labels.as_deref());
+        let in_scope = self.selector.is_none()
+            || self.in_scope(labels.as_deref()) && pod.state.deletion_at_ms.is_some();
         if !in_scope && !self.pods.contains_key(&uid) {
             return; // never followed, or already out of scope: nothing to say
         }
@@ -700,10 +709,17 @@ mod tests {
         let obs = Observation::live(10);
         let mut batch = Batch::default();
         cache.apply_pod(labelled("a", "web"), obs, &mut batch);
-        // The API server sends DELETED with the pod's new labels.
+        // The API server sends DELETED with the pod as it was before the relabel (still
+        // matching) but without a deletionTimestamp, which every real deletion has.
         let mut left = Batch::default();
-        cache.delete_pod(labelled("a", "other"), Observation::live(20), &mut left);
+        cache.delete_pod(labelled("a", "web"), Observation::live(20), &mut left);
         assert_eq!(kinds(&left), vec![TransitionKind::LeftScope]);
+        // A server that sends the new labels says the same.
+        let mut again = scoped();
+        again.apply_pod(labelled("b", "web"), obs, &mut Batch::default());
+        let mut left_b = Batch::default();
+        again.delete_pod(labelled("b", "other"), Observation::live(20), &mut left_b);
+        assert_eq!(kinds(&left_b), vec![TransitionKind::LeftScope]);
         assert_eq!(left.pods.last().unwrap().deleted_at_ms, None);
         assert_eq!(cache.node_usage("n1").unwrap().pod_count, 0);
         // Labelled back: it entered the scope again, and its real deletion is recorded.
@@ -712,8 +728,13 @@ mod tests {
         assert_eq!(kinds(&back)[0], TransitionKind::EnteredScope);
         assert!(!back.transitions[0].inferred);
         let mut gone = Batch::default();
-        cache.delete_pod(labelled("a", "web"), Observation::live(40), &mut gone);
-        assert_eq!(kinds(&gone), vec![TransitionKind::Deleted]);
+        let mut deleting = labelled("a", "web");
+        deleting.state.deletion_at_ms = Some(35);
+        cache.delete_pod(deleting, Observation::live(40), &mut gone);
+        assert_eq!(
+            kinds(&gone),
+            vec![TransitionKind::Terminating, TransitionKind::Deleted]
+        );
         assert_eq!(gone.pods.last().unwrap().deleted_at_ms, Some(40));
     }
 
