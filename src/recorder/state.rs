@@ -372,6 +372,15 @@ mod tests {
         }
     }
 
+    /// Every cached pod holds its containers inline: the run id and the boxed waiting reason
+    /// cost 8 bytes per container (64 before), and a termination stays behind a box.
+    #[test]
+    fn container_state_stays_small() {
+        assert!(std::mem::size_of::<ContainerState>() <= 72);
+        assert_eq!(std::mem::size_of::<Option<Box<Termination>>>(), 8);
+        assert_eq!(std::mem::size_of::<Option<Box<Waiting>>>(), 8);
+    }
+
     #[test]
     fn a_failed_pod_shows_its_app_containers_error_not_a_sidecars_completion() {
         let mut pod = PodState {
