@@ -6,12 +6,21 @@
 //! [`detect`](super::detect) and appends the resulting rows to a [`Batch`]. Relists are
 //! bracketed by `begin_*_relist` / `end_*_relist`: whatever was cached (or loaded from the
 //! database at startup) and is absent from the fresh list is recorded as deleted (inferred).
+//!
+//! With a label selector (`record -l`) the scope is the selector's: a pod relabelled out of it
+//! comes as a watch DELETED although it lives on. The DELETED event carries the object, and
+//! that tells the two apart (see [`Cache::delete_pod`]): `left_scope`, and the pod is forgotten
+//! until an event shows it matching again (`entered_scope`). A pod absent from a relist is
+//! ambiguous in the same way, and a list filtered by the selector cannot tell; those pods are
+//! handed back ([`Cache::take_unresolved`]) for the caller to look up by name before
+//! anything is recorded.
 
 use std::collections::{HashMap, HashSet};
 
-use super::detect::{self, Observation};
+use super::detect::{self, Gone, Observation};
 use super::objects::{Node, Pod};
 use super::state::{Interner, NodeState, PodState, Text};
+use crate::model::selector::LabelSelector;
 use crate::model::{Resources, TransitionKind};
 use crate::store::{Batch, NodeCapacityRow, NodeRow, NodeUsageRow, PodResourcesRow, PodRow};
 
@@ -45,6 +54,14 @@ pub struct Cache {
     /// Nodes whose usage changed since the last flush.
     dirty_nodes: HashSet<Text>,
     interner: Interner,
+    /// `record -l`: the pods in scope.
+    selector: Option<LabelSelector>,
+    /// uids of pods that left the selector's scope (relabelled) and may come back. Only
+    /// relabelled pods are here, so it stays small; a pod deleted while out of scope is never
+    /// seen again and its uid stays (40 bytes).
+    left_scope: HashSet<Text>,
+    /// Pods missing from a selector-filtered relist, not yet known deleted or relabelled.
+    unresolved: Vec<PodState>,
 }
 
 /// What a pod contributes to its node's usage, if anything.
@@ -104,6 +121,26 @@ fn node_row(state: &NodeState, deleted_at_ms: Option<i64>) -> NodeRow {
 impl Cache {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Only pods matching `selector` are in scope (the watch is filtered by it too).
+    pub fn with_selector(selector: Option<LabelSelector>) -> Self {
+        Cache {
+            selector: selector.filter(|s| !s.is_empty()),
+            ..Self::default()
+        }
+    }
+
+    /// Pods a previous run saw leave the scope: if they come back, that is `entered_scope`.
+    pub fn load_left_scope(&mut self, uids: impl IntoIterator<Item = String>) {
+        self.left_scope
+            .extend(uids.into_iter().map(|uid| Text::from(uid.as_str())));
+    }
+
+    fn in_scope(&self, labels_json: Option<&str>) -> bool {
+        self.selector
+            .as_ref()
+            .is_none_or(|s| s.matches_json(labels_json))
     }
 
     /// Seeds the cache with the open pods and nodes a previous run committed, so the first list
@@ -187,10 +224,18 @@ impl Cache {
         let old = self.pods.get(&new.uid).map(|p| &**p);
         // Not on the wire; carried over so that an unchanged pod compares equal.
         new.finished_at_ms = old.and_then(|o| o.finished_at_ms);
+        detect::carry_runs(old, &mut new);
         if old == Some(&new) {
             return; // a replayed event or an update to fields we do not track
         }
-        let rows = detect::pod_transitions(old, &new, obs);
+        let mut rows = Vec::new();
+        let mut obs = obs;
+        if old.is_none() && self.left_scope.remove(&new.uid) {
+            rows.push(detect::pod_scope(&new, true, obs));
+            // What changed while it was out of scope is found the way a relist finds it.
+            obs.inferred = true;
+        }
+        rows.extend(detect::pod_transitions(old, &new, obs));
         if let Some(finished) = rows
             .iter()
             .find(|r| matches!(r.kind, TransitionKind::Succeeded | TransitionKind::Failed))
@@ -215,16 +260,34 @@ impl Cache {
 
     /// A DELETED event. A pod deleted before we ever saw it is first applied, so its creation
     /// and whatever else its final state shows are recorded too.
+    ///
+    /// With a selector, a DELETED event may mean the pod stopped matching it. The API server
+    /// then sends the object as it was *before* the change (still matching, with the new
+    /// resourceVersion), so its labels alone cannot tell; but a real deletion of a pod always
+    /// goes through graceful deletion, which stores a deletionTimestamp first (even with grace
+    /// 0, for an unbound or finished pod), and the DELETED event carries it. So: no
+    /// deletionTimestamp, or labels that do not match (a server that sends the new object),
+    /// means the pod left the scope. A pod relabelled out while it terminates is taken for
+    /// deleted, which it is about to be.
     pub fn delete_pod(&mut self, pod: Pod, obs: Observation, batch: &mut Batch) {
         let labels = pod.labels_json.clone();
         let uid = pod.state.uid.clone();
+        let in_scope = self.selector.is_none()
+            || self.in_scope(labels.as_deref()) && pod.state.deletion_at_ms.is_some();
+        if !in_scope && !self.pods.contains_key(&uid) {
+            return; // never followed, or already out of scope: nothing to say
+        }
         self.apply_pod(pod, obs, batch);
         if let Some(last) = self.pods.remove(&uid) {
-            self.record_pod_gone(*last, labels, obs, batch);
+            if in_scope {
+                self.record_pod_gone(*last, labels, obs, Gone::Watched, batch);
+            } else {
+                self.record_left_scope(*last, labels, obs, batch);
+            }
         }
     }
 
-    fn record_pod_gone(
+    fn record_left_scope(
         &mut self,
         last: PodState,
         labels: Option<String>,
@@ -232,7 +295,24 @@ impl Cache {
         batch: &mut Batch,
     ) {
         self.remove_contribution(&last);
-        let row = detect::pod_deleted(&last, obs);
+        let row = detect::pod_scope(&last, false, obs);
+        // The pod stays open in `pods` with its new labels: a restart does not load it (it is
+        // out of scope) and does not take it for deleted either.
+        batch.pods.push(pod_row(&last, labels, None));
+        batch.transitions.push(row);
+        self.left_scope.insert(last.uid.clone());
+    }
+
+    fn record_pod_gone(
+        &mut self,
+        last: PodState,
+        labels: Option<String>,
+        obs: Observation,
+        how: Gone,
+        batch: &mut Batch,
+    ) {
+        self.remove_contribution(&last);
+        let row = detect::pod_deleted(&last, obs, how);
         let mut gone = pod_row(&last, labels, Some(row.at_ms));
         // Only open pods need their state (to reconcile a restart against the first list); a
         // deleted pod's summary columns say all there is, and most pods of a long history are
@@ -247,7 +327,8 @@ impl Cache {
     }
 
     /// Ends a relist: cached pods that were not listed are gone (deleted while we were away).
-    /// Returns how many.
+    /// Returns how many. With a selector they may only have left the scope: they are kept
+    /// aside for [`Cache::take_unresolved`] instead, and not counted.
     pub fn end_pod_relist(&mut self, obs: Observation, batch: &mut Batch) -> usize {
         let Some(seen) = self.pod_relist.take() else {
             return 0;
@@ -258,13 +339,52 @@ impl Cache {
             .filter(|uid| !seen.contains(*uid))
             .cloned()
             .collect();
+        let mut deleted = 0;
         for uid in &gone {
             if let Some(last) = self.pods.remove(uid) {
+                if self.selector.is_some() {
+                    self.remove_contribution(&last);
+                    self.unresolved.push(*last);
+                    continue;
+                }
                 // Labels are already stored from earlier rows; None leaves them as they are.
-                self.record_pod_gone(*last, None, obs, batch);
+                self.record_pod_gone(*last, None, obs, Gone::Relisted, batch);
+                deleted += 1;
             }
         }
-        gone.len()
+        deleted
+    }
+
+    /// Pods missing from a selector-filtered list, to be looked up by namespace and name and
+    /// handed back to [`Cache::resolve_missing`].
+    pub fn take_unresolved(&mut self) -> Vec<PodState> {
+        std::mem::take(&mut self.unresolved)
+    }
+
+    /// What a lookup found for a pod missing from a selector-filtered list: `found` is the pod
+    /// of that namespace and name now, if any. The same uid still there was relabelled out of
+    /// scope (or back in, if it matches again by now); otherwise the pod was deleted.
+    pub fn resolve_missing(
+        &mut self,
+        last: PodState,
+        found: Option<Pod>,
+        obs: Observation,
+        batch: &mut Batch,
+    ) {
+        match found {
+            Some(pod) if pod.state.uid == last.uid => {
+                let labels = pod.labels_json.clone();
+                let in_scope = self.in_scope(labels.as_deref());
+                let uid = last.uid.clone();
+                self.add_contribution(&last);
+                self.pods.insert(uid.clone(), Box::new(last));
+                self.apply_pod(pod, obs, batch);
+                if !in_scope && let Some(last) = self.pods.remove(&uid) {
+                    self.record_left_scope(*last, labels, obs, batch);
+                }
+            }
+            _ => self.record_pod_gone(last, None, obs, Gone::Relisted, batch),
+        }
     }
 
     pub fn apply_node(&mut self, node: Node, obs: Observation, batch: &mut Batch) {
@@ -400,6 +520,7 @@ mod tests {
     use super::*;
     use crate::model::{Effective, Phase};
     use crate::recorder::objects::{Node, Pod};
+    use crate::recorder::state::PodState;
     use crate::store::{NodeResources, SubjectUid};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -566,5 +687,108 @@ mod tests {
             vec![TransitionKind::Created, TransitionKind::Deleted]
         );
         assert_eq!(batch.pods.last().unwrap().deleted_at_ms, Some(5));
+    }
+
+    fn labelled(uid: &str, app: &str) -> Pod {
+        let mut p = pod(uid, Some("n1"), Phase::Running, 100);
+        p.labels_json = Some(format!(r#"{{"app":"{app}"}}"#));
+        p
+    }
+
+    fn scoped() -> Cache {
+        Cache::with_selector(Some(LabelSelector::parse("app=web").unwrap()))
+    }
+
+    fn kinds(batch: &Batch) -> Vec<TransitionKind> {
+        batch.transitions.iter().map(|t| t.kind).collect()
+    }
+
+    #[test]
+    fn a_pod_relabelled_out_of_the_selector_left_the_scope_and_was_not_deleted() {
+        let mut cache = scoped();
+        let obs = Observation::live(10);
+        let mut batch = Batch::default();
+        cache.apply_pod(labelled("a", "web"), obs, &mut batch);
+        // The API server sends DELETED with the pod as it was before the relabel (still
+        // matching) but without a deletionTimestamp, which every real deletion has.
+        let mut left = Batch::default();
+        cache.delete_pod(labelled("a", "web"), Observation::live(20), &mut left);
+        assert_eq!(kinds(&left), vec![TransitionKind::LeftScope]);
+        // A server that sends the new labels says the same.
+        let mut again = scoped();
+        again.apply_pod(labelled("b", "web"), obs, &mut Batch::default());
+        let mut left_b = Batch::default();
+        again.delete_pod(labelled("b", "other"), Observation::live(20), &mut left_b);
+        assert_eq!(kinds(&left_b), vec![TransitionKind::LeftScope]);
+        assert_eq!(left.pods.last().unwrap().deleted_at_ms, None);
+        assert_eq!(cache.node_usage("n1").unwrap().pod_count, 0);
+        // Labelled back: it entered the scope again, and its real deletion is recorded.
+        let mut back = Batch::default();
+        cache.apply_pod(labelled("a", "web"), Observation::live(30), &mut back);
+        assert_eq!(kinds(&back)[0], TransitionKind::EnteredScope);
+        assert!(!back.transitions[0].inferred);
+        let mut gone = Batch::default();
+        let mut deleting = labelled("a", "web");
+        deleting.state.deletion_at_ms = Some(35);
+        cache.delete_pod(deleting, Observation::live(40), &mut gone);
+        assert_eq!(
+            kinds(&gone),
+            vec![TransitionKind::Terminating, TransitionKind::Deleted]
+        );
+        assert_eq!(gone.pods.last().unwrap().deleted_at_ms, Some(40));
+    }
+
+    #[test]
+    fn a_pod_missing_from_a_selector_filtered_relist_is_looked_up_before_anything_is_recorded() {
+        let mut cache = scoped();
+        cache.load(
+            vec![
+                labelled("relabelled", "web").state,
+                labelled("deleted", "web").state,
+            ],
+            vec![],
+        );
+        let obs = Observation::recovered(50);
+        let mut batch = Batch::default();
+        cache.begin_pod_relist();
+        assert_eq!(cache.end_pod_relist(obs, &mut batch), 0);
+        assert!(batch.transitions.is_empty(), "nothing known yet");
+        let mut missing = cache.take_unresolved();
+        missing.sort_by(|a, b| a.uid.cmp(&b.uid));
+        let [deleted, relabelled] = <[PodState; 2]>::try_from(missing).unwrap();
+        cache.resolve_missing(
+            relabelled,
+            Some(labelled("relabelled", "other")),
+            obs,
+            &mut batch,
+        );
+        cache.resolve_missing(deleted, None, obs, &mut batch);
+        let got: Vec<_> = batch
+            .transitions
+            .iter()
+            .map(|t| (t.subject.clone(), t.kind))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    SubjectUid::Pod("relabelled".into()),
+                    TransitionKind::LeftScope
+                ),
+                (SubjectUid::Pod("deleted".into()), TransitionKind::Deleted),
+            ]
+        );
+        assert_eq!(cache.pod_count(), 0);
+    }
+
+    #[test]
+    fn a_pod_that_left_the_scope_before_a_restart_enters_it_again() {
+        let mut cache = scoped();
+        cache.load_left_scope(["a".to_string()]);
+        let mut batch = Batch::default();
+        cache.apply_pod(labelled("a", "web"), Observation::live(30), &mut batch);
+        assert_eq!(kinds(&batch)[0], TransitionKind::EnteredScope);
+        // What changed meanwhile is inferred, the way a relist finds it.
+        assert!(batch.transitions[1..].iter().all(|t| t.inferred));
     }
 }

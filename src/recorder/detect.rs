@@ -7,8 +7,10 @@
 //!
 //! Idempotency: every row has a `seq` chosen so that the same real-world event always gets the
 //! same (subject, kind, seq), whichever way it is detected. Kinds that happen once use 0;
-//! container kinds combine a hash of the container name with the run number; ready/unready and
-//! the observed-time kinds use their `at`.
+//! container kinds combine a hash of the container name with the run number (the kubelet's own
+//! numbering, kept per containerID once seen, so a run seen live, after a gap or after a
+//! restart always has one number); `container_waiting` adds the reason; ready/unready and the
+//! observed-time kinds use their `at`.
 
 use super::state::{ContainerState, NodeState, PodState, ResourceQuad, Termination};
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
@@ -64,6 +66,84 @@ pub fn container_seq(name: &str, run: i64) -> i64 {
     (name_hash(name) << 24) | (run & 0xff_ffff)
 }
 
+/// A small code per waiting reason for the waiting row's seq: the common kubelet reasons get
+/// fixed codes, anything else a hash in 64..128.
+fn waiting_code(reason: &str) -> i64 {
+    const KNOWN: &[&str] = &[
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "PreStartHookError",
+        "PostStartHookError",
+        "PreCreateHookError",
+        "RegistryUnavailable",
+        "SignatureValidationFailed",
+        "ContainerStatusUnknown",
+    ];
+    match KNOWN.iter().position(|k| *k == reason) {
+        Some(i) => i as i64 + 1,
+        None => 64 + (name_hash(reason) & 63),
+    }
+}
+
+/// seq of a `container_waiting` row: which container, which run it waits for, which reason.
+/// The kubelet alternates ErrImagePull and ImagePullBackOff while a pull keeps failing; each
+/// reason is one row per run, not one per retry.
+pub fn waiting_seq(name: &str, run: i64, reason: &str) -> i64 {
+    container_seq(name, run) | (waiting_code(reason) << 56)
+}
+
+/// Gives every termination in `new` the run number its containerID had in `old`, so a run keeps
+/// the number it was first recorded under however the kubelet describes it later (a status
+/// rebuilt after the runtime lost a container keeps an old lastState under a new restartCount).
+pub fn carry_runs(old: Option<&PodState>, new: &mut PodState) {
+    let Some(old) = old else { return };
+    for c in &mut new.containers {
+        let Some(oc) = old
+            .containers
+            .iter()
+            .find(|oc| oc.name == c.name && oc.init == c.init)
+        else {
+            continue;
+        };
+        for t in [&mut c.terminated, &mut c.last_terminated]
+            .into_iter()
+            .flatten()
+        {
+            if t.id == 0 {
+                continue;
+            }
+            if oc.run_id == t.id {
+                t.run = oc.restart_count;
+            } else if let Some(known) = oc.terminations().find(|ot| ot.id == t.id) {
+                t.run = known.run;
+            }
+        }
+    }
+}
+
+/// The newest run known to have ended, if any: every run before restartCount has (the kubelet
+/// creates a container only after the previous one ended), and the terminations say the rest.
+fn last_ended_run(c: &ContainerState) -> Option<i64> {
+    let by_count = (c.restart_count > 0).then(|| c.restart_count - 1);
+    c.terminations().map(|t| t.run).chain(by_count).max()
+}
+
+/// One container event before its time is settled.
+struct Step<'a> {
+    kind: TransitionKind,
+    run: i64,
+    at_ms: Option<i64>,
+    /// The termination it is about (terminated) or follows (restarted).
+    term: Option<&'a Termination>,
+    message: Option<String>,
+}
+
 struct PodRows<'a> {
     old: Option<&'a PodState>,
     new: &'a PodState,
@@ -84,76 +164,140 @@ impl PodRows<'_> {
             at_ms.unwrap_or(self.obs.at_ms),
             self.obs.at_ms,
         );
-        row.phase_before = self.old.map(|o| o.phase);
-        row.phase_after = Some(self.new.phase);
         row.resource_version = self.new.resource_version;
         row.inferred = self.obs.inferred;
         fill(&mut row);
         self.rows.push(row);
     }
 
+    /// A container's runs that ended and began since `old`, keyed by run number (see
+    /// [`ContainerState::last_terminated`] for how the kubelet numbers them), each recorded once
+    /// at its own time. What status no longer describes (several restarts inside one gap) is
+    /// dated by the next time status does give, never by our clock, so the rows stay in order.
     fn container(&mut self, c: &ContainerState) {
-        let old = self
-            .old
-            .and_then(|o| o.containers.iter().find(|oc| oc.name == c.name));
-        let old_count = old.map_or(0, |o| o.restart_count);
-        let old_terminated = old.and_then(|o| o.terminated.as_deref());
-        // Runs old_count .. restart_count-1 ended since we last looked, and each was restarted.
-        // Only the newest of them is still described in lastState; earlier ones (several
-        // restarts inside one gap) are recorded with what is known.
-        for run in old_count..c.restart_count {
-            let term: Option<&Termination> = if run + 1 == c.restart_count {
-                c.last_terminated.as_deref()
-            } else if run == old_count {
-                old_terminated
+        let old = self.old.and_then(|o| {
+            o.containers
+                .iter()
+                .find(|oc| oc.name == c.name && oc.init == c.init)
+        });
+        self.waiting(c, old);
+        let find = |run: i64| {
+            c.terminations()
+                .find(|t| t.run == run)
+                .or_else(|| old.and_then(|o| o.terminations().find(|t| t.run == run)))
+        };
+        let ended = last_ended_run(c).unwrap_or(-1);
+        let restarts = c.restart_count;
+        // Before the first sight, only what status still describes is known: its terminations
+        // and one restart row that carries the count.
+        let first_sight = self.old.is_none() || old.is_none();
+        let (ended_before, restarts_before) = match old {
+            Some(o) => (last_ended_run(o).unwrap_or(-1), o.restart_count),
+            None => (-1, 0),
+        };
+        let mut steps: Vec<Step> = Vec::new();
+        for run in 0..=ended.max(restarts) {
+            let restarted = if first_sight {
+                run == restarts && run > 0
             } else {
-                None
+                run > restarts_before && run <= restarts
             };
-            let at = term.and_then(|t| t.finished_at_ms);
-            let already_seen = run == old_count && old_terminated.is_some();
-            if !already_seen {
-                self.push(TransitionKind::ContainerTerminated, at, |r| {
-                    r.seq = container_seq(&c.name, run);
-                    r.container = Some(c.name.to_string());
-                    r.reason = term.and_then(|t| t.reason.as_deref().map(str::to_string));
-                    r.exit_code = term.and_then(|t| t.exit_code);
-                    r.restart_count = Some(run);
-                    if term.is_none() {
-                        r.inferred = true;
-                        r.message =
-                            Some("ended while the recorder was not watching; time unknown".into());
-                    }
+            if restarted {
+                let before = find(run - 1);
+                let start = if run == c.restart_count && c.has_current_run() {
+                    c.started_at_ms
+                } else {
+                    find(run).and_then(|t| t.started_at_ms)
+                };
+                let exact = before.and_then(|t| t.finished_at_ms);
+                steps.push(Step {
+                    kind: TransitionKind::ContainerRestarted,
+                    run,
+                    at_ms: exact.or(start),
+                    term: before,
+                    message: match (exact, first_sight && run > 1) {
+                        (_, true) => Some(format!(
+                            "{run} restarts before the recorder first saw the container; \
+                             the earlier ones' times are unknown"
+                        )),
+                        (Some(_), false) => None,
+                        (None, false) => {
+                            Some("restarted while the recorder was not watching".into())
+                        }
+                    },
                 });
             }
-            self.push(TransitionKind::ContainerRestarted, at, |r| {
-                r.seq = container_seq(&c.name, run + 1);
-                r.container = Some(c.name.to_string());
-                r.restart_count = Some(run + 1);
-                r.reason = term.and_then(|t| t.reason.as_deref().map(str::to_string));
-                r.exit_code = term.and_then(|t| t.exit_code);
-                if term.is_none() {
-                    r.inferred = true;
-                }
-            });
-        }
-        // The current run has ended.
-        if let Some(term) = &c.terminated {
-            let seen =
-                old.is_some_and(|o| o.terminated.is_some() && o.restart_count == c.restart_count);
-            if !seen {
-                self.push(
-                    TransitionKind::ContainerTerminated,
-                    term.finished_at_ms,
-                    |r| {
-                        r.seq = container_seq(&c.name, c.restart_count);
-                        r.container = Some(c.name.to_string());
-                        r.reason = term.reason.as_deref().map(str::to_string);
-                        r.exit_code = term.exit_code;
-                        r.restart_count = Some(c.restart_count);
-                    },
-                );
+            let term = find(run);
+            let terminated = if first_sight {
+                term.is_some() && run <= ended
+            } else {
+                run > ended_before && run <= ended
+            };
+            if terminated {
+                let at_ms = term.and_then(|t| t.finished_at_ms);
+                steps.push(Step {
+                    kind: TransitionKind::ContainerTerminated,
+                    run,
+                    at_ms,
+                    term,
+                    message: at_ms.is_none().then(|| {
+                        "ended while the recorder was not watching; time unknown".to_string()
+                    }),
+                });
             }
         }
+        // An unknown time is bounded by the next known one (the next run's start, its end).
+        let mut bound = self.obs.at_ms;
+        let mut dated = Vec::with_capacity(steps.len());
+        for step in steps.into_iter().rev() {
+            let at_ms = step.at_ms.unwrap_or(bound).min(bound);
+            bound = at_ms;
+            dated.push((at_ms, step));
+        }
+        for (at_ms, step) in dated.into_iter().rev() {
+            let guessed = step.message.is_some();
+            self.push(step.kind, Some(at_ms), |r| {
+                r.seq = container_seq(&c.name, step.run);
+                r.container = Some(c.name.to_string());
+                r.reason = step
+                    .term
+                    .and_then(|t| t.reason.as_deref().map(str::to_string));
+                r.exit_code = step.term.and_then(|t| t.exit_code);
+                r.restart_count = Some(step.run);
+                r.message = step.message;
+                r.inferred |= guessed;
+            });
+        }
+    }
+
+    /// A container entering an unusual waiting reason.
+    fn waiting(&mut self, c: &ContainerState, old: Option<&ContainerState>) {
+        let Some(w) = &c.waiting else { return };
+        let run = c.waiting_for_run();
+        let seen = old.is_some_and(|o| {
+            o.waiting.as_ref().is_some_and(|ow| ow.reason == w.reason) && o.waiting_for_run() == run
+        });
+        if seen {
+            return;
+        }
+        self.push(TransitionKind::ContainerWaiting, None, |r| {
+            r.seq = waiting_seq(&c.name, run, &w.reason);
+            r.container = Some(c.name.to_string());
+            r.reason = Some(w.reason.to_string());
+            r.message = w.message.as_deref().map(str::to_string);
+            r.restart_count = Some(c.restart_count);
+        });
+    }
+}
+
+/// The phase a kind leaves the pod in, for kinds that change it.
+fn phase_after(kind: TransitionKind) -> Option<Phase> {
+    match kind {
+        TransitionKind::Created => Some(Phase::Pending),
+        TransitionKind::Started => Some(Phase::Running),
+        TransitionKind::Succeeded => Some(Phase::Succeeded),
+        TransitionKind::Failed => Some(Phase::Failed),
+        _ => None,
     }
 }
 
@@ -270,7 +414,12 @@ pub fn pod_transitions(
     }
     if new.node.is_some() && old.is_none_or(|o| o.node.is_none()) {
         // The node is the pod's (pods.node): repeating it here would cost every row 30 bytes.
-        out.push(TransitionKind::Scheduled, new.scheduled_at_ms, |_| {});
+        // A pod created with spec.nodeName has no PodScheduled condition: bound at creation.
+        out.push(
+            TransitionKind::Scheduled,
+            new.scheduled_at_ms.or(created),
+            |_| {},
+        );
     }
     if new.has_started() && !old.is_some_and(|o| o.has_started()) {
         out.push(TransitionKind::Started, new.started_at_ms(), |_| {});
@@ -331,16 +480,35 @@ pub fn pod_transitions(
     }
     let mut rows = out.rows;
     rows.sort_by_key(|r| r.at_ms);
+    // Each row shows the phase at its own moment, not the one the pod has now: a pod first
+    // seen running still was Pending when it was created and scheduled.
+    let mut phase = old.map(|o| o.phase);
+    for row in &mut rows {
+        row.phase_before = phase;
+        phase = phase_after(row.kind).or(phase).or(Some(new.phase));
+        row.phase_after = phase;
+    }
     rows
 }
 
-/// The `deleted` row of a pod. `at_ms` is the observation time, except for a deletion found
-/// while recovering (a relist, or a watch catching up after an outage), where a terminating
-/// pod's deletionTimestamp (when its grace period ended) is the better estimate. Live, our clock
-/// is better: a pod stuck terminating is removed long after its deletionTimestamp.
-pub fn pod_deleted(last: &PodState, obs: Observation) -> TransitionRow {
-    let at_ms = match last.deletion_at_ms {
-        Some(deadline) if obs.inferred => deadline.min(obs.at_ms),
+/// How the recorder learnt that a pod is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// A watch DELETED event: the server says the object was removed just now (or, in a
+    /// catch-up after a reconnect, some time since the stream failed). A pod held by a finalizer
+    /// is removed when the finalizer goes, long after its deletionTimestamp.
+    Watched,
+    /// Absent from a fresh list (a relist, or the first list after a restart): removed at some
+    /// unknown time while the recorder was not watching.
+    Relisted,
+}
+
+/// The `deleted` row of a pod. `at_ms` is the observation time, except for a pod found missing
+/// from a list, where a terminating pod's deletionTimestamp (when its grace period ended) is
+/// the better estimate.
+pub fn pod_deleted(last: &PodState, obs: Observation, how: Gone) -> TransitionRow {
+    let at_ms = match (how, last.deletion_at_ms) {
+        (Gone::Relisted, Some(deadline)) => deadline.min(obs.at_ms),
         _ => obs.at_ms,
     };
     let mut row = TransitionRow::new(
@@ -352,13 +520,99 @@ pub fn pod_deleted(last: &PodState, obs: Observation) -> TransitionRow {
     row.phase_before = Some(last.phase);
     row.phase_after = Some(last.phase);
     row.resource_version = last.resource_version;
-    row.inferred = obs.inferred;
-    if obs.inferred {
-        row.message = Some(
+    row.inferred = obs.inferred || how == Gone::Relisted;
+    row.message = match how {
+        Gone::Relisted => Some(
             "gone from the API server's list; deleted while the recorder was not watching".into(),
-        );
-    }
+        ),
+        Gone::Watched if obs.inferred => Some(
+            "deletion replayed after the watch reconnected; at is when the recorder saw it".into(),
+        ),
+        Gone::Watched => None,
+    };
     row
+}
+
+/// A `left_scope` (`entered = false`) or `entered_scope` row: with a label selector, the pod's
+/// labels stopped (or started) matching it. The pod lives on; the recorder stops (or starts
+/// again) following it.
+pub fn pod_scope(state: &PodState, entered: bool, obs: Observation) -> TransitionRow {
+    let kind = if entered {
+        TransitionKind::EnteredScope
+    } else {
+        TransitionKind::LeftScope
+    };
+    let mut row = TransitionRow::new(
+        SubjectUid::Pod(state.uid.to_string()),
+        kind,
+        obs.at_ms,
+        obs.at_ms,
+    );
+    row.seq = obs.at_ms;
+    row.phase_before = Some(state.phase);
+    row.phase_after = Some(state.phase);
+    row.resource_version = state.resource_version;
+    row.inferred = obs.inferred;
+    row.message = Some(if entered {
+        "its labels match the recorder's selector again".into()
+    } else {
+        "its labels no longer match the recorder's selector; not followed until they do".into()
+    });
+    row
+}
+
+/// Whether the events of a watch stream that failed and resumed are a catch-up (replayed from
+/// the server's history, so seen late) or live, decided by the data rather than by a clock:
+/// when the resumed watch yields its first event, the recorder asks the server for its current
+/// resourceVersion (the horizon). Every replayed event was sent before that answer, so it is at
+/// or below it; the first event past it ends the catch-up, however late it comes. Until the
+/// horizon is known, events count as a catch-up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CatchUp {
+    #[default]
+    Live,
+    /// Failed; the horizon is not known yet.
+    AwaitingHorizon,
+    /// Events with a resourceVersion up to this one are a catch-up.
+    Until(i64),
+}
+
+impl CatchUp {
+    /// The stream failed: what it yields next may be a replay.
+    pub fn failed(&mut self) {
+        *self = CatchUp::AwaitingHorizon;
+    }
+
+    /// The server's resourceVersion, asked after the failure.
+    pub fn horizon(&mut self, resource_version: i64) {
+        if *self == CatchUp::AwaitingHorizon {
+            *self = CatchUp::Until(resource_version);
+        }
+    }
+
+    /// A (re)list reconciles everything: no catch-up marking after it.
+    pub fn reconciled(&mut self) {
+        *self = CatchUp::Live;
+    }
+
+    pub fn awaiting_horizon(&self) -> bool {
+        *self == CatchUp::AwaitingHorizon
+    }
+
+    /// How to treat an event for an object at `resource_version`, arriving at `now_ms`.
+    pub fn observe(&mut self, resource_version: Option<i64>, now_ms: i64) -> Observation {
+        match *self {
+            CatchUp::Live => Observation::live(now_ms),
+            CatchUp::AwaitingHorizon => Observation::recovered(now_ms),
+            CatchUp::Until(horizon) => match resource_version {
+                Some(rv) if rv <= horizon => Observation::recovered(now_ms),
+                _ => {
+                    *self = CatchUp::Live;
+                    Observation::live(now_ms)
+                }
+            },
+        }
+    }
 }
 
 /// The transitions between two states of one node, ordered by `at`.
@@ -456,552 +710,4 @@ pub fn node_deleted(last: &NodeState, obs: Observation) -> TransitionRow {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Effective;
-    use crate::store::NodeResources;
-    use TransitionKind::*;
-
-    /// Test fixtures built with small builders, not hand-written JSON.
-    fn pod() -> PodState {
-        PodState {
-            uid: "u1".into(),
-            namespace: "ns".into(),
-            name: "p".into(),
-            created_at_ms: 1_000,
-            phase: Phase::Pending,
-            resource_version: Some(1),
-            ..Default::default()
-        }
-    }
-
-    trait PodBuilder {
-        fn scheduled(self, at: i64) -> Self;
-        fn running(self, at: i64) -> Self;
-        fn ready(self, at: i64) -> Self;
-        fn unready(self, at: i64) -> Self;
-        fn restarted(self, name: &str, count: i64, finished: i64, reason: &str, code: i64) -> Self;
-        fn finished(self, phase: Phase, at: i64, reason: &str) -> Self;
-    }
-
-    impl PodBuilder for PodState {
-        fn scheduled(mut self, at: i64) -> Self {
-            self.node = Some("n1".into());
-            self.scheduled_at_ms = Some(at);
-            self
-        }
-        fn running(mut self, at: i64) -> Self {
-            self.phase = Phase::Running;
-            self.start_time_ms = Some(at);
-            self.containers = vec![ContainerState {
-                name: "app".into(),
-                started_at_ms: Some(at),
-                ..Default::default()
-            }];
-            self
-        }
-        fn ready(mut self, at: i64) -> Self {
-            self.ready = true;
-            self.ready_changed_at_ms = Some(at);
-            self
-        }
-        fn unready(mut self, at: i64) -> Self {
-            self.ready = false;
-            self.ready_changed_at_ms = Some(at);
-            self
-        }
-        fn restarted(
-            mut self,
-            name: &str,
-            count: i64,
-            finished: i64,
-            reason: &str,
-            code: i64,
-        ) -> Self {
-            let c = self
-                .containers
-                .iter_mut()
-                .find(|c| &*c.name == name)
-                .unwrap();
-            c.restart_count = count;
-            c.terminated = None;
-            c.started_at_ms = Some(finished + 1);
-            c.last_terminated = Some(Box::new(Termination {
-                finished_at_ms: Some(finished),
-                exit_code: Some(code),
-                reason: Some(reason.into()),
-            }));
-            self
-        }
-        fn finished(mut self, phase: Phase, at: i64, reason: &str) -> Self {
-            self.phase = phase;
-            for c in &mut self.containers {
-                c.terminated = Some(Box::new(Termination {
-                    finished_at_ms: Some(at),
-                    exit_code: Some(if phase == Phase::Succeeded { 0 } else { 1 }),
-                    reason: Some(reason.into()),
-                }));
-            }
-            self
-        }
-    }
-
-    fn kinds_and_times(rows: &[TransitionRow]) -> Vec<(TransitionKind, i64)> {
-        rows.iter().map(|r| (r.kind, r.at_ms)).collect()
-    }
-
-    const NOW: i64 = 99_000;
-
-    /// (name, old state, new state, expected kinds and times).
-    type Case<S> = (&'static str, Option<S>, S, Vec<(TransitionKind, i64)>);
-
-    #[test]
-    fn pod_transitions_table() {
-        let running = pod().scheduled(2_000).running(3_000).ready(4_000);
-        let cases: Vec<Case<PodState>> = vec![
-            (
-                "a new pending pod is created",
-                None,
-                pod(),
-                vec![(Created, 1_000)],
-            ),
-            (
-                "binding to a node schedules it",
-                Some(pod()),
-                pod().scheduled(2_000),
-                vec![(Scheduled, 2_000)],
-            ),
-            (
-                "start and ready in one update give both rows",
-                Some(pod().scheduled(2_000)),
-                running.clone(),
-                vec![(Started, 3_000), (Ready, 4_000)],
-            ),
-            (
-                "a pod first seen running gets its whole past from status timestamps",
-                None,
-                running.clone(),
-                vec![
-                    (Created, 1_000),
-                    (Scheduled, 2_000),
-                    (Started, 3_000),
-                    (Ready, 4_000),
-                ],
-            ),
-            (
-                "an unchanged pod (a replayed event) gives nothing",
-                Some(running.clone()),
-                running.clone(),
-                vec![],
-            ),
-            (
-                "an OOMKill and restart give terminated then restarted at finishedAt",
-                Some(running.clone()),
-                running.clone().restarted("app", 1, 5_000, "OOMKilled", 137),
-                vec![(ContainerTerminated, 5_000), (ContainerRestarted, 5_000)],
-            ),
-            (
-                "readiness lost",
-                Some(running.clone()),
-                running.clone().unready(6_000),
-                vec![(Unready, 6_000)],
-            ),
-            (
-                "success ends the containers and the pod at the last finishedAt",
-                Some(running.clone()),
-                running
-                    .clone()
-                    .unready(7_000)
-                    .finished(Phase::Succeeded, 7_000, "Completed"),
-                vec![
-                    (Unready, 7_000),
-                    (ContainerTerminated, 7_000),
-                    (Succeeded, 7_000),
-                ],
-            ),
-            (
-                "pending then (gap) succeeded: the skipped start is reconstructed",
-                Some(pod().scheduled(2_000)),
-                pod().scheduled(2_000).running(3_000).finished(
-                    Phase::Succeeded,
-                    8_000,
-                    "Completed",
-                ),
-                vec![
-                    (Started, 3_000),
-                    (ContainerTerminated, 8_000),
-                    (Succeeded, 8_000),
-                ],
-            ),
-        ];
-        for (name, old, new, want) in cases {
-            let rows = pod_transitions(old.as_ref(), &new, Observation::live(NOW));
-            assert_eq!(kinds_and_times(&rows), want, "{name}");
-            assert!(
-                rows.iter()
-                    .all(|r| r.subject == SubjectUid::Pod("u1".into())),
-                "{name}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_readiness_flip_and_flip_back_inside_a_gap_is_recovered_from_the_condition_time() {
-        let ready = pod().scheduled(2_000).running(3_000).ready(4_000);
-        let ready_again = pod().scheduled(2_000).running(3_000).ready(9_000);
-        let rows = pod_transitions(Some(&ready), &ready_again, Observation::recovered(NOW));
-        assert_eq!(
-            kinds_and_times(&rows),
-            vec![(Unready, 9_000), (Ready, 9_000)]
-        );
-        assert!(rows.iter().all(|r| r.inferred));
-        assert_ne!((rows[0].kind, rows[0].seq), (rows[1].kind, rows[1].seq));
-    }
-
-    #[test]
-    fn recovered_rows_are_marked_inferred_and_live_rows_are_not() {
-        let running = pod().scheduled(2_000).running(3_000);
-        let rows = pod_transitions(None, &running, Observation::recovered(NOW));
-        assert!(rows.iter().all(|r| r.inferred));
-        assert_eq!(rows[0].observed_at_ms, NOW);
-        let rows = pod_transitions(None, &running, Observation::live(NOW));
-        assert!(rows.iter().all(|r| !r.inferred));
-    }
-
-    #[test]
-    fn container_rows_carry_reason_exit_code_and_phase_change() {
-        let running = pod().scheduled(2_000).running(3_000);
-        let rows = pod_transitions(
-            Some(&running),
-            &running.clone().restarted("app", 1, 5_000, "OOMKilled", 137),
-            Observation::live(NOW),
-        );
-        let term = &rows[0];
-        assert_eq!(term.container.as_deref(), Some("app"));
-        assert_eq!(term.reason.as_deref(), Some("OOMKilled"));
-        assert_eq!(term.exit_code, Some(137));
-        assert_eq!(
-            (term.phase_before, term.phase_after),
-            (Some(Phase::Running), Some(Phase::Running))
-        );
-        assert_eq!(rows[1].restart_count, Some(1));
-    }
-
-    #[test]
-    fn a_termination_seen_live_is_not_repeated_when_the_restart_follows() {
-        let running = pod().scheduled(2_000).running(3_000);
-        let mut ended = running.clone();
-        ended.containers[0].terminated = Some(Box::new(Termination {
-            finished_at_ms: Some(5_000),
-            exit_code: Some(1),
-            reason: Some("Error".into()),
-        }));
-        let rows = pod_transitions(Some(&running), &ended, Observation::live(NOW));
-        assert_eq!(kinds_and_times(&rows), vec![(ContainerTerminated, 5_000)]);
-        let restarted = running.clone().restarted("app", 1, 5_000, "Error", 1);
-        let rows2 = pod_transitions(Some(&ended), &restarted, Observation::live(NOW));
-        assert_eq!(kinds_and_times(&rows2), vec![(ContainerRestarted, 5_000)]);
-        // Had both been detected at once (a gap), the termination would share the same key.
-        let rows3 = pod_transitions(Some(&running), &restarted, Observation::recovered(NOW));
-        assert_eq!(rows3[0].seq, rows[0].seq);
-        assert_eq!(rows3[1].seq, rows2[0].seq);
-    }
-
-    #[test]
-    fn two_restarts_inside_a_gap_are_both_recorded() {
-        let running = pod().scheduled(2_000).running(3_000);
-        let rows = pod_transitions(
-            Some(&running),
-            &running.clone().restarted("app", 2, 9_000, "Error", 1),
-            Observation::recovered(NOW),
-        );
-        let kinds: Vec<_> = rows.iter().map(|r| (r.kind, r.restart_count)).collect();
-        assert!(kinds.contains(&(ContainerRestarted, Some(1))));
-        assert!(kinds.contains(&(ContainerRestarted, Some(2))));
-        let seqs: std::collections::HashSet<_> = rows.iter().map(|r| (r.kind, r.seq)).collect();
-        assert_eq!(seqs.len(), rows.len(), "distinct idempotency keys");
-    }
-
-    #[test]
-    fn terminating_uses_the_deletion_request_time_and_deleted_the_observation() {
-        let running = pod().scheduled(2_000).running(3_000);
-        let mut deleting = running.clone();
-        deleting.deletion_at_ms = Some(40_000);
-        deleting.deletion_grace_secs = Some(30);
-        let rows = pod_transitions(Some(&running), &deleting, Observation::live(NOW));
-        assert_eq!(kinds_and_times(&rows), vec![(Terminating, 10_000)]);
-        assert_eq!(pod_deleted(&deleting, Observation::live(NOW)).at_ms, NOW);
-        // Found missing on a relist: the grace period's end is the best estimate.
-        let inferred = pod_deleted(&deleting, Observation::recovered(NOW));
-        assert_eq!((inferred.at_ms, inferred.inferred), (40_000, true));
-    }
-
-    #[test]
-    fn evictions_keep_their_reason() {
-        let running = pod().scheduled(2_000).running(3_000);
-        let mut evicted = running.clone().finished(Phase::Failed, 6_000, "Error");
-        evicted.reason = Some("Evicted".into());
-        let rows = pod_transitions(Some(&running), &evicted, Observation::live(NOW));
-        let failed = rows.iter().find(|r| r.kind == Failed).unwrap();
-        assert_eq!(failed.reason.as_deref(), Some("Evicted"));
-    }
-
-    #[test]
-    fn a_resource_change_is_a_resize() {
-        let running = pod().scheduled(2_000).running(3_000);
-        let mut bigger = running.clone();
-        bigger.resources = Effective {
-            requests: Resources::new(500, 0),
-            limits: Resources::default(),
-        };
-        let rows = pod_transitions(Some(&running), &bigger, Observation::live(NOW));
-        assert_eq!(kinds_and_times(&rows), vec![(Resized, NOW)]);
-        assert_eq!(rows[0].message.as_deref(), Some("cpu request 0 -> 500m"));
-    }
-
-    /// A pod with one plain init container and one app container, each with declared
-    /// resources; `app_actuated` is what the kubelet reports for the app container.
-    fn resizable(app: ResourceQuad, app_actuated: Option<ResourceQuad>) -> PodState {
-        use super::super::state::{ContainerResize, PodResize};
-        let mut p = pod().scheduled(2_000).running(3_000);
-        p.resize = Some(Box::new(PodResize {
-            containers: vec![
-                ContainerResize {
-                    name: "init".into(),
-                    desired: [2_000, 1 << 30, 0, 0],
-                    ..Default::default()
-                },
-                ContainerResize {
-                    name: "app".into(),
-                    desired: app,
-                    reported: app_actuated.is_some(),
-                    actuated_other: app_actuated.filter(|a| *a != app).map(Box::new),
-                },
-            ],
-            ..Default::default()
-        }));
-        p
-    }
-
-    fn pending(mut p: PodState, reason: &str) -> PodState {
-        let rz = p.resize.as_mut().unwrap();
-        rz.pending_reason = Some(reason.into());
-        rz.pending_message = Some("Node didn't have enough capacity: cpu".into());
-        p
-    }
-
-    const SMALL: ResourceQuad = [250, 1 << 28, 500, 1 << 29];
-    const BIG: ResourceQuad = [500, 1 << 28, 1_000, 1 << 29];
-
-    /// (name, old, new, expected (kind, container, reason, message)).
-    type ResizeCase = (
-        &'static str,
-        PodState,
-        PodState,
-        Vec<(
-            TransitionKind,
-            Option<&'static str>,
-            Option<&'static str>,
-            &'static str,
-        )>,
-    );
-
-    #[test]
-    fn in_place_resize_table() {
-        let cases: Vec<ResizeCase> = vec![
-            (
-                "unchanged: nothing",
-                resizable(SMALL, Some(SMALL)),
-                resizable(SMALL, Some(SMALL)),
-                vec![],
-            ),
-            (
-                "a spec change is resize_requested, naming the container and its values",
-                resizable(SMALL, Some(SMALL)),
-                resizable(BIG, Some(SMALL)),
-                vec![(
-                    ResizeRequested,
-                    Some("app"),
-                    None,
-                    "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
-                )],
-            ),
-            (
-                "the kubelet's Deferred answer is a resize_requested with that reason",
-                resizable(BIG, Some(SMALL)),
-                pending(resizable(BIG, Some(SMALL)), "Deferred"),
-                vec![(
-                    ResizeRequested,
-                    None,
-                    Some("Deferred"),
-                    "Node didn't have enough capacity: cpu",
-                )],
-            ),
-            (
-                "Deferred turning Infeasible is recorded again",
-                pending(resizable(BIG, Some(SMALL)), "Deferred"),
-                pending(resizable(BIG, Some(SMALL)), "Infeasible"),
-                vec![(
-                    ResizeRequested,
-                    None,
-                    Some("Infeasible"),
-                    "Node didn't have enough capacity: cpu",
-                )],
-            ),
-            (
-                "a request that arrives already pending carries the reason on the container row",
-                resizable(SMALL, Some(SMALL)),
-                pending(resizable(BIG, Some(SMALL)), "Infeasible"),
-                vec![(
-                    ResizeRequested,
-                    Some("app"),
-                    Some("Infeasible"),
-                    "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
-                )],
-            ),
-            (
-                "the kubelet applying it is resized",
-                pending(resizable(BIG, Some(SMALL)), "Deferred"),
-                resizable(BIG, Some(BIG)),
-                vec![(
-                    Resized,
-                    Some("app"),
-                    None,
-                    "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
-                )],
-            ),
-            (
-                "asked and applied in one update: both rows",
-                resizable(SMALL, Some(SMALL)),
-                resizable(BIG, Some(BIG)),
-                vec![
-                    (
-                        ResizeRequested,
-                        Some("app"),
-                        None,
-                        "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
-                    ),
-                    (
-                        Resized,
-                        Some("app"),
-                        None,
-                        "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
-                    ),
-                ],
-            ),
-            (
-                "a resize hidden by the init container's larger request is still recorded",
-                resizable(SMALL, None),
-                resizable(BIG, None),
-                vec![(
-                    ResizeRequested,
-                    Some("app"),
-                    None,
-                    "container app: cpu request 250m -> 500m, cpu limit 500m -> 1",
-                )],
-            ),
-        ];
-        for (name, old, new, want) in cases {
-            let rows = pod_transitions(Some(&old), &new, Observation::live(NOW));
-            let got: Vec<_> = rows
-                .iter()
-                .map(|r| {
-                    (
-                        r.kind,
-                        r.container.as_deref(),
-                        r.reason.as_deref(),
-                        r.message.as_deref().unwrap_or_default(),
-                    )
-                })
-                .collect();
-            assert_eq!(got, want, "{name}");
-            assert!(rows.iter().all(|r| r.at_ms == NOW), "{name}");
-            let keys: std::collections::HashSet<_> = rows.iter().map(|r| (r.kind, r.seq)).collect();
-            assert_eq!(keys.len(), rows.len(), "{name}: distinct idempotency keys");
-        }
-    }
-
-    #[test]
-    fn a_pod_whose_kubelet_reports_resources_is_not_resized_by_its_effective_requests_alone() {
-        // The effective requests follow the scheduler's max(desired, actuated) and so grow as
-        // soon as a resize is asked for; that is resize_requested, not yet resized.
-        let old = resizable(SMALL, Some(SMALL));
-        let mut new = resizable(BIG, Some(SMALL));
-        new.resources.requests.cpu_millis = 2_000;
-        let kinds: Vec<_> = pod_transitions(Some(&old), &new, Observation::live(NOW))
-            .iter()
-            .map(|r| r.kind)
-            .collect();
-        assert_eq!(kinds, vec![ResizeRequested]);
-    }
-
-    fn node() -> NodeState {
-        NodeState {
-            uid: "nu".into(),
-            name: "n1".into(),
-            created_at_ms: 500,
-            ready: true,
-            ready_changed_at_ms: Some(600),
-            allocatable: NodeResources {
-                cpu_millis: 4000,
-                memory_bytes: 1 << 34,
-                pods: 110,
-            },
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn node_transitions_table() {
-        let mut not_ready = node();
-        not_ready.ready = false;
-        not_ready.ready_changed_at_ms = Some(700);
-        let mut cordoned = node();
-        cordoned.unschedulable = true;
-        let mut smaller = node();
-        smaller.allocatable.cpu_millis = 3000;
-        let cases: Vec<Case<NodeState>> = vec![
-            (
-                "a new ready node",
-                None,
-                node(),
-                vec![(NodeAdded, 500), (NodeReady, 600)],
-            ),
-            ("unchanged", Some(node()), node(), vec![]),
-            (
-                "goes not ready",
-                Some(node()),
-                not_ready.clone(),
-                vec![(NodeNotReady, 700)],
-            ),
-            (
-                "comes back",
-                Some(not_ready),
-                node(),
-                vec![(NodeReady, 600)],
-            ),
-            (
-                "cordoned",
-                Some(node()),
-                cordoned.clone(),
-                vec![(Cordoned, NOW)],
-            ),
-            (
-                "uncordoned",
-                Some(cordoned),
-                node(),
-                vec![(Uncordoned, NOW)],
-            ),
-            (
-                "allocatable shrinks",
-                Some(node()),
-                smaller,
-                vec![(CapacityChanged, NOW)],
-            ),
-        ];
-        for (name, old, new, want) in cases {
-            let rows = node_transitions(old.as_ref(), &new, Observation::live(NOW));
-            assert_eq!(kinds_and_times(&rows), want, "{name}");
-        }
-    }
-}
+mod tests;

@@ -159,6 +159,20 @@ where
     )
 }
 
+/// The server's current resourceVersion for a resource (a one-object list's), or None if it
+/// does not answer within 10 s. After a watch fails, events up to it are a catch-up.
+pub async fn current_resource_version<K>(api: &Api<K>) -> Option<i64>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = ListParams::default().limit(1);
+    let list = api.list_metadata(&params);
+    match tokio::time::timeout(Duration::from_secs(10), list).await {
+        Ok(Ok(list)) => list.metadata.resource_version?.parse().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

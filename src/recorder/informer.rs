@@ -17,10 +17,10 @@ use kube::{Api, Client};
 
 use super::backoff::WatchBackoff;
 use super::cache::Cache;
-use super::detect::Observation;
-use super::health::{describe, error_code, hint, probe};
+use super::detect::{CatchUp, Observation};
+use super::health::{current_resource_version, describe, error_code, hint, probe};
 use super::objects::{Node, Pod};
-use super::resume::load_open_state;
+use super::resume::{load_left_scope, load_open_state};
 use super::stats::{EventType, RecorderStats, Resource};
 use super::writer::{WeakWriteSender, WriteMsg, Writer};
 use crate::model::time::now_ms;
@@ -76,14 +76,6 @@ pub struct RecordOutcome {
     pub stats: Arc<RecorderStats>,
 }
 
-/// How long after a watch resumes from an error its events count as catching up.
-///
-/// A watch that resumes from its last resourceVersion after a cut or an outage first replays
-/// what happened meanwhile. Those events are not live: their observation time can be far
-/// behind the change. Rows from them are marked inferred, and a deletion among them takes the
-/// pod's deletionTimestamp (when it has one) rather than our clock.
-const CATCH_UP: Duration = Duration::from_secs(2);
-
 /// How often a failing stream's API is probed to learn that it answers again.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 
@@ -92,10 +84,8 @@ struct ListProgress {
     resource: Resource,
     listed_once: bool,
     count: usize,
-    /// The stream failed since its last event; the next event starts a catch-up.
-    failed: bool,
-    /// Events before this instant are a catch-up after an error.
-    catch_up_until: Option<Instant>,
+    /// Whether events are a catch-up after an error, by their resourceVersion.
+    catch_up: CatchUp,
 }
 
 impl ListProgress {
@@ -104,16 +94,14 @@ impl ListProgress {
             resource,
             listed_once: false,
             count: 0,
-            failed: false,
-            catch_up_until: None,
+            catch_up: CatchUp::Live,
         }
     }
 
     /// A (re)list begins. It reconciles everything, so whatever a failed watch missed is caught
     /// up by it: no catch-up marking afterwards.
     fn begin_list(&mut self, stats: &RecorderStats) {
-        self.failed = false;
-        self.catch_up_until = None;
+        self.catch_up.reconciled();
         self.count = 0;
         if self.listed_once {
             stats.count_relist(self.resource);
@@ -169,7 +157,7 @@ impl ListProgress {
 
     /// The stream yielded an error; kube-runtime retries it after our backoff.
     fn error(&mut self, err: &watcher::Error, stats: &RecorderStats, server: &str) {
-        self.failed = true;
+        self.catch_up.failed();
         let code = error_code(err);
         stats.count_error(self.resource, &code);
         let error = describe(err);
@@ -183,20 +171,30 @@ impl ListProgress {
         stats.stream(self.resource).fail(now_ms(), error);
     }
 
-    /// How to treat a live (non-list) event arriving now.
-    fn observe(&mut self, now_ms: i64) -> Observation {
-        if self.failed {
-            self.failed = false;
-            self.catch_up_until = Some(Instant::now() + CATCH_UP);
+    /// Before the first watch event after a failure: asks the server for its resourceVersion
+    /// now. Every event the resumed watch replays was sent before this answer, so it is at or
+    /// below it; what happens from now on is above it (see [`CatchUp`]). One short list per
+    /// reconnect; if it fails, this event and the next count as a catch-up and it is asked again.
+    async fn learn_horizon<K>(&mut self, event: &Event<K>, api: &Api<K>)
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        if !self.catch_up.awaiting_horizon() || !matches!(event, Event::Apply(_) | Event::Delete(_))
+        {
+            return;
+        }
+        if let Some(horizon) = current_resource_version(api).await {
+            self.catch_up.horizon(horizon);
             tracing::info!(
-                "{} watch resumed; events of the next {CATCH_UP:?} are a catch-up, marked inferred",
+                "{} watch resumed; events up to resourceVersion {horizon} are a catch-up, marked inferred",
                 self.resource.singular()
             );
         }
-        match self.catch_up_until {
-            Some(until) if Instant::now() < until => Observation::recovered(now_ms),
-            _ => Observation::live(now_ms),
-        }
+    }
+
+    /// How to treat a live (non-list) event for an object at `resource_version`, arriving now.
+    fn observe(&mut self, now_ms: i64, resource_version: Option<i64>) -> Observation {
+        self.catch_up.observe(resource_version, now_ms)
     }
 }
 
@@ -308,11 +306,11 @@ impl Loop {
                 self.after_list();
             }
             Event::Apply(pod) => {
-                let obs = self.pods.observe(now);
+                let obs = self.pods.observe(now, pod.state.resource_version);
                 self.cache.apply_pod(pod, obs, &mut self.batch)
             }
             Event::Delete(pod) => {
-                let obs = self.pods.observe(now);
+                let obs = self.pods.observe(now, pod.state.resource_version);
                 self.cache.delete_pod(pod, obs, &mut self.batch)
             }
         }
@@ -343,15 +341,40 @@ impl Loop {
                 self.after_list();
             }
             Event::Apply(node) => {
-                let obs = self.nodes.observe(now);
+                let obs = self.nodes.observe(now, node.state.resource_version);
                 self.cache.apply_node(node, obs, &mut self.batch)
             }
             Event::Delete(node) => {
-                let obs = self.nodes.observe(now);
+                let obs = self.nodes.observe(now, node.state.resource_version);
                 self.cache.delete_node(node, obs, &mut self.batch)
             }
         }
         self.stats.cached_nodes.set(self.cache.node_count() as i64);
+    }
+
+    /// Looks up, by namespace and name, the pods a selector-filtered list no longer showed:
+    /// the same uid still there left the scope (relabelled); otherwise it was deleted. A lookup
+    /// that fails counts as deleted, as without a selector.
+    async fn resolve_missing(&mut self, client: &Client) {
+        for last in self.cache.take_unresolved() {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &last.namespace);
+            let lookup = api.get_opt(&last.name);
+            let found = match tokio::time::timeout(Duration::from_secs(10), lookup).await {
+                Ok(Ok(found)) => found,
+                Ok(Err(err)) => {
+                    tracing::warn!(pod = %last.name, %err, "cannot look up a pod missing from the list; taking it for deleted");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(pod = %last.name, "looking up a pod missing from the list timed out; taking it for deleted");
+                    None
+                }
+            };
+            let obs = Observation::recovered(now_ms());
+            self.cache
+                .resolve_missing(last, found, obs, &mut self.batch);
+            self.note_batch();
+        }
     }
 
     fn after_list(&mut self) {
@@ -467,15 +490,18 @@ async fn record(
     on_writer_started: Option<WriterHook>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RecordOutcome> {
-    let mut cache = Cache::new();
     let selector = match &config.label_selector {
         Some(s) => {
             Some(LabelSelector::parse(s).map_err(|e| anyhow::anyhow!("--selector {s:?}: {e}"))?)
         }
         None => None,
     };
+    let mut cache = Cache::with_selector(selector.clone());
     let (pods, nodes) =
         load_open_state(&handle.conn, config.namespace.as_deref(), selector.as_ref())?;
+    if selector.is_some() {
+        cache.load_left_scope(load_left_scope(&handle.conn, config.namespace.as_deref())?);
+    }
     if !pods.is_empty() || !nodes.is_empty() {
         tracing::info!(
             open_pods = pods.len(),
@@ -494,7 +520,7 @@ async fn record(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let node_api: Api<Node> = Api::all(client);
+    let node_api: Api<Node> = Api::all(client.clone());
     let timeout = config.watch_timeout.as_secs().clamp(1, u32::MAX as u64) as u32;
     let mut watch_config = watcher::Config::default()
         .page_size(config.page_size)
@@ -552,11 +578,17 @@ async fn record(
             biased;
             () = &mut shutdown => break,
             Some(event) = pod_events.next() => match event {
-                Ok(event) => state.on_pod_event(event),
+                Ok(event) => {
+                    state.pods.learn_horizon(&event, &pod_api).await;
+                    state.on_pod_event(event)
+                }
                 Err(err) => state.pods.error(&err, &stats, &config.server),
             },
             Some(event) = node_events.next() => match event {
-                Ok(event) => state.on_node_event(event),
+                Ok(event) => {
+                    state.nodes.learn_horizon(&event, &node_api).await;
+                    state.on_node_event(event)
+                }
                 Err(err) => state.nodes.error(&err, &stats, &config.server),
             },
             _ = probe_tick.tick() => {
@@ -573,6 +605,7 @@ async fn record(
                 events_at_last_status = state.status_line(events_at_last_status, config.status_interval);
             }
         }
+        state.resolve_missing(&client).await;
         if state.batch.len() >= config.batch_rows || state.committed_marker {
             state.flush(state.committed_marker).await;
         }
@@ -584,6 +617,7 @@ async fn record(
     if let Some(p) = probing {
         p.abort();
     }
+
     tracing::info!("stopping: committing what was received");
     state.flush(true).await;
     let handle = state.writer.finish().await;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::state::{
     ContainerResize, ContainerState, NodeState, PodResize, PodState, ResourceQuad, Termination,
-    Text,
+    Text, Waiting, is_ordinary_waiting, run_id,
 };
 use crate::model::quantity::{parse_cpu_millis, parse_memory_bytes, parse_nanos};
 use crate::model::resources::{Exact, StatusResources};
@@ -130,6 +130,15 @@ struct RawTerminated {
     reason: Option<String>,
     started_at: Option<String>,
     finished_at: Option<String>,
+    #[serde(rename = "containerID")]
+    container_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawWaiting {
+    reason: Option<String>,
+    message: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -141,6 +150,7 @@ struct RawRunning {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct RawContainerStateWire {
+    waiting: Option<RawWaiting>,
     running: Option<RawRunning>,
     terminated: Option<RawTerminated>,
 }
@@ -150,6 +160,9 @@ struct RawContainerStateWire {
 struct RawContainerStatus {
     name: String,
     restart_count: i64,
+    /// The newest container's ID (in back-off, the one that just ended).
+    #[serde(rename = "containerID")]
+    container_id: Option<String>,
     state: RawContainerStateWire,
     last_state: RawContainerStateWire,
     /// What the kubelet applied (in-place resize).
@@ -263,35 +276,64 @@ fn slim_meta(raw: &RawMeta) -> ObjectMeta {
     }
 }
 
-fn termination(raw: &RawTerminated) -> Termination {
+fn termination(raw: &RawTerminated, run: i64, fallback_id: Option<&str>) -> Termination {
     Termination {
         finished_at_ms: ms(&raw.finished_at),
         exit_code: raw.exit_code,
         reason: text(&raw.reason),
+        started_at_ms: ms(&raw.started_at),
+        run: run.max(0),
+        id: raw
+            .container_id
+            .as_deref()
+            .or(fallback_id)
+            .filter(|id| !id.is_empty())
+            .map_or(0, run_id),
     }
 }
 
 fn container_state(status: &RawContainerStatus, init: bool) -> ContainerState {
-    let started_at_ms = match (&status.state.terminated, &status.state.running) {
+    let state = &status.state;
+    let started_at_ms = match (&state.terminated, &state.running) {
         (Some(t), _) => ms(&t.started_at),
         (None, Some(r)) => ms(&r.started_at),
         (None, None) => None,
     };
+    let current_id = status.container_id.as_deref().filter(|id| !id.is_empty());
+    let has_current_run = state.terminated.is_some() || state.running.is_some();
+    let waiting = state
+        .waiting
+        .as_ref()
+        .filter(|_| !has_current_run)
+        .and_then(|w| w.reason.as_deref().map(|r| (r, w)))
+        .filter(|(reason, _)| !is_ordinary_waiting(reason))
+        .map(|(reason, w)| {
+            Box::new(Waiting {
+                reason: Text::from(reason),
+                message: truncate(w.message.clone()),
+            })
+        });
+    let count = status.restart_count;
+    // Which run lastState describes (see ContainerState::last_terminated): in back-off (an
+    // unusual waiting reason) the newest container is the one that ended, so its own number;
+    // otherwise the run before the current one.
+    let last_run = if waiting.is_some() { count } else { count - 1 };
     ContainerState {
         name: Text::from(status.name.as_str()),
         init,
-        restart_count: status.restart_count,
+        run_id: current_id.filter(|_| has_current_run).map_or(0, run_id),
+        restart_count: count,
         started_at_ms,
-        terminated: status
-            .state
+        terminated: state
             .terminated
             .as_ref()
-            .map(|t| Box::new(termination(t))),
+            .map(|t| Box::new(termination(t, count, current_id))),
         last_terminated: status
             .last_state
             .terminated
             .as_ref()
-            .map(|t| Box::new(termination(t))),
+            .map(|t| Box::new(termination(t, last_run, None))),
+        waiting,
     }
 }
 
@@ -691,5 +733,45 @@ mod tests {
             }
         );
         assert_eq!(s.capacity.cpu_millis, 4000);
+    }
+
+    #[test]
+    fn a_crash_looping_container_in_back_off_is_run_k_waiting_with_run_k_in_last_state() {
+        let pod: Pod = serde_json::from_str(
+            r#"{"metadata": {"uid": "u"}, "status": {"phase": "Running",
+                "containerStatuses": [{"name": "app", "restartCount": 3,
+                  "containerID": "containerd://c3",
+                  "state": {"waiting": {"reason": "CrashLoopBackOff",
+                    "message": "back-off 40s restarting failed container=app pod=p"}},
+                  "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                    "containerID": "containerd://c3",
+                    "startedAt": "2026-11-29T02:00:05Z", "finishedAt": "2026-11-29T02:00:07Z"}}},
+                 {"name": "side", "restartCount": 0,
+                  "state": {"waiting": {"reason": "ContainerCreating"}}}]}}"#,
+        )
+        .unwrap();
+        let app = &pod.state.containers[0];
+        let last = app.last_terminated.as_ref().unwrap();
+        assert_eq!((last.run, last.id), (3, run_id("containerd://c3")));
+        assert_eq!(last.started_at_ms, parse_rfc3339_ms("2026-11-29T02:00:05Z"));
+        let waiting = app.waiting.as_ref().unwrap();
+        assert_eq!(&*waiting.reason, "CrashLoopBackOff");
+        assert!(
+            waiting
+                .message
+                .as_deref()
+                .unwrap()
+                .starts_with("back-off 40s")
+        );
+        assert_eq!(app.waiting_for_run(), 4);
+        // The ordinary waiting reasons are not kept at all.
+        assert!(pod.state.containers[1].waiting.is_none());
+    }
+
+    #[test]
+    fn a_running_container_numbers_last_state_as_the_run_before() {
+        let pod: Pod = serde_json::from_str(POD).unwrap();
+        let app = &pod.state.containers[0];
+        assert_eq!(app.last_terminated.as_ref().unwrap().run, 0);
     }
 }

@@ -4,6 +4,7 @@
 use rusqlite::Connection;
 
 use super::state::{NodeState, PodState};
+use crate::model::TransitionKind;
 use crate::query::LabelSelector;
 
 /// Open pods in the recorder's scope (its namespace and label selector: pods outside the scope
@@ -55,4 +56,23 @@ pub fn load_open_state(
         }
     }
     Ok((pods, nodes))
+}
+
+/// Open pods whose latest scope row is `left_scope`: a previous run saw them relabelled out of
+/// its selector, so seeing them again is `entered_scope`, not a first sight.
+pub fn load_left_scope(
+    conn: &Connection,
+    namespace: Option<&str>,
+) -> rusqlite::Result<Vec<String>> {
+    let left = TransitionKind::LeftScope.code();
+    let entered = TransitionKind::EnteredScope.code();
+    let mut stmt = conn.prepare(
+        "SELECT p.uid FROM pods p JOIN transitions t ON t.pod_id = p.id
+         WHERE p.deleted_at_ms IS NULL AND (?1 IS NULL OR p.namespace = ?1)
+           AND t.kind IN (?2, ?3)
+         GROUP BY p.id
+         HAVING max(CASE WHEN t.kind = ?2 THEN t.id END) > coalesce(max(CASE WHEN t.kind = ?3 THEN t.id END), 0)",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![namespace, left, entered], |r| r.get(0))?;
+    rows.collect()
 }

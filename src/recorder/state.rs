@@ -52,7 +52,7 @@ impl Interner {
 }
 
 /// How a container run ended. Boxed where it is held: most containers are running, and an
-/// empty `Option<Box<_>>` costs 8 bytes where the inline struct costs 48.
+/// empty `Option<Box<_>>` costs 8 bytes where the inline struct costs 64.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Termination {
     #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +61,44 @@ pub struct Termination {
     pub exit_code: Option<i64>,
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Text>,
+    /// When the run that ended had started.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<i64>,
+    /// Which run of the container this was (0 = the first), as the kubelet numbers them: a new
+    /// container gets the previous one's restartCount + 1. See [`ContainerState::last_terminated`].
+    #[serde(rename = "n", default, skip_serializing_if = "is_zero")]
+    pub run: i64,
+    /// [`run_id`] of the run's containerID (0 when the kubelet gave none).
+    #[serde(rename = "i", default, skip_serializing_if = "is_zero_u32")]
+    pub id: u32,
+}
+
+/// `state.waiting` with a reason worth recording (not the ordinary ContainerCreating or
+/// PodInitializing, which are not kept at all). Boxed where held: it is rare.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    #[serde(rename = "r")]
+    pub reason: Text,
+    /// Truncated like every status message.
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Text>,
+}
+
+/// The waiting reasons every container goes through on its way to running; they are not
+/// transitions worth a row (`started` covers them).
+pub fn is_ordinary_waiting(reason: &str) -> bool {
+    matches!(reason, "" | "ContainerCreating" | "PodInitializing")
+}
+
+/// A 32-bit FNV-1a hash of a containerID: identifies a run in 4 bytes instead of the ~77 of
+/// `containerd://<64 hex>`. Two runs of one container colliding is a 1 in 4 billion chance.
+pub fn run_id(container_id: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in container_id.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash.max(1)
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,17 +108,63 @@ pub struct ContainerState {
     /// An init container (plain or sidecar); app containers are false.
     #[serde(rename = "i", default, skip_serializing_if = "is_false")]
     pub init: bool,
+    /// [`run_id`] of the current (running or terminated) run's containerID; 0 if none.
+    #[serde(rename = "id", default, skip_serializing_if = "is_zero_u32")]
+    pub run_id: u32,
+    /// The kubelet's restartCount: the run number of the newest container it created.
     #[serde(rename = "c", default)]
     pub restart_count: i64,
     /// When the current (or last, if terminated) run started.
     #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
     pub started_at_ms: Option<i64>,
-    /// `state.terminated`: the current run has ended.
+    /// `state.terminated`: the current run (number `restart_count`) has ended.
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     pub terminated: Option<Box<Termination>>,
-    /// `lastState.terminated`: how the previous run ended.
+    /// `lastState.terminated`. Which run it describes depends on the state: while the
+    /// container runs (or has terminated again) it is the run before the current one; while it
+    /// waits in back-off it is the newest run, the one that just ended (the kubelet moves
+    /// `state.terminated` to `lastState` when it reports the back-off, and restartCount only
+    /// grows when the next container is created).
     #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
     pub last_terminated: Option<Box<Termination>>,
+    /// `state.waiting` with an unusual reason (CrashLoopBackOff, ImagePullBackOff, ...).
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Box<Waiting>>,
+}
+
+impl ContainerState {
+    /// Whether the current run is running or has ended (not waiting for a container).
+    pub fn has_current_run(&self) -> bool {
+        self.terminated.is_some() || self.started_at_ms.is_some()
+    }
+
+    /// Every termination the status describes, oldest first.
+    pub fn terminations(&self) -> impl Iterator<Item = &Termination> {
+        let mut both = [self.last_terminated.as_deref(), self.terminated.as_deref()];
+        if let [Some(a), Some(b)] = both
+            && a.run > b.run
+        {
+            both.swap(0, 1);
+        }
+        both.into_iter().flatten()
+    }
+
+    /// The run a waiting container waits for: the one after the newest that ended, if the
+    /// newest container has ended; else the newest (it never got to run).
+    pub fn waiting_for_run(&self) -> i64 {
+        match &self.last_terminated {
+            Some(t) if t.run >= self.restart_count && !self.has_current_run() => t.run + 1,
+            _ => self.restart_count,
+        }
+    }
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_false(b: &bool) -> bool {
@@ -206,6 +290,9 @@ impl PodState {
             {
                 interner.intern_opt(&mut t.reason);
             }
+            if let Some(w) = &mut c.waiting {
+                interner.intern(&mut w.reason);
+            }
         }
         if let Some(resize) = &mut self.resize {
             interner.intern_opt(&mut resize.pending_reason);
@@ -234,30 +321,63 @@ impl PodState {
         self.containers.iter().map(|c| c.restart_count).sum()
     }
 
-    /// The time the pod started running: status.startTime, else the first container start.
+    /// The time the pod started running: when its first app container's first run started.
+    /// `status.startTime` is when the kubelet admitted the pod, before image pulls and init
+    /// containers, so it is only the fallback when no first run's start is known (a pod first
+    /// seen after its containers restarted), and any later run's start the last resort.
     pub fn started_at_ms(&self) -> Option<i64> {
-        self.start_time_ms.or_else(|| {
-            self.containers
-                .iter()
-                .filter(|c| !c.init)
-                .filter_map(|c| c.started_at_ms)
+        let apps = || self.containers.iter().filter(|c| !c.init);
+        let first_runs = apps().filter_map(|c| {
+            if c.restart_count == 0 && c.has_current_run() {
+                c.started_at_ms
+                    .or_else(|| c.terminated.as_ref().and_then(|t| t.started_at_ms))
+            } else {
+                c.terminations()
+                    .find(|t| t.run == 0)
+                    .and_then(|t| t.started_at_ms)
+            }
+        });
+        first_runs.min().or(self.start_time_ms).or_else(|| {
+            apps()
+                .flat_map(|c| {
+                    c.terminations()
+                        .filter_map(|t| t.started_at_ms)
+                        .chain(c.started_at_ms)
+                })
                 .min()
         })
     }
 
-    /// The reason to show for how the pod ended: the pod's own (Evicted, DeadlineExceeded), else
-    /// that of the last container to terminate (OOMKilled, Error, Completed).
+    /// The reason to show for how the pod ended: the pod's own (Evicted, DeadlineExceeded),
+    /// else how its containers ended. A non-zero exit says more than a clean one, and an app
+    /// container's more than an init container's or a sidecar's (a sidecar stopped by the
+    /// kubelet ends `Completed` in the same millisecond as the app container that failed), so
+    /// the latest app container with a non-zero exit wins, then any non-zero exit, then the
+    /// last container to terminate.
     pub fn final_reason(&self) -> Option<Text> {
         if !self.phase.is_terminal() {
             return None;
         }
-        self.reason.clone().or_else(|| {
+        if self.reason.is_some() {
+            return self.reason.clone();
+        }
+        let ended = || {
             self.containers
                 .iter()
-                .filter_map(|c| c.terminated.as_ref())
-                .max_by_key(|t| t.finished_at_ms)
-                .and_then(|t| t.reason.clone())
-        })
+                .filter_map(|c| c.terminated.as_deref().map(|t| (c.init, t)))
+        };
+        let failed = |(_, t): &(bool, &Termination)| t.exit_code.is_some_and(|x| x != 0);
+        let latest =
+            |found: Option<(bool, &Termination)>| found.and_then(|(_, t)| t.reason.clone());
+        let by_finish = |(_, t): &(bool, &Termination)| t.finished_at_ms;
+        latest(
+            ended()
+                .filter(|e| !e.0)
+                .filter(failed)
+                .max_by_key(by_finish),
+        )
+        .or_else(|| latest(ended().filter(failed).max_by_key(by_finish)))
+        .or_else(|| latest(ended().max_by_key(by_finish)))
     }
 
     /// The latest finishedAt of any container, for the time a pod reached a terminal phase.
@@ -290,4 +410,58 @@ pub struct NodeState {
     pub allocatable: NodeResources,
     #[serde(rename = "rv", default)]
     pub resource_version: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(name: &str, init: bool, reason: &str, exit_code: i64, at: i64) -> ContainerState {
+        ContainerState {
+            name: name.into(),
+            init,
+            terminated: Some(Box::new(Termination {
+                finished_at_ms: Some(at),
+                exit_code: Some(exit_code),
+                reason: Some(reason.into()),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    /// Every cached pod holds its containers inline: the run id and the boxed waiting reason
+    /// cost 8 bytes per container (64 before), and a termination stays behind a box.
+    #[test]
+    fn container_state_stays_small() {
+        assert!(std::mem::size_of::<ContainerState>() <= 72);
+        assert_eq!(std::mem::size_of::<Option<Box<Termination>>>(), 8);
+        assert_eq!(std::mem::size_of::<Option<Box<Waiting>>>(), 8);
+    }
+
+    #[test]
+    fn a_failed_pod_shows_its_app_containers_error_not_a_sidecars_completion() {
+        let mut pod = PodState {
+            phase: Phase::Failed,
+            // The sidecar is listed first (init containers come first) and was stopped by
+            // the kubelet in the same millisecond as the app container failed.
+            containers: vec![
+                ended("proxy", true, "Completed", 0, 5_000),
+                ended("app", false, "Error", 1, 5_000),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(pod.final_reason().as_deref(), Some("Error"));
+        pod.containers.reverse();
+        assert_eq!(pod.final_reason().as_deref(), Some("Error"));
+        // A failed init container is the reason when no app container failed.
+        pod.containers = vec![
+            ended("init", true, "Error", 2, 4_000),
+            ended("app", false, "Completed", 0, 5_000),
+        ];
+        assert_eq!(pod.final_reason().as_deref(), Some("Error"));
+        // The pod's own reason wins.
+        pod.reason = Some("Evicted".into());
+        assert_eq!(pod.final_reason().as_deref(), Some("Evicted"));
+    }
 }

@@ -204,6 +204,13 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
                 continue;
             }
         }
+        if in_gap(born, &[gap]).is_some() && superseded_run(&lines, idx, gap) {
+            out.exempt.push((
+                line.clone(),
+                "an earlier restart of a container first seen after the gap (status keeps the last)",
+            ));
+            continue;
+        }
         if matches!(kind, TransitionKind::Unready | TransitionKind::NodeNotReady)
             && deleted.is_some_and(|d| in_gap(d, &[gap]).is_some())
         {
@@ -222,6 +229,44 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
         .map(|(r, _)| r.clone())
         .collect();
     out
+}
+
+/// For a pod first seen after `gap`: status describes a container's last restart (whose row
+/// carries the count), the termination just before it and any after it; its earlier restarts
+/// and terminations inside the gap are unknowable.
+fn superseded_run(lines: &[(TruthLine, TransitionKind, i64)], idx: usize, gap: Gap) -> bool {
+    use TransitionKind::{ContainerRestarted, ContainerTerminated};
+    let (line, kind, _) = &lines[idx];
+    let runs = |k: &TransitionKind| matches!(k, ContainerRestarted | ContainerTerminated);
+    if !runs(kind) {
+        return false;
+    }
+    let same: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, (l, k, at))| {
+            l.uid == line.uid
+                && l.container == line.container
+                && runs(k)
+                && in_gap(*at, &[gap]).is_some()
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let Some(&last_restart) = same
+        .iter()
+        .rev()
+        .find(|&&i| lines[i].1 == ContainerRestarted)
+    else {
+        return false;
+    };
+    if idx >= last_restart {
+        return false;
+    }
+    let last_state = same
+        .iter()
+        .rev()
+        .find(|&&i| i < last_restart && lines[i].1 == ContainerTerminated);
+    *kind == ContainerRestarted || last_state != Some(&idx)
 }
 
 /// Subject of a truth line, for filtering.

@@ -566,6 +566,11 @@ impl PodShape {
 #[derive(Clone, Debug)]
 enum Run {
     Waiting(&'static str),
+    /// The run `restart_count` ended (it is `last`) and the kubelet waits before the next.
+    BackOff {
+        message: String,
+        container_id: String,
+    },
     Running {
         started: String,
     },
@@ -597,6 +602,9 @@ impl ContainerRec {
     fn status(&self) -> Value {
         let state = match &self.run {
             Run::Waiting(reason) => json!({"waiting": {"reason": reason}}),
+            Run::BackOff { message, .. } => {
+                json!({"waiting": {"reason": "CrashLoopBackOff", "message": message}})
+            }
             Run::Running { started } => json!({"running": {"startedAt": started}}),
             Run::Terminated {
                 started,
@@ -620,6 +628,9 @@ impl ContainerRec {
         if let Some(last) = &self.last {
             s["lastState"] = json!({"terminated": last});
         }
+        if let Run::BackOff { container_id, .. } = &self.run {
+            s["containerID"] = json!(container_id);
+        }
         if !self.init {
             s["resources"] = self.resources.clone();
         }
@@ -629,7 +640,7 @@ impl ContainerRec {
     fn started_at(&self) -> Option<&str> {
         match &self.run {
             Run::Running { started } | Run::Terminated { started, .. } => Some(started),
-            Run::Waiting(_) => None,
+            Run::Waiting(_) | Run::BackOff { .. } => None,
         }
     }
 }
@@ -987,7 +998,7 @@ impl Kubelet {
         }))
         .expect("pod");
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let (created, mid) = self.timed(api.create(&PostParams::default(), &pod));
+        let created = self.rt.block_on(api.create(&PostParams::default(), &pod));
         let created = created.unwrap_or_else(|e| panic!("create pod {namespace}/{name}: {e}"));
         let uid = created.metadata.uid.clone().expect("uid");
         let created_at = time_ms(
@@ -1048,7 +1059,8 @@ impl Kubelet {
         );
         self.pod_truth(name, TransitionKind::Created, created_at);
         if shape.node.is_some() {
-            self.pod_truth(name, TransitionKind::Scheduled, mid);
+            // Bound at creation: scheduled when created.
+            self.pod_truth(name, TransitionKind::Scheduled, created_at);
         }
     }
 
@@ -1167,7 +1179,7 @@ impl Kubelet {
         }
     }
 
-    /// Phase Running with the app containers running (truth: started at status.startTime).
+    /// Phase Running with the app containers running (truth: started at their startedAt).
     /// Runs the init steps first if the pod has init containers that have not run.
     pub fn run(&mut self, pod: &str) {
         let needs_init = self
@@ -1193,7 +1205,8 @@ impl Kubelet {
             };
         }
         self.patch_pod_status(pod);
-        self.pod_truth(pod, TransitionKind::Started, parse_ms(&start_time));
+        // The app containers' start, not startTime (admission, before the init containers).
+        self.pod_truth(pod, TransitionKind::Started, parse_ms(&at));
     }
 
     /// Readiness probes pass: Ready=True (truth: ready at its lastTransitionTime).
@@ -1271,6 +1284,131 @@ impl Kubelet {
             "OOMKilled",
             137,
         );
+    }
+
+    /// The container exits with `exit_code` and the kubelet reports the back-off the way it
+    /// does for a crash loop: `state.waiting` CrashLoopBackOff with its message, `lastState`
+    /// holding the run that just ended (with its containerID), restartCount unchanged (it grows
+    /// when the next container is created). Truth: unready if ready, container_terminated at
+    /// finishedAt, container_waiting when the status was written.
+    pub fn crash_into_backoff(&mut self, pod: &str, container: &str, exit_code: i32) {
+        let (at_ms, at) = self.stamp();
+        let was_ready = self.pod(pod).is_ready();
+        let rec = self.pods.get_mut(pod).expect("pod");
+        let (namespace, pod_uid) = (rec.namespace.clone(), rec.uid.clone());
+        let c = rec.container_mut(container);
+        let started = c
+            .started_at()
+            .unwrap_or_else(|| panic!("{container} is not running"))
+            .to_string();
+        let container_id = format!("containerd://{}-{}", c.name, c.restart_count);
+        c.last = Some(json!({
+            "exitCode": exit_code, "reason": "Error", "startedAt": started, "finishedAt": at,
+            "containerID": container_id,
+        }));
+        let backoff_secs = 10_i64 << c.restart_count.min(5);
+        c.run = Run::BackOff {
+            message: format!(
+                "back-off {backoff_secs}s restarting failed container={container} pod={pod}_{namespace}({pod_uid})"
+            ),
+            container_id,
+        };
+        c.ready = false;
+        rec.set_condition("ContainersReady", "False", &at);
+        rec.set_condition("Ready", "False", &at);
+        let written = self.patch_pod_status(pod);
+        if was_ready {
+            self.pod_truth(pod, TransitionKind::Unready, at_ms);
+        }
+        self.container_truth(
+            pod,
+            TransitionKind::ContainerTerminated,
+            at_ms,
+            container,
+            "Error",
+            exit_code,
+        );
+        let line = self.pod_truth(pod, TransitionKind::ContainerWaiting, written);
+        line.container = Some(container.to_string());
+        line.reason = Some("CrashLoopBackOff".into());
+    }
+
+    /// The back-off is over: the kubelet creates the next container (restartCount + 1) and it
+    /// runs. Truth: container_restarted at the finishedAt of the run that ended.
+    pub fn restart_after_backoff(&mut self, pod: &str, container: &str) {
+        let (_, at) = self.stamp();
+        let rec = self.pods.get_mut(pod).expect("pod");
+        let c = rec.container_mut(container);
+        assert!(
+            matches!(c.run, Run::BackOff { .. }),
+            "{container} is not in back-off"
+        );
+        let last = c.last.clone().expect("the run that ended");
+        c.restart_count += 1;
+        c.run = Run::Running {
+            started: at.clone(),
+        };
+        self.patch_pod_status(pod);
+        let finished = parse_ms(last["finishedAt"].as_str().expect("finishedAt"));
+        let code = last["exitCode"].as_i64().expect("exitCode") as i32;
+        self.container_truth(
+            pod,
+            TransitionKind::ContainerRestarted,
+            finished,
+            container,
+            "Error",
+            code,
+        );
+    }
+
+    /// Sets one label of a pod (`kubectl label --overwrite`); returns the middle of the request,
+    /// the recorder's clock for what it observes. No truth: what it means depends on the
+    /// recorder's selector (see [`Kubelet::note`]).
+    pub fn label(&mut self, pod: &str, key: &str, value: &str) -> i64 {
+        self.patch_pod_meta(pod, json!({"metadata": {"labels": {key: value}}}))
+    }
+
+    /// Adds a finalizer that holds the pod after a delete until [`Kubelet::release`].
+    pub fn hold(&mut self, pod: &str) {
+        self.patch_pod_meta(
+            pod,
+            json!({"metadata": {"finalizers": ["kubetrail.test/hold"]}}),
+        );
+    }
+
+    /// Removes the finalizers; a pod already being deleted goes now (truth: deleted).
+    pub fn release(&mut self, pod: &str) {
+        let at = self.patch_pod_meta(pod, json!({"metadata": {"finalizers": null}}));
+        let (namespace, name) = {
+            let p = self.pod(pod);
+            (p.namespace.clone(), p.name.clone())
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let now = self
+            .rt
+            .block_on(api.get_opt(&name))
+            .unwrap_or_else(|e| panic!("get pod {pod}: {e}"));
+        if now.is_none() {
+            self.pod_truth(pod, TransitionKind::Deleted, at);
+            self.pods.remove(pod);
+        }
+    }
+
+    fn patch_pod_meta(&mut self, pod: &str, patch: Value) -> i64 {
+        let (namespace, name) = {
+            let p = self.pod(pod);
+            (p.namespace.clone(), p.name.clone())
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let (result, mid) =
+            self.timed(api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)));
+        result.unwrap_or_else(|e| panic!("patch pod {pod} with {patch}: {e}"));
+        mid
+    }
+
+    /// Adds a truth line the driver cannot know by itself (a scope change, say).
+    pub fn note(&mut self, pod: &str, kind: TransitionKind, at_ms: i64) {
+        self.pod_truth(pod, kind, at_ms);
     }
 
     /// Every app container exits 0, the sidecars are stopped, phase Succeeded (truth: unready
