@@ -486,7 +486,7 @@ impl ThreadState<'_> {
     fn over_budget(&mut self) -> Option<String> {
         let budget = self.budget?;
         let margin = budget.margin(self.largest_commit_bytes);
-        let (db, wal) = file_lengths(&self.handle.path);
+        let (db, wal) = self.files_at_most();
         if db + wal + margin <= budget.max_bytes {
             return None;
         }
@@ -495,7 +495,7 @@ impl ThreadState<'_> {
             Ok(true) => None,
             Ok(false) | Err(_) if wal == 0 => None,
             Ok(false) | Err(_) => {
-                let (db, wal) = file_lengths(&self.handle.path);
+                let (db, wal) = self.files_at_most();
                 (db + wal + margin > budget.max_bytes).then(|| {
                     format!(
                         "commits wait: the database and its write-ahead log are {} of the {} \
@@ -508,6 +508,21 @@ impl ThreadState<'_> {
                 })
             }
         }
+    }
+
+    /// The main file's size once every committed page is checkpointed into it (a checkpoint,
+    /// even one that a reader stops half-way, grows the file up to the database's page count),
+    /// and the log's length now.
+    fn files_at_most(&self) -> (u64, u64) {
+        let (db, wal) = file_lengths(&self.handle.path);
+        let pragma = |name: &str| {
+            self.handle
+                .conn
+                .pragma_query_value(None, name, |r| r.get::<_, i64>(0))
+                .unwrap_or(0)
+                .max(0) as u64
+        };
+        (db.max(pragma("page_count") * pragma("page_size")), wal)
     }
 }
 

@@ -21,8 +21,9 @@ pub struct FaultRequest {
     pub cut_watches: bool,
     /// Close every watch stream every N seconds (0 stops it).
     pub cut_every_secs: Option<f64>,
-    /// Drop the retained event history and end every open watch stream: a watch from any
-    /// earlier rv gets ERROR 410, so every watcher relists once.
+    /// Drop the retained event history: a watch from any earlier rv gets ERROR 410, and every
+    /// open stream ends at its first change or bookmark from after the compaction (having
+    /// delivered what came before it), so every watcher relists once.
     pub compact: bool,
     /// Answer every API request with 503 for N seconds, and cut open watches.
     pub outage_secs: Option<f64>,
@@ -120,7 +121,7 @@ impl Faults {
             let end = (secs > 0.0).then(|| Instant::now() + Duration::from_secs_f64(secs));
             *self.outage_until.lock().unwrap_or_else(|p| p.into_inner()) = end;
         }
-        if request.cut_watches || request.compact || request.outage_secs.is_some_and(|s| s > 0.0) {
+        if request.cut_watches || request.outage_secs.is_some_and(|s| s > 0.0) {
             self.cut_watches();
         }
         if let Some(secs) = request.cut_every_secs {

@@ -194,6 +194,8 @@ struct Inner {
     /// Explicit compactions so far (the `compact` fault); a watch stream that began before one
     /// delivers nothing after it (see [`Store::compact`]).
     compactions: u64,
+    /// The rv each of them took, in order.
+    compaction_rvs: Vec<u64>,
     resources: Vec<ResourceState>,
 }
 
@@ -231,6 +233,7 @@ impl Store {
             inner: Mutex::new(Inner {
                 rv: 0,
                 compactions: 0,
+                compaction_rvs: Vec::new(),
                 resources,
             }),
             limits,
@@ -333,9 +336,10 @@ impl Store {
         }
     }
 
-    /// Explicit compactions so far.
-    pub fn compactions(&self) -> u64 {
-        self.lock().compactions
+    /// The rv of the first compaction after the first `compactions` ones, if there is one:
+    /// a stream that began at that count may deliver changes before it, none after.
+    pub fn first_compaction_after(&self, compactions: u64) -> Option<u64> {
+        self.lock().compaction_rvs.get(compactions as usize).copied()
     }
 
     /// Drops the retained history. The rv is bumped once (without a change) so that every rv a
@@ -343,7 +347,8 @@ impl Store {
     /// it must relist, which is what this fault exists to test.
     ///
     /// Every open watch stream ends too, delivering nothing from after this instant (each checks
-    /// [`Store::compactions`] before it sends a change or a bookmark). Otherwise a change or a
+    /// [`Store::first_compaction_after`] before it sends a change, and [`Store::bookmark_rv`]
+    /// before a bookmark); what was published before it is still delivered. Otherwise a change or a
     /// bookmark sent between the compaction and the cut that follows it would give its watcher
     /// an rv newer than the compaction, and that watcher would resume without a 410: the fault
     /// would depend on timing (the flaky "exactly one relist" tests).
@@ -352,6 +357,7 @@ impl Store {
         inner.rv += 1;
         inner.compactions += 1;
         let rv = inner.rv;
+        inner.compaction_rvs.push(rv);
         for state in &mut inner.resources {
             state.history.clear();
             state.compacted_rv = rv;

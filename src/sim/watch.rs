@@ -11,8 +11,9 @@
 //!   one that starts matching as ADDED.
 //! - `allowWatchBookmarks`: a BOOKMARK with the current rv every few seconds, so clients can
 //!   resume from a recent rv even when nothing they watch changes.
-//! - The `compact` fault ends every open stream: nothing from after a compaction reaches a
-//!   stream that began before it, so each of their clients gets 410 when it resumes.
+//! - The `compact` fault ends every open stream at its first change or bookmark from after
+//!   the compaction: nothing from after it reaches a stream that began before it, so each of
+//!   their clients gets 410 when it resumes.
 //! - A watcher that falls too far behind is closed (the broadcast lags), as the real server
 //!   closes slow watchers; clients resume from their last rv.
 
@@ -260,7 +261,10 @@ async fn stream_events(
                     }
                     // A change from after a compaction would give the client an rv newer than
                     // it, so it would resume without the 410 the compaction stands for.
-                    if store.compactions() != compactions {
+                    if store
+                        .first_compaction_after(compactions)
+                        .is_some_and(|compacted| change.rv > compacted)
+                    {
                         return finish(w).await;
                     }
                     last_rv = change.rv;
