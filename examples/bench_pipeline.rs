@@ -135,7 +135,7 @@ async fn main() {
             })
             .await
             .unwrap_or_else(|_| panic!("writer stopped"));
-        drop(writer.finish().await);
+        drop(writer.finish(Duration::from_secs(60)).await);
         let total = started.elapsed();
         let rate = |d: Duration| events.len() as f64 / d.as_secs_f64();
         println!(

@@ -248,3 +248,119 @@ fn a_malformed_metrics_address_is_a_usage_error_with_an_example() {
         );
     }
 }
+
+/// A kubetrail database whose `pods` table has garbage in some of its leaf pages.
+fn damaged_database(path: &Path) {
+    let handle = kubetrail::store::open_for_writing(path).unwrap();
+    let conn = &handle.conn;
+    conn.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO pods (uid, namespace, name, created_at_ms, phase)
+         SELECT 'uid-' || i, 'ns', 'pod-' || i, 1, 2 FROM n;",
+    )
+    .unwrap();
+    conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    let page_size: i64 = conn
+        .pragma_query_value(None, "page_size", |r| r.get(0))
+        .unwrap();
+    let pages: Vec<i64> = conn
+        .prepare("SELECT pageno FROM dbstat WHERE name = 'pods' AND pagetype = 'leaf'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(pages.len() > 10, "{pages:?}");
+    drop(handle);
+    let mut bytes = std::fs::read(path).unwrap();
+    for page in pages.iter().step_by(4) {
+        let at = ((page - 1) * page_size) as usize;
+        bytes[at..at + 64].fill(0x5a);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_database_is_refused_by_record_prune_and_stats_with_how_to_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    damaged_database(&db);
+    let before = std::fs::read(&db).unwrap();
+    let kubeconfig = write_kubeconfig(dir.path(), "http://127.0.0.1:1");
+    let db_arg = db.to_str().unwrap();
+    // The old kubetrail wrote into such a file, and reported from it, and exited 0.
+    for args in [
+        vec!["stats", "--db", db_arg],
+        vec!["prune", "--db", db_arg],
+        vec![
+            "record",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--db",
+            db_arg,
+        ],
+    ] {
+        let out = kubetrail(&args);
+        assert_clean_failure(&out, 1, "is damaged");
+        assert!(stderr(&out).contains(".recover"), "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before, "left as it is");
+}
+
+/// At most how many attempts fit in `elapsed` when each retry waits at least half its
+/// exponential delay (125 ms, 250 ms, 500 ms, ...).
+fn most_attempts(elapsed: Duration) -> usize {
+    let mut attempts = 1;
+    let mut waited = 0.0;
+    let mut delay = 0.125;
+    while waited + delay <= elapsed.as_secs_f64() {
+        waited += delay;
+        delay *= 2.0;
+        attempts += 1;
+    }
+    attempts
+}
+
+#[test]
+fn list_retries_against_an_unreachable_server_back_off_instead_of_every_250_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = write_kubeconfig(dir.path(), "http://127.0.0.1:1");
+    let db = dir.path().join("t.db");
+    let log = dir.path().join("rec.log");
+    let started = Instant::now();
+    let mut rec = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args([
+            "record",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let failures = |log: &str| log.matches("pod watch failed").count();
+    // Until a few retries have happened, however slow the machine.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while failures(&std::fs::read_to_string(&log).unwrap()) < 4 {
+        assert!(Instant::now() < deadline, "no retries logged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(rec.id().to_string())
+        .status();
+    assert!(rec.wait().unwrap().success());
+    let elapsed = started.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap();
+    // An upper bound from the time that really passed: a slow machine only makes fewer. The
+    // old recorder retried every 250 ms, since each list attempt reset its backoff.
+    let bound = most_attempts(elapsed);
+    assert!(
+        failures(&text) <= bound,
+        "{} failed lists in {elapsed:?} (at most {bound} with backoff):\n{text}",
+        failures(&text)
+    );
+}

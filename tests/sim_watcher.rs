@@ -147,6 +147,34 @@ async fn compaction_then_cut_causes_exactly_one_relist() {
     sim.shutdown().await.unwrap();
 }
 
+/// The cause of the flaky "exactly one relist" tests: a change (or bookmark) delivered on a
+/// stream after the compaction gave the watcher an rv newer than it, so it resumed without a
+/// 410. Here the compaction comes alone, with events flowing, and no cut after it: every
+/// watcher must still relist exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_with_events_flowing_still_makes_the_watcher_relist_once() {
+    let sim = start_sim().await;
+    let (seen, task) = spawn_watcher(&sim);
+    wait_until("the initial list", Duration::from_secs(20), || {
+        seen.init_done.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    wait_for_more_events(&seen, 5, "live events").await;
+    sim.inject(&FaultRequest {
+        compact: true,
+        ..Default::default()
+    })
+    .unwrap();
+    wait_until("the relist", Duration::from_secs(20), || {
+        seen.init_done.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    wait_for_more_events(&seen, 10, "events after the relist").await;
+    assert_eq!(seen.inits.load(Ordering::SeqCst), 2);
+    task.abort();
+    sim.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_retried_and_recovers() {
     let sim = start_sim().await;

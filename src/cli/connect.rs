@@ -55,17 +55,22 @@ pub async fn kube_client(
     Ok((client, url))
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (what Kubernetes sends a pod).
+/// Completes on SIGINT (Ctrl-C), SIGTERM (what Kubernetes and systemd send) or SIGHUP (the
+/// terminal went away): each stops the command the same graceful way.
 pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
     let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
+    let term = signal(SignalKind::terminate());
+    let hup = signal(SignalKind::hangup());
+    match (term, hup) {
+        (Ok(mut term), Ok(mut hup)) => {
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
+                _ = hup.recv() => {}
             }
         }
-        Err(_) => {
+        _ => {
             let _ = ctrl_c.await;
         }
     }

@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use super::connect::{kube_client, shutdown_signal};
 use crate::query::LabelSelector;
 use crate::query::time::parse_duration;
@@ -54,7 +52,8 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", value_parser = listen_addr)]
     pub metrics_addr: Option<SocketAddr>,
     /// /readyz fails when the oldest rows waiting for a commit are older than this, or when a
-    /// watch has been failing (the API server unreachable or refusing) this long.
+    /// watch has been failing (the API server unreachable, refusing, or silent: a quiet watch
+    /// is probed, and one whose server does not answer is restarted) this long.
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = duration)]
     pub unready_after: Duration,
     /// Do not watch nodes: for an identity that may only read pods in its namespace (see
@@ -91,6 +90,21 @@ fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A file-size limit (`ulimit -f`, a container's) sends SIGXFSZ when a write crosses it, and
+/// its default action kills the process without a word. Handled, the write fails instead
+/// (EFBIG), which the writer treats like a full disk: it keeps the rows, says so, and retries.
+fn ignore_file_size_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(XFSZ)) {
+        Ok(mut signals) => {
+            tokio::spawn(async move { while signals.recv().await.is_some() {} });
+        }
+        Err(err) => tracing::debug!(%err, "cannot handle SIGXFSZ"),
+    }
+}
+
+/// SIGXFSZ on Linux (x86, arm and most others).
+const XFSZ: i32 = 25;
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let retention = args.retention.schedule()?;
     // The cluster config first: a bad kubeconfig must not leave a new empty database behind.
@@ -110,8 +124,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         watch_timeout: args.watch_timeout,
         page_size: args.page_size,
         watch_nodes: !args.no_nodes,
+        unready_after: args.unready_after,
+        max_db_bytes: args.retention.policy.max_db_size,
         ..Default::default()
     };
+    ignore_file_size_signal();
     let recorder =
         crate::retention::periodic::attach(Recorder::new(client, handle, config), retention);
     if let Some(listener) = listener {
@@ -130,10 +147,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         selector = args.selector.as_deref().unwrap_or("(none)"),
         "recording; stop with Ctrl-C or SIGTERM"
     );
-    let outcome = recorder
-        .run(shutdown_signal())
-        .await
-        .context("recorder failed")?;
+    let outcome = recorder.run(shutdown_signal()).await?;
     let w = &outcome.stats.writer;
     tracing::info!(
         transitions = w.transitions_total(),

@@ -58,6 +58,8 @@ pub struct Stats {
     pub ended_pods: u64,
     pub open_nodes: u64,
     pub deleted_nodes: u64,
+    /// Rows the recorder's database refused for good (kept in the `quarantine` table).
+    pub quarantined_rows: u64,
     pub retention: Plan,
 }
 
@@ -114,6 +116,7 @@ fn collect(
             conn,
             "SELECT count(*) FROM nodes WHERE deleted_at_ms IS NOT NULL",
         )?,
+        quarantined_rows: count(conn, "SELECT count(*) FROM quarantine")?,
         retention: plan(conn, policy, now)?,
     })
 }
@@ -121,6 +124,7 @@ fn collect(
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let policy = args.policy.policy()?;
     let pool = open_read_pool(&args.db, 1)?;
+    crate::store::db::check_file(&args.db)?;
     let db = args.db.display().to_string();
     let now = now_ms();
     let stats = tokio::task::spawn_blocking(move || -> anyhow::Result<Stats> {
@@ -179,6 +183,13 @@ fn print_text(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         "live:        {} open pods, {} open nodes (never pruned); {} ended pods, {} deleted nodes",
         s.open_pods, s.open_nodes, s.ended_pods, s.deleted_nodes
     )?;
+    if s.quarantined_rows > 0 {
+        writeln!(
+            out,
+            "quarantine:  {} rows the database refused while recording (see the quarantine table)",
+            s.quarantined_rows
+        )?;
+    }
     writeln!(out)?;
     writeln!(out, "{:<20} {:>12} {:>12}", "TABLE", "ROWS", "SIZE")?;
     for t in &s.tables {

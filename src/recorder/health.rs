@@ -8,6 +8,14 @@
 //! A watch that failed cannot tell us when it works again if the cluster is quiet (kube-runtime
 //! resumes it without an event), so while a stream is failing the recorder probes the API server
 //! with a one-object list of the same resource ([`probe`]), which needs the same permission.
+//!
+//! Silence is a fault too: a frozen API server (SIGSTOP, a dead node under a half-open
+//! connection) keeps the watch connection open and sends nothing. kube-runtime consumes watch
+//! bookmarks itself, and the kube-apiserver sends them only every minute or so on an idle watch;
+//! its own idle timeout is the watch timeout plus 5 s (almost 5 minutes by default). So a
+//! stream that has been quiet for [`Silence::quiet_after`] is probed the same way, with a
+//! timeout; a probe that gets no answer marks the stream silent (see the informer), which
+//! restarts it and, past `--unready-after`, makes the recorder unready.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -49,14 +57,25 @@ pub fn readiness(stats: &RecorderStats, now_ms: i64, limit: Duration) -> Vec<Che
     };
 
     let pending = stats.writer.pending_since_ms.load(Ordering::Relaxed);
-    let writer = (pending > 0 && now_ms - pending > limit_ms).then(|| {
-        format!(
-            "the oldest rows waiting for a commit are {} old (limit {}); {} failed commits so far",
-            secs(now_ms - pending),
-            secs(limit_ms),
-            stats.writer.failed_commits.get()
-        )
-    });
+    let blocked = stats
+        .writer
+        .blocked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let writer = if !stats.writer.alive.load(Ordering::Relaxed) {
+        Some("the database writer has stopped".to_string())
+    } else {
+        (pending > 0 && now_ms - pending > limit_ms).then(|| {
+            let why = blocked.map(|b| format!("; {b}")).unwrap_or_default();
+            format!(
+                "the oldest rows waiting for a commit are {} old (limit {}); {} failed commits so far{why}",
+                secs(now_ms - pending),
+                secs(limit_ms),
+                stats.writer.failed_commits.get()
+            )
+        })
+    };
 
     let api = [Resource::Pods, Resource::Nodes]
         .into_iter()
@@ -146,17 +165,37 @@ pub fn hint(code: &str, resource: Resource) -> &'static str {
     }
 }
 
-/// Lists one object of `api`'s resource; Ok means the server answers and lets us list.
-pub async fn probe<K>(api: Api<K>) -> bool
+/// When a quiet stream is probed, and how long a probe may take, both derived from
+/// `--unready-after` so that a frozen server is noticed within it: quiet for a quarter of it,
+/// then a probe that times out after another quarter, checked at most a quarter apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Silence {
+    /// A stream with no event for this long is probed.
+    pub quiet_after: Duration,
+    /// A probe without an answer after this long has failed.
+    pub probe_timeout: Duration,
+}
+
+impl Silence {
+    pub fn for_unready_after(unready_after: Duration) -> Silence {
+        let quarter = unready_after / 4;
+        Silence {
+            quiet_after: quarter.clamp(Duration::from_secs(1), Duration::from_secs(30)),
+            // Never below 2 s: a loaded server (or test machine) is slow, not silent.
+            probe_timeout: quarter.clamp(Duration::from_secs(2), Duration::from_secs(10)),
+        }
+    }
+}
+
+/// Lists one object of `api`'s resource; true means the server answered within `timeout` and
+/// lets us list.
+pub async fn probe<K>(api: Api<K>, timeout: Duration) -> bool
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let params = ListParams::default().limit(1);
     let list = api.list_metadata(&params);
-    matches!(
-        tokio::time::timeout(Duration::from_secs(10), list).await,
-        Ok(Ok(_))
-    )
+    matches!(tokio::time::timeout(timeout, list).await, Ok(Ok(_)))
 }
 
 /// The server's current resourceVersion for a resource (a one-object list's), or None if it
@@ -178,6 +217,17 @@ mod tests {
     use super::*;
 
     const LIMIT: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_frozen_server_is_noticed_within_unready_after() {
+        for secs in [20, 60, 600] {
+            let limit = Duration::from_secs(secs);
+            let s = Silence::for_unready_after(limit);
+            // Quiet, then one probe period late at worst, then the probe's timeout.
+            let noticed = s.quiet_after * 2 + s.probe_timeout;
+            assert!(noticed <= limit, "{secs} s: {s:?}");
+        }
+    }
 
     #[test]
     fn api_errors_are_described_in_one_line_with_their_code() {

@@ -72,7 +72,7 @@ pub fn serve(listener: tokio::net::TcpListener, endpoint: Endpoint) -> anyhow::R
         ready,
     });
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(served);
@@ -104,6 +104,24 @@ fn evaluate(s: &Served) -> (bool, String) {
     (ready, body)
 }
 
+/// Alive while the writer thread runs: without it nothing is recorded, so a supervisor should
+/// restart the process (which also exits non-zero then).
+async fn healthz(State(s): State<Arc<Served>>) -> (StatusCode, &'static str) {
+    if s.endpoint
+        .stats
+        .writer
+        .alive
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database writer has stopped\n",
+        )
+    }
+}
+
 async fn readyz(State(s): State<Arc<Served>>) -> (StatusCode, String) {
     let (ready, body) = evaluate(&s);
     let code = if ready {
@@ -117,6 +135,7 @@ async fn readyz(State(s): State<Arc<Served>>) -> (StatusCode, String) {
 async fn metrics(State(s): State<Arc<Served>>) -> impl IntoResponse {
     let (db_bytes, wal_bytes) = file_lengths(&s.endpoint.db);
     s.db_bytes.set((db_bytes + wal_bytes) as i64);
+    s.endpoint.stats.writer.refresh_lag(now_ms());
     evaluate(&s);
     let encoder = TextEncoder::new();
     let mut out = Vec::new();

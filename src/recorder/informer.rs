@@ -4,25 +4,35 @@
 //! One task owns the cache, so there are no locks on the hot path; JSON decoding happens as the
 //! watch streams are polled, and SQLite runs on the writer's own thread. kube-runtime has no
 //! resync, so periodic work (node keyframes, the status line) runs on our own timers.
+//!
+//! The loop is fair: each turn picks at random among the ready streams and timers, so a pod
+//! stream with a backlog (a big relist, a burst of changes) cannot starve the node stream, the
+//! flushes or the probes. Timers skip the ticks they missed rather than firing in a burst. A
+//! stream that is silent for too long is probed and, if the server does not answer, restarted
+//! (see [`super::health`]). Shutdown is obeyed even while the writer cannot commit.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use kube::runtime::WatchStreamExt;
+use futures::future::{BoxFuture, FusedFuture};
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use kube::runtime::watcher::{self, Event};
+use kube::api::ListParams;
 use kube::{Api, Client};
+use tokio::sync::mpsc;
+use tokio::time::{Interval, MissedTickBehavior};
 
-use super::backoff::WatchBackoff;
+use super::backoff::paced;
 use super::cache::Cache;
 use super::detect::{CatchUp, Observation};
-use super::health::{current_resource_version, describe, error_code, hint, probe};
+use super::health::{Silence, current_resource_version, describe, error_code, hint, probe};
 use super::objects::{Node, Pod};
 use super::resume::{load_left_scope, load_open_state};
 use super::stats::{EventType, RecorderStats, Resource};
-use super::writer::{WeakWriteSender, WriteMsg, Writer};
+use super::writer::{Budget, WeakWriteSender, WriteMsg, Writer};
 use crate::model::time::now_ms;
 use crate::query::LabelSelector;
 use crate::store::{Batch, WriteHandle};
@@ -51,6 +61,10 @@ pub struct RecorderConfig {
     /// Watch nodes too. Off for an identity that may only read pods in one namespace: pods are
     /// recorded as usual, node utilisation is not.
     pub watch_nodes: bool,
+    /// `--unready-after`: a silent stream is noticed within it (see [`Silence`]).
+    pub unready_after: Duration,
+    /// `--max-db-size`: the writer keeps the database and its write-ahead log within it.
+    pub max_db_bytes: Option<u64>,
 }
 
 impl Default for RecorderConfig {
@@ -66,6 +80,8 @@ impl Default for RecorderConfig {
             server: String::new(),
             watch_timeout: Duration::from_secs(290),
             watch_nodes: true,
+            unready_after: Duration::from_secs(60),
+            max_db_bytes: None,
         }
     }
 }
@@ -76,26 +92,61 @@ pub struct RecordOutcome {
     pub stats: Arc<RecorderStats>,
 }
 
-/// How often a failing stream's API is probed to learn that it answers again.
+/// How often, at most, a failing stream's API is probed to learn that it answers again.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// After a stop signal, how long the last rows may wait for room in the writer's queue, and
+/// then how long the writer may retry a failing commit: together well inside the 10 s a
+/// supervisor (Kubernetes, systemd) gives before SIGKILL.
+const STOP_SEND_WAIT: Duration = Duration::from_secs(2);
+const STOP_COMMIT_GRACE: Duration = Duration::from_secs(5);
+
+/// A timer that skips the ticks it missed (a stall, a suspended laptop) instead of firing them
+/// all at once: after a 4-minute stall the status line is logged once, not 23 times.
+fn periodic(period: Duration) -> Interval {
+    periodic_from(tokio::time::Instant::now(), period)
+}
+
+fn periodic_from(start: tokio::time::Instant, period: Duration) -> Interval {
+    let mut interval = tokio::time::interval_at(start, period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    interval
+}
 
 /// The state of one of the two watch streams.
 struct ListProgress {
     resource: Resource,
+    /// False for nodes under `--no-nodes`: nothing to probe.
+    watched: bool,
     listed_once: bool,
     count: usize,
     /// Whether events are a catch-up after an error, by their resourceVersion.
     catch_up: CatchUp,
+    /// The last sign of life from the server on this stream: an event (not `Init`) or a probe
+    /// that was answered. Monotonic, and the same in Unix ms for `/readyz`.
+    alive_at: Instant,
+    alive_at_ms: i64,
+    /// A probe of this stream's API is under way.
+    probing: bool,
 }
 
 impl ListProgress {
     fn new(resource: Resource) -> Self {
         ListProgress {
             resource,
+            watched: true,
             listed_once: false,
             count: 0,
             catch_up: CatchUp::Live,
+            alive_at: Instant::now(),
+            alive_at_ms: now_ms(),
+            probing: false,
         }
+    }
+
+    fn alive(&mut self) {
+        self.alive_at = Instant::now();
+        self.alive_at_ms = now_ms();
     }
 
     /// A (re)list begins. It reconciles everything, so whatever a failed watch missed is caught
@@ -141,8 +192,14 @@ impl ListProgress {
     /// the stream works (`Init` is not one: kube-runtime yields it before it sends the list
     /// request, so it comes before every failing list too), and an object is counted by type;
     /// `cached` tells whether the cache already holds it.
-    fn received<K>(&self, event: &Event<K>, cached: impl Fn(&K) -> bool, stats: &RecorderStats) {
+    fn received<K>(
+        &mut self,
+        event: &Event<K>,
+        cached: impl Fn(&K) -> bool,
+        stats: &RecorderStats,
+    ) {
         if !matches!(event, Event::Init) {
+            self.alive();
             came_back(stats, self.resource);
         }
         let kind = match event {
@@ -175,15 +232,12 @@ impl ListProgress {
     /// now. Every event the resumed watch replays was sent before this answer, so it is at or
     /// below it; what happens from now on is above it (see [`CatchUp`]). One short list per
     /// reconnect; if it fails, this event and the next count as a catch-up and it is asked again.
-    async fn learn_horizon<K>(&mut self, event: &Event<K>, api: &Api<K>)
-    where
-        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    {
+    async fn learn_horizon<K>(&mut self, event: &Event<K>, horizon: &Horizon) {
         if !self.catch_up.awaiting_horizon() || !matches!(event, Event::Apply(_) | Event::Delete(_))
         {
             return;
         }
-        if let Some(horizon) = current_resource_version(api).await {
+        if let Some(horizon) = horizon().await {
             self.catch_up.horizon(horizon);
             tracing::info!(
                 "{} watch resumed; events up to resourceVersion {horizon} are a catch-up, marked inferred",
@@ -209,28 +263,74 @@ fn came_back(stats: &RecorderStats, resource: Resource) {
     }
 }
 
-/// Probes, in the background, the API of every stream that is failing (see [`super::health`]):
-/// a watch resumed on a quiet cluster yields no event to tell us it works.
-fn spawn_probes(
-    stats: &Arc<RecorderStats>,
-    pods: &Api<Pod>,
-    nodes: &Api<Node>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let pods_failing = stats.pods.failing().is_some();
-    let nodes_failing = stats.nodes.failing().is_some();
-    if !pods_failing && !nodes_failing {
-        return None;
-    }
-    let (stats, pods, nodes) = (stats.clone(), pods.clone(), nodes.clone());
-    Some(tokio::spawn(async move {
-        if pods_failing && probe(pods).await {
-            came_back(&stats, Resource::Pods);
-        }
-        if nodes_failing && probe(nodes).await {
-            came_back(&stats, Resource::Nodes);
-        }
-    }))
+type EventStream<K> = BoxStream<'static, watcher::Result<Event<K>>>;
+
+/// One watch stream, with what it takes to start it again and to probe its API.
+struct Watch<K> {
+    events: EventStream<K>,
+    start: Box<dyn Fn() -> EventStream<K> + Send>,
+    /// A one-object list with the given timeout; true when the server answered.
+    probe: Box<dyn Fn(Duration) -> BoxFuture<'static, bool> + Send>,
+    /// The server's current resourceVersion, for the catch-up after a reconnect.
+    horizon: Horizon,
 }
+
+/// Asks the server for its current resourceVersion (None when it does not answer).
+type Horizon = Box<dyn Fn() -> BoxFuture<'static, Option<i64>> + Send>;
+
+impl<K> Watch<K> {
+    fn new(
+        start: impl Fn() -> EventStream<K> + Send + 'static,
+        probe: impl Fn(Duration) -> BoxFuture<'static, bool> + Send + 'static,
+        horizon: impl Fn() -> BoxFuture<'static, Option<i64>> + Send + 'static,
+    ) -> Self {
+        Watch {
+            events: start(),
+            start: Box::new(start),
+            probe: Box::new(probe),
+            horizon: Box::new(horizon),
+        }
+    }
+
+    /// A kube-runtime watcher of `api`, paced by our backoff.
+    fn of(api: Api<K>, config: watcher::Config) -> Self
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + 'static,
+    {
+        let probe_api = api.clone();
+        let horizon_api = api.clone();
+        Watch::new(
+            move || paced(watcher::watcher(api.clone(), config.clone()).boxed()),
+            move |timeout| probe(probe_api.clone(), timeout).boxed(),
+            move || {
+                let api = horizon_api.clone();
+                async move { current_resource_version(&api).await }.boxed()
+            },
+        )
+    }
+
+    /// Drops the stream (and its connection) and starts a new one, which lists again.
+    fn restart(&mut self) {
+        self.events = (self.start)();
+    }
+
+    fn spawn_probe(&self, resource: Resource, timeout: Duration, answers: &ProbeAnswers) {
+        let probe = (self.probe)(timeout);
+        let answers = answers.clone();
+        tokio::spawn(async move {
+            let answered = probe.await;
+            let _ = answers.send((resource, answered));
+        });
+    }
+}
+
+/// Where probe tasks report whether the server answered.
+type ProbeAnswers = mpsc::UnboundedSender<(Resource, bool)>;
 
 struct Loop {
     cache: Cache,
@@ -245,6 +345,12 @@ struct Loop {
     committed_marker: bool,
     /// When node usage rows were last emitted.
     usage_flushed: Instant,
+    /// A stop signal came while rows were being handed to the writer.
+    stopping: bool,
+    /// The writer thread has stopped: nothing more can be recorded.
+    writer_gone: bool,
+    /// For looking up pods a selector-filtered list no longer shows (None in unit tests).
+    client: Option<Client>,
 }
 
 /// Node usage rows are emitted at most this often: a node's changes within one such span
@@ -253,6 +359,24 @@ struct Loop {
 const USAGE_RESOLUTION: Duration = Duration::from_secs(1);
 
 impl Loop {
+    fn new(cache: Cache, writer: Writer, stats: Arc<RecorderStats>) -> Self {
+        Loop {
+            cache,
+            batch: Batch::default(),
+            batch_since: None,
+            writer,
+            stats,
+            pods: ListProgress::new(Resource::Pods),
+            nodes: ListProgress::new(Resource::Nodes),
+            started: Instant::now(),
+            committed_marker: false,
+            usage_flushed: Instant::now(),
+            stopping: false,
+            writer_gone: false,
+            client: None,
+        }
+    }
+
     fn note_batch(&mut self) {
         if self.batch_since.is_none() {
             self.batch_since = Some(Instant::now());
@@ -260,8 +384,12 @@ impl Loop {
     }
 
     /// Hands the batch to the writer; node usage goes with it once per [`USAGE_RESOLUTION`],
-    /// or now with `all`.
-    async fn flush(&mut self, all: bool) {
+    /// or now with `all`. While the writer's queue is full this waits (backpressure), but not
+    /// past a stop signal: the batch is then kept for [`Loop::flush_at_stop`].
+    async fn flush<S>(&mut self, all: bool, shutdown: &mut S)
+    where
+        S: Future<Output = ()> + FusedFuture + Unpin,
+    {
         if all || self.usage_flushed.elapsed() >= USAGE_RESOLUTION {
             self.cache.flush_usage(now_ms(), &mut self.batch);
             self.usage_flushed = Instant::now();
@@ -270,15 +398,116 @@ impl Loop {
             self.batch_since = None;
             return;
         }
+        if shutdown.is_terminated() {
+            self.stopping = true;
+            return;
+        }
+        let permit = tokio::select! {
+            permit = self.writer.reserve() => permit,
+            () = &mut *shutdown => {
+                self.stopping = true;
+                return;
+            }
+        };
+        let Some(permit) = permit else {
+            self.writer_gone = true;
+            return;
+        };
         let batch = std::mem::take(&mut self.batch);
         let since = self.batch_since.take().unwrap_or_else(Instant::now);
-        if self
-            .writer
-            .send(WriteMsg::Rows { batch, since })
-            .await
-            .is_err()
-        {
-            tracing::error!("the database writer has stopped; rows could not be handed over");
+        permit.send(WriteMsg::Rows { batch, since });
+    }
+
+    /// After a stop signal: hands over what is left, waiting [`STOP_SEND_WAIT`] at most for
+    /// room in the queue; rows that cannot be handed over are counted as not committed.
+    async fn flush_at_stop(&mut self) {
+        self.cache.flush_usage(now_ms(), &mut self.batch);
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let since = self.batch_since.take().unwrap_or_else(Instant::now);
+        match tokio::time::timeout(STOP_SEND_WAIT, self.writer.reserve()).await {
+            Ok(Some(permit)) => permit.send(WriteMsg::Rows { batch, since }),
+            _ => self
+                .stats
+                .writer
+                .rows_not_committed
+                .inc_by(batch.len() as u64),
+        }
+    }
+
+    /// Probes every watched stream that is failing, or quiet for longer than
+    /// `silence.quiet_after`, unless a probe of it is already under way.
+    fn start_probes(
+        &mut self,
+        silence: Silence,
+        pods: &Watch<Pod>,
+        nodes: &Watch<Node>,
+        answers: &ProbeAnswers,
+    ) {
+        for resource in [Resource::Pods, Resource::Nodes] {
+            let progress = match resource {
+                Resource::Pods => &mut self.pods,
+                Resource::Nodes => &mut self.nodes,
+            };
+            let failing = self.stats.stream(resource).failing().is_some();
+            let quiet = progress.alive_at.elapsed() >= silence.quiet_after;
+            if !progress.watched || progress.probing || !(failing || quiet) {
+                continue;
+            }
+            progress.probing = true;
+            match resource {
+                Resource::Pods => pods.spawn_probe(resource, silence.probe_timeout, answers),
+                Resource::Nodes => nodes.spawn_probe(resource, silence.probe_timeout, answers),
+            }
+        }
+    }
+
+    /// A probe's answer. Answered: the stream's API works. Not answered while the stream
+    /// seemed healthy (it has only been quiet): the stream is silent, so it is counted, logged,
+    /// marked failing since its last sign of life (for `/readyz`) and restarted.
+    fn probed(
+        &mut self,
+        resource: Resource,
+        answered: bool,
+        silence: Silence,
+        pods: &mut Watch<Pod>,
+        nodes: &mut Watch<Node>,
+    ) {
+        let progress = match resource {
+            Resource::Pods => &mut self.pods,
+            Resource::Nodes => &mut self.nodes,
+        };
+        progress.probing = false;
+        if answered {
+            progress.alive();
+            came_back(&self.stats, resource);
+            return;
+        }
+        let quiet = progress.alive_at.elapsed();
+        if self.stats.stream(resource).failing().is_some() || quiet < silence.quiet_after {
+            // Already failing (the watcher retries by itself), or an event came meanwhile.
+            return;
+        }
+        let error = format!(
+            "silent: no event for {} s, and the API server did not answer a {} probe within {} s",
+            quiet.as_secs(),
+            resource.as_str(),
+            silence.probe_timeout.as_secs()
+        );
+        tracing::warn!(
+            "{} watch {error}; restarting the watch (it will list again)",
+            resource.singular()
+        );
+        self.stats.count_silent(resource);
+        self.stats
+            .stream(resource)
+            .fail(progress.alive_at_ms, error);
+        progress.catch_up.failed();
+        match resource {
+            Resource::Pods => pods.restart(),
+            Resource::Nodes => nodes.restart(),
         }
     }
 
@@ -355,12 +584,26 @@ impl Loop {
     /// Looks up, by namespace and name, the pods a selector-filtered list no longer showed:
     /// the same uid still there left the scope (relabelled); otherwise it was deleted. A lookup
     /// that fails counts as deleted, as without a selector.
-    async fn resolve_missing(&mut self, client: &Client) {
-        for last in self.cache.take_unresolved() {
+    async fn resolve_missing(&mut self) {
+        let unresolved = self.cache.take_unresolved();
+        if unresolved.is_empty() {
+            return;
+        }
+        let Some(client) = self.client.clone() else {
+            for last in unresolved {
+                let obs = Observation::recovered(now_ms());
+                self.cache.resolve_missing(last, None, obs, &mut self.batch);
+            }
+            self.note_batch();
+            return;
+        };
+        for last in unresolved {
             let api: Api<Pod> = Api::namespaced(client.clone(), &last.namespace);
-            let lookup = api.get_opt(&last.name);
+            // A list by name, not a get: list and watch are all the recorder's RBAC grants.
+            let params = ListParams::default().fields(&format!("metadata.name={}", last.name));
+            let lookup = api.list(&params);
             let found = match tokio::time::timeout(Duration::from_secs(10), lookup).await {
-                Ok(Ok(found)) => found,
+                Ok(Ok(list)) => list.items.into_iter().next(),
                 Ok(Err(err)) => {
                     tracing::warn!(pod = %last.name, %err, "cannot look up a pod missing from the list; taking it for deleted");
                     None
@@ -410,17 +653,28 @@ impl Loop {
                 "initial list committed to the database"
             );
         };
-        let _ = self.writer.send(WriteMsg::Maintenance(Box::new(job))).await;
+        // Behind a full queue the marker may wait; it is not worth delaying a stop for.
+        if let Some(permit) = self.writer.try_reserve() {
+            permit.send(WriteMsg::Maintenance(Box::new(job)));
+        } else {
+            let _ = tokio::time::timeout(
+                STOP_SEND_WAIT,
+                self.writer.send(WriteMsg::Maintenance(Box::new(job))),
+            )
+            .await;
+        }
     }
 
-    fn status_line(&self, events_before: u64, interval: Duration) -> u64 {
+    /// Logs the status line; `elapsed` is the time since the last one (ticks may be skipped).
+    fn status_line(&self, events_before: u64, elapsed: Duration) -> u64 {
         let events = self.stats.events_total();
         let w = &self.stats.writer;
         tracing::info!(
-            events_per_sec = ((events - events_before) as f64 / interval.as_secs_f64()).round(),
+            events_per_sec =
+                ((events - events_before) as f64 / elapsed.as_secs_f64().max(0.001)).round(),
             rows_written = w.rows.get(),
             transitions = w.transitions_total(),
-            write_lag_ms = (w.last_lag_seconds.get() * 1000.0).round() as u64,
+            write_lag_ms = (w.refresh_lag(now_ms()) * 1000.0).round() as u64,
             pods = self.cache.pod_count(),
             nodes = self.cache.node_count(),
             "status"
@@ -511,7 +765,8 @@ async fn record(
     }
     cache.load(pods, nodes);
     // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.
-    let writer = Writer::spawn(handle, 16, stats.writer.clone());
+    let budget = config.max_db_bytes.map(|max_bytes| Budget { max_bytes });
+    let writer = Writer::spawn_with_budget(handle, 16, stats.writer.clone(), budget);
     if let Some(hook) = on_writer_started {
         hook(writer.weak_sender());
     }
@@ -522,104 +777,240 @@ async fn record(
     };
     let node_api: Api<Node> = Api::all(client.clone());
     let timeout = config.watch_timeout.as_secs().clamp(1, u32::MAX as u64) as u32;
-    let mut watch_config = watcher::Config::default()
+    // Bookmarks are requested (kube-runtime's default): they keep a quiet watch's
+    // resourceVersion fresh, so a resume after a cut rarely needs a relist.
+    let mut pod_config = watcher::Config::default()
         .page_size(config.page_size)
         .timeout(timeout);
     if let Some(selector) = &config.label_selector {
-        watch_config = watch_config.labels(selector);
+        pod_config = pod_config.labels(selector);
     }
-    let mut pod_events = watcher::watcher(pod_api.clone(), watch_config)
-        .backoff(WatchBackoff::default())
-        .boxed();
-    let mut node_events = if config.watch_nodes {
-        watcher::watcher(
-            node_api.clone(),
+    let mut pods = Watch::of(pod_api, pod_config);
+    let mut nodes = if config.watch_nodes {
+        Watch::of(
+            node_api,
             watcher::Config::default()
                 .page_size(config.page_size)
                 .timeout(timeout),
         )
-        .backoff(WatchBackoff::default())
-        .boxed()
     } else {
         tracing::info!("not watching nodes (--no-nodes): node utilisation is not recorded");
-        futures::stream::pending().boxed()
+        Watch::new(
+            || futures::stream::pending().boxed(),
+            |_| async { true }.boxed(),
+            || async { None }.boxed(),
+        )
     };
 
-    let mut state = Loop {
-        cache,
-        batch: Batch::default(),
-        batch_since: None,
-        writer,
-        stats: stats.clone(),
-        pods: ListProgress::new(Resource::Pods),
-        nodes: ListProgress::new(Resource::Nodes),
-        started: Instant::now(),
-        committed_marker: false,
-        usage_flushed: Instant::now(),
-    };
+    let mut state = Loop::new(cache, writer, stats.clone());
+    state.client = Some(client.clone());
     if !config.watch_nodes {
         // Nothing to list: the initial list is the pods' alone.
         state.nodes.listed_once = true;
+        state.nodes.watched = false;
         stats.nodes.listed.store(true, Ordering::Relaxed);
     }
-    let mut probe_tick = tokio::time::interval(PROBE_EVERY);
-    probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut probing: Option<tokio::task::JoinHandle<()>> = None;
-    let mut flush_tick = tokio::time::interval(config.flush_interval);
-    let mut keyframe_tick = tokio::time::interval(config.snapshot_interval);
+    let shutdown = shutdown.fuse();
+    tokio::pin!(shutdown);
+    let result = run_loop(&mut state, &mut pods, &mut nodes, &config, &mut shutdown).await;
+    drop((pods, nodes));
+    tracing::info!("stopping: committing what was received");
+    state.flush_at_stop().await;
+    let finished = state.writer.finish(STOP_COMMIT_GRACE).await;
+    // A dead writer's own message (its panic) says more than the loop's.
+    let handle = finished?;
+    result?;
+    let lost = stats.writer.rows_not_committed.get();
+    if lost > 0 {
+        let why = stats
+            .writer
+            .blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| "the writer could not keep up".into());
+        anyhow::bail!(
+            "stopped, but {lost} rows could not be committed ({why}); the next start \
+             reconciles them from the API server"
+        );
+    }
+    Ok(RecordOutcome { handle, stats })
+}
+
+/// The event loop proper, until `shutdown` completes or the writer is gone.
+async fn run_loop<S>(
+    state: &mut Loop,
+    pods: &mut Watch<Pod>,
+    nodes: &mut Watch<Node>,
+    config: &RecorderConfig,
+    shutdown: &mut S,
+) -> anyhow::Result<()>
+where
+    S: Future<Output = ()> + FusedFuture + Unpin,
+{
+    let silence = Silence::for_unready_after(config.unready_after);
+    let (answers, mut probe_answers) = mpsc::unbounded_channel();
+    let mut probe_tick = periodic(silence.quiet_after.min(PROBE_EVERY));
+    let mut flush_tick = periodic(config.flush_interval);
+    let mut keyframe_tick = periodic(config.snapshot_interval);
     keyframe_tick.tick().await; // the first tick is immediate; the list makes the first rows
-    let mut status_tick = tokio::time::interval(config.status_interval);
+    let mut status_tick = periodic(config.status_interval);
     status_tick.tick().await;
     let mut events_at_last_status = 0;
-    tokio::pin!(shutdown);
+    let mut last_status = Instant::now();
 
     loop {
+        // Not `biased`: a branch that is always ready (a pod backlog) must not starve the rest.
         tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            Some(event) = pod_events.next() => match event {
+            () = &mut *shutdown => break,
+            Some(event) = pods.events.next() => match event {
                 Ok(event) => {
-                    state.pods.learn_horizon(&event, &pod_api).await;
+                    state.pods.learn_horizon(&event, &pods.horizon).await;
                     state.on_pod_event(event)
                 }
-                Err(err) => state.pods.error(&err, &stats, &config.server),
+                Err(err) => state.pods.error(&err, &state.stats, &config.server),
             },
-            Some(event) = node_events.next() => match event {
+            Some(event) = nodes.events.next() => match event {
                 Ok(event) => {
-                    state.nodes.learn_horizon(&event, &node_api).await;
+                    state.nodes.learn_horizon(&event, &nodes.horizon).await;
                     state.on_node_event(event)
                 }
-                Err(err) => state.nodes.error(&err, &stats, &config.server),
+                Err(err) => state.nodes.error(&err, &state.stats, &config.server),
             },
-            _ = probe_tick.tick() => {
-                if probing.as_ref().is_none_or(|p| p.is_finished()) {
-                    probing = spawn_probes(&stats, &pod_api, &node_api);
-                }
+            Some((resource, answered)) = probe_answers.recv() => {
+                state.probed(resource, answered, silence, pods, nodes);
             }
-            _ = flush_tick.tick() => state.flush(false).await,
+            _ = probe_tick.tick() => state.start_probes(silence, pods, nodes, &answers),
+            _ = flush_tick.tick() => state.flush(false, shutdown).await,
             _ = keyframe_tick.tick() => {
                 state.cache.keyframes(now_ms(), &mut state.batch);
                 state.note_batch();
             }
             _ = status_tick.tick() => {
-                events_at_last_status = state.status_line(events_at_last_status, config.status_interval);
+                events_at_last_status = state.status_line(events_at_last_status, last_status.elapsed());
+                last_status = Instant::now();
             }
         }
-        state.resolve_missing(&client).await;
+        state.resolve_missing().await;
         if state.batch.len() >= config.batch_rows || state.committed_marker {
-            state.flush(state.committed_marker).await;
+            state.flush(state.committed_marker, shutdown).await;
         }
-        if state.committed_marker {
+        if state.committed_marker && !state.stopping {
             state.committed_marker = false;
             state.send_committed_marker().await;
         }
+        if state.writer_gone || !state.writer.is_alive() {
+            anyhow::bail!(
+                "the database writer has stopped, so nothing more can be recorded; exiting so that a supervisor restarts kubetrail"
+            );
+        }
+        if state.stopping {
+            break;
+        }
     }
-    if let Some(p) = probing {
-        p.abort();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn pod(i: usize) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("p{i}"), "namespace": "ns", "uid": format!("u{i}"),
+                "resourceVersion": "1", "creationTimestamp": "2026-11-29T02:00:00Z"},
+            "spec": {"containers": [{"name": "app"}]},
+            "status": {"phase": "Pending"}
+        }))
+        .unwrap()
     }
 
-    tracing::info!("stopping: committing what was received");
-    state.flush(true).await;
-    let handle = state.writer.finish().await;
-    Ok(RecordOutcome { handle, stats })
+    fn node() -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1", "uid": "n1", "resourceVersion": "1",
+                "creationTimestamp": "2026-11-29T02:00:00Z"},
+            "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}
+        }))
+        .unwrap()
+    }
+
+    fn fixed<K: Send + 'static>(events: EventStream<K>) -> Watch<K> {
+        Watch {
+            events,
+            start: Box::new(|| futures::stream::pending().boxed()),
+            probe: Box::new(|_| async { true }.boxed()),
+            horizon: Box::new(|| async { None }.boxed()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_change_is_handled_while_the_pods_have_a_backlog() {
+        const BACKLOG: usize = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let stats = Arc::new(RecorderStats::default());
+        let writer = Writer::spawn(handle, 16, stats.writer.clone());
+        let mut state = Loop::new(Cache::new(), writer, stats.clone());
+        // How many pod events the stream had yielded when the node was in the cache.
+        let pods_before_node = Arc::new(AtomicUsize::new(usize::MAX));
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let pod_events = {
+            let stats = stats.clone();
+            let seen = pods_before_node.clone();
+            let mut done = Some(done_tx);
+            futures::stream::iter(0..BACKLOG)
+                .map(move |i| {
+                    if stats.cached_nodes.get() > 0 {
+                        let _ = seen.compare_exchange(
+                            usize::MAX,
+                            i,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
+                    }
+                    if i == BACKLOG - 1
+                        && let Some(done) = done.take()
+                    {
+                        let _ = done.send(());
+                    }
+                    Ok(Event::Apply(pod(i)))
+                })
+                .chain(futures::stream::pending())
+                .boxed()
+        };
+        let node_events = futures::stream::once(async { Ok(Event::Apply(node())) })
+            .chain(futures::stream::pending())
+            .boxed();
+        let (mut pods, mut nodes) = (fixed(pod_events), fixed(node_events));
+        let shutdown = done_rx.map(|_| ()).fuse();
+        tokio::pin!(shutdown);
+        let config = RecorderConfig::default();
+        run_loop(&mut state, &mut pods, &mut nodes, &config, &mut shutdown)
+            .await
+            .unwrap();
+        // Fair selection leaves the node waiting k turns with probability 2^-k: 1000 never
+        // happens. The old `biased` loop served the pods' backlog first, every time.
+        let waited = pods_before_node.load(Ordering::Relaxed);
+        assert!(waited < 1000, "the node waited behind {waited} pod events");
+        drop(pods);
+        state.flush_at_stop().await;
+        state.writer.finish(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn missed_ticks_are_skipped_not_fired_in_a_burst_after_a_stall() {
+        // A timer that has not been polled for 230 s: 23 ticks are missed.
+        let now = tokio::time::Instant::now();
+        let Some(stalled_since) = now.checked_sub(Duration::from_secs(230)) else {
+            return; // the machine booted less than 230 s ago
+        };
+        let mut status = periodic_from(stalled_since, Duration::from_secs(10));
+        assert!(status.tick().now_or_never().is_some(), "one late tick");
+        let mut burst = 0;
+        while status.tick().now_or_never().is_some() {
+            burst += 1;
+        }
+        assert_eq!(burst, 0, "missed ticks fired at once");
+    }
 }

@@ -10,6 +10,7 @@
 //! - [`informer`]: the event loop over the watch streams.
 //! - [`backoff`]: how fast the watchers retry.
 //! - [`writer`]: the single batched writer thread.
+//! - [`quarantine`]: which commit failures are retried; rows the database refuses.
 //! - [`stats`]: the live figures, kept as Prometheus metrics.
 //! - [`health`]: the readiness checks and the API probe.
 //! - [`http`]: `--metrics-addr`'s `/healthz`, `/readyz` and `/metrics`.
@@ -21,6 +22,7 @@ pub mod health;
 pub mod http;
 pub mod informer;
 pub mod objects;
+pub mod quarantine;
 pub mod resume;
 pub mod state;
 pub mod stats;

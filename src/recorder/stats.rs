@@ -123,6 +123,7 @@ pub struct RecorderStats {
     relists: IntCounterVec,
     watch_expired: IntCounterVec,
     watch_restarts: IntCounterVec,
+    watch_silent: IntCounterVec,
     pub cached_pods: IntGauge,
     pub cached_nodes: IntGauge,
     pub pods: StreamHealth,
@@ -149,8 +150,22 @@ pub struct WriterStats {
     pub pending_since_ms: AtomicI64,
     /// Unix time of the last successful commit.
     pub last_commit_seconds: Gauge,
-    /// Time from receiving an event to committing it, for the most recent commit.
-    pub last_lag_seconds: Gauge,
+    /// The age of the oldest rows not yet committed, now (0 when none wait); set from
+    /// `pending_since_ms` by [`WriterStats::refresh_lag`] when it is read.
+    lag_seconds: Gauge,
+    /// Rows set aside in the `quarantine` table because the database refused them for a reason
+    /// that retrying cannot fix.
+    pub quarantined: IntCounter,
+    /// Rows skipped because the pod or node they belong to was never written.
+    pub skipped_unknown_subject: IntCounter,
+    /// Rows that could not be committed before the recorder stopped (the disk full at
+    /// shutdown); the next start reconciles them from the API server.
+    pub rows_not_committed: IntCounter,
+    /// False once the writer thread has stopped (finished or died).
+    pub alive: AtomicBool,
+    /// Why commits are not getting through right now (a failing commit, the size budget), for
+    /// `/readyz`; None while they are.
+    pub blocked: Mutex<Option<String>>,
 }
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -216,16 +231,44 @@ impl Default for WriterStats {
                 "Unix time of the last successful commit.",
             )
             .expect("metric names are valid"),
-            last_lag_seconds: Gauge::new(
+            lag_seconds: Gauge::new(
                 "kubetrail_write_lag_seconds",
-                "Time from receiving an event to committing it, for the last commit.",
+                "Age of the oldest rows received but not yet committed (0 when none wait).",
             )
             .expect("metric names are valid"),
+            quarantined: counter(
+                "kubetrail_rows_quarantined_total",
+                "Rows the database refused for a non-transient reason, kept in the quarantine table.",
+            ),
+            skipped_unknown_subject: counter(
+                "kubetrail_rows_skipped_unknown_subject_total",
+                "Rows skipped because their pod or node was never written.",
+            ),
+            rows_not_committed: counter(
+                "kubetrail_rows_not_committed_total",
+                "Rows that could not be committed before the recorder stopped.",
+            ),
+            alive: AtomicBool::new(true),
+            blocked: Mutex::new(None),
         }
     }
 }
 
 impl WriterStats {
+    /// Sets `kubetrail_write_lag_seconds` to the age, at `now_ms`, of the oldest rows waiting
+    /// for a commit, and returns it: a stalled writer shows a growing lag at once, not the lag
+    /// of its last successful commit.
+    pub fn refresh_lag(&self, now_ms: i64) -> f64 {
+        let since = self.pending_since_ms.load(Ordering::Relaxed);
+        let lag = if since > 0 {
+            (now_ms - since).max(0) as f64 / 1000.0
+        } else {
+            0.0
+        };
+        self.lag_seconds.set(lag);
+        lag
+    }
+
     pub fn count_transitions(&self, kind: TransitionKind, n: u64) {
         self.transitions
             .with_label_values(&[kind.subject().as_str(), kind.as_str()])
@@ -254,7 +297,10 @@ impl WriterStats {
             Box::new(self.commit_seconds.clone()),
             Box::new(self.queue_depth.clone()),
             Box::new(self.last_commit_seconds.clone()),
-            Box::new(self.last_lag_seconds.clone()),
+            Box::new(self.lag_seconds.clone()),
+            Box::new(self.quarantined.clone()),
+            Box::new(self.skipped_unknown_subject.clone()),
+            Box::new(self.rows_not_committed.clone()),
         ]
     }
 }
@@ -294,6 +340,11 @@ impl Default for RecorderStats {
             watch_restarts: counter_vec(
                 "kubetrail_watch_restarts_total",
                 "Times a failing watch came back (the API server answered again).",
+                &["resource"],
+            ),
+            watch_silent: counter_vec(
+                "kubetrail_watch_silent_total",
+                "Watches restarted because they were silent and the API server did not answer a probe.",
                 &["resource"],
             ),
             cached_pods: gauge("kubetrail_cached_pods", "Pods in the recorder's cache."),
@@ -345,6 +396,19 @@ impl RecorderStats {
             .inc();
     }
 
+    pub fn count_silent(&self, resource: Resource) {
+        self.watch_silent
+            .with_label_values(&[resource.as_str()])
+            .inc();
+    }
+
+    /// Silent watches restarted, of one resource.
+    pub fn silent_of(&self, resource: Resource) -> u64 {
+        self.watch_silent
+            .with_label_values(&[resource.as_str()])
+            .get()
+    }
+
     /// A registry holding every metric (they share their values with `self`).
     pub fn registry(&self) -> Registry {
         let registry = Registry::new();
@@ -354,6 +418,7 @@ impl RecorderStats {
             Box::new(self.relists.clone()),
             Box::new(self.watch_expired.clone()),
             Box::new(self.watch_restarts.clone()),
+            Box::new(self.watch_silent.clone()),
             Box::new(self.cached_pods.clone()),
             Box::new(self.cached_nodes.clone()),
         ];
@@ -369,6 +434,7 @@ impl RecorderStats {
             self.relists.with_label_values(&[r.as_str()]);
             self.watch_expired.with_label_values(&[r.as_str()]);
             self.watch_restarts.with_label_values(&[r.as_str()]);
+            self.watch_silent.with_label_values(&[r.as_str()]);
         }
         registry
     }
@@ -401,6 +467,15 @@ mod tests {
         stats.writer.count_transitions(TransitionKind::ALL[1], 1);
         assert_eq!(stats.writer.transitions_total(), 5);
         assert_eq!(stats.writer.transitions_of(TransitionKind::ALL[0]), 4);
+    }
+
+    #[test]
+    fn the_write_lag_is_the_age_of_the_oldest_uncommitted_rows_now() {
+        let w = WriterStats::default();
+        assert_eq!(w.refresh_lag(50_000), 0.0, "nothing waits");
+        w.pending_since_ms.store(1_000, Ordering::Relaxed);
+        assert_eq!(w.refresh_lag(111_000), 110.0);
+        assert_eq!(w.lag_seconds.get(), 110.0);
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub struct FaultRequest {
     pub cut_watches: bool,
     /// Close every watch stream every N seconds (0 stops it).
     pub cut_every_secs: Option<f64>,
-    /// Drop the retained event history: a watch from any earlier rv gets ERROR 410.
+    /// Drop the retained event history: a watch from any earlier rv gets ERROR 410, and every
+    /// open stream ends at its first change or bookmark from after the compaction (having
+    /// delivered what came before it), so every watcher relists once.
     pub compact: bool,
     /// Answer every API request with 503 for N seconds, and cut open watches.
     pub outage_secs: Option<f64>,

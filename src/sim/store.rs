@@ -134,14 +134,28 @@ pub enum WatchStart {
         rv: u64,
         objects: ObjectMap,
         rx: broadcast::Receiver<Arc<Change>>,
+        /// [`Store::compactions`] when the watch began.
+        compactions: u64,
     },
     /// Send the retained changes after the requested rv, then live ones.
     Resume {
         backlog: Vec<Arc<Change>>,
         rx: broadcast::Receiver<Arc<Change>>,
+        /// [`Store::compactions`] when the watch began.
+        compactions: u64,
     },
     /// The requested rv is older than the retained history: the watcher must relist.
     TooOld { requested: u64, oldest: u64 },
+}
+
+/// What [`Store::bookmark_rv`] allows a watch stream to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bookmark {
+    Send(u64),
+    /// Changes are still queued for this watcher.
+    NotYet,
+    /// A compaction came after the watch began: end the stream.
+    Compacted,
 }
 
 /// Limits on what the store retains.
@@ -177,6 +191,11 @@ struct ResourceState {
 
 struct Inner {
     rv: u64,
+    /// Explicit compactions so far (the `compact` fault); a watch stream that began before one
+    /// delivers nothing after it (see [`Store::compact`]).
+    compactions: u64,
+    /// The rv each of them took, in order.
+    compaction_rvs: Vec<u64>,
     resources: Vec<ResourceState>,
 }
 
@@ -211,7 +230,12 @@ impl Store {
             })
             .collect();
         Arc::new(Store {
-            inner: Mutex::new(Inner { rv: 0, resources }),
+            inner: Mutex::new(Inner {
+                rv: 0,
+                compactions: 0,
+                compaction_rvs: Vec::new(),
+                resources,
+            }),
             limits,
             events_emitted: AtomicU64::new(0),
             virtual_now_ms: AtomicI64::new(0),
@@ -279,6 +303,7 @@ impl Store {
                 rv: inner.rv,
                 objects: state.objects.clone(),
                 rx: state.tx.subscribe(),
+                compactions: inner.compactions,
             },
             Some(rv) if rv < state.compacted_rv => WatchStart::TooOld {
                 requested: rv,
@@ -289,26 +314,50 @@ impl Store {
                 WatchStart::Resume {
                     backlog: state.history.range(start..).cloned().collect(),
                     rx: state.tx.subscribe(),
+                    compactions: inner.compactions,
                 }
             }
         }
     }
 
-    /// True when `rx` has nothing left, so every change up to the returned rv has been handed
-    /// to this watcher and a BOOKMARK may carry it.
-    pub fn bookmark_rv(&self, rx: &broadcast::Receiver<Arc<Change>>) -> Option<u64> {
+    /// A BOOKMARK's rv for a watcher that began at compaction count `compactions`: the current
+    /// rv when `rx` has nothing left (every change up to it has been handed to this watcher),
+    /// [`Bookmark::NotYet`] while changes wait, [`Bookmark::Compacted`] once a compaction came
+    /// after the watch began (the stream must end instead).
+    pub fn bookmark_rv(&self, rx: &broadcast::Receiver<Arc<Change>>, compactions: u64) -> Bookmark {
         // Changes are sent under the lock, so an empty receiver seen under the lock has them all.
         let inner = self.lock();
-        rx.is_empty().then_some(inner.rv)
+        if inner.compactions != compactions {
+            Bookmark::Compacted
+        } else if rx.is_empty() {
+            Bookmark::Send(inner.rv)
+        } else {
+            Bookmark::NotYet
+        }
+    }
+
+    /// The rv of the first compaction after the first `compactions` ones, if there is one:
+    /// a stream that began at that count may deliver changes before it, none after.
+    pub fn first_compaction_after(&self, compactions: u64) -> Option<u64> {
+        self.lock().compaction_rvs.get(compactions as usize).copied()
     }
 
     /// Drops the retained history. The rv is bumped once (without a change) so that every rv a
     /// client holds, even one fully caught up, is now too old: its next watch gets 410 Gone and
     /// it must relist, which is what this fault exists to test.
+    ///
+    /// Every open watch stream ends too, delivering nothing from after this instant (each checks
+    /// [`Store::first_compaction_after`] before it sends a change, and [`Store::bookmark_rv`]
+    /// before a bookmark); what was published before it is still delivered. Otherwise a change or a
+    /// bookmark sent between the compaction and the cut that follows it would give its watcher
+    /// an rv newer than the compaction, and that watcher would resume without a 410: the fault
+    /// would depend on timing (the flaky "exactly one relist" tests).
     pub fn compact(&self) -> u64 {
         let mut inner = self.lock();
         inner.rv += 1;
+        inner.compactions += 1;
         let rv = inner.rv;
+        inner.compaction_rvs.push(rv);
         for state in &mut inner.resources {
             state.history.clear();
             state.compacted_rv = rv;
@@ -467,6 +516,21 @@ mod tests {
             store.watch(ResourceKind::Pods, Some(rv)),
             WatchStart::Resume { .. }
         ));
+    }
+
+    #[test]
+    fn a_watch_begun_before_a_compaction_may_send_no_bookmark_after_it() {
+        let store = Store::new(RetentionLimits::default());
+        put(&store, "a");
+        let WatchStart::Resume {
+            rx, compactions, ..
+        } = store.watch(ResourceKind::Pods, Some(1))
+        else {
+            panic!("expected a resume");
+        };
+        assert_eq!(store.bookmark_rv(&rx, compactions), Bookmark::Send(1));
+        store.compact();
+        assert_eq!(store.bookmark_rv(&rx, compactions), Bookmark::Compacted);
     }
 
     #[test]

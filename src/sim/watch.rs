@@ -11,6 +11,9 @@
 //!   one that starts matching as ADDED.
 //! - `allowWatchBookmarks`: a BOOKMARK with the current rv every few seconds, so clients can
 //!   resume from a recent rv even when nothing they watch changes.
+//! - The `compact` fault ends every open stream at its first change or bookmark from after
+//!   the compaction: nothing from after it reaches a stream that began before it, so each of
+//!   their clients gets 410 when it resumes.
 //! - A watcher that falls too far behind is closed (the broadcast lags), as the real server
 //!   closes slow watchers; clients resume from their last rv.
 
@@ -25,7 +28,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::faults::Faults;
 use super::selector::Filter;
-use super::store::{Change, ChangeType, ResourceKind, Store, StoredObject, WatchStart};
+use super::store::{Bookmark, Change, ChangeType, ResourceKind, Store, StoredObject, WatchStart};
 use super::table;
 
 /// A parsed watch request.
@@ -167,6 +170,7 @@ async fn stream_events(
     let filter = &request.filter;
     let mut rx: broadcast::Receiver<Arc<Change>>;
     let mut last_rv;
+    let compactions;
     match store.watch(request.resource, request.from) {
         WatchStart::TooOld { requested, oldest } => {
             w.error_gone(requested, oldest);
@@ -177,8 +181,10 @@ async fn stream_events(
             rv,
             objects,
             rx: receiver,
+            compactions: at_start,
         } => {
             rx = receiver;
+            compactions = at_start;
             last_rv = rv;
             for object in objects.values() {
                 if filter.matches(object) {
@@ -195,8 +201,10 @@ async fn stream_events(
         WatchStart::Resume {
             backlog,
             rx: receiver,
+            compactions: at_start,
         } => {
             rx = receiver;
+            compactions = at_start;
             last_rv = request.from.unwrap_or_default();
             for change in backlog {
                 last_rv = change.rv;
@@ -228,12 +236,16 @@ async fn stream_events(
             _ = &mut sleep_until_deadline => break,
             _ = w.tx.closed() => break,
             _ = bookmarks.tick(), if request.bookmarks => {
-                if let Some(rv) = store.bookmark_rv(&rx) && rv > last_rv {
-                    last_rv = rv;
-                    w.bookmark(rv, false);
-                    if !w.flush().await {
-                        break;
+                match store.bookmark_rv(&rx, compactions) {
+                    Bookmark::Send(rv) if rv > last_rv => {
+                        last_rv = rv;
+                        w.bookmark(rv, false);
+                        if !w.flush().await {
+                            break;
+                        }
                     }
+                    Bookmark::Send(_) | Bookmark::NotYet => {}
+                    Bookmark::Compacted => break,
                 }
             }
             received = rx.recv() => {
@@ -246,6 +258,14 @@ async fn stream_events(
                     };
                     if change.rv <= last_rv {
                         continue;
+                    }
+                    // A change from after a compaction would give the client an rv newer than
+                    // it, so it would resume without the 410 the compaction stands for.
+                    if store
+                        .first_compaction_after(compactions)
+                        .is_some_and(|compacted| change.rv > compacted)
+                    {
+                        return finish(w).await;
                     }
                     last_rv = change.rv;
                     w.now_ms = store.virtual_now_ms();

@@ -22,6 +22,8 @@ pub struct BatchStats {
     pub inserted_by_kind: BTreeMap<TransitionKind, u64>,
     /// Transitions already present (replays); not an error.
     pub transitions_ignored: usize,
+    /// Rows skipped because their pod or node was never written.
+    pub skipped_unknown_subject: usize,
 }
 
 /// uid -> integer key, for the subjects touched by one batch. Not kept across batches: the
@@ -193,6 +195,7 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
             };
             if pod_id.is_none() && node_id.is_none() {
                 tracing::warn!(subject = ?t.subject, kind = %t.kind, "transition for an unknown subject skipped");
+                stats.skipped_unknown_subject += 1;
                 continue;
             }
             let inserted = insert_transition.execute(params![
@@ -227,6 +230,7 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
         )?;
         for r in &batch.pod_resources {
             let Some(pod_id) = keys.pod(&tx, &r.pod_uid)? else {
+                stats.skipped_unknown_subject += 1;
                 continue;
             };
             insert_resources.execute(params![
@@ -247,6 +251,7 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
         )?;
         for c in &batch.node_capacity {
             let Some(node_id) = keys.node(&tx, &c.node_uid)? else {
+                stats.skipped_unknown_subject += 1;
                 continue;
             };
             insert_capacity.execute(params![
@@ -270,6 +275,7 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
         )?;
         for u in &batch.node_usage {
             let Some(node_id) = keys.node(&tx, &u.node_uid)? else {
+                stats.skipped_unknown_subject += 1;
                 continue;
             };
             insert_usage.execute(params![

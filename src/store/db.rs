@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_pod_state.sql"),
     include_str!("../../migrations/0004_label_sets.sql"),
     include_str!("../../migrations/0005_waiting_scope_resize.sql"),
+    include_str!("../../migrations/0009_quarantine.sql"),
 ];
 
 /// The schema version this binary writes and understands.
@@ -81,6 +82,95 @@ pub enum StoreError {
     },
     #[error("database {path}: cannot open a read connection: {source}")]
     Pool { path: PathBuf, source: r2d2::Error },
+    #[error(
+        "database {path} is damaged ({detail}), so it is left as it is; copy what can still be \
+         read into a new file with `sqlite3 {path} .recover | sqlite3 NEW.db` (or try \
+         `kubetrail backup --db {path} --out NEW.db`), then use --db NEW.db"
+    )]
+    Damaged { path: PathBuf, detail: String },
+}
+
+/// How long the integrity check at start may take: a file of several GB is then checked only
+/// in part (with a note in the log) rather than holding up the start for minutes.
+pub const INTEGRITY_CHECK_BUDGET: Duration = Duration::from_secs(10);
+
+/// `PRAGMA quick_check` (structure and page lists; not index contents, which a full
+/// `integrity_check` would add at many times the cost), bounded by [`INTEGRITY_CHECK_BUDGET`].
+/// `record`, `prune` and `stats` run it before anything else touches the file: writing into a
+/// damaged file spreads the damage, and a report from one is wrong without saying so.
+pub fn check_integrity(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    check_integrity_within(conn, path, INTEGRITY_CHECK_BUDGET)
+}
+
+fn check_integrity_within(
+    conn: &Connection,
+    path: &Path,
+    budget: Duration,
+) -> Result<(), StoreError> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
+    // A watchdog interrupts the check once the budget is spent, unless told it is done.
+    let interrupt = conn.get_interrupt_handle();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(budget) {
+            interrupt.interrupt();
+        }
+    });
+    // At most five problems: enough to say what is wrong, bounded on a badly damaged file.
+    let result: rusqlite::Result<Vec<String>> =
+        conn.prepare("PRAGMA quick_check(5)").and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        });
+    drop(done_tx);
+    let _ = watchdog.join();
+    match result {
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(()),
+        Ok(lines) => Err(damaged(lines.join("; "))),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::OperationInterrupted =>
+        {
+            tracing::info!(
+                db = %path.display(),
+                "integrity check stopped after {budget:?}: the file is large, and was checked only in part"
+            );
+            Ok(())
+        }
+        Err(rusqlite::Error::SqliteFailure(e, detail))
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ) =>
+        {
+            Err(damaged(detail.unwrap_or_else(|| e.to_string())))
+        }
+        Err(source) => Err(StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Opens `path` read-only and runs [`check_integrity`] on it (for `kubetrail stats`).
+pub fn check_file(path: &Path) -> Result<(), StoreError> {
+    require_existing(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    check_integrity(&conn, path)
 }
 
 /// The recorder's (or pruner's) exclusive handle on a database file.
@@ -129,6 +219,9 @@ pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
     let mut conn = Connection::open(path).map_err(sqlite)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
     let version = schema_version(&conn, path)?;
+    if version > 0 {
+        check_integrity(&conn, path)?;
+    }
     if version == 0 {
         // auto_vacuum must be chosen before the first table exists; incremental lets retention
         // hand pages back to the file system in bounded steps.
@@ -208,6 +301,7 @@ pub fn open_for_maintenance(path: &Path) -> Result<Connection, StoreError> {
             detail: "it holds no kubetrail schema (is it empty?)".into(),
         });
     }
+    check_integrity(&conn, path)?;
     configure_writer(&mut conn, version, path)?;
     Ok(conn)
 }
@@ -305,6 +399,71 @@ pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// A database whose `pods` table has garbage in some of its leaf pages (the schema on
+    /// page 1 stays readable, as in most real damage).
+    pub(crate) fn damaged_database(path: &Path) {
+        let handle = open_for_writing(path).unwrap();
+        let mut conn = handle.conn;
+        let mut batch = crate::store::Batch::default();
+        for i in 0..3000 {
+            batch
+                .pods
+                .push(crate::store::batch::tests::pod_row(&format!("uid-{i:05}")));
+        }
+        crate::store::write_batch(&mut conn, &batch).unwrap();
+        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        let page_size: i64 = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap();
+        let pages: Vec<i64> = conn
+            .prepare("SELECT pageno FROM dbstat WHERE name = 'pods' AND pagetype = 'leaf'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(pages.len() > 10, "{pages:?}");
+        drop(conn);
+        drop(handle._lock);
+        let mut bytes = std::fs::read(path).unwrap();
+        for page in pages.iter().step_by(4) {
+            let at = ((page - 1) * page_size) as usize;
+            bytes[at..at + 64].fill(0x5a);
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_file_is_refused_for_writing_and_maintenance_with_how_to_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        damaged_database(&path);
+        let before = std::fs::read(&path).unwrap();
+        for err in [
+            open_for_writing(&path).err().expect("refused"),
+            open_for_maintenance(&path).expect_err("refused"),
+            check_file(&path).expect_err("refused"),
+        ] {
+            let text = err.to_string();
+            assert!(matches!(err, StoreError::Damaged { .. }), "{text}");
+            assert!(
+                text.contains("is damaged") && text.contains(".recover"),
+                "{text}"
+            );
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before, "left as it is");
+    }
+
+    #[test]
+    fn a_sound_file_passes_the_integrity_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(open_for_writing(&path).unwrap());
+        drop(open_for_writing(&path).unwrap());
+        check_file(&path).unwrap();
+        drop(open_for_maintenance(&path).unwrap());
+    }
 
     #[test]
     fn creates_a_private_wal_database_at_the_latest_version() {

@@ -88,6 +88,28 @@ impl RecorderProcess {
         }
     }
 
+    /// Sends `signal` (a `kill` name such as "HUP"), then waits up to `timeout` for the exit.
+    /// None if it is still running then (it is killed).
+    pub fn signal_and_wait(mut self, signal: &str, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// kill -9: no chance to flush anything.
     pub fn kill_9(mut self) {
         let mut child = self.child.take().expect("running");

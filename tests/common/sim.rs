@@ -92,6 +92,11 @@ impl SimProcess {
         }
     }
 
+    /// The simulator's process id (for `kill -STOP`: a frozen API server).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

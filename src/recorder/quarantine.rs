@@ -1,0 +1,144 @@
+//! Which commit failures are worth retrying, and what to do with rows the database refuses for
+//! good: narrow the failure down to the rows that cause it and keep each in the `quarantine`
+//! table, so that one poison row neither blocks every later commit (retried forever) nor takes
+//! its whole batch with it.
+//!
+//! The batch is split by kind in the order `write_batch` writes it (nodes and pods before the
+//! rows that refer to them), then halved until the failing rows stand alone.
+
+use rusqlite::{Connection, ErrorCode, params};
+
+use crate::model::time::now_ms;
+use crate::store::Batch;
+
+/// Errors that can pass by themselves: another writer holds the lock, the disk is full, an I/O
+/// error, no memory. Anything else (a constraint, a type mismatch, a corrupt page) fails the
+/// same way on every retry.
+pub fn is_transient(err: &rusqlite::Error) -> bool {
+    match err {
+        rusqlite::Error::SqliteFailure(e, _) => matches!(
+            e.code,
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::OutOfMemory
+                | ErrorCode::CannotOpen
+                | ErrorCode::FileLockingProtocolFailed
+        ),
+        _ => false,
+    }
+}
+
+/// The batch split by kind, in write order; empty parts left out.
+pub fn by_kind(mut batch: Batch) -> Vec<(&'static str, Batch)> {
+    let mut parts = Vec::new();
+    macro_rules! part {
+        ($($field:ident),*) => {$(
+            if !batch.$field.is_empty() {
+                parts.push((
+                    stringify!($field),
+                    Batch {
+                        $field: std::mem::take(&mut batch.$field),
+                        ..Batch::default()
+                    },
+                ));
+            }
+        )*};
+    }
+    part!(
+        nodes,
+        pods,
+        transitions,
+        pod_resources,
+        node_capacity,
+        node_usage
+    );
+    if !batch.is_empty() {
+        parts.push(("other", batch));
+    }
+    parts
+}
+
+/// Splits off the second half of every kind of row.
+pub fn split_half(batch: &mut Batch) -> Batch {
+    macro_rules! half {
+        ($($field:ident),*) => {
+            Batch {
+                $($field: batch.$field.split_off(batch.$field.len() / 2),)*
+            }
+        };
+    }
+    half!(
+        nodes,
+        pods,
+        transitions,
+        pod_resources,
+        node_capacity,
+        node_usage
+    )
+}
+
+/// A one-row batch as text for the quarantine table.
+fn row_text(batch: &Batch) -> String {
+    macro_rules! first {
+        ($($field:ident),*) => {$(
+            if let Some(row) = batch.$field.first() {
+                return format!("{row:?}");
+            }
+        )*};
+    }
+    first!(
+        nodes,
+        pods,
+        transitions,
+        pod_resources,
+        node_capacity,
+        node_usage
+    );
+    format!("{batch:?}")
+}
+
+/// Keeps a refused row in the quarantine table and says so in the log.
+pub fn keep(conn: &Connection, kind: &str, batch: &Batch, error: &rusqlite::Error) {
+    let row = row_text(batch);
+    tracing::error!(%error, kind, row = %row,
+        "the database refused a row; it is kept in the quarantine table and recording goes on");
+    if let Err(e) = conn.execute(
+        "INSERT INTO quarantine (at_ms, kind, error, row) VALUES (?1, ?2, ?3, ?4)",
+        params![now_ms(), kind, error.to_string(), row],
+    ) {
+        tracing::error!(error = %e, "cannot write the refused row to the quarantine table either");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::batch::tests::pod_row;
+
+    #[test]
+    fn constraints_are_not_transient_but_busy_and_full_are() {
+        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        assert!(is_transient(&failure(rusqlite::ffi::SQLITE_BUSY)));
+        assert!(is_transient(&failure(rusqlite::ffi::SQLITE_FULL)));
+        assert!(is_transient(&failure(rusqlite::ffi::SQLITE_IOERR_WRITE)));
+        assert!(!is_transient(&failure(rusqlite::ffi::SQLITE_CONSTRAINT)));
+        assert!(!is_transient(&failure(rusqlite::ffi::SQLITE_CORRUPT)));
+    }
+
+    #[test]
+    fn a_batch_splits_by_kind_in_write_order_and_in_halves() {
+        let mut batch = Batch::default();
+        for uid in ["a", "b", "c"] {
+            batch.pods.push(pod_row(uid));
+        }
+        let parts = by_kind(batch);
+        assert_eq!(parts.len(), 1);
+        let (kind, mut pods) = parts.into_iter().next().unwrap();
+        assert_eq!(kind, "pods");
+        let second = split_half(&mut pods);
+        assert_eq!((pods.len(), second.len()), (1, 2));
+        assert!(row_text(&pods).contains("uid: \"a\""));
+    }
+}
