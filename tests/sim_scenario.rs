@@ -640,3 +640,30 @@ fn scoped_truth_turns_relabels_into_scope_changes() {
         truth.iter().filter(|l| !l.is_relabel()).count()
     );
 }
+
+/// A pod that restarted before the recorder's first list has ready, unready, ready in the
+/// gap; the recorder can only infer the last ready. The earlier ready must not take that
+/// inferred row (which left the last one "missing").
+#[test]
+fn an_earlier_flip_inside_a_gap_does_not_take_the_inferred_row_of_the_last() {
+    let (t1, t2, t3) = (START_MS - 90_000, START_MS - 60_000, START_MS - 50_000);
+    let line = |kind, at| TruthLine::pod("u1", "default", "web-1", kind, at);
+    let truth = vec![
+        line(TransitionKind::Ready, t1),
+        line(TransitionKind::Unready, t2),
+        line(TransitionKind::Ready, t3),
+    ];
+    let recorded = vec![compare::Recorded {
+        uid: "u1".into(),
+        kind: TransitionKind::Ready,
+        at_ms: t3 / 1000 * 1000,
+        observed_at_ms: START_MS,
+        inferred: true,
+        container: None,
+        restart_count: None,
+    }];
+    let result = compare::compare(&truth, &recorded, &[compare::before_start(START_MS)]);
+    result.assert_exact();
+    assert_eq!(result.matched, 1);
+    assert_eq!(result.exempt.len(), 2, "{:?}", result.exempt);
+}

@@ -167,6 +167,18 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
             out.missing.push(line.clone());
             continue;
         };
+        // Only the last of a flip-flop family inside one gap is observable afterwards; an
+        // earlier one must not take the inferred row that stands for the last.
+        if let Some(fam) = family(*kind) {
+            let superseded = lines[idx + 1..].iter().any(|(l, k, a)| {
+                l.uid == line.uid && family(*k) == Some(fam) && in_gap(*a, &[gap]).is_some()
+            });
+            if superseded {
+                out.exempt
+                    .push((line.clone(), "flipped back inside one gap"));
+                continue;
+            }
+        }
         // In a gap: an inferred row whose time is bounded by the gap (plus recovery) will do.
         let bounded = candidates.iter().find(|(i, r)| {
             !used[*i]
@@ -199,16 +211,6 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
                 "graceful deletion began and ended inside one gap",
             ));
             continue;
-        }
-        if let Some(fam) = family(*kind) {
-            let superseded = lines[idx + 1..].iter().any(|(l, k, a)| {
-                l.uid == line.uid && family(*k) == Some(fam) && in_gap(*a, &[gap]).is_some()
-            });
-            if superseded {
-                out.exempt
-                    .push((line.clone(), "flipped back inside one gap"));
-                continue;
-            }
         }
         if matches!(kind, TransitionKind::Unready | TransitionKind::NodeNotReady)
             && deleted.is_some_and(|d| in_gap(d, &[gap]).is_some())
