@@ -140,6 +140,17 @@ fn check_pod(uid: &str, lines: &[&TruthLine]) -> Result<(), String> {
             _ => {}
         }
     }
+    // An in-place resize is requested, then done; one at a time.
+    let mut resizing = false;
+    for (kind, _) in &kinds {
+        match kind {
+            ResizeRequested if resizing => return err("a second resize before the first is done"),
+            Resized if !resizing => return err("resized without resize_requested"),
+            ResizeRequested => resizing = true,
+            Resized => resizing = false,
+            _ => {}
+        }
+    }
     check_container_runs(lines).map_err(|e| format!("pod {uid}: {e}"))
 }
 
@@ -265,6 +276,8 @@ fn every_pod_moves_through_a_legal_lifecycle() {
         TransitionKind::ContainerTerminated,
         TransitionKind::ContainerRestarted,
         TransitionKind::ContainerWaiting,
+        TransitionKind::ResizeRequested,
+        TransitionKind::Resized,
         TransitionKind::Succeeded,
         TransitionKind::Failed,
         TransitionKind::Terminating,
@@ -393,7 +406,7 @@ fn pod_status_follows_the_kubelet_through_crash_loops_pulls_inits_and_finalizers
         ((300_000.0 * scale / 10.0).round() as i64) * 10,
     );
     let mut tracks: HashMap<(String, String), RunTrack> = HashMap::new();
-    let (mut backoffs, mut pulls, mut held, mut init_checks) = (0, 0, 0, 0);
+    let (mut backoffs, mut pulls, mut held, mut init_checks, mut resizes) = (0, 0, 0, 0, 0);
     let mut check = |change: &kubetrail::sim::store::Change| -> Result<(), String> {
         let pod: Value = serde_json::from_slice(&change.object.json).unwrap();
         let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
@@ -407,6 +420,19 @@ fn pod_status_follows_the_kubelet_through_crash_loops_pulls_inits_and_finalizers
             && (phase == "Succeeded" || phase == "Failed")
         {
             held += 1;
+        }
+        let resize_in_progress = pod["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "PodResizeInProgress"));
+        if resize_in_progress {
+            let spec = &pod["spec"]["containers"][0]["resources"]["requests"];
+            let status = &pod["status"]["containerStatuses"][0];
+            if status["allocatedResources"] != *spec || status["resources"]["requests"] == *spec {
+                return Err(format!(
+                    "{uid}: a resize in progress is allocated, not yet actuated: {pod}"
+                ));
+            }
+            resizes += 1;
         }
         let statuses = pod["status"]["containerStatuses"]
             .as_array()
@@ -580,6 +606,10 @@ fn pod_status_follows_the_kubelet_through_crash_loops_pulls_inits_and_finalizers
     assert!(
         init_checks >= 5,
         "too few pods with init containers: {init_checks}"
+    );
+    assert!(resizes >= 1, "no resize seen in progress");
+    println!(
+        "backoffs {backoffs}, pulls {pulls}, held {held}, init checks {init_checks}, resize versions {resizes}"
     );
 }
 

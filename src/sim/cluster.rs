@@ -85,6 +85,9 @@ pub struct ContainerStatus {
     pub container_id: Option<String>,
     /// Restart back-off (app containers) or image pull back-off (before the first run).
     pub backoff: Backoff,
+    /// While an in-place resize is in progress: the (requests, limits) the runtime still
+    /// applies (status.containerStatuses[].resources); None when they equal the spec.
+    pub actuated: Option<(Resources, Resources)>,
 }
 
 impl ContainerStatus {
@@ -99,6 +102,7 @@ impl ContainerStatus {
             ready: false,
             container_id: None,
             backoff: Backoff::default(),
+            actuated: None,
         }
     }
 
@@ -292,6 +296,8 @@ pub struct PodSim {
     /// metadata.finalizers: while any is left, a deleted pod stays (Terminating).
     pub finalizers: Vec<&'static str>,
     pub trouble: Trouble,
+    /// The PodResizeInProgress condition while an in-place resize is being actuated.
+    pub resizing: Option<Condition>,
     /// Cached effective requests and limits (recomputed on resize).
     pub effective: Effective,
 }

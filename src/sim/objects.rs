@@ -288,6 +288,8 @@ struct ContainerStatusJson<'a> {
     started: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     resources: Option<ResourceRequirements>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allocated_resources: Option<ResourceList>,
 }
 
 fn container_status<'a>(
@@ -335,10 +337,15 @@ fn container_status<'a>(
         ),
         started: status.is_running(),
         container_id: status.container_id.clone(),
-        resources: with_resources.then_some(ResourceRequirements {
-            requests: ResourceList(spec.requests),
-            limits: ResourceList(spec.limits),
+        resources: with_resources.then(|| {
+            let (requests, limits) = status.actuated.unwrap_or((spec.requests, spec.limits));
+            ResourceRequirements {
+                requests: ResourceList(requests),
+                limits: ResourceList(limits),
+            }
         }),
+        // The kubelet allocates a feasible resize at once; the runtime actuates it later.
+        allocated_resources: with_resources.then_some(ResourceList(spec.requests)),
     }
 }
 
@@ -415,6 +422,9 @@ pub fn render_pod(pod: &PodSim, rv: u64) -> Vec<u8> {
     }
     if let Some(c) = &pod.scheduled {
         conditions.push(condition("PodScheduled", c));
+    }
+    if let Some(c) = &pod.resizing {
+        conditions.push(condition("PodResizeInProgress", c));
     }
     // The kubelet reports container resources once the containers run.
     let resized = pod.phase != super::cluster::Phase::Pending;

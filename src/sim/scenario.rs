@@ -109,6 +109,7 @@ enum Action {
     Finish(PodId, Outcome),
     Evict(PodId),
     Resize(PodId),
+    ResizeDone(PodId),
     Relabel(PodId),
     ReleaseFinalizer(PodId),
     // The control plane's.
@@ -587,6 +588,7 @@ impl Scenario {
                 Vec::new()
             },
             trouble,
+            resizing: None,
             effective: Default::default(),
         };
         pod.recompute_effective();

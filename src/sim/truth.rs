@@ -17,6 +17,8 @@
 //!   ordinary ContainerCreating and PodInitializing (CrashLoopBackOff between runs,
 //!   ErrImagePull and ImagePullBackOff before the first), with `container` and `reason`; `at` is
 //!   when the status showed it (the kubelet keeps no time for it).
+//! - An in-place resize writes `resize_requested` when the spec changes and `resized` when the
+//!   runtime has applied it (status resources follow the spec again); both are observed times.
 //! - `started` is at the first app container's running.startedAt (status.startTime, when the
 //!   kubelet admitted the pod, is earlier: image pulls and init containers come between).
 //! - `created` lines carry the pod's `labels`; a `relabeled` line (not a recorded kind: see

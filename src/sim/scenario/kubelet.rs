@@ -15,6 +15,8 @@
 //!   the run that just ended and restartCount unchanged; restartCount grows when the next run
 //!   (with a new containerID) starts;
 //! - readiness probes that fail now and then flip Ready while the containers keep running;
+//! - an in-place resize changes the spec and allocatedResources first, with the
+//!   PodResizeInProgress condition, and status.containerStatuses[].resources a moment later;
 //! - a pod with a finalizer outlives its grace period: the kubelet stops its containers and
 //!   gives it a terminal phase, and the object goes only when the finalizer is removed.
 //!
@@ -203,6 +205,7 @@ impl Scenario {
                 }
             }
             Action::Resize(id) => self.resize(id),
+            Action::ResizeDone(id) => self.resize_done(id),
             Action::Relabel(id) => self.relabel(id),
             Action::ReleaseFinalizer(id) => {
                 if self.pod_is(id, |p| p.deletion.is_some_and(|d| d.held)) {
@@ -606,8 +609,8 @@ impl Scenario {
                 if self.rng.chance(0.02) {
                     self.after(20.0, 120.0, Action::Evict(id));
                 }
-                if !has_pod_level && self.rng.chance(0.05) {
-                    self.after(10.0, 60.0, Action::Resize(id));
+                if !has_pod_level && self.rng.chance(0.08) {
+                    self.after(2.0, 20.0, Action::Resize(id));
                 }
                 if replica && self.rng.chance(0.1) {
                     self.after(1.0, 8.0, Action::Relabel(id));
@@ -780,7 +783,10 @@ impl Scenario {
     /// In-place resize of the first container's cpu request, only if the node has room.
     pub(super) fn resize(&mut self, id: PodId) {
         if !self.pod_is(id, |p| {
-            p.phase == Phase::Running && p.deletion.is_none() && p.pod_resources.is_none()
+            p.phase == Phase::Running
+                && p.deletion.is_none()
+                && p.pod_resources.is_none()
+                && p.resizing.is_none()
         }) {
             return;
         }
@@ -819,7 +825,31 @@ impl Scenario {
         if delta.cpu_millis < 0 {
             self.capacity_freed = true;
         }
+        // The spec and allocatedResources change now; the runtime applies the new values a
+        // moment later (PodResizeInProgress meanwhile).
+        resized.statuses[0].actuated = Some((old, pod.containers[0].limits));
+        resized.resizing = Some(Condition::new(true, self.now_ms));
         self.pods.insert(id, resized);
+        self.emit_pod(
+            id,
+            TransitionKind::ResizeRequested,
+            self.now_ms,
+            Detail::default(),
+        );
+        self.publish_pod(id);
+        self.after(0.5, 2.0, Action::ResizeDone(id));
+    }
+
+    /// The runtime has applied a resize: status resources follow the spec again.
+    fn resize_done(&mut self, id: PodId) {
+        if !self.pod_is(id, |p| p.resizing.is_some() && running(p)) {
+            return;
+        }
+        let pod = self.pod_mut(id);
+        pod.resizing = None;
+        for status in &mut pod.statuses {
+            status.actuated = None;
+        }
         self.emit_pod(id, TransitionKind::Resized, self.now_ms, Detail::default());
         self.publish_pod(id);
     }
