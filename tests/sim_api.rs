@@ -258,3 +258,67 @@ fn selectors_filter_lists() {
             .all(|p| p["metadata"]["namespace"] == "batch" && p["status"]["phase"] != "Running")
     );
 }
+
+/// A delete of a pod with a finalizer answers with the object (deletionTimestamp set, the
+/// finalizer still there); after the grace period the kubelet stops the pod but the object
+/// stays, and it goes only when the finalizer is removed.
+#[test]
+fn a_deleted_pod_with_a_finalizer_stays_until_the_finalizer_goes() {
+    // No churn: nothing but us deletes pods. Paused until the delete is in, so the pod cannot
+    // crash between the list and the delete.
+    let sim = SimProcess::spawn(&["--pods", "60", "--churn", "0", "--seed", "5", "--paused"]);
+    let (code, body) = sim.get("/api/v1/pods");
+    assert_eq!(code, 200, "{body}");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    let pod = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["status"]["phase"] == "Running"
+                && p["status"]["containerStatuses"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().all(|c| c["state"]["running"].is_object()))
+                && p["metadata"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty())
+        })
+        .expect("seed 5 has a running pod with a finalizer");
+    let (namespace, name, uid) = (
+        pod["metadata"]["namespace"].as_str().unwrap(),
+        pod["metadata"]["name"].as_str().unwrap(),
+        pod["metadata"]["uid"].as_str().unwrap(),
+    );
+    let (code, body) = sim.delete(&format!("/api/v1/namespaces/{namespace}/pods/{name}"));
+    assert_eq!(code, 200, "{body}");
+    let deleting: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        deleting["metadata"]["deletionTimestamp"].is_string(),
+        "{body}"
+    );
+    assert_eq!(
+        deleting["metadata"]["finalizers"],
+        pod["metadata"]["finalizers"]
+    );
+    sim.resume();
+
+    let truth = sim.wait_for_truth(std::time::Duration::from_secs(60), |lines| {
+        lines.iter().any(|l| l.uid == uid && l.kind == "deleted")
+    });
+    let kinds: Vec<&str> = truth
+        .iter()
+        .filter(|l| l.uid == uid)
+        .map(|l| l.kind.as_str())
+        .collect();
+    let terminating = kinds.iter().position(|k| *k == "terminating").unwrap();
+    let terminal = kinds
+        .iter()
+        .position(|k| *k == "succeeded" || *k == "failed")
+        .unwrap_or_else(|| panic!("the kubelet gives a held pod a terminal phase: {kinds:?}"));
+    assert!(terminating < terminal, "{kinds:?}");
+    assert!(
+        kinds[terminating..terminal].contains(&"container_terminated"),
+        "its containers end after the delete: {kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"deleted"), "{kinds:?}");
+}

@@ -24,19 +24,55 @@ pub struct ContainerSpec {
     pub sidecar: bool,
 }
 
+/// How one run of a container ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Terminated {
     pub exit_code: i32,
     pub reason: &'static str,
     pub started_ms: i64,
     pub finished_ms: i64,
+    /// The runtime id of the run that ended.
+    pub container_id: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContainerState {
-    Waiting { reason: &'static str },
-    Running { started_ms: i64 },
+    Waiting {
+        reason: &'static str,
+        message: Option<String>,
+    },
+    Running {
+        started_ms: i64,
+    },
     Terminated(Terminated),
+}
+
+/// The kubelet's per-container restart back-off (client-go's `flowcontrol.Backoff` entry): the
+/// current delay (0: no entry yet) and when it was last advanced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backoff {
+    pub delay_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl Backoff {
+    /// Whether a container that ended at `at_ms` waits out the delay before its next run. An
+    /// entry untouched for twice the cap has expired: the container ran long enough to be
+    /// treated as healthy, and its next crash restarts at once.
+    pub fn active(&self, at_ms: i64, max_ms: i64) -> bool {
+        self.delay_ms > 0 && at_ms - self.updated_ms <= 2 * max_ms
+    }
+
+    /// Advances the entry when a run starts: the first (or first after expiry) gets the
+    /// initial delay, later ones double it up to the cap.
+    pub fn next(&mut self, at_ms: i64, initial_ms: i64, max_ms: i64) {
+        self.delay_ms = if self.active(at_ms, max_ms) {
+            (self.delay_ms * 2).min(max_ms)
+        } else {
+            initial_ms
+        };
+        self.updated_ms = at_ms;
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -45,20 +81,66 @@ pub struct ContainerStatus {
     pub last: Option<Terminated>,
     pub restart_count: u32,
     pub ready: bool,
+    /// The latest run's runtime id (kept while the container waits to run again).
+    pub container_id: Option<String>,
+    /// Restart back-off (app containers) or image pull back-off (before the first run).
+    pub backoff: Backoff,
+    /// While an in-place resize is in progress: the (requests, limits) the runtime still
+    /// applies (status.containerStatuses[].resources); None when they equal the spec.
+    pub actuated: Option<(Resources, Resources)>,
 }
 
 impl ContainerStatus {
     pub fn waiting(reason: &'static str) -> Self {
         ContainerStatus {
-            state: ContainerState::Waiting { reason },
+            state: ContainerState::Waiting {
+                reason,
+                message: None,
+            },
             last: None,
             restart_count: 0,
             ready: false,
+            container_id: None,
+            backoff: Backoff::default(),
+            actuated: None,
         }
+    }
+
+    /// Starts a new run with its own runtime id.
+    pub fn run(&mut self, pod_uid: &str, name: &str, at_ms: i64) {
+        self.state = ContainerState::Running { started_ms: at_ms };
+        self.container_id = Some(container_id(pod_uid, name, at_ms));
+    }
+
+    /// Ends the current run (if it is running); returns how it ended.
+    pub fn terminate(
+        &mut self,
+        exit_code: i32,
+        reason: &'static str,
+        at_ms: i64,
+    ) -> Option<Terminated> {
+        let started_ms = self.started_ms()?;
+        let t = Terminated {
+            exit_code,
+            reason,
+            started_ms,
+            finished_ms: at_ms,
+            container_id: self.container_id.clone().unwrap_or_default(),
+        };
+        self.state = ContainerState::Terminated(t.clone());
+        self.ready = false;
+        Some(t)
     }
 
     pub fn is_running(&self) -> bool {
         matches!(self.state, ContainerState::Running { .. })
+    }
+
+    pub fn waiting_reason(&self) -> Option<&'static str> {
+        match self.state {
+            ContainerState::Waiting { reason, .. } => Some(reason),
+            _ => None,
+        }
     }
 
     pub fn started_ms(&self) -> Option<i64> {
@@ -67,6 +149,24 @@ impl ContainerStatus {
             _ => None,
         }
     }
+}
+
+/// A stable, unique-looking runtime id for one run of a container: a hash of the pod uid (drawn
+/// from the seeded stream), the container name and the run's start, so a seed fixes every id
+/// and no two runs share one.
+pub fn container_id(pod_uid: &str, name: &str, started_ms: i64) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in pod_uid
+        .bytes()
+        .chain(name.bytes())
+        .chain(started_ms.to_le_bytes())
+    {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    format!(
+        "containerd://{h:016x}{:016x}",
+        h.rotate_left(29) ^ 0x9e3779b97f4a7c15
+    )
 }
 
 /// A pod condition (status "True"/"False").
@@ -137,11 +237,27 @@ pub enum Role {
     Batch,
 }
 
+/// What goes wrong with a pod, chosen when it is created: the lifecycles that fill incident
+/// timelines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trouble {
+    None,
+    /// The main container crashes on every run: CrashLoopBackOff with a growing back-off.
+    CrashLoop,
+    /// The main container's image cannot be pulled (ErrImagePull, ImagePullBackOff) until the
+    /// registry answers again, if ever; the pod stays Pending meanwhile.
+    PullFailure,
+    /// The readiness probe fails now and then: Ready flips while the containers keep running.
+    FlakyReadiness,
+}
+
 /// A graceful deletion in progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deletion {
     pub requested_ms: i64,
     pub grace_secs: i64,
+    /// The grace period is over but a finalizer keeps the object.
+    pub held: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -177,6 +293,11 @@ pub struct PodSim {
     pub init_statuses: Vec<ContainerStatus>,
     pub statuses: Vec<ContainerStatus>,
     pub deletion: Option<Deletion>,
+    /// metadata.finalizers: while any is left, a deleted pod stays (Terminating).
+    pub finalizers: Vec<&'static str>,
+    pub trouble: Trouble,
+    /// The PodResizeInProgress condition while an in-place resize is being actuated.
+    pub resizing: Option<Condition>,
     /// Cached effective requests and limits (recomputed on resize).
     pub effective: Effective,
 }

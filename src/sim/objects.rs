@@ -13,6 +13,7 @@ use serde::ser::{SerializeMap, Serializer};
 use super::clock::format_secs;
 use super::cluster::{
     Condition, ContainerSpec, ContainerState, ContainerStatus, NodeSim, PodSim, Terminated,
+    container_id,
 };
 use crate::model::Resources;
 use crate::model::quantity::format_cpu_millis;
@@ -94,6 +95,8 @@ struct ObjectMeta<'a> {
     annotations: Option<Pairs<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     owner_references: Option<[OwnerReference<'a>; 1]>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    finalizers: &'a [&'static str],
 }
 
 #[derive(Serialize)]
@@ -235,30 +238,14 @@ struct TerminatedJson {
     container_id: String,
 }
 
-fn terminated(t: &Terminated, uid: &str, name: &str) -> TerminatedJson {
+fn terminated(t: &Terminated) -> TerminatedJson {
     TerminatedJson {
         exit_code: t.exit_code,
         reason: t.reason,
         started_at: format_secs(t.started_ms),
         finished_at: format_secs(t.finished_ms),
-        container_id: container_id(uid, name, t.started_ms),
+        container_id: t.container_id.clone(),
     }
-}
-
-/// A stable, unique-looking runtime id for one run of a container.
-fn container_id(uid: &str, name: &str, started_ms: i64) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in uid
-        .bytes()
-        .chain(name.bytes())
-        .chain(started_ms.to_le_bytes())
-    {
-        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-    }
-    format!(
-        "containerd://{h:016x}{:016x}",
-        h.rotate_left(29) ^ 0x9e3779b97f4a7c15
-    )
 }
 
 #[derive(Serialize)]
@@ -268,15 +255,17 @@ struct RunningJson {
 }
 
 #[derive(Serialize)]
-struct WaitingJson {
+struct WaitingJson<'a> {
     reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct StateJson {
+struct StateJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    waiting: Option<WaitingJson>,
+    waiting: Option<WaitingJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     running: Option<RunningJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -287,8 +276,8 @@ struct StateJson {
 #[serde(rename_all = "camelCase")]
 struct ContainerStatusJson<'a> {
     name: &'a str,
-    state: StateJson,
-    last_state: StateJson,
+    state: StateJson<'a>,
+    last_state: StateJson<'a>,
     ready: bool,
     restart_count: u32,
     image: &'a str,
@@ -299,17 +288,21 @@ struct ContainerStatusJson<'a> {
     started: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     resources: Option<ResourceRequirements>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allocated_resources: Option<ResourceList>,
 }
 
 fn container_status<'a>(
     spec: &'a ContainerSpec,
-    status: &ContainerStatus,
-    uid: &str,
+    status: &'a ContainerStatus,
     with_resources: bool,
 ) -> ContainerStatusJson<'a> {
     let state = match &status.state {
-        ContainerState::Waiting { reason } => StateJson {
-            waiting: Some(WaitingJson { reason }),
+        ContainerState::Waiting { reason, message } => StateJson {
+            waiting: Some(WaitingJson {
+                reason,
+                message: message.as_deref(),
+            }),
             running: None,
             terminated: None,
         },
@@ -323,13 +316,8 @@ fn container_status<'a>(
         ContainerState::Terminated(t) => StateJson {
             waiting: None,
             running: None,
-            terminated: Some(terminated(t, uid, &spec.name)),
+            terminated: Some(terminated(t)),
         },
-    };
-    let runtime_id = match &status.state {
-        ContainerState::Running { started_ms } => Some(container_id(uid, &spec.name, *started_ms)),
-        ContainerState::Terminated(t) => Some(container_id(uid, &spec.name, t.started_ms)),
-        ContainerState::Waiting { .. } => None,
     };
     ContainerStatusJson {
         name: &spec.name,
@@ -337,7 +325,7 @@ fn container_status<'a>(
         last_state: StateJson {
             waiting: None,
             running: None,
-            terminated: status.last.as_ref().map(|t| terminated(t, uid, &spec.name)),
+            terminated: status.last.as_ref().map(terminated),
         },
         ready: status.ready,
         restart_count: status.restart_count,
@@ -348,11 +336,16 @@ fn container_status<'a>(
             &container_id(spec.image, "", 0)[13..]
         ),
         started: status.is_running(),
-        container_id: runtime_id,
-        resources: with_resources.then_some(ResourceRequirements {
-            requests: ResourceList(spec.requests),
-            limits: ResourceList(spec.limits),
+        container_id: status.container_id.clone(),
+        resources: with_resources.then(|| {
+            let (requests, limits) = status.actuated.unwrap_or((spec.requests, spec.limits));
+            ResourceRequirements {
+                requests: ResourceList(requests),
+                limits: ResourceList(limits),
+            }
         }),
+        // The kubelet allocates a feasible resize at once; the runtime actuates it later.
+        allocated_resources: with_resources.then_some(ResourceList(spec.requests)),
     }
 }
 
@@ -430,7 +423,11 @@ pub fn render_pod(pod: &PodSim, rv: u64) -> Vec<u8> {
     if let Some(c) = &pod.scheduled {
         conditions.push(condition("PodScheduled", c));
     }
-    let resized = pod.start_ms.is_some();
+    if let Some(c) = &pod.resizing {
+        conditions.push(condition("PodResizeInProgress", c));
+    }
+    // The kubelet reports container resources once the containers run.
+    let resized = pod.phase != super::cluster::Phase::Pending;
     let object = Pod {
         api_version: "v1",
         kind: "Pod",
@@ -455,6 +452,7 @@ pub fn render_pod(pod: &PodSim, rv: u64) -> Vec<u8> {
                 controller: true,
                 block_owner_deletion: true,
             }]),
+            finalizers: &pod.finalizers,
         },
         spec: PodSpec {
             init_containers: pod.init_containers.iter().map(container).collect(),
@@ -506,13 +504,13 @@ pub fn render_pod(pod: &PodSim, rv: u64) -> Vec<u8> {
                 .init_containers
                 .iter()
                 .zip(&pod.init_statuses)
-                .map(|(spec, status)| container_status(spec, status, &pod.uid, false))
+                .map(|(spec, status)| container_status(spec, status, false))
                 .collect(),
             container_statuses: pod
                 .containers
                 .iter()
                 .zip(&pod.statuses)
-                .map(|(spec, status)| container_status(spec, status, &pod.uid, resized))
+                .map(|(spec, status)| container_status(spec, status, resized))
                 .collect(),
             qos_class: qos_class(pod),
         },
@@ -677,6 +675,7 @@ pub fn render_node(node: &NodeSim, rv: u64) -> Vec<u8> {
             labels: Pairs(&labels),
             annotations: Some(Pairs(&annotations)),
             owner_references: None,
+            finalizers: &[],
         },
         spec: NodeSpec {
             pod_cidr: &node.pod_cidr,
@@ -786,6 +785,7 @@ pub fn render_namespace(name: &str, uid: &str, created_ms: i64, rv: u64) -> Vec<
             labels: Pairs(&labels),
             annotations: None,
             owner_references: None,
+            finalizers: &[],
         },
         spec: NamespaceSpec {
             finalizers: ["kubernetes"],

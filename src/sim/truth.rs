@@ -6,22 +6,37 @@
 //!   truncated to the second, as metav1.Time does.
 //! - Pod lines have `namespace` and `name`; node lines have `node` instead.
 //! - `container_terminated` is about every container: app containers, plain init containers
-//!   (which end `Completed` before the app containers start) and sidecars (which end with the
-//!   pod); an init container that fails is exactly what a user looks for. `container_restarted`
-//!   is about app containers, the only ones the simulator restarts. Both carry `container`,
-//!   `reason` and `exit_code`;
-//!   a restart emits `container_terminated` when the container stops, then `container_restarted`
-//!   when it runs again (restartCount grows), both with `at` = the finishedAt of the run that
-//!   ended.
+//!   (each ends `Completed`, in order, before the app containers start, so before `started`)
+//!   and sidecars (which end with the pod); an init container that fails is exactly what a user
+//!   looks for. `container_restarted` is about app containers, the only ones the simulator
+//!   restarts. Both carry `container`, `reason`, `exit_code` and the `container_id` of the run
+//!   that ended: each run's termination is written once, at its finishedAt, when it ends; its
+//!   `container_restarted` (with the new `restart_count`) when the next run starts (that is when
+//!   the kubelet's restartCount grows), also with `at` = the finishedAt of the run that ended.
+//! - `container_waiting` is written when a container enters a waiting reason other than the
+//!   ordinary ContainerCreating and PodInitializing (CrashLoopBackOff between runs,
+//!   ErrImagePull and ImagePullBackOff before the first), with `container` and `reason`; `at` is
+//!   when the status showed it (the kubelet keeps no time for it).
+//! - An in-place resize writes `resize_requested` when the spec changes and `resized` when the
+//!   runtime has applied it (status resources follow the spec again); both are observed times.
+//! - `started` is at the first app container's running.startedAt (status.startTime, when the
+//!   kubelet admitted the pod, is earlier: image pulls and init containers come between).
+//! - `created` lines carry the pod's `labels`; a `relabeled` line (not a recorded kind: see
+//!   [`RELABELED`]) carries the new labels whenever they change, so a comparison can derive when
+//!   the pod left or entered the scope of a label selector.
 //! - `succeeded`/`failed` carry `reason` only when the pod has `status.reason` (e.g. Evicted).
 //!   The `container_terminated` lines of the containers that ended with the pod come first.
 //! - Within one object update the order is: container_terminated, container_restarted,
 //!   ready/unready, succeeded/failed.
 //! - Every delete gets `terminating` (at = deletionTimestamp minus the grace period, i.e. when
-//!   the delete was asked for), then `deleted` at removal. A delete that takes effect at once
+//!   the delete was asked for), then `deleted` at removal. A pod with a finalizer stays after
+//!   its grace period: its containers end (`container_terminated`, then `succeeded` as the
+//!   kubelet's terminal phase for a deleted pod), and `deleted` comes when the finalizer is
+//!   removed. A delete that takes effect at once
 //!   (grace period 0, an unscheduled or finished pod) still shows the deletionTimestamp with a
 //!   grace period of 0 in one update before the object goes, as the real apiserver does.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -53,7 +68,21 @@ pub struct TruthLine {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// The run a container line is about (`containerd://...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// The container's restartCount after a `container_restarted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<u32>,
+    /// The pod's labels, on `created` and [`RELABELED`] lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
 }
+
+/// The kind name of a truth line that says a pod's labels changed. It is not a transition the
+/// recorder writes: with a label selector it becomes `left_scope` or `entered_scope`, without
+/// one nothing.
+pub const RELABELED: &str = "relabeled";
 
 impl TruthLine {
     pub fn pod(uid: &str, namespace: &str, name: &str, kind: TransitionKind, at_ms: i64) -> Self {
@@ -68,7 +97,29 @@ impl TruthLine {
             container: None,
             reason: None,
             exit_code: None,
+            container_id: None,
+            restart_count: None,
+            labels: None,
         }
+    }
+
+    /// A pod's labels changed (see [`RELABELED`]).
+    pub fn relabeled(
+        uid: &str,
+        namespace: &str,
+        name: &str,
+        labels: &[(String, String)],
+        at_ms: i64,
+    ) -> Self {
+        let mut line = TruthLine::pod(uid, namespace, name, TransitionKind::Created, at_ms);
+        line.kind = RELABELED.to_string();
+        line.labels = Some(labels.iter().cloned().collect());
+        line
+    }
+
+    /// Whether this line is a [`RELABELED`] line rather than a transition.
+    pub fn is_relabel(&self) -> bool {
+        self.kind == RELABELED
     }
 
     pub fn node(uid: &str, node: &str, kind: TransitionKind, at_ms: i64) -> Self {
@@ -83,6 +134,9 @@ impl TruthLine {
             container: None,
             reason: None,
             exit_code: None,
+            container_id: None,
+            restart_count: None,
+            labels: None,
         }
     }
 

@@ -5,6 +5,11 @@
 //! over. Inside a gap (before the recorder's first list, an outage, a kill -9) some things are
 //! unknowable and are exempt, each for a stated reason; what can be known must still be there,
 //! marked inferred.
+//!
+//! The truth's `relabeled` lines are not transitions: [`compare`] skips them, and [`scoped`]
+//! turns a truth into what a recorder with `-l SELECTOR` should have written (`left_scope` and
+//! `entered_scope` where a relabel crosses the selector, nothing about the pod while it is out
+//! of scope).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -117,6 +122,7 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
     };
     let lines: Vec<(TruthLine, TransitionKind, i64)> = truth
         .iter()
+        .filter(|l| !l.is_relabel())
         .map(|l| {
             let kind = l
                 .transition_kind()
@@ -161,6 +167,18 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
             out.missing.push(line.clone());
             continue;
         };
+        // Only the last of a flip-flop family inside one gap is observable afterwards; an
+        // earlier one must not take the inferred row that stands for the last.
+        if let Some(fam) = family(*kind) {
+            let superseded = lines[idx + 1..].iter().any(|(l, k, a)| {
+                l.uid == line.uid && family(*k) == Some(fam) && in_gap(*a, &[gap]).is_some()
+            });
+            if superseded {
+                out.exempt
+                    .push((line.clone(), "flipped back inside one gap"));
+                continue;
+            }
+        }
         // In a gap: an inferred row whose time is bounded by the gap (plus recovery) will do.
         let bounded = candidates.iter().find(|(i, r)| {
             !used[*i]
@@ -193,16 +211,6 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
                 "graceful deletion began and ended inside one gap",
             ));
             continue;
-        }
-        if let Some(fam) = family(*kind) {
-            let superseded = lines[idx + 1..].iter().any(|(l, k, a)| {
-                l.uid == line.uid && family(*k) == Some(fam) && in_gap(*a, &[gap]).is_some()
-            });
-            if superseded {
-                out.exempt
-                    .push((line.clone(), "flipped back inside one gap"));
-                continue;
-            }
         }
         if in_gap(born, &[gap]).is_some() && superseded_run(&lines, idx, gap) {
             out.exempt.push((
@@ -304,4 +312,82 @@ pub fn before_start(listed_ms: i64) -> Gap {
         start_ms: 0,
         end_ms: listed_ms,
     }
+}
+
+/// One term of an equality-based label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`). Parsed
+/// here, not with the crate's selector code, so the truth does not share what it checks.
+#[derive(Clone, Debug)]
+enum Term {
+    Equals(String, String),
+    NotEquals(String, String),
+    Exists(String),
+    Absent(String),
+}
+
+fn parse_selector(selector: &str) -> Vec<Term> {
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            if let Some((k, v)) = t.split_once("!=") {
+                Term::NotEquals(k.trim().into(), v.trim().into())
+            } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+                Term::Equals(k.trim().into(), v.trim().into())
+            } else if let Some(k) = t.strip_prefix('!') {
+                Term::Absent(k.trim().into())
+            } else {
+                Term::Exists(t.into())
+            }
+        })
+        .collect()
+}
+
+fn selects(terms: &[Term], labels: &std::collections::BTreeMap<String, String>) -> bool {
+    terms.iter().all(|term| match term {
+        Term::Equals(k, v) => labels.get(k) == Some(v),
+        Term::NotEquals(k, v) => labels.get(k) != Some(v),
+        Term::Exists(k) => labels.contains_key(k),
+        Term::Absent(k) => !labels.contains_key(k),
+    })
+}
+
+/// The truth as a recorder watching pods with `-l selector` sees it: pod lines only while the
+/// pod matches, `left_scope`/`entered_scope` (at the relabel's time) where a relabel crosses
+/// the selector, node lines unchanged. A pod whose labels are unknown (no `labels` on its
+/// `created` line, as in hand-written truths) counts as matching.
+pub fn scoped(truth: &[TruthLine], selector: &str) -> Vec<TruthLine> {
+    let terms = parse_selector(selector);
+    let mut in_scope: HashMap<String, bool> = HashMap::new();
+    let mut out = Vec::new();
+    for line in truth {
+        if line.node.is_some() {
+            out.push(line.clone());
+            continue;
+        }
+        if line.is_relabel() {
+            let now = line.labels.as_ref().is_none_or(|l| selects(&terms, l));
+            let was = in_scope.insert(line.uid.clone(), now).unwrap_or(true);
+            if was != now {
+                let mut crossing = line.clone();
+                crossing.kind = if now {
+                    TransitionKind::EnteredScope
+                } else {
+                    TransitionKind::LeftScope
+                }
+                .as_str()
+                .to_string();
+                crossing.labels = None;
+                out.push(crossing);
+            }
+            continue;
+        }
+        let matching = *in_scope
+            .entry(line.uid.clone())
+            .or_insert_with(|| line.labels.as_ref().is_none_or(|l| selects(&terms, l)));
+        if matching {
+            out.push(line.clone());
+        }
+    }
+    out
 }
