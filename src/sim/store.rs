@@ -339,7 +339,10 @@ impl Store {
     /// The rv of the first compaction after the first `compactions` ones, if there is one:
     /// a stream that began at that count may deliver changes before it, none after.
     pub fn first_compaction_after(&self, compactions: u64) -> Option<u64> {
-        self.lock().compaction_rvs.get(compactions as usize).copied()
+        self.lock()
+            .compaction_rvs
+            .get(compactions as usize)
+            .copied()
     }
 
     /// Drops the retained history. The rv is bumped once (without a change) so that every rv a
