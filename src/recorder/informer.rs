@@ -53,6 +53,17 @@ pub struct RecorderConfig {
     pub watch_nodes: bool,
 }
 
+impl RecorderConfig {
+    /// What the recording session stores about this run's scope.
+    pub fn scope(&self) -> crate::store::Scope {
+        crate::store::Scope {
+            namespace: self.namespace.clone(),
+            selector: self.label_selector.clone(),
+            nodes: self.watch_nodes,
+        }
+    }
+}
+
 impl Default for RecorderConfig {
     fn default() -> Self {
         RecorderConfig {
@@ -390,6 +401,17 @@ impl Loop {
         let _ = self.writer.send(WriteMsg::Maintenance(Box::new(job))).await;
     }
 
+    /// An idle cluster commits nothing: the session's heartbeat still moves, queued behind any
+    /// rows not yet committed, so covered time never runs ahead of the history.
+    async fn heartbeat(&mut self, session: i64) {
+        let job = move |conn: &mut rusqlite::Connection| {
+            if let Err(err) = crate::store::sessions::heartbeat(conn, session, now_ms()) {
+                tracing::warn!(error = %err, "cannot record the session's heartbeat");
+            }
+        };
+        let _ = self.writer.send(WriteMsg::Maintenance(Box::new(job))).await;
+    }
+
     fn status_line(&self, events_before: u64, interval: Duration) -> u64 {
         let events = self.stats.events_total();
         let w = &self.stats.writer;
@@ -461,7 +483,7 @@ impl Recorder {
 
 async fn record(
     client: Client,
-    handle: WriteHandle,
+    mut handle: WriteHandle,
     config: RecorderConfig,
     stats: Arc<RecorderStats>,
     on_writer_started: Option<WriterHook>,
@@ -484,6 +506,8 @@ async fn record(
         );
     }
     cache.load(pods, nodes);
+    // The session says from when, and with what scope, the history covers time (query::coverage).
+    let session = handle.start_session(&config.scope(), now_ms())?;
     // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.
     let writer = Writer::spawn(handle, 16, stats.writer.clone());
     if let Some(hook) = on_writer_started {
@@ -571,6 +595,7 @@ async fn record(
             }
             _ = status_tick.tick() => {
                 events_at_last_status = state.status_line(events_at_last_status, config.status_interval);
+                state.heartbeat(session).await;
             }
         }
         if state.batch.len() >= config.batch_rows || state.committed_marker {
@@ -586,6 +611,9 @@ async fn record(
     }
     tracing::info!("stopping: committing what was received");
     state.flush(true).await;
-    let handle = state.writer.finish().await;
+    let mut handle = state.writer.finish().await;
+    if let Err(err) = handle.stop_session(now_ms()) {
+        tracing::warn!(error = %err, "cannot record the end of the recording session");
+    }
     Ok(RecordOutcome { handle, stats })
 }

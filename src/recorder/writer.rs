@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 pub use super::stats::WriterStats;
 use crate::model::time::now_ms;
-use crate::store::{Batch, WriteHandle, write_batch};
+use crate::store::{Batch, WriteHandle, write_batch_in_session};
 
 /// Most rows merged into one transaction; bounds commit latency and memory.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
@@ -162,7 +162,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit(&mut handle.conn, &batch, since, stats);
+        commit(&mut handle.conn, handle.session, &batch, since, stats);
         // Nothing waits: the lag clock stops. Otherwise it keeps this batch's time until the
         // next commit starts, which overstates the lag by at most one commit.
         if receiver.is_empty() {
@@ -172,7 +172,14 @@ fn run(
 }
 
 /// Commits, retrying with backoff until it succeeds: history is never dropped.
-fn commit(conn: &mut Connection, batch: &Batch, since: Instant, stats: &WriterStats) {
+/// Each commit moves the recording session's heartbeat (`session`), in the same transaction.
+fn commit(
+    conn: &mut Connection,
+    session: Option<i64>,
+    batch: &Batch,
+    since: Instant,
+    stats: &WriterStats,
+) {
     // The batch being committed holds the oldest rows not yet on disk: /readyz measures the
     // writer's lag from here, so a commit stuck in retries makes the recorder unready.
     stats
@@ -181,7 +188,7 @@ fn commit(conn: &mut Connection, batch: &Batch, since: Instant, stats: &WriterSt
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
-        match write_batch(conn, batch) {
+        match write_batch_in_session(conn, batch, session.map(|id| (id, now_ms()))) {
             Ok(done) => {
                 stats.commits.inc();
                 stats.rows.inc_by(done.rows as u64);
