@@ -89,6 +89,16 @@ fn record_applies_retention_periodically_while_it_records() {
     {
         let mut handle = open_for_writing(&db).unwrap();
         write_batch(&mut handle.conn, &old_history(now)).unwrap();
+        // The old history was recorded by an earlier run: its session, or reports and
+        // rollups would count that time as never recorded.
+        handle
+            .conn
+            .execute(
+                "INSERT INTO recording_sessions (started_at_ms, heartbeat_at_ms, stopped_at_ms)
+                 VALUES (0, ?1, ?1)",
+                [now],
+            )
+            .unwrap();
     }
     let sim = SimProcess::spawn(&[
         "--pods", "20", "--nodes", "2", "--churn", "5", "--pace", "0.2",

@@ -21,6 +21,14 @@ pub async fn kube_client(
     };
     let config = match kubeconfig {
         Some(path) => {
+            // kube's own error for a missing file names the path and the cause twice.
+            if let Err(err) = std::fs::metadata(path) {
+                anyhow::bail!(
+                    "cannot read kubeconfig {}: {}",
+                    path.display(),
+                    crate::store::db::describe_io(&err)
+                );
+            }
             let parsed = Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
             if let Some(ctx) = context

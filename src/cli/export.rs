@@ -5,10 +5,15 @@
 //! stream straight to the file (nothing is collected), `--out` is written to a temporary file
 //! and renamed into place only when complete, and a progress line appears on stderr when it is
 //! a terminal.
+//!
+//! `--out` is checked before anything is read (a directory, a missing parent, the database
+//! itself). The temporary file is removed on every way out but `kill -9`: an error, a panic
+//! (a drop guard), and SIGINT/SIGTERM, which stop the export at the next row.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -77,34 +82,90 @@ pub struct NodesArgs {
     pub db: DbArgs,
 }
 
+/// Set by SIGINT/SIGTERM: the export stops at the next row and removes its temporary file.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    tokio::task::spawn_blocking(move || run_blocking(command))
-        .await
-        .context("export task failed")?
+    let mut task = tokio::task::spawn_blocking(move || run_blocking(command));
+    tokio::select! {
+        done = &mut task => return done.context("export task failed")?,
+        () = super::connect::shutdown_signal() => INTERRUPTED.store(true, Ordering::Relaxed),
+    }
+    task.await.context("export task failed")?
+}
+
+impl OutArgs {
+    /// Refuses an `--out` that cannot take the report, before any row is read.
+    fn check(&self, db: &DbArgs) -> anyhow::Result<()> {
+        let Some(path) = &self.out else {
+            return Ok(());
+        };
+        if path.is_dir() {
+            return Err(usage!(
+                "--out {} is a directory; give a file name such as {}",
+                path.display(),
+                path.join("export.csv").display()
+            ));
+        }
+        if path.file_name().is_none() {
+            return Err(usage!("--out {} is not a file name", path.display()));
+        }
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !parent.is_dir() {
+            return Err(usage!(
+                "--out {}: directory {} does not exist",
+                path.display(),
+                parent.display()
+            ));
+        }
+        // Overwriting the database with a report would destroy the history.
+        if let (Ok(a), Ok(b)) = (path.canonicalize(), db.db.canonicalize())
+            && a == b
+        {
+            return Err(usage!(
+                "--out {} is the database itself; choose another file",
+                path.display()
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn run_blocking(command: Command) -> anyhow::Result<()> {
     let now_ms = query::time::now_ms();
+    let (out, db) = match &command {
+        Command::Transitions(a) => (&a.out, &a.db),
+        Command::Pods(a) => (&a.out, &a.db),
+        Command::Nodes(a) => (&a.out, &a.db),
+    };
+    out.check(db)?;
     match command {
         Command::Transitions(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?)?;
             let conn = open_for_export(&args.db)?;
-            export::<query::TransitionRecord>(&args.out, &args.db, |emit| {
+            export::<query::TransitionRecord>(&args.out, |emit| {
                 for_each_transition(&conn, &filter, emit)
             })
         }
         Command::Pods(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
             let conn = open_for_export(&args.db)?;
-            export::<query::PodSummary>(&args.out, &args.db, |emit| {
+            export::<query::PodSummary>(&args.out, |emit| {
                 for_each_pod(&conn, &filter, now_ms, emit)
             })
         }
         Command::Nodes(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
             let pool = open_pool(&args.db, query::nodes::WORKERS as u32 + 1)?;
-            export::<query::NodeUsageRecord>(&args.out, &args.db, |emit| {
-                for_each_node_bucket(&pool, &filter, now_ms, emit)
+            export::<query::NodeUsageRecord>(&args.out, |emit| {
+                let report = for_each_node_bucket(&pool, &filter, now_ms, emit)?;
+                for note in &report.notes {
+                    eprintln!("{note}");
+                }
+                Ok(report.rows)
             })
         }
     }
@@ -129,7 +190,6 @@ type Emit<'a, R> = &'a mut dyn FnMut(R) -> Result<(), QueryError>;
 /// Runs `produce`, writing each row it emits as CSV to `--out` or stdout.
 fn export<R: Record>(
     out: &OutArgs,
-    db: &DbArgs,
     produce: impl FnOnce(Emit<'_, R>) -> Result<u64, QueryError>,
 ) -> anyhow::Result<()> {
     let progress = progress_bar();
@@ -143,7 +203,7 @@ fn export<R: Record>(
             )
             .map(drop)
         }
-        Some(path) => export_to_file(path, db, &progress, produce),
+        Some(path) => export_to_file(path, &progress, produce),
     };
     match &result {
         Ok(()) if !progress.is_hidden() => {
@@ -158,44 +218,49 @@ fn export<R: Record>(
     result
 }
 
+/// The temporary file an export writes; removed on drop unless it was renamed into place, so
+/// an error or a panic leaves nothing behind.
+struct TempFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 fn export_to_file<R: Record>(
     path: &Path,
-    db: &DbArgs,
     progress: &ProgressBar,
     produce: impl FnOnce(Emit<'_, R>) -> Result<u64, QueryError>,
 ) -> anyhow::Result<()> {
-    // Overwriting the database with a report would destroy the history.
-    if let (Ok(a), Ok(b)) = (path.canonicalize(), db.db.canonicalize())
-        && a == b
-    {
-        return Err(usage!(
-            "--out {} is the database itself; choose another file",
-            path.display()
-        ));
-    }
     let file_name = path
         .file_name()
         .ok_or_else(|| usage!("--out {} is not a file name", path.display()))?;
-    let temp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let file = File::create(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
-    let written = write_csv(
+    let mut temp = TempFile {
+        path: path.with_file_name(format!(
+            ".{}.{}.tmp",
+            file_name.to_string_lossy(),
+            std::process::id()
+        )),
+        kept: false,
+    };
+    let file = File::create(&temp.path)
+        .with_context(|| format!("cannot create {}", temp.path.display()))?;
+    let file = write_csv(
         BufWriter::with_capacity(256 * 1024, file),
         progress,
         produce,
-    )
-    .and_then(|file| Ok(file.sync_all()?));
-    match written {
-        Ok(()) => std::fs::rename(&temp, path)
-            .with_context(|| format!("cannot move {} to {}", temp.display(), path.display())),
-        Err(err) => {
-            let _ = std::fs::remove_file(&temp);
-            Err(err)
-        }
-    }
+    )?;
+    file.sync_all()?;
+    std::fs::rename(&temp.path, path)
+        .with_context(|| format!("cannot move {} to {}", temp.path.display(), path.display()))?;
+    temp.kept = true;
+    Ok(())
 }
 
 /// Streams the rows into `out` as CSV and returns the inner writer, flushed.
@@ -206,6 +271,9 @@ fn write_csv<R: Record, W: Write>(
 ) -> anyhow::Result<W> {
     let mut renderer = Renderer::new::<R>(Format::Csv, out)?;
     produce(&mut |row: R| {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            return Err(QueryError::Interrupted);
+        }
         renderer.row(&row)?;
         progress.inc(1);
         Ok(())
@@ -231,4 +299,53 @@ fn progress_bar() -> ProgressBar {
     }
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_export_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("pods.csv");
+        INTERRUPTED.store(true, Ordering::Relaxed);
+        let result = export_to_file::<query::PodSummary>(&out, &ProgressBar::hidden(), |emit| {
+            emit(sample_pod())?;
+            Ok(1)
+        });
+        INTERRUPTED.store(false, Ordering::Relaxed);
+        let err = result.unwrap_err();
+        assert!(format!("{err:#}").contains("interrupted"), "{err:#}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    fn sample_pod() -> query::PodSummary {
+        query::PodSummary {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: "u".into(),
+            node: None,
+            owner_kind: None,
+            owner_name: None,
+            created: String::new(),
+            created_at_ms: 0,
+            started: None,
+            started_at_ms: None,
+            finished: None,
+            finished_at_ms: None,
+            deleted: None,
+            deleted_at_ms: None,
+            lifetime_ms: 0,
+            open: true,
+            phase: "Running",
+            reason: None,
+            restarts: 0,
+            cpu_request_millis: 0,
+            memory_request_bytes: 0,
+            cpu_limit_millis: 0,
+            memory_limit_bytes: 0,
+        }
+    }
 }

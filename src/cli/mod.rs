@@ -92,7 +92,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             if err.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -100,6 +100,22 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes in one line, like anyhow's `{:#}`, but a cause whose text the line
+/// already holds is left out: many errors (kube's, rusqlite's) write their source into their
+/// own message and also return it as `source()`, which `{:#}` printed twice
+/// ("No such file or directory (os error 2): No such file or directory (os error 2)").
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Logs go to stderr so that stdout stays clean for reports; `RUST_LOG` overrides the level.
@@ -124,4 +140,22 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        #[derive(Debug, thiserror::Error)]
+        #[error("failed to read x: {0}")]
+        struct Embeds(#[source] std::io::Error);
+        let err = anyhow::Error::new(Embeds(io)).context("cannot read kubeconfig x");
+        assert_eq!(
+            describe(&err),
+            "cannot read kubeconfig x: failed to read x: entity not found"
+        );
+    }
 }

@@ -78,11 +78,30 @@ pub struct OutputArgs {
     pub output: Format,
 }
 
+/// Parses `-n`: a namespace name is a DNS-1123 label (what the API server accepts), so a typo
+/// such as `-n Web` or `-n web/` is refused up front instead of matching nothing.
+pub fn namespace_name(s: &str) -> Result<String, String> {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let valid = !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| alnum(c) || c == '-')
+        && s.starts_with(alnum)
+        && s.ends_with(alnum);
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a namespace name; a namespace is 1 to 63 lowercase letters, digits or \
+             '-', starting and ending with a letter or digit (e.g. kube-system)"
+        ))
+    }
+}
+
 /// `-n` / `-A`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NamespaceArgs {
     /// Only pods in this namespace.
-    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    #[arg(short = 'n', long, value_name = "NAMESPACE", value_parser = namespace_name)]
     pub namespace: Option<String>,
     /// All namespaces (the default; accepted for kubectl habits).
     #[arg(short = 'A', long, conflicts_with = "namespace")]
@@ -214,7 +233,7 @@ pub struct HistoryArgs {
     )]
     pub pod: Option<String>,
     /// The pod's namespace.
-    #[arg(short = 'n', long, value_name = "NAMESPACE", conflicts_with = "uid")]
+    #[arg(short = 'n', long, value_name = "NAMESPACE", conflicts_with = "uid", value_parser = namespace_name)]
     pub namespace: Option<String>,
     /// One incarnation by uid instead of a name.
     #[arg(long, value_name = "UID")]
@@ -299,46 +318,20 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
             let pool = open_pool(&args.db, query::nodes::WORKERS as u32 + 1)?;
             let mut renderer =
                 Renderer::new::<query::NodeUsageRecord>(args.output.output, &mut out)?;
-            for_each_node_bucket(&pool, &filter, now_ms, |row| Ok(renderer.row(&row)?))
-                .map_err(cli_error)?;
+            let report =
+                for_each_node_bucket(&pool, &filter, now_ms, |row| Ok(renderer.row(&row)?))
+                    .map_err(cli_error)?;
             finish(
                 renderer,
                 args.output.output,
                 "no node usage recorded in the window",
             )?;
-            note_resolution(&pool, &filter)?;
+            for note in &report.notes {
+                eprintln!("{note}");
+            }
         }
     }
     out.flush()?;
-    Ok(())
-}
-
-/// Says on stderr which resolution answered which part of the window: retention replaces raw
-/// usage older than `--raw-usage-age` by hourly rollups, so a finer `--step` there shows hours.
-fn note_resolution(
-    pool: &crate::store::ReadPool,
-    filter: &query::NodeFilter,
-) -> anyhow::Result<()> {
-    let conn = pool.get().context("cannot open a read connection")?;
-    let Some(rolled_up_until) = crate::retention::rollup::rolled_up_until_ms(&conn)? else {
-        return Ok(());
-    };
-    if filter
-        .window
-        .since_ms
-        .is_some_and(|since| since >= rolled_up_until)
-    {
-        return Ok(());
-    }
-    let finer = if filter.step_ms < crate::retention::rollup::ROLLUP_BUCKET_MS {
-        " (a step under 1h shows whole hours there)"
-    } else {
-        ""
-    };
-    eprintln!(
-        "resolution: hourly rollups before {}{finer}; the exact recorded step function from then on",
-        query::time::format_time_ms(rolled_up_until)
-    );
     Ok(())
 }
 

@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long)]
     pub context: Option<String>,
     /// Record pods of this namespace only.
-    #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
+    #[arg(short = 'n', long, conflicts_with = "all_namespaces", value_parser = super::query::namespace_name)]
     pub namespace: Option<String>,
     /// Record pods of all namespaces (the default).
     #[arg(short = 'A', long)]
@@ -35,7 +35,7 @@ pub struct Args {
     /// Also write every node's utilisation this often when it has not changed (a keyframe).
     /// Every change is written when it happens, so queries are exact without keyframes; they
     /// bound how far back a reader must look, and each costs a row per node.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = snapshot_interval)]
     pub snapshot_interval: Duration,
     /// Log a one-line status this often.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
@@ -78,6 +78,18 @@ fn listen_addr(s: &str) -> Result<SocketAddr, String> {
     full.parse().map_err(|_| {
         format!("{s:?} is not an address to listen on; give IP:PORT such as 127.0.0.1:9090, or :9090 for every interface")
     })
+}
+
+/// At least 1 s: each keyframe is a row per node, so 1ms would write 1000 rows per node and
+/// second and bury every real change.
+fn snapshot_interval(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "{s:?} is shorter than 1s; keyframes are written for every node each interval, give 1s or more (default 30m)"
+        ));
+    }
+    Ok(d)
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

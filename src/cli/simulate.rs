@@ -56,6 +56,13 @@ pub struct Args {
     pub paused: bool,
 }
 
+/// The most new pods per second `--churn` takes. The engine flat out makes about 25k watch
+/// events/s (BENCHMARKS.md), about 4k pods/s at 6-7 transitions per pod: a higher rate cannot
+/// be served, its pods only pile up (each tick creates them all before the population is
+/// trimmed, every one serialised into the watch history), which is how a huge value was
+/// OOM-killed at 22 GB. 10k leaves headroom over what the engine can do.
+pub const MAX_CHURN_PER_SEC: f64 = 10_000.0;
+
 impl Args {
     /// Turns flags into a validated configuration; bad values are usage errors (exit code 2).
     fn config(&self) -> anyhow::Result<SimConfig> {
@@ -68,6 +75,13 @@ impl Args {
         if !(self.churn.is_finite() && self.churn >= 0.0) {
             return Err(usage!(
                 "--churn {} is not a rate; expected pods per second, e.g. 5 or 0.5",
+                self.churn
+            ));
+        }
+        if self.churn > MAX_CHURN_PER_SEC {
+            return Err(usage!(
+                "--churn {} is more than the simulator can serve; give at most \
+                 {MAX_CHURN_PER_SEC} pods per second",
                 self.churn
             ));
         }

@@ -12,6 +12,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::prune::ReportFormat;
+use crate::query::Coverage;
 use crate::query::time::{format_duration_ms, format_time_short, now_ms};
 use crate::retention::bytes::format_size;
 use crate::retention::plan::{TableSize, table_sizes};
@@ -60,7 +61,52 @@ pub struct Stats {
     pub deleted_nodes: u64,
     /// Rows the recorder's database refused for good (kept in the `quarantine` table).
     pub quarantined_rows: u64,
+    pub coverage: CoverageStats,
     pub retention: Plan,
+}
+
+/// The recorded time: sessions of `kubetrail record`, their gaps and scopes.
+#[derive(Debug, Default, Serialize)]
+pub struct CoverageStats {
+    pub sessions: u64,
+    /// From the first session's start to the last one's end.
+    pub span: Span,
+    pub covered_ms: i64,
+    /// The stretches between sessions, in time order (`[from_ms, to_ms)`).
+    pub gaps: Vec<Span>,
+    /// The last session has no clean stop: still recording, or it crashed at `span.to_ms`.
+    pub last_open: bool,
+    /// Scopes of sessions that recorded only some pods (`-n ns -l sel`).
+    pub partial_scopes: Vec<String>,
+    /// Some history predates sessions (migration 0006): its gaps are unknown.
+    pub inferred: bool,
+}
+
+fn coverage(conn: &Connection) -> rusqlite::Result<CoverageStats> {
+    let c = Coverage::read(conn)?;
+    let (Some(first), Some(end)) = (c.sessions.first(), c.end_ms()) else {
+        return Ok(CoverageStats::default());
+    };
+    let from = first.started_at_ms;
+    Ok(CoverageStats {
+        sessions: c.sessions.len() as u64,
+        span: Span {
+            from_ms: Some(from),
+            to_ms: Some(end),
+        },
+        covered_ms: c.covered_ms(from, end),
+        gaps: c
+            .gaps(from, end)
+            .into_iter()
+            .map(|(a, b)| Span {
+                from_ms: Some(a),
+                to_ms: Some(b),
+            })
+            .collect(),
+        last_open: c.sessions.last().is_some_and(|s| s.stopped_at_ms.is_none()),
+        partial_scopes: c.partial_scopes(from, end),
+        inferred: c.sessions.iter().any(|s| s.inferred),
+    })
 }
 
 fn span(conn: &Connection, sql: &str) -> rusqlite::Result<Span> {
@@ -117,6 +163,7 @@ fn collect(
             "SELECT count(*) FROM nodes WHERE deleted_at_ms IS NOT NULL",
         )?,
         quarantined_rows: count(conn, "SELECT count(*) FROM quarantine")?,
+        coverage: coverage(conn)?,
         retention: plan(conn, policy, now)?,
     })
 }
@@ -136,6 +183,57 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.output {
         ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&stats)?)?,
         ReportFormat::Text => print_text(&mut out, &stats)?,
+    }
+    Ok(())
+}
+
+fn print_coverage(out: &mut impl Write, c: &CoverageStats) -> std::io::Result<()> {
+    let (Some(from), Some(to)) = (c.span.from_ms, c.span.to_ms) else {
+        return writeln!(
+            out,
+            "coverage:    unknown (no recording sessions stored; everything counts as recorded)"
+        );
+    };
+    let end = if c.last_open {
+        "last commit"
+    } else {
+        "stopped"
+    };
+    writeln!(
+        out,
+        "coverage:    {} recorded of {} .. {} ({end}), in {} session(s), {} gap(s)",
+        format_duration_ms(c.covered_ms),
+        format_time_short(from),
+        format_time_short(to),
+        c.sessions,
+        c.gaps.len()
+    )?;
+    for gap in c.gaps.iter().take(10) {
+        if let (Some(a), Some(b)) = (gap.from_ms, gap.to_ms) {
+            writeln!(
+                out,
+                "             gap {} .. {} ({})",
+                format_time_short(a),
+                format_time_short(b),
+                format_duration_ms(b - a)
+            )?;
+        }
+    }
+    if c.gaps.len() > 10 {
+        writeln!(out, "             and {} more gaps", c.gaps.len() - 10)?;
+    }
+    if !c.partial_scopes.is_empty() {
+        writeln!(
+            out,
+            "             partial node sums: recorded with {}",
+            c.partial_scopes.join("; ")
+        )?;
+    }
+    if c.inferred {
+        writeln!(
+            out,
+            "             history from before sessions were stored (schema 6) counts as one session; its gaps are unknown"
+        )?;
     }
     Ok(())
 }
@@ -178,6 +276,7 @@ fn print_text(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         "             hourly rollups {}",
         show(&s.node_usage_rollups)
     )?;
+    print_coverage(out, &s.coverage)?;
     writeln!(
         out,
         "live:        {} open pods, {} open nodes (never pruned); {} ended pods, {} deleted nodes",

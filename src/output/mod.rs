@@ -41,6 +41,10 @@ pub trait Record: Serialize {
     fn table_footnote(&self) -> Option<&'static str> {
         None
     }
+    /// A second legend, for a mark only some rows carry (printed after the first).
+    fn table_footnote_extra(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Writes rows of one type in one format.
@@ -66,6 +70,9 @@ impl<W: Write> Renderer<W> {
         match self {
             Renderer::Table(t) => {
                 if let Some(note) = row.table_footnote() {
+                    t.set_footnote(note);
+                }
+                if let Some(note) = row.table_footnote_extra() {
                     t.set_footnote(note);
                 }
                 t.row(row.table_cells())

@@ -18,7 +18,8 @@ pub struct TableWriter<W: Write> {
     pending: Vec<Vec<String>>,
     header_written: bool,
     rows: u64,
-    footnote: Option<&'static str>,
+    /// Legends under the table, each once, in the order first asked for.
+    footnotes: Vec<&'static str>,
 }
 
 impl<W: Write> TableWriter<W> {
@@ -30,7 +31,7 @@ impl<W: Write> TableWriter<W> {
             pending: Vec::new(),
             header_written: false,
             rows: 0,
-            footnote: None,
+            footnotes: Vec::new(),
         }
     }
 
@@ -51,16 +52,21 @@ impl<W: Write> TableWriter<W> {
         Ok(())
     }
 
+    /// Adds a legend under the table (once, however many rows ask for it).
     pub fn set_footnote(&mut self, note: &'static str) {
-        self.footnote = Some(note);
+        if !self.footnotes.contains(&note) {
+            self.footnotes.push(note);
+        }
     }
 
     /// Prints what is pending. An empty table prints nothing at all (not even the header), so
     /// the caller can say "no pods found" instead.
     pub fn finish(mut self) -> io::Result<u64> {
         self.flush_pending()?;
-        if let (Some(note), true) = (self.footnote, self.rows > 0) {
-            writeln!(self.out, "{note}")?;
+        if self.rows > 0 {
+            for note in &self.footnotes {
+                writeln!(self.out, "{note}")?;
+            }
         }
         self.out.flush()?;
         Ok(self.rows)

@@ -26,13 +26,23 @@ pub enum QueryError {
     Usage(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("reading the database")]
-    Sqlite(#[from] rusqlite::Error),
+    /// SQLite's message is written into this one, not chained: a chain printed it twice.
+    #[error("reading the database: {}", crate::store::db::describe_sqlite(.0))]
+    Sqlite(rusqlite::Error),
     #[error("cannot open a read connection: {0}")]
     Pool(String),
+    /// Stopped by SIGINT/SIGTERM before the report was complete.
+    #[error("interrupted before the report was complete; an --out file was not written")]
+    Interrupted,
     /// Writing the report; kept as the io::Error itself so that a closed pipe is recognised.
     #[error("writing the output")]
     Io(#[source] io::Error),
+}
+
+impl From<rusqlite::Error> for QueryError {
+    fn from(err: rusqlite::Error) -> Self {
+        QueryError::Sqlite(err)
+    }
 }
 
 impl From<io::Error> for QueryError {

@@ -8,8 +8,10 @@
 //! - `time`: `--since`/`--until`/`--step` parsing and time formatting, shared with record/prune.
 //! - `selector`: `-l` label selectors.
 //! - `transitions`, `history`, `pods`: row reports.
+//! - `coverage`: the recorded time (sessions), its gaps and scope, which every report honours.
 //! - `utilisation` (pure integration of the node step function) and `nodes` (its SQL pass).
 
+pub mod coverage;
 pub mod error;
 pub mod history;
 pub mod nodes;
@@ -20,9 +22,10 @@ pub mod transitions;
 pub mod utilisation;
 
 pub use crate::model::selector::{self, LabelSelector};
+pub use coverage::Coverage;
 pub use error::QueryError;
 pub use history::{Incarnation, PodRef, history};
-pub use nodes::{NodeFilter, NodeUsageRecord, for_each_node_bucket};
+pub use nodes::{NodeFilter, NodeReport, NodeUsageRecord, for_each_node_bucket};
 pub use pods::{PodFilter, PodSummary, for_each_pod, parse_phase};
 pub use time::{Window, parse_duration, parse_duration_ms, parse_time_ms};
 pub use transitions::{TransitionFilter, TransitionRecord, for_each_transition, parse_kinds};

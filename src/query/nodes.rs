@@ -11,12 +11,13 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use rusqlite::Connection;
 use rusqlite::types::{Value, ValueRef};
 use serde::Serialize;
 
+use super::coverage::Coverage;
 use super::error::QueryError;
 use super::time::{Window, format_time_ms, format_time_short};
 use super::utilisation::{BucketUsage, Grid, NodeIntegrator, UsageSample};
@@ -70,6 +71,9 @@ pub struct NodeUsageRecord {
     pub cpu_allocatable_peak_millis: i64,
     pub memory_allocatable_avg_bytes: i64,
     pub memory_allocatable_peak_bytes: i64,
+    /// Some of the bucket was recorded with `-n`/`-l`: the sums count only the pods in that
+    /// scope, not every pod on the node.
+    pub partial: bool,
 }
 
 pub const NODE_USAGE_FIELDS: &[&str] = &[
@@ -102,6 +106,7 @@ pub const NODE_USAGE_FIELDS: &[&str] = &[
     "cpu_allocatable_peak_millis",
     "memory_allocatable_avg_bytes",
     "memory_allocatable_peak_bytes",
+    "partial",
 ];
 
 /// Ratios keep 4 decimals (0.01 %), pod averages 3: more is noise, and stable text diffs well.
@@ -161,6 +166,7 @@ impl NodeUsageRecord {
             cpu_allocatable_peak_millis: b.cpu_allocatable.peak,
             memory_allocatable_avg_bytes: avg(b.memory_allocatable.avg),
             memory_allocatable_peak_bytes: b.memory_allocatable.peak,
+            partial: false,
         }
     }
 }
@@ -188,7 +194,11 @@ impl Record for NodeUsageRecord {
 
     fn table_cells(&self) -> Vec<String> {
         vec![
-            self.node.clone(),
+            if self.partial {
+                format!("{}~", self.node)
+            } else {
+                self.node.clone()
+            },
             format_time_short(self.start_ms),
             format!("{}/{}", round_to(self.pods_avg, 1), self.pods_peak),
             format!(
@@ -218,7 +228,13 @@ impl Record for NodeUsageRecord {
 
     fn table_footnote(&self) -> Option<&'static str> {
         Some(
-            "values are avg/peak per bucket, time-weighted over the time the node existed; % of allocatable",
+            "values are avg/peak per bucket, time-weighted over the recorded time the node existed; % of allocatable",
+        )
+    }
+
+    fn table_footnote_extra(&self) -> Option<&'static str> {
+        self.partial.then_some(
+            "~ partial: recorded with -n/-l, so the sums count only the pods in that scope, not every pod on the node",
         )
     }
 }
@@ -233,8 +249,21 @@ struct NodeInfo {
     deleted_ms: Option<i64>,
 }
 
+/// What a node report read besides its rows: notes for stderr on the resolution (rollups),
+/// the coverage (gaps in recording) and partial sums (a scoped recorder).
+#[derive(Clone, Debug, Default)]
+pub struct NodeReport {
+    pub rows: u64,
+    pub notes: Vec<String>,
+}
+
 /// Reads and integrates node usage, handing each (node, bucket) to `each`, nodes by name and
 /// buckets in time order. `now_ms` ends an open window.
+///
+/// Each connection reads in one transaction: the setup (window, nodes, coverage, resolution)
+/// in one, and each worker all of its nodes' raw rows and rollups in one, so a retention step
+/// that commits meanwhile can never make a node's hour count twice (as raw rows and again as
+/// a rollup) or not at all.
 ///
 /// Nodes are independent, so up to [`WORKERS`] threads integrate different nodes at once, each
 /// on its own pooled connection, while this thread renders finished nodes in order. The pool
@@ -244,21 +273,30 @@ pub fn for_each_node_bucket(
     filter: &NodeFilter,
     now_ms: i64,
     mut each: impl FnMut(NodeUsageRecord) -> Result<(), QueryError>,
-) -> Result<u64, QueryError> {
+) -> Result<NodeReport, QueryError> {
     let conn = pool.get().map_err(|e| QueryError::Pool(e.to_string()))?;
+    let read = conn.unchecked_transaction()?;
     let Some(since_ms) = (match filter.window.since_ms {
         Some(since) => Some(since),
-        None => first_usage_ms(&conn)?,
+        None => first_usage_ms(&read)?,
     }) else {
-        return Ok(0);
+        return Ok(NodeReport::default());
     };
     let until_ms = filter.window.until_ms.unwrap_or(now_ms);
     if until_ms <= since_ms {
-        return Ok(0);
+        return Ok(NodeReport::default());
     }
     let grid = Grid::new(since_ms, until_ms, filter.step_ms).map_err(QueryError::Usage)?;
-    let nodes = nodes_in_window(&conn, filter.node.as_deref(), since_ms, until_ms)?;
+    let nodes = nodes_in_window(&read, filter.node.as_deref(), since_ms, until_ms)?;
+    let coverage = Coverage::read(&read)?;
+    let notes: Vec<String> = resolution_note(&read, filter, since_ms)?
+        .into_iter()
+        .chain(coverage.note(since_ms, until_ms))
+        .chain(coverage.partial_note(since_ms, until_ms))
+        .collect();
+    read.finish()?;
     drop(conn);
+    let covered = coverage.intervals();
 
     // A Cell, because `emit` (which counts) is still borrowed by the parallel path below.
     let count = Cell::new(0u64);
@@ -266,22 +304,27 @@ pub fn for_each_node_bucket(
     let mut emit = |node: &NodeInfo, buckets: Vec<BucketUsage>| -> Result<(), QueryError> {
         for b in &buckets {
             let (start, end) = (labels.get(b.start_ms), labels.get(b.end_ms));
-            each(NodeUsageRecord::with_times(
-                &node.name, &node.uid, b, start, end,
-            ))?;
+            let mut record = NodeUsageRecord::with_times(&node.name, &node.uid, b, start, end);
+            record.partial = coverage.partial_in(b.start_ms, b.end_ms);
+            each(record)?;
             count.set(count.get() + 1);
         }
         Ok(())
+    };
+    let report = |rows: u64| NodeReport {
+        rows,
+        notes: notes.clone(),
     };
     let workers = WORKERS
         .min(nodes.len())
         .min(pool.max_size().saturating_sub(1) as usize);
     if workers <= 1 {
         let conn = pool.get().map_err(|e| QueryError::Pool(e.to_string()))?;
+        let read = conn.unchecked_transaction()?;
         for node in &nodes {
-            emit(node, integrate_node(&conn, &grid, node)?)?;
+            emit(node, integrate_node(&read, &grid, node, &covered)?)?;
         }
-        return Ok(count.get());
+        return Ok(report(count.get()));
     }
 
     // Workers take the next node from a shared counter and send (index, buckets) back over a
@@ -289,12 +332,12 @@ pub fn for_each_node_bucket(
     // when the output fails (e.g. a closed pipe).
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| -> Result<u64, QueryError> {
+    std::thread::scope(|scope| -> Result<NodeReport, QueryError> {
         let (sender, receiver) =
             mpsc::sync_channel::<(usize, Result<Vec<BucketUsage>, QueryError>)>(4 * workers);
         for _ in 0..workers {
             let sender = sender.clone();
-            let (next, stop, nodes, grid) = (&next, &stop, &nodes, &grid);
+            let (next, stop, nodes, grid, covered) = (&next, &stop, &nodes, &grid, &covered);
             scope.spawn(move || {
                 let conn = match pool.get() {
                     Ok(conn) => conn,
@@ -303,11 +346,19 @@ pub fn for_each_node_bucket(
                         return;
                     }
                 };
+                // One read transaction for all of this worker's nodes.
+                let read = match conn.unchecked_transaction() {
+                    Ok(read) => read,
+                    Err(e) => {
+                        let _ = sender.send((usize::MAX, Err(e.into())));
+                        return;
+                    }
+                };
                 while !stop.load(Ordering::Relaxed) {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(node) = nodes.get(index) else { break };
                     if sender
-                        .send((index, integrate_node(&conn, grid, node)))
+                        .send((index, integrate_node(&read, grid, node, covered)))
                         .is_err()
                     {
                         break;
@@ -330,8 +381,32 @@ pub fn for_each_node_bucket(
         })();
         stop.store(true, Ordering::Relaxed);
         drop(receiver);
-        result.map(|()| count.get())
+        result.map(|()| report(count.get()))
     })
+}
+
+/// Says which resolution answered which part of the window: retention replaces raw usage older
+/// than `--raw-usage-age` by hourly rollups, so a finer `--step` there shows hours.
+fn resolution_note(
+    conn: &Connection,
+    filter: &NodeFilter,
+    since_ms: i64,
+) -> Result<Option<String>, QueryError> {
+    let Some(rolled_up_until) = rollup::rolled_up_until_ms(conn)? else {
+        return Ok(None);
+    };
+    if since_ms >= rolled_up_until {
+        return Ok(None);
+    }
+    let finer = if filter.step_ms < rollup::ROLLUP_BUCKET_MS {
+        " (a step under 1h shows whole hours there)"
+    } else {
+        ""
+    };
+    Ok(Some(format!(
+        "resolution: hourly rollups before {}{finer}; the exact recorded step function from then on",
+        format_time_ms(rolled_up_until)
+    )))
 }
 
 /// The RFC 3339 form of every bucket boundary of the grid, formatted once: every node has the
@@ -443,8 +518,23 @@ fn integrate_node(
     conn: &Connection,
     grid: &Grid,
     node: &NodeInfo,
+    covered: &Option<Arc<[(i64, i64)]>>,
 ) -> Result<Vec<BucketUsage>, QueryError> {
-    let raw = integrate_raw(conn, grid, node)?;
+    // Raw rows and rollups from one snapshot even for a caller without a transaction: a
+    // savepoint opens one (or nests inside the caller's).
+    conn.execute_batch("SAVEPOINT node_read")?;
+    let result = integrate_node_in_snapshot(conn, grid, node, covered);
+    conn.execute_batch("RELEASE node_read")?;
+    result
+}
+
+fn integrate_node_in_snapshot(
+    conn: &Connection,
+    grid: &Grid,
+    node: &NodeInfo,
+    covered: &Option<Arc<[(i64, i64)]>>,
+) -> Result<Vec<BucketUsage>, QueryError> {
+    let raw = integrate_raw(conn, grid, node, covered)?;
     let mut rollups = Vec::new();
     rollup::for_each_rollup(
         conn,
@@ -477,6 +567,7 @@ fn integrate_raw(
     conn: &Connection,
     grid: &Grid,
     node: &NodeInfo,
+    covered: &Option<Arc<[(i64, i64)]>>,
 ) -> Result<Vec<BucketUsage>, QueryError> {
     let mut stmt = conn.prepare_cached(
         "SELECT at_ms, cpu_requested_millis, memory_requested_bytes, cpu_limits_millis,
@@ -488,7 +579,8 @@ fn integrate_raw(
          ORDER BY at_ms",
     )?;
     let mut rows = stmt.query(rusqlite::params![node.id, grid.since_ms, grid.until_ms])?;
-    let mut integrator = NodeIntegrator::new(*grid, node.created_ms, node.deleted_ms);
+    let mut integrator =
+        NodeIntegrator::new(*grid, node.created_ms, node.deleted_ms).covering(covered.clone());
     let mut out = Vec::new();
     let mut emit = |bucket| out.push(bucket);
     while let Some(row) = rows.next()? {
@@ -551,5 +643,93 @@ mod tests {
             ]
         );
         assert_eq!(cells[5], "1.5Gi/2Gi");
+    }
+
+    /// A retention step that commits while a node is being read (after its raw rows, before its
+    /// rollups) must not make an hour count twice. The hook: in this test's file `node_usage` is
+    /// a view over the real table that calls a function, which commits the step (raw rows of the
+    /// first hour replaced by its rollup) from another connection at the first raw row read.
+    #[test]
+    fn a_retention_step_committing_mid_report_never_counts_an_hour_twice() {
+        use crate::store::{NodeResources, NodeRow, NodeUsageRow, write_batch};
+        const H: i64 = 3_600_000;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut handle = crate::store::open_for_writing(&path).unwrap();
+        let mut batch = crate::store::Batch::default();
+        batch.nodes.push(NodeRow {
+            uid: "n".into(),
+            name: "n".into(),
+            created_at_ms: -H,
+            deleted_at_ms: None,
+            capacity: NodeResources::default(),
+            allocatable: NodeResources::default(),
+            state_json: "{}".into(),
+        });
+        for (at_ms, cpu) in [(0, 100), (H / 2, 300), (H, 500), (3 * H / 2, 700)] {
+            batch.node_usage.push(NodeUsageRow {
+                node_uid: "n".into(),
+                at_ms,
+                requested: Resources::new(cpu, 0),
+                limits: Resources::default(),
+                pod_count: 1,
+                allocatable: Resources::new(1000, 0),
+                keyframe: false,
+            });
+        }
+        write_batch(&mut handle.conn, &batch).unwrap();
+        handle
+            .conn
+            .execute_batch(
+                "ALTER TABLE node_usage RENAME TO node_usage_real;
+                 CREATE VIEW node_usage AS
+                     SELECT * FROM node_usage_real WHERE retention_hook() = 0;",
+            )
+            .unwrap();
+        drop(handle);
+
+        let reader =
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+                .unwrap();
+        // Fn, not FnMut: the step runs once, from whichever call comes first.
+        let writer = std::sync::Mutex::new(Some(Connection::open(&path).unwrap()));
+        reader
+            .create_scalar_function(
+                "retention_hook",
+                0,
+                rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+                move |_| {
+                    if let Some(w) = writer.lock().unwrap().take() {
+                        // What retention's roll-up step commits for the first hour.
+                        w.execute_batch(
+                            "BEGIN IMMEDIATE;
+                             DELETE FROM node_usage_real WHERE at_ms < 3600000;
+                             INSERT INTO node_usage_rollup VALUES (1, 0, 3600000, 3600000,
+                                 1, 1, 200, 300, 0, 0, 0, 0, 0, 0, 1000, 1000, 0, 0,
+                                 0.2, 0.3, NULL, NULL, 0, 0, NULL, NULL);
+                             COMMIT;",
+                        )
+                        .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
+                    }
+                    Ok(0)
+                },
+            )
+            .unwrap();
+        let node = NodeInfo {
+            id: 1,
+            uid: "n".into(),
+            name: "n".into(),
+            created_ms: -H,
+            deleted_ms: None,
+        };
+        let grid = Grid::new(0, 2 * H, H).unwrap();
+        let buckets = integrate_node(&reader, &grid, &node, &None).unwrap();
+        let present: Vec<(i64, i64)> = buckets.iter().map(|b| (b.start_ms, b.present_ms)).collect();
+        assert_eq!(
+            present,
+            vec![(0, H), (H, H)],
+            "one snapshot, each hour once"
+        );
+        assert_eq!(buckets[0].cpu_requested.avg, 200.0);
     }
 }

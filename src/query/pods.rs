@@ -5,6 +5,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 use serde::Serialize;
 
+use super::coverage::Coverage;
 use super::error::QueryError;
 use super::selector::LabelSelector;
 use super::sql::{Conditions, labels_column};
@@ -56,7 +57,8 @@ pub struct PodSummary {
     pub finished_at_ms: Option<i64>,
     pub deleted: Option<String>,
     pub deleted_at_ms: Option<i64>,
-    /// Deletion minus creation; for a pod still open, now minus creation.
+    /// Deletion minus creation; for a pod still open, now (or the end of recording, if that is
+    /// earlier) minus creation.
     pub lifetime_ms: i64,
     /// Not deleted as far as the recorder knows.
     pub open: bool,
@@ -104,6 +106,7 @@ impl Record for PodSummary {
         "CREATED",
         "STARTED",
         "FINISHED",
+        "DELETED",
         "LIFETIME",
         "PHASE",
         "RESTARTS",
@@ -128,6 +131,9 @@ impl Record for PodSummary {
             self.finished_at_ms
                 .map(format_time_short)
                 .unwrap_or_default(),
+            self.deleted_at_ms
+                .map(format_time_short)
+                .unwrap_or_default(),
             lifetime,
             phase,
             self.restarts.to_string(),
@@ -138,12 +144,13 @@ impl Record for PodSummary {
 
     fn table_footnote(&self) -> Option<&'static str> {
         self.open
-            .then_some("+ still open: not deleted as far as the recorder knows; lifetime so far")
+            .then_some("+ still open: not deleted as far as the recorder knows; lifetime until now, or until recording ended")
     }
 }
 
 /// Reads the pods the filter selects, oldest first (by creation), and hands each to `each`.
-/// `now_ms` is the end of an open pod's lifetime.
+/// An open pod's lifetime ends at `now_ms`, or where recording ended if that is earlier: a
+/// file read after its recorder stopped does not make its pods live on.
 pub fn for_each_pod(
     conn: &Connection,
     filter: &PodFilter,
@@ -187,7 +194,10 @@ pub fn for_each_pod(
     let params = w.finish(&mut sql);
     sql.push_str(" ORDER BY created_at_ms, id");
 
-    let mut stmt = conn.prepare(&sql)?;
+    // One snapshot for the coverage and the rows.
+    let read = conn.unchecked_transaction()?;
+    let open_until_ms = Coverage::read(&read)?.open_until_ms(now_ms);
+    let mut stmt = read.prepare(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
     let mut count = 0u64;
     while let Some(row) = rows.next()? {
@@ -219,7 +229,7 @@ pub fn for_each_pod(
             finished_at_ms,
             deleted: deleted_at_ms.map(format_time_ms),
             deleted_at_ms,
-            lifetime_ms: deleted_at_ms.unwrap_or(now_ms) - created_at_ms,
+            lifetime_ms: (deleted_at_ms.unwrap_or(open_until_ms) - created_at_ms).max(0),
             open: deleted_at_ms.is_none(),
             phase: Phase::from_code(row.get(10)?).as_str(),
             reason: row.get(11)?,
@@ -275,7 +285,7 @@ mod tests {
         };
         assert_eq!(crate::output::json_keys(&row), POD_FIELDS);
         let cells = row.table_cells();
-        assert_eq!(cells[6], "12m5s+");
-        assert_eq!(cells[9..], ["250m".to_string(), "1Gi".to_string()]);
+        assert_eq!(cells[7], "12m5s+");
+        assert_eq!(cells[10..], ["250m".to_string(), "1Gi".to_string()]);
     }
 }

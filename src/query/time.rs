@@ -33,6 +33,11 @@ pub enum TimeError {
         until: String,
         until_at: String,
     },
+    #[error(
+        "--since {since} ({since_at}) is in the future, so the window up to now is empty; give a \
+         time in the past, or pass --until too"
+    )]
+    FutureSince { since: String, since_at: String },
 }
 
 /// Parses "90s", "30m", "2h", "7d", "1w", "250ms" and sums like "1h30m". Whitespace around the
@@ -127,6 +132,14 @@ impl Window {
         let until_ms = until
             .map(|s| parse_time_ms("--until", s, now_ms))
             .transpose()?;
+        if let (Some(s), None) = (since_ms, until_ms)
+            && s > now_ms
+        {
+            return Err(TimeError::FutureSince {
+                since: since.unwrap_or_default().to_string(),
+                since_at: format_time_ms(s),
+            });
+        }
         if let (Some(s), Some(u)) = (since_ms, until_ms)
             && u < s
         {

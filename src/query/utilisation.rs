@@ -13,6 +13,8 @@
 //! hour, 1d buckets at midnight UTC) and clipped to the window, so the first and last bucket may
 //! be shorter than the step.
 
+use std::sync::Arc;
+
 use crate::model::Resources;
 
 /// The most buckets one node may produce; a finer step is almost surely a typo (1s over a month).
@@ -260,6 +262,11 @@ pub struct NodeIntegrator {
     /// Where the node's step function may count: its lifetime clipped to the window.
     from_ms: i64,
     to_ms: i64,
+    /// The recorded (covered) intervals, in time order; None counts all time. Outside them the
+    /// value is unknown, not the last one recorded (`query::coverage`).
+    covered: Option<Arc<[(i64, i64)]>>,
+    /// The first covered interval that may still overlap a segment (segments come in order).
+    cursor: usize,
     current: Option<UsageSample>,
     bucket: Option<(i64, Accumulator)>,
 }
@@ -271,9 +278,19 @@ impl NodeIntegrator {
             grid,
             from_ms: created_ms.max(grid.since_ms),
             to_ms: deleted_ms.unwrap_or(i64::MAX).min(grid.until_ms),
+            covered: None,
+            cursor: 0,
             current: None,
             bucket: None,
         }
+    }
+
+    /// Counts only time inside these `[from, to)` intervals (sorted, not overlapping): the
+    /// recording sessions. `None` counts all time.
+    pub fn covering(mut self, covered: Option<Arc<[(i64, i64)]>>) -> NodeIntegrator {
+        self.covered = covered;
+        self.cursor = 0;
+        self
     }
 
     /// Adds the next sample (at or after the previous one). The previous sample's value holds
@@ -302,8 +319,43 @@ impl NodeIntegrator {
         to: i64,
         emit: &mut impl FnMut(BucketUsage),
     ) {
-        let mut t = from.max(self.from_ms);
-        let end = to.min(self.to_ms);
+        let from = from.max(self.from_ms);
+        let to = to.min(self.to_ms);
+        if from >= to {
+            return;
+        }
+        let Some(count) = self.covered.as_ref().map(|c| c.len()) else {
+            self.add_piece(sample, from, to, emit);
+            return;
+        };
+        // Copy each interval out before adding, so `self` is not borrowed across the call.
+        let interval = |me: &Self, i: usize| me.covered.as_ref().map_or((0, 0), |c| c[i]);
+        while self.cursor < count && interval(self, self.cursor).1 <= from {
+            self.cursor += 1;
+        }
+        let mut i = self.cursor;
+        while i < count {
+            let (a, b) = interval(self, i);
+            if a >= to {
+                break;
+            }
+            let (a, b) = (a.max(from), b.min(to));
+            if a < b {
+                self.add_piece(sample, a, b, emit);
+            }
+            i += 1;
+        }
+    }
+
+    /// Adds `[from, to)` (inside the node's life and the recorded time) to its buckets.
+    fn add_piece(
+        &mut self,
+        sample: &UsageSample,
+        from: i64,
+        end: i64,
+        emit: &mut impl FnMut(BucketUsage),
+    ) {
+        let mut t = from;
         while t < end {
             let index = self.grid.index_of(t);
             let piece_end = self.grid.bounds(index).1.min(end);
@@ -355,6 +407,21 @@ mod tests {
             pod_count: pods,
             allocatable: Resources::new(alloc_cpu, alloc_cpu * 1000),
         }
+    }
+
+    #[test]
+    fn the_step_function_stops_at_the_end_of_recording_and_skips_its_gaps() {
+        // Recorded 0:00-0:30 and 1:30-2:00; the node's only row (at 0) would otherwise hold on
+        // through the gap and after the end of recording, to the end of the window at 3:00.
+        let g = Grid::new(0, 3 * H, H).unwrap();
+        let mut out = Vec::new();
+        let covered: Arc<[(i64, i64)]> = vec![(0, 30 * M), (H + 30 * M, 2 * H)].into();
+        let mut node = NodeIntegrator::new(g, 0, None).covering(Some(covered));
+        node.push(sample(0, 400, 4, 1000), &mut |b| out.push(b));
+        node.finish(&mut |b| out.push(b));
+        let present: Vec<(i64, i64)> = out.iter().map(|b| (b.start_ms, b.present_ms)).collect();
+        assert_eq!(present, vec![(0, 30 * M), (H, 30 * M)]);
+        assert_eq!(out[0].cpu_requested.avg, 400.0);
     }
 
     #[test]

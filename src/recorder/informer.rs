@@ -67,6 +67,17 @@ pub struct RecorderConfig {
     pub max_db_bytes: Option<u64>,
 }
 
+impl RecorderConfig {
+    /// What the recording session stores about this run's scope.
+    pub fn scope(&self) -> crate::store::Scope {
+        crate::store::Scope {
+            namespace: self.namespace.clone(),
+            selector: self.label_selector.clone(),
+            nodes: self.watch_nodes,
+        }
+    }
+}
+
 impl Default for RecorderConfig {
     fn default() -> Self {
         RecorderConfig {
@@ -351,6 +362,8 @@ struct Loop {
     writer_gone: bool,
     /// For looking up pods a selector-filtered list no longer shows (None in unit tests).
     client: Option<Client>,
+    /// The recording session whose heartbeat the status tick moves (None in unit tests).
+    session: Option<i64>,
 }
 
 /// Node usage rows are emitted at most this often: a node's changes within one such span
@@ -374,6 +387,7 @@ impl Loop {
             stopping: false,
             writer_gone: false,
             client: None,
+            session: None,
         }
     }
 
@@ -666,6 +680,20 @@ impl Loop {
     }
 
     /// Logs the status line; `elapsed` is the time since the last one (ticks may be skipped).
+    /// An idle cluster commits nothing: the session's heartbeat still moves, queued behind any
+    /// rows not yet committed, so covered time never runs ahead of the history.
+    async fn heartbeat(&mut self) {
+        let Some(session) = self.session else {
+            return;
+        };
+        let job = move |conn: &mut rusqlite::Connection| {
+            if let Err(err) = crate::store::sessions::heartbeat(conn, session, now_ms()) {
+                tracing::warn!(error = %err, "cannot record the session's heartbeat");
+            }
+        };
+        let _ = self.writer.send(WriteMsg::Maintenance(Box::new(job))).await;
+    }
+
     fn status_line(&self, events_before: u64, elapsed: Duration) -> u64 {
         let events = self.stats.events_total();
         let w = &self.stats.writer;
@@ -738,7 +766,7 @@ impl Recorder {
 
 async fn record(
     client: Client,
-    handle: WriteHandle,
+    mut handle: WriteHandle,
     config: RecorderConfig,
     stats: Arc<RecorderStats>,
     on_writer_started: Option<WriterHook>,
@@ -764,6 +792,8 @@ async fn record(
         );
     }
     cache.load(pods, nodes);
+    // The session says from when, and with what scope, the history covers time (query::coverage).
+    let session = handle.start_session(&config.scope(), now_ms())?;
     // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.
     let budget = config.max_db_bytes.map(|max_bytes| Budget { max_bytes });
     let writer = Writer::spawn_with_budget(handle, 16, stats.writer.clone(), budget);
@@ -804,6 +834,7 @@ async fn record(
 
     let mut state = Loop::new(cache, writer, stats.clone());
     state.client = Some(client.clone());
+    state.session = Some(session);
     if !config.watch_nodes {
         // Nothing to list: the initial list is the pods' alone.
         state.nodes.listed_once = true;
@@ -818,7 +849,10 @@ async fn record(
     state.flush_at_stop().await;
     let finished = state.writer.finish(STOP_COMMIT_GRACE).await;
     // A dead writer's own message (its panic) says more than the loop's.
-    let handle = finished?;
+    let mut handle = finished?;
+    if let Err(err) = handle.stop_session(now_ms()) {
+        tracing::warn!(error = %err, "cannot record the end of the recording session");
+    }
     result?;
     let lost = stats.writer.rows_not_committed.get();
     if lost > 0 {
@@ -889,6 +923,7 @@ where
             _ = status_tick.tick() => {
                 events_at_last_status = state.status_line(events_at_last_status, last_status.elapsed());
                 last_status = Instant::now();
+                state.heartbeat().await;
             }
         }
         state.resolve_missing().await;

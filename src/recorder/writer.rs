@@ -33,7 +33,7 @@ use crate::model::quantity::format_memory_bytes;
 use crate::model::time::now_ms;
 use crate::retention::size::{checkpoint_truncate, file_lengths};
 use crate::store::db::BUSY_TIMEOUT;
-use crate::store::{Batch, BatchStats, WriteHandle, write_batch};
+use crate::store::{Batch, BatchStats, WriteHandle, write_batch_in_session};
 
 /// Most rows merged into one transaction; bounds commit latency and memory.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
@@ -439,7 +439,9 @@ impl ThreadState<'_> {
             }
             let wal_before = self.wal_len();
             let _ = self.handle.conn.busy_timeout(COMMIT_BUSY_WAIT);
-            let result = write_batch(&mut self.handle.conn, batch);
+            // Each commit moves the recording session's heartbeat, in the same transaction.
+            let heartbeat = self.handle.session.map(|id| (id, now_ms()));
+            let result = write_batch_in_session(&mut self.handle.conn, batch, heartbeat);
             let _ = self.handle.conn.busy_timeout(BUSY_TIMEOUT);
             match result {
                 Ok(done) => {

@@ -160,7 +160,10 @@ fn roll_up_node(
         return Ok(progress); // unreachable: since < end and the span is bounded
     };
     let mut buckets = Vec::new();
-    let mut integrator = NodeIntegrator::new(grid, node.created_ms, node.deleted_ms);
+    // Only recorded time goes into a rollup: after it, no query can tell a gap apart.
+    let covered = crate::query::Coverage::read(tx)?.intervals();
+    let mut integrator =
+        NodeIntegrator::new(grid, node.created_ms, node.deleted_ms).covering(covered);
     let mut last: Option<UsageSample> = None;
     {
         let mut stmt = tx.prepare_cached(

@@ -19,16 +19,17 @@ pub enum BackupError {
     Store(#[from] StoreError),
     #[error("{0} already exists; a backup never overwrites a file: remove it or choose another")]
     Exists(PathBuf),
-    #[error("cannot create {path}: {source}")]
+    // Causes are written into the message once, not chained (see `StoreError`).
+    #[error("cannot create {path}: {}", super::db::describe_io(cause))]
     Create {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot copy {from} to {to}: {source}")]
+    #[error("cannot copy {from} to {to}: {}", super::db::describe_sqlite(cause))]
     Copy {
         from: PathBuf,
         to: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
 }
 
@@ -38,7 +39,7 @@ pub fn copy_database(src: &Path, dest: &Path) -> Result<u64, BackupError> {
     let pool = open_read_pool(src, 1)?;
     let conn = pool.get().map_err(|source| StoreError::Pool {
         path: src.to_path_buf(),
-        source,
+        cause: source,
     })?;
     // VACUUM INTO accepts an empty file, so the copy is created here, private from the start.
     OpenOptions::new()
@@ -50,7 +51,7 @@ pub fn copy_database(src: &Path, dest: &Path) -> Result<u64, BackupError> {
             ErrorKind::AlreadyExists => BackupError::Exists(dest.to_path_buf()),
             _ => BackupError::Create {
                 path: dest.to_path_buf(),
-                source,
+                cause: source,
             },
         })?;
     let copied = conn
@@ -58,7 +59,7 @@ pub fn copy_database(src: &Path, dest: &Path) -> Result<u64, BackupError> {
         .map_err(|source| BackupError::Copy {
             from: src.to_path_buf(),
             to: dest.to_path_buf(),
-            source,
+            cause: source,
         });
     if let Err(err) = copied {
         let _ = std::fs::remove_file(dest);

@@ -78,6 +78,16 @@ impl Keys {
 /// Writes the batch in one transaction. Rows that point at a pod or node the database has never
 /// seen are skipped with a warning (the recorder always sends the pod or node row first).
 pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<BatchStats> {
+    write_batch_in_session(conn, batch, None)
+}
+
+/// [`write_batch`], also moving the recording session's heartbeat to `(session_id, now_ms)` in
+/// the same transaction: the covered time ends exactly where the committed rows do.
+pub fn write_batch_in_session(
+    conn: &mut Connection,
+    batch: &Batch,
+    heartbeat: Option<(i64, i64)>,
+) -> rusqlite::Result<BatchStats> {
     // IMMEDIATE takes the write lock up front: a deferred transaction that starts with a read
     // can fail with SQLITE_BUSY mid-way when `kubetrail prune` writes at the same time.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -291,6 +301,9 @@ pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<Bat
                 u.keyframe
             ])?;
         }
+    }
+    if let Some((session_id, now_ms)) = heartbeat {
+        super::sessions::heartbeat(&tx, session_id, now_ms)?;
     }
     tx.commit()?;
     Ok(stats)

@@ -23,7 +23,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_pod_state.sql"),
     include_str!("../../migrations/0004_label_sets.sql"),
     include_str!("../../migrations/0005_waiting_scope_resize.sql"),
-    include_str!("../../migrations/0009_quarantine.sql"),
+    include_str!("../../migrations/0006_recording_sessions.sql"),
+    include_str!("../../migrations/0007_quarantine.sql"),
 ];
 
 /// The schema version this binary writes and understands.
@@ -41,16 +42,27 @@ pub enum StoreError {
         "database {0} does not exist (record into it first with `kubetrail record --db {0}`, or pass the right --db)"
     )]
     Missing(PathBuf),
-    #[error("cannot create database {path}: {source}")]
+    // The causes below are part of each message, written once: they are deliberately not
+    // `#[source]`, or `{:#}` would print the same text again after it.
+    #[error("cannot create database {path}: {}", describe_io(cause))]
     Create {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot open database {path}: {source}")]
+    #[error("cannot open database {path}: {}", describe_io(cause))]
     Open {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+    #[error("cannot open database {path} for writing: {}", describe_io(cause))]
+    NotWritable {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("cannot create database {path}: directory {dir} does not exist")]
+    NoDirectory { path: PathBuf, dir: PathBuf },
+    #[error("{0} is a directory, not a database file; pass a file path such as {0}/kubetrail.db")]
+    Directory(PathBuf),
     #[error("{path} is not a kubetrail database, or it is corrupt: {detail}")]
     NotKubetrail { path: PathBuf, detail: String },
     #[error(
@@ -75,19 +87,53 @@ pub enum StoreError {
         "another kubetrail process is already writing to {0}; stop it first or use another --db"
     )]
     Locked(PathBuf),
-    #[error("database {path}: {source}")]
+    #[error("database {path}: {}", describe_sqlite(cause))]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
-    #[error("database {path}: cannot open a read connection: {source}")]
-    Pool { path: PathBuf, source: r2d2::Error },
+    #[error("database {path}: cannot open a read connection: {cause}")]
+    Pool { path: PathBuf, cause: r2d2::Error },
     #[error(
         "database {path} is damaged ({detail}), so it is left as it is; copy what can still be \
          read into a new file with `sqlite3 {path} .recover | sqlite3 NEW.db` (or try \
          `kubetrail backup --db {path} --out NEW.db`), then use --db NEW.db"
     )]
     Damaged { path: PathBuf, detail: String },
+}
+
+/// An io::Error in words, without the "(os error N)" suffix that repeats what the words say.
+pub fn describe_io(err: &std::io::Error) -> String {
+    match err.kind() {
+        ErrorKind::NotFound => "no such file or directory".to_string(),
+        ErrorKind::PermissionDenied => "permission denied".to_string(),
+        ErrorKind::IsADirectory => "it is a directory".to_string(),
+        ErrorKind::ReadOnlyFilesystem => "the file system is read-only".to_string(),
+        ErrorKind::StorageFull => "no space left on the device".to_string(),
+        _ => {
+            let text = err.to_string();
+            match text.find(" (os error") {
+                Some(cut) => text[..cut].to_string(),
+                None => text,
+            }
+        }
+    }
+}
+
+/// A rusqlite error in one phrase: SQLite's own message once (rusqlite's Display and its
+/// source both carry it, so a chain would print "disk I/O error: disk I/O error: Error code 266").
+pub fn describe_sqlite(err: &rusqlite::Error) -> String {
+    match err {
+        rusqlite::Error::SqliteFailure(code, Some(message)) => {
+            if message.is_empty() {
+                code.to_string()
+            } else {
+                message.clone()
+            }
+        }
+        rusqlite::Error::SqliteFailure(code, None) => code.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// How long the integrity check at start may take: a file of several GB is then checked only
@@ -149,7 +195,7 @@ fn check_integrity_within(
         }
         Err(source) => Err(StoreError::Sqlite {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }),
     }
 }
@@ -163,12 +209,12 @@ pub fn check_file(path: &Path) -> Result<(), StoreError> {
     )
     .map_err(|source| StoreError::Sqlite {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|source| StoreError::Sqlite {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
     check_integrity(&conn, path)
 }
@@ -181,12 +227,41 @@ pub fn check_file(path: &Path) -> Result<(), StoreError> {
 pub struct WriteHandle {
     pub conn: Connection,
     pub path: PathBuf,
+    /// The recording session this handle writes in ([`WriteHandle::start_session`]); each
+    /// commit moves its heartbeat.
+    pub session: Option<i64>,
     _lock: File,
+}
+
+impl WriteHandle {
+    /// Opens a recording session with this scope (`record` does, once, before its first list).
+    pub fn start_session(
+        &mut self,
+        scope: &super::sessions::Scope,
+        now_ms: i64,
+    ) -> rusqlite::Result<i64> {
+        let id = super::sessions::start(&self.conn, scope, now_ms)?;
+        self.session = Some(id);
+        Ok(id)
+    }
+
+    /// Ends the session cleanly, after the last commit.
+    pub fn stop_session(&mut self, now_ms: i64) -> rusqlite::Result<()> {
+        match self.session.take() {
+            Some(id) => super::sessions::stop(&self.conn, id, now_ms),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Opens (creating if needed, mode 0600) the database for writing, takes the writer lock,
 /// applies pragmas and migrations.
 pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
+    let existing = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Err(StoreError::Directory(path.to_path_buf())),
+        Ok(_) => true,
+        Err(_) => false,
+    };
     let lock = OpenOptions::new()
         .read(true)
         .write(true)
@@ -196,9 +271,19 @@ pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
         // The history names pods, nodes and owners: not secret, but not for everyone either.
         .mode(0o600)
         .open(path)
-        .map_err(|source| StoreError::Create {
-            path: path.to_path_buf(),
-            source,
+        .map_err(|cause| {
+            let path = path.to_path_buf();
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if existing {
+                StoreError::NotWritable { path, cause }
+            } else if let Some(dir) = parent.filter(|dir| !dir.is_dir()) {
+                StoreError::NoDirectory {
+                    dir: dir.to_path_buf(),
+                    path,
+                }
+            } else {
+                StoreError::Create { path, cause }
+            }
         })?;
     match lock.try_lock() {
         Ok(()) => {}
@@ -208,13 +293,13 @@ pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
         Err(std::fs::TryLockError::Error(source)) => {
             return Err(StoreError::Open {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             });
         }
     }
     let sqlite = |source| StoreError::Sqlite {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let mut conn = Connection::open(path).map_err(sqlite)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
@@ -232,6 +317,7 @@ pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
     Ok(WriteHandle {
         conn,
         path: path.to_path_buf(),
+        session: None,
         _lock: lock,
     })
 }
@@ -240,7 +326,7 @@ pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
 fn configure_writer(conn: &mut Connection, version: i64, path: &Path) -> Result<(), StoreError> {
     let sqlite = |source| StoreError::Sqlite {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(sqlite)?;
@@ -264,11 +350,12 @@ fn configure_writer(conn: &mut Connection, version: i64, path: &Path) -> Result<
 /// Readers and the pruner never create a database: a missing file is [`StoreError::Missing`].
 fn require_existing(path: &Path) -> Result<(), StoreError> {
     match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(StoreError::Directory(path.to_path_buf())),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::Missing(path.to_path_buf())),
         Err(source) => Err(StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }),
     }
 }
@@ -282,7 +369,7 @@ pub fn open_for_maintenance(path: &Path) -> Result<Connection, StoreError> {
     require_existing(path)?;
     let sqlite = |source| StoreError::Sqlite {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     // Without SQLITE_OPEN_CREATE: the file must already be there (it could vanish after the
     // check above).
@@ -343,7 +430,7 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
 fn migrate(conn: &mut Connection, from: i64, path: &Path) -> Result<(), StoreError> {
     let sqlite = |source| StoreError::Sqlite {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
         let tx = conn.transaction().map_err(sqlite)?;
@@ -365,7 +452,7 @@ pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError
     // logging every attempt, before it gives up.
     let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let version = schema_version(&conn, path)?;
     drop(conn);
@@ -377,7 +464,7 @@ pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError
         .build(manager)
         .map_err(|source| StoreError::Pool {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
     if version == 0 {
         return Err(StoreError::NotKubetrail {

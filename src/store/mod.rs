@@ -1,16 +1,19 @@
 //! Storage: the SQLite schema (in `migrations/`), opening the file, the row types, and writing
-//! batches of rows in one transaction each.
+//! batches of rows in one transaction each, and the recording sessions that say which time the
+//! history covers.
 
 pub mod backup;
 pub mod batch;
 pub mod db;
 pub mod labels;
 pub mod rows;
+pub mod sessions;
 
 pub use backup::{BackupError, copy_database};
-pub use batch::{BatchStats, write_batch};
+pub use batch::{BatchStats, write_batch, write_batch_in_session};
 pub use db::{ReadPool, SCHEMA_VERSION, StoreError, WriteHandle, open_for_writing, open_read_pool};
 pub use rows::{
     Batch, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, PodResourcesRow, PodRow,
     SubjectUid, TransitionRow,
 };
+pub use sessions::{Scope, Session};

@@ -65,6 +65,28 @@ impl FixtureDb {
         f(&mut self.writer.borrow_mut().conn)
     }
 
+    /// Stores a recording session, as `kubetrail record` would: started at `from`, last
+    /// heartbeat at `to`, stopped cleanly there when `stopped`; `namespace`/`selector` its scope.
+    pub fn session(
+        &self,
+        from: i64,
+        to: i64,
+        stopped: bool,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> &Self {
+        self.with_writer(|conn| {
+            conn.execute(
+                "INSERT INTO recording_sessions
+                     (started_at_ms, heartbeat_at_ms, stopped_at_ms, namespace, selector, nodes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+                rusqlite::params![from, to, stopped.then_some(to), namespace, selector],
+            )
+            .expect("insert a recording session");
+        });
+        self
+    }
+
     pub fn path_str(&self) -> &str {
         self.path.to_str().expect("utf-8 temp path")
     }

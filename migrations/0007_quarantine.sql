@@ -1,4 +1,4 @@
--- 0009: rows the database refused for a reason that retrying cannot fix.
+-- 0007: rows the database refused for a reason that retrying cannot fix.
 --
 -- The writer retries a failed commit only for transient errors (busy, disk full, I/O). Any other
 -- failure is narrowed down to the rows that cause it; each is kept here, as its Rust Debug text
