@@ -11,7 +11,9 @@
 //! $CARGO_TARGET_DIR/release/examples/bench_record [PODS] [NODES] [RUNS] [CHURN_SECS]
 //! ```
 //! Defaults: 100000 pods, 5000 nodes, 3 runs, 20 s of churn. Prints each run and the medians.
-//! `KUBETRAIL_BIN=/path/to/kubetrail` benchmarks another build (to compare two in one session).
+//! `KUBETRAIL_BIN=/path/to/kubetrail` benchmarks another build (to compare two in one session);
+//! `KUBETRAIL_SIM_BIN` takes the simulator from a build of its own, so that two recorders are
+//! compared against the same simulated cluster (the default is the recorder's own build).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -106,10 +108,11 @@ struct Run {
 
 fn one_run(pods: usize, nodes: usize, churn_secs: u64, dir: &Path) -> Run {
     let bin = kubetrail_binary();
+    let sim_bin = std::env::var_os("KUBETRAIL_SIM_BIN").map_or_else(|| bin.clone(), PathBuf::from);
     let kubeconfig = dir.join("kubeconfig");
     let db = dir.join("bench.db");
     let sim_log = dir.join("sim.log");
-    let mut sim = Command::new(&bin)
+    let mut sim = Command::new(&sim_bin)
         .args([
             "simulate",
             "--listen",
