@@ -422,7 +422,24 @@ pub fn pod_transitions(
         );
     }
     if new.has_started() && !old.is_some_and(|o| o.has_started()) {
-        out.push(TransitionKind::Started, new.started_at_ms(), |_| {});
+        // Status keeps a container's newest run and the one before it; for a pod first seen
+        // after that (in its second back-off or later) the first run's start is gone, and
+        // status.startTime (admission) only bounds it from below: say so, and mark it inferred.
+        let unknown = new.first_run_started_at_ms().is_none();
+        let bound = if new.start_time_ms.is_some() {
+            "at is status.startTime, when the kubelet admitted the pod"
+        } else {
+            "at is the earliest start status still shows"
+        };
+        out.push(TransitionKind::Started, new.started_at_ms(), |r| {
+            if unknown {
+                r.inferred = true;
+                r.message = Some(format!(
+                    "the first run's start is no longer in status (it keeps only the newest \
+                     runs); {bound}"
+                ));
+            }
+        });
     }
     let was_ready = old.is_some_and(|o| o.ready);
     if new.ready != was_ready {
