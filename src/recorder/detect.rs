@@ -450,11 +450,15 @@ pub fn pod_transitions(
         };
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         out.push(kind, Some(at), |r| r.seq = at);
-    } else if let Some(old) = old
+    } else if obs.inferred
+        && let Some(old) = old
         && flipped_back(old.ready_changed_at_ms, new.ready_changed_at_ms)
     {
         // Same readiness, but the condition changed since: it flipped and flipped back while we
         // were not looking. The second flip's time is known; the first is only bounded by it.
+        // A live event follows the one before it with nothing in between (a watch sends every
+        // write), so there the same change is a rewrite of the condition (kwok replaying a
+        // stage after an API server outage), not a flip that was missed.
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         let (first, second) = if new.ready {
             (TransitionKind::Unready, TransitionKind::Ready)
@@ -669,9 +673,11 @@ pub fn node_transitions(
         };
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         push(kind, Some(at), at, None, false);
-    } else if let Some(old) = old
+    } else if obs.inferred
+        && let Some(old) = old
         && flipped_back(old.ready_changed_at_ms, new.ready_changed_at_ms)
     {
+        // Only when recovering, as for pods: live events miss no write.
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         let (first, second) = if new.ready {
             (TransitionKind::NodeNotReady, TransitionKind::NodeReady)

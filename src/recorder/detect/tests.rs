@@ -199,6 +199,23 @@ fn a_readiness_flip_and_flip_back_inside_a_gap_is_recovered_from_the_condition_t
 }
 
 #[test]
+fn a_readiness_condition_rewritten_between_two_live_events_is_no_flip() {
+    // kwok replayed its start stage after an API server outage: Ready stays True with a new
+    // lastTransitionTime. The watch showed both writes and nothing between them.
+    let ready = pod().scheduled(2_000).running(3_000).ready(4_000);
+    let rewritten = pod().scheduled(2_000).running(3_000).ready(9_000);
+    let rows = pod_transitions(Some(&ready), &rewritten, Observation::live(NOW));
+    assert_eq!(kinds_and_times(&rows), vec![]);
+    let mut node_ready = node();
+    node_ready.ready = true;
+    node_ready.ready_changed_at_ms = Some(4_000);
+    let mut node_rewritten = node_ready.clone();
+    node_rewritten.ready_changed_at_ms = Some(9_000);
+    let rows = node_transitions(Some(&node_ready), &node_rewritten, Observation::live(NOW));
+    assert_eq!(kinds_and_times(&rows), vec![]);
+}
+
+#[test]
 fn recovered_rows_are_marked_inferred_and_live_rows_are_not() {
     let running = pod().scheduled(2_000).running(3_000);
     let rows = pod_transitions(None, &running, Observation::recovered(NOW));
