@@ -275,14 +275,23 @@ fn drive() -> Option<Run> {
     ];
     let (result, truth, exported) = settle(&c, &db, &gaps, Duration::from_secs(60));
 
-    // 6. Requested sums at this quiet checkpoint: a window of at least a second in which
-    //    nothing changes.
+    // 6. Requested sums at this quiet checkpoint: a window of at least one whole second in
+    //    which nothing changes. The recorder stops first, cleanly: its session then covers the
+    //    window (a running recorder's covered time ends at its last heartbeat, which may be
+    //    older than the window, and a report counts only covered time).
     let quiet_from = now_ms();
-    wait_until("a second of quiet", Duration::from_secs(10), || {
-        now_ms() >= quiet_from + 1500
+    let since_ms = (quiet_from / 1000 + 1) * 1000;
+    wait_until("a whole second of quiet", Duration::from_secs(10), || {
+        now_ms() >= since_ms + 1000
     });
     let quiet_to = now_ms();
-    let recorded = recorded_requests(&db, quiet_from, quiet_to);
+    let status = rec.stop();
+    assert!(
+        status.success(),
+        "recorder exit: {status:?}\n{}",
+        rec_log(&log)
+    );
+    let recorded = recorded_requests(&db, since_ms, quiet_to);
     let requests = c
         .node_requests()
         .into_iter()
@@ -294,12 +303,6 @@ fn drive() -> Option<Run> {
             (n, r)
         })
         .collect();
-    let status = rec.stop();
-    assert!(
-        status.success(),
-        "recorder exit: {status:?}\n{}",
-        rec_log(&log)
-    );
     for (r, l) in [(rec2, &log2), (rec3, &log3)] {
         let status = r.stop();
         assert!(
