@@ -29,7 +29,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cluster::{
-    Cluster, Comparison, Exported, Gap, NodeRequests, Truth, compare, export_transitions, settle,
+    Cluster, Comparison, Exported, Gap, NodeRequests, StatusHistory, Truth, compare, compare_with,
+    export_transitions, settle,
 };
 use e2e::{now_ms, serial, wait_until};
 use recorder::RecorderProcess;
@@ -56,6 +57,8 @@ struct Run {
     scoped_gaps: Vec<Gap>,
     relabelled_ms: i64,
     truth: Vec<Truth>,
+    /// The times pods' status carried, write by write (kwok's replayed stages rewrite them).
+    history: StatusHistory,
     exported: Vec<Exported>,
     gaps: Vec<Gap>,
     result: Comparison,
@@ -149,16 +152,24 @@ fn drive() -> Option<Run> {
 
     // 2. A watch cut with a forced 410: the API server goes away, etcd is compacted past
     //    every watcher's resourceVersion, and the server comes back.
-    let relists = count(&log, "pod relist done");
+    //    Each recorder is away until its own relist is done.
+    let logs = [&log, &log2, &log3];
+    let relists = logs.map(|l| count(l, "pod relist done"));
     let down2 = now_ms();
     c.cp.stop_apiserver();
     c.cp.bump_etcd(2);
     c.cp.compact_etcd();
     c.cp.start_apiserver();
-    wait_until("the pod watch relisted after the 410", STEP, || {
-        count(&log, "pod relist done") > relists
+    let mut relisted = [None; 3];
+    wait_until("every pod watch relisted after the 410", STEP, || {
+        for (i, l) in logs.iter().enumerate() {
+            if relisted[i].is_none() && count(l, "pod relist done") > relists[i] {
+                relisted[i] = Some(now_ms());
+            }
+        }
+        relisted.iter().all(Option::is_some)
     });
-    let back2 = now_ms();
+    let [back2, back2_late, back2_scoped] = relisted.map(|b| b.expect("relisted"));
 
     // 3. A node fails (its kubelet reports NotReady: the node lifecycle controller taints it
     //    and its pods are evicted), another is cordoned, and a finalizer holds a deleted pod.
@@ -311,11 +322,13 @@ fn drive() -> Option<Run> {
             rec_log(l)
         );
     }
-    let outage = Gap::new(
-        down2,
-        back2,
-        "API server restart with an etcd compaction (410, relist)",
-    );
+    let outage = |back_ms| {
+        Gap::new(
+            down2,
+            back_ms,
+            "API server restart with an etcd compaction (410, relist)",
+        )
+    };
     let kept = keep_artifacts(
         &c,
         &[
@@ -333,6 +346,7 @@ fn drive() -> Option<Run> {
     );
     Some(Run {
         truth,
+        history: c.status_history(),
         exported,
         gaps,
         result,
@@ -340,12 +354,12 @@ fn drive() -> Option<Run> {
         late: export_transitions(&db2),
         late_gaps: vec![
             Gap::new(0, listed2, "before this recorder's first list"),
-            outage,
+            outage(back2_late),
         ],
         scoped: export_transitions(&db3),
         scoped_gaps: vec![
             Gap::new(0, listed3, "before this recorder's first list"),
-            outage,
+            outage(back2_scoped),
         ],
         relabelled_ms,
         recorder_log: rec_log(&log),
@@ -494,7 +508,7 @@ fn a_deliberate_mismatch_is_caught() {
             kept.len() < run.exported.len(),
             "the export has no {kind} row to drop"
         );
-        let cut = compare(&run.truth, &kept, &run.gaps);
+        let cut = compare_with(&run.truth, &kept, &run.gaps, &run.history);
         assert!(!cut.is_exact(), "dropping every {kind} row went unnoticed");
         let new_missing: Vec<&Truth> = cut
             .missing
@@ -525,7 +539,7 @@ fn a_deliberate_mismatch_is_caught() {
 fn a_recorder_that_starts_during_a_crash_loop_records_each_run_once() {
     let _one_at_a_time = serial();
     let Some(run) = run() else { return };
-    let result = compare(&run.truth, &run.late, &run.late_gaps);
+    let result = compare_with(&run.truth, &run.late, &run.late_gaps, &run.history);
     assert!(
         result.is_exact(),
         "the recorder started mid crash loop differs from the audit-log truth (gaps {:?}):\n{}",
@@ -567,7 +581,7 @@ fn a_pod_relabelled_out_of_the_selector_is_not_recorded_as_deleted() {
         .filter(|e| e.kind != "left_scope" && e.kind != "entered_scope")
         .cloned()
         .collect();
-    let result = compare(&in_scope, &without_scope, &run.scoped_gaps);
+    let result = compare_with(&in_scope, &without_scope, &run.scoped_gaps, &run.history);
     assert!(
         result.is_exact() && left == 1,
         "scoped recorder (-l tier=old): {left} left_scope rows for the relabelled pod (want 1);\n{}",
@@ -714,4 +728,89 @@ fn a_pod_first_seen_mid_crash_loop_may_be_dated_within_what_status_still_proves(
         let result = compare(&truth, &rows, &gaps);
         assert!(!result.is_exact(), "{why}: accepted\n{}", result.report());
     }
+}
+
+/// A Job pod that became ready and failed inside the API server outage: after the relist its
+/// Ready condition shows only the flip back (False, 755_000); the recorder dates the flip to
+/// ready by it, inferred. A row outside [754_000, 755_000], or one not inferred, is not that.
+#[test]
+fn a_flip_and_flip_back_inside_one_gap_may_be_dated_by_the_flip_back() {
+    let gaps = [Gap::new(749_442, 756_433, "API server restart")];
+    let truth = vec![
+        said("ready", 754_000, 754_770),
+        said("unready", 755_000, 755_789),
+    ];
+    let rows = |ready_at: i64, inferred: bool| {
+        vec![
+            row_for(&truth[0], ready_at, inferred),
+            row_for(&truth[1], 755_000, true),
+        ]
+    };
+    let result = compare(&truth, &rows(755_000, true), &gaps);
+    assert!(result.is_exact(), "{}", result.report());
+    for (why, rows) in [
+        ("not inferred", rows(755_000, false)),
+        ("after the flip back", rows(755_001, true)),
+        ("before the flip", rows(753_999, true)),
+    ] {
+        assert!(!compare(&truth, &rows, &gaps).is_exact(), "{why}: accepted");
+    }
+}
+
+/// kwok's start stage failed while the API server was down; its retry wrote startedAt and
+/// Ready at 17:05:53, and a replay of the stage rewrote both to 17:05:55 (same containerID)
+/// before the recorder relisted. The audit truth keeps the first write; the recorder can only
+/// know the second, and that is accepted only because the audit log shows the rewrite.
+#[test]
+fn a_start_rewritten_by_a_replayed_kwok_stage_inside_a_gap_may_carry_the_rewritten_time() {
+    let patch = |write: &str, at: &str| {
+        serde_json::json!({
+            "stage": "ResponseComplete", "verb": "patch", "stageTimestamp": write,
+            "objectRef": {"resource": "pods", "subresource": "status", "name": POD},
+            "responseStatus": {"code": 200},
+            "responseObject": {"metadata": {"uid": POD}, "status": {
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": at}],
+                "containerStatuses": [{"name": "app", "restartCount": 0,
+                    "state": {"running": {"startedAt": at}}}]}}
+        })
+        .to_string()
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let audit = dir.path().join("audit.log");
+    let ms = e2e::parse_ms;
+    std::fs::write(
+        &audit,
+        [
+            patch("2026-12-01T17:05:54.772Z", "2026-12-01T17:05:53Z"),
+            patch("2026-12-01T17:05:55.606Z", "2026-12-01T17:05:55Z"),
+        ]
+        .join("\n"),
+    )
+    .expect("write the audit log");
+    let history = StatusHistory::read(&audit);
+    let (first, rewritten) = (ms("2026-12-01T17:05:53Z"), ms("2026-12-01T17:05:55Z"));
+    let written = ms("2026-12-01T17:05:54.772Z");
+    let truth = vec![
+        said("started", first, written),
+        said("ready", first, written),
+    ];
+    let rows: Vec<Exported> = truth.iter().map(|t| row_for(t, rewritten, true)).collect();
+    let gaps = [Gap::new(
+        written - 5_000,
+        written + 1_000,
+        "API server restart",
+    )];
+    let result = compare_with(&truth, &rows, &gaps, &history);
+    assert!(result.is_exact(), "{}", result.report());
+    assert!(
+        !compare(&truth, &rows, &gaps).is_exact(),
+        "without the audit log"
+    );
+    // The rewrite came after the gap: the recorder saw the first time, and must have kept it.
+    let before = [Gap::new(
+        written - 5_000,
+        written + 500,
+        "API server restart",
+    )];
+    assert!(!compare_with(&truth, &rows, &before, &history).is_exact());
 }

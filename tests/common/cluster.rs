@@ -171,6 +171,11 @@ impl Cluster {
             .collect()
     }
 
+    /// Every time a pod's status carried for `started` and readiness, from the audit log.
+    pub fn status_history(&self) -> StatusHistory {
+        StatusHistory::read(&self.audit_log)
+    }
+
     /// The last lines of each component's log, for failure messages.
     pub fn logs(&self) -> String {
         let tail = |p: &Path| {
@@ -432,6 +437,71 @@ fn distance(t: &Truth, e: &Exported, gap: Option<&Gap>) -> Option<i64> {
     }
 }
 
+/// The times pods' status carried, write by write, read straight from the audit log (not from
+/// audittruth, which keeps each transition's first write only): `(uid, write_ms, kind, at_ms)`
+/// for the Ready condition's lastTransitionTime (`ready` / `unready` by its status) and the
+/// first run's `running.startedAt` of each app container (`started`). kwok replays a stage
+/// whose patch failed while the API server was down, and the replay rewrites these times with
+/// the same containerID: a recorder that lists after the replay can only know the second time.
+#[derive(Debug, Default)]
+pub struct StatusHistory(Vec<(String, i64, &'static str, i64)>);
+
+impl StatusHistory {
+    pub fn read(audit_log: &Path) -> StatusHistory {
+        let text = std::fs::read_to_string(audit_log).unwrap_or_default();
+        let ms = |v: &serde_json::Value| v.as_str().map(crate::e2e::parse_ms);
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let code = e["responseStatus"]["code"].as_i64().unwrap_or(200);
+            if e["stage"] != "ResponseComplete"
+                || e["objectRef"]["resource"] != "pods"
+                || !matches!(e["verb"].as_str(), Some("patch" | "update"))
+                || !(200..300).contains(&code)
+            {
+                continue;
+            }
+            let (object, Some(write_ms)) = (&e["responseObject"], ms(&e["stageTimestamp"])) else {
+                continue;
+            };
+            let Some(uid) = object["metadata"]["uid"].as_str() else {
+                continue;
+            };
+            let status = &object["status"];
+            for c in status["conditions"].as_array().into_iter().flatten() {
+                if c["type"] == "Ready"
+                    && let Some(at) = ms(&c["lastTransitionTime"])
+                {
+                    let kind = if c["status"] == "True" {
+                        "ready"
+                    } else {
+                        "unready"
+                    };
+                    out.push((uid.to_string(), write_ms, kind, at));
+                }
+            }
+            for c in status["containerStatuses"].as_array().into_iter().flatten() {
+                if c["restartCount"].as_i64() == Some(0)
+                    && let Some(at) = ms(&c["state"]["running"]["startedAt"])
+                {
+                    out.push((uid.to_string(), write_ms, "started", at));
+                }
+            }
+        }
+        StatusHistory(out)
+    }
+
+    /// Whether a write of pod `uid` inside `gap`, at or after `after_ms`, set `kind`'s time to
+    /// `at_ms`.
+    fn rewrote(&self, uid: &str, kind: &str, at_ms: i64, after_ms: i64, gap: &Gap) -> bool {
+        self.0.iter().any(|(u, w, k, at)| {
+            u == uid && *k == kind && *at == at_ms && *w >= after_ms && gap.contains(*w)
+        })
+    }
+}
+
 /// For a pod the recorder first saw after `gap` (its `created` was written inside it), the span
 /// in which status still places a transition whose own time it no longer holds, if `t` is such
 /// a transition. The kubelet keeps a container's newest run and, in lastState, one more; for a
@@ -452,7 +522,7 @@ fn first_sight_bounds(t: &Truth, truth: &[Truth], gap: &Gap) -> Option<(i64, i64
             .filter(move |o| o.subject == t.subject && o.uid == t.uid && o.kind == kind)
     };
     if !of_pod("created").any(|c| gap.contains(c.write_ms)) {
-        return None;
+        return flip_bounds(t, truth, gap);
     }
     match t.kind.as_str() {
         "started" => {
@@ -466,8 +536,33 @@ fn first_sight_bounds(t: &Truth, truth: &[Truth], gap: &Gap) -> Option<(i64, i64
                 .min();
             Some((t.at_ms, run_end.unwrap_or(gap.end_ms)))
         }
-        _ => None,
+        _ => flip_bounds(t, truth, gap),
     }
+}
+
+/// A readiness flip whose flip back happened inside the same gap: the condition's
+/// lastTransitionTime shows only the flip back, so the recorder dates the first flip no later
+/// than that (inferred); the first flip lies between its own time and the flip back's.
+fn flip_bounds(t: &Truth, truth: &[Truth], gap: &Gap) -> Option<(i64, i64)> {
+    let back = match (t.subject.as_str(), t.kind.as_str()) {
+        ("pod", "ready") => "unready",
+        ("pod", "unready") => "ready",
+        ("node", "ready") => "not_ready",
+        ("node", "not_ready") => "ready",
+        _ => return None,
+    };
+    let flip_back = truth
+        .iter()
+        .filter(|o| {
+            o.subject == t.subject
+                && o.uid == t.uid
+                && o.kind == back
+                && o.at_ms >= t.at_ms
+                && o.write_ms > t.write_ms
+        })
+        .min_by_key(|o| (o.at_ms, o.write_ms))?;
+    gap.contains(flip_back.write_ms)
+        .then_some((t.at_ms, flip_back.at_ms))
 }
 
 /// Compares the truth with the exported rows: each truth transition takes the closest
@@ -479,8 +574,20 @@ fn first_sight_bounds(t: &Truth, truth: &[Truth], gap: &Gap) -> Option<(i64, i64
 /// window for an observed kind reaches past the gap) must not take it. Then the transitions
 /// inside gaps, newest first: after a gap, status shows the latest state, so the latest of a
 /// kind has the first claim on the row recovered from it. Last, what is still unmatched inside
-/// a gap may take an inferred row within [`first_sight_bounds`].
+/// a gap may take an inferred row within [`first_sight_bounds`] or [`flip_bounds`].
 pub fn compare(truth: &[Truth], exported: &[Exported], gaps: &[Gap]) -> Comparison {
+    compare_with(truth, exported, gaps, &StatusHistory::default())
+}
+
+/// [`compare`], where a status-timed `started`, `ready` or `unready` inside a gap may also be
+/// an inferred row at the time a later write inside the same gap gave it ([`StatusHistory`]):
+/// the status the recorder listed after the gap said so.
+pub fn compare_with(
+    truth: &[Truth],
+    exported: &[Exported],
+    gaps: &[Gap],
+    history: &StatusHistory,
+) -> Comparison {
     let mut out = Comparison::default();
     let mut used = vec![false; exported.len()];
     let mut by_key: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
@@ -538,14 +645,26 @@ pub fn compare(truth: &[Truth], exported: &[Exported], gaps: &[Gap]) -> Comparis
     }
     for t in unmatched {
         let gap = gap_of(t).expect("inside a gap");
-        let bounded = first_sight_bounds(t, truth, gap).and_then(|(from, to)| {
-            candidates(t)
-                .into_iter()
-                .filter(|&i| {
+        let rewritten = (t.subject == "pod" && t.timing == "status")
+            .then(|| {
+                candidates(t).into_iter().find(|&i| {
                     let e = &exported[i];
-                    !used[i] && e.inferred && e.at_ms >= from && e.at_ms <= to
+                    !used[i]
+                        && e.inferred
+                        && history.rewrote(&t.uid, &t.kind, e.at_ms, t.write_ms, gap)
                 })
-                .min_by_key(|&i| (exported[i].at_ms - t.at_ms).abs())
+            })
+            .flatten();
+        let bounded = rewritten.or_else(|| {
+            first_sight_bounds(t, truth, gap).and_then(|(from, to)| {
+                candidates(t)
+                    .into_iter()
+                    .filter(|&i| {
+                        let e = &exported[i];
+                        !used[i] && e.inferred && e.at_ms >= from && e.at_ms <= to
+                    })
+                    .min_by_key(|&i| (exported[i].at_ms - t.at_ms).abs())
+            })
         });
         match bounded {
             Some(i) => {
@@ -579,7 +698,7 @@ pub fn settle(
     loop {
         let truth = cluster.truth();
         let exported = export_transitions(db);
-        let result = compare(&truth, &exported, gaps);
+        let result = compare_with(&truth, &exported, gaps, &cluster.status_history());
         if result.is_exact() || Instant::now() >= deadline {
             return (result, truth, exported);
         }
