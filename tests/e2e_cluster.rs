@@ -29,7 +29,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cluster::{
-    Cluster, Comparison, Exported, Gap, NodeRequests, Truth, compare, export_transitions, settle,
+    Cluster, Comparison, Exported, Gap, NodeRequests, StatusHistory, Truth, compare, compare_with,
+    export_transitions, settle,
 };
 use e2e::{now_ms, serial, wait_until};
 use recorder::RecorderProcess;
@@ -56,6 +57,8 @@ struct Run {
     scoped_gaps: Vec<Gap>,
     relabelled_ms: i64,
     truth: Vec<Truth>,
+    /// The times pods' status carried, write by write (kwok's replayed stages rewrite them).
+    history: StatusHistory,
     exported: Vec<Exported>,
     gaps: Vec<Gap>,
     result: Comparison,
@@ -149,16 +152,24 @@ fn drive() -> Option<Run> {
 
     // 2. A watch cut with a forced 410: the API server goes away, etcd is compacted past
     //    every watcher's resourceVersion, and the server comes back.
-    let relists = count(&log, "pod relist done");
+    //    Each recorder is away until its own relist is done.
+    let logs = [&log, &log2, &log3];
+    let relists = logs.map(|l| count(l, "pod relist done"));
     let down2 = now_ms();
     c.cp.stop_apiserver();
     c.cp.bump_etcd(2);
     c.cp.compact_etcd();
     c.cp.start_apiserver();
-    wait_until("the pod watch relisted after the 410", STEP, || {
-        count(&log, "pod relist done") > relists
+    let mut relisted = [None; 3];
+    wait_until("every pod watch relisted after the 410", STEP, || {
+        for (i, l) in logs.iter().enumerate() {
+            if relisted[i].is_none() && count(l, "pod relist done") > relists[i] {
+                relisted[i] = Some(now_ms());
+            }
+        }
+        relisted.iter().all(Option::is_some)
     });
-    let back2 = now_ms();
+    let [back2, back2_late, back2_scoped] = relisted.map(|b| b.expect("relisted"));
 
     // 3. A node fails (its kubelet reports NotReady: the node lifecycle controller taints it
     //    and its pods are evicted), another is cordoned, and a finalizer holds a deleted pod.
@@ -275,14 +286,23 @@ fn drive() -> Option<Run> {
     ];
     let (result, truth, exported) = settle(&c, &db, &gaps, Duration::from_secs(60));
 
-    // 6. Requested sums at this quiet checkpoint: a window of at least a second in which
-    //    nothing changes.
+    // 6. Requested sums at this quiet checkpoint: a window of at least one whole second in
+    //    which nothing changes. The recorder stops first, cleanly: its session then covers the
+    //    window (a running recorder's covered time ends at its last heartbeat, which may be
+    //    older than the window, and a report counts only covered time).
     let quiet_from = now_ms();
-    wait_until("a second of quiet", Duration::from_secs(10), || {
-        now_ms() >= quiet_from + 1500
+    let since_ms = (quiet_from / 1000 + 1) * 1000;
+    wait_until("a whole second of quiet", Duration::from_secs(10), || {
+        now_ms() >= since_ms + 1000
     });
     let quiet_to = now_ms();
-    let recorded = recorded_requests(&db, quiet_from, quiet_to);
+    let status = rec.stop();
+    assert!(
+        status.success(),
+        "recorder exit: {status:?}\n{}",
+        rec_log(&log)
+    );
+    let recorded = recorded_requests(&db, since_ms, quiet_to);
     let requests = c
         .node_requests()
         .into_iter()
@@ -294,12 +314,6 @@ fn drive() -> Option<Run> {
             (n, r)
         })
         .collect();
-    let status = rec.stop();
-    assert!(
-        status.success(),
-        "recorder exit: {status:?}\n{}",
-        rec_log(&log)
-    );
     for (r, l) in [(rec2, &log2), (rec3, &log3)] {
         let status = r.stop();
         assert!(
@@ -308,11 +322,13 @@ fn drive() -> Option<Run> {
             rec_log(l)
         );
     }
-    let outage = Gap::new(
-        down2,
-        back2,
-        "API server restart with an etcd compaction (410, relist)",
-    );
+    let outage = |back_ms| {
+        Gap::new(
+            down2,
+            back_ms,
+            "API server restart with an etcd compaction (410, relist)",
+        )
+    };
     let kept = keep_artifacts(
         &c,
         &[
@@ -330,6 +346,7 @@ fn drive() -> Option<Run> {
     );
     Some(Run {
         truth,
+        history: c.status_history(),
         exported,
         gaps,
         result,
@@ -337,12 +354,12 @@ fn drive() -> Option<Run> {
         late: export_transitions(&db2),
         late_gaps: vec![
             Gap::new(0, listed2, "before this recorder's first list"),
-            outage,
+            outage(back2_late),
         ],
         scoped: export_transitions(&db3),
         scoped_gaps: vec![
             Gap::new(0, listed3, "before this recorder's first list"),
-            outage,
+            outage(back2_scoped),
         ],
         relabelled_ms,
         recorder_log: rec_log(&log),
@@ -491,7 +508,7 @@ fn a_deliberate_mismatch_is_caught() {
             kept.len() < run.exported.len(),
             "the export has no {kind} row to drop"
         );
-        let cut = compare(&run.truth, &kept, &run.gaps);
+        let cut = compare_with(&run.truth, &kept, &run.gaps, &run.history);
         assert!(!cut.is_exact(), "dropping every {kind} row went unnoticed");
         let new_missing: Vec<&Truth> = cut
             .missing
@@ -522,7 +539,7 @@ fn a_deliberate_mismatch_is_caught() {
 fn a_recorder_that_starts_during_a_crash_loop_records_each_run_once() {
     let _one_at_a_time = serial();
     let Some(run) = run() else { return };
-    let result = compare(&run.truth, &run.late, &run.late_gaps);
+    let result = compare_with(&run.truth, &run.late, &run.late_gaps, &run.history);
     assert!(
         result.is_exact(),
         "the recorder started mid crash loop differs from the audit-log truth (gaps {:?}):\n{}",
@@ -564,10 +581,236 @@ fn a_pod_relabelled_out_of_the_selector_is_not_recorded_as_deleted() {
         .filter(|e| e.kind != "left_scope" && e.kind != "entered_scope")
         .cloned()
         .collect();
-    let result = compare(&in_scope, &without_scope, &run.scoped_gaps);
+    let result = compare_with(&in_scope, &without_scope, &run.scoped_gaps, &run.history);
     assert!(
         result.is_exact() && left == 1,
         "scoped recorder (-l tier=old): {left} left_scope rows for the relabelled pod (want 1);\n{}",
         result.report_with(&without_scope)
     );
+}
+
+// ---- the comparison itself (no cluster needed) ----
+
+const POD: &str = "crashy";
+
+/// A truth line of pod POD; container kinds are about container `app`.
+fn said(kind: &str, at_ms: i64, write_ms: i64) -> Truth {
+    let container = kind.starts_with("container_");
+    let (reason, exit_code) = match kind {
+        "container_terminated" => ("Error", Some(1)),
+        "container_waiting" => ("CrashLoopBackOff", None),
+        _ => ("", None),
+    };
+    Truth {
+        subject: "pod".into(),
+        uid: POD.into(),
+        namespace: "shop".into(),
+        name: POD.into(),
+        node: "kw-b".into(),
+        kind: kind.into(),
+        container: if container {
+            "app".into()
+        } else {
+            String::new()
+        },
+        reason: reason.into(),
+        exit_code,
+        at_ms,
+        timing: if kind == "container_waiting" {
+            "observed"
+        } else {
+            "status"
+        }
+        .into(),
+        write_ms,
+    }
+}
+
+/// The exported row that would match `t`, at `at_ms`.
+fn row_for(t: &Truth, at_ms: i64, inferred: bool) -> Exported {
+    Exported {
+        subject: t.subject.clone(),
+        uid: t.uid.clone(),
+        pod: t.name.clone(),
+        kind: t.kind.clone(),
+        at_ms,
+        observed_at_ms: at_ms,
+        container: t.container.clone(),
+        reason: t.reason.clone(),
+        exit_code: t.exit_code,
+        inferred,
+    }
+}
+
+/// The failing run of a_recorder_that_starts_during_a_crash_loop_records_each_run_once: the
+/// earlier CrashLoopBackOff waits inside the first-list gap took, oldest first, the row
+/// recovered at the list and then the live row of the wait after it, which came out missing.
+#[test]
+fn a_live_row_is_not_taken_by_an_earlier_transition_inside_a_gap() {
+    let gaps = [Gap::new(0, 103_748, "before this recorder's first list")];
+    let truth: Vec<Truth> = [95_536, 99_069, 103_608, 110_900]
+        .map(|at| said("container_waiting", at, at))
+        .into();
+    let rows = [
+        row_for(&truth[2], 103_728, true),
+        row_for(&truth[3], 110_910, false),
+    ];
+    let result = compare(&truth, &rows, &gaps);
+    assert!(result.is_exact(), "{}", result.report_with(&rows));
+    assert_eq!((result.matched, result.missed_in_gap.len()), (2, 2));
+}
+
+/// A pod first listed in its third back-off: status holds run 2 in lastState (started 101_000,
+/// ended 103_000) and status.startTime (91_000), nothing of runs 0 and 1.
+fn first_listed_mid_crash_loop() -> (Vec<Truth>, Vec<Exported>) {
+    let truth = vec![
+        said("created", 91_000, 91_171),
+        said("scheduled", 91_000, 91_495),
+        said("started", 93_000, 93_016),
+        said("container_terminated", 95_000, 95_026),
+        said("container_restarted", 95_000, 96_548),
+        said("container_terminated", 98_000, 98_560),
+        said("container_restarted", 98_000, 101_078),
+        said("container_terminated", 103_000, 103_094),
+    ];
+    let rows = vec![
+        row_for(&truth[0], 91_000, true),
+        row_for(&truth[1], 91_000, true),
+        // status.startTime: the first run's start is gone.
+        row_for(&truth[2], 91_000, true),
+        // run 2's startedAt: run 1's end is gone; the row carries the count.
+        row_for(&truth[6], 101_000, true),
+        row_for(&truth[7], 103_000, true),
+    ];
+    (truth, rows)
+}
+
+#[test]
+fn a_pod_first_seen_mid_crash_loop_may_be_dated_within_what_status_still_proves() {
+    let (truth, rows) = first_listed_mid_crash_loop();
+    let gaps = [Gap::new(0, 103_748, "before this recorder's first list")];
+    let result = compare(&truth, &rows, &gaps);
+    assert!(result.is_exact(), "{}", result.report_with(&rows));
+    // Runs 0 and 1 ended and restart 1 happened unseen, and status no longer shows them.
+    assert_eq!((result.matched, result.missed_in_gap.len()), (5, 3));
+
+    // Only inferred rows, only within the bounds, only for a pod first seen after the gap.
+    let with = |index: usize, at_ms: i64, inferred: bool| {
+        let mut rows = rows.clone();
+        rows[index].at_ms = at_ms;
+        rows[index].inferred = inferred;
+        rows
+    };
+    for (why, rows, gaps) in [
+        ("a started row not inferred", with(2, 91_000, false), gaps),
+        (
+            "started before the pod was bound",
+            with(2, 90_999, true),
+            gaps,
+        ),
+        (
+            "started after the first run started",
+            with(2, 93_001, true),
+            gaps,
+        ),
+        ("a restart before any happened", with(3, 94_999, true), gaps),
+        (
+            "a restart after its run ended",
+            with(3, 103_001, true),
+            gaps,
+        ),
+        (
+            "a pod the recorder saw created",
+            rows.clone(),
+            [Gap::new(92_000, 103_748, "a restart of the recorder")],
+        ),
+    ] {
+        let result = compare(&truth, &rows, &gaps);
+        assert!(!result.is_exact(), "{why}: accepted\n{}", result.report());
+    }
+}
+
+/// A Job pod that became ready and failed inside the API server outage: after the relist its
+/// Ready condition shows only the flip back (False, 755_000); the recorder dates the flip to
+/// ready by it, inferred. A row outside [754_000, 755_000], or one not inferred, is not that.
+#[test]
+fn a_flip_and_flip_back_inside_one_gap_may_be_dated_by_the_flip_back() {
+    let gaps = [Gap::new(749_442, 756_433, "API server restart")];
+    let truth = vec![
+        said("ready", 754_000, 754_770),
+        said("unready", 755_000, 755_789),
+    ];
+    let rows = |ready_at: i64, inferred: bool| {
+        vec![
+            row_for(&truth[0], ready_at, inferred),
+            row_for(&truth[1], 755_000, true),
+        ]
+    };
+    let result = compare(&truth, &rows(755_000, true), &gaps);
+    assert!(result.is_exact(), "{}", result.report());
+    for (why, rows) in [
+        ("not inferred", rows(755_000, false)),
+        ("after the flip back", rows(755_001, true)),
+        ("before the flip", rows(753_999, true)),
+    ] {
+        assert!(!compare(&truth, &rows, &gaps).is_exact(), "{why}: accepted");
+    }
+}
+
+/// kwok's start stage failed while the API server was down; its retry wrote startedAt and
+/// Ready at 17:05:53, and a replay of the stage rewrote both to 17:05:55 (same containerID)
+/// before the recorder relisted. The audit truth keeps the first write; the recorder can only
+/// know the second, and that is accepted only because the audit log shows the rewrite.
+#[test]
+fn a_start_rewritten_by_a_replayed_kwok_stage_inside_a_gap_may_carry_the_rewritten_time() {
+    let patch = |write: &str, at: &str| {
+        serde_json::json!({
+            "stage": "ResponseComplete", "verb": "patch", "stageTimestamp": write,
+            "objectRef": {"resource": "pods", "subresource": "status", "name": POD},
+            "responseStatus": {"code": 200},
+            "responseObject": {"metadata": {"uid": POD}, "status": {
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": at}],
+                "containerStatuses": [{"name": "app", "restartCount": 0,
+                    "state": {"running": {"startedAt": at}}}]}}
+        })
+        .to_string()
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let audit = dir.path().join("audit.log");
+    let ms = e2e::parse_ms;
+    std::fs::write(
+        &audit,
+        [
+            patch("2026-12-01T17:05:54.772Z", "2026-12-01T17:05:53Z"),
+            patch("2026-12-01T17:05:55.606Z", "2026-12-01T17:05:55Z"),
+        ]
+        .join("\n"),
+    )
+    .expect("write the audit log");
+    let history = StatusHistory::read(&audit);
+    let (first, rewritten) = (ms("2026-12-01T17:05:53Z"), ms("2026-12-01T17:05:55Z"));
+    let written = ms("2026-12-01T17:05:54.772Z");
+    let truth = vec![
+        said("started", first, written),
+        said("ready", first, written),
+    ];
+    let rows: Vec<Exported> = truth.iter().map(|t| row_for(t, rewritten, true)).collect();
+    let gaps = [Gap::new(
+        written - 5_000,
+        written + 1_000,
+        "API server restart",
+    )];
+    let result = compare_with(&truth, &rows, &gaps, &history);
+    assert!(result.is_exact(), "{}", result.report());
+    assert!(
+        !compare(&truth, &rows, &gaps).is_exact(),
+        "without the audit log"
+    );
+    // The rewrite came after the gap: the recorder saw the first time, and must have kept it.
+    let before = [Gap::new(
+        written - 5_000,
+        written + 500,
+        "API server restart",
+    )];
+    assert!(!compare_with(&truth, &rows, &before, &history).is_exact());
 }

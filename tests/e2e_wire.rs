@@ -506,8 +506,13 @@ fn the_simulator_and_the_real_server_look_the_same_to_a_watcher() {
             >= 4
     });
 
-    // The simulator: its own pods, no churn.
-    let sim = SimProcess::spawn(&["--pods", "4", "--nodes", "1", "--churn", "0", "--seed", "5"]);
+    // The simulator: its own pods, no churn. Which templates its pods get is the seed's draw;
+    // seed 5 with 12 pods has plain init containers that completed and sidecars that run (4
+    // pods had only sidecars), which the shape below must see.
+    let sim_args = [
+        "--pods", "12", "--nodes", "1", "--churn", "0", "--seed", "5",
+    ];
+    let sim = SimProcess::spawn(&sim_args);
     let simulated = Watch::start("simulator", sim.kubeconfig_path(), 290);
     let events = simulated.wait_for("the first list", Duration::from_secs(30), has_init_done);
     let sim_listed = initial_list(&events, "simulator");
@@ -541,6 +546,21 @@ fn the_simulator_and_the_real_server_look_the_same_to_a_watcher() {
             )
         })
         .collect();
+    // The sample must hold what the shape asks for, judged by spec alone, so that a missing
+    // status field below is the simulator's fault and not the seed's.
+    for (what, sidecar) in [("a plain init container", false), ("a sidecar", true)] {
+        assert!(
+            sim_pods.iter().any(|p| p["status"]["phase"] == "Running"
+                && p["spec"]["initContainers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| (c["restartPolicy"] == "Always") == sidecar)),
+            "the simulated cluster ({}) has no Running pod with {what}: the sample cannot show \
+             the pod shape; choose --pods or --seed that has one",
+            sim_args.join(" ")
+        );
+    }
     let sim_pod_brief = pick_running(&sim_list, &[]);
     let (sim_ns, sim_name) = (
         sim_pod_brief["metadata"]["namespace"]

@@ -422,7 +422,24 @@ pub fn pod_transitions(
         );
     }
     if new.has_started() && !old.is_some_and(|o| o.has_started()) {
-        out.push(TransitionKind::Started, new.started_at_ms(), |_| {});
+        // Status keeps a container's newest run and the one before it; for a pod first seen
+        // after that (in its second back-off or later) the first run's start is gone, and
+        // status.startTime (admission) only bounds it from below: say so, and mark it inferred.
+        let unknown = new.first_run_started_at_ms().is_none();
+        let bound = if new.start_time_ms.is_some() {
+            "at is status.startTime, when the kubelet admitted the pod"
+        } else {
+            "at is the earliest start status still shows"
+        };
+        out.push(TransitionKind::Started, new.started_at_ms(), |r| {
+            if unknown {
+                r.inferred = true;
+                r.message = Some(format!(
+                    "the first run's start is no longer in status (it keeps only the newest \
+                     runs); {bound}"
+                ));
+            }
+        });
     }
     let was_ready = old.is_some_and(|o| o.ready);
     if new.ready != was_ready {
@@ -433,11 +450,15 @@ pub fn pod_transitions(
         };
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         out.push(kind, Some(at), |r| r.seq = at);
-    } else if let Some(old) = old
+    } else if obs.inferred
+        && let Some(old) = old
         && flipped_back(old.ready_changed_at_ms, new.ready_changed_at_ms)
     {
         // Same readiness, but the condition changed since: it flipped and flipped back while we
         // were not looking. The second flip's time is known; the first is only bounded by it.
+        // A live event follows the one before it with nothing in between (a watch sends every
+        // write), so there the same change is a rewrite of the condition (kwok replaying a
+        // stage after an API server outage), not a flip that was missed.
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         let (first, second) = if new.ready {
             (TransitionKind::Unready, TransitionKind::Ready)
@@ -652,9 +673,11 @@ pub fn node_transitions(
         };
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         push(kind, Some(at), at, None, false);
-    } else if let Some(old) = old
+    } else if obs.inferred
+        && let Some(old) = old
         && flipped_back(old.ready_changed_at_ms, new.ready_changed_at_ms)
     {
+        // Only when recovering, as for pods: live events miss no write.
         let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
         let (first, second) = if new.ready {
             (TransitionKind::NodeNotReady, TransitionKind::NodeReady)

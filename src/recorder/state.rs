@@ -327,25 +327,37 @@ impl PodState {
     /// seen after its containers restarted), and any later run's start the last resort.
     pub fn started_at_ms(&self) -> Option<i64> {
         let apps = || self.containers.iter().filter(|c| !c.init);
-        let first_runs = apps().filter_map(|c| {
-            if c.restart_count == 0 && c.has_current_run() {
-                c.started_at_ms
-                    .or_else(|| c.terminated.as_ref().and_then(|t| t.started_at_ms))
-            } else {
-                c.terminations()
-                    .find(|t| t.run == 0)
-                    .and_then(|t| t.started_at_ms)
-            }
-        });
-        first_runs.min().or(self.start_time_ms).or_else(|| {
-            apps()
-                .flat_map(|c| {
+        self.first_run_started_at_ms()
+            .or(self.start_time_ms)
+            .or_else(|| {
+                apps()
+                    .flat_map(|c| {
+                        c.terminations()
+                            .filter_map(|t| t.started_at_ms)
+                            .chain(c.started_at_ms)
+                    })
+                    .min()
+            })
+    }
+
+    /// When the first app container's first run started, if status still shows it: the kubelet
+    /// keeps a container's newest run and, in lastState, one more, so once its second run has
+    /// ended (in back-off, lastState is that run) nothing in status holds the first run's start.
+    pub fn first_run_started_at_ms(&self) -> Option<i64> {
+        self.containers
+            .iter()
+            .filter(|c| !c.init)
+            .filter_map(|c| {
+                if c.restart_count == 0 && c.has_current_run() {
+                    c.started_at_ms
+                        .or_else(|| c.terminated.as_ref().and_then(|t| t.started_at_ms))
+                } else {
                     c.terminations()
-                        .filter_map(|t| t.started_at_ms)
-                        .chain(c.started_at_ms)
-                })
-                .min()
-        })
+                        .find(|t| t.run == 0)
+                        .and_then(|t| t.started_at_ms)
+                }
+            })
+            .min()
     }
 
     /// The reason to show for how the pod ended: the pod's own (Evicted, DeadlineExceeded),

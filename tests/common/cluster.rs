@@ -10,7 +10,9 @@
 //! events) every truth transition must be exported exactly once, with `at` equal to the truth's
 //! (status-timed kinds: a time the object carries) or within 1 s of it (observed kinds: the
 //! audit event's completion time); inside a gap a transition may be missing, but a row that is
-//! there must still be true. Every exported row must match a truth transition.
+//! there must still be true. Every exported row must match a truth transition. For a pod first
+//! seen after a gap, status no longer holds the first run's start nor the older restarts'
+//! times: those rows must be inferred and lie within the bounds status still gives.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -167,6 +169,11 @@ impl Cluster {
                 serde_json::from_str(l).unwrap_or_else(|e| panic!("audittruth line ({e}): {l}"))
             })
             .collect()
+    }
+
+    /// Every time a pod's status carried for `started` and readiness, from the audit log.
+    pub fn status_history(&self) -> StatusHistory {
+        StatusHistory::read(&self.audit_log)
     }
 
     /// The last lines of each component's log, for failure messages.
@@ -430,10 +437,157 @@ fn distance(t: &Truth, e: &Exported, gap: Option<&Gap>) -> Option<i64> {
     }
 }
 
+/// The times pods' status carried, write by write, read straight from the audit log (not from
+/// audittruth, which keeps each transition's first write only): `(uid, write_ms, kind, at_ms)`
+/// for the Ready condition's lastTransitionTime (`ready` / `unready` by its status) and the
+/// first run's `running.startedAt` of each app container (`started`). kwok replays a stage
+/// whose patch failed while the API server was down, and the replay rewrites these times with
+/// the same containerID: a recorder that lists after the replay can only know the second time.
+#[derive(Debug, Default)]
+pub struct StatusHistory(Vec<(String, i64, &'static str, i64)>);
+
+impl StatusHistory {
+    pub fn read(audit_log: &Path) -> StatusHistory {
+        let text = std::fs::read_to_string(audit_log).unwrap_or_default();
+        let ms = |v: &serde_json::Value| v.as_str().map(crate::e2e::parse_ms);
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let code = e["responseStatus"]["code"].as_i64().unwrap_or(200);
+            if e["stage"] != "ResponseComplete"
+                || e["objectRef"]["resource"] != "pods"
+                || !matches!(e["verb"].as_str(), Some("patch" | "update"))
+                || !(200..300).contains(&code)
+            {
+                continue;
+            }
+            let (object, Some(write_ms)) = (&e["responseObject"], ms(&e["stageTimestamp"])) else {
+                continue;
+            };
+            let Some(uid) = object["metadata"]["uid"].as_str() else {
+                continue;
+            };
+            let status = &object["status"];
+            for c in status["conditions"].as_array().into_iter().flatten() {
+                if c["type"] == "Ready"
+                    && let Some(at) = ms(&c["lastTransitionTime"])
+                {
+                    let kind = if c["status"] == "True" {
+                        "ready"
+                    } else {
+                        "unready"
+                    };
+                    out.push((uid.to_string(), write_ms, kind, at));
+                }
+            }
+            for c in status["containerStatuses"].as_array().into_iter().flatten() {
+                if c["restartCount"].as_i64() == Some(0)
+                    && let Some(at) = ms(&c["state"]["running"]["startedAt"])
+                {
+                    out.push((uid.to_string(), write_ms, "started", at));
+                }
+            }
+        }
+        StatusHistory(out)
+    }
+
+    /// Whether a write of pod `uid` inside `gap`, at or after `after_ms`, set `kind`'s time to
+    /// `at_ms`.
+    fn rewrote(&self, uid: &str, kind: &str, at_ms: i64, after_ms: i64, gap: &Gap) -> bool {
+        self.0.iter().any(|(u, w, k, at)| {
+            u == uid && *k == kind && *at == at_ms && *w >= after_ms && gap.contains(*w)
+        })
+    }
+}
+
+/// For a pod the recorder first saw after `gap` (its `created` was written inside it), the span
+/// in which status still places a transition whose own time it no longer holds, if `t` is such
+/// a transition. The kubelet keeps a container's newest run and, in lastState, one more; for a
+/// pod first listed mid crash loop (restartCount k, lastState = run k) that leaves:
+/// - `started` (the first run's start): gone. status.startTime, set when the kubelet admitted
+///   the pod, is after the binding and before any container started, so the recorder's row
+///   lies between `scheduled` and the true start.
+/// - `container_restarted` k (dated at run k-1's finishedAt): run k-1 is gone; run k's startedAt
+///   (lastState) is after the restart and before run k ended, so the recorder's row lies
+///   between the true restart and run k's end (or the gap's end while run k still runs).
+///   Earlier restarts leave nothing: one row carries the count.
+///
+/// No other kind and no line outside such a gap gets bounds: there status gives the exact time.
+fn first_sight_bounds(t: &Truth, truth: &[Truth], gap: &Gap) -> Option<(i64, i64)> {
+    let of_pod = |kind: &'static str| {
+        truth
+            .iter()
+            .filter(move |o| o.subject == t.subject && o.uid == t.uid && o.kind == kind)
+    };
+    if !of_pod("created").any(|c| gap.contains(c.write_ms)) {
+        return flip_bounds(t, truth, gap);
+    }
+    match t.kind.as_str() {
+        "started" => {
+            let first = |kind| of_pod(kind).map(|o| o.at_ms).min();
+            Some((first("scheduled").or_else(|| first("created"))?, t.at_ms))
+        }
+        "container_restarted" => {
+            let run_end = of_pod("container_terminated")
+                .filter(|o| o.container == t.container && o.at_ms > t.at_ms)
+                .map(|o| o.at_ms)
+                .min();
+            Some((t.at_ms, run_end.unwrap_or(gap.end_ms)))
+        }
+        _ => flip_bounds(t, truth, gap),
+    }
+}
+
+/// A readiness flip whose flip back happened inside the same gap: the condition's
+/// lastTransitionTime shows only the flip back, so the recorder dates the first flip no later
+/// than that (inferred); the first flip lies between its own time and the flip back's.
+fn flip_bounds(t: &Truth, truth: &[Truth], gap: &Gap) -> Option<(i64, i64)> {
+    let back = match (t.subject.as_str(), t.kind.as_str()) {
+        ("pod", "ready") => "unready",
+        ("pod", "unready") => "ready",
+        ("node", "ready") => "not_ready",
+        ("node", "not_ready") => "ready",
+        _ => return None,
+    };
+    let flip_back = truth
+        .iter()
+        .filter(|o| {
+            o.subject == t.subject
+                && o.uid == t.uid
+                && o.kind == back
+                && o.at_ms >= t.at_ms
+                && o.write_ms > t.write_ms
+        })
+        .min_by_key(|o| (o.at_ms, o.write_ms))?;
+    gap.contains(flip_back.write_ms)
+        .then_some((t.at_ms, flip_back.at_ms))
+}
+
 /// Compares the truth with the exported rows: each truth transition takes the closest
 /// acceptable unmatched row of the same subject, kind, container (and, for container kinds,
 /// reason and exit code).
+///
+/// Transitions outside every gap choose first, oldest first: a row written while the recorder
+/// was watching belongs to what it watched, and an earlier transition inside a gap (whose
+/// window for an observed kind reaches past the gap) must not take it. Then the transitions
+/// inside gaps, newest first: after a gap, status shows the latest state, so the latest of a
+/// kind has the first claim on the row recovered from it. Last, what is still unmatched inside
+/// a gap may take an inferred row within [`first_sight_bounds`] or [`flip_bounds`].
 pub fn compare(truth: &[Truth], exported: &[Exported], gaps: &[Gap]) -> Comparison {
+    compare_with(truth, exported, gaps, &StatusHistory::default())
+}
+
+/// [`compare`], where a status-timed `started`, `ready` or `unready` inside a gap may also be
+/// an inferred row at the time a later write inside the same gap gave it ([`StatusHistory`]):
+/// the status the recorder listed after the gap said so.
+pub fn compare_with(
+    truth: &[Truth],
+    exported: &[Exported],
+    gaps: &[Gap],
+    history: &StatusHistory,
+) -> Comparison {
     let mut out = Comparison::default();
     let mut used = vec![false; exported.len()];
     let mut by_key: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
@@ -443,31 +597,85 @@ pub fn compare(truth: &[Truth], exported: &[Exported], gaps: &[Gap]) -> Comparis
             .or_default()
             .push(i);
     }
-    let mut order: Vec<&Truth> = truth.iter().collect();
-    order.sort_by_key(|t| (t.at_ms, t.write_ms));
-    for t in order {
-        // Whether the recorder was watching is decided by when the write completed.
-        let gap = gaps.iter().find(|g| g.contains(t.write_ms));
-        let best = by_key
+    let candidates = |t: &Truth| -> Vec<usize> {
+        by_key
             .get(&(t.uid.as_str(), t.kind.as_str()))
             .into_iter()
             .flatten()
             .copied()
-            .filter(|&i| !used[i] && same_event(t, &exported[i]))
-            .filter_map(|i| distance(t, &exported[i], gap).map(|d| (d, i)))
+            .filter(|&i| same_event(t, &exported[i]))
+            .collect()
+    };
+    let mut order: Vec<&Truth> = truth.iter().collect();
+    order.sort_by_key(|t| (t.at_ms, t.write_ms));
+    // Whether the recorder was watching is decided by when the write completed.
+    let gap_of = |t: &Truth| gaps.iter().find(|g| g.contains(t.write_ms));
+    let (watched, in_gaps): (Vec<&Truth>, Vec<&Truth>) =
+        order.into_iter().partition(|t| gap_of(t).is_none());
+    for t in watched {
+        let best = candidates(t)
+            .into_iter()
+            .filter(|&i| !used[i])
+            .filter_map(|i| distance(t, &exported[i], None).map(|d| (d, i)))
             .min();
-        match (best, gap) {
-            (Some((_, i)), g) => {
+        match best {
+            Some((_, i)) => {
                 used[i] = true;
                 out.matched += 1;
-                if g.is_some() {
-                    out.matched_in_gap += 1;
-                }
             }
-            (None, Some(_)) => out.missed_in_gap.push(t.clone()),
-            (None, None) => out.missing.push(t.clone()),
+            None => out.missing.push(t.clone()),
         }
     }
+    let mut unmatched = Vec::new();
+    for &t in in_gaps.iter().rev() {
+        let gap = gap_of(t);
+        let best = candidates(t)
+            .into_iter()
+            .filter(|&i| !used[i])
+            .filter_map(|i| distance(t, &exported[i], gap).map(|d| (d, i)))
+            .min();
+        match best {
+            Some((_, i)) => {
+                used[i] = true;
+                out.matched += 1;
+                out.matched_in_gap += 1;
+            }
+            None => unmatched.push(t),
+        }
+    }
+    for t in unmatched {
+        let gap = gap_of(t).expect("inside a gap");
+        let rewritten = (t.subject == "pod" && t.timing == "status")
+            .then(|| {
+                candidates(t).into_iter().find(|&i| {
+                    let e = &exported[i];
+                    !used[i]
+                        && e.inferred
+                        && history.rewrote(&t.uid, &t.kind, e.at_ms, t.write_ms, gap)
+                })
+            })
+            .flatten();
+        let bounded = rewritten.or_else(|| {
+            first_sight_bounds(t, truth, gap).and_then(|(from, to)| {
+                candidates(t)
+                    .into_iter()
+                    .filter(|&i| {
+                        let e = &exported[i];
+                        !used[i] && e.inferred && e.at_ms >= from && e.at_ms <= to
+                    })
+                    .min_by_key(|&i| (exported[i].at_ms - t.at_ms).abs())
+            })
+        });
+        match bounded {
+            Some(i) => {
+                used[i] = true;
+                out.matched += 1;
+                out.matched_in_gap += 1;
+            }
+            None => out.missed_in_gap.push(t.clone()),
+        }
+    }
+    out.missed_in_gap.sort_by_key(|t| (t.at_ms, t.write_ms));
     out.unexpected = exported
         .iter()
         .zip(used)
@@ -490,7 +698,7 @@ pub fn settle(
     loop {
         let truth = cluster.truth();
         let exported = export_transitions(db);
-        let result = compare(&truth, &exported, gaps);
+        let result = compare_with(&truth, &exported, gaps, &cluster.status_history());
         if result.is_exact() || Instant::now() >= deadline {
             return (result, truth, exported);
         }

@@ -199,6 +199,23 @@ fn a_readiness_flip_and_flip_back_inside_a_gap_is_recovered_from_the_condition_t
 }
 
 #[test]
+fn a_readiness_condition_rewritten_between_two_live_events_is_no_flip() {
+    // kwok replayed its start stage after an API server outage: Ready stays True with a new
+    // lastTransitionTime. The watch showed both writes and nothing between them.
+    let ready = pod().scheduled(2_000).running(3_000).ready(4_000);
+    let rewritten = pod().scheduled(2_000).running(3_000).ready(9_000);
+    let rows = pod_transitions(Some(&ready), &rewritten, Observation::live(NOW));
+    assert_eq!(kinds_and_times(&rows), vec![]);
+    let mut node_ready = node();
+    node_ready.ready = true;
+    node_ready.ready_changed_at_ms = Some(4_000);
+    let mut node_rewritten = node_ready.clone();
+    node_rewritten.ready_changed_at_ms = Some(9_000);
+    let rows = node_transitions(Some(&node_ready), &node_rewritten, Observation::live(NOW));
+    assert_eq!(kinds_and_times(&rows), vec![]);
+}
+
+#[test]
 fn recovered_rows_are_marked_inferred_and_live_rows_are_not() {
     let running = pod().scheduled(2_000).running(3_000);
     let rows = pod_transitions(None, &running, Observation::recovered(NOW));
@@ -565,6 +582,37 @@ fn started_is_the_first_app_container_start_not_the_admission_time() {
 }
 
 #[test]
+fn a_pod_first_seen_in_its_second_back_off_is_started_at_admission_marked_inferred() {
+    // Run 1 ended at 8_000 and the kubelet waits: lastState is run 1, run 0's start is gone.
+    let mut second = with(backoff(1, 7_000, 8_000));
+    second.start_time_ms = Some(2_500);
+    // Bounded, not known, whether a list or a watch event (a pod entering the scope mid crash
+    // loop) shows it first.
+    for obs in [Observation::recovered(NOW), Observation::live(NOW)] {
+        let rows = pod_transitions(None, &second, obs);
+        let started = rows.iter().find(|r| r.kind == Started).unwrap();
+        assert_eq!(started.at_ms, 2_500);
+        assert!(started.inferred, "{started:?}");
+        assert!(
+            started
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("first run's start") && m.contains("startTime")),
+            "{started:?}"
+        );
+    }
+    // In its first back-off, lastState still is run 0, with its start: known.
+    let mut first = with(backoff(0, 3_000, 5_000));
+    first.start_time_ms = Some(2_500);
+    let rows = pod_transitions(None, &first, Observation::live(NOW));
+    let started = rows.iter().find(|r| r.kind == Started).unwrap();
+    assert_eq!(
+        (started.at_ms, started.inferred, started.message.as_deref()),
+        (3_000, false, None)
+    );
+}
+
+#[test]
 fn inferred_rows_show_the_phase_at_their_moment() {
     let running = pod().scheduled(2_000).running(3_000).ready(4_000);
     let rows = pod_transitions(None, &running, Observation::recovered(NOW));
@@ -862,4 +910,3 @@ fn a_pod_whose_kubelet_reports_resources_is_not_resized_by_its_effective_request
         .collect();
     assert_eq!(kinds, vec![ResizeRequested]);
 }
-
