@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use futures::future::{BoxFuture, FusedFuture};
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use kube::runtime::watcher::{self, Event};
 use kube::api::ListParams;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
@@ -545,16 +545,19 @@ impl Loop {
                 let gone = self
                     .cache
                     .end_pod_relist(Observation::recovered(now), &mut self.batch);
+                self.cache.followed_pods_until(now);
                 self.pods.end_list(gone, self.started, &self.stats);
                 self.after_list();
             }
             Event::Apply(pod) => {
                 let obs = self.pods.observe(now, pod.state.resource_version);
-                self.cache.apply_pod(pod, obs, &mut self.batch)
+                self.cache.apply_pod(pod, obs, &mut self.batch);
+                self.cache.followed_pods_until(now);
             }
             Event::Delete(pod) => {
                 let obs = self.pods.observe(now, pod.state.resource_version);
-                self.cache.delete_pod(pod, obs, &mut self.batch)
+                self.cache.delete_pod(pod, obs, &mut self.batch);
+                self.cache.followed_pods_until(now);
             }
         }
         self.stats.cached_pods.set(self.cache.pod_count() as i64);
@@ -792,6 +795,11 @@ async fn record(
         );
     }
     cache.load(pods, nodes);
+    // The previous run followed events until its last commit (its session's heartbeat): the
+    // open pods it left were there then.
+    if let Some(last) = crate::store::sessions::read_all(&handle.conn)?.last() {
+        cache.followed_pods_until(last.end_ms());
+    }
     // The session says from when, and with what scope, the history covers time (query::coverage).
     let session = handle.start_session(&config.scope(), now_ms())?;
     // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.
