@@ -781,3 +781,40 @@ fn a_pod_deleted_inside_a_listed_gap_owes_only_its_deletion() {
     let without = compare::compare(&truth, &recorded[..1], &[compare::Gap::listed(down, back)]);
     assert_eq!(without.missing.len(), 1, "{without:?}");
 }
+
+/// After an outage the resumed watch replays what was missed, and changes made meanwhile come
+/// behind the replay: live, but a deletion is dated when the recorder got to it. Inside the
+/// gap (which ends when the recorder has caught up) such a row is bounded, not exact; outside
+/// any gap the 1 s rule still holds.
+#[test]
+fn a_change_seen_live_behind_a_replay_is_bounded_by_the_gap() {
+    let (down, gone, caught_up) = (START_MS - 30_000, START_MS - 3_000, START_MS);
+    let truth = vec![
+        TruthLine::pod(
+            "u1",
+            "default",
+            "web-1",
+            TransitionKind::Created,
+            down - 60_000,
+        ),
+        TruthLine::pod("u1", "default", "web-1", TransitionKind::Deleted, gone),
+    ];
+    let row = |kind, at_ms| compare::Recorded {
+        uid: "u1".into(),
+        kind,
+        at_ms,
+        observed_at_ms: at_ms,
+        inferred: false,
+        container: None,
+        restart_count: None,
+    };
+    let recorded = vec![
+        row(TransitionKind::Created, down - 60_000),
+        row(TransitionKind::Deleted, gone + 1_500),
+    ];
+    let gap = compare::Gap::replayed(down, caught_up);
+    compare::compare(&truth, &recorded, &[gap]).assert_exact();
+    let strict = compare::compare(&truth, &recorded, &[]);
+    assert_eq!(strict.missing.len(), 1, "{strict:?}");
+    assert_eq!(strict.unexpected.len(), 1, "{strict:?}");
+}

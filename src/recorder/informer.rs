@@ -258,8 +258,18 @@ impl ListProgress {
     }
 
     /// How to treat a live (non-list) event for an object at `resource_version`, arriving now.
+    /// The end of a catch-up is logged: events queued behind the replay in the same stream
+    /// are handled from then on, so until then the recorder sees live changes late.
     fn observe(&mut self, now_ms: i64, resource_version: Option<i64>) -> Observation {
-        self.catch_up.observe(resource_version, now_ms)
+        let catching_up = matches!(self.catch_up, CatchUp::Until(_));
+        let obs = self.catch_up.observe(resource_version, now_ms);
+        if catching_up && !obs.inferred {
+            tracing::info!(
+                "{} watch caught up: the replay is over, events are live again",
+                self.resource.singular()
+            );
+        }
+        obs
     }
 }
 

@@ -239,6 +239,23 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
             out.matched_inferred += 1;
             continue;
         }
+        // A change made while the recorder was still working through a replay (or a relist)
+        // reaches it behind that backlog: it is live (past the catch-up, so not inferred), but
+        // a row dated by observation (a deletion, a waiting reason) is dated when the recorder
+        // got to it, later than the change by up to the backlog's length. Nothing in the event
+        // says when the server made the change, so that row's time is only bounded: not before
+        // the change, not after the gap (whose end is when the recorder caught up).
+        let seen_late = candidates.iter().find(|(i, r)| {
+            !used[*i]
+                && !r.inferred
+                && r.at_ms >= at - TOLERANCE_MS
+                && r.at_ms <= gap.end_ms + RECOVERY_SLACK_MS
+        });
+        if let Some((i, _)) = seen_late {
+            used[*i] = true;
+            out.matched += 1;
+            continue;
+        }
         let (born, deleted) = life[line.uid.as_str()];
         if let Some(deleted) = deleted
             && in_gap(born, &[gap]).is_some()
