@@ -193,10 +193,8 @@ fn a_finalizer_held_deletion_after_a_watch_reconnect_is_live() {
 
     let gaps = [
         before_start(listed),
-        Gap {
-            start_ms: down.div_euclid(1000) * 1000,
-            end_ms: back,
-        },
+        // No watch cache: the resumed watch replays from etcd.
+        Gap::replayed(down.div_euclid(1000) * 1000, back),
     ];
     assert_exact(
         &settle(&db, &k.truth, &gaps, Duration::from_secs(30)),
@@ -275,10 +273,7 @@ fn a_pod_relabelled_out_of_the_selector_leaves_the_scope_and_is_not_deleted() {
 
     let gaps = [
         before_start(listed),
-        Gap {
-            start_ms: down.div_euclid(1000) * 1000,
-            end_ms: back,
-        },
+        Gap::listed(down.div_euclid(1000) * 1000, back),
     ];
     assert_exact(
         &settle(&db, &k.truth, &gaps, Duration::from_secs(30)),

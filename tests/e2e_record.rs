@@ -27,14 +27,12 @@ use recorder::RecorderProcess;
 
 const LISTED: &str = "initial list of pods and nodes done";
 
-/// The recorder was not following live events from `down` until `back`. The start is floored
+/// The recorder was not following live events from `down` until `back`, when a list (of a
+/// restarted recorder, or a relist) reconciled what it missed. The start is floored
 /// to the second: the API server keeps times to the second, so a change made just after `down`
 /// can carry a time (a deletionTimestamp, say) up to 999 ms before it.
 fn outage(down_ms: i64, back_ms: i64) -> Gap {
-    Gap {
-        start_ms: down_ms.div_euclid(1000) * 1000,
-        end_ms: back_ms,
-    }
+    Gap::listed(down_ms.div_euclid(1000) * 1000, back_ms)
 }
 
 /// `assert_exact`, with the recorder's log and the recorded rows when it fails.

@@ -31,10 +31,7 @@ fn settle(sim: &SimProcess, db: &std::path::Path, gaps: &[Gap], timeout: Duratio
 
 /// The span before the recorder's first list: what happened then is reconstructed.
 fn before_start(started_ms: i64) -> Gap {
-    Gap {
-        start_ms: 0,
-        end_ms: started_ms + 2_000,
-    }
+    Gap::listed(0, started_ms + 2_000)
 }
 
 const SIM_ARGS: &[&str] = &[
@@ -159,10 +156,7 @@ fn a_410_relists_once_and_loses_nothing() {
     // the relist, which dates them from the object: a deletionTimestamp has second precision,
     // so such a `terminating` can be up to a second earlier than the truth. The gap starts
     // earlier by that much.
-    let gap = Gap {
-        start_ms: fault_at - 2_000,
-        end_ms: relisted_at,
-    };
+    let gap = Gap::listed(fault_at - 2_000, relisted_at);
     let (result, log) = session.finish(vec![gap], Duration::from_secs(30));
     result.assert_exact();
     assert_eq!(
@@ -180,15 +174,16 @@ fn an_outage_of_30_seconds_is_retried_and_reconciled() {
     session.sim.fault(r#"{"outage_secs":30}"#);
     // The recorder is blind from the outage until its watch is back (its retry backoff may
     // take a few seconds past the outage's end).
+    // The watch resumes and the server replays what it missed; changes made meanwhile come
+    // behind the replay, so the recorder follows live events again once it has caught up.
     session
         .rec
-        .wait_for_log("pod watch resumed", Duration::from_secs(60));
-    let outage_end = now_ms();
+        .wait_for_log("pod watch caught up", Duration::from_secs(60));
+    let caught_up = now_ms();
     run_for(Duration::from_secs(8));
-    let gap = Gap {
-        start_ms: outage_at,
-        end_ms: outage_end,
-    };
+    // The outage ends every stream at once: changes published but not yet read come only with
+    // the replay, so the gap starts earlier by the time an event can be in flight.
+    let gap = Gap::replayed(outage_at - 2_000, caught_up);
     let (result, log) = session.finish(vec![gap], Duration::from_secs(40));
     result.assert_exact();
     assert!(
@@ -223,10 +218,7 @@ fn kill_9_then_restart_on_the_same_file_loses_and_duplicates_nothing() {
     run_for(Duration::from_secs(6));
     // Rows received but not yet committed when the process died are lost with it (the writer
     // commits every ~100 ms); the restart must infer them, so the gap starts a little earlier.
-    let gap = Gap {
-        start_ms: killed_at - 2_000,
-        end_ms: restarted_at,
-    };
+    let gap = Gap::listed(killed_at - 2_000, restarted_at);
     let (result, log) = session.finish(vec![gap], Duration::from_secs(30));
     result.assert_exact();
     assert!(

@@ -109,10 +109,7 @@ fn a_frozen_api_server_makes_the_recorder_unready_and_a_restarted_watch_recovers
     }
     let gaps = [
         before_start(listed_at),
-        Gap {
-            start_ms: frozen_at - 1_000,
-            end_ms: recovered_at,
-        },
+        Gap::listed(frozen_at - 1_000, recovered_at),
     ];
     let result = settle(&db, &sim.truth(), &gaps, Duration::from_secs(60));
     // Nothing from the freeze or the restarted watches may be missing or invented. Lines from

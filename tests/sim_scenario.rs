@@ -697,3 +697,124 @@ fn an_earlier_flip_inside_a_gap_does_not_take_the_inferred_row_of_the_last() {
     assert_eq!(result.matched, 1);
     assert_eq!(result.exempt.len(), 2, "{:?}", result.exempt);
 }
+
+/// A pod first seen with two restarts behind it: status describes only the last restart and
+/// the run that ended before it, and the recorder has a row for each at their own times. The
+/// first restart and its termination, earlier in the truth and inside the gap, must not take
+/// those rows under the gap's looser rule (which left the last restart "missing" although it
+/// was recorded at its exact time).
+#[test]
+fn an_earlier_run_inside_a_gap_does_not_take_the_rows_of_the_last() {
+    let (t1, t2) = (START_MS - 90_000, START_MS - 60_000);
+    let run = |kind, at, restart_count| {
+        let mut line = TruthLine::pod("u1", "default", "web-1", kind, at);
+        line.container = Some("web".into());
+        line.restart_count = restart_count;
+        line
+    };
+    let truth = vec![
+        run(TransitionKind::ContainerTerminated, t1, None),
+        run(TransitionKind::ContainerRestarted, t1, Some(1)),
+        run(TransitionKind::ContainerTerminated, t2, None),
+        run(TransitionKind::ContainerRestarted, t2, Some(2)),
+    ];
+    let row = |kind, run| compare::Recorded {
+        uid: "u1".into(),
+        kind,
+        at_ms: t2 / 1000 * 1000,
+        observed_at_ms: START_MS,
+        inferred: true,
+        container: Some("web".into()),
+        restart_count: Some(run),
+    };
+    let recorded = vec![
+        row(TransitionKind::ContainerTerminated, 1),
+        row(TransitionKind::ContainerRestarted, 2),
+    ];
+    let result = compare::compare(&truth, &recorded, &[compare::before_start(START_MS)]);
+    result.assert_exact();
+    assert_eq!(result.matched, 2);
+    assert_eq!(result.exempt.len(), 2, "{:?}", result.exempt);
+}
+
+/// A pod deleted while the recorder was down (kill -9, then a restart that lists): the list
+/// does not show it, so its `deleted` (inferred) is all the recorder can know; what it did
+/// inside the gap is exempt. A resumed watch would have replayed those changes, so after a
+/// replayed gap they are still required.
+#[test]
+fn a_pod_deleted_inside_a_listed_gap_owes_only_its_deletion() {
+    let (created, down, ended, gone, back) = (
+        START_MS - 90_000,
+        START_MS - 30_000,
+        START_MS - 25_000,
+        START_MS - 20_000,
+        START_MS - 10_000,
+    );
+    let line = |kind, at| TruthLine::pod("u1", "default", "web-1", kind, at);
+    let mut terminated = line(TransitionKind::ContainerTerminated, ended);
+    terminated.container = Some("web".into());
+    let truth = vec![
+        line(TransitionKind::Created, created),
+        terminated,
+        line(TransitionKind::Succeeded, ended),
+        line(TransitionKind::Deleted, gone),
+    ];
+    let row = |kind, at_ms, inferred| compare::Recorded {
+        uid: "u1".into(),
+        kind,
+        at_ms,
+        observed_at_ms: at_ms,
+        inferred,
+        container: None,
+        restart_count: None,
+    };
+    let recorded = vec![
+        row(TransitionKind::Created, created, false),
+        row(TransitionKind::Deleted, back, true),
+    ];
+    let listed = compare::compare(&truth, &recorded, &[compare::Gap::listed(down, back)]);
+    listed.assert_exact();
+    assert_eq!(listed.exempt.len(), 2, "{:?}", listed.exempt);
+    let replayed = compare::compare(&truth, &recorded, &[compare::Gap::replayed(down, back)]);
+    assert_eq!(replayed.missing.len(), 2, "{replayed:?}");
+    // The deletion itself is owed either way.
+    let without = compare::compare(&truth, &recorded[..1], &[compare::Gap::listed(down, back)]);
+    assert_eq!(without.missing.len(), 1, "{without:?}");
+}
+
+/// After an outage the resumed watch replays what was missed, and changes made meanwhile come
+/// behind the replay: live, but a deletion is dated when the recorder got to it. Inside the
+/// gap (which ends when the recorder has caught up) such a row is bounded, not exact; outside
+/// any gap the 1 s rule still holds.
+#[test]
+fn a_change_seen_live_behind_a_replay_is_bounded_by_the_gap() {
+    let (down, gone, caught_up) = (START_MS - 30_000, START_MS - 3_000, START_MS);
+    let truth = vec![
+        TruthLine::pod(
+            "u1",
+            "default",
+            "web-1",
+            TransitionKind::Created,
+            down - 60_000,
+        ),
+        TruthLine::pod("u1", "default", "web-1", TransitionKind::Deleted, gone),
+    ];
+    let row = |kind, at_ms| compare::Recorded {
+        uid: "u1".into(),
+        kind,
+        at_ms,
+        observed_at_ms: at_ms,
+        inferred: false,
+        container: None,
+        restart_count: None,
+    };
+    let recorded = vec![
+        row(TransitionKind::Created, down - 60_000),
+        row(TransitionKind::Deleted, gone + 1_500),
+    ];
+    let gap = compare::Gap::replayed(down, caught_up);
+    compare::compare(&truth, &recorded, &[gap]).assert_exact();
+    let strict = compare::compare(&truth, &recorded, &[]);
+    assert_eq!(strict.missing.len(), 1, "{strict:?}");
+    assert_eq!(strict.unexpected.len(), 1, "{strict:?}");
+}

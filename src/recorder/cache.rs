@@ -62,6 +62,9 @@ pub struct Cache {
     left_scope: HashSet<Text>,
     /// Pods missing from a selector-filtered relist, not yet known deleted or relabelled.
     unresolved: Vec<PodState>,
+    /// Until when (Unix ms) the recorder followed pod events: a pod missing from the next list
+    /// was still there then (see [`Gone::Relisted`]).
+    pods_followed_until_ms: i64,
 }
 
 /// What a pod contributes to its node's usage, if anything.
@@ -157,6 +160,18 @@ impl Cache {
         }
         // Loading is not a change: no usage rows for it.
         self.dirty_nodes.clear();
+    }
+
+    /// The recorder has followed pod events until `at_ms`: the last event of a stream, the end
+    /// of a list, or (on a restart) the previous run's last commit.
+    pub fn followed_pods_until(&mut self, at_ms: i64) {
+        self.pods_followed_until_ms = self.pods_followed_until_ms.max(at_ms);
+    }
+
+    fn relisted(&self) -> Gone {
+        Gone::Relisted {
+            followed_until_ms: self.pods_followed_until_ms,
+        }
     }
 
     pub fn pod_count(&self) -> usize {
@@ -348,7 +363,7 @@ impl Cache {
                     continue;
                 }
                 // Labels are already stored from earlier rows; None leaves them as they are.
-                self.record_pod_gone(*last, None, obs, Gone::Relisted, batch);
+                self.record_pod_gone(*last, None, obs, self.relisted(), batch);
                 deleted += 1;
             }
         }
@@ -383,7 +398,10 @@ impl Cache {
                     self.record_left_scope(*last, labels, obs, batch);
                 }
             }
-            _ => self.record_pod_gone(last, None, obs, Gone::Relisted, batch),
+            _ => {
+                let how = self.relisted();
+                self.record_pod_gone(last, None, obs, how, batch)
+            }
         }
     }
 
@@ -670,6 +688,30 @@ mod tests {
         );
         assert!(batch.is_empty(), "loading writes nothing");
         assert_eq!(cache.pod_count(), 1);
+    }
+
+    /// A pod whose grace period had ended was still there when the previous run last
+    /// committed (the kubelet confirms a deletion when its containers are gone, often after the
+    /// grace period); missing from the restarted recorder's list, it was deleted after that
+    /// commit, not at its deletionTimestamp.
+    #[test]
+    fn a_pod_missing_from_a_restarts_list_is_not_dated_before_the_previous_run_last_saw_it() {
+        let mut cache = Cache::new();
+        let mut terminating = pod("slow", Some("n1"), Phase::Running, 1).state;
+        terminating.deletion_at_ms = Some(29_000);
+        terminating.deletion_grace_secs = Some(1);
+        cache.load(vec![terminating], vec![]);
+        cache.followed_pods_until(32_300);
+        let mut batch = Batch::default();
+        let obs = Observation::recovered(37_600);
+        cache.begin_pod_relist();
+        assert_eq!(cache.end_pod_relist(obs, &mut batch), 1);
+        let deleted = batch.transitions.last().unwrap();
+        assert_eq!(
+            (deleted.kind, deleted.at_ms, deleted.inferred),
+            (TransitionKind::Deleted, 32_300, true)
+        );
+        assert_eq!(batch.pods.last().unwrap().deleted_at_ms, Some(32_300));
     }
 
     #[test]

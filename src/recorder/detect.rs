@@ -520,18 +520,25 @@ pub enum Gone {
     /// is removed when the finalizer goes, long after its deletionTimestamp.
     Watched,
     /// Absent from a fresh list (a relist, or the first list after a restart): removed at some
-    /// unknown time while the recorder was not watching.
-    Relisted,
+    /// unknown time while the recorder was not watching, which began at `followed_until_ms`
+    /// (the last event before the stream failed, or a previous run's last commit; 0 when
+    /// unknown). Until then the recorder saw no DELETED, so the pod was there.
+    Relisted { followed_until_ms: i64 },
 }
 
 /// The `deleted` row of a pod. `at_ms` is the observation time, except for a pod found missing
 /// from a list, where a terminating pod's deletionTimestamp (when its grace period ended) is
-/// the better estimate.
+/// the better estimate, but never before the recorder stopped following: the kubelet may
+/// confirm a deletion long after the grace period, and one the recorder was still watching
+/// had not happened yet.
 pub fn pod_deleted(last: &PodState, obs: Observation, how: Gone) -> TransitionRow {
     let at_ms = match (how, last.deletion_at_ms) {
-        (Gone::Relisted, Some(deadline)) => deadline.min(obs.at_ms),
+        (Gone::Relisted { followed_until_ms }, Some(deadline)) => {
+            deadline.max(followed_until_ms).min(obs.at_ms)
+        }
         _ => obs.at_ms,
     };
+    let relisted = matches!(how, Gone::Relisted { .. });
     let mut row = TransitionRow::new(
         SubjectUid::Pod(last.uid.to_string()),
         TransitionKind::Deleted,
@@ -541,9 +548,9 @@ pub fn pod_deleted(last: &PodState, obs: Observation, how: Gone) -> TransitionRo
     row.phase_before = Some(last.phase);
     row.phase_after = Some(last.phase);
     row.resource_version = last.resource_version;
-    row.inferred = obs.inferred || how == Gone::Relisted;
+    row.inferred = obs.inferred || relisted;
     row.message = match how {
-        Gone::Relisted => Some(
+        Gone::Relisted { .. } => Some(
             "gone from the API server's list; deleted while the recorder was not watching".into(),
         ),
         Gone::Watched if obs.inferred => Some(

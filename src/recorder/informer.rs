@@ -258,8 +258,18 @@ impl ListProgress {
     }
 
     /// How to treat a live (non-list) event for an object at `resource_version`, arriving now.
+    /// The end of a catch-up is logged: events queued behind the replay in the same stream
+    /// are handled from then on, so until then the recorder sees live changes late.
     fn observe(&mut self, now_ms: i64, resource_version: Option<i64>) -> Observation {
-        self.catch_up.observe(resource_version, now_ms)
+        let catching_up = matches!(self.catch_up, CatchUp::Until(_));
+        let obs = self.catch_up.observe(resource_version, now_ms);
+        if catching_up && !obs.inferred {
+            tracing::info!(
+                "{} watch caught up: the replay is over, events are live again",
+                self.resource.singular()
+            );
+        }
+        obs
     }
 }
 
@@ -545,16 +555,19 @@ impl Loop {
                 let gone = self
                     .cache
                     .end_pod_relist(Observation::recovered(now), &mut self.batch);
+                self.cache.followed_pods_until(now);
                 self.pods.end_list(gone, self.started, &self.stats);
                 self.after_list();
             }
             Event::Apply(pod) => {
                 let obs = self.pods.observe(now, pod.state.resource_version);
-                self.cache.apply_pod(pod, obs, &mut self.batch)
+                self.cache.apply_pod(pod, obs, &mut self.batch);
+                self.cache.followed_pods_until(now);
             }
             Event::Delete(pod) => {
                 let obs = self.pods.observe(now, pod.state.resource_version);
-                self.cache.delete_pod(pod, obs, &mut self.batch)
+                self.cache.delete_pod(pod, obs, &mut self.batch);
+                self.cache.followed_pods_until(now);
             }
         }
         self.stats.cached_pods.set(self.cache.pod_count() as i64);
@@ -792,6 +805,11 @@ async fn record(
         );
     }
     cache.load(pods, nodes);
+    // The previous run followed events until its last commit (its session's heartbeat): the
+    // open pods it left were there then.
+    if let Some(last) = crate::store::sessions::read_all(&handle.conn)?.last() {
+        cache.followed_pods_until(last.end_ms());
+    }
     // The session says from when, and with what scope, the history covers time (query::coverage).
     let session = handle.start_session(&config.scope(), now_ms())?;
     // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.

@@ -63,6 +63,37 @@ pub fn read_recorded(db: &Path) -> Vec<Recorded> {
 pub struct Gap {
     pub start_ms: i64,
     pub end_ms: i64,
+    pub recovery: Recovery,
+}
+
+/// How the recorder learns, after a gap, what happened in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// A list (the first list, a relist after 410, the list of a restarted recorder): it shows
+    /// each object as it is now, and nothing of an object deleted meanwhile.
+    List,
+    /// A watch resumed from its last resourceVersion: the server replays every change.
+    Replay,
+}
+
+impl Gap {
+    /// A gap that a list ends.
+    pub fn listed(start_ms: i64, end_ms: i64) -> Gap {
+        Gap {
+            start_ms,
+            end_ms,
+            recovery: Recovery::List,
+        }
+    }
+
+    /// A gap that a resumed watch's replay ends.
+    pub fn replayed(start_ms: i64, end_ms: i64) -> Gap {
+        Gap {
+            start_ms,
+            end_ms,
+            recovery: Recovery::Replay,
+        }
+    }
 }
 
 /// How long after a gap's end the recorder may take to list and infer what it missed.
@@ -148,21 +179,37 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
             .push((i, r));
     }
     let mut used = vec![false; recorded.len()];
-    for (idx, (line, kind, at)) in lines.iter().enumerate() {
-        let candidates = by_key
-            .get(&(line.uid.as_str(), *kind))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let close = candidates
+    let candidates_of: Vec<&[(usize, &Recorded)]> = lines
+        .iter()
+        .map(|(line, kind, _)| {
+            by_key
+                .get(&(line.uid.as_str(), *kind))
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+        })
+        .collect();
+    // Rows at the truth's own time are matched first, for every line: a gap's looser rule
+    // (any inferred row bounded by the gap) must not let an earlier line inside the gap take
+    // the row that is exactly a later line's (a pod first seen with restarts behind it has
+    // a row for its last restart only; its first restart, earlier in the truth, took it).
+    let mut matched_line = vec![false; lines.len()];
+    for (idx, (_, _, at)) in lines.iter().enumerate() {
+        let close = candidates_of[idx]
             .iter()
             .filter(|(i, r)| !used[*i] && (r.at_ms - at).abs() <= TOLERANCE_MS)
             .min_by_key(|(_, r)| (r.at_ms - at).abs());
         if let Some((i, r)) = close {
             used[*i] = true;
+            matched_line[idx] = true;
             out.matched += 1;
             out.matched_inferred += r.inferred as usize;
+        }
+    }
+    for (idx, (line, kind, at)) in lines.iter().enumerate() {
+        if matched_line[idx] {
             continue;
         }
+        let candidates = candidates_of[idx];
         let Some(gap) = in_gap(*at, gaps) else {
             out.missing.push(line.clone());
             continue;
@@ -190,6 +237,23 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
             used[*i] = true;
             out.matched += 1;
             out.matched_inferred += 1;
+            continue;
+        }
+        // A change made while the recorder was still working through a replay (or a relist)
+        // reaches it behind that backlog: it is live (past the catch-up, so not inferred), but
+        // a row dated by observation (a deletion, a waiting reason) is dated when the recorder
+        // got to it, later than the change by up to the backlog's length. Nothing in the event
+        // says when the server made the change, so that row's time is only bounded: not before
+        // the change, not after the gap (whose end is when the recorder caught up).
+        let seen_late = candidates.iter().find(|(i, r)| {
+            !used[*i]
+                && !r.inferred
+                && r.at_ms >= at - TOLERANCE_MS
+                && r.at_ms <= gap.end_ms + RECOVERY_SLACK_MS
+        });
+        if let Some((i, _)) = seen_late {
+            used[*i] = true;
+            out.matched += 1;
             continue;
         }
         let (born, deleted) = life[line.uid.as_str()];
@@ -225,6 +289,20 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
             out.exempt.push((
                 line.clone(),
                 "lost readiness and was deleted inside one gap",
+            ));
+            continue;
+        }
+        // A list after the gap does not hold an object deleted inside it: that the object is
+        // gone (its `deleted`, inferred) is all that can be known of what it did after the
+        // recorder last saw it, which was before the gap began (a kill -9 loses what was seen
+        // but not committed, so such a gap begins before the kill).
+        if gap.recovery == Recovery::List
+            && !matches!(kind, TransitionKind::Deleted | TransitionKind::NodeDeleted)
+            && deleted.is_some_and(|d| in_gap(d, &[gap]).is_some())
+        {
+            out.exempt.push((
+                line.clone(),
+                "deleted inside a gap that a list ended: the list does not show it",
             ));
             continue;
         }
@@ -308,10 +386,7 @@ pub fn settle(
 
 /// What happened before the recorder's first list is reconstructed, not seen live.
 pub fn before_start(listed_ms: i64) -> Gap {
-    Gap {
-        start_ms: 0,
-        end_ms: listed_ms,
-    }
+    Gap::listed(0, listed_ms)
 }
 
 /// One term of an equality-based label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`). Parsed

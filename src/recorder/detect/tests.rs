@@ -293,8 +293,36 @@ fn terminating_uses_the_deletion_request_time_and_deleted_the_observation() {
         NOW
     );
     // Found missing on a relist: the grace period's end is the best estimate.
-    let inferred = pod_deleted(&deleting, Observation::recovered(NOW), Gone::Relisted);
+    let relisted = Gone::Relisted {
+        followed_until_ms: 0,
+    };
+    let inferred = pod_deleted(&deleting, Observation::recovered(NOW), relisted);
     assert_eq!((inferred.at_ms, inferred.inferred), (40_000, true));
+}
+
+/// A pod whose grace period ended while the recorder was still watching (the kubelet confirms
+/// the deletion when its containers are gone, which may be long after), then missing from the
+/// list of a restarted recorder: it was there until the previous run stopped following, so its
+/// deletion is not dated at the deletionTimestamp, before the recorder last knew it existed.
+#[test]
+fn a_pod_missing_from_a_list_was_deleted_after_the_recorder_stopped_following() {
+    let mut deleting = pod().scheduled(2_000).running(3_000);
+    deleting.deletion_at_ms = Some(40_000);
+    deleting.deletion_grace_secs = Some(1);
+    let followed_until_ms = 45_000;
+    let row = pod_deleted(
+        &deleting,
+        Observation::recovered(NOW),
+        Gone::Relisted { followed_until_ms },
+    );
+    assert_eq!((row.at_ms, row.inferred), (followed_until_ms, true));
+    // Never later than it was found missing.
+    let row = pod_deleted(
+        &deleting,
+        Observation::recovered(44_000),
+        Gone::Relisted { followed_until_ms },
+    );
+    assert_eq!(row.at_ms, 44_000);
 }
 
 #[test]
