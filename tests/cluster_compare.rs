@@ -4,10 +4,8 @@
 //! A comparison that accepted anything would make the cluster test pass without meaning.
 
 #[path = "common/cluster.rs"]
-#[allow(dead_code)]
 mod cluster;
 #[path = "common/e2e.rs"]
-#[allow(dead_code)]
 mod e2e;
 
 use cluster::{Exported, Gap, StatusHistory, Truth, compare, compare_with};
