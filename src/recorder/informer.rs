@@ -16,8 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures::future::{BoxFuture, FusedFuture};
-use futures::stream::BoxStream;
+use futures::future::FusedFuture;
 use futures::{FutureExt, StreamExt};
 use kube::api::ListParams;
 use kube::runtime::watcher::{self, Event};
@@ -25,13 +24,13 @@ use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use super::backoff::paced;
 use super::cache::Cache;
-use super::detect::{CatchUp, Observation};
-use super::health::{Silence, current_resource_version, describe, error_code, hint, probe};
+use super::detect::Observation;
+use super::health::Silence;
 use super::objects::{Node, Pod};
 use super::resume::{load_left_scope, load_open_state};
-use super::stats::{EventType, RecorderStats, Resource};
+use super::stats::{RecorderStats, Resource};
+use super::stream::{ListProgress, ProbeAnswers, Watch, came_back};
 use super::writer::{Budget, WeakWriteSender, WriteMsg, Writer};
 use crate::model::time::now_ms;
 use crate::query::LabelSelector;
@@ -123,235 +122,6 @@ fn periodic_from(start: tokio::time::Instant, period: Duration) -> Interval {
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
     interval
 }
-
-/// The state of one of the two watch streams.
-struct ListProgress {
-    resource: Resource,
-    /// False for nodes under `--no-nodes`: nothing to probe.
-    watched: bool,
-    listed_once: bool,
-    count: usize,
-    /// Whether events are a catch-up after an error, by their resourceVersion.
-    catch_up: CatchUp,
-    /// The last sign of life from the server on this stream: an event (not `Init`) or a probe
-    /// that was answered. Monotonic, and the same in Unix ms for `/readyz`.
-    alive_at: Instant,
-    alive_at_ms: i64,
-    /// A probe of this stream's API is under way.
-    probing: bool,
-}
-
-impl ListProgress {
-    fn new(resource: Resource) -> Self {
-        ListProgress {
-            resource,
-            watched: true,
-            listed_once: false,
-            count: 0,
-            catch_up: CatchUp::Live,
-            alive_at: Instant::now(),
-            alive_at_ms: now_ms(),
-            probing: false,
-        }
-    }
-
-    fn alive(&mut self) {
-        self.alive_at = Instant::now();
-        self.alive_at_ms = now_ms();
-    }
-
-    /// A (re)list begins. It reconciles everything, so whatever a failed watch missed is caught
-    /// up by it: no catch-up marking afterwards.
-    fn begin_list(&mut self, stats: &RecorderStats) {
-        self.catch_up.reconciled();
-        self.count = 0;
-        if self.listed_once {
-            stats.count_relist(self.resource);
-            tracing::info!(
-                "{} watch: relisting (the watch could not resume)",
-                self.resource.singular()
-            );
-        }
-    }
-
-    /// A (re)list is done; `gone` objects were absent from it.
-    fn end_list(&mut self, gone: usize, started: Instant, stats: &RecorderStats) {
-        stats
-            .stream(self.resource)
-            .listed
-            .store(true, Ordering::Relaxed);
-        if self.listed_once {
-            tracing::info!(
-                listed = self.count,
-                deleted_while_away = gone,
-                "{} relist done",
-                self.resource.singular()
-            );
-        } else {
-            tracing::info!(
-                listed = self.count,
-                deleted_while_away = gone,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "initial {} list done",
-                self.resource.singular()
-            );
-        }
-        self.listed_once = true;
-    }
-
-    /// Every event the stream yields, before it is handled: an answer from the server means
-    /// the stream works (`Init` is not one: kube-runtime yields it before it sends the list
-    /// request, so it comes before every failing list too), and an object is counted by type;
-    /// `cached` tells whether the cache already holds it.
-    fn received<K>(
-        &mut self,
-        event: &Event<K>,
-        cached: impl Fn(&K) -> bool,
-        stats: &RecorderStats,
-    ) {
-        if !matches!(event, Event::Init) {
-            self.alive();
-            came_back(stats, self.resource);
-        }
-        let kind = match event {
-            Event::InitApply(_) => EventType::Listed,
-            Event::Apply(object) if cached(object) => EventType::Modified,
-            Event::Apply(_) => EventType::Added,
-            Event::Delete(_) => EventType::Deleted,
-            Event::Init | Event::InitDone => return,
-        };
-        stats.count_event(self.resource, kind);
-    }
-
-    /// The stream yielded an error; kube-runtime retries it after our backoff.
-    fn error(&mut self, err: &watcher::Error, stats: &RecorderStats, server: &str) {
-        self.catch_up.failed();
-        let code = error_code(err);
-        stats.count_error(self.resource, &code);
-        let error = describe(err);
-        tracing::warn!(
-            server,
-            %error,
-            "{} watch failed; retrying with backoff{}",
-            self.resource.singular(),
-            hint(&code, self.resource)
-        );
-        stats.stream(self.resource).fail(now_ms(), error);
-    }
-
-    /// Before the first watch event after a failure: asks the server for its resourceVersion
-    /// now. Every event the resumed watch replays was sent before this answer, so it is at or
-    /// below it; what happens from now on is above it (see [`CatchUp`]). One short list per
-    /// reconnect; if it fails, this event and the next count as a catch-up and it is asked again.
-    async fn learn_horizon<K>(&mut self, event: &Event<K>, horizon: &Horizon) {
-        if !self.catch_up.awaiting_horizon() || !matches!(event, Event::Apply(_) | Event::Delete(_))
-        {
-            return;
-        }
-        if let Some(horizon) = horizon().await {
-            self.catch_up.horizon(horizon);
-            tracing::info!(
-                "{} watch resumed; events up to resourceVersion {horizon} are a catch-up, marked inferred",
-                self.resource.singular()
-            );
-        }
-    }
-
-    /// How to treat a live (non-list) event for an object at `resource_version`, arriving now.
-    /// The end of a catch-up is logged: events queued behind the replay in the same stream
-    /// are handled from then on, so until then the recorder sees live changes late.
-    fn observe(&mut self, now_ms: i64, resource_version: Option<i64>) -> Observation {
-        let catching_up = matches!(self.catch_up, CatchUp::Until(_));
-        let obs = self.catch_up.observe(resource_version, now_ms);
-        if catching_up && !obs.inferred {
-            tracing::info!(
-                "{} watch caught up: the replay is over, events are live again",
-                self.resource.singular()
-            );
-        }
-        obs
-    }
-}
-
-/// Marks a stream healthy; if it was failing, counts and logs that it came back.
-fn came_back(stats: &RecorderStats, resource: Resource) {
-    if stats.stream(resource).recover() {
-        stats.count_restart(resource);
-        tracing::info!(
-            "the API server answers {} requests again",
-            resource.as_str()
-        );
-    }
-}
-
-type EventStream<K> = BoxStream<'static, watcher::Result<Event<K>>>;
-
-/// One watch stream, with what it takes to start it again and to probe its API.
-struct Watch<K> {
-    events: EventStream<K>,
-    start: Box<dyn Fn() -> EventStream<K> + Send>,
-    /// A one-object list with the given timeout; true when the server answered.
-    probe: Box<dyn Fn(Duration) -> BoxFuture<'static, bool> + Send>,
-    /// The server's current resourceVersion, for the catch-up after a reconnect.
-    horizon: Horizon,
-}
-
-/// Asks the server for its current resourceVersion (None when it does not answer).
-type Horizon = Box<dyn Fn() -> BoxFuture<'static, Option<i64>> + Send>;
-
-impl<K> Watch<K> {
-    fn new(
-        start: impl Fn() -> EventStream<K> + Send + 'static,
-        probe: impl Fn(Duration) -> BoxFuture<'static, bool> + Send + 'static,
-        horizon: impl Fn() -> BoxFuture<'static, Option<i64>> + Send + 'static,
-    ) -> Self {
-        Watch {
-            events: start(),
-            start: Box::new(start),
-            probe: Box::new(probe),
-            horizon: Box::new(horizon),
-        }
-    }
-
-    /// A kube-runtime watcher of `api`, paced by our backoff.
-    fn of(api: Api<K>, config: watcher::Config) -> Self
-    where
-        K: kube::Resource<DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + 'static,
-    {
-        let probe_api = api.clone();
-        let horizon_api = api.clone();
-        Watch::new(
-            move || paced(watcher::watcher(api.clone(), config.clone()).boxed()),
-            move |timeout| probe(probe_api.clone(), timeout).boxed(),
-            move || {
-                let api = horizon_api.clone();
-                async move { current_resource_version(&api).await }.boxed()
-            },
-        )
-    }
-
-    /// Drops the stream (and its connection) and starts a new one, which lists again.
-    fn restart(&mut self) {
-        self.events = (self.start)();
-    }
-
-    fn spawn_probe(&self, resource: Resource, timeout: Duration, answers: &ProbeAnswers) {
-        let probe = (self.probe)(timeout);
-        let answers = answers.clone();
-        tokio::spawn(async move {
-            let answered = probe.await;
-            let _ = answers.send((resource, answered));
-        });
-    }
-}
-
-/// Where probe tasks report whether the server answered.
-type ProbeAnswers = mpsc::UnboundedSender<(Resource, bool)>;
 
 struct Loop {
     cache: Cache,
@@ -967,6 +737,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorder::stream::EventStream;
     use std::sync::atomic::AtomicUsize;
 
     fn pod(i: usize) -> Pod {

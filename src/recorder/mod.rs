@@ -8,6 +8,7 @@
 //! - [`cache`]: the local cache and the node index; turns events into rows.
 //! - [`resume`]: loading what a previous run left open.
 //! - [`informer`]: the event loop over the watch streams.
+//! - [`stream`]: one watch stream: list bookkeeping, catch-up, liveness, restart and probe.
 //! - [`backoff`]: how fast the watchers retry.
 //! - [`writer`]: the single batched writer thread.
 //! - [`quarantine`]: which commit failures are retried; rows the database refuses.
@@ -26,6 +27,7 @@ pub mod quarantine;
 pub mod resume;
 pub mod state;
 pub mod stats;
+pub mod stream;
 pub mod writer;
 
 pub use informer::{RecordOutcome, Recorder, RecorderConfig};
