@@ -343,11 +343,11 @@ impl PodRows<'_> {
         let (new, at_ms) = (self.new, self.obs.at_ms);
         // Observed-time rows: seq is the observation, with room for one row per container.
         let seq = |index: usize| (at_ms << 16) | (index as i64 & 0xffff);
-        let reported = new
-            .resize
+        let (was, now) = (old.resize(), new.resize());
+        let reported = now
             .as_ref()
             .is_some_and(|r| r.containers.iter().any(|c| c.reported));
-        if let (Some(was), Some(now)) = (old.resize.as_deref(), new.resize.as_deref()) {
+        if let (Some(was), Some(now)) = (was.as_deref(), now.as_deref()) {
             let pending = now.pending_reason.as_deref().map(str::to_string);
             let mut requested = false;
             for (index, c) in now.containers.iter().enumerate() {

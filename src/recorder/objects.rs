@@ -462,7 +462,7 @@ impl From<RawPod> for Pod {
                 .iter()
                 .map(|s| container_state(s, false)),
         );
-        let state = PodState {
+        let mut state = PodState {
             uid: Text::from(meta.uid.as_deref().unwrap_or_default()),
             namespace: Text::from(meta.namespace.as_deref().unwrap_or_default()),
             name: Text::from(meta.name.as_deref().unwrap_or_default()),
@@ -494,8 +494,10 @@ impl From<RawPod> for Pod {
                 .as_deref()
                 .and_then(|rv| rv.parse().ok()),
             finished_at_ms: None,
-            resize,
+            resize_kept: None,
+            resize_reported: false,
         };
+        state.set_resize(resize);
         let labels_json = meta
             .labels
             .as_ref()
@@ -674,7 +676,7 @@ mod tests {
         // Per resource the largest of desired, allocated and actuated.
         assert_eq!(s.resources.requests, Resources::new(500, 2 << 30));
         assert_eq!(s.resources.limits, Resources::new(1000, 2 << 30));
-        let rz = s.resize.as_deref().unwrap();
+        let rz = s.resize().unwrap();
         assert_eq!(rz.pending_reason.as_deref(), Some("Deferred"));
         assert!(!rz.in_progress);
         let app = &rz.containers[0];
@@ -697,7 +699,7 @@ mod tests {
             r#"{"metadata": {"uid": "u"}, "spec": {"containers": [{"name": "app"}]}}"#,
         )
         .unwrap();
-        assert!(pod.state.resize.is_none());
+        assert!(pod.state.resize().is_none() && pod.state.resize_kept.is_none());
     }
 
     #[test]

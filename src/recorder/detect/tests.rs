@@ -768,7 +768,7 @@ fn node_transitions_table() {
 fn resizable(app: ResourceQuad, app_actuated: Option<ResourceQuad>) -> PodState {
     use super::super::state::{ContainerResize, PodResize};
     let mut p = pod().scheduled(2_000).running(3_000);
-    p.resize = Some(Box::new(PodResize {
+    p.resize_kept = Some(Box::new(PodResize {
         containers: vec![
             ContainerResize {
                 name: "init".into(),
@@ -788,7 +788,7 @@ fn resizable(app: ResourceQuad, app_actuated: Option<ResourceQuad>) -> PodState 
 }
 
 fn pending(mut p: PodState, reason: &str) -> PodState {
-    let rz = p.resize.as_mut().unwrap();
+    let rz = p.resize_kept.as_mut().unwrap();
     rz.pending_reason = Some(reason.into());
     rz.pending_message = Some("Node didn't have enough capacity: cpu".into());
     p
@@ -937,4 +937,65 @@ fn a_pod_whose_kubelet_reports_resources_is_not_resized_by_its_effective_request
         .map(|r| r.kind)
         .collect();
     assert_eq!(kinds, vec![ResizeRequested]);
+}
+
+/// A running pod with one app container and nothing else, its state built the way the
+/// projection builds it: `set_resize` keeps the resize state only when it must.
+fn plain(app: ResourceQuad, actuated: ResourceQuad) -> PodState {
+    use super::super::state::{ContainerResize, PodResize};
+    let mut p = pod().scheduled(2_000).running(3_000);
+    // The scheduler's view: per resource the larger of desired and actuated.
+    let most: Vec<i64> = app.iter().zip(&actuated).map(|(a, b)| *a.max(b)).collect();
+    p.resources = crate::model::Effective {
+        requests: Resources::new(most[0], most[1]),
+        limits: Resources::new(most[2], most[3]),
+    };
+    p.set_resize(Some(Box::new(PodResize {
+        containers: vec![ContainerResize {
+            name: "app".into(),
+            desired: app,
+            reported: true,
+            actuated_other: (actuated != app).then(|| Box::new(actuated)),
+        }],
+        ..Default::default()
+    })));
+    p
+}
+
+#[test]
+fn a_plain_pod_keeps_no_resize_state_and_its_resizes_are_still_recorded() {
+    let settled = plain(SMALL, SMALL);
+    assert!(settled.resize_kept.is_none(), "nothing to keep");
+    assert_eq!(settled.resize().unwrap().containers[0].desired, SMALL);
+    let asked = plain(BIG, SMALL);
+    assert!(
+        asked.resize_kept.is_some(),
+        "desired and actuated differ: kept"
+    );
+    let applied = plain(BIG, BIG);
+    assert!(applied.resize_kept.is_none());
+    let rows = |old: &PodState, new: &PodState| -> Vec<_> {
+        pod_transitions(Some(old), new, Observation::live(NOW))
+            .into_iter()
+            .map(|r| (r.kind, r.container, r.message.unwrap_or_default()))
+            .collect()
+    };
+    let change = "container app: cpu request 250m -> 500m, cpu limit 500m -> 1".to_string();
+    let app = Some("app".to_string());
+    assert_eq!(
+        rows(&settled, &asked),
+        vec![(ResizeRequested, app.clone(), change.clone())]
+    );
+    assert_eq!(
+        rows(&asked, &applied),
+        vec![(Resized, app.clone(), change.clone())]
+    );
+    // Both ends plain (a relist after a gap): both rows, from the effective requests.
+    assert_eq!(
+        rows(&settled, &applied),
+        vec![
+            (ResizeRequested, app.clone(), change.clone()),
+            (Resized, app, change)
+        ]
+    );
 }
