@@ -16,8 +16,8 @@ use kubetrail::recorder::cache::Cache;
 use kubetrail::recorder::detect::Observation;
 use kubetrail::recorder::objects::Pod;
 use kubetrail::recorder::writer::{WriteMsg, Writer, WriterStats};
-use kubetrail::sim::{self, SimConfig};
 use kubetrail::store::{self, Batch};
+use kubetrail_sim::{self as sim, SimConfig};
 use serde_json::Value;
 
 /// Real pod objects, as the simulator serves them.
@@ -111,7 +111,7 @@ async fn main() {
         for (i, e) in events.iter().enumerate() {
             let pod: Pod = serde_json::from_slice(e).unwrap();
             let obs = if i < sample.len() {
-                Observation::recovered(1)
+                Observation::inferred(1)
             } else {
                 Observation::live(2 + i as i64)
             };

@@ -50,7 +50,7 @@ fn main() {
     let mut cache = Cache::new();
     for pod in list.items {
         let mut batch = Batch::default();
-        cache.apply_pod(pod, Observation::recovered(0), &mut batch);
+        cache.apply_pod(pod, Observation::inferred(0), &mut batch);
     }
     let after = LIVE.load(Ordering::Relaxed);
     // The decoded pods themselves were moved into the cache or dropped; what is live now beyond

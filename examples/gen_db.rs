@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
+use kubetrail::model::time::{format_time_ms, parse_duration_ms, parse_time_ms};
 use kubetrail::model::{Effective, Phase, Resources, TransitionKind};
-use kubetrail::query::time::{format_time_ms, parse_duration_ms, parse_time_ms};
 use kubetrail::store::{
     Batch, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, PodResourcesRow, PodRow,
     SubjectUid, TransitionRow, open_for_writing, write_batch,
@@ -388,7 +388,7 @@ fn state_json(row: &PodRow) -> String {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let now = kubetrail::query::time::now_ms();
+    let now = kubetrail::model::time::now_ms();
     let end_ms = match &args.end {
         Some(end) => parse_time_ms("--end", end, now)?,
         None => now - now.rem_euclid(HOUR),
@@ -626,7 +626,7 @@ fn main() -> anyhow::Result<()> {
     println!("transitions         {}", g.transitions);
     println!(
         "node_usage rows     {usage_rows} (keyframe every {})",
-        kubetrail::query::time::format_duration_ms(args.keyframe_interval)
+        kubetrail::model::time::format_duration_ms(args.keyframe_interval)
     );
     println!("file bytes          {bytes}");
     println!(

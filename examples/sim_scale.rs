@@ -12,10 +12,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
-use kubetrail::sim::scenario::{Scenario, ScenarioConfig};
-use kubetrail::sim::store::{RetentionLimits, Store};
-use kubetrail::sim::truth::TruthWriter;
-use kubetrail::sim::{SimConfig, start};
+use kubetrail_sim::scenario::{Scenario, ScenarioConfig};
+use kubetrail_sim::store::{RetentionLimits, Store};
+use kubetrail_sim::truth::TruthWriter;
+use kubetrail_sim::{SimConfig, start};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -21,12 +21,12 @@ mod utilisation;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use kubetrail::query::time::{format_time_short, parse_duration_ms};
-use kubetrail::query::utilisation::{BucketUsage, Grid};
+use kubetrail::model::time::{format_time_short, parse_duration_ms};
+use kubetrail::model::utilisation::{BucketUsage, Grid};
 use kubetrail::retention::bytes::{format_size, parse_size};
 use kubetrail::retention::rollup::{merge, read_rollups};
-use kubetrail::retention::size::measure;
 use kubetrail::retention::{Pass, Policy, Step};
+use kubetrail::store::file::measure;
 use kubetrail::store::{open_for_writing, write_batch};
 
 const HOUR: i64 = 3_600_000;
@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
 
     // Start at a whole day, so that the simulated clock ends about now: `kubetrail stats` and
     // `prune --dry-run` on the result (with --db) then describe it sensibly.
-    let start_ms = (kubetrail::query::time::now_ms() / DAY - args.days) * DAY;
+    let start_ms = (kubetrail::model::time::now_ms() / DAY - args.days) * DAY;
     let (mut churn, first) = churn::Churn::new(start_ms, args.nodes, args.live_pods, 1);
     write_batch(&mut handle.conn, &first)?;
     let end_ms = start_ms + args.days * DAY;
@@ -153,7 +153,7 @@ fn main() -> anyhow::Result<()> {
         }
         let size = measure(&handle.conn)?;
         sizes.push((churn.now_ms, size.on_disk()));
-        if largest.is_none_or(|(_, l): (i64, kubetrail::retention::size::FileSize)| {
+        if largest.is_none_or(|(_, l): (i64, kubetrail::store::file::FileSize)| {
             size.on_disk() > l.on_disk()
         }) {
             largest = Some((churn.now_ms, size));

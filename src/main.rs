@@ -1,5 +1,7 @@
 //! The `kubetrail` binary: parse the command line, set up logging, run one subcommand.
 
+mod cli;
+
 use std::process::ExitCode;
 
 /// mimalloc, told to hand freed pages back to the OS at once: the initial list is a burst of
@@ -19,5 +21,5 @@ fn main() -> ExitCode {
         // SAFETY: setting an option is allowed at any time; it only changes when pages are purged.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     }
-    kubetrail::cli::main()
+    cli::main()
 }

@@ -152,14 +152,14 @@ fn a_crash_loop_is_recorded_once_per_run_with_its_back_off() {
 /// A pod held by a finalizer is deleted when the finalizer goes. Seen right after a watch
 /// reconnect (the API server was restarted), the DELETED event is still live: dated when it
 /// came, not back-dated to the deletionTimestamp, not "deleted while the recorder was not
-/// watching", and not inferred. The catch-up after the reconnect ends with the events the
+/// watching", and not inferred. The inferred events after the reconnect end with the events the
 /// resumed watch replays, decided by their resourceVersion.
 #[test]
 #[ignore = "needs the real control plane (KUBETRAIL_E2E_BIN): run scripts/test"]
 fn a_finalizer_held_deletion_after_a_watch_reconnect_is_live() {
     let _one_at_a_time = serial();
     // No watch cache: a watch resumed after the restart replays from etcd instead of getting
-    // 410 Gone (and relisting, which would reconcile without any catch-up).
+    // 410 Gone (and relisting, which would reconcile without inferring anything).
     let Some(mut cp) = ControlPlane::start(false) else {
         return;
     };
@@ -183,7 +183,7 @@ fn a_finalizer_held_deletion_after_a_watch_reconnect_is_live() {
     cp.start_apiserver();
     k.reconnect();
     let back = now_ms();
-    // The first event of the resumed watch (it starts the catch-up, however it is decided).
+    // The first event of the resumed watch (it starts the inferred events, however that is decided).
     k.create_pod("shop", "ping", PodShape::simple("node-a"));
     let ping = k.pod_uid("ping");
     wait_until("the recorder saw the ping", Duration::from_secs(60), || {

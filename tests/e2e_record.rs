@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use compare::{Comparison, Gap, Recorded, before_start, compare, read_recorded, settle};
 use e2e::{ControlPlane, Kubelet, PodShape, now_ms, serial, wait_until};
 use kubetrail::model::TransitionKind;
-use kubetrail::sim::TruthLine;
+use kubetrail_sim::TruthLine;
 use recorder::RecorderProcess;
 
 const LISTED: &str = "initial list of pods and nodes done";
@@ -518,7 +518,7 @@ fn rows_seen_live_after_a_relist_are_not_marked_inferred() {
         wrongly_inferred.is_empty(),
         "rows seen live after a relist are marked inferred (first relist done by {relisted}, outage \
          {down}..{back} ending with the second relist): {wrongly_inferred:#?}\n\
-         (the watch error seems to open the 2 s catch-up window at the first live event after the \
+         (the watch error seems to open the 2 s inferred window at the first live event after the \
          relist, although the relist already caught up)\n{}",
         run.log
     );

@@ -11,7 +11,7 @@ use kubetrail::store::{Batch, open_for_writing};
 use rusqlite::Connection;
 
 fn now_ms() -> i64 {
-    kubetrail::query::time::now_ms()
+    kubetrail::model::time::now_ms()
 }
 
 /// 20 pods that ended 40 days ago and 3 open pods, one of them created 400 days ago.

@@ -30,7 +30,7 @@ fn a_prune_while_a_writer_is_writing_loses_no_newly_recorded_row() {
     // Old history for the prune to chew on: 2 days of churn that ended 40 days ago.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kubetrail.db");
-    let now = kubetrail::query::time::now_ms();
+    let now = kubetrail::model::time::now_ms();
     let (mut churn, first) = churn::Churn::new(now - 42 * DAY, 10, 200, 5);
     {
         let mut handle = open_for_writing(&path).unwrap();
@@ -52,7 +52,7 @@ fn a_prune_while_a_writer_is_writing_loses_no_newly_recorded_row() {
             let mut written = Written::default();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let at = kubetrail::query::time::now_ms();
+                let at = kubetrail::model::time::now_ms();
                 let mut batch = Batch::default();
                 let mut uids = Vec::new();
                 for _ in 0..20 {

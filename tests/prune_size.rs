@@ -22,7 +22,7 @@ fn on_disk(path: &std::path::Path) -> u64 {
 fn churned_database() -> (Db, Vec<String>) {
     let db = Db::new();
     let steps = 60;
-    let start = kubetrail::query::time::now_ms() - steps * HOUR;
+    let start = kubetrail::model::time::now_ms() - steps * HOUR;
     let (mut churn, first) = churn::Churn::new(start, 40, 600, 42);
     let mut handle = open_for_writing(&db.path).unwrap();
     write_batch(&mut handle.conn, &first).unwrap();

@@ -302,5 +302,5 @@ fn rolled_up_hours_report_what_the_raw_rows_did() {
 }
 
 fn rfc3339_ms(ms: i64) -> String {
-    kubetrail::query::time::format_time_ms(ms)
+    kubetrail::model::time::format_time_ms(ms)
 }

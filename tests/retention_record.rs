@@ -85,7 +85,7 @@ fn old_history(now: i64) -> Batch {
 fn record_applies_retention_periodically_while_it_records() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("kubetrail.db");
-    let now = kubetrail::query::time::now_ms();
+    let now = kubetrail::model::time::now_ms();
     {
         let mut handle = open_for_writing(&db).unwrap();
         write_batch(&mut handle.conn, &old_history(now)).unwrap();

@@ -10,7 +10,7 @@ mod fixture;
 mod utilisation;
 
 use fixture::*;
-use kubetrail::query::utilisation::{BucketUsage, Grid};
+use kubetrail::model::utilisation::{BucketUsage, Grid};
 use kubetrail::retention::rollup::{node_rollups_on_grid, nodes_with_rollups, read_rollups};
 use kubetrail::retention::{Pass, Policy};
 use kubetrail::store::db::open_for_maintenance;

@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use kubetrail::model::TransitionKind;
-use kubetrail::sim::scenario::{Scenario, ScenarioConfig};
-use kubetrail::sim::store::{RetentionLimits, Store};
-use kubetrail::sim::truth::{TruthLine, TruthWriter, read_truth};
+use kubetrail_sim::scenario::{Scenario, ScenarioConfig};
+use kubetrail_sim::store::{RetentionLimits, Store};
+use kubetrail_sim::truth::{TruthLine, TruthWriter, read_truth};
 
 const START_MS: i64 = 1_795_000_000_000;
 
@@ -385,7 +385,7 @@ fn backoff_delay_ms(message: &str) -> Option<i64> {
 /// goes.
 #[test]
 fn pod_status_follows_the_kubelet_through_crash_loops_pulls_inits_and_finalizers() {
-    use kubetrail::sim::store::{ChangeType, ResourceKind, WatchStart};
+    use kubetrail_sim::store::{ChangeType, ResourceKind, WatchStart};
     use serde_json::Value;
 
     let dir = tempfile::tempdir().unwrap();
@@ -400,14 +400,14 @@ fn pod_status_follows_the_kubelet_through_crash_loops_pulls_inits_and_finalizers
     let WatchStart::Initial { mut rx, .. } = store.watch(ResourceKind::Pods, None) else {
         panic!("a watch from now starts with the current state");
     };
-    let scale = kubetrail::sim::scenario::BACKOFF_SCALE * pace;
+    let scale = kubetrail_sim::scenario::BACKOFF_SCALE * pace;
     let (initial_ms, max_ms) = (
         ((10_000.0 * scale / 10.0).round() as i64) * 10,
         ((300_000.0 * scale / 10.0).round() as i64) * 10,
     );
     let mut tracks: HashMap<(String, String), RunTrack> = HashMap::new();
     let (mut backoffs, mut pulls, mut held, mut init_checks, mut resizes) = (0, 0, 0, 0, 0);
-    let mut check = |change: &kubetrail::sim::store::Change| -> Result<(), String> {
+    let mut check = |change: &kubetrail_sim::store::Change| -> Result<(), String> {
         let pod: Value = serde_json::from_slice(&change.object.json).unwrap();
         let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
         let phase = pod["status"]["phase"].as_str().unwrap_or("");
@@ -469,13 +469,13 @@ fn pod_status_follows_the_kubelet_through_crash_loops_pulls_inits_and_finalizers
                     if let Some((episode, delay)) = track.delays.last()
                         && Some(episode.as_str()) == last_id
                     {
-                        let finished = kubetrail::sim::clock::parse_rfc3339_ms(
+                        let finished = kubetrail_sim::clock::parse_rfc3339_ms(
                             cs["lastState"]["terminated"]["finishedAt"]
                                 .as_str()
                                 .unwrap(),
                         )
                         .unwrap();
-                        let started = kubetrail::sim::clock::parse_rfc3339_ms(
+                        let started = kubetrail_sim::clock::parse_rfc3339_ms(
                             state["running"]["startedAt"].as_str().unwrap(),
                         )
                         .unwrap();

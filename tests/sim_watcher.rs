@@ -10,7 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use kubetrail::sim::{FaultRequest, SimConfig, SimHandle};
+use kubetrail_sim::{FaultRequest, SimConfig, SimHandle};
 
 /// What the watcher has seen so far.
 #[derive(Default)]
@@ -30,7 +30,7 @@ async fn start_sim() -> SimHandle {
         bookmark_interval: Duration::from_millis(500),
         ..SimConfig::default()
     };
-    kubetrail::sim::start(config)
+    kubetrail_sim::start(config)
         .await
         .expect("simulator starts")
 }

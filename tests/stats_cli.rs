@@ -9,7 +9,7 @@ use kubetrail::model::{Phase, TransitionKind};
 use kubetrail::store::Batch;
 
 fn database() -> (FixtureDb, i64) {
-    let now = kubetrail::query::time::now_ms();
+    let now = kubetrail::model::time::now_ms();
     let db = FixtureDb::new();
     let mut batch = Batch::default();
     batch

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::retention::bytes::format_size;
-use crate::store::{BackupError, copy_database};
-use crate::usage;
+use kubetrail::retention::bytes::format_size;
+use kubetrail::store::{BackupError, copy_database};
+use kubetrail::usage;
 
 /// Flags of `kubetrail backup`.
 #[derive(Debug, clap::Args)]

@@ -8,7 +8,7 @@ use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::usage;
+use kubetrail::usage;
 
 /// A client and the server URL it talks to (for log lines).
 pub async fn kube_client(
@@ -26,7 +26,7 @@ pub async fn kube_client(
                 anyhow::bail!(
                     "cannot read kubeconfig {}: {}",
                     path.display(),
-                    crate::store::db::describe_io(&err)
+                    kubetrail::store::db::describe_io(&err)
                 );
             }
             let parsed = Kubeconfig::read_from(path)

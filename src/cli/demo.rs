@@ -9,10 +9,10 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Cli, Command};
-use crate::query::time::parse_duration;
-use crate::recorder::{Recorder, RecorderConfig};
-use crate::sim::{self, SimConfig};
-use crate::{store, usage};
+use kubetrail::model::time::parse_duration;
+use kubetrail::recorder::{Recorder, RecorderConfig};
+use kubetrail::{store, usage};
+use kubetrail_sim::{self as sim, SimConfig};
 
 /// The demo's database when --db is not given; a previous demo's copy is replaced.
 const DEFAULT_DB: &str = "kubetrail-demo.db";

@@ -23,9 +23,9 @@ use super::query::{
     DbArgs, NodeFilterArgs, PodFilterArgs, TransitionFilterArgs, WindowArgs, cli_error, open,
     open_pool,
 };
-use crate::output::{Format, Record, Renderer};
-use crate::query::{self, QueryError, for_each_node_bucket, for_each_pod, for_each_transition};
-use crate::usage;
+use kubetrail::output::{Format, Record, Renderer};
+use kubetrail::query::{self, QueryError, for_each_node_bucket, for_each_pod, for_each_transition};
+use kubetrail::usage;
 
 /// Subcommands of `kubetrail export`.
 #[derive(Debug, clap::Subcommand)]
@@ -135,7 +135,7 @@ impl OutArgs {
 }
 
 fn run_blocking(command: Command) -> anyhow::Result<()> {
-    let now_ms = query::time::now_ms();
+    let now_ms = kubetrail::model::time::now_ms();
     let (out, db) = match &command {
         Command::Transitions(a) => (&a.out, &a.db),
         Command::Pods(a) => (&a.out, &a.db),

@@ -1,6 +1,6 @@
 //! The command line: one file per subcommand, each with an `Args` struct and a `run()`.
 //!
-//! Exit codes follow DESIGN.md: 0 OK, 1 runtime failure, 2 bad usage. clap reports malformed
+//! Exit codes: 0 OK, 1 runtime failure, 2 bad usage. clap reports malformed
 //! flags itself (with exit code 2); errors found later are turned into exit codes here.
 
 use std::process::ExitCode;
@@ -9,11 +9,13 @@ use clap::{Parser, Subcommand};
 
 pub mod backup;
 pub mod connect;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod export;
 pub mod prune;
 pub mod query;
 pub mod record;
+#[cfg(feature = "sim")]
 pub mod simulate;
 pub mod stats;
 
@@ -42,30 +44,23 @@ pub enum Command {
     /// Write a consistent copy of the database (to a new file, or stdout) while `record` runs.
     Backup(backup::Args),
     /// Serve a simulated cluster over the real Kubernetes API, for tests and trying things out.
+    #[cfg(feature = "sim")]
     Simulate(simulate::Args),
     /// Simulate a cluster, record it, and show a few query results. No setup needed.
+    #[cfg(feature = "sim")]
     Demo(demo::Args),
 }
 
-/// An error that is the user's fault (bad flag value, unknown pod, ...): exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// Builds a [`UsageError`] wrapped in anyhow, for `return Err(usage!(...))`.
-#[macro_export]
-macro_rules! usage {
-    ($($arg:tt)*) => { anyhow::Error::new($crate::cli::UsageError(format!($($arg)*))) };
-}
+pub use kubetrail::error::UsageError;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own progress; only problems should interrupt it.
-    init_tracing(if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
-    });
+    #[cfg(feature = "sim")]
+    let quiet = matches!(cli.command, Command::Demo(_));
+    #[cfg(not(feature = "sim"))]
+    let quiet = false;
+    init_tracing(if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -84,7 +79,9 @@ pub fn main() -> ExitCode {
             Command::Prune(args) => prune::run(args).await,
             Command::Stats(args) => stats::run(args).await,
             Command::Backup(args) => backup::run(args).await,
+            #[cfg(feature = "sim")]
             Command::Simulate(args) => simulate::run(args).await,
+            #[cfg(feature = "sim")]
             Command::Demo(args) => demo::run(args).await,
         }
     });

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::query::time::now_ms;
-use crate::retention::{Pass, PolicyArgs, plan};
-use crate::store::db::{open_for_maintenance, open_read_pool};
+use kubetrail::model::time::now_ms;
+use kubetrail::retention::{Pass, PolicyArgs, plan};
+use kubetrail::store::db::{open_for_maintenance, open_read_pool};
 
 /// How `prune` and `stats` print their report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

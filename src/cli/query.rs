@@ -13,15 +13,16 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::model::Phase;
-use crate::output::{Format, JsonWriter, Record, Renderer, TableWriter};
-use crate::query::transitions::{HistoryLine, TRANSITION_FIELDS};
-use crate::query::{
-    self, LabelSelector, NodeFilter, PodFilter, PodRef, QueryError, TransitionFilter, Window,
+use kubetrail::model::Phase;
+use kubetrail::model::time::Window;
+use kubetrail::output::{Format, JsonWriter, Record, Renderer, TableWriter};
+use kubetrail::query::transitions::{HistoryLine, TRANSITION_FIELDS};
+use kubetrail::query::{
+    self, LabelSelector, NodeFilter, PodFilter, PodRef, QueryError, TransitionFilter,
     for_each_node_bucket, for_each_pod, for_each_transition, parse_kinds,
 };
-use crate::store::open_read_pool;
-use crate::usage;
+use kubetrail::store::open_read_pool;
+use kubetrail::usage;
 
 /// Subcommands of `kubetrail query`.
 #[derive(Debug, clap::Subcommand)]
@@ -196,7 +197,7 @@ pub struct NodeFilterArgs {
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,
     /// Bucket size (buckets are aligned to multiples of it since the epoch, in UTC).
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = query::parse_duration_ms)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = kubetrail::model::time::parse_duration_ms)]
     pub step: i64,
 }
 
@@ -278,7 +279,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 fn run_blocking(command: Command) -> anyhow::Result<()> {
-    let now_ms = query::time::now_ms();
+    let now_ms = kubetrail::model::time::now_ms();
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     match command {
@@ -336,7 +337,7 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
 }
 
 /// A read-only pool of `size` connections (never creates the file).
-pub fn open_pool(db: &DbArgs, size: u32) -> anyhow::Result<crate::store::ReadPool> {
+pub fn open_pool(db: &DbArgs, size: u32) -> anyhow::Result<kubetrail::store::ReadPool> {
     Ok(open_read_pool(&db.db, size)?)
 }
 
@@ -402,7 +403,7 @@ fn print_history<W: Write>(
         }
         Format::Csv => {
             // Flat: one transition per record; the uid column tells incarnations apart.
-            let mut csv = crate::output::CsvWriter::new(&mut *out, TRANSITION_FIELDS)?;
+            let mut csv = kubetrail::output::CsvWriter::new(&mut *out, TRANSITION_FIELDS)?;
             for t in incarnations.iter().flat_map(|i| &i.transitions) {
                 csv.row(t)?;
             }

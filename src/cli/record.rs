@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::connect::{kube_client, shutdown_signal};
-use crate::query::LabelSelector;
-use crate::query::time::parse_duration;
-use crate::recorder::{self, Recorder, RecorderConfig};
-use crate::store;
+use kubetrail::model::time::parse_duration;
+use kubetrail::query::LabelSelector;
+use kubetrail::recorder::{self, Recorder, RecorderConfig};
+use kubetrail::store;
 
 /// Flags of `kubetrail record`.
 #[derive(Debug, clap::Args)]
@@ -61,7 +61,7 @@ pub struct Args {
     #[arg(long)]
     pub no_nodes: bool,
     #[command(flatten)]
-    pub retention: crate::retention::RetentionArgs,
+    pub retention: kubetrail::retention::RetentionArgs,
 }
 
 /// Validated up front, so a typo is a usage error and not a watch that fails forever.
@@ -141,8 +141,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     ignore_file_size_signal();
-    let recorder =
-        crate::retention::periodic::attach(Recorder::new(client, handle, config), retention);
+    let mut recorder = Recorder::new(client, handle, config);
+    // `--retention-interval off` leaves the recorder without periodic passes.
+    if let Some((policy, interval)) = retention {
+        recorder = recorder.on_writer_started(move |writer| {
+            kubetrail::retention::periodic::spawn(writer, policy, interval);
+        });
+    }
     if let Some(listener) = listener {
         let endpoint = recorder::http::Endpoint {
             stats: recorder.stats(),

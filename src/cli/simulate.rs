@@ -6,8 +6,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::sim::{self, FaultRequest, SimConfig};
-use crate::usage;
+use kubetrail::usage;
+use kubetrail_sim::{self as sim, FaultRequest, SimConfig};
 
 /// Flags of `kubetrail simulate`.
 #[derive(Debug, clap::Args)]

@@ -12,13 +12,13 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::prune::ReportFormat;
-use crate::query::Coverage;
-use crate::query::time::{format_duration_ms, format_time_short, now_ms};
-use crate::retention::bytes::format_size;
-use crate::retention::plan::{TableSize, table_sizes};
-use crate::retention::rollup::{oldest_rollup_ms, rolled_up_until_ms};
-use crate::retention::{Plan, PolicyArgs, plan};
-use crate::store::open_read_pool;
+use kubetrail::model::time::{format_duration_ms, format_time_short, now_ms};
+use kubetrail::retention::bytes::format_size;
+use kubetrail::retention::plan::{TableSize, table_sizes};
+use kubetrail::retention::rollup::{oldest_rollup_ms, rolled_up_until_ms};
+use kubetrail::retention::{Plan, PolicyArgs, plan};
+use kubetrail::store::Coverage;
+use kubetrail::store::open_read_pool;
 
 /// Flags of `kubetrail stats`.
 #[derive(Debug, clap::Args)]
@@ -126,7 +126,7 @@ fn count(conn: &Connection, sql: &str) -> rusqlite::Result<u64> {
 fn collect(
     conn: &Connection,
     db: String,
-    policy: &crate::retention::Policy,
+    policy: &kubetrail::retention::Policy,
     now: i64,
 ) -> rusqlite::Result<Stats> {
     let auto_vacuum = match conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? {
@@ -171,7 +171,7 @@ fn collect(
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let policy = args.policy.policy()?;
     let pool = open_read_pool(&args.db, 1)?;
-    crate::store::db::check_file(&args.db)?;
+    kubetrail::store::db::check_file(&args.db)?;
     let db = args.db.display().to_string();
     let now = now_ms();
     let stats = tokio::task::spawn_blocking(move || -> anyhow::Result<Stats> {

@@ -433,7 +433,7 @@ fn distance(t: &Truth, e: &Exported, gap: Option<&Gap>) -> Option<i64> {
         // Seen only after the gap: any time from the event to the end of the recovery.
         (_, Some(g)) => (e.at_ms >= t.at_ms - OBSERVED_TOLERANCE_MS
             && e.at_ms <= g.end_ms.saturating_add(RECOVERY_SLACK_MS))
-            .then_some(d),
+        .then_some(d),
     }
 }
 

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use kubetrail::model::{Subject, TransitionKind};
-use kubetrail::sim::TruthLine;
+use kubetrail_sim::TruthLine;
 
 /// A recorded transition, flattened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,7 +240,7 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
             continue;
         }
         // A change made while the recorder was still working through a replay (or a relist)
-        // reaches it behind that backlog: it is live (past the catch-up, so not inferred), but
+        // reaches it behind that backlog: it is live (past the replay, so not inferred), but
         // a row dated by observation (a deletion, a waiting reason) is dated when the recorder
         // got to it, later than the change by up to the backlog's length. Nothing in the event
         // says when the server made the change, so that row's time is only bounded: not before

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kubetrail::sim::TruthLine;
+use kubetrail_sim::TruthLine;
 
 #[path = "http.rs"]
 mod http;
@@ -126,7 +126,7 @@ impl SimProcess {
 
     /// Complete truth lines written so far.
     pub fn truth(&self) -> Vec<TruthLine> {
-        kubetrail::sim::read_truth(&self.truth).expect("readable truth file")
+        kubetrail_sim::read_truth(&self.truth).expect("readable truth file")
     }
 
     /// Polls the truth file until `done` holds (or panics after `timeout`).

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use kubetrail::model::Resources;
-use kubetrail::query::utilisation::{BucketUsage, Grid, UsageSample, integrate};
+use kubetrail::model::utilisation::{BucketUsage, Grid, UsageSample, integrate};
 use kubetrail::retention::rollup::{for_each_rollup, merge, regrid};
 use rusqlite::Connection;
 

@@ -1,0 +1,291 @@
+//! `query pods` and `export pods`: one lifecycle summary line per pod incarnation, read from the
+//! `pods` table (the recorder keeps each row's summary current, so no transitions are scanned).
+
+use rusqlite::Connection;
+use rusqlite::types::Value;
+use serde::Serialize;
+
+use super::error::QueryError;
+use super::selector::LabelSelector;
+use super::sql::{Conditions, labels_column};
+use crate::model::Phase;
+use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
+use crate::model::time::{Window, format_duration_ms, format_time_ms, format_time_short};
+use crate::output::Record;
+use crate::store::Coverage;
+
+/// Which pods to list. The default lists every pod ever recorded.
+#[derive(Clone, Debug, Default)]
+pub struct PodFilter {
+    pub namespace: Option<String>,
+    pub node: Option<String>,
+    /// The pod's current (last recorded) phase.
+    pub phase: Option<Phase>,
+    pub selector: LabelSelector,
+    /// Pods alive at some point in the window: created before its end and not deleted before
+    /// its start.
+    pub window: Window,
+    pub limit: Option<u64>,
+}
+
+/// Parses `--phase`, case-insensitively.
+pub fn parse_phase(s: &str) -> Result<Phase, String> {
+    Phase::ALL
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| {
+            format!(
+                "unknown phase {s:?}; expected one of: Pending, Running, Succeeded, Failed, Unknown"
+            )
+        })
+}
+
+/// One pod incarnation's lifecycle, in machine units.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PodSummary {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub node: Option<String>,
+    pub owner_kind: Option<String>,
+    pub owner_name: Option<String>,
+    pub created: String,
+    pub created_at_ms: i64,
+    pub started: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub finished: Option<String>,
+    pub finished_at_ms: Option<i64>,
+    pub deleted: Option<String>,
+    pub deleted_at_ms: Option<i64>,
+    /// Deletion minus creation; for a pod still open, now (or the end of recording, if that is
+    /// earlier) minus creation.
+    pub lifetime_ms: i64,
+    /// Not deleted as far as the recorder knows.
+    pub open: bool,
+    pub phase: &'static str,
+    pub reason: Option<String>,
+    pub restarts: i64,
+    pub cpu_request_millis: i64,
+    pub memory_request_bytes: i64,
+    pub cpu_limit_millis: i64,
+    pub memory_limit_bytes: i64,
+}
+
+pub const POD_FIELDS: &[&str] = &[
+    "namespace",
+    "name",
+    "uid",
+    "node",
+    "owner_kind",
+    "owner_name",
+    "created",
+    "created_at_ms",
+    "started",
+    "started_at_ms",
+    "finished",
+    "finished_at_ms",
+    "deleted",
+    "deleted_at_ms",
+    "lifetime_ms",
+    "open",
+    "phase",
+    "reason",
+    "restarts",
+    "cpu_request_millis",
+    "memory_request_bytes",
+    "cpu_limit_millis",
+    "memory_limit_bytes",
+];
+
+impl Record for PodSummary {
+    const FIELDS: &'static [&'static str] = POD_FIELDS;
+    const TABLE_HEADERS: &'static [&'static str] = &[
+        "NAMESPACE",
+        "NAME",
+        "NODE",
+        "CREATED",
+        "STARTED",
+        "FINISHED",
+        "DELETED",
+        "LIFETIME",
+        "PHASE",
+        "RESTARTS",
+        "CPU",
+        "MEMORY",
+    ];
+
+    fn table_cells(&self) -> Vec<String> {
+        let phase = match &self.reason {
+            Some(reason) => format!("{} ({reason})", self.phase),
+            None => self.phase.to_string(),
+        };
+        let lifetime = format_duration_ms(self.lifetime_ms) + if self.open { "+" } else { "" };
+        vec![
+            self.namespace.clone(),
+            self.name.clone(),
+            self.node.clone().unwrap_or_default(),
+            format_time_short(self.created_at_ms),
+            self.started_at_ms
+                .map(format_time_short)
+                .unwrap_or_default(),
+            self.finished_at_ms
+                .map(format_time_short)
+                .unwrap_or_default(),
+            self.deleted_at_ms
+                .map(format_time_short)
+                .unwrap_or_default(),
+            lifetime,
+            phase,
+            self.restarts.to_string(),
+            format_cpu_millis(self.cpu_request_millis),
+            format_memory_bytes(self.memory_request_bytes),
+        ]
+    }
+
+    fn table_footnote(&self) -> Option<&'static str> {
+        self.open
+            .then_some("+ still open: not deleted as far as the recorder knows; lifetime until now, or until recording ended")
+    }
+}
+
+/// Reads the pods the filter selects, oldest first (by creation), and hands each to `each`.
+/// An open pod's lifetime ends at `now_ms`, or where recording ended if that is earlier: a
+/// file read after its recorder stopped does not make its pods live on.
+pub fn for_each_pod(
+    conn: &Connection,
+    filter: &PodFilter,
+    now_ms: i64,
+    mut each: impl FnMut(PodSummary) -> Result<(), QueryError>,
+) -> Result<u64, QueryError> {
+    let mut sql = format!(
+        "SELECT namespace, name, uid, node, owner_kind, owner_name, created_at_ms, started_at_ms,
+                finished_at_ms, deleted_at_ms, phase, reason, restarts, cpu_request_millis,
+                memory_request_bytes, cpu_limit_millis, memory_limit_bytes, {}
+         FROM pods",
+        labels_column("pods", !filter.selector.is_empty())
+    );
+    let mut w = Conditions::default();
+    if let Some(ns) = &filter.namespace {
+        let p = w.param(Value::Text(ns.clone()));
+        w.push(format!("namespace = {p}"));
+    }
+    if let Some(node) = &filter.node {
+        let p = w.param(Value::Text(node.clone()));
+        w.push(format!("node = {p}"));
+    }
+    if let Some(phase) = filter.phase {
+        let p = w.param(Value::Integer(phase.code()));
+        w.push(format!("phase = {p}"));
+    }
+    if let Some(until) = filter.window.until_ms {
+        let p = w.param(Value::Integer(until));
+        w.push(format!("created_at_ms < {p}"));
+    }
+    if let Some(since) = filter.window.since_ms {
+        // "Alive after `since`" = open, or deleted after it. Written as a union of the two
+        // partial indexes (`pods_open`, `pods_by_deleted`), so "the last hour" reads the tens of
+        // thousands of pods alive then instead of every pod ever created.
+        let p = w.param(Value::Integer(since));
+        w.push(format!(
+            "id IN (SELECT id FROM pods WHERE deleted_at_ms IS NULL
+                    UNION ALL SELECT id FROM pods WHERE deleted_at_ms > {p})"
+        ));
+    }
+    let params = w.finish(&mut sql);
+    sql.push_str(" ORDER BY created_at_ms, id");
+
+    // One snapshot for the coverage and the rows.
+    let read = conn.unchecked_transaction()?;
+    let open_until_ms = Coverage::read(&read)?.open_until_ms(now_ms);
+    let mut stmt = read.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut count = 0u64;
+    while let Some(row) = rows.next()? {
+        if filter.limit.is_some_and(|limit| count >= limit) {
+            break;
+        }
+        if !filter.selector.is_empty() {
+            let labels: Option<String> = row.get(17)?;
+            if !filter.selector.matches_json(labels.as_deref()) {
+                continue;
+            }
+        }
+        let created_at_ms: i64 = row.get(6)?;
+        let started_at_ms: Option<i64> = row.get(7)?;
+        let finished_at_ms: Option<i64> = row.get(8)?;
+        let deleted_at_ms: Option<i64> = row.get(9)?;
+        let summary = PodSummary {
+            namespace: row.get(0)?,
+            name: row.get(1)?,
+            uid: row.get(2)?,
+            node: row.get(3)?,
+            owner_kind: row.get(4)?,
+            owner_name: row.get(5)?,
+            created: format_time_ms(created_at_ms),
+            created_at_ms,
+            started: started_at_ms.map(format_time_ms),
+            started_at_ms,
+            finished: finished_at_ms.map(format_time_ms),
+            finished_at_ms,
+            deleted: deleted_at_ms.map(format_time_ms),
+            deleted_at_ms,
+            lifetime_ms: (deleted_at_ms.unwrap_or(open_until_ms) - created_at_ms).max(0),
+            open: deleted_at_ms.is_none(),
+            phase: Phase::from_code(row.get(10)?).as_str(),
+            reason: row.get(11)?,
+            restarts: row.get(12)?,
+            cpu_request_millis: row.get(13)?,
+            memory_request_bytes: row.get(14)?,
+            cpu_limit_millis: row.get(15)?,
+            memory_limit_bytes: row.get(16)?,
+        };
+        each(summary)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_parse_case_insensitively() {
+        assert_eq!(parse_phase("running"), Ok(Phase::Running));
+        assert_eq!(parse_phase("Failed"), Ok(Phase::Failed));
+        assert!(parse_phase("done").unwrap_err().contains("\"done\""));
+    }
+
+    #[test]
+    fn fields_match_the_serialized_row() {
+        let row = PodSummary {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: "u".into(),
+            node: None,
+            owner_kind: None,
+            owner_name: None,
+            created: format_time_ms(0),
+            created_at_ms: 0,
+            started: None,
+            started_at_ms: None,
+            finished: None,
+            finished_at_ms: None,
+            deleted: None,
+            deleted_at_ms: None,
+            lifetime_ms: 725_000,
+            open: true,
+            phase: "Running",
+            reason: None,
+            restarts: 0,
+            cpu_request_millis: 250,
+            memory_request_bytes: 1 << 30,
+            cpu_limit_millis: 0,
+            memory_limit_bytes: 0,
+        };
+        assert_eq!(crate::output::json_keys(&row), POD_FIELDS);
+        let cells = row.table_cells();
+        assert_eq!(cells[7], "12m5s+");
+        assert_eq!(cells[10..], ["250m".to_string(), "1Gi".to_string()]);
+    }
+}

@@ -1,0 +1,522 @@
+//! Transition rows: the filter, the row type, and the one function that reads them. `query
+//! transitions`, `query history` and `export transitions` all go through [`for_each_transition`],
+//! so a row means the same thing everywhere.
+//!
+//! Rows come out in `(at_ms, id)` order: `at` is Kubernetes' own time (whole seconds for most
+//! kinds), and the insertion order breaks ties the way the recorder saw them. That order is
+//! exactly the `transitions_by_at` index, so a windowed export streams without a sort.
+
+use rusqlite::Connection;
+use rusqlite::types::Value;
+use serde::Serialize;
+
+use super::error::QueryError;
+use super::selector::LabelSelector;
+use super::sql::{Conditions, labels_column};
+use crate::model::time::{Window, format_time_ms, format_time_short};
+use crate::model::{Phase, Subject, TransitionKind};
+use crate::output::Record;
+
+/// Which transitions to read. The default reads every pod transition.
+#[derive(Clone, Debug, Default)]
+pub struct TransitionFilter {
+    /// Only these kinds (pod or node kinds); empty means every kind of the included subjects.
+    pub kinds: Vec<TransitionKind>,
+    /// Include node transitions when `kinds` is empty (`--nodes`).
+    pub include_nodes: bool,
+    /// Only rows whose reason is one of these (exact match).
+    pub reasons: Vec<String>,
+    /// Pod rows in this namespace. Node rows have no namespace and are not filtered by it.
+    pub namespace: Option<String>,
+    /// Pod rows of pods bound to this node, and node rows of this node.
+    pub node: Option<String>,
+    /// Pod rows whose pod matches; node rows are not filtered by it.
+    pub selector: LabelSelector,
+    /// Rows whose `at` falls in the window.
+    pub window: Window,
+    /// One pod incarnation only (`pods.id`), for `query history`.
+    pub pod_id: Option<i64>,
+    pub limit: Option<u64>,
+}
+
+impl TransitionFilter {
+    fn includes_pods(&self) -> bool {
+        self.kinds.is_empty() || self.kinds.iter().any(|k| k.subject() == Subject::Pod)
+    }
+
+    fn includes_nodes(&self) -> bool {
+        if self.pod_id.is_some() {
+            return false;
+        }
+        if self.kinds.is_empty() {
+            self.include_nodes
+        } else {
+            self.kinds.iter().any(|k| k.subject() == Subject::Node)
+        }
+    }
+}
+
+/// Parses `--kind` values. A bare name means the pod kind when pods have one (`ready`, `deleted`
+/// exist for both); `node:ready` or `pod:deleted` pick a subject explicitly; with `--nodes` a
+/// shared name means both. Names only nodes have (`added`, `not_ready`, `cordoned`,
+/// `uncordoned`, `capacity_changed`) need no prefix.
+pub fn parse_kinds(names: &[String], include_nodes: bool) -> Result<Vec<TransitionKind>, String> {
+    let mut kinds = Vec::new();
+    for raw in names
+        .iter()
+        .flat_map(|n| n.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let found: Vec<TransitionKind> = match raw.split_once(':') {
+            Some(("pod", name)) => vec![TransitionKind::from_name(Subject::Pod, name)?],
+            Some(("node", name)) => vec![TransitionKind::from_name(Subject::Node, name)?],
+            _ => {
+                let pod = TransitionKind::from_name(Subject::Pod, raw).ok();
+                let node = TransitionKind::from_name(Subject::Node, raw).ok();
+                match (pod, node) {
+                    (Some(p), Some(n)) if include_nodes => vec![p, n],
+                    (Some(p), _) => vec![p],
+                    (None, Some(n)) => vec![n],
+                    (None, None) => return Err(unknown_kind(raw)),
+                }
+            }
+        };
+        for kind in found {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+    }
+    Ok(kinds)
+}
+
+fn unknown_kind(name: &str) -> String {
+    let names = |subject| {
+        TransitionKind::ALL
+            .iter()
+            .filter(|k| k.subject() == subject)
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "unknown transition kind {name:?}; pod kinds: {}; node kinds: {} (prefix node: or pod: \
+         to choose, e.g. node:ready)",
+        names(Subject::Pod),
+        names(Subject::Node)
+    )
+}
+
+/// One transition, in machine units. The field order is the CSV header (see [`Record::FIELDS`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TransitionRecord {
+    /// "pod" or "node".
+    pub subject: &'static str,
+    /// The pod's or node's uid.
+    pub uid: String,
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+    /// The node: the pod's node for pod rows, the node itself for node rows.
+    pub node: Option<String>,
+    pub kind: &'static str,
+    pub at: String,
+    pub at_ms: i64,
+    pub observed_at: String,
+    pub observed_at_ms: i64,
+    pub phase_before: Option<&'static str>,
+    pub phase_after: Option<&'static str>,
+    pub container: Option<String>,
+    pub reason: Option<String>,
+    pub exit_code: Option<i64>,
+    pub restart_count: Option<i64>,
+    pub message: Option<String>,
+    pub resource_version: Option<i64>,
+    pub inferred: bool,
+}
+
+pub const TRANSITION_FIELDS: &[&str] = &[
+    "subject",
+    "uid",
+    "namespace",
+    "pod",
+    "node",
+    "kind",
+    "at",
+    "at_ms",
+    "observed_at",
+    "observed_at_ms",
+    "phase_before",
+    "phase_after",
+    "container",
+    "reason",
+    "exit_code",
+    "restart_count",
+    "message",
+    "resource_version",
+    "inferred",
+];
+
+const INFERRED_NOTE: &str =
+    "* inferred: reconstructed from status timestamps after a watch gap or restart, not seen live";
+
+impl TransitionRecord {
+    /// The kind with `*` appended when the row was inferred.
+    fn kind_cell(&self) -> String {
+        if self.inferred {
+            format!("{}*", self.kind)
+        } else {
+            self.kind.to_string()
+        }
+    }
+
+    /// "Pending->Running", "->Failed", or empty when the row carries no phase.
+    fn phase_cell(&self) -> String {
+        match (self.phase_before, self.phase_after) {
+            (Some(b), Some(a)) if a != b => format!("{b}->{a}"),
+            (_, Some(a)) => a.to_string(),
+            (Some(b), None) => b.to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn subject_cell(&self) -> String {
+        match (self.subject, &self.namespace, &self.pod) {
+            ("pod", Some(ns), Some(pod)) => format!("{ns}/{pod}"),
+            _ => format!("node/{}", self.node.as_deref().unwrap_or_default()),
+        }
+    }
+}
+
+fn opt(value: &Option<impl ToString>) -> String {
+    value.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+impl Record for TransitionRecord {
+    const FIELDS: &'static [&'static str] = TRANSITION_FIELDS;
+    const TABLE_HEADERS: &'static [&'static str] = &[
+        "AT",
+        "OBJECT",
+        "KIND",
+        "PHASE",
+        "NODE",
+        "CONTAINER",
+        "REASON",
+        "EXIT",
+    ];
+
+    fn table_cells(&self) -> Vec<String> {
+        vec![
+            format_time_short(self.at_ms),
+            self.subject_cell(),
+            self.kind_cell(),
+            self.phase_cell(),
+            opt(&self.node),
+            opt(&self.container),
+            opt(&self.reason),
+            opt(&self.exit_code),
+        ]
+    }
+
+    fn table_footnote(&self) -> Option<&'static str> {
+        self.inferred.then_some(INFERRED_NOTE)
+    }
+}
+
+/// A transition as a line of one pod's history: the same fields, a table without the pod's
+/// name (the heading says it) and with the message.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct HistoryLine<'a>(pub &'a TransitionRecord);
+
+/// Table messages are cut here; JSON and CSV carry the whole (already truncated) message.
+const TABLE_MESSAGE_CHARS: usize = 80;
+
+impl Record for HistoryLine<'_> {
+    const FIELDS: &'static [&'static str] = TRANSITION_FIELDS;
+    const TABLE_HEADERS: &'static [&'static str] = &[
+        "AT",
+        "KIND",
+        "PHASE",
+        "NODE",
+        "CONTAINER",
+        "REASON",
+        "EXIT",
+        "RESTARTS",
+        "MESSAGE",
+    ];
+
+    fn table_cells(&self) -> Vec<String> {
+        let t = self.0;
+        let mut message = t
+            .message
+            .clone()
+            .unwrap_or_default()
+            .replace(['\n', '\r'], " ");
+        if message.chars().count() > TABLE_MESSAGE_CHARS {
+            message = message
+                .chars()
+                .take(TABLE_MESSAGE_CHARS - 3)
+                .collect::<String>()
+                + "...";
+        }
+        vec![
+            format_time_short(t.at_ms),
+            t.kind_cell(),
+            t.phase_cell(),
+            opt(&t.node),
+            opt(&t.container),
+            opt(&t.reason),
+            opt(&t.exit_code),
+            opt(&t.restart_count),
+            message,
+        ]
+    }
+
+    fn table_footnote(&self) -> Option<&'static str> {
+        self.0.table_footnote()
+    }
+}
+
+/// Reads the transitions the filter selects, in `(at_ms, id)` order, and hands each to `each`
+/// as it is read (nothing is collected). Returns the number of rows handed over.
+pub fn for_each_transition(
+    conn: &Connection,
+    filter: &TransitionFilter,
+    mut each: impl FnMut(TransitionRecord) -> Result<(), QueryError>,
+) -> Result<u64, QueryError> {
+    let pods = filter.includes_pods();
+    let nodes = filter.includes_nodes();
+    if !pods && !nodes {
+        return Ok(0);
+    }
+    let mut sql = String::from(
+        "SELECT t.kind, t.at_ms, t.observed_at_ms, t.phase_before, t.phase_after, t.container,
+                t.reason, t.message, t.exit_code, t.restart_count, t.resource_version, t.inferred,",
+    );
+    let labels = labels_column("p", !filter.selector.is_empty());
+    // Inner joins when only one subject is wanted: they drop the other subject's rows for free
+    // and leave the planner free to start from `pods` (e.g. for -n).
+    match (pods, nodes) {
+        (true, false) => sql.push_str(&format!(
+            " p.uid, p.namespace, p.name, p.node, {labels}, NULL, NULL
+             FROM transitions t JOIN pods p ON p.id = t.pod_id",
+        )),
+        (false, true) => sql.push_str(
+            " NULL, NULL, NULL, NULL, NULL, n.uid, n.name
+             FROM transitions t JOIN nodes n ON n.id = t.node_id",
+        ),
+        _ => sql.push_str(&format!(
+            " p.uid, p.namespace, p.name, p.node, {labels}, n.uid, n.name
+             FROM transitions t LEFT JOIN pods p ON p.id = t.pod_id
+             LEFT JOIN nodes n ON n.id = t.node_id",
+        )),
+    }
+    let mut w = Conditions::default();
+    if let Some(pod_id) = filter.pod_id {
+        let p = w.param(Value::Integer(pod_id));
+        w.push(format!("t.pod_id = {p}"));
+    }
+    if !filter.kinds.is_empty() {
+        let list: Vec<String> = filter
+            .kinds
+            .iter()
+            .map(|k| w.param(Value::Integer(k.code())))
+            .collect();
+        w.push(format!("t.kind IN ({})", list.join(", ")));
+    }
+    if !filter.reasons.is_empty() {
+        let list: Vec<String> = filter
+            .reasons
+            .iter()
+            .map(|r| w.param(Value::Text(r.clone())))
+            .collect();
+        w.push(format!("t.reason IN ({})", list.join(", ")));
+    }
+    if let (Some(ns), true) = (&filter.namespace, pods) {
+        let p = w.param(Value::Text(ns.clone()));
+        // `+` keeps the planner off `pods_by_name` when the window is the smaller set.
+        let column = if window_is_narrower(conn, filter, ns)? {
+            "+p.namespace"
+        } else {
+            "p.namespace"
+        };
+        w.push(if nodes {
+            format!("(t.pod_id IS NULL OR {column} = {p})")
+        } else {
+            format!("{column} = {p}")
+        });
+    }
+    if let Some(node) = &filter.node {
+        let p = w.param(Value::Text(node.clone()));
+        w.push(match (pods, nodes) {
+            (true, false) => format!("p.node = {p}"),
+            (false, true) => format!("n.name = {p}"),
+            _ => format!("(p.node = {p} OR n.name = {p})"),
+        });
+    }
+    if let Some(since) = filter.window.since_ms {
+        let p = w.param(Value::Integer(since));
+        w.push(format!("t.at_ms >= {p}"));
+    }
+    if let Some(until) = filter.window.until_ms {
+        let p = w.param(Value::Integer(until));
+        w.push(format!("t.at_ms < {p}"));
+    }
+    let params = w.finish(&mut sql);
+    sql.push_str(" ORDER BY t.at_ms, t.id");
+
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut count = 0u64;
+    while let Some(row) = rows.next()? {
+        if filter.limit.is_some_and(|limit| count >= limit) {
+            break;
+        }
+        let pod_uid: Option<String> = row.get(12)?;
+        let is_pod = pod_uid.is_some();
+        if is_pod && !filter.selector.is_empty() {
+            let labels: Option<String> = row.get(16)?;
+            if !filter.selector.matches_json(labels.as_deref()) {
+                continue;
+            }
+        }
+        let kind_code: i64 = row.get(0)?;
+        let at_ms: i64 = row.get(1)?;
+        let observed_at_ms: i64 = row.get(2)?;
+        let phase = |i: usize| -> rusqlite::Result<Option<&'static str>> {
+            Ok(row
+                .get::<_, Option<i64>>(i)?
+                .map(|c| Phase::from_code(c).as_str()))
+        };
+        let record = TransitionRecord {
+            subject: if is_pod { "pod" } else { "node" },
+            uid: if is_pod {
+                pod_uid.unwrap_or_default()
+            } else {
+                row.get::<_, Option<String>>(17)?.unwrap_or_default()
+            },
+            namespace: row.get(13)?,
+            pod: row.get(14)?,
+            node: if is_pod { row.get(15)? } else { row.get(18)? },
+            kind: TransitionKind::from_code(kind_code)
+                .map(|k| k.as_str())
+                .unwrap_or("unknown"),
+            at: format_time_ms(at_ms),
+            at_ms,
+            observed_at: format_time_ms(observed_at_ms),
+            observed_at_ms,
+            phase_before: phase(3)?,
+            phase_after: phase(4)?,
+            container: row.get(5)?,
+            reason: row.get(6)?,
+            message: row.get(7)?,
+            exit_code: row.get(8)?,
+            restart_count: row.get(9)?,
+            resource_version: row.get(10)?,
+            inferred: row.get::<_, i64>(11)? != 0,
+        };
+        each(record)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// With both `-n` and a window, SQLite (without statistics) always starts from the namespace:
+/// right for a small namespace over a month, but for "the busiest namespace in the last hour" it
+/// reads and sorts millions of rows to return a thousand. Two capped index counts decide instead:
+/// the rows in the window, and the namespace's pods times a typical ten transitions each.
+fn window_is_narrower(
+    conn: &Connection,
+    filter: &TransitionFilter,
+    namespace: &str,
+) -> Result<bool, QueryError> {
+    const CAP: i64 = 100_000;
+    const TRANSITIONS_PER_POD: i64 = 10;
+    let (since, until) = (filter.window.since_ms, filter.window.until_ms);
+    if since.is_none() && until.is_none() {
+        return Ok(false);
+    }
+    let in_window: i64 = conn.query_row(
+        "SELECT count(*) FROM (SELECT 1 FROM transitions WHERE at_ms >= ?1 AND at_ms < ?2 LIMIT ?3)",
+        rusqlite::params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX), CAP],
+        |r| r.get(0),
+    )?;
+    let pods_in_namespace: i64 = conn.query_row(
+        "SELECT count(*) FROM (SELECT 1 FROM pods WHERE namespace = ?1 LIMIT ?2)",
+        rusqlite::params![namespace, CAP / TRANSITIONS_PER_POD],
+        |r| r.get(0),
+    )?;
+    Ok(in_window < pods_in_namespace * TRANSITIONS_PER_POD)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_resolve_shared_names_by_subject() {
+        let k = |names: &[&str], nodes| {
+            parse_kinds(
+                &names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                nodes,
+            )
+        };
+        assert_eq!(k(&["ready"], false).unwrap(), vec![TransitionKind::Ready]);
+        assert_eq!(
+            k(&["ready"], true).unwrap(),
+            vec![TransitionKind::Ready, TransitionKind::NodeReady]
+        );
+        assert_eq!(
+            k(&["node:ready"], false).unwrap(),
+            vec![TransitionKind::NodeReady]
+        );
+        assert_eq!(
+            k(&["not_ready"], false).unwrap(),
+            vec![TransitionKind::NodeNotReady]
+        );
+        assert_eq!(
+            k(&["container_terminated,failed", "failed"], false).unwrap(),
+            vec![TransitionKind::ContainerTerminated, TransitionKind::Failed]
+        );
+        let err = k(&["oomkilled"], false).unwrap_err();
+        assert!(
+            err.contains("\"oomkilled\"") && err.contains("container_terminated"),
+            "{err}"
+        );
+        assert!(k(&["node:created"], false).is_err());
+    }
+
+    #[test]
+    fn fields_match_the_serialized_row() {
+        let row = TransitionRecord {
+            subject: "pod",
+            uid: "u".into(),
+            namespace: Some("ns".into()),
+            pod: Some("p".into()),
+            node: None,
+            kind: "created",
+            at: format_time_ms(0),
+            at_ms: 0,
+            observed_at: format_time_ms(0),
+            observed_at_ms: 0,
+            phase_before: None,
+            phase_after: Some("Pending"),
+            container: None,
+            reason: None,
+            exit_code: None,
+            restart_count: None,
+            message: None,
+            resource_version: None,
+            inferred: true,
+        };
+        assert_eq!(crate::output::json_keys(&row), TRANSITION_FIELDS);
+        assert_eq!(
+            crate::output::json_keys(&HistoryLine(&row)),
+            TRANSITION_FIELDS
+        );
+        assert_eq!(row.kind_cell(), "created*");
+        assert_eq!(row.phase_cell(), "Pending");
+        assert_eq!(row.subject_cell(), "ns/p");
+    }
+}

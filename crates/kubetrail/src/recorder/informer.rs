@@ -1,0 +1,840 @@
+//! The event loop: list+watch pods and nodes with kube-runtime's watcher, feed every event to
+//! the cache, and hand the resulting rows to the writer in batches.
+//!
+//! One task owns the cache, so there are no locks on the hot path; JSON decoding happens as the
+//! watch streams are polled, and SQLite runs on the writer's own thread. kube-runtime has no
+//! resync, so periodic work (node keyframes, the status line) runs on our own timers.
+//!
+//! The loop is fair: each turn picks at random among the ready streams and timers, so a pod
+//! stream with a backlog (a big relist, a burst of changes) cannot starve the node stream, the
+//! flushes or the probes. Timers skip the ticks they missed rather than firing in a burst. A
+//! stream that is silent for too long is probed and, if the server does not answer, restarted
+//! (see [`super::health`]). Shutdown is obeyed even while the writer cannot commit.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::future::FusedFuture;
+use futures::{FutureExt, StreamExt};
+use kube::api::ListParams;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use tokio::sync::mpsc;
+use tokio::time::{Interval, MissedTickBehavior};
+
+use super::cache::Cache;
+use super::detect::Observation;
+use super::health::Silence;
+use super::objects::{Node, Pod};
+use super::resume::{load_left_scope, load_open_state};
+use super::stats::{RecorderStats, Resource};
+use super::stream::{ListProgress, ProbeAnswers, Watch, came_back};
+use super::writer::{Budget, WeakWriteSender, WriteMsg, Writer};
+use crate::model::selector::LabelSelector;
+use crate::model::time::now_ms;
+use crate::store::{Batch, WriteHandle};
+
+/// What to watch and how often to do periodic work.
+#[derive(Clone, Debug)]
+pub struct RecorderConfig {
+    /// Only this namespace's pods; None for all namespaces.
+    pub namespace: Option<String>,
+    pub label_selector: Option<String>,
+    /// Node usage keyframes.
+    pub snapshot_interval: Duration,
+    /// The periodic one-line status in the log.
+    pub status_interval: Duration,
+    /// Rows per batch before it is handed to the writer.
+    pub batch_rows: usize,
+    /// Longest time rows wait before they are handed to the writer.
+    pub flush_interval: Duration,
+    /// Page size of list requests.
+    pub page_size: u32,
+    /// The API server's URL, for messages.
+    pub server: String,
+    /// Server-side timeout of each watch request (kube's default is 290 s); the watch is then
+    /// resumed from its last resourceVersion.
+    pub watch_timeout: Duration,
+    /// Watch nodes too. Off for an identity that may only read pods in one namespace: pods are
+    /// recorded as usual, node utilisation is not.
+    pub watch_nodes: bool,
+    /// `--unready-after`: a silent stream is noticed within it (see [`Silence`]).
+    pub unready_after: Duration,
+    /// `--max-db-size`: the writer keeps the database and its write-ahead log within it.
+    pub max_db_bytes: Option<u64>,
+}
+
+impl RecorderConfig {
+    /// What the recording session stores about this run's scope.
+    pub fn scope(&self) -> crate::store::Scope {
+        crate::store::Scope {
+            namespace: self.namespace.clone(),
+            selector: self.label_selector.clone(),
+            nodes: self.watch_nodes,
+        }
+    }
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            namespace: None,
+            label_selector: None,
+            snapshot_interval: Duration::from_secs(30 * 60),
+            status_interval: Duration::from_secs(10),
+            batch_rows: 5_000,
+            flush_interval: Duration::from_millis(100),
+            page_size: 2000,
+            server: String::new(),
+            watch_timeout: Duration::from_secs(290),
+            watch_nodes: true,
+            unready_after: Duration::from_secs(60),
+            max_db_bytes: None,
+        }
+    }
+}
+
+/// Handed back when the recorder stops.
+pub struct RecordOutcome {
+    pub handle: WriteHandle,
+    pub stats: Arc<RecorderStats>,
+}
+
+/// How often, at most, a failing stream's API is probed to learn that it answers again.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// After a stop signal, how long the last rows may wait for room in the writer's queue, and
+/// then how long the writer may retry a failing commit: together well inside the 10 s a
+/// supervisor (Kubernetes, systemd) gives before SIGKILL.
+const STOP_SEND_WAIT: Duration = Duration::from_secs(2);
+const STOP_COMMIT_GRACE: Duration = Duration::from_secs(5);
+
+/// A timer that skips the ticks it missed (a stall, a suspended laptop) instead of firing them
+/// all at once: after a 4-minute stall the status line is logged once, not 23 times.
+fn periodic(period: Duration) -> Interval {
+    periodic_from(tokio::time::Instant::now(), period)
+}
+
+fn periodic_from(start: tokio::time::Instant, period: Duration) -> Interval {
+    let mut interval = tokio::time::interval_at(start, period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    interval
+}
+
+struct Loop {
+    cache: Cache,
+    batch: Batch,
+    batch_since: Option<Instant>,
+    writer: Writer,
+    stats: Arc<RecorderStats>,
+    pods: ListProgress,
+    nodes: ListProgress,
+    started: Instant,
+    /// The initial lists are done; after the next flush, tell the writer to log the commit.
+    committed_marker: bool,
+    /// When node usage rows were last emitted.
+    usage_flushed: Instant,
+    /// A stop signal came while rows were being handed to the writer.
+    stopping: bool,
+    /// The writer thread has stopped: nothing more can be recorded.
+    writer_gone: bool,
+    /// For looking up pods a selector-filtered list no longer shows (None in unit tests).
+    client: Option<Client>,
+    /// The recording session whose heartbeat the status tick moves (None in unit tests).
+    session: Option<i64>,
+}
+
+/// Node usage rows are emitted at most this often: a node's changes within one such span
+/// become one step (its value at the end of the span). A busy node changes many times a
+/// second; a row for each would be most of the file, for no useful resolution.
+const USAGE_RESOLUTION: Duration = Duration::from_secs(1);
+
+impl Loop {
+    fn new(cache: Cache, writer: Writer, stats: Arc<RecorderStats>) -> Self {
+        Loop {
+            cache,
+            batch: Batch::default(),
+            batch_since: None,
+            writer,
+            stats,
+            pods: ListProgress::new(Resource::Pods),
+            nodes: ListProgress::new(Resource::Nodes),
+            started: Instant::now(),
+            committed_marker: false,
+            usage_flushed: Instant::now(),
+            stopping: false,
+            writer_gone: false,
+            client: None,
+            session: None,
+        }
+    }
+
+    fn note_batch(&mut self) {
+        if self.batch_since.is_none() {
+            self.batch_since = Some(Instant::now());
+        }
+    }
+
+    /// Hands the batch to the writer; node usage goes with it once per [`USAGE_RESOLUTION`],
+    /// or now with `all`. While the writer's queue is full this waits (backpressure), but not
+    /// past a stop signal: the batch is then kept for [`Loop::flush_at_stop`].
+    async fn flush<S>(&mut self, all: bool, shutdown: &mut S)
+    where
+        S: Future<Output = ()> + FusedFuture + Unpin,
+    {
+        if all || self.usage_flushed.elapsed() >= USAGE_RESOLUTION {
+            self.cache.flush_usage(now_ms(), &mut self.batch);
+            self.usage_flushed = Instant::now();
+        }
+        if self.batch.is_empty() {
+            self.batch_since = None;
+            return;
+        }
+        if shutdown.is_terminated() {
+            self.stopping = true;
+            return;
+        }
+        let permit = tokio::select! {
+            permit = self.writer.reserve() => permit,
+            () = &mut *shutdown => {
+                self.stopping = true;
+                return;
+            }
+        };
+        let Some(permit) = permit else {
+            self.writer_gone = true;
+            return;
+        };
+        let batch = std::mem::take(&mut self.batch);
+        let since = self.batch_since.take().unwrap_or_else(Instant::now);
+        permit.send(WriteMsg::Rows { batch, since });
+    }
+
+    /// After a stop signal: hands over what is left, waiting [`STOP_SEND_WAIT`] at most for
+    /// room in the queue; rows that cannot be handed over are counted as not committed.
+    async fn flush_at_stop(&mut self) {
+        self.cache.flush_usage(now_ms(), &mut self.batch);
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let since = self.batch_since.take().unwrap_or_else(Instant::now);
+        match tokio::time::timeout(STOP_SEND_WAIT, self.writer.reserve()).await {
+            Ok(Some(permit)) => permit.send(WriteMsg::Rows { batch, since }),
+            _ => self
+                .stats
+                .writer
+                .rows_not_committed
+                .inc_by(batch.len() as u64),
+        }
+    }
+
+    /// Probes every watched stream that is failing, or quiet for longer than
+    /// `silence.quiet_after`, unless a probe of it is already under way.
+    fn start_probes(
+        &mut self,
+        silence: Silence,
+        pods: &Watch<Pod>,
+        nodes: &Watch<Node>,
+        answers: &ProbeAnswers,
+    ) {
+        for resource in [Resource::Pods, Resource::Nodes] {
+            let progress = match resource {
+                Resource::Pods => &mut self.pods,
+                Resource::Nodes => &mut self.nodes,
+            };
+            let failing = self.stats.stream(resource).failing().is_some();
+            let quiet = progress.alive_at.elapsed() >= silence.quiet_after;
+            if !progress.watched || progress.probing || !(failing || quiet) {
+                continue;
+            }
+            progress.probing = true;
+            match resource {
+                Resource::Pods => pods.spawn_probe(resource, silence.probe_timeout, answers),
+                Resource::Nodes => nodes.spawn_probe(resource, silence.probe_timeout, answers),
+            }
+        }
+    }
+
+    /// A probe's answer. Answered: the stream's API works. Not answered while the stream
+    /// seemed healthy (it has only been quiet): the stream is silent, so it is counted, logged,
+    /// marked failing since its last sign of life (for `/readyz`) and restarted.
+    fn probed(
+        &mut self,
+        resource: Resource,
+        answered: bool,
+        silence: Silence,
+        pods: &mut Watch<Pod>,
+        nodes: &mut Watch<Node>,
+    ) {
+        let progress = match resource {
+            Resource::Pods => &mut self.pods,
+            Resource::Nodes => &mut self.nodes,
+        };
+        progress.probing = false;
+        if answered {
+            progress.alive();
+            came_back(&self.stats, resource);
+            return;
+        }
+        let quiet = progress.alive_at.elapsed();
+        if self.stats.stream(resource).failing().is_some() || quiet < silence.quiet_after {
+            // Already failing (the watcher retries by itself), or an event came meanwhile.
+            return;
+        }
+        let error = format!(
+            "silent: no event for {} s, and the API server did not answer a {} probe within {} s",
+            quiet.as_secs(),
+            resource.as_str(),
+            silence.probe_timeout.as_secs()
+        );
+        tracing::warn!(
+            "{} watch {error}; restarting the watch (it will list again)",
+            resource.singular()
+        );
+        self.stats.count_silent(resource);
+        self.stats
+            .stream(resource)
+            .fail(progress.alive_at_ms, error);
+        progress.inferring.failed();
+        match resource {
+            Resource::Pods => pods.restart(),
+            Resource::Nodes => nodes.restart(),
+        }
+    }
+
+    fn on_pod_event(&mut self, event: Event<Pod>) {
+        let cache = &self.cache;
+        self.pods
+            .received(&event, |pod| cache.has_pod(&pod.state.uid), &self.stats);
+        self.note_batch();
+        let now = now_ms();
+        match event {
+            Event::Init => {
+                self.pods.begin_list(&self.stats);
+                self.cache.begin_pod_relist();
+            }
+            Event::InitApply(pod) => {
+                self.pods.count += 1;
+                self.cache
+                    .apply_pod(pod, Observation::inferred(now), &mut self.batch);
+            }
+            Event::InitDone => {
+                let gone = self
+                    .cache
+                    .end_pod_relist(Observation::inferred(now), &mut self.batch);
+                self.cache.followed_pods_until(now);
+                self.pods.end_list(gone, self.started, &self.stats);
+                self.after_list();
+            }
+            Event::Apply(pod) => {
+                let obs = self.pods.observe(now, pod.state.resource_version);
+                self.cache.apply_pod(pod, obs, &mut self.batch);
+                self.cache.followed_pods_until(now);
+            }
+            Event::Delete(pod) => {
+                let obs = self.pods.observe(now, pod.state.resource_version);
+                self.cache.delete_pod(pod, obs, &mut self.batch);
+                self.cache.followed_pods_until(now);
+            }
+        }
+        self.stats.cached_pods.set(self.cache.pod_count() as i64);
+    }
+
+    fn on_node_event(&mut self, event: Event<Node>) {
+        let cache = &self.cache;
+        self.nodes
+            .received(&event, |node| cache.has_node(&node.state.name), &self.stats);
+        self.note_batch();
+        let now = now_ms();
+        match event {
+            Event::Init => {
+                self.nodes.begin_list(&self.stats);
+                self.cache.begin_node_relist();
+            }
+            Event::InitApply(node) => {
+                self.nodes.count += 1;
+                self.cache
+                    .apply_node(node, Observation::inferred(now), &mut self.batch);
+            }
+            Event::InitDone => {
+                let gone = self
+                    .cache
+                    .end_node_relist(Observation::inferred(now), &mut self.batch);
+                self.nodes.end_list(gone, self.started, &self.stats);
+                self.after_list();
+            }
+            Event::Apply(node) => {
+                let obs = self.nodes.observe(now, node.state.resource_version);
+                self.cache.apply_node(node, obs, &mut self.batch)
+            }
+            Event::Delete(node) => {
+                let obs = self.nodes.observe(now, node.state.resource_version);
+                self.cache.delete_node(node, obs, &mut self.batch)
+            }
+        }
+        self.stats.cached_nodes.set(self.cache.node_count() as i64);
+    }
+
+    /// Looks up, by namespace and name, the pods a selector-filtered list no longer showed:
+    /// the same uid still there left the scope (relabelled); otherwise it was deleted. A lookup
+    /// that fails counts as deleted, as without a selector.
+    async fn resolve_missing(&mut self) {
+        let unresolved = self.cache.take_unresolved();
+        if unresolved.is_empty() {
+            return;
+        }
+        let Some(client) = self.client.clone() else {
+            for last in unresolved {
+                let obs = Observation::inferred(now_ms());
+                self.cache.resolve_missing(last, None, obs, &mut self.batch);
+            }
+            self.note_batch();
+            return;
+        };
+        for last in unresolved {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &last.namespace);
+            // A list by name, not a get: list and watch are all the recorder's RBAC grants.
+            let params = ListParams::default().fields(&format!("metadata.name={}", last.name));
+            let lookup = api.list(&params);
+            let found = match tokio::time::timeout(Duration::from_secs(10), lookup).await {
+                Ok(Ok(list)) => list.items.into_iter().next(),
+                Ok(Err(err)) => {
+                    tracing::warn!(pod = %last.name, %err, "cannot look up a pod missing from the list; taking it for deleted");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(pod = %last.name, "looking up a pod missing from the list timed out; taking it for deleted");
+                    None
+                }
+            };
+            let obs = Observation::inferred(now_ms());
+            self.cache
+                .resolve_missing(last, found, obs, &mut self.batch);
+            self.note_batch();
+        }
+    }
+
+    fn after_list(&mut self) {
+        if self.pods.listed_once
+            && self.nodes.listed_once
+            && self.stats.initial_list_ms.load(Ordering::Relaxed) == 0
+        {
+            let ms = self.started.elapsed().as_millis().max(1) as u64;
+            self.stats.initial_list_ms.store(ms, Ordering::Relaxed);
+            tracing::info!(
+                pods = self.cache.pod_count(),
+                nodes = self.cache.node_count(),
+                elapsed_ms = ms,
+                "initial list of pods and nodes done; following changes"
+            );
+            self.committed_marker = true;
+        }
+    }
+
+    /// Queues a message that the writer logs once everything before it is committed, which is
+    /// when the initial list is really on disk (the figure the benchmarks report).
+    async fn send_committed_marker(&mut self) {
+        let started = self.started;
+        let stats = self.stats.clone();
+        let job = move |_: &mut rusqlite::Connection| {
+            let ms = started.elapsed().as_millis() as u64;
+            stats
+                .initial_committed_ms
+                .store(ms.max(1), Ordering::Relaxed);
+            tracing::info!(
+                elapsed_ms = ms,
+                rows = stats.writer.rows.get(),
+                "initial list committed to the database"
+            );
+        };
+        // Behind a full queue the marker may wait; it is not worth delaying a stop for.
+        if let Some(permit) = self.writer.try_reserve() {
+            permit.send(WriteMsg::Maintenance(Box::new(job)));
+        } else {
+            let _ = tokio::time::timeout(
+                STOP_SEND_WAIT,
+                self.writer.send(WriteMsg::Maintenance(Box::new(job))),
+            )
+            .await;
+        }
+    }
+
+    /// Logs the status line; `elapsed` is the time since the last one (ticks may be skipped).
+    /// An idle cluster commits nothing: the session's heartbeat still moves, queued behind any
+    /// rows not yet committed, so covered time never runs ahead of the history.
+    async fn heartbeat(&mut self) {
+        let Some(session) = self.session else {
+            return;
+        };
+        let job = move |conn: &mut rusqlite::Connection| {
+            if let Err(err) = crate::store::sessions::heartbeat(conn, session, now_ms()) {
+                tracing::warn!(error = %err, "cannot record the session's heartbeat");
+            }
+        };
+        let _ = self.writer.send(WriteMsg::Maintenance(Box::new(job))).await;
+    }
+
+    fn status_line(&self, events_before: u64, elapsed: Duration) -> u64 {
+        let events = self.stats.events_total();
+        let w = &self.stats.writer;
+        tracing::info!(
+            events_per_sec =
+                ((events - events_before) as f64 / elapsed.as_secs_f64().max(0.001)).round(),
+            rows_written = w.rows.get(),
+            transitions = w.transitions_total(),
+            write_lag_ms = (w.refresh_lag(now_ms()) * 1000.0).round() as u64,
+            pods = self.cache.pod_count(),
+            nodes = self.cache.node_count(),
+            "status"
+        );
+        events
+    }
+}
+
+/// Receives a weak sender of the writer's channel once the writer has started.
+type WriterHook = Box<dyn FnOnce(WeakWriteSender) + Send>;
+
+/// A recorder ready to run: `stats()` can be read (by tests, the demo, /metrics) while it runs.
+pub struct Recorder {
+    client: Client,
+    handle: WriteHandle,
+    config: RecorderConfig,
+    stats: Arc<RecorderStats>,
+    on_writer_started: Option<WriterHook>,
+}
+
+impl Recorder {
+    pub fn new(client: Client, handle: WriteHandle, config: RecorderConfig) -> Self {
+        Recorder {
+            client,
+            handle,
+            config,
+            stats: Arc::new(RecorderStats::default()),
+            on_writer_started: None,
+        }
+    }
+
+    /// Hands `hook` a weak sender of the writer's channel once the writer thread runs, for work
+    /// that must run on the write connection between commits (`WriteMsg::Maintenance`: periodic
+    /// retention). Weak, so it never keeps the writer alive when the recorder stops.
+    pub fn on_writer_started(
+        mut self,
+        hook: impl FnOnce(WeakWriteSender) + Send + 'static,
+    ) -> Self {
+        self.on_writer_started = Some(Box::new(hook));
+        self
+    }
+
+    pub fn stats(&self) -> Arc<RecorderStats> {
+        self.stats.clone()
+    }
+
+    /// Records until `shutdown` completes, then commits everything received and returns the
+    /// (still locked) database handle.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<RecordOutcome> {
+        record(
+            self.client,
+            self.handle,
+            self.config,
+            self.stats,
+            self.on_writer_started,
+            shutdown,
+        )
+        .await
+    }
+}
+
+async fn record(
+    client: Client,
+    mut handle: WriteHandle,
+    config: RecorderConfig,
+    stats: Arc<RecorderStats>,
+    on_writer_started: Option<WriterHook>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<RecordOutcome> {
+    let selector = match &config.label_selector {
+        Some(s) => {
+            Some(LabelSelector::parse(s).map_err(|e| anyhow::anyhow!("--selector {s:?}: {e}"))?)
+        }
+        None => None,
+    };
+    let mut cache = Cache::with_selector(selector.clone());
+    let (pods, nodes) =
+        load_open_state(&handle.conn, config.namespace.as_deref(), selector.as_ref())?;
+    if selector.is_some() {
+        cache.load_left_scope(load_left_scope(&handle.conn, config.namespace.as_deref())?);
+    }
+    if !pods.is_empty() || !nodes.is_empty() {
+        tracing::info!(
+            open_pods = pods.len(),
+            open_nodes = nodes.len(),
+            "resuming: the first list will be reconciled against the database"
+        );
+    }
+    cache.load(pods, nodes);
+    // The previous run followed events until its last commit (its session's heartbeat): the
+    // open pods it left were there then.
+    if let Some(last) = crate::store::sessions::read_all(&handle.conn)?.last() {
+        cache.followed_pods_until(last.end_ms());
+    }
+    // The session says from when, and with what scope, the history covers time (query::coverage).
+    let session = handle.start_session(&config.scope(), now_ms())?;
+    // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.
+    let budget = config.max_db_bytes.map(|max_bytes| Budget { max_bytes });
+    let writer = Writer::spawn_with_budget(handle, 16, stats.writer.clone(), budget);
+    if let Some(hook) = on_writer_started {
+        hook(writer.weak_sender());
+    }
+
+    let pod_api: Api<Pod> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let node_api: Api<Node> = Api::all(client.clone());
+    let timeout = config.watch_timeout.as_secs().clamp(1, u32::MAX as u64) as u32;
+    // Bookmarks are requested (kube-runtime's default): they keep a quiet watch's
+    // resourceVersion fresh, so a resume after a cut rarely needs a relist.
+    let mut pod_config = watcher::Config::default()
+        .page_size(config.page_size)
+        .timeout(timeout);
+    if let Some(selector) = &config.label_selector {
+        pod_config = pod_config.labels(selector);
+    }
+    let mut pods = Watch::of(pod_api, pod_config);
+    let mut nodes = if config.watch_nodes {
+        Watch::of(
+            node_api,
+            watcher::Config::default()
+                .page_size(config.page_size)
+                .timeout(timeout),
+        )
+    } else {
+        tracing::info!("not watching nodes (--no-nodes): node utilisation is not recorded");
+        Watch::new(
+            || futures::stream::pending().boxed(),
+            |_| async { true }.boxed(),
+            || async { None }.boxed(),
+        )
+    };
+
+    let mut state = Loop::new(cache, writer, stats.clone());
+    state.client = Some(client.clone());
+    state.session = Some(session);
+    if !config.watch_nodes {
+        // Nothing to list: the initial list is the pods' alone.
+        state.nodes.listed_once = true;
+        state.nodes.watched = false;
+        stats.nodes.listed.store(true, Ordering::Relaxed);
+    }
+    let shutdown = shutdown.fuse();
+    tokio::pin!(shutdown);
+    let result = run_loop(&mut state, &mut pods, &mut nodes, &config, &mut shutdown).await;
+    drop((pods, nodes));
+    tracing::info!("stopping: committing what was received");
+    state.flush_at_stop().await;
+    let finished = state.writer.finish(STOP_COMMIT_GRACE).await;
+    // A dead writer's own message (its panic) says more than the loop's.
+    let mut handle = finished?;
+    if let Err(err) = handle.stop_session(now_ms()) {
+        tracing::warn!(error = %err, "cannot record the end of the recording session");
+    }
+    result?;
+    let lost = stats.writer.rows_not_committed.get();
+    if lost > 0 {
+        let why = stats
+            .writer
+            .blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| "the writer could not keep up".into());
+        anyhow::bail!(
+            "stopped, but {lost} rows could not be committed ({why}); the next start \
+             reconciles them from the API server"
+        );
+    }
+    Ok(RecordOutcome { handle, stats })
+}
+
+/// The event loop proper, until `shutdown` completes or the writer is gone.
+async fn run_loop<S>(
+    state: &mut Loop,
+    pods: &mut Watch<Pod>,
+    nodes: &mut Watch<Node>,
+    config: &RecorderConfig,
+    shutdown: &mut S,
+) -> anyhow::Result<()>
+where
+    S: Future<Output = ()> + FusedFuture + Unpin,
+{
+    let silence = Silence::for_unready_after(config.unready_after);
+    let (answers, mut probe_answers) = mpsc::unbounded_channel();
+    let mut probe_tick = periodic(silence.quiet_after.min(PROBE_EVERY));
+    let mut flush_tick = periodic(config.flush_interval);
+    let mut keyframe_tick = periodic(config.snapshot_interval);
+    keyframe_tick.tick().await; // the first tick is immediate; the list makes the first rows
+    let mut status_tick = periodic(config.status_interval);
+    status_tick.tick().await;
+    let mut events_at_last_status = 0;
+    let mut last_status = Instant::now();
+
+    loop {
+        // Not `biased`: a branch that is always ready (a pod backlog) must not starve the rest.
+        tokio::select! {
+            () = &mut *shutdown => break,
+            Some(event) = pods.events.next() => match event {
+                Ok(event) => {
+                    state.pods.learn_horizon(&event, &pods.horizon).await;
+                    state.on_pod_event(event)
+                }
+                Err(err) => state.pods.error(&err, &state.stats, &config.server),
+            },
+            Some(event) = nodes.events.next() => match event {
+                Ok(event) => {
+                    state.nodes.learn_horizon(&event, &nodes.horizon).await;
+                    state.on_node_event(event)
+                }
+                Err(err) => state.nodes.error(&err, &state.stats, &config.server),
+            },
+            Some((resource, answered)) = probe_answers.recv() => {
+                state.probed(resource, answered, silence, pods, nodes);
+            }
+            _ = probe_tick.tick() => state.start_probes(silence, pods, nodes, &answers),
+            _ = flush_tick.tick() => state.flush(false, shutdown).await,
+            _ = keyframe_tick.tick() => {
+                state.cache.keyframes(now_ms(), &mut state.batch);
+                state.note_batch();
+            }
+            _ = status_tick.tick() => {
+                events_at_last_status = state.status_line(events_at_last_status, last_status.elapsed());
+                last_status = Instant::now();
+                state.heartbeat().await;
+            }
+        }
+        state.resolve_missing().await;
+        if state.batch.len() >= config.batch_rows || state.committed_marker {
+            state.flush(state.committed_marker, shutdown).await;
+        }
+        if state.committed_marker && !state.stopping {
+            state.committed_marker = false;
+            state.send_committed_marker().await;
+        }
+        if state.writer_gone || !state.writer.is_alive() {
+            anyhow::bail!(
+                "the database writer has stopped, so nothing more can be recorded; exiting so that a supervisor restarts kubetrail"
+            );
+        }
+        if state.stopping {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::stream::EventStream;
+    use std::sync::atomic::AtomicUsize;
+
+    fn pod(i: usize) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("p{i}"), "namespace": "ns", "uid": format!("u{i}"),
+                "resourceVersion": "1", "creationTimestamp": "2026-11-29T02:00:00Z"},
+            "spec": {"containers": [{"name": "app"}]},
+            "status": {"phase": "Pending"}
+        }))
+        .unwrap()
+    }
+
+    fn node() -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1", "uid": "n1", "resourceVersion": "1",
+                "creationTimestamp": "2026-11-29T02:00:00Z"},
+            "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}
+        }))
+        .unwrap()
+    }
+
+    fn fixed<K: Send + 'static>(events: EventStream<K>) -> Watch<K> {
+        Watch {
+            events,
+            start: Box::new(|| futures::stream::pending().boxed()),
+            probe: Box::new(|_| async { true }.boxed()),
+            horizon: Box::new(|| async { None }.boxed()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_change_is_handled_while_the_pods_have_a_backlog() {
+        const BACKLOG: usize = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let stats = Arc::new(RecorderStats::default());
+        let writer = Writer::spawn(handle, 16, stats.writer.clone());
+        let mut state = Loop::new(Cache::new(), writer, stats.clone());
+        // How many pod events the stream had yielded when the node was in the cache.
+        let pods_before_node = Arc::new(AtomicUsize::new(usize::MAX));
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let pod_events = {
+            let stats = stats.clone();
+            let seen = pods_before_node.clone();
+            let mut done = Some(done_tx);
+            futures::stream::iter(0..BACKLOG)
+                .map(move |i| {
+                    if stats.cached_nodes.get() > 0 {
+                        let _ = seen.compare_exchange(
+                            usize::MAX,
+                            i,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
+                    }
+                    if i == BACKLOG - 1
+                        && let Some(done) = done.take()
+                    {
+                        let _ = done.send(());
+                    }
+                    Ok(Event::Apply(pod(i)))
+                })
+                .chain(futures::stream::pending())
+                .boxed()
+        };
+        let node_events = futures::stream::once(async { Ok(Event::Apply(node())) })
+            .chain(futures::stream::pending())
+            .boxed();
+        let (mut pods, mut nodes) = (fixed(pod_events), fixed(node_events));
+        let shutdown = done_rx.map(|_| ()).fuse();
+        tokio::pin!(shutdown);
+        let config = RecorderConfig::default();
+        run_loop(&mut state, &mut pods, &mut nodes, &config, &mut shutdown)
+            .await
+            .unwrap();
+        // Fair selection leaves the node waiting k turns with probability 2^-k: 1000 never
+        // happens. The old `biased` loop served the pods' backlog first, every time.
+        let waited = pods_before_node.load(Ordering::Relaxed);
+        assert!(waited < 1000, "the node waited behind {waited} pod events");
+        drop(pods);
+        state.flush_at_stop().await;
+        state.writer.finish(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn missed_ticks_are_skipped_not_fired_in_a_burst_after_a_stall() {
+        // A timer that has not been polled for 230 s: 23 ticks are missed.
+        let now = tokio::time::Instant::now();
+        let Some(stalled_since) = now.checked_sub(Duration::from_secs(230)) else {
+            return; // the machine booted less than 230 s ago
+        };
+        let mut status = periodic_from(stalled_since, Duration::from_secs(10));
+        assert!(status.tick().now_or_never().is_some(), "one late tick");
+        let mut burst = 0;
+        while status.tick().now_or_never().is_some() {
+            burst += 1;
+        }
+        assert_eq!(burst, 0, "missed ticks fired at once");
+    }
+}

@@ -1,0 +1,34 @@
+//! `kubetrail record`'s engine, an informer in the client-go sense: watchers (list + watch) feed
+//! a compact cache with a node index; every change is diffed into transition rows, which a single
+//! batched writer commits to SQLite.
+//!
+//! - [`objects`]: the slim pod/node types the watchers decode.
+//! - [`state`]: the compact projections that are cached, diffed and persisted.
+//! - [`detect`]: old state + new state -> transition rows (pure).
+//! - [`cache`]: the local cache and the node index; turns events into rows.
+//! - [`resume`]: loading what a previous run left open.
+//! - [`informer`]: the event loop over the watch streams.
+//! - [`stream`]: one watch stream: list bookkeeping, inferred events, liveness, restart and probe.
+//! - [`backoff`]: how fast the watchers retry.
+//! - [`writer`]: the single batched writer thread.
+//! - [`quarantine`]: which commit failures are retried; rows the database refuses.
+//! - [`stats`]: the live figures, kept as Prometheus metrics.
+//! - [`health`]: the readiness checks and the API probe.
+//! - [`http`]: `--metrics-addr`'s `/healthz`, `/readyz` and `/metrics`.
+
+pub mod backoff;
+pub mod cache;
+pub mod detect;
+pub mod health;
+pub mod http;
+pub mod informer;
+pub mod objects;
+pub mod quarantine;
+pub mod resume;
+pub mod state;
+pub mod stats;
+pub mod stream;
+pub mod writer;
+
+pub use informer::{RecordOutcome, Recorder, RecorderConfig};
+pub use stats::RecorderStats;

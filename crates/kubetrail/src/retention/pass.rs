@@ -1,0 +1,373 @@
+//! One retention pass: the policy applied once, as a sequence of bounded steps.
+//!
+//! A [`Pass`] is a small state machine. Each call to [`Pass::step`] runs one short transaction
+//! (a few thousand rows) and says whether there is more to do. `kubetrail prune` calls it in a
+//! loop on its own connection; `record` sends each step to its writer thread as a maintenance
+//! job, so the recorder's commits interleave with the pass (see `periodic`). Every step
+//! re-derives what to do from the database, so nothing is lost if a pass stops half-way.
+//!
+//! Order: roll raw utilisation up first (it needs the node rows that pruning may remove), then
+//! expire rollups, prune ended pods and deleted nodes, enforce the size budget, and finally hand
+//! the freed pages back and truncate the write-ahead log.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::bytes::format_size;
+
+use super::policy::Policy;
+use super::prune::{PruneCounts, deleted_nodes_step, ended_pods_step};
+use super::rollup::{RollupProgress, expire_step, roll_up_step};
+use super::size::{ShrinkStep, shrink_step};
+use crate::store::file::{
+    FileSize, can_give_back, cap_wal_autocheckpoint, checkpoint_truncate, give_back_step, measure,
+    wal_allowance,
+};
+
+/// Rows per transaction: small enough that a recorder waits a few milliseconds, large enough
+/// that a backlog of millions of rows takes seconds, not minutes.
+pub const DEFAULT_ROW_BUDGET: u64 = 5_000;
+
+/// Steps without a commit from another connection after which [`Pass::run_sharing`] stops
+/// pausing: nobody else is writing.
+pub const QUIET_STEPS: u32 = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    RollUp,
+    ExpireRollups,
+    EndedPods,
+    DeletedNodes,
+    Shrink,
+    GiveBack,
+    Checkpoint,
+    Done,
+}
+
+/// Whether a pass has more steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    More,
+    Done,
+}
+
+/// The live state left over a size budget: the budget cannot be met without deleting it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OverBudget {
+    pub budget_bytes: u64,
+    pub used_bytes: u64,
+}
+
+/// What a pass did.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct PassReport {
+    /// Rows removed by `--max-age`.
+    pub aged_out: PruneCounts,
+    /// Raw utilisation rolled up by `--raw-usage-age`.
+    pub rolled_up: RollupProgress,
+    /// Rollups removed by `--rollup-age`.
+    pub rollups_expired: u64,
+    /// Rows removed early by `--max-db-size`.
+    pub size_pruned: PruneCounts,
+    /// Raw utilisation rolled up early by `--max-db-size`.
+    pub size_rolled_up: RollupProgress,
+    /// Rollups removed early by `--max-db-size`.
+    pub size_rollups_expired: u64,
+    pub before: FileSize,
+    pub after: FileSize,
+    /// Set when `--max-db-size` could not be met without touching live state.
+    pub over_budget: Option<OverBudget>,
+    /// The file cannot shrink: it was created without incremental auto-vacuum.
+    pub cannot_give_back: bool,
+    /// The write-ahead log could not be emptied (a reader still used it).
+    pub checkpoint_busy: bool,
+    pub steps: u64,
+}
+
+impl PassReport {
+    /// Whether the pass deleted or rolled up anything.
+    pub fn changed_anything(&self) -> bool {
+        self.aged_out.rows() + self.size_pruned.rows() > 0
+            || self.rolled_up.raw_rows_deleted + self.size_rolled_up.raw_rows_deleted > 0
+            || self.rollups_expired + self.size_rollups_expired > 0
+    }
+}
+
+/// The policy applied once, step by step.
+pub struct Pass {
+    policy: Policy,
+    now_ms: i64,
+    row_budget: u64,
+    previous_used_bytes: Option<u64>,
+    phase: Phase,
+    /// (target with headroom, target without): the pass aims for the first; only missing the
+    /// second means the budget cannot hold the live state.
+    target_used_bytes: Option<(u64, u64)>,
+    report: PassReport,
+}
+
+impl Pass {
+    /// A pass of `policy` with "now" at `now_ms` (every age is measured back from it).
+    pub fn new(policy: Policy, now_ms: i64) -> Pass {
+        Pass {
+            policy,
+            now_ms,
+            row_budget: DEFAULT_ROW_BUDGET,
+            previous_used_bytes: None,
+            phase: Phase::RollUp,
+            target_used_bytes: None,
+            report: PassReport::default(),
+        }
+    }
+
+    /// Rows per transaction (default [`DEFAULT_ROW_BUDGET`]).
+    pub fn row_budget(mut self, rows: u64) -> Pass {
+        self.row_budget = rows.max(1);
+        self
+    }
+
+    /// The used bytes at the end of the previous pass: what was written since then is taken as
+    /// the growth to expect before the next one, and left free under the budget.
+    pub fn after_previous(mut self, used_bytes: Option<u64>) -> Pass {
+        self.previous_used_bytes = used_bytes;
+        self
+    }
+
+    pub fn report(&self) -> &PassReport {
+        &self.report
+    }
+
+    pub fn into_report(self) -> PassReport {
+        self.report
+    }
+
+    /// Runs every step; for callers that own their connection (`kubetrail prune`, tests).
+    pub fn run(mut self, conn: &mut Connection) -> rusqlite::Result<PassReport> {
+        while self.step(conn)? == Step::More {}
+        Ok(self.report)
+    }
+
+    /// Runs every step on a connection of its own (`kubetrail prune`) while another process may
+    /// be writing the same file. SQLite's busy handler polls with growing sleeps, so a writer
+    /// that finds the lock taken can miss back-to-back steps for a long time; pausing as long as
+    /// each step took gives it room. The pauses stop after [`QUIET_STEPS`] steps in which no
+    /// other connection committed (`PRAGMA data_version`), and resume when one does.
+    pub fn run_sharing(mut self, conn: &mut Connection) -> rusqlite::Result<PassReport> {
+        let data_version = |conn: &Connection| {
+            conn.pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0))
+        };
+        let mut seen = data_version(conn)?;
+        let mut quiet_steps = 0;
+        loop {
+            let started = Instant::now();
+            if self.step(conn)? == Step::Done {
+                return Ok(self.report);
+            }
+            let version = data_version(conn)?;
+            quiet_steps = if version == seen { quiet_steps + 1 } else { 0 };
+            seen = version;
+            if quiet_steps < QUIET_STEPS {
+                std::thread::sleep(started.elapsed().max(Duration::from_millis(2)));
+            }
+        }
+    }
+
+    /// Runs one bounded step.
+    pub fn step(&mut self, conn: &mut Connection) -> rusqlite::Result<Step> {
+        if self.report.steps == 0 {
+            self.report.before = measure(conn)?;
+        }
+        self.report.steps += 1;
+        let budget = self.row_budget;
+        let now = self.now_ms;
+        match self.phase {
+            Phase::RollUp => match self.policy.raw_horizon_ms(now) {
+                Some(horizon) => {
+                    let progress = roll_up_step(conn, horizon, budget)?;
+                    self.report.rolled_up.add(&progress);
+                    if progress.done {
+                        self.phase = Phase::ExpireRollups;
+                    }
+                }
+                None => self.phase = Phase::ExpireRollups,
+            },
+            Phase::ExpireRollups => match self.policy.rollup_cutoff_ms(now) {
+                Some(cutoff) => {
+                    let (deleted, done) = expire_step(conn, cutoff, None, budget)?;
+                    self.report.rollups_expired += deleted;
+                    if done {
+                        self.phase = Phase::EndedPods;
+                    }
+                }
+                None => self.phase = Phase::EndedPods,
+            },
+            Phase::EndedPods => match self.policy.ended_cutoff_ms(now) {
+                Some(cutoff) => {
+                    let (counts, done) = ended_pods_step(conn, cutoff, budget)?;
+                    self.report.aged_out.add(&counts);
+                    if done {
+                        self.phase = Phase::DeletedNodes;
+                    }
+                }
+                None => self.phase = Phase::DeletedNodes,
+            },
+            Phase::DeletedNodes => match self.policy.ended_cutoff_ms(now) {
+                Some(cutoff) => {
+                    let (counts, done) = deleted_nodes_step(conn, cutoff, budget)?;
+                    self.report.aged_out.add(&counts);
+                    if done {
+                        self.phase = Phase::Shrink;
+                    }
+                }
+                None => self.phase = Phase::Shrink,
+            },
+            Phase::Shrink => self.shrink(conn)?,
+            Phase::GiveBack => {
+                if !can_give_back(conn)? {
+                    self.report.cannot_give_back = measure(conn)?.freelist_pages > 0;
+                    self.phase = Phase::Checkpoint;
+                } else if give_back_step(conn)? {
+                    self.phase = Phase::Checkpoint;
+                }
+            }
+            Phase::Checkpoint => {
+                self.report.checkpoint_busy = !checkpoint_truncate(conn)?;
+                self.report.after = measure(conn)?;
+                self.phase = Phase::Done;
+            }
+            Phase::Done => {}
+        }
+        Ok(if self.phase == Phase::Done {
+            Step::Done
+        } else {
+            Step::More
+        })
+    }
+
+    fn shrink(&mut self, conn: &mut Connection) -> rusqlite::Result<()> {
+        let Some(budget) = self.policy.max_db_bytes else {
+            self.phase = Phase::GiveBack;
+            return Ok(());
+        };
+        let (target, hard_target) = match self.target_used_bytes {
+            Some(targets) => targets,
+            None => {
+                cap_wal_autocheckpoint(conn, budget)?;
+                let hard = budget.saturating_sub(wal_allowance(
+                    conn,
+                    budget,
+                    self.report.before.wal_bytes,
+                )?);
+                let growth = self.previous_used_bytes.map_or(0, |previous| {
+                    self.report.before.used_bytes().saturating_sub(previous)
+                });
+                // Growth is capped at half the budget: one burst must not empty the file.
+                let headroom = growth.min(budget / 2);
+                *self
+                    .target_used_bytes
+                    .insert((hard.saturating_sub(headroom), hard))
+            }
+        };
+        match shrink_step(conn, target, self.now_ms, self.row_budget)? {
+            ShrinkStep::Fits => self.phase = Phase::GiveBack,
+            ShrinkStep::Pruned(counts) => self.report.size_pruned.add(&counts),
+            ShrinkStep::RolledUp(progress) => self.report.size_rolled_up.add(&progress),
+            ShrinkStep::RollupsExpired(n) => self.report.size_rollups_expired += n,
+            ShrinkStep::NothingLeft => {
+                let used_bytes = measure(conn)?.used_bytes();
+                if used_bytes > hard_target {
+                    self.report.over_budget = Some(OverBudget {
+                        budget_bytes: budget,
+                        used_bytes,
+                    });
+                }
+                self.phase = Phase::GiveBack;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PassReport {
+    /// What the pass did, one line per kind of change, for the log and `kubetrail prune`.
+    pub fn summary(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let pruned = |what: &str, c: &PruneCounts| {
+            format!(
+                "{what}: {} ended pods ({} transitions, {} resource rows), {} node transitions, \
+                 {} node capacity rows, {} node rows",
+                c.pods,
+                c.pod_transitions,
+                c.pod_resources,
+                c.node_transitions,
+                c.node_capacity,
+                c.nodes
+            )
+        };
+        let rolled = |what: &str, r: &RollupProgress| {
+            format!(
+                "{what}: {} raw node usage rows replaced by {} hourly rollup rows ({} keyframes at the horizon)",
+                r.raw_rows_deleted, r.rollups_written, r.keyframes_written
+            )
+        };
+        if self.aged_out.rows() > 0 {
+            lines.push(pruned("max-age removed", &self.aged_out));
+        }
+        if self.rolled_up.raw_rows_deleted > 0 {
+            lines.push(rolled("raw-usage-age rolled up", &self.rolled_up));
+        }
+        if self.rollups_expired > 0 {
+            lines.push(format!(
+                "rollup-age removed: {} hourly rollup rows",
+                self.rollups_expired
+            ));
+        }
+        if self.size_pruned.rows() > 0 {
+            lines.push(pruned("max-db-size removed early", &self.size_pruned));
+        }
+        if self.size_rolled_up.raw_rows_deleted > 0 {
+            lines.push(rolled("max-db-size rolled up early", &self.size_rolled_up));
+        }
+        if self.size_rollups_expired > 0 {
+            lines.push(format!(
+                "max-db-size removed early: {} hourly rollup rows",
+                self.size_rollups_expired
+            ));
+        }
+        if lines.is_empty() {
+            lines.push("nothing to remove".to_string());
+        }
+        lines.push(format!(
+            "file: {} -> {} on disk (database {} + write-ahead log {})",
+            format_size(self.before.on_disk()),
+            format_size(self.after.on_disk()),
+            format_size(self.after.db_bytes),
+            format_size(self.after.wal_bytes)
+        ));
+        lines
+    }
+
+    /// Warnings a user must see: a budget that cannot be met, a file that cannot shrink.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(over) = self.over_budget {
+            out.push(format!(
+                "--max-db-size {} cannot be met: what may never be deleted (open pods and nodes \
+                 with their history, the last hour of node utilisation and the newest 7 days of \
+                 rollups) uses {}; nothing of it was deleted. Raise --max-db-size",
+                format_size(over.budget_bytes),
+                format_size(over.used_bytes)
+            ));
+        }
+        if self.cannot_give_back {
+            out.push(
+                "this database was created without incremental auto-vacuum, so freed pages stay in \
+                 the file (they are reused); stop the recorder and run `sqlite3 FILE 'PRAGMA \
+                 auto_vacuum=INCREMENTAL; VACUUM;'` once to make it shrinkable"
+                    .to_string(),
+            );
+        }
+        out
+    }
+}

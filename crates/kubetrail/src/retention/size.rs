@@ -1,0 +1,122 @@
+//! The size budget (`--max-db-size`): choosing what goes when the file is over it.
+//!
+//! Deleting rows only puts pages on SQLite's freelist; the file keeps its size. The pass then
+//! hands the free pages back and empties the write-ahead log in bounded steps, with the file
+//! mechanics in `store::file` (databases are created with `auto_vacuum = INCREMENTAL`).
+//!
+//! What goes first when the file is over budget: detail before summaries, oldest first.
+//! 1. Ended history (pods and nodes deleted longest ago) and raw utilisation, interleaved by
+//!    age; raw utilisation is rolled up early rather than dropped, but never the last hour.
+//! 2. Hourly rollups, oldest first, except the newest [`KEEP_NEWEST_ROLLUPS_MS`].
+//!
+//! The state of open pods and nodes is never touched. If the budget cannot hold it, the pass
+//! stops with a warning instead.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::policy::floor_to_bucket;
+use super::prune::{
+    PruneCounts, deleted_nodes_step, ended_pods_step, oldest_deleted_node_with_history_ms,
+    oldest_ended_pod_ms,
+};
+use super::rollup::{
+    ROLLUP_BUCKET_MS, RollupProgress, expire_step, oldest_rollup_ms, roll_up_step,
+};
+use crate::store::file::measure;
+
+/// The newest rollups the size budget never deletes, counted back from the newest bucket.
+pub const KEEP_NEWEST_ROLLUPS_MS: i64 = 7 * 86_400_000;
+
+/// How much raw utilisation the size budget always leaves un-rolled (before now).
+const KEEP_RAW_USAGE_MS: i64 = ROLLUP_BUCKET_MS;
+
+/// What one shrinking step did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShrinkStep {
+    /// The used pages fit the target; nothing was deleted.
+    Fits,
+    /// Ended history went.
+    Pruned(PruneCounts),
+    /// Raw utilisation was rolled up early.
+    RolledUp(RollupProgress),
+    /// Old rollups went.
+    RollupsExpired(u64),
+    /// Over the target, and nothing more may be deleted: the rest is live state, the last
+    /// hour of utilisation and the newest rollups.
+    NothingLeft,
+}
+
+/// One bounded step towards `target_used_bytes` of used pages: deletes (or rolls up) about
+/// `row_budget` rows of the oldest history that may go, or says that it fits or that nothing
+/// more may go.
+pub fn shrink_step(
+    conn: &mut Connection,
+    target_used_bytes: u64,
+    now_ms: i64,
+    row_budget: u64,
+) -> rusqlite::Result<ShrinkStep> {
+    if measure(conn)?.used_bytes() <= target_used_bytes {
+        return Ok(ShrinkStep::Fits);
+    }
+    let raw_floor = floor_to_bucket(now_ms - KEEP_RAW_USAGE_MS);
+    let ended_pod = oldest_ended_pod_ms(conn)?;
+    let ended_node = oldest_deleted_node_with_history_ms(conn)?;
+    let raw: Option<i64> = conn
+        .prepare_cached("SELECT min(at_ms) FROM node_usage")?
+        .query_row([], |r| r.get(0))?;
+    let raw = raw.filter(|&at| at < raw_floor);
+
+    let oldest = [ended_pod, ended_node, raw].into_iter().flatten().min();
+    let Some(oldest) = oldest else {
+        return shrink_rollups(conn, row_budget);
+    };
+    // The next-oldest candidate of another kind bounds this step, so kinds interleave by age.
+    let next_other = |own: Option<i64>| {
+        [ended_pod, ended_node, raw]
+            .into_iter()
+            .flatten()
+            .filter(|&t| Some(t) != own)
+            .min()
+    };
+    if ended_pod == Some(oldest) {
+        let cutoff = next_other(ended_pod).map_or(i64::MAX, |t| t.max(oldest + 1));
+        let (counts, _) = ended_pods_step(conn, cutoff, row_budget)?;
+        return Ok(ShrinkStep::Pruned(counts));
+    }
+    if ended_node == Some(oldest) {
+        let (counts, _) = deleted_nodes_step(conn, oldest + 1, row_budget)?;
+        return Ok(ShrinkStep::Pruned(counts));
+    }
+    // Raw utilisation: roll up about one budget's worth of the globally oldest rows.
+    let nth: Option<i64> = conn
+        .prepare_cached("SELECT at_ms FROM node_usage ORDER BY at_ms LIMIT 1 OFFSET ?1")?
+        .query_row([row_budget as i64], |r| r.get(0))
+        .optional()?;
+    let mut horizon = nth
+        .map_or(raw_floor, floor_to_bucket)
+        .max(floor_to_bucket(oldest) + ROLLUP_BUCKET_MS);
+    if let Some(other) = next_other(raw) {
+        horizon =
+            horizon.min(floor_to_bucket(other).max(floor_to_bucket(oldest) + ROLLUP_BUCKET_MS));
+    }
+    let progress = roll_up_step(conn, horizon.min(raw_floor), row_budget)?;
+    Ok(ShrinkStep::RolledUp(progress))
+}
+
+fn shrink_rollups(conn: &mut Connection, row_budget: u64) -> rusqlite::Result<ShrinkStep> {
+    let newest = super::rollup::rolled_up_until_ms(conn)?;
+    let oldest = oldest_rollup_ms(conn)?;
+    let (Some(newest), Some(oldest)) = (newest, oldest) else {
+        return Ok(ShrinkStep::NothingLeft);
+    };
+    let keep_from = newest - KEEP_NEWEST_ROLLUPS_MS;
+    if oldest + ROLLUP_BUCKET_MS > keep_from {
+        return Ok(ShrinkStep::NothingLeft);
+    }
+    // A day of the oldest rollups per step; the row budget bounds it further.
+    let (deleted, _) = expire_step(conn, oldest + 86_400_000, Some(keep_from), row_budget)?;
+    if deleted == 0 {
+        return Ok(ShrinkStep::NothingLeft);
+    }
+    Ok(ShrinkStep::RollupsExpired(deleted))
+}
