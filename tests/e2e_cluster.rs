@@ -157,23 +157,30 @@ fn drive() -> Option<Run> {
 
     // 2. A watch cut with a forced 410: the API server goes away, etcd is compacted past
     //    every watcher's resourceVersion, and the server comes back.
-    //    Each recorder is away until its own relist is done.
+    //    Each recorder is away until its own relists are done: the pod and the node watch get
+    //    their 410 and relist each on its own, in either order.
     let logs = [&log, &log2, &log3];
-    let relists = logs.map(|l| count(l, "pod relist done"));
+    let relisted_count = |l: &Path| (count(l, "pod relist done"), count(l, "node relist done"));
+    let relists = logs.map(|l| relisted_count(l));
     let down2 = now_ms();
     c.cp.stop_apiserver();
     c.cp.bump_etcd(2);
     c.cp.compact_etcd();
     c.cp.start_apiserver();
     let mut relisted = [None; 3];
-    wait_until("every pod watch relisted after the 410", STEP, || {
-        for (i, l) in logs.iter().enumerate() {
-            if relisted[i].is_none() && count(l, "pod relist done") > relists[i] {
-                relisted[i] = Some(now_ms());
+    wait_until(
+        "every pod and node watch relisted after the 410",
+        STEP,
+        || {
+            for (i, l) in logs.iter().enumerate() {
+                let ((pods, nodes), (pods0, nodes0)) = (relisted_count(l), relists[i]);
+                if relisted[i].is_none() && pods > pods0 && nodes > nodes0 {
+                    relisted[i] = Some(now_ms());
+                }
             }
-        }
-        relisted.iter().all(Option::is_some)
-    });
+            relisted.iter().all(Option::is_some)
+        },
+    );
     let [back2, back2_late, back2_scoped] = relisted.map(|b| b.expect("relisted"));
 
     // 3. A node fails (its kubelet reports NotReady: the node lifecycle controller taints it

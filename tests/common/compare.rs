@@ -64,6 +64,9 @@ pub struct Gap {
     pub start_ms: i64,
     pub end_ms: i64,
     pub recovery: Recovery,
+    /// A gap of one stream only (None: every stream). Each watch stream recovers on its own:
+    /// the node watch can still be inferring after the pod watch has caught up.
+    pub only: Option<Subject>,
 }
 
 /// How the recorder learns, after a gap, what happened in it.
@@ -83,6 +86,7 @@ impl Gap {
             start_ms,
             end_ms,
             recovery: Recovery::List,
+            only: None,
         }
     }
 
@@ -92,6 +96,15 @@ impl Gap {
             start_ms,
             end_ms,
             recovery: Recovery::Replay,
+            only: None,
+        }
+    }
+
+    /// The same gap, for the transitions of one subject only.
+    pub fn only(self, subject: Subject) -> Gap {
+        Gap {
+            only: Some(subject),
+            ..self
         }
     }
 }
@@ -133,6 +146,16 @@ fn in_gap(at_ms: i64, gaps: &[Gap]) -> Option<Gap> {
     gaps.iter()
         .copied()
         .find(|g| at_ms >= g.start_ms && at_ms <= g.end_ms)
+}
+
+/// The gap, if any, that the line of `kind` at `at_ms` falls into.
+fn gap_of(at_ms: i64, kind: TransitionKind, gaps: &[Gap]) -> Option<Gap> {
+    let ours: Vec<Gap> = gaps
+        .iter()
+        .copied()
+        .filter(|g| g.only.is_none_or(|s| s == kind.subject()))
+        .collect();
+    in_gap(at_ms, &ours)
 }
 
 /// Flip-flop kinds: only the last of a family inside one gap is observable afterwards.
@@ -210,7 +233,7 @@ pub fn compare(truth: &[TruthLine], recorded: &[Recorded], gaps: &[Gap]) -> Comp
             continue;
         }
         let candidates = candidates_of[idx];
-        let Some(gap) = in_gap(*at, gaps) else {
+        let Some(gap) = gap_of(*at, *kind, gaps) else {
             out.missing.push(line.clone());
             continue;
         };

@@ -134,3 +134,15 @@ pub fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// When the recorder's log first says `needle` at or after `since_ms` (Unix ms), by the log
+/// line's own timestamp. Each watch stream recovers on its own, and only its own log line says
+/// when it did; a test that waited for the pod stream reads the node stream's time here.
+pub fn logged_at(log: &str, needle: &str, since_ms: i64) -> Option<i64> {
+    log.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp_millis())
+        .find(|&at| at >= since_ms)
+}
