@@ -280,6 +280,32 @@ fn damaged_database(path: &Path) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The library refuses the file itself, before any command gets to it.
+#[test]
+fn a_damaged_file_is_refused_for_writing_and_maintenance_with_how_to_recover() {
+    use kubetrail::store::StoreError;
+    use kubetrail::store::db::{check_file, open_for_maintenance};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    damaged_database(&path);
+    let before = std::fs::read(&path).unwrap();
+    for err in [
+        kubetrail::store::open_for_writing(&path)
+            .err()
+            .expect("refused"),
+        open_for_maintenance(&path).expect_err("refused"),
+        check_file(&path).expect_err("refused"),
+    ] {
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Damaged { .. }), "{text}");
+        assert!(
+            text.contains("is damaged") && text.contains(".recover"),
+            "{text}"
+        );
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before, "left as it is");
+}
+
 #[test]
 fn a_damaged_database_is_refused_by_record_prune_and_stats_with_how_to_recover() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,25 +12,17 @@
 #
 # The servers (kube-apiserver, kube-scheduler, kube-controller-manager, etcd, kwok) are
 # rebuilt only when one is missing, or when go.mod, go.sum, ../kwok/go.mod, ../kwok/go.sum,
-# this script or the Go version changed since they were built (a content stamp, not mtimes, so
-# a fresh git clone reuses binaries that an earlier run left in the cache). The launcher
-# and promcheck are rebuilt every time; with a warm Go build cache that takes seconds.
+# this script, ../go-env.sh or the Go version changed since they were built (a content stamp,
+# not mtimes, so a fresh git clone reuses binaries that an earlier run left in the cache). The
+# launcher and promcheck are rebuilt every time; with a warm Go build cache that takes seconds.
 # All progress goes to stderr; stdout carries only the bin dir.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "build.sh: error: the 'go' command was not found on PATH; install Go >= 1.25 to build the e2e control plane" >&2
-  exit 1
-fi
-
-# Never let a go.mod 'toolchain' line or GOTOOLCHAIN=auto download another Go.
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-# The committed go.sum must be complete; do not let a build rewrite go.mod/go.sum.
-export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+# shellcheck source=../go-env.sh
+source ../go-env.sh "the e2e control plane"
 
 k8s_version="$(go list -m -f '{{.Version}}' k8s.io/kubernetes)"      # e.g. v1.35.4
 etcd_version="$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)" # e.g. v3.6.5
@@ -41,13 +33,9 @@ bin="${KUBETRAIL_E2E_BIN:-${HOME:?HOME is not set}/.cache/kubetrail-e2e/bin-${k8
 mkdir -p "$bin"
 bin="$(cd "$bin" && pwd)"   # absolute: kwok is built from ../kwok
 
-# Serialize concurrent builds into the same bin dir.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$bin/.build.lock"
-  flock 9
-fi
+lock_bin_dir "$bin"
 
-stamp="$( { cat go.mod go.sum ../kwok/go.mod ../kwok/go.sum build.sh; go version; } | sha256sum | cut -d' ' -f1)"
+stamp="$( { cat go.mod go.sum ../kwok/go.mod ../kwok/go.sum build.sh ../go-env.sh; go version; } | sha256sum | cut -d' ' -f1)"
 stamp_file="$bin/.stamp"
 
 build() { # build OUTPUT PACKAGE [ldflags]

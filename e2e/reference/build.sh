@@ -14,24 +14,13 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "build.sh: error: the 'go' command was not found on PATH; install Go >= 1.25 to build the reference helper" >&2
-  exit 1
-fi
-
-# Never download another Go toolchain, and build only what the committed go.sum pins.
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+# shellcheck source=../go-env.sh
+source ../go-env.sh "the reference helper"
 
 bin="${KUBETRAIL_REFERENCE_BIN_DIR:-${HOME:?HOME is not set}/.cache/kubetrail-e2e/reference-bin}"
 mkdir -p "$bin"
 
-# Serialize concurrent builds into the same bin dir.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$bin/.build.lock"
-  flock 9
-fi
+lock_bin_dir "$bin"
 
 start=$SECONDS
 echo "build.sh: go build ./ -> $bin/reference" >&2

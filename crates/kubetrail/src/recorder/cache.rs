@@ -501,6 +501,8 @@ impl Cache {
     /// A node whose usage changed since the last flush gets an ordinary row (`keyframe = 0`);
     /// so every `keyframe = 1` row repeats the value before it, and readers may skip them.
     pub fn keyframes(&mut self, at_ms: i64, batch: &mut Batch) {
+        // Keyframes come every few minutes: a good pace to forget the values no object holds.
+        self.interner.forget_unused();
         let dirty = std::mem::take(&mut self.dirty_nodes);
         let names: Vec<Text> = self.nodes.keys().cloned().collect();
         for name in names {

@@ -1,5 +1,6 @@
-//! The event loop: list+watch pods and nodes with kube-runtime's watcher, feed every event to
-//! the cache, and hand the resulting rows to the writer in batches.
+//! The event loop: list+watch every watched kind (pods, nodes) with kube-runtime's watcher,
+//! feed every event to the cache through the kind seam ([`super::kind`]), and hand the
+//! resulting rows to the writer in batches.
 //!
 //! One task owns the cache, so there are no locks on the hot path; JSON decoding happens as the
 //! watch streams are polled, and SQLite runs on the writer's own thread. kube-runtime has no
@@ -27,10 +28,11 @@ use tokio::time::{Interval, MissedTickBehavior};
 use super::cache::Cache;
 use super::detect::Observation;
 use super::health::Silence;
+use super::kind::{Applied, WatchedKind, apply_event};
 use super::objects::{Node, Pod};
 use super::resume::{load_left_scope, load_open_state};
 use super::stats::{RecorderStats, Resource};
-use super::stream::{ListProgress, ProbeAnswers, Watch, came_back};
+use super::stream::{Horizon, ListProgress, ProbeAnswers, Watch, came_back};
 use super::writer::{Budget, WeakWriteSender, WriteMsg, Writer};
 use crate::model::selector::LabelSelector;
 use crate::model::time::now_ms;
@@ -305,77 +307,59 @@ impl Loop {
         }
     }
 
-    fn on_pod_event(&mut self, event: Event<Pod>) {
-        let cache = &self.cache;
-        self.pods
-            .received(&event, |pod| cache.has_pod(&pod.state.uid), &self.stats);
-        self.note_batch();
-        let now = now_ms();
-        match event {
-            Event::Init => {
-                self.pods.begin_list(&self.stats);
-                self.cache.begin_pod_relist();
-            }
-            Event::InitApply(pod) => {
-                self.pods.count += 1;
-                self.cache
-                    .apply_pod(pod, Observation::inferred(now), &mut self.batch);
-            }
-            Event::InitDone => {
-                let gone = self
-                    .cache
-                    .end_pod_relist(Observation::inferred(now), &mut self.batch);
-                self.cache.followed_pods_until(now);
-                self.pods.end_list(gone, self.started, &self.stats);
-                self.after_list();
-            }
-            Event::Apply(pod) => {
-                let obs = self.pods.observe(now, pod.state.resource_version);
-                self.cache.apply_pod(pod, obs, &mut self.batch);
-                self.cache.followed_pods_until(now);
-            }
-            Event::Delete(pod) => {
-                let obs = self.pods.observe(now, pod.state.resource_version);
-                self.cache.delete_pod(pod, obs, &mut self.batch);
-                self.cache.followed_pods_until(now);
-            }
+    /// The bookkeeping of one stream.
+    fn progress(&mut self, resource: Resource) -> &mut ListProgress {
+        match resource {
+            Resource::Pods => &mut self.pods,
+            Resource::Nodes => &mut self.nodes,
         }
-        self.stats.cached_pods.set(self.cache.pod_count() as i64);
     }
 
-    fn on_node_event(&mut self, event: Event<Node>) {
-        let cache = &self.cache;
-        self.nodes
-            .received(&event, |node| cache.has_node(&node.state.name), &self.stats);
-        self.note_batch();
-        let now = now_ms();
-        match event {
-            Event::Init => {
-                self.nodes.begin_list(&self.stats);
-                self.cache.begin_node_relist();
+    /// One item of a stream of kind `K`: an event goes to the cache (through the kind seam),
+    /// an error to the stream's bookkeeping.
+    async fn on_stream<K: WatchedKind>(
+        &mut self,
+        item: watcher::Result<Event<K>>,
+        horizon: &Horizon,
+        server: &str,
+    ) {
+        match item {
+            Ok(event) => {
+                self.progress(K::RESOURCE)
+                    .learn_horizon(&event, horizon)
+                    .await;
+                self.on_event(event);
             }
-            Event::InitApply(node) => {
-                self.nodes.count += 1;
-                self.cache
-                    .apply_node(node, Observation::inferred(now), &mut self.batch);
-            }
-            Event::InitDone => {
-                let gone = self
-                    .cache
-                    .end_node_relist(Observation::inferred(now), &mut self.batch);
-                self.nodes.end_list(gone, self.started, &self.stats);
-                self.after_list();
-            }
-            Event::Apply(node) => {
-                let obs = self.nodes.observe(now, node.state.resource_version);
-                self.cache.apply_node(node, obs, &mut self.batch)
-            }
-            Event::Delete(node) => {
-                let obs = self.nodes.observe(now, node.state.resource_version);
-                self.cache.delete_node(node, obs, &mut self.batch)
+            Err(err) => {
+                let stats = self.stats.clone();
+                self.progress(K::RESOURCE).error(&err, &stats, server);
             }
         }
-        self.stats.cached_nodes.set(self.cache.node_count() as i64);
+    }
+
+    fn on_event<K: WatchedKind>(&mut self, event: Event<K>) {
+        self.note_batch();
+        let now = now_ms();
+        // Not `self.progress()`: the cache, the batch and the stats are borrowed beside it.
+        let progress = match K::RESOURCE {
+            Resource::Pods => &mut self.pods,
+            Resource::Nodes => &mut self.nodes,
+        };
+        let cache = &self.cache;
+        progress.received(&event, |object| object.is_cached(cache), &self.stats);
+        if matches!(event, Event::Init) {
+            progress.begin_list(&self.stats);
+        }
+        let live = |resource_version| progress.observe(now, resource_version);
+        match apply_event(event, &mut self.cache, live, now, &mut self.batch) {
+            Applied::Listed => progress.count += 1,
+            Applied::ListDone { gone } => {
+                progress.end_list(gone, self.started, &self.stats);
+                self.after_list();
+            }
+            Applied::ListBegan | Applied::Watched => {}
+        }
+        K::cached_gauge(&self.stats).set(K::cached_count(&self.cache) as i64);
     }
 
     /// Looks up, by namespace and name, the pods a selector-filtered list no longer showed:
@@ -685,20 +669,12 @@ where
         // Not `biased`: a branch that is always ready (a pod backlog) must not starve the rest.
         tokio::select! {
             () = &mut *shutdown => break,
-            Some(event) = pods.events.next() => match event {
-                Ok(event) => {
-                    state.pods.learn_horizon(&event, &pods.horizon).await;
-                    state.on_pod_event(event)
-                }
-                Err(err) => state.pods.error(&err, &state.stats, &config.server),
-            },
-            Some(event) = nodes.events.next() => match event {
-                Ok(event) => {
-                    state.nodes.learn_horizon(&event, &nodes.horizon).await;
-                    state.on_node_event(event)
-                }
-                Err(err) => state.nodes.error(&err, &state.stats, &config.server),
-            },
+            Some(item) = pods.events.next() => {
+                state.on_stream(item, &pods.horizon, &config.server).await;
+            }
+            Some(item) = nodes.events.next() => {
+                state.on_stream(item, &nodes.horizon, &config.server).await;
+            }
             Some((resource, answered)) = probe_answers.recv() => {
                 state.probed(resource, answered, silence, pods, nodes);
             }

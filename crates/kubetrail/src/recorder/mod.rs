@@ -7,7 +7,8 @@
 //! - [`detect`]: old state + new state -> transition rows (pure).
 //! - [`cache`]: the local cache and the node index; turns events into rows.
 //! - [`resume`]: loading what a previous run left open.
-//! - [`informer`]: the event loop over the watch streams.
+//! - [`kind`]: the kind seam: what the loop knows of a watched kind (pods, nodes).
+//! - [`informer`]: the one event loop over the watch streams of every kind.
 //! - [`stream`]: one watch stream: list bookkeeping, inferred events, liveness, restart and probe.
 //! - [`backoff`]: how fast the watchers retry.
 //! - [`writer`]: the single batched writer thread.
@@ -22,6 +23,7 @@ pub mod detect;
 pub mod health;
 pub mod http;
 pub mod informer;
+pub mod kind;
 pub mod objects;
 pub mod quarantine;
 pub mod resume;

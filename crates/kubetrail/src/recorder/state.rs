@@ -67,6 +67,14 @@ impl Interner {
         }
     }
 
+    /// Drops the values only the interner still holds. Without it the set would grow with
+    /// every value ever seen: each Job a CronJob creates is an owner name of its own, and
+    /// every resize of a template a settled state.
+    pub fn forget_unused(&mut self) {
+        self.set.retain(|text| Arc::strong_count(text) > 1);
+        self.resizes.retain(|resize| Arc::strong_count(resize) > 1);
+    }
+
     pub fn len(&self) -> usize {
         self.set.len()
     }
@@ -564,6 +572,35 @@ mod tests {
         // Its strings are still shared.
         let name = &c.resize_kept.as_ref().unwrap().containers[1].name;
         assert!(Arc::ptr_eq(name, &ra.containers[1].name));
+    }
+
+    /// Values no state holds any more are forgotten; values in use stay shared.
+    #[test]
+    fn the_interner_forgets_what_no_state_holds() {
+        let mut interner = Interner::default();
+        let mut kept = with_resize("kept", None);
+        kept.owner_name = Some("job-1".into());
+        kept.intern(&mut interner);
+        let mut gone = with_resize("gone", None);
+        gone.owner_name = Some("job-2".into());
+        gone.resize_kept = Some(Arc::new(PodResize::default()));
+        gone.intern(&mut interner);
+        let before = interner.len();
+        drop(gone);
+        interner.forget_unused();
+        assert_eq!(interner.len(), before - 1, "job-2 is forgotten");
+        assert_eq!(interner.resizes.len(), 1, "the unused empty resize state is forgotten");
+        let mut again = with_resize("again", None);
+        again.owner_name = Some("job-1".into());
+        again.intern(&mut interner);
+        assert!(Arc::ptr_eq(
+            again.owner_name.as_ref().unwrap(),
+            kept.owner_name.as_ref().unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            again.resize_kept.as_ref().unwrap(),
+            kept.resize_kept.as_ref().unwrap()
+        ));
     }
 
     #[test]

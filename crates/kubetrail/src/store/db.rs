@@ -487,61 +487,6 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    /// A database whose `pods` table has garbage in some of its leaf pages (the schema on
-    /// page 1 stays readable, as in most real damage).
-    pub(crate) fn damaged_database(path: &Path) {
-        let handle = open_for_writing(path).unwrap();
-        let mut conn = handle.conn;
-        let mut batch = crate::store::Batch::default();
-        for i in 0..3000 {
-            batch
-                .pods
-                .push(crate::store::batch::tests::pod_row(&format!("uid-{i:05}")));
-        }
-        crate::store::write_batch(&mut conn, &batch).unwrap();
-        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
-        let page_size: i64 = conn
-            .pragma_query_value(None, "page_size", |r| r.get(0))
-            .unwrap();
-        let pages: Vec<i64> = conn
-            .prepare("SELECT pageno FROM dbstat WHERE name = 'pods' AND pagetype = 'leaf'")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert!(pages.len() > 10, "{pages:?}");
-        drop(conn);
-        drop(handle._lock);
-        let mut bytes = std::fs::read(path).unwrap();
-        for page in pages.iter().step_by(4) {
-            let at = ((page - 1) * page_size) as usize;
-            bytes[at..at + 64].fill(0x5a);
-        }
-        std::fs::write(path, bytes).unwrap();
-    }
-
-    #[test]
-    fn a_damaged_file_is_refused_for_writing_and_maintenance_with_how_to_recover() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        damaged_database(&path);
-        let before = std::fs::read(&path).unwrap();
-        for err in [
-            open_for_writing(&path).err().expect("refused"),
-            open_for_maintenance(&path).expect_err("refused"),
-            check_file(&path).expect_err("refused"),
-        ] {
-            let text = err.to_string();
-            assert!(matches!(err, StoreError::Damaged { .. }), "{text}");
-            assert!(
-                text.contains("is damaged") && text.contains(".recover"),
-                "{text}"
-            );
-        }
-        assert_eq!(std::fs::read(&path).unwrap(), before, "left as it is");
-    }
-
     #[test]
     fn a_sound_file_passes_the_integrity_check() {
         let dir = tempfile::tempdir().unwrap();

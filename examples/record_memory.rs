@@ -1,0 +1,105 @@
+//! Where a recorder's memory goes after its initial list: the bytes its allocations still hold
+//! (counted by a counting allocator around mimalloc, set up as the binary sets it up) against
+//! the process's resident size. The difference is what the allocator keeps of freed memory.
+//!
+//! The recorder runs in this process; the simulated cluster runs in its own (so its memory is
+//! not counted):
+//!
+//! ```sh
+//! kubetrail simulate --paused --pods 100000 --nodes 5000 --seed 7 --kubeconfig-out /tmp/kc &
+//! cargo run --release --example record_memory -- /tmp/kc /tmp/record_memory.db
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kubetrail::recorder::{Recorder, RecorderConfig};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { INNER.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { INNER.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        unsafe { INNER.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The binary's mimalloc setting (src/main.rs): freed pages go back to the OS at once.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+fn vm_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() -> anyhow::Result<()> {
+    // SAFETY: setting an option is allowed at any time; it only changes when pages are purged.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    let mut args = std::env::args().skip(1);
+    let (Some(kubeconfig), Some(db)) = (args.next(), args.next()) else {
+        anyhow::bail!("usage: record_memory KUBECONFIG DB");
+    };
+    let _ = std::fs::remove_file(&db);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let kubeconfig = Kubeconfig::read_from(&kubeconfig)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await?;
+        let server = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config)?;
+        let handle = kubetrail::store::open_for_writing(std::path::Path::new(&db))?;
+        let recorder = Recorder::new(
+            client,
+            handle,
+            RecorderConfig {
+                server,
+                ..Default::default()
+            },
+        );
+        let stats = recorder.stats();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let monitor = async {
+            while stats.initial_committed_ms.load(Ordering::Relaxed) == 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // As bench_record samples it: two seconds after the list is committed.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let live = LIVE.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0);
+            let rss = vm_rss_kb() as f64 / 1024.0;
+            println!(
+                "pods {}: live {live:.1} MiB, resident {rss:.1} MiB, kept by the allocator and \
+                 the code {:.1} MiB",
+                stats.cached_pods.get(),
+                rss - live
+            );
+            let _ = stop_tx.send(());
+        };
+        let stop = async move {
+            let _ = stop_rx.await;
+        };
+        let (result, ()) = tokio::join!(recorder.run(stop), monitor);
+        result?;
+        anyhow::Ok(())
+    })
+}
