@@ -32,7 +32,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { INNER.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { INNER.realloc(ptr, layout, new_size) }
     }
 }
@@ -64,8 +67,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let kubeconfig = Kubeconfig::read_from(&kubeconfig)?;
         let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         let server = config.cluster_url.to_string();
         let client = kube::Client::try_from(config)?;
         let handle = kubetrail::store::open_for_writing(std::path::Path::new(&db))?;

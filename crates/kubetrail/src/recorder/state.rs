@@ -589,7 +589,11 @@ mod tests {
         drop(gone);
         interner.forget_unused();
         assert_eq!(interner.len(), before - 1, "job-2 is forgotten");
-        assert_eq!(interner.resizes.len(), 1, "the unused empty resize state is forgotten");
+        assert_eq!(
+            interner.resizes.len(),
+            1,
+            "the unused empty resize state is forgotten"
+        );
         let mut again = with_resize("again", None);
         again.owner_name = Some("job-1".into());
         again.intern(&mut interner);
