@@ -1,6 +1,7 @@
-//! Where a recorder's memory goes after its initial list: the bytes its allocations still hold
-//! (counted by a counting allocator around mimalloc, set up as the binary sets it up) against
-//! the process's resident size. The difference is what the allocator keeps of freed memory.
+//! Where a recorder's memory goes after its initial list: the bytes its Rust allocations still
+//! hold (counted by a counting allocator around mimalloc, set up as the binary sets it up) and
+//! SQLite's own (`sqlite3_memory_used`), against the process's resident size. The rest is what
+//! the allocator keeps of freed memory, and the code.
 //!
 //! The recorder runs in this process; the simulated cluster runs in its own (so its memory is
 //! not counted):
@@ -87,13 +88,17 @@ fn main() -> anyhow::Result<()> {
             }
             // As bench_record samples it: two seconds after the list is committed.
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let live = LIVE.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0);
+            let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
+            let live = mib(LIVE.load(Ordering::Relaxed) as f64);
+            // SQLite allocates with the C allocator, outside the count above.
+            // SAFETY: a read of SQLite's own counter, safe from any thread.
+            let sqlite = mib(unsafe { rusqlite::ffi::sqlite3_memory_used() } as f64);
             let rss = vm_rss_kb() as f64 / 1024.0;
             println!(
-                "pods {}: live {live:.1} MiB, resident {rss:.1} MiB, kept by the allocator and \
-                 the code {:.1} MiB",
+                "pods {}: live {live:.1} MiB, SQLite {sqlite:.1} MiB, resident {rss:.1} MiB, \
+                 the rest (the allocator's free pages, the code) {:.1} MiB",
                 stats.cached_pods.get(),
-                rss - live
+                rss - live - sqlite
             );
             let _ = stop_tx.send(());
         };
