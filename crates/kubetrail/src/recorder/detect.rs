@@ -12,7 +12,9 @@
 //! restart always has one number); `container_waiting` adds the reason; ready/unready and the
 //! observed-time kinds use their `at`.
 
-use super::state::{ContainerState, NodeState, PodState, ResourceQuad, Termination};
+use super::state::{
+    ContainerState, NodeState, PodState, ResourceQuad, Termination, quad_effective,
+};
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
 use crate::model::{Phase, Resources, TransitionKind};
 use crate::store::{SubjectUid, TransitionRow};
@@ -323,13 +325,6 @@ fn describe_resize(old: &crate::model::Effective, new: &crate::model::Effective)
     diff("request", old.requests, new.requests);
     diff("limit", old.limits, new.limits);
     parts.join(", ")
-}
-
-fn quad_effective(q: ResourceQuad) -> crate::model::Effective {
-    crate::model::Effective {
-        requests: Resources::new(q[0], q[1]),
-        limits: Resources::new(q[2], q[3]),
-    }
 }
 
 impl PodRows<'_> {

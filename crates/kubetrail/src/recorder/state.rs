@@ -208,6 +208,24 @@ fn is_false(b: &bool) -> bool {
 /// memory limit bytes]`: one short JSON array in the stored state.
 pub type ResourceQuad = [i64; 4];
 
+/// Requests and limits as a [`ResourceQuad`].
+pub fn quad(e: &Effective) -> ResourceQuad {
+    [
+        e.requests.cpu_millis,
+        e.requests.memory_bytes,
+        e.limits.cpu_millis,
+        e.limits.memory_bytes,
+    ]
+}
+
+/// A [`ResourceQuad`] as requests and limits.
+pub fn quad_effective(q: ResourceQuad) -> Effective {
+    Effective {
+        requests: crate::model::Resources::new(q[0], q[1]),
+        limits: crate::model::Resources::new(q[2], q[3]),
+    }
+}
+
 /// One container's resources, kept to tell a resize that was asked for (spec) from one the
 /// kubelet carried out (status). Init and app containers alike, in spec order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -351,12 +369,7 @@ impl PodState {
     /// container's resources are the pod's effective ones). The container's name is the one
     /// its status gives.
     fn plain_resize(&self) -> Option<PodResize> {
-        let quad = [
-            self.resources.requests.cpu_millis,
-            self.resources.requests.memory_bytes,
-            self.resources.limits.cpu_millis,
-            self.resources.limits.memory_bytes,
-        ];
+        let quad = quad(&self.resources);
         if quad == ResourceQuad::default() && !self.resize_reported {
             return None;
         }
