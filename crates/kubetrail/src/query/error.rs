@@ -24,11 +24,13 @@ pub enum QueryError {
     /// A request the user can fix by changing flags (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// Opening the store (missing file, wrong schema, ...): the store's own message.
     #[error(transparent)]
-    Store(#[from] StoreError),
-    /// SQLite's message is written into this one, not chained: a chain printed it twice.
-    #[error("reading the database: {}", crate::store::db::describe_sqlite(.0))]
-    Sqlite(rusqlite::Error),
+    Store(StoreError),
+    /// The database failed mid-report. Its message is written into this one, not chained: a
+    /// chain printed it twice. Always a [`StoreError::Database`].
+    #[error("reading the database: {}", database_detail(.0))]
+    Database(StoreError),
     #[error("cannot open a read connection: {0}")]
     Pool(String),
     /// Stopped by SIGINT/SIGTERM before the report was complete.
@@ -39,9 +41,21 @@ pub enum QueryError {
     Io(#[source] io::Error),
 }
 
-impl From<rusqlite::Error> for QueryError {
-    fn from(err: rusqlite::Error) -> Self {
-        QueryError::Sqlite(err)
+/// A database failure becomes [`QueryError::Database`] ("reading the database: ..."); any other
+/// store error keeps its own message.
+impl From<StoreError> for QueryError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Database { .. } => QueryError::Database(err),
+            other => QueryError::Store(other),
+        }
+    }
+}
+
+fn database_detail(err: &StoreError) -> String {
+    match err {
+        StoreError::Database { detail, .. } => detail.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -6,29 +6,10 @@
 //! The batch is split by kind in the order `write_batch` writes it (nodes and pods before the
 //! rows that refer to them), then halved until the failing rows stand alone.
 
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{Connection, params};
 
 use crate::model::time::now_ms;
 use crate::store::Batch;
-
-/// Errors that can pass by themselves: another writer holds the lock, the disk is full, an I/O
-/// error, no memory. Anything else (a constraint, a type mismatch, a corrupt page) fails the
-/// same way on every retry.
-pub fn is_transient(err: &rusqlite::Error) -> bool {
-    match err {
-        rusqlite::Error::SqliteFailure(e, _) => matches!(
-            e.code,
-            ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::DiskFull
-                | ErrorCode::SystemIoFailure
-                | ErrorCode::OutOfMemory
-                | ErrorCode::CannotOpen
-                | ErrorCode::FileLockingProtocolFailed
-        ),
-        _ => false,
-    }
-}
 
 /// The batch split by kind, in write order; empty parts left out.
 pub fn by_kind(mut batch: Batch) -> Vec<(&'static str, Batch)> {
@@ -116,16 +97,6 @@ pub fn keep(conn: &Connection, kind: &str, batch: &Batch, error: &rusqlite::Erro
 mod tests {
     use super::*;
     use crate::store::batch::tests::pod_row;
-
-    #[test]
-    fn constraints_are_not_transient_but_busy_and_full_are() {
-        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
-        assert!(is_transient(&failure(rusqlite::ffi::SQLITE_BUSY)));
-        assert!(is_transient(&failure(rusqlite::ffi::SQLITE_FULL)));
-        assert!(is_transient(&failure(rusqlite::ffi::SQLITE_IOERR_WRITE)));
-        assert!(!is_transient(&failure(rusqlite::ffi::SQLITE_CONSTRAINT)));
-        assert!(!is_transient(&failure(rusqlite::ffi::SQLITE_CORRUPT)));
-    }
 
     #[test]
     fn a_batch_splits_by_kind_in_write_order_and_in_halves() {

@@ -5,7 +5,7 @@
 //! event loop waits on `send`, which in turn slows its reading of the watch streams.
 //!
 //! What a failed commit does depends on why it failed:
-//! - transient (busy, disk full, I/O; see [`quarantine::is_transient`]): retried with backoff,
+//! - transient (busy, disk full, I/O; see [`crate::store::sqlite::error::is_transient`]): retried with backoff,
 //!   never dropped, so a full disk stalls the recorder (loudly, and unready) instead of losing
 //!   history, and recording goes on by itself once space comes back;
 //! - anything else: the batch is narrowed down to the rows the database refuses, which go to
@@ -458,7 +458,7 @@ impl ThreadState<'_> {
                     self.largest_commit_bytes = grew.max(self.largest_commit_bytes * 7 / 8);
                     return Ok(done);
                 }
-                Err(err) if quarantine::is_transient(&err) => {
+                Err(err) if crate::store::sqlite::error::is_transient(&err) => {
                     self.stats.failed_commits.inc();
                     self.set_blocked(Some(format!("the last commit failed: {err}")));
                     if self.giving_up() {

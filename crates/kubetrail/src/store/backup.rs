@@ -25,7 +25,7 @@ pub enum BackupError {
         path: PathBuf,
         cause: std::io::Error,
     },
-    #[error("cannot copy {from} to {to}: {}", super::db::describe_sqlite(cause))]
+    #[error("cannot copy {from} to {to}: {}", super::sqlite::error::describe_sqlite(cause))]
     Copy {
         from: PathBuf,
         to: PathBuf,
@@ -37,10 +37,9 @@ pub enum BackupError {
 /// database); returns the copy's size in bytes. On failure `dest` is removed.
 pub fn copy_database(src: &Path, dest: &Path) -> Result<u64, BackupError> {
     let pool = open_read_pool(src, 1)?;
-    let conn = pool.get().map_err(|source| StoreError::Pool {
-        path: src.to_path_buf(),
-        cause: source,
-    })?;
+    let conn = pool
+        .get()
+        .map_err(|source| super::sqlite::error::pool_error(src, source))?;
     // VACUUM INTO accepts an empty file, so the copy is created here, private from the start.
     OpenOptions::new()
         .write(true)

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
-use thiserror::Error;
+pub use super::error::{StoreError, describe_io};
+use super::sqlite::error::{db_error, pool_error};
 
 /// The schema, one file per version, applied in order. A shipped migration is never edited;
 /// changes go into a new file. `PRAGMA user_version` holds the number applied.
@@ -35,106 +36,6 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub type ReadPool = r2d2::Pool<SqliteConnectionManager>;
-
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error(
-        "database {0} does not exist (record into it first with `kubetrail record --db {0}`, or pass the right --db)"
-    )]
-    Missing(PathBuf),
-    // The causes below are part of each message, written once: they are deliberately not
-    // `#[source]`, or `{:#}` would print the same text again after it.
-    #[error("cannot create database {path}: {}", describe_io(cause))]
-    Create {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("cannot open database {path}: {}", describe_io(cause))]
-    Open {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("cannot open database {path} for writing: {}", describe_io(cause))]
-    NotWritable {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("cannot create database {path}: directory {dir} does not exist")]
-    NoDirectory { path: PathBuf, dir: PathBuf },
-    #[error("{0} is a directory, not a database file; pass a file path such as {0}/kubetrail.db")]
-    Directory(PathBuf),
-    #[error("{path} is not a kubetrail database, or it is corrupt: {detail}")]
-    NotKubetrail { path: PathBuf, detail: String },
-    #[error(
-        "database {path} has schema version {found}, but this kubetrail knows versions up to \
-         {known}: it was written by a newer kubetrail, so upgrade kubetrail to read or write it"
-    )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-    #[error(
-        "database {path} has schema version {found}, older than this kubetrail's {known}; \
-         run `kubetrail record` (or `kubetrail prune`) on it once to upgrade it"
-    )]
-    TooOld {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-    #[error(
-        "another kubetrail process is already writing to {0}; stop it first or use another --db"
-    )]
-    Locked(PathBuf),
-    #[error("database {path}: {}", describe_sqlite(cause))]
-    Sqlite {
-        path: PathBuf,
-        cause: rusqlite::Error,
-    },
-    #[error("database {path}: cannot open a read connection: {cause}")]
-    Pool { path: PathBuf, cause: r2d2::Error },
-    #[error(
-        "database {path} is damaged ({detail}), so it is left as it is; copy what can still be \
-         read into a new file with `sqlite3 {path} .recover | sqlite3 NEW.db` (or try \
-         `kubetrail backup --db {path} --out NEW.db`), then use --db NEW.db"
-    )]
-    Damaged { path: PathBuf, detail: String },
-}
-
-/// An io::Error in words, without the "(os error N)" suffix that repeats what the words say.
-pub fn describe_io(err: &std::io::Error) -> String {
-    match err.kind() {
-        ErrorKind::NotFound => "no such file or directory".to_string(),
-        ErrorKind::PermissionDenied => "permission denied".to_string(),
-        ErrorKind::IsADirectory => "it is a directory".to_string(),
-        ErrorKind::ReadOnlyFilesystem => "the file system is read-only".to_string(),
-        ErrorKind::StorageFull => "no space left on the device".to_string(),
-        _ => {
-            let text = err.to_string();
-            match text.find(" (os error") {
-                Some(cut) => text[..cut].to_string(),
-                None => text,
-            }
-        }
-    }
-}
-
-/// A rusqlite error in one phrase: SQLite's own message once (rusqlite's Display and its
-/// source both carry it, so a chain would print "disk I/O error: disk I/O error: Error code 266").
-pub fn describe_sqlite(err: &rusqlite::Error) -> String {
-    match err {
-        rusqlite::Error::SqliteFailure(code, Some(message)) => {
-            if message.is_empty() {
-                code.to_string()
-            } else {
-                message.clone()
-            }
-        }
-        rusqlite::Error::SqliteFailure(code, None) => code.to_string(),
-        other => other.to_string(),
-    }
-}
 
 /// How long the integrity check at start may take: a file of several GB is then checked only
 /// in part (with a note in the log) rather than holding up the start for minutes.
@@ -193,10 +94,7 @@ fn check_integrity_within(
         {
             Err(damaged(detail.unwrap_or_else(|| e.to_string())))
         }
-        Err(source) => Err(StoreError::Sqlite {
-            path: path.to_path_buf(),
-            cause: source,
-        }),
+        Err(source) => Err(db_error(path, source)),
     }
 }
 
@@ -207,15 +105,9 @@ pub fn check_file(path: &Path) -> Result<(), StoreError> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|source| StoreError::Sqlite {
-        path: path.to_path_buf(),
-        cause: source,
-    })?;
+    .map_err(|source| db_error(path, source))?;
     conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|source| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            cause: source,
-        })?;
+        .map_err(|source| db_error(path, source))?;
     check_integrity(&conn, path)
 }
 
@@ -297,10 +189,7 @@ pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
             });
         }
     }
-    let sqlite = |source| StoreError::Sqlite {
-        path: path.to_path_buf(),
-        cause: source,
-    };
+    let sqlite = |source| db_error(path, source);
     let mut conn = Connection::open(path).map_err(sqlite)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite)?;
     let version = schema_version(&conn, path)?;
@@ -324,10 +213,7 @@ pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
 
 /// The pragmas and migrations every writing connection needs.
 fn configure_writer(conn: &mut Connection, version: i64, path: &Path) -> Result<(), StoreError> {
-    let sqlite = |source| StoreError::Sqlite {
-        path: path.to_path_buf(),
-        cause: source,
-    };
+    let sqlite = |source| db_error(path, source);
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(sqlite)?;
     // NORMAL in WAL mode survives a process crash (kill -9) without an fsync per commit; only an
@@ -367,10 +253,7 @@ fn require_existing(path: &Path) -> Result<(), StoreError> {
 /// kubetrail schema or with a newer one.
 pub fn open_for_maintenance(path: &Path) -> Result<Connection, StoreError> {
     require_existing(path)?;
-    let sqlite = |source| StoreError::Sqlite {
-        path: path.to_path_buf(),
-        cause: source,
-    };
+    let sqlite = |source| db_error(path, source);
     // Without SQLITE_OPEN_CREATE: the file must already be there (it could vanish after the
     // check above).
     let mut conn = Connection::open_with_flags(
@@ -428,10 +311,7 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
 /// Applies the migrations after `from`, each in its own transaction with its version bump, so a
 /// crash mid-upgrade leaves a consistent, resumable database.
 fn migrate(conn: &mut Connection, from: i64, path: &Path) -> Result<(), StoreError> {
-    let sqlite = |source| StoreError::Sqlite {
-        path: path.to_path_buf(),
-        cause: source,
-    };
+    let sqlite = |source| db_error(path, source);
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
         let tx = conn.transaction().map_err(sqlite)?;
         tx.execute_batch(sql).map_err(sqlite)?;
@@ -450,10 +330,7 @@ pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError
     // The file is checked on a plain connection before the pool exists: r2d2 retries a
     // connection that fails (a file that is not a database) for its whole 30 s timeout,
     // logging every attempt, before it gives up.
-    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
-        path: path.to_path_buf(),
-        cause: source,
-    })?;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| db_error(path, source))?;
     let version = schema_version(&conn, path)?;
     drop(conn);
     let manager = SqliteConnectionManager::file(path)
@@ -462,10 +339,7 @@ pub fn open_read_pool(path: &Path, max_size: u32) -> Result<ReadPool, StoreError
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .build(manager)
-        .map_err(|source| StoreError::Pool {
-            path: path.to_path_buf(),
-            cause: source,
-        })?;
+        .map_err(|source| pool_error(path, source))?;
     if version == 0 {
         return Err(StoreError::NotKubetrail {
             path: path.to_path_buf(),

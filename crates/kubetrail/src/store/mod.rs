@@ -6,15 +6,18 @@ pub mod backup;
 pub mod batch;
 pub mod coverage;
 pub mod db;
+pub mod error;
 pub mod file;
 pub mod labels;
 pub mod rows;
 pub mod sessions;
+pub mod sqlite;
 
 pub use backup::{BackupError, copy_database};
 pub use batch::{BatchStats, write_batch, write_batch_in_session};
 pub use coverage::Coverage;
-pub use db::{ReadPool, SCHEMA_VERSION, StoreError, WriteHandle, open_for_writing, open_read_pool};
+pub use error::StoreError;
+pub use db::{ReadPool, SCHEMA_VERSION, WriteHandle, open_for_writing, open_read_pool};
 pub use rows::{
     Batch, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, PodResourcesRow, PodRow,
     SubjectUid, TransitionRow,
