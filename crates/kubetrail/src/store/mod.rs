@@ -2,16 +2,15 @@
 //! batches of rows in one transaction each; the recording sessions and the covered time they
 //! add up to (`coverage`); the file's own mechanics (`file`: size, free pages, the log).
 
-pub mod backup;
-pub mod batch;
 pub mod coverage;
-pub mod db;
 pub mod error;
-pub mod file;
-pub mod labels;
 pub mod rows;
 pub mod sessions;
+pub mod size;
 pub mod sqlite;
+
+// The old paths, until every caller goes through the store seam.
+pub use sqlite::{backup, batch, db, file, labels};
 
 pub use backup::{BackupError, copy_database};
 pub use batch::{BatchStats, write_batch, write_batch_in_session};

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::labels::label_set_id;
-use super::rows::{Batch, SubjectUid};
+use crate::store::rows::{Batch, SubjectUid};
 use crate::model::TransitionKind;
 
 /// What a committed batch did.

@@ -13,19 +13,19 @@ use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
-pub use super::error::{StoreError, describe_io};
-use super::sqlite::error::{db_error, pool_error};
+pub use crate::store::error::{StoreError, describe_io};
+use super::error::{db_error, pool_error};
 
 /// The schema, one file per version, applied in order. A shipped migration is never edited;
 /// changes go into a new file. `PRAGMA user_version` holds the number applied.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0001_initial.sql"),
-    include_str!("../../migrations/0002_retention.sql"),
-    include_str!("../../migrations/0003_pod_state.sql"),
-    include_str!("../../migrations/0004_label_sets.sql"),
-    include_str!("../../migrations/0005_waiting_scope_resize.sql"),
-    include_str!("../../migrations/0006_recording_sessions.sql"),
-    include_str!("../../migrations/0007_quarantine.sql"),
+    include_str!("../../../migrations/0001_initial.sql"),
+    include_str!("../../../migrations/0002_retention.sql"),
+    include_str!("../../../migrations/0003_pod_state.sql"),
+    include_str!("../../../migrations/0004_label_sets.sql"),
+    include_str!("../../../migrations/0005_waiting_scope_resize.sql"),
+    include_str!("../../../migrations/0006_recording_sessions.sql"),
+    include_str!("../../../migrations/0007_quarantine.sql"),
 ];
 
 /// The schema version this binary writes and understands.
@@ -129,7 +129,7 @@ impl WriteHandle {
     /// Opens a recording session with this scope (`record` does, once, before its first list).
     pub fn start_session(
         &mut self,
-        scope: &super::sessions::Scope,
+        scope: &crate::store::sessions::Scope,
         now_ms: i64,
     ) -> rusqlite::Result<i64> {
         let id = super::sessions::start(&self.conn, scope, now_ms)?;

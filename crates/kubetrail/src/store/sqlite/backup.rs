@@ -25,7 +25,7 @@ pub enum BackupError {
         path: PathBuf,
         cause: std::io::Error,
     },
-    #[error("cannot copy {from} to {to}: {}", super::sqlite::error::describe_sqlite(cause))]
+    #[error("cannot copy {from} to {to}: {}", super::error::describe_sqlite(cause))]
     Copy {
         from: PathBuf,
         to: PathBuf,
@@ -39,7 +39,7 @@ pub fn copy_database(src: &Path, dest: &Path) -> Result<u64, BackupError> {
     let pool = open_read_pool(src, 1)?;
     let conn = pool
         .get()
-        .map_err(|source| super::sqlite::error::pool_error(src, source))?;
+        .map_err(|source| super::error::pool_error(src, source))?;
     // VACUUM INTO accepts an empty file, so the copy is created here, private from the start.
     OpenOptions::new()
         .write(true)
