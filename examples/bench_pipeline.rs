@@ -102,9 +102,9 @@ async fn main() {
 
         // The whole pipeline into a real file.
         let dir = tempfile::tempdir().unwrap();
-        let handle = store::open_for_writing(&dir.path().join("bench.db")).unwrap();
+        let handle = store::sqlite::open_for_writing(&dir.path().join("bench.db")).unwrap();
         let stats = Arc::new(WriterStats::default());
-        let writer = Writer::spawn(handle, 16, stats.clone());
+        let writer = Writer::spawn(Box::new(handle), 16, stats.clone());
         let mut cache = Cache::new();
         let mut batch = Batch::default();
         let started = Instant::now();

@@ -22,9 +22,10 @@ use std::time::Instant;
 use clap::Parser;
 use kubetrail::model::time::{format_time_ms, parse_duration_ms, parse_time_ms};
 use kubetrail::model::{Effective, Phase, Resources, TransitionKind};
+use kubetrail::store::sqlite::{open_for_writing, write_batch};
 use kubetrail::store::{
     Batch, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, PodResourcesRow, PodRow,
-    SubjectUid, TransitionRow, open_for_writing, write_batch,
+    SubjectUid, TransitionRow,
 };
 
 const SEC: i64 = 1_000;

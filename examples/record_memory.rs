@@ -71,10 +71,10 @@ fn main() -> anyhow::Result<()> {
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         let server = config.cluster_url.to_string();
         let client = kube::Client::try_from(config)?;
-        let handle = kubetrail::store::open_for_writing(std::path::Path::new(&db))?;
+        let handle = kubetrail::store::sqlite::open_for_writing(std::path::Path::new(&db))?;
         let recorder = Recorder::new(
             client,
-            handle,
+            Box::new(handle),
             RecorderConfig {
                 server,
                 ..Default::default()

@@ -24,10 +24,10 @@ use clap::Parser;
 use kubetrail::model::time::{format_time_short, parse_duration_ms};
 use kubetrail::model::utilisation::{BucketUsage, Grid};
 use kubetrail::retention::bytes::{format_size, parse_size};
-use kubetrail::retention::rollup::{merge, read_rollups};
 use kubetrail::retention::{Pass, Policy, Step};
-use kubetrail::store::file::measure;
-use kubetrail::store::{open_for_writing, write_batch};
+use kubetrail::store::sqlite::file::measure;
+use kubetrail::store::sqlite::rollup::{merge, read_rollups};
+use kubetrail::store::sqlite::{open_for_writing, write_batch};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -153,7 +153,7 @@ fn main() -> anyhow::Result<()> {
         }
         let size = measure(&handle.conn)?;
         sizes.push((churn.now_ms, size.on_disk()));
-        if largest.is_none_or(|(_, l): (i64, kubetrail::store::file::FileSize)| {
+        if largest.is_none_or(|(_, l): (i64, kubetrail::store::sqlite::file::FileSize)| {
             size.on_disk() > l.on_disk()
         }) {
             largest = Some((churn.now_ms, size));

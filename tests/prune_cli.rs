@@ -7,7 +7,8 @@ mod fixture;
 
 use fixture::*;
 use kubetrail::model::{Phase, TransitionKind};
-use kubetrail::store::{Batch, open_for_writing};
+use kubetrail::store::Batch;
+use kubetrail::store::sqlite::open_for_writing;
 use rusqlite::Connection;
 
 fn now_ms() -> i64 {

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use fixture::*;
 use kubetrail::model::TransitionKind;
-use kubetrail::store::{Batch, open_for_writing, write_batch};
+use kubetrail::store::Batch;
+use kubetrail::store::sqlite::{open_for_writing, write_batch};
 use rusqlite::Connection;
 
 /// What the writer committed: pod uids with their transition counts, and usage rows.

@@ -7,7 +7,7 @@ mod churn;
 mod fixture;
 
 use fixture::*;
-use kubetrail::store::{open_for_writing, write_batch};
+use kubetrail::store::sqlite::{open_for_writing, write_batch};
 use rusqlite::Connection;
 
 const MIB: u64 = 1 << 20;

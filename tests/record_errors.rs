@@ -139,10 +139,14 @@ fn a_database_from_a_newer_kubetrail_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let kc = write_kubeconfig(dir.path(), "http://127.0.0.1:1");
     let db = dir.path().join("t.db");
-    drop(kubetrail::store::open_for_writing(&db).unwrap());
+    drop(kubetrail::store::sqlite::open_for_writing(&db).unwrap());
     rusqlite::Connection::open(&db)
         .unwrap()
-        .pragma_update(None, "user_version", kubetrail::store::SCHEMA_VERSION + 1)
+        .pragma_update(
+            None,
+            "user_version",
+            kubetrail::store::sqlite::SCHEMA_VERSION + 1,
+        )
         .unwrap();
     let out = kubetrail(&[
         "record",
@@ -251,7 +255,7 @@ fn a_malformed_metrics_address_is_a_usage_error_with_an_example() {
 
 /// A kubetrail database whose `pods` table has garbage in some of its leaf pages.
 fn damaged_database(path: &Path) {
-    let handle = kubetrail::store::open_for_writing(path).unwrap();
+    let handle = kubetrail::store::sqlite::open_for_writing(path).unwrap();
     let conn = &handle.conn;
     conn.execute_batch(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
@@ -284,13 +288,13 @@ fn damaged_database(path: &Path) {
 #[test]
 fn a_damaged_file_is_refused_for_writing_and_maintenance_with_how_to_recover() {
     use kubetrail::store::StoreError;
-    use kubetrail::store::db::{check_file, open_for_maintenance};
+    use kubetrail::store::sqlite::db::{check_file, open_for_maintenance};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     damaged_database(&path);
     let before = std::fs::read(&path).unwrap();
     for err in [
-        kubetrail::store::open_for_writing(&path)
+        kubetrail::store::sqlite::open_for_writing(&path)
             .err()
             .expect("refused"),
         open_for_maintenance(&path).expect_err("refused"),

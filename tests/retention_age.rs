@@ -7,7 +7,7 @@ mod fixture;
 use fixture::*;
 use kubetrail::model::{Phase, TransitionKind};
 use kubetrail::retention::{Pass, Policy};
-use kubetrail::store::db::open_for_maintenance;
+use kubetrail::store::sqlite::db::open_for_maintenance;
 use kubetrail::store::{Batch, NodeCapacityRow, NodeResources, PodResourcesRow};
 use rusqlite::Connection;
 

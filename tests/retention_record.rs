@@ -10,9 +10,9 @@ mod sim;
 use std::time::Duration;
 
 use kubetrail::model::{Effective, Phase, Resources, TransitionKind};
+use kubetrail::store::sqlite::{open_for_writing, write_batch};
 use kubetrail::store::{
     Batch, NodeResources, NodeRow, NodeUsageRow, PodRow, SubjectUid, TransitionRow,
-    open_for_writing, write_batch,
 };
 use recorder::RecorderProcess;
 use rusqlite::Connection;

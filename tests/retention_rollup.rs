@@ -11,10 +11,11 @@ mod utilisation;
 
 use fixture::*;
 use kubetrail::model::utilisation::{BucketUsage, Grid};
-use kubetrail::retention::rollup::{node_rollups_on_grid, nodes_with_rollups, read_rollups};
 use kubetrail::retention::{Pass, Policy};
-use kubetrail::store::db::open_for_maintenance;
-use kubetrail::store::{Batch, write_batch};
+use kubetrail::store::Batch;
+use kubetrail::store::sqlite::db::open_for_maintenance;
+use kubetrail::store::sqlite::rollup::{node_rollups_on_grid, nodes_with_rollups, read_rollups};
+use kubetrail::store::sqlite::write_batch;
 use rusqlite::Connection;
 
 /// Only the utilisation rules: nothing else is pruned.

@@ -59,7 +59,7 @@ fn stats_reports_sizes_counts_span_and_what_the_policy_would_remove() {
     assert!(
         text.contains(&format!(
             "schema version {}",
-            kubetrail::store::SCHEMA_VERSION
+            kubetrail::store::sqlite::SCHEMA_VERSION
         )),
         "{text}"
     );

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use kubetrail::retention::bytes::format_size;
-use kubetrail::store::{BackupError, copy_database};
+use kubetrail::store::sqlite::backup::{BackupError, copy_database};
 use kubetrail::usage;
 
 /// Flags of `kubetrail backup`.

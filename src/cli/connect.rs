@@ -26,7 +26,7 @@ pub async fn kube_client(
                 anyhow::bail!(
                     "cannot read kubeconfig {}: {}",
                     path.display(),
-                    kubetrail::store::db::describe_io(&err)
+                    kubetrail::store::error::describe_io(&err)
                 );
             }
             let parsed = Kubeconfig::read_from(path)

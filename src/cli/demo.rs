@@ -9,8 +9,10 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Cli, Command};
-use kubetrail::model::time::parse_duration;
+use kubetrail::model::time::{now_ms, parse_duration};
+use kubetrail::query::{self, PodFilter};
 use kubetrail::recorder::{Recorder, RecorderConfig};
+use kubetrail::store::{Location, ReadOptions, WriteMode};
 use kubetrail::{store, usage};
 use kubetrail_sim::{self as sim, SimConfig};
 
@@ -92,10 +94,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.duration
     );
 
-    let handle = store::open_for_writing(&db)?;
+    let store = store::open_writer(&Location::Sqlite(db.clone()), WriteMode::Record)?;
     let recorder = Recorder::new(
         sim.kube_client()?,
-        handle,
+        store,
         RecorderConfig {
             snapshot_interval: Duration::from_secs(5),
             status_interval: Duration::from_secs(3600), // the progress bar replaces the status line
@@ -130,7 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let outcome = recorder.run(tokio::time::sleep(duration)).await?;
     ticker.abort();
     progress.finish_and_clear();
-    drop(outcome.handle);
+    drop(outcome.store);
     sim.shutdown().await?;
     let transitions = outcome.stats.writer.transitions_total();
     println!("Recorded {transitions} transitions.\n");
@@ -189,15 +191,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// The pod with the most container restarts (the most interesting history), if any restarted.
 fn most_restarted_pod(db: &std::path::Path) -> anyhow::Result<(Option<String>, String)> {
-    let pool = store::open_read_pool(db, 1)?;
-    let conn = pool.get()?;
-    let found: Option<(String, String)> = conn
-        .query_row(
-            "SELECT name, namespace FROM pods WHERE restarts > 0 ORDER BY restarts DESC, created_at_ms LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .ok();
+    let reader = store::open_reader(&Location::Sqlite(db.to_path_buf()), ReadOptions::default())?;
+    // The first pod (oldest first) with the most restarts, as `ORDER BY restarts DESC,
+    // created_at_ms` picked it; a failed read means no suggestion, not a failed demo.
+    let mut found: Option<(i64, String, String)> = None;
+    let _ = query::for_each_pod(&*reader, &PodFilter::default(), now_ms(), |pod| {
+        if pod.restarts > 0
+            && found
+                .as_ref()
+                .is_none_or(|(most, _, _)| pod.restarts > *most)
+        {
+            found = Some((pod.restarts, pod.name, pod.namespace));
+        }
+        Ok(())
+    });
+    let found = found.map(|(_, name, ns)| (name, ns));
     Ok(match found {
         Some((name, ns)) => (Some(name), ns),
         None => (None, String::new()),

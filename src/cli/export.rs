@@ -20,11 +20,12 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::query::{
-    DbArgs, NodeFilterArgs, PodFilterArgs, TransitionFilterArgs, WindowArgs, cli_error, open,
-    open_pool,
+    DbArgs, NodeFilterArgs, PodFilterArgs, TransitionFilterArgs, WindowArgs, cli_error, open_pool,
+    open_with,
 };
 use kubetrail::output::{Format, Record, Renderer};
 use kubetrail::query::{self, QueryError, for_each_node_bucket, for_each_pod, for_each_transition};
+use kubetrail::store::{HistoryReader, ReadOptions};
 use kubetrail::usage;
 
 /// Subcommands of `kubetrail export`.
@@ -145,23 +146,23 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Transitions(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?)?;
-            let conn = open_for_export(&args.db)?;
+            let reader = open_for_export(&args.db)?;
             export::<query::TransitionRecord>(&args.out, |emit| {
-                for_each_transition(&conn, &filter, emit)
+                for_each_transition(&*reader, &filter, emit)
             })
         }
         Command::Pods(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
-            let conn = open_for_export(&args.db)?;
+            let reader = open_for_export(&args.db)?;
             export::<query::PodSummary>(&args.out, |emit| {
-                for_each_pod(&conn, &filter, now_ms, emit)
+                for_each_pod(&*reader, &filter, now_ms, emit)
             })
         }
         Command::Nodes(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
-            let pool = open_pool(&args.db, query::nodes::WORKERS as u32 + 1)?;
+            let reader = open_pool(&args.db, query::nodes::WORKERS as u32 + 1)?;
             export::<query::NodeUsageRecord>(&args.out, |emit| {
-                let report = for_each_node_bucket(&pool, &filter, now_ms, emit)?;
+                let report = for_each_node_bucket(&*reader, &filter, now_ms, emit)?;
                 for note in &report.notes {
                     eprintln!("{note}");
                 }
@@ -171,18 +172,15 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// A read connection set up for streaming a whole table ([`query::tune_for_export`]).
-fn open_for_export(
-    db: &DbArgs,
-) -> anyhow::Result<r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager>> {
-    let conn = open(db)?;
-    query::tune_for_export(&conn).with_context(|| {
-        format!(
-            "cannot configure the read connection to {}",
-            db.db.display()
-        )
-    })?;
-    Ok(conn)
+/// A reader set up for streaming a whole table (`ReadOptions::streaming`).
+fn open_for_export(db: &DbArgs) -> anyhow::Result<Box<dyn HistoryReader>> {
+    open_with(
+        db,
+        ReadOptions {
+            connections: 1,
+            streaming: true,
+        },
+    )
 }
 
 type Emit<'a, R> = &'a mut dyn FnMut(R) -> Result<(), QueryError>;

@@ -100,7 +100,7 @@ pub fn main() -> ExitCode {
 }
 
 /// The error and its causes in one line, like anyhow's `{:#}`, but a cause whose text the line
-/// already holds is left out: many errors (kube's, rusqlite's) write their source into their
+/// already holds is left out: many errors (kube's, the database driver's) write their source into their
 /// own message and also return it as `source()`, which `{:#}` printed twice
 /// ("No such file or directory (os error 2): No such file or directory (os error 2)").
 pub fn describe(err: &anyhow::Error) -> String {

@@ -1,7 +1,7 @@
 //! `kubetrail prune`: applies the retention policy once, now, and reports what went.
 //!
 //! Safe while `kubetrail record` writes the same file: it opens the database without the
-//! recorder's lock (`store::db::open_for_maintenance`) and works in short transactions, so the
+//! recorder's lock (`store::WriteMode::Maintenance`) and works in short transactions, so the
 //! recorder and queries wait at most one step. `--dry-run` opens the file read-only and only
 //! counts.
 
@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use kubetrail::model::time::now_ms;
-use kubetrail::retention::{Pass, PolicyArgs, plan};
-use kubetrail::store::db::{open_for_maintenance, open_read_pool};
+use kubetrail::retention::{Pass, PolicyArgs};
+use kubetrail::store::{Location, ReadOptions, WriteMode, open_reader, open_writer};
 
 /// How `prune` and `stats` print their report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -49,10 +49,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let now = now_ms();
     let db = args.db.clone();
     if args.dry_run {
-        let pool = open_read_pool(&db, 1)?;
+        let reader = open_reader(&Location::Sqlite(db.clone()), ReadOptions::default())?;
         let plan = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let conn = pool.get()?;
-            plan(&conn, &policy, now).context("reading the database")
+            let mut snapshot = reader.snapshot()?;
+            snapshot
+                .plan(&policy, now)
+                .map_err(|e| anyhow::anyhow!(e.detail()))
+                .context("reading the database")
         })
         .await??;
         let mut out = std::io::stdout().lock();
@@ -73,11 +76,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let mut conn = open_for_maintenance(&db)?;
+    let mut store = open_writer(&Location::Sqlite(db.clone()), WriteMode::Maintenance)?;
     let described = policy.describe();
-    let report = tokio::task::spawn_blocking(move || Pass::new(policy, now).run_sharing(&mut conn))
-        .await?
-        .with_context(|| format!("pruning {}", db.display()))?;
+    let report =
+        tokio::task::spawn_blocking(move || Pass::new(policy, now).run_sharing(&mut *store))
+            .await?
+            // The database's own phrase, as before the store seam: the context names the file.
+            .map_err(|e| anyhow::anyhow!(e.detail()))
+            .with_context(|| format!("pruning {}", db.display()))?;
     for warning in report.warnings() {
         eprintln!("warning: {warning}");
     }

@@ -5,8 +5,8 @@
 //! opened, so a typo is a usage error (exit 2) that names the value. The flag groups here are
 //! shared with `kubetrail export`, which writes the same rows as CSV.
 //!
-//! The database is opened read-only through the r2d2 pool: a query never creates or changes the
-//! file and runs while `record` writes (WAL).
+//! The store is opened read-only through the store seam (`store::open_reader`): a query never
+//! creates or changes it and runs while `record` writes.
 
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ use kubetrail::query::{
     self, LabelSelector, NodeFilter, PodFilter, PodRef, QueryError, TransitionFilter,
     for_each_node_bucket, for_each_pod, for_each_transition, parse_kinds,
 };
-use kubetrail::store::open_read_pool;
+use kubetrail::store::{HistoryReader, Location, ReadOptions, open_reader};
 use kubetrail::usage;
 
 /// Subcommands of `kubetrail query`.
@@ -285,9 +285,9 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Pods(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
-            let conn = open(&args.db)?;
+            let reader = open(&args.db)?;
             let mut renderer = Renderer::new::<query::PodSummary>(args.output.output, &mut out)?;
-            for_each_pod(&conn, &filter, now_ms, |row| Ok(renderer.row(&row)?))
+            for_each_pod(&*reader, &filter, now_ms, |row| Ok(renderer.row(&row)?))
                 .map_err(cli_error)?;
             finish(renderer, args.output.output, "no pods match")?;
         }
@@ -301,26 +301,26 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
                 },
                 (None, None) => return Err(usage!("name a pod, or pass --uid")),
             };
-            let conn = open(&args.db)?;
-            let incarnations = query::history(&conn, &pod, window).map_err(cli_error)?;
+            let reader = open(&args.db)?;
+            let incarnations = query::history(&*reader, &pod, window).map_err(cli_error)?;
             print_history(&mut out, args.output.output, &incarnations)?;
         }
         Command::Transitions(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?)?;
-            let conn = open(&args.db)?;
+            let reader = open(&args.db)?;
             let mut renderer =
                 Renderer::new::<query::TransitionRecord>(args.output.output, &mut out)?;
-            for_each_transition(&conn, &filter, |row| Ok(renderer.row(&row)?))
+            for_each_transition(&*reader, &filter, |row| Ok(renderer.row(&row)?))
                 .map_err(cli_error)?;
             finish(renderer, args.output.output, "no transitions match")?;
         }
         Command::Nodes(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
-            let pool = open_pool(&args.db, query::nodes::WORKERS as u32 + 1)?;
+            let reader = open_pool(&args.db, query::nodes::WORKERS as u32 + 1)?;
             let mut renderer =
                 Renderer::new::<query::NodeUsageRecord>(args.output.output, &mut out)?;
             let report =
-                for_each_node_bucket(&pool, &filter, now_ms, |row| Ok(renderer.row(&row)?))
+                for_each_node_bucket(&*reader, &filter, now_ms, |row| Ok(renderer.row(&row)?))
                     .map_err(cli_error)?;
             finish(
                 renderer,
@@ -336,18 +336,25 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A read-only pool of `size` connections (never creates the file).
-pub fn open_pool(db: &DbArgs, size: u32) -> anyhow::Result<kubetrail::store::ReadPool> {
-    Ok(open_read_pool(&db.db, size)?)
+/// A reader of up to `size` snapshots at once (never creates the store).
+pub fn open_pool(db: &DbArgs, size: u32) -> anyhow::Result<Box<dyn HistoryReader>> {
+    open_with(
+        db,
+        ReadOptions {
+            connections: size,
+            streaming: false,
+        },
+    )
 }
 
-/// A read-only connection (never creates the file; clear errors for missing or foreign files).
-pub fn open(
-    db: &DbArgs,
-) -> anyhow::Result<r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager>> {
-    let pool = open_read_pool(&db.db, 1)?;
-    pool.get()
-        .with_context(|| format!("cannot open a read connection to {}", db.db.display()))
+/// A reader for one report (never creates the store; clear errors for missing or foreign files).
+pub fn open(db: &DbArgs) -> anyhow::Result<Box<dyn HistoryReader>> {
+    open_pool(db, 1)
+}
+
+/// A reader opened with `options`.
+pub fn open_with(db: &DbArgs, options: ReadOptions) -> anyhow::Result<Box<dyn HistoryReader>> {
+    Ok(open_reader(&Location::Sqlite(db.db.clone()), options)?)
 }
 
 /// Ends a report; an empty table says so on stderr (stdout stays empty, as with kubectl).

@@ -9,7 +9,7 @@ use super::connect::{kube_client, shutdown_signal};
 use kubetrail::model::time::parse_duration;
 use kubetrail::query::LabelSelector;
 use kubetrail::recorder::{self, Recorder, RecorderConfig};
-use kubetrail::store;
+use kubetrail::store::{Location, WriteMode, open_writer};
 
 /// Flags of `kubetrail record`.
 #[derive(Debug, clap::Args)]
@@ -126,7 +126,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(addr) => Some(recorder::http::bind(addr).await?),
         None => None,
     };
-    let handle = store::open_for_writing(&args.db)?;
+    let at = Location::Sqlite(args.db.clone());
+    let store = open_writer(&at, WriteMode::Record)?;
     let config = RecorderConfig {
         namespace: args.namespace.clone(),
         label_selector: args.selector.clone(),
@@ -141,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     ignore_file_size_signal();
-    let mut recorder = Recorder::new(client, handle, config);
+    let mut recorder = Recorder::new(client, store, config);
     // `--retention-interval off` leaves the recorder without periodic passes.
     if let Some((policy, interval)) = retention {
         recorder = recorder.on_writer_started(move |writer| {
@@ -151,7 +152,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(listener) = listener {
         let endpoint = recorder::http::Endpoint {
             stats: recorder.stats(),
-            db: args.db.clone(),
+            db: at,
             unready_after: args.unready_after,
         };
         let bound = recorder::http::serve(listener, endpoint)?;

@@ -8,17 +8,16 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use rusqlite::Connection;
 use serde::Serialize;
 
 use super::prune::ReportFormat;
 use kubetrail::model::time::{format_duration_ms, format_time_short, now_ms};
 use kubetrail::retention::bytes::format_size;
-use kubetrail::retention::plan::{TableSize, table_sizes};
-use kubetrail::retention::rollup::{oldest_rollup_ms, rolled_up_until_ms};
-use kubetrail::retention::{Plan, PolicyArgs, plan};
-use kubetrail::store::Coverage;
-use kubetrail::store::open_read_pool;
+use kubetrail::retention::{Plan, PolicyArgs};
+use kubetrail::store::{
+    Coverage, Location, ReadOptions, Session, Snapshot, Span, StoreError, StoreStats, check,
+    open_reader,
+};
 
 /// Flags of `kubetrail stats`.
 #[derive(Debug, clap::Args)]
@@ -39,28 +38,12 @@ pub struct Args {
     pub output: ReportFormat,
 }
 
-/// A time range of one kind of history, in ms since the epoch.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct Span {
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
-}
-
 #[derive(Debug, Serialize)]
 pub struct Stats {
     pub db: String,
-    pub schema_version: i64,
-    pub auto_vacuum: &'static str,
-    pub tables: Vec<TableSize>,
-    pub transitions: Span,
-    pub raw_node_usage: Span,
-    pub node_usage_rollups: Span,
-    pub open_pods: u64,
-    pub ended_pods: u64,
-    pub open_nodes: u64,
-    pub deleted_nodes: u64,
-    /// Rows the recorder's database refused for good (kept in the `quarantine` table).
-    pub quarantined_rows: u64,
+    /// What the store holds (schema, tables, spans, counts); its keys sit beside `db`.
+    #[serde(flatten)]
+    pub store: StoreStats,
     pub coverage: CoverageStats,
     pub retention: Plan,
 }
@@ -82,13 +65,13 @@ pub struct CoverageStats {
     pub inferred: bool,
 }
 
-fn coverage(conn: &Connection) -> rusqlite::Result<CoverageStats> {
-    let c = Coverage::read(conn)?;
+fn coverage(sessions: Vec<Session>) -> CoverageStats {
+    let c = Coverage::from_sessions(sessions);
     let (Some(first), Some(end)) = (c.sessions.first(), c.end_ms()) else {
-        return Ok(CoverageStats::default());
+        return CoverageStats::default();
     };
     let from = first.started_at_ms;
-    Ok(CoverageStats {
+    CoverageStats {
         sessions: c.sessions.len() as u64,
         span: Span {
             from_ms: Some(from),
@@ -106,77 +89,37 @@ fn coverage(conn: &Connection) -> rusqlite::Result<CoverageStats> {
         last_open: c.sessions.last().is_some_and(|s| s.stopped_at_ms.is_none()),
         partial_scopes: c.partial_scopes(from, end),
         inferred: c.sessions.iter().any(|s| s.inferred),
-    })
+    }
 }
 
-fn span(conn: &Connection, sql: &str) -> rusqlite::Result<Span> {
-    conn.query_row(sql, [], |r| {
-        Ok(Span {
-            from_ms: r.get(0)?,
-            to_ms: r.get(1)?,
-        })
-    })
-}
-
-fn count(conn: &Connection, sql: &str) -> rusqlite::Result<u64> {
-    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-}
-
+/// Everything `stats` shows, from one snapshot.
 fn collect(
-    conn: &Connection,
+    read: &mut dyn Snapshot,
     db: String,
     policy: &kubetrail::retention::Policy,
     now: i64,
-) -> rusqlite::Result<Stats> {
-    let auto_vacuum = match conn.pragma_query_value(None, "auto_vacuum", |r| r.get::<_, i64>(0))? {
-        2 => "incremental",
-        1 => "full",
-        _ => "none",
-    };
+) -> Result<Stats, StoreError> {
     Ok(Stats {
         db,
-        schema_version: conn.pragma_query_value(None, "user_version", |r| r.get(0))?,
-        auto_vacuum,
-        tables: table_sizes(conn)?,
-        // min and max over an index: two seeks each.
-        transitions: span(conn, "SELECT min(at_ms), max(at_ms) FROM transitions")?,
-        raw_node_usage: span(conn, "SELECT min(at_ms), max(at_ms) FROM node_usage")?,
-        node_usage_rollups: Span {
-            from_ms: oldest_rollup_ms(conn)?,
-            to_ms: rolled_up_until_ms(conn)?,
-        },
-        open_pods: count(
-            conn,
-            "SELECT count(*) FROM pods WHERE deleted_at_ms IS NULL",
-        )?,
-        ended_pods: count(
-            conn,
-            "SELECT count(*) FROM pods WHERE deleted_at_ms IS NOT NULL",
-        )?,
-        open_nodes: count(
-            conn,
-            "SELECT count(*) FROM nodes WHERE deleted_at_ms IS NULL",
-        )?,
-        deleted_nodes: count(
-            conn,
-            "SELECT count(*) FROM nodes WHERE deleted_at_ms IS NOT NULL",
-        )?,
-        quarantined_rows: count(conn, "SELECT count(*) FROM quarantine")?,
-        coverage: coverage(conn)?,
-        retention: plan(conn, policy, now)?,
+        store: read.stats()?,
+        coverage: coverage(read.sessions()?),
+        retention: read.plan(policy, now)?,
     })
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let policy = args.policy.policy()?;
-    let pool = open_read_pool(&args.db, 1)?;
-    kubetrail::store::db::check_file(&args.db)?;
+    let at = Location::Sqlite(args.db.clone());
+    let reader = open_reader(&at, ReadOptions::default())?;
+    check(&at)?;
     let db = args.db.display().to_string();
     let now = now_ms();
     let stats = tokio::task::spawn_blocking(move || -> anyhow::Result<Stats> {
-        let conn = pool.get()?;
-        collect(&conn, db, &policy, now).context("reading the database")
+        let mut snapshot = reader.snapshot()?;
+        collect(&mut *snapshot, db, &policy, now)
+            // The database's own phrase, as before the store seam.
+            .map_err(|e| anyhow::anyhow!(e.detail()))
+            .context("reading the database")
     })
     .await??;
     let mut out = std::io::stdout().lock();
@@ -243,7 +186,7 @@ fn print_text(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
     writeln!(
         out,
         "database:    {} (schema version {})",
-        s.db, s.schema_version
+        s.db, s.store.schema_version
     )?;
     writeln!(
         out,
@@ -252,7 +195,7 @@ fn print_text(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         format_size(file.db_bytes),
         format_size(file.wal_bytes),
         format_size(file.free_bytes()),
-        s.auto_vacuum
+        s.store.auto_vacuum.unwrap_or("no")
     )?;
     let show = |span: &Span| match (span.from_ms, span.to_ms) {
         (Some(from), Some(to)) => {
@@ -265,33 +208,37 @@ fn print_text(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         }
         _ => "none".to_string(),
     };
-    writeln!(out, "history:     transitions {}", show(&s.transitions))?;
+    writeln!(
+        out,
+        "history:     transitions {}",
+        show(&s.store.transitions)
+    )?;
     writeln!(
         out,
         "             raw node usage {}",
-        show(&s.raw_node_usage)
+        show(&s.store.raw_node_usage)
     )?;
     writeln!(
         out,
         "             hourly rollups {}",
-        show(&s.node_usage_rollups)
+        show(&s.store.node_usage_rollups)
     )?;
     print_coverage(out, &s.coverage)?;
     writeln!(
         out,
         "live:        {} open pods, {} open nodes (never pruned); {} ended pods, {} deleted nodes",
-        s.open_pods, s.open_nodes, s.ended_pods, s.deleted_nodes
+        s.store.open_pods, s.store.open_nodes, s.store.ended_pods, s.store.deleted_nodes
     )?;
-    if s.quarantined_rows > 0 {
+    if s.store.quarantined_rows > 0 {
         writeln!(
             out,
             "quarantine:  {} rows the database refused while recording (see the quarantine table)",
-            s.quarantined_rows
+            s.store.quarantined_rows
         )?;
     }
     writeln!(out)?;
     writeln!(out, "{:<20} {:>12} {:>12}", "TABLE", "ROWS", "SIZE")?;
-    for t in &s.tables {
+    for t in &s.store.tables {
         let size = t.bytes.map_or_else(|| "-".to_string(), format_size);
         writeln!(out, "{:<20} {:>12} {:>12}", t.table, t.rows, size)?;
     }

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use kubetrail::model::{Effective, Phase, Resources, TransitionKind};
+use kubetrail::store::sqlite::{WriteHandle, open_for_writing, write_batch};
 use kubetrail::store::{
-    Batch, NodeResources, NodeRow, NodeUsageRow, PodRow, SubjectUid, TransitionRow, WriteHandle,
-    open_for_writing, write_batch,
+    Batch, NodeResources, NodeRow, NodeUsageRow, PodRow, SubjectUid, TransitionRow,
 };
 
 /// 2024-05-01T00:00:00Z.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use kubetrail::model::Resources;
 use kubetrail::model::utilisation::{BucketUsage, Grid, UsageSample, integrate};
-use kubetrail::retention::rollup::{for_each_rollup, merge, regrid};
+use kubetrail::store::sqlite::rollup::{for_each_rollup, merge, regrid};
 use rusqlite::Connection;
 
 /// Buckets keyed by (node uid, bucket start).

@@ -29,7 +29,7 @@ pub enum QueryError {
     Store(StoreError),
     /// The database failed mid-report. Its message is written into this one, not chained: a
     /// chain printed it twice. Always a [`StoreError::Database`].
-    #[error("reading the database: {}", database_detail(.0))]
+    #[error("reading the database: {}", .0.detail())]
     Database(StoreError),
     #[error("cannot open a read connection: {0}")]
     Pool(String),
@@ -49,13 +49,6 @@ impl From<StoreError> for QueryError {
             StoreError::Database { .. } => QueryError::Database(err),
             other => QueryError::Store(other),
         }
-    }
-}
-
-fn database_detail(err: &StoreError) -> String {
-    match err {
-        StoreError::Database { detail, .. } => detail.clone(),
-        other => other.to_string(),
     }
 }
 

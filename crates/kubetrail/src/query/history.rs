@@ -5,13 +5,12 @@
 //! are returned, oldest first, each with its transitions. A bare name (no namespace) is looked up
 //! in every namespace; if it exists in more than one the answer is "ambiguous", not a guess.
 
-use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::error::QueryError;
-use super::transitions::{TransitionFilter, TransitionRecord, for_each_transition};
-use crate::model::Phase;
-use crate::model::time::{Window, format_time_ms, format_time_short};
+use super::transitions::{TransitionFilter, TransitionRecord};
+use crate::model::time::{Window, format_time_short};
+use crate::store::{HistoryReader, Snapshot};
 
 /// How the user named the pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,8 +39,9 @@ pub struct Incarnation {
     pub phase: &'static str,
     pub reason: Option<String>,
     pub transitions: Vec<TransitionRecord>,
+    /// The store's id of this incarnation, to read its transitions.
     #[serde(skip)]
-    pod_id: i64,
+    pub(crate) pod_id: i64,
 }
 
 impl Incarnation {
@@ -70,36 +70,17 @@ impl Incarnation {
     }
 }
 
-const INCARNATION_COLUMNS: &str = "id, uid, namespace, name, node, created_at_ms, deleted_at_ms, \
-                                   phase, reason";
-
-fn incarnation(row: &rusqlite::Row) -> rusqlite::Result<Incarnation> {
-    let created_at_ms: i64 = row.get(5)?;
-    let deleted_at_ms: Option<i64> = row.get(6)?;
-    Ok(Incarnation {
-        pod_id: row.get(0)?,
-        uid: row.get(1)?,
-        namespace: row.get(2)?,
-        name: row.get(3)?,
-        node: row.get(4)?,
-        created: format_time_ms(created_at_ms),
-        created_at_ms,
-        deleted: deleted_at_ms.map(format_time_ms),
-        deleted_at_ms,
-        phase: Phase::from_code(row.get(7)?).as_str(),
-        reason: row.get(8)?,
-        transitions: Vec::new(),
-    })
-}
-
 /// The incarnations of the pod that overlap the window, oldest first, with their transitions in
 /// the window.
 pub fn history(
-    conn: &Connection,
+    reader: &dyn HistoryReader,
     pod: &PodRef,
     window: Window,
 ) -> Result<Vec<Incarnation>, QueryError> {
-    let mut found = find_incarnations(conn, pod)?;
+    // One snapshot for the incarnations and their transitions.
+    let mut read = reader.snapshot()?;
+    let read = &mut *read;
+    let mut found = find_incarnations(read, pod)?;
     found.retain(|i| window.overlaps(i.created_at_ms, i.deleted_at_ms));
     if found.is_empty() {
         return Err(QueryError::NotFound(format!(
@@ -113,7 +94,7 @@ pub fn history(
             window,
             ..Default::default()
         };
-        for_each_transition(conn, &filter, |t| {
+        read.transitions(&filter, &mut |t| {
             inc.transitions.push(t);
             Ok(())
         })?;
@@ -136,11 +117,13 @@ fn describe(pod: &PodRef) -> String {
 }
 
 /// Every incarnation the reference names, or NotFound / Ambiguous.
-fn find_incarnations(conn: &Connection, pod: &PodRef) -> Result<Vec<Incarnation>, QueryError> {
+fn find_incarnations(
+    read: &mut dyn Snapshot,
+    pod: &PodRef,
+) -> Result<Vec<Incarnation>, QueryError> {
     match pod {
         PodRef::Uid(uid) => {
-            let sql = format!("SELECT {INCARNATION_COLUMNS} FROM pods WHERE uid = ?1");
-            let found = conn.query_row(&sql, [uid], incarnation).optional()?;
+            let found = read.pod_by_uid(uid)?;
             found.map(|i| vec![i]).ok_or_else(|| {
                 QueryError::NotFound(format!("no pod with uid {uid:?} in the database"))
             })
@@ -149,9 +132,9 @@ fn find_incarnations(conn: &Connection, pod: &PodRef) -> Result<Vec<Incarnation>
             namespace: Some(ns),
             name,
         } => {
-            let found = by_namespace_and_name(conn, ns, name)?;
+            let found = read.pods_named(ns, name)?;
             if found.is_empty() {
-                let elsewhere = namespaces_with(conn, name)?;
+                let elsewhere = read.namespaces_with(name)?;
                 let hint = if elsewhere.is_empty() {
                     "and in no other namespace".to_string()
                 } else {
@@ -167,12 +150,12 @@ fn find_incarnations(conn: &Connection, pod: &PodRef) -> Result<Vec<Incarnation>
             namespace: None,
             name,
         } => {
-            let namespaces = namespaces_with(conn, name)?;
+            let namespaces = read.namespaces_with(name)?;
             match namespaces.as_slice() {
                 [] => Err(QueryError::NotFound(format!(
                     "no pod named {name:?} in any namespace (list pods with `kubetrail query pods`)"
                 ))),
-                [ns] => by_namespace_and_name(conn, ns, name),
+                [ns] => Ok(read.pods_named(ns, name)?),
                 _ => Err(QueryError::Ambiguous {
                     name: name.clone(),
                     namespaces,
@@ -180,45 +163,4 @@ fn find_incarnations(conn: &Connection, pod: &PodRef) -> Result<Vec<Incarnation>
             }
         }
     }
-}
-
-fn by_namespace_and_name(
-    conn: &Connection,
-    ns: &str,
-    name: &str,
-) -> Result<Vec<Incarnation>, QueryError> {
-    let sql = format!(
-        "SELECT {INCARNATION_COLUMNS} FROM pods WHERE namespace = ?1 AND name = ?2
-         ORDER BY created_at_ms, id"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([ns, name], incarnation)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-/// The namespaces that have (or had) a pod with this name, sorted.
-///
-/// The `pods_by_name` index starts with the namespace, so a lookup by bare name would scan
-/// every pod. Instead this skips from one distinct namespace to the next through the index and
-/// probes each: two index seeks per namespace, well under a millisecond for the tens to hundreds
-/// of namespaces of a real cluster, and no extra index to store.
-fn namespaces_with(conn: &Connection, name: &str) -> Result<Vec<String>, QueryError> {
-    let mut next_ns = conn.prepare_cached(
-        "SELECT namespace FROM pods WHERE namespace > ?1 ORDER BY namespace LIMIT 1",
-    )?;
-    let mut has_name =
-        conn.prepare_cached("SELECT 1 FROM pods WHERE namespace = ?1 AND name = ?2 LIMIT 1")?;
-    let mut found = Vec::new();
-    // Every namespace sorts after the empty string (Kubernetes namespaces are never empty).
-    let mut current = String::new();
-    while let Some(ns) = next_ns
-        .query_row([&current], |r| r.get::<_, String>(0))
-        .optional()?
-    {
-        if has_name.exists([ns.as_str(), name])? {
-            found.push(ns.clone());
-        }
-        current = ns;
-    }
-    Ok(found)
 }

@@ -13,19 +13,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
-use rusqlite::Connection;
-use rusqlite::types::{Value, ValueRef};
 use serde::Serialize;
 
 use super::error::QueryError;
-use crate::model::Resources;
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
 use crate::model::time::{Window, format_time_ms, format_time_short};
-use crate::model::utilisation::{BucketUsage, Grid, NodeIntegrator, UsageSample};
+use crate::model::utilisation::{BucketUsage, Grid, NodeIntegrator};
 use crate::output::Record;
 use crate::retention::rollup;
-use crate::store::Coverage;
-use crate::store::ReadPool;
+use crate::store::{Coverage, HistoryReader, NodeInfo, Snapshot};
 
 /// Which nodes and buckets to report.
 #[derive(Clone, Debug)]
@@ -239,16 +235,6 @@ impl Record for NodeUsageRecord {
     }
 }
 
-/// One node incarnation alive in the window.
-#[derive(Clone, Debug)]
-struct NodeInfo {
-    id: i64,
-    uid: String,
-    name: String,
-    created_ms: i64,
-    deleted_ms: Option<i64>,
-}
-
 /// What a node report read besides its rows: notes for stderr on the resolution (rollups),
 /// the coverage (gaps in recording) and partial sums (a scoped recorder).
 #[derive(Clone, Debug, Default)]
@@ -269,16 +255,15 @@ pub struct NodeReport {
 /// on its own pooled connection, while this thread renders finished nodes in order. The pool
 /// should allow `WORKERS + 1` connections; with fewer, fewer workers run (one is enough).
 pub fn for_each_node_bucket(
-    pool: &ReadPool,
+    reader: &dyn HistoryReader,
     filter: &NodeFilter,
     now_ms: i64,
     mut each: impl FnMut(NodeUsageRecord) -> Result<(), QueryError>,
 ) -> Result<NodeReport, QueryError> {
-    let conn = pool.get().map_err(|e| QueryError::Pool(e.to_string()))?;
-    let read = conn.unchecked_transaction()?;
+    let mut read = reader.snapshot()?;
     let Some(since_ms) = (match filter.window.since_ms {
         Some(since) => Some(since),
-        None => first_usage_ms(&read)?,
+        None => read.first_usage_ms()?,
     }) else {
         return Ok(NodeReport::default());
     };
@@ -287,15 +272,14 @@ pub fn for_each_node_bucket(
         return Ok(NodeReport::default());
     }
     let grid = Grid::new(since_ms, until_ms, filter.step_ms).map_err(QueryError::Usage)?;
-    let nodes = nodes_in_window(&read, filter.node.as_deref(), since_ms, until_ms)?;
-    let coverage = Coverage::read(&read)?;
-    let notes: Vec<String> = resolution_note(&read, filter, since_ms)?
+    let nodes = read.nodes_alive(filter.node.as_deref(), since_ms, until_ms)?;
+    let coverage = Coverage::from_sessions(read.sessions()?);
+    let notes: Vec<String> = resolution_note(read.rolled_up_until_ms()?, filter, since_ms)
         .into_iter()
         .chain(coverage.note(since_ms, until_ms))
         .chain(coverage.partial_note(since_ms, until_ms))
         .collect();
-    read.finish()?;
-    drop(conn);
+    drop(read);
     let covered = coverage.intervals();
 
     // A Cell, because `emit` (which counts) is still borrowed by the parallel path below.
@@ -317,12 +301,11 @@ pub fn for_each_node_bucket(
     };
     let workers = WORKERS
         .min(nodes.len())
-        .min(pool.max_size().saturating_sub(1) as usize);
+        .min(reader.max_snapshots().saturating_sub(1));
     if workers <= 1 {
-        let conn = pool.get().map_err(|e| QueryError::Pool(e.to_string()))?;
-        let read = conn.unchecked_transaction()?;
+        let mut read = reader.snapshot()?;
         for node in &nodes {
-            emit(node, integrate_node(&read, &grid, node, &covered)?)?;
+            emit(node, integrate_node(&mut *read, &grid, node, &covered)?)?;
         }
         return Ok(report(count.get()));
     }
@@ -339,15 +322,8 @@ pub fn for_each_node_bucket(
             let sender = sender.clone();
             let (next, stop, nodes, grid, covered) = (&next, &stop, &nodes, &grid, &covered);
             scope.spawn(move || {
-                let conn = match pool.get() {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        let _ = sender.send((usize::MAX, Err(QueryError::Pool(e.to_string()))));
-                        return;
-                    }
-                };
                 // One read transaction for all of this worker's nodes.
-                let read = match conn.unchecked_transaction() {
+                let mut read = match reader.snapshot() {
                     Ok(read) => read,
                     Err(e) => {
                         let _ = sender.send((usize::MAX, Err(e.into())));
@@ -358,7 +334,7 @@ pub fn for_each_node_bucket(
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(node) = nodes.get(index) else { break };
                     if sender
-                        .send((index, integrate_node(&read, grid, node, covered)))
+                        .send((index, integrate_node(&mut *read, grid, node, covered)))
                         .is_err()
                     {
                         break;
@@ -388,25 +364,23 @@ pub fn for_each_node_bucket(
 /// Says which resolution answered which part of the window: retention replaces raw usage older
 /// than `--raw-usage-age` by hourly rollups, so a finer `--step` there shows hours.
 fn resolution_note(
-    conn: &Connection,
+    rolled_up_until_ms: Option<i64>,
     filter: &NodeFilter,
     since_ms: i64,
-) -> Result<Option<String>, QueryError> {
-    let Some(rolled_up_until) = rollup::rolled_up_until_ms(conn)? else {
-        return Ok(None);
-    };
+) -> Option<String> {
+    let rolled_up_until = rolled_up_until_ms?;
     if since_ms >= rolled_up_until {
-        return Ok(None);
+        return None;
     }
     let finer = if filter.step_ms < rollup::ROLLUP_BUCKET_MS {
         " (a step under 1h shows whole hours there)"
     } else {
         ""
     };
-    Ok(Some(format!(
+    Some(format!(
         "resolution: hourly rollups before {}{finer}; the exact recorded step function from then on",
         format_time_ms(rolled_up_until)
-    )))
+    ))
 }
 
 /// The RFC 3339 form of every bucket boundary of the grid, formatted once: every node has the
@@ -458,96 +432,22 @@ impl TimeLabels {
 /// on; more only adds contention there.
 pub const WORKERS: usize = 2;
 
-/// Where the report starts without `--since`: the first usage row or rollup of any node (one
-/// primary-key seek per node and table, so no index on `at_ms` is needed).
-fn first_usage_ms(conn: &Connection) -> Result<Option<i64>, QueryError> {
-    let raw: Option<i64> = conn.query_row(
-        "SELECT min((SELECT u.at_ms FROM node_usage u WHERE u.node_id = n.id ORDER BY u.at_ms LIMIT 1))
-         FROM nodes n",
-        [],
-        |r| r.get(0),
-    )?;
-    let rolled_up = rollup::oldest_rollup_ms(conn)?;
-    Ok(match (raw, rolled_up) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    })
-}
-
-/// The node incarnations alive in `[since, until)`, by name then creation (`nodes_by_name`).
-fn nodes_in_window(
-    conn: &Connection,
-    node: Option<&str>,
-    since_ms: i64,
-    until_ms: i64,
-) -> Result<Vec<NodeInfo>, QueryError> {
-    let mut params: Vec<Value> = vec![Value::Integer(since_ms), Value::Integer(until_ms)];
-    let node_condition = match node {
-        Some(name) => {
-            params.push(Value::Text(name.to_string()));
-            "AND name = ?3"
-        }
-        None => "",
-    };
-    let sql = format!(
-        "SELECT id, uid, name, created_at_ms, deleted_at_ms FROM nodes
-         WHERE created_at_ms < ?2 AND (deleted_at_ms IS NULL OR deleted_at_ms > ?1) {node_condition}
-         ORDER BY name, created_at_ms, id"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
-        Ok(NodeInfo {
-            id: r.get(0)?,
-            uid: r.get(1)?,
-            name: r.get(2)?,
-            created_ms: r.get(3)?,
-            deleted_ms: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
 /// One node's buckets: hourly rollups for the time retention has rolled up, then the exact
-/// integration of the raw rows.
+/// integration of the raw rows, all from the caller's snapshot (so a retention step that
+/// commits meanwhile can never make an hour count twice, or not at all).
 ///
 /// Retention replaces raw rows older than its horizon by hourly rollups and keeps a keyframe at
 /// the horizon, so the two ranges never overlap: rollups end where the node's first raw row
 /// starts. Rollups are placed on the grid (merged when the step is a multiple of an hour, kept
 /// hourly when it is finer), and a grid bucket that holds both is merged the same way.
 fn integrate_node(
-    conn: &Connection,
+    read: &mut dyn Snapshot,
     grid: &Grid,
     node: &NodeInfo,
     covered: &Option<Arc<[(i64, i64)]>>,
 ) -> Result<Vec<BucketUsage>, QueryError> {
-    // Raw rows and rollups from one snapshot even for a caller without a transaction: a
-    // savepoint opens one (or nests inside the caller's).
-    conn.execute_batch("SAVEPOINT node_read")?;
-    let result = integrate_node_in_snapshot(conn, grid, node, covered);
-    conn.execute_batch("RELEASE node_read")?;
-    result
-}
-
-fn integrate_node_in_snapshot(
-    conn: &Connection,
-    grid: &Grid,
-    node: &NodeInfo,
-    covered: &Option<Arc<[(i64, i64)]>>,
-) -> Result<Vec<BucketUsage>, QueryError> {
-    let raw = integrate_raw(conn, grid, node, covered)?;
-    let mut rollups = Vec::new();
-    rollup::for_each_rollup(
-        conn,
-        Some(&node.name),
-        grid.since_ms,
-        grid.until_ms,
-        |row| {
-            if row.node_id == node.id {
-                rollups.push(row.usage);
-            }
-            Ok(())
-        },
-    )?;
+    let raw = integrate_raw(read, grid, node, covered)?;
+    let rollups = read.node_rollups(node, grid.since_ms, grid.until_ms)?;
     if rollups.is_empty() {
         return Ok(raw);
     }
@@ -561,44 +461,21 @@ fn integrate_node_in_snapshot(
     Ok(merged)
 }
 
-/// One node's raw buckets: its usage rows from the one in force at the window's start (found by
-/// a primary-key seek) to the window's end, in primary-key order, through the integrator.
+/// One node's raw buckets: its usage samples from the one in force at the window's start to
+/// the window's end, in time order, through the integrator.
 fn integrate_raw(
-    conn: &Connection,
+    read: &mut dyn Snapshot,
     grid: &Grid,
     node: &NodeInfo,
     covered: &Option<Arc<[(i64, i64)]>>,
 ) -> Result<Vec<BucketUsage>, QueryError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT at_ms, cpu_requested_millis, memory_requested_bytes, cpu_limits_millis,
-                memory_limits_bytes, pod_count, cpu_allocatable_millis, memory_allocatable_bytes
-         FROM node_usage
-         WHERE node_id = ?1
-           AND at_ms >= coalesce((SELECT max(at_ms) FROM node_usage WHERE node_id = ?1 AND at_ms <= ?2), ?2)
-           AND at_ms < ?3
-         ORDER BY at_ms",
-    )?;
-    let mut rows = stmt.query(rusqlite::params![node.id, grid.since_ms, grid.until_ms])?;
     let mut integrator =
         NodeIntegrator::new(*grid, node.created_ms, node.deleted_ms).covering(covered.clone());
     let mut out = Vec::new();
     let mut emit = |bucket| out.push(bucket);
-    while let Some(row) = rows.next()? {
-        // The hot loop of the report: read the STRICT INTEGER columns without Row::get's
-        // per-call bounds and conversion checks.
-        let int = |i: usize| match row.get_ref_unwrap(i) {
-            ValueRef::Integer(v) => v,
-            _ => 0,
-        };
-        let sample = UsageSample {
-            at_ms: int(0),
-            requested: Resources::new(int(1), int(2)),
-            limits: Resources::new(int(3), int(4)),
-            pod_count: int(5),
-            allocatable: Resources::new(int(6), int(7)),
-        };
-        integrator.push(sample, &mut emit);
-    }
+    read.node_samples(node.id, grid.since_ms, grid.until_ms, &mut |sample| {
+        integrator.push(sample, &mut emit)
+    })?;
     integrator.finish(&mut emit);
     Ok(out)
 }
@@ -606,7 +483,9 @@ fn integrate_raw(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Resources;
     use crate::model::utilisation::{RatioStat, Stat};
+    use rusqlite::Connection;
 
     #[test]
     fn fields_match_the_serialized_row() {
@@ -651,11 +530,12 @@ mod tests {
     /// first hour replaced by its rollup) from another connection at the first raw row read.
     #[test]
     fn a_retention_step_committing_mid_report_never_counts_an_hour_twice() {
-        use crate::store::{NodeResources, NodeRow, NodeUsageRow, write_batch};
+        use crate::store::sqlite::write_batch;
+        use crate::store::{NodeResources, NodeRow, NodeUsageRow};
         const H: i64 = 3_600_000;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let mut handle = crate::store::open_for_writing(&path).unwrap();
+        let mut handle = crate::store::sqlite::open_for_writing(&path).unwrap();
         let mut batch = crate::store::Batch::default();
         batch.nodes.push(NodeRow {
             uid: "n".into(),
@@ -723,7 +603,8 @@ mod tests {
             deleted_ms: None,
         };
         let grid = Grid::new(0, 2 * H, H).unwrap();
-        let buckets = integrate_node(&reader, &grid, &node, &None).unwrap();
+        let mut snapshot = crate::store::sqlite::SqliteSnapshot::begin(&reader).unwrap();
+        let buckets = integrate_node(&mut snapshot, &grid, &node, &None).unwrap();
         let present: Vec<(i64, i64)> = buckets.iter().map(|b| (b.start_ms, b.present_ms)).collect();
         assert_eq!(
             present,

@@ -1,18 +1,15 @@
 //! `query pods` and `export pods`: one lifecycle summary line per pod incarnation, read from the
 //! `pods` table (the recorder keeps each row's summary current, so no transitions are scanned).
 
-use rusqlite::Connection;
-use rusqlite::types::Value;
 use serde::Serialize;
 
 use super::error::QueryError;
 use super::selector::LabelSelector;
-use super::sql::{Conditions, labels_column};
 use crate::model::Phase;
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
-use crate::model::time::{Window, format_duration_ms, format_time_ms, format_time_short};
+use crate::model::time::{Window, format_duration_ms, format_time_short};
 use crate::output::Record;
-use crate::store::Coverage;
+use crate::store::{Coverage, HistoryReader};
 
 /// Which pods to list. The default lists every pod ever recorded.
 #[derive(Clone, Debug, Default)]
@@ -152,102 +149,21 @@ impl Record for PodSummary {
 /// An open pod's lifetime ends at `now_ms`, or where recording ended if that is earlier: a
 /// file read after its recorder stopped does not make its pods live on.
 pub fn for_each_pod(
-    conn: &Connection,
+    reader: &dyn HistoryReader,
     filter: &PodFilter,
     now_ms: i64,
     mut each: impl FnMut(PodSummary) -> Result<(), QueryError>,
 ) -> Result<u64, QueryError> {
-    let mut sql = format!(
-        "SELECT namespace, name, uid, node, owner_kind, owner_name, created_at_ms, started_at_ms,
-                finished_at_ms, deleted_at_ms, phase, reason, restarts, cpu_request_millis,
-                memory_request_bytes, cpu_limit_millis, memory_limit_bytes, {}
-         FROM pods",
-        labels_column("pods", !filter.selector.is_empty())
-    );
-    let mut w = Conditions::default();
-    if let Some(ns) = &filter.namespace {
-        let p = w.param(Value::Text(ns.clone()));
-        w.push(format!("namespace = {p}"));
-    }
-    if let Some(node) = &filter.node {
-        let p = w.param(Value::Text(node.clone()));
-        w.push(format!("node = {p}"));
-    }
-    if let Some(phase) = filter.phase {
-        let p = w.param(Value::Integer(phase.code()));
-        w.push(format!("phase = {p}"));
-    }
-    if let Some(until) = filter.window.until_ms {
-        let p = w.param(Value::Integer(until));
-        w.push(format!("created_at_ms < {p}"));
-    }
-    if let Some(since) = filter.window.since_ms {
-        // "Alive after `since`" = open, or deleted after it. Written as a union of the two
-        // partial indexes (`pods_open`, `pods_by_deleted`), so "the last hour" reads the tens of
-        // thousands of pods alive then instead of every pod ever created.
-        let p = w.param(Value::Integer(since));
-        w.push(format!(
-            "id IN (SELECT id FROM pods WHERE deleted_at_ms IS NULL
-                    UNION ALL SELECT id FROM pods WHERE deleted_at_ms > {p})"
-        ));
-    }
-    let params = w.finish(&mut sql);
-    sql.push_str(" ORDER BY created_at_ms, id");
-
     // One snapshot for the coverage and the rows.
-    let read = conn.unchecked_transaction()?;
-    let open_until_ms = Coverage::read(&read)?.open_until_ms(now_ms);
-    let mut stmt = read.prepare(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-    let mut count = 0u64;
-    while let Some(row) = rows.next()? {
-        if filter.limit.is_some_and(|limit| count >= limit) {
-            break;
-        }
-        if !filter.selector.is_empty() {
-            let labels: Option<String> = row.get(17)?;
-            if !filter.selector.matches_json(labels.as_deref()) {
-                continue;
-            }
-        }
-        let created_at_ms: i64 = row.get(6)?;
-        let started_at_ms: Option<i64> = row.get(7)?;
-        let finished_at_ms: Option<i64> = row.get(8)?;
-        let deleted_at_ms: Option<i64> = row.get(9)?;
-        let summary = PodSummary {
-            namespace: row.get(0)?,
-            name: row.get(1)?,
-            uid: row.get(2)?,
-            node: row.get(3)?,
-            owner_kind: row.get(4)?,
-            owner_name: row.get(5)?,
-            created: format_time_ms(created_at_ms),
-            created_at_ms,
-            started: started_at_ms.map(format_time_ms),
-            started_at_ms,
-            finished: finished_at_ms.map(format_time_ms),
-            finished_at_ms,
-            deleted: deleted_at_ms.map(format_time_ms),
-            deleted_at_ms,
-            lifetime_ms: (deleted_at_ms.unwrap_or(open_until_ms) - created_at_ms).max(0),
-            open: deleted_at_ms.is_none(),
-            phase: Phase::from_code(row.get(10)?).as_str(),
-            reason: row.get(11)?,
-            restarts: row.get(12)?,
-            cpu_request_millis: row.get(13)?,
-            memory_request_bytes: row.get(14)?,
-            cpu_limit_millis: row.get(15)?,
-            memory_limit_bytes: row.get(16)?,
-        };
-        each(summary)?;
-        count += 1;
-    }
-    Ok(count)
+    let mut read = reader.snapshot()?;
+    let open_until_ms = Coverage::from_sessions(read.sessions()?).open_until_ms(now_ms);
+    read.pods(filter, open_until_ms, &mut each)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::time::format_time_ms;
 
     #[test]
     fn phases_parse_case_insensitively() {

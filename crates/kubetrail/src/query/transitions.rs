@@ -6,16 +6,14 @@
 //! kinds), and the insertion order breaks ties the way the recorder saw them. That order is
 //! exactly the `transitions_by_at` index, so a windowed export streams without a sort.
 
-use rusqlite::Connection;
-use rusqlite::types::Value;
 use serde::Serialize;
 
 use super::error::QueryError;
 use super::selector::LabelSelector;
-use super::sql::{Conditions, labels_column};
-use crate::model::time::{Window, format_time_ms, format_time_short};
-use crate::model::{Phase, Subject, TransitionKind};
+use crate::model::time::{Window, format_time_short};
+use crate::model::{Subject, TransitionKind};
 use crate::output::Record;
+use crate::store::HistoryReader;
 
 /// Which transitions to read. The default reads every pod transition.
 #[derive(Clone, Debug, Default)]
@@ -40,11 +38,11 @@ pub struct TransitionFilter {
 }
 
 impl TransitionFilter {
-    fn includes_pods(&self) -> bool {
+    pub(crate) fn includes_pods(&self) -> bool {
         self.kinds.is_empty() || self.kinds.iter().any(|k| k.subject() == Subject::Pod)
     }
 
-    fn includes_nodes(&self) -> bool {
+    pub(crate) fn includes_nodes(&self) -> bool {
         if self.pod_id.is_some() {
             return false;
         }
@@ -279,180 +277,20 @@ impl Record for HistoryLine<'_> {
 }
 
 /// Reads the transitions the filter selects, in `(at_ms, id)` order, and hands each to `each`
-/// as it is read (nothing is collected). Returns the number of rows handed over.
+/// as it is read (nothing is collected), all from one snapshot. Returns the number of rows
+/// handed over.
 pub fn for_each_transition(
-    conn: &Connection,
+    reader: &dyn HistoryReader,
     filter: &TransitionFilter,
     mut each: impl FnMut(TransitionRecord) -> Result<(), QueryError>,
 ) -> Result<u64, QueryError> {
-    let pods = filter.includes_pods();
-    let nodes = filter.includes_nodes();
-    if !pods && !nodes {
-        return Ok(0);
-    }
-    let mut sql = String::from(
-        "SELECT t.kind, t.at_ms, t.observed_at_ms, t.phase_before, t.phase_after, t.container,
-                t.reason, t.message, t.exit_code, t.restart_count, t.resource_version, t.inferred,",
-    );
-    let labels = labels_column("p", !filter.selector.is_empty());
-    // Inner joins when only one subject is wanted: they drop the other subject's rows for free
-    // and leave the planner free to start from `pods` (e.g. for -n).
-    match (pods, nodes) {
-        (true, false) => sql.push_str(&format!(
-            " p.uid, p.namespace, p.name, p.node, {labels}, NULL, NULL
-             FROM transitions t JOIN pods p ON p.id = t.pod_id",
-        )),
-        (false, true) => sql.push_str(
-            " NULL, NULL, NULL, NULL, NULL, n.uid, n.name
-             FROM transitions t JOIN nodes n ON n.id = t.node_id",
-        ),
-        _ => sql.push_str(&format!(
-            " p.uid, p.namespace, p.name, p.node, {labels}, n.uid, n.name
-             FROM transitions t LEFT JOIN pods p ON p.id = t.pod_id
-             LEFT JOIN nodes n ON n.id = t.node_id",
-        )),
-    }
-    let mut w = Conditions::default();
-    if let Some(pod_id) = filter.pod_id {
-        let p = w.param(Value::Integer(pod_id));
-        w.push(format!("t.pod_id = {p}"));
-    }
-    if !filter.kinds.is_empty() {
-        let list: Vec<String> = filter
-            .kinds
-            .iter()
-            .map(|k| w.param(Value::Integer(k.code())))
-            .collect();
-        w.push(format!("t.kind IN ({})", list.join(", ")));
-    }
-    if !filter.reasons.is_empty() {
-        let list: Vec<String> = filter
-            .reasons
-            .iter()
-            .map(|r| w.param(Value::Text(r.clone())))
-            .collect();
-        w.push(format!("t.reason IN ({})", list.join(", ")));
-    }
-    if let (Some(ns), true) = (&filter.namespace, pods) {
-        let p = w.param(Value::Text(ns.clone()));
-        // `+` keeps the planner off `pods_by_name` when the window is the smaller set.
-        let column = if window_is_narrower(conn, filter, ns)? {
-            "+p.namespace"
-        } else {
-            "p.namespace"
-        };
-        w.push(if nodes {
-            format!("(t.pod_id IS NULL OR {column} = {p})")
-        } else {
-            format!("{column} = {p}")
-        });
-    }
-    if let Some(node) = &filter.node {
-        let p = w.param(Value::Text(node.clone()));
-        w.push(match (pods, nodes) {
-            (true, false) => format!("p.node = {p}"),
-            (false, true) => format!("n.name = {p}"),
-            _ => format!("(p.node = {p} OR n.name = {p})"),
-        });
-    }
-    if let Some(since) = filter.window.since_ms {
-        let p = w.param(Value::Integer(since));
-        w.push(format!("t.at_ms >= {p}"));
-    }
-    if let Some(until) = filter.window.until_ms {
-        let p = w.param(Value::Integer(until));
-        w.push(format!("t.at_ms < {p}"));
-    }
-    let params = w.finish(&mut sql);
-    sql.push_str(" ORDER BY t.at_ms, t.id");
-
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-    let mut count = 0u64;
-    while let Some(row) = rows.next()? {
-        if filter.limit.is_some_and(|limit| count >= limit) {
-            break;
-        }
-        let pod_uid: Option<String> = row.get(12)?;
-        let is_pod = pod_uid.is_some();
-        if is_pod && !filter.selector.is_empty() {
-            let labels: Option<String> = row.get(16)?;
-            if !filter.selector.matches_json(labels.as_deref()) {
-                continue;
-            }
-        }
-        let kind_code: i64 = row.get(0)?;
-        let at_ms: i64 = row.get(1)?;
-        let observed_at_ms: i64 = row.get(2)?;
-        let phase = |i: usize| -> rusqlite::Result<Option<&'static str>> {
-            Ok(row
-                .get::<_, Option<i64>>(i)?
-                .map(|c| Phase::from_code(c).as_str()))
-        };
-        let record = TransitionRecord {
-            subject: if is_pod { "pod" } else { "node" },
-            uid: if is_pod {
-                pod_uid.unwrap_or_default()
-            } else {
-                row.get::<_, Option<String>>(17)?.unwrap_or_default()
-            },
-            namespace: row.get(13)?,
-            pod: row.get(14)?,
-            node: if is_pod { row.get(15)? } else { row.get(18)? },
-            kind: TransitionKind::from_code(kind_code)
-                .map(|k| k.as_str())
-                .unwrap_or("unknown"),
-            at: format_time_ms(at_ms),
-            at_ms,
-            observed_at: format_time_ms(observed_at_ms),
-            observed_at_ms,
-            phase_before: phase(3)?,
-            phase_after: phase(4)?,
-            container: row.get(5)?,
-            reason: row.get(6)?,
-            message: row.get(7)?,
-            exit_code: row.get(8)?,
-            restart_count: row.get(9)?,
-            resource_version: row.get(10)?,
-            inferred: row.get::<_, i64>(11)? != 0,
-        };
-        each(record)?;
-        count += 1;
-    }
-    Ok(count)
-}
-
-/// With both `-n` and a window, SQLite (without statistics) always starts from the namespace:
-/// right for a small namespace over a month, but for "the busiest namespace in the last hour" it
-/// reads and sorts millions of rows to return a thousand. Two capped index counts decide instead:
-/// the rows in the window, and the namespace's pods times a typical ten transitions each.
-fn window_is_narrower(
-    conn: &Connection,
-    filter: &TransitionFilter,
-    namespace: &str,
-) -> Result<bool, QueryError> {
-    const CAP: i64 = 100_000;
-    const TRANSITIONS_PER_POD: i64 = 10;
-    let (since, until) = (filter.window.since_ms, filter.window.until_ms);
-    if since.is_none() && until.is_none() {
-        return Ok(false);
-    }
-    let in_window: i64 = conn.query_row(
-        "SELECT count(*) FROM (SELECT 1 FROM transitions WHERE at_ms >= ?1 AND at_ms < ?2 LIMIT ?3)",
-        rusqlite::params![since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX), CAP],
-        |r| r.get(0),
-    )?;
-    let pods_in_namespace: i64 = conn.query_row(
-        "SELECT count(*) FROM (SELECT 1 FROM pods WHERE namespace = ?1 LIMIT ?2)",
-        rusqlite::params![namespace, CAP / TRANSITIONS_PER_POD],
-        |r| r.get(0),
-    )?;
-    Ok(in_window < pods_in_namespace * TRANSITIONS_PER_POD)
+    reader.snapshot()?.transitions(filter, &mut each)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::time::format_time_ms;
 
     #[test]
     fn kinds_resolve_shared_names_by_subject() {

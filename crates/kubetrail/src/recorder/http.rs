@@ -8,7 +8,6 @@
 //!   figures (memory, CPU, file descriptors) in the Prometheus text format.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,13 +21,13 @@ use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 use super::health::readiness;
 use super::stats::RecorderStats;
 use crate::model::time::now_ms;
-use crate::store::file::file_lengths;
+use crate::store::Location;
 
 /// What the endpoint serves from.
 pub struct Endpoint {
     pub stats: Arc<RecorderStats>,
-    /// The database file; its size (with the WAL) is a metric.
-    pub db: PathBuf,
+    /// The store; its size on this machine's disk (with the WAL) is a metric.
+    pub db: Location,
     /// How far behind the writer, or how long failing the API, before `/readyz` says no.
     pub unready_after: Duration,
 }
@@ -133,8 +132,9 @@ async fn readyz(State(s): State<Arc<Served>>) -> (StatusCode, String) {
 }
 
 async fn metrics(State(s): State<Arc<Served>>) -> impl IntoResponse {
-    let (db_bytes, wal_bytes) = file_lengths(&s.endpoint.db);
-    s.db_bytes.set((db_bytes + wal_bytes) as i64);
+    if let Some(bytes) = s.endpoint.db.bytes_on_disk() {
+        s.db_bytes.set(bytes as i64);
+    }
     s.endpoint.stats.writer.refresh_lag(now_ms());
     evaluate(&s);
     let encoder = TextEncoder::new();

@@ -33,10 +33,10 @@ use super::objects::{Node, Pod};
 use super::resume::{load_left_scope, load_open_state};
 use super::stats::{RecorderStats, Resource};
 use super::stream::{Horizon, ListProgress, ProbeAnswers, Watch, came_back};
-use super::writer::{Budget, WeakWriteSender, WriteMsg, Writer};
+use super::writer::{Budget, WeakWriteSender, WriteMsg, Writer, WriterOptions};
 use crate::model::selector::LabelSelector;
 use crate::model::time::now_ms;
-use crate::store::{Batch, WriteHandle};
+use crate::store::{Batch, Heartbeat, HistoryWriter};
 
 /// What to watch and how often to do periodic work.
 #[derive(Clone, Debug)]
@@ -100,7 +100,8 @@ impl Default for RecorderConfig {
 
 /// Handed back when the recorder stops.
 pub struct RecordOutcome {
-    pub handle: WriteHandle,
+    /// The store, still locked.
+    pub store: Box<dyn HistoryWriter>,
     pub stats: Arc<RecorderStats>,
 }
 
@@ -423,7 +424,7 @@ impl Loop {
     async fn send_committed_marker(&mut self) {
         let started = self.started;
         let stats = self.stats.clone();
-        let job = move |_: &mut rusqlite::Connection| {
+        let job = move |_: &mut dyn HistoryWriter| {
             let ms = started.elapsed().as_millis() as u64;
             stats
                 .initial_committed_ms
@@ -453,9 +454,13 @@ impl Loop {
         let Some(session) = self.session else {
             return;
         };
-        let job = move |conn: &mut rusqlite::Connection| {
-            if let Err(err) = crate::store::sessions::heartbeat(conn, session, now_ms()) {
-                tracing::warn!(error = %err, "cannot record the session's heartbeat");
+        let job = move |store: &mut dyn HistoryWriter| {
+            let hb = Heartbeat {
+                session,
+                at_ms: now_ms(),
+            };
+            if let Err(err) = store.heartbeat(hb) {
+                tracing::warn!(error = %err.detail(), "cannot record the session's heartbeat");
             }
         };
         let _ = self.writer.send(WriteMsg::Maintenance(Box::new(job))).await;
@@ -484,17 +489,17 @@ type WriterHook = Box<dyn FnOnce(WeakWriteSender) + Send>;
 /// A recorder ready to run: `stats()` can be read (by tests, the demo, /metrics) while it runs.
 pub struct Recorder {
     client: Client,
-    handle: WriteHandle,
+    store: Box<dyn HistoryWriter>,
     config: RecorderConfig,
     stats: Arc<RecorderStats>,
     on_writer_started: Option<WriterHook>,
 }
 
 impl Recorder {
-    pub fn new(client: Client, handle: WriteHandle, config: RecorderConfig) -> Self {
+    pub fn new(client: Client, store: Box<dyn HistoryWriter>, config: RecorderConfig) -> Self {
         Recorder {
             client,
-            handle,
+            store,
             config,
             stats: Arc::new(RecorderStats::default()),
             on_writer_started: None,
@@ -517,11 +522,11 @@ impl Recorder {
     }
 
     /// Records until `shutdown` completes, then commits everything received and returns the
-    /// (still locked) database handle.
+    /// (still locked) store.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<RecordOutcome> {
         record(
             self.client,
-            self.handle,
+            self.store,
             self.config,
             self.stats,
             self.on_writer_started,
@@ -533,7 +538,7 @@ impl Recorder {
 
 async fn record(
     client: Client,
-    mut handle: WriteHandle,
+    mut store: Box<dyn HistoryWriter>,
     config: RecorderConfig,
     stats: Arc<RecorderStats>,
     on_writer_started: Option<WriterHook>,
@@ -546,10 +551,11 @@ async fn record(
         None => None,
     };
     let mut cache = Cache::with_selector(selector.clone());
+    let mut read = store.read()?;
     let (pods, nodes) =
-        load_open_state(&handle.conn, config.namespace.as_deref(), selector.as_ref())?;
+        load_open_state(&mut *read, config.namespace.as_deref(), selector.as_ref())?;
     if selector.is_some() {
-        cache.load_left_scope(load_left_scope(&handle.conn, config.namespace.as_deref())?);
+        cache.load_left_scope(load_left_scope(&mut *read, config.namespace.as_deref())?);
     }
     if !pods.is_empty() || !nodes.is_empty() {
         tracing::info!(
@@ -561,14 +567,18 @@ async fn record(
     cache.load(pods, nodes);
     // The previous run followed events until its last commit (its session's heartbeat): the
     // open pods it left were there then.
-    if let Some(last) = crate::store::sessions::read_all(&handle.conn)?.last() {
+    if let Some(last) = read.sessions()?.last() {
         cache.followed_pods_until(last.end_ms());
     }
+    drop(read);
     // The session says from when, and with what scope, the history covers time (query::coverage).
-    let session = handle.start_session(&config.scope(), now_ms())?;
+    let session = store.start_session(&config.scope(), now_ms())?;
     // Channel capacity in batches: enough to ride out a slow commit, small enough to bound memory.
-    let budget = config.max_db_bytes.map(|max_bytes| Budget { max_bytes });
-    let writer = Writer::spawn_with_budget(handle, 16, stats.writer.clone(), budget);
+    let options = WriterOptions {
+        session: Some(session),
+        budget: config.max_db_bytes.map(|max_bytes| Budget { max_bytes }),
+    };
+    let writer = Writer::spawn_with(store, 16, stats.writer.clone(), options);
     if let Some(hook) = on_writer_started {
         hook(writer.weak_sender());
     }
@@ -621,9 +631,13 @@ async fn record(
     state.flush_at_stop().await;
     let finished = state.writer.finish(STOP_COMMIT_GRACE).await;
     // A dead writer's own message (its panic) says more than the loop's.
-    let mut handle = finished?;
-    if let Err(err) = handle.stop_session(now_ms()) {
-        tracing::warn!(error = %err, "cannot record the end of the recording session");
+    let mut store = finished?;
+    let hb = Heartbeat {
+        session,
+        at_ms: now_ms(),
+    };
+    if let Err(err) = store.stop_session(hb) {
+        tracing::warn!(error = %err.detail(), "cannot record the end of the recording session");
     }
     result?;
     let lost = stats.writer.rows_not_committed.get();
@@ -640,7 +654,7 @@ async fn record(
              reconciles them from the API server"
         );
     }
-    Ok(RecordOutcome { handle, stats })
+    Ok(RecordOutcome { store, stats })
 }
 
 /// The event loop proper, until `shutdown` completes or the writer is gone.
@@ -748,9 +762,9 @@ mod tests {
     async fn a_node_change_is_handled_while_the_pods_have_a_backlog() {
         const BACKLOG: usize = 20_000;
         let dir = tempfile::tempdir().unwrap();
-        let handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let handle = crate::store::sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
         let stats = Arc::new(RecorderStats::default());
-        let writer = Writer::spawn(handle, 16, stats.writer.clone());
+        let writer = Writer::spawn(Box::new(handle), 16, stats.writer.clone());
         let mut state = Loop::new(Cache::new(), writer, stats.clone());
         // How many pod events the stream had yielded when the node was in the cache.
         let pods_before_node = Arc::new(AtomicUsize::new(usize::MAX));

@@ -6,10 +6,8 @@
 //! The batch is split by kind in the order `write_batch` writes it (nodes and pods before the
 //! rows that refer to them), then halved until the failing rows stand alone.
 
-use rusqlite::{Connection, params};
-
 use crate::model::time::now_ms;
-use crate::store::Batch;
+use crate::store::{Batch, HistoryWriter, StoreError};
 
 /// The batch split by kind, in write order; empty parts left out.
 pub fn by_kind(mut batch: Batch) -> Vec<(&'static str, Batch)> {
@@ -81,22 +79,20 @@ fn row_text(batch: &Batch) -> String {
 }
 
 /// Keeps a refused row in the quarantine table and says so in the log.
-pub fn keep(conn: &Connection, kind: &str, batch: &Batch, error: &rusqlite::Error) {
+pub fn keep(store: &mut dyn HistoryWriter, kind: &str, batch: &Batch, error: &StoreError) {
     let row = row_text(batch);
+    let error = error.detail();
     tracing::error!(%error, kind, row = %row,
         "the database refused a row; it is kept in the quarantine table and recording goes on");
-    if let Err(e) = conn.execute(
-        "INSERT INTO quarantine (at_ms, kind, error, row) VALUES (?1, ?2, ?3, ?4)",
-        params![now_ms(), kind, error.to_string(), row],
-    ) {
-        tracing::error!(error = %e, "cannot write the refused row to the quarantine table either");
+    if let Err(e) = store.quarantine(kind, &row, &error, now_ms()) {
+        tracing::error!(error = %e.detail(), "cannot write the refused row to the quarantine table either");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::batch::tests::pod_row;
+    use crate::store::sqlite::batch::tests::pod_row;
 
     #[test]
     fn a_batch_splits_by_kind_in_write_order_and_in_halves() {

@@ -5,7 +5,7 @@
 //! event loop waits on `send`, which in turn slows its reading of the watch streams.
 //!
 //! What a failed commit does depends on why it failed:
-//! - transient (busy, disk full, I/O; see [`crate::store::sqlite::error::is_transient`]): retried with backoff,
+//! - transient (busy, disk full, I/O; see [`StoreError::is_transient`]): retried with backoff,
 //!   never dropped, so a full disk stalls the recorder (loudly, and unready) instead of losing
 //!   history, and recording goes on by itself once space comes back;
 //! - anything else: the batch is narrowed down to the rows the database refuses, which go to
@@ -31,20 +31,13 @@ pub use super::stats::WriterStats;
 use crate::model::quantity::format_memory_bytes;
 use crate::model::time::now_ms;
 use crate::retention::periodic::{WriteJob, WriteQueue};
-use crate::store::db::BUSY_TIMEOUT;
-use crate::store::file::{checkpoint_truncate, file_lengths};
-use crate::store::{Batch, BatchStats, WriteHandle, write_batch_in_session};
+use crate::store::{Batch, BatchStats, FileSize, Heartbeat, HistoryWriter, StoreError};
 
 /// Most rows merged into one transaction; bounds commit latency and memory.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
 
 /// The longest wait between two attempts of a commit that fails.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
-
-/// How long one commit waits for another writer's lock (`kubetrail prune`) before it fails and
-/// is retried: shorter than the store's busy timeout, so that a stop is obeyed within seconds
-/// even while the lock is held.
-const COMMIT_BUSY_WAIT: Duration = Duration::from_secs(2);
 
 /// Work for the writer thread.
 pub enum WriteMsg {
@@ -75,10 +68,19 @@ struct Shared {
     give_up_at_ms: AtomicI64,
 }
 
+/// How the writer thread runs, besides its store and queue.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriterOptions {
+    /// The recording session each commit moves the heartbeat of.
+    pub session: Option<i64>,
+    /// Keep the store within this size (see the module doc).
+    pub budget: Option<Budget>,
+}
+
 pub struct Writer {
     sender: mpsc::Sender<WriteMsg>,
     pub stats: Arc<WriterStats>,
-    thread: JoinHandle<WriteHandle>,
+    thread: JoinHandle<Box<dyn HistoryWriter>>,
     shared: Arc<Shared>,
 }
 
@@ -89,16 +91,20 @@ pub struct WriterDied(String);
 
 impl Writer {
     /// Starts the writer thread. `capacity` is the channel's length in messages.
-    pub fn spawn(handle: WriteHandle, capacity: usize, stats: Arc<WriterStats>) -> Writer {
-        Writer::spawn_with_budget(handle, capacity, stats, None)
-    }
-
-    /// The same, keeping the files within `budget` (see the module doc).
-    pub fn spawn_with_budget(
-        handle: WriteHandle,
+    pub fn spawn(
+        store: Box<dyn HistoryWriter>,
         capacity: usize,
         stats: Arc<WriterStats>,
-        budget: Option<Budget>,
+    ) -> Writer {
+        Writer::spawn_with(store, capacity, stats, WriterOptions::default())
+    }
+
+    /// The same, in a recording session and within a budget (see [`WriterOptions`]).
+    pub fn spawn_with(
+        store: Box<dyn HistoryWriter>,
+        capacity: usize,
+        stats: Arc<WriterStats>,
+        options: WriterOptions,
     ) -> Writer {
         let (sender, receiver) = mpsc::channel(capacity);
         let shared = Arc::new(Shared::default());
@@ -111,15 +117,16 @@ impl Writer {
                     // Marks the writer gone however the thread ends, a panic included.
                     let _alive = AliveGuard(&stats);
                     let mut w = ThreadState {
-                        handle,
+                        store,
+                        session: options.session,
                         stats: &stats,
                         shared: &shared,
-                        budget,
+                        budget: options.budget,
                         largest_commit_bytes: 0,
                         gave_up: false,
                     };
                     w.run(receiver);
-                    w.handle
+                    w.store
                 })
                 .expect("spawning a thread only fails when the OS is out of resources")
         };
@@ -171,9 +178,9 @@ impl Writer {
     }
 
     /// Closes the channel, waits until everything sent has been committed, and gives the
-    /// database handle back (still locked). Commits that keep failing are retried for `grace`
-    /// at most; the rows they held are then counted in `rows_not_committed`.
-    pub async fn finish(self, grace: Duration) -> Result<WriteHandle, WriterDied> {
+    /// store back (still locked). Commits that keep failing are retried for `grace` at most;
+    /// the rows they held are then counted in `rows_not_committed`.
+    pub async fn finish(self, grace: Duration) -> Result<Box<dyn HistoryWriter>, WriterDied> {
         let deadline = now_ms() + grace.as_millis() as i64;
         self.shared
             .give_up_at_ms
@@ -280,13 +287,15 @@ async fn send_counted(
 /// Why a commit did not happen.
 enum Failure {
     /// The database refuses these rows for a reason retrying cannot fix.
-    Refused(rusqlite::Error),
+    Refused(StoreError),
     /// Stopping, and the stop's deadline has passed.
     GaveUp,
 }
 
 struct ThreadState<'a> {
-    handle: WriteHandle,
+    store: Box<dyn HistoryWriter>,
+    /// The recording session each commit moves the heartbeat of.
+    session: Option<i64>,
     stats: &'a WriterStats,
     shared: &'a Shared,
     budget: Option<Budget>,
@@ -313,7 +322,7 @@ impl ThreadState<'_> {
             let (mut batch, since) = match first {
                 WriteMsg::Maintenance(job) => {
                     if !self.gave_up {
-                        job(&mut self.handle.conn);
+                        job(&mut *self.store);
                     }
                     continue;
                 }
@@ -361,7 +370,7 @@ impl ThreadState<'_> {
             Ok(done) => self.committed(&done, started),
             Err(Failure::GaveUp) => self.not_committed(batch.len()),
             Err(Failure::Refused(err)) => {
-                tracing::warn!(error = %err, rows = batch.len(),
+                tracing::warn!(error = %err.detail(), rows = batch.len(),
                     "the database refused a batch for a reason retrying cannot fix; committing it in parts to find the rows at fault");
                 for (kind, part) in quarantine::by_kind(batch) {
                     self.isolate(kind, part, started);
@@ -377,7 +386,7 @@ impl ThreadState<'_> {
             Ok(done) => self.committed(&done, started),
             Err(Failure::GaveUp) => self.not_committed(part.len()),
             Err(Failure::Refused(err)) if part.len() <= 1 => {
-                quarantine::keep(&self.handle.conn, kind, &part, &err);
+                quarantine::keep(&mut *self.store, kind, &part, &err);
                 self.stats.quarantined.inc_by(part.len() as u64);
             }
             Err(Failure::Refused(_)) => {
@@ -445,11 +454,12 @@ impl ThreadState<'_> {
                 continue;
             }
             let wal_before = self.wal_len();
-            let _ = self.handle.conn.busy_timeout(COMMIT_BUSY_WAIT);
             // Each commit moves the recording session's heartbeat, in the same transaction.
-            let heartbeat = self.handle.session.map(|id| (id, now_ms()));
-            let result = write_batch_in_session(&mut self.handle.conn, batch, heartbeat);
-            let _ = self.handle.conn.busy_timeout(BUSY_TIMEOUT);
+            let heartbeat = self.session.map(|session| Heartbeat {
+                session,
+                at_ms: now_ms(),
+            });
+            let result = self.store.commit(batch, heartbeat);
             match result {
                 Ok(done) => {
                     self.set_blocked(None);
@@ -458,13 +468,13 @@ impl ThreadState<'_> {
                     self.largest_commit_bytes = grew.max(self.largest_commit_bytes * 7 / 8);
                     return Ok(done);
                 }
-                Err(err) if crate::store::sqlite::error::is_transient(&err) => {
+                Err(err) if err.is_transient() => {
                     self.stats.failed_commits.inc();
-                    self.set_blocked(Some(format!("the last commit failed: {err}")));
+                    self.set_blocked(Some(format!("the last commit failed: {}", err.detail())));
                     if self.giving_up() {
                         return Err(Failure::GaveUp);
                     }
-                    tracing::error!(error = %err, rows = batch.len(), retry_in = ?delay,
+                    tracing::error!(error = %err.detail(), rows = batch.len(), retry_in = ?delay,
                         "cannot commit to the database; keeping the rows and retrying");
                     self.wait(delay);
                     delay = (delay * 2).min(MAX_RETRY_DELAY);
@@ -478,11 +488,16 @@ impl ThreadState<'_> {
     }
 
     /// The write-ahead log's length, measured only under a budget (it sets the margin).
-    fn wal_len(&self) -> u64 {
+    fn wal_len(&mut self) -> u64 {
         match self.budget {
-            Some(_) => file_lengths(&self.handle.path).1,
+            Some(_) => self.space().wal_bytes,
             None => 0,
         }
+    }
+
+    /// The store's size now; zero when it cannot be measured (the budget then never blocks).
+    fn space(&mut self) -> FileSize {
+        self.store.space().ok().flatten().unwrap_or_default()
     }
 
     fn set_blocked(&self, why: Option<String>) {
@@ -500,7 +515,7 @@ impl ThreadState<'_> {
             return None;
         }
         // Copy the log into the file and empty it; fails only while a reader needs the log.
-        match checkpoint_truncate(&self.handle.conn) {
+        match self.store.checkpoint() {
             Ok(true) => None,
             Ok(false) | Err(_) if wal == 0 => None,
             Ok(false) | Err(_) => {
@@ -522,16 +537,9 @@ impl ThreadState<'_> {
     /// The main file's size once every committed page is checkpointed into it (a checkpoint,
     /// even one that a reader stops half-way, grows the file up to the database's page count),
     /// and the log's length now.
-    fn files_at_most(&self) -> (u64, u64) {
-        let (db, wal) = file_lengths(&self.handle.path);
-        let pragma = |name: &str| {
-            self.handle
-                .conn
-                .pragma_query_value(None, name, |r| r.get::<_, i64>(0))
-                .unwrap_or(0)
-                .max(0) as u64
-        };
-        (db.max(pragma("page_count") * pragma("page_size")), wal)
+    fn files_at_most(&mut self) -> (u64, u64) {
+        let s = self.space();
+        (s.db_bytes.max(s.page_count * s.page_size), s.wal_bytes)
     }
 }
 
@@ -548,13 +556,13 @@ mod tests {
     #[tokio::test]
     async fn rows_waiting_behind_maintenance_start_the_lag_clock_and_a_drained_queue_stops_it() {
         let dir = tempfile::tempdir().unwrap();
-        let handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let handle = crate::store::sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
         let stats = Arc::new(WriterStats::default());
-        let writer = Writer::spawn(handle, 4, stats.clone());
+        let writer = Writer::spawn(Box::new(handle), 4, stats.clone());
         // A slow maintenance step holds the writer, as a retention step does.
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let job = move |_: &mut Connection| {
+        let job = move |_: &mut dyn HistoryWriter| {
             started_tx.send(()).unwrap();
             release_rx.recv().unwrap();
         };
@@ -568,7 +576,9 @@ mod tests {
         assert_eq!(pending(&stats), 0, "nothing waits yet");
 
         let mut batch = Batch::default();
-        batch.pods.push(crate::store::batch::tests::pod_row("u1"));
+        batch
+            .pods
+            .push(crate::store::sqlite::batch::tests::pod_row("u1"));
         let since = Instant::now();
         assert!(writer.send(WriteMsg::Rows { batch, since }).await.is_ok());
         let clock = pending(&stats);
@@ -588,7 +598,9 @@ mod tests {
     fn pods(uids: &[&str]) -> Batch {
         let mut batch = Batch::default();
         for uid in uids {
-            batch.pods.push(crate::store::batch::tests::pod_row(uid));
+            batch
+                .pods
+                .push(crate::store::sqlite::batch::tests::pod_row(uid));
         }
         batch
     }
@@ -606,7 +618,7 @@ mod tests {
     async fn a_poison_row_is_quarantined_and_the_rest_of_its_batch_committed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let handle = crate::store::open_for_writing(&path).unwrap();
+        let handle = crate::store::sqlite::open_for_writing(&path).unwrap();
         // A row the database refuses for good, as a constraint would.
         handle
             .conn
@@ -616,7 +628,7 @@ mod tests {
             )
             .unwrap();
         let stats = Arc::new(WriterStats::default());
-        let writer = Writer::spawn(handle, 4, stats.clone());
+        let writer = Writer::spawn(Box::new(handle), 4, stats.clone());
         let mut batch = pods(&["a", "bad", "c", "d"]);
         let mut t = crate::store::TransitionRow::new(
             crate::store::SubjectUid::Pod("bad".into()),
@@ -637,10 +649,10 @@ mod tests {
         );
         // The old writer retried the refused batch forever: this would never return.
         let done = tokio::time::timeout(Duration::from_secs(60), writer.finish(Duration::ZERO));
-        let handle = done.await.expect("the writer finishes").unwrap();
+        let _store = done.await.expect("the writer finishes").unwrap();
         assert_eq!(stored_pods(&path), vec!["a", "c", "d", "e"]);
-        let (kind, error, row): (String, String, String) = handle
-            .conn
+        let (kind, error, row): (String, String, String) = Connection::open(&path)
+            .unwrap()
             .query_row("SELECT kind, error, row FROM quarantine", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
@@ -661,9 +673,9 @@ mod tests {
     async fn a_commit_that_keeps_failing_is_given_up_at_the_stop_deadline_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let handle = crate::store::open_for_writing(&path).unwrap();
+        let handle = crate::store::sqlite::open_for_writing(&path).unwrap();
         let stats = Arc::new(WriterStats::default());
-        let writer = Writer::spawn(handle, 4, stats.clone());
+        let writer = Writer::spawn(Box::new(handle), 4, stats.clone());
         // Another connection holds the write lock: every commit is busy (transient) until the
         // busy timeout, then retried.
         let blocker = Connection::open(&path).unwrap();
@@ -684,10 +696,10 @@ mod tests {
     #[tokio::test]
     async fn a_dead_writer_refuses_rows_and_says_why_it_died() {
         let dir = tempfile::tempdir().unwrap();
-        let handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let handle = crate::store::sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
         let stats = Arc::new(WriterStats::default());
-        let writer = Writer::spawn(handle, 4, stats.clone());
-        let job = |_: &mut Connection| panic!("boom in maintenance");
+        let writer = Writer::spawn(Box::new(handle), 4, stats.clone());
+        let job = |_: &mut dyn HistoryWriter| panic!("boom in maintenance");
         assert!(
             writer
                 .send(WriteMsg::Maintenance(Box::new(job)))

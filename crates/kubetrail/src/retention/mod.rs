@@ -4,12 +4,16 @@
 //! - `policy`: the flags (`--max-age`, `--raw-usage-age`, `--rollup-age`, `--max-db-size`,
 //!   `--retention-interval`) and the validated [`Policy`].
 //! - `bytes`: byte sizes as users type and read them ("2GiB").
-//! - `prune`: deleting ended pods' and deleted nodes' history.
-//! - `rollup`: rolling raw utilisation up into hourly rows, expiring them, reading them back.
-//! - `size`: measuring the file, shrinking it to the budget, handing pages back.
+//! - `prune`: what deleting ended pods' and deleted nodes' history counts.
+//! - `rollup`: what an hourly rollup is, and merging and re-gridding them.
+//! - `size`: which history goes first when the store is over its size budget.
 //! - `pass`: one application of the policy as bounded steps ([`Pass`]).
 //! - `periodic`: running passes inside `record`, on the writer thread.
 //! - `plan`: what a policy would remove, without changing anything (`prune --dry-run`, `stats`).
+//!
+//! The rules live here and run over the store seam (`store::HistoryWriter`): each bounded
+//! DELETE or roll-up transaction, and the file's mechanics (free pages, the log), are the
+//! backend's (`store::sqlite::{retention, rollup, plan}`).
 
 pub mod bytes;
 pub mod pass;
@@ -21,6 +25,7 @@ pub mod rollup;
 pub mod size;
 
 pub use pass::{Pass, PassReport, Step};
-pub use plan::{Plan, plan};
+pub use plan::Plan;
 pub use policy::{Policy, PolicyArgs, RetentionArgs};
-pub use rollup::{ROLLUP_BUCKET_MS, RollupRow, read_rollups};
+pub use prune::PruneCounts;
+pub use rollup::{ROLLUP_BUCKET_MS, RollupProgress, RollupRow};

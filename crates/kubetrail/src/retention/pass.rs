@@ -12,18 +12,13 @@
 
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
-
 use super::bytes::format_size;
 
 use super::policy::Policy;
-use super::prune::{PruneCounts, deleted_nodes_step, ended_pods_step};
-use super::rollup::{RollupProgress, expire_step, roll_up_step};
+use super::prune::PruneCounts;
+use super::rollup::RollupProgress;
 use super::size::{ShrinkStep, shrink_step};
-use crate::store::file::{
-    FileSize, can_give_back, cap_wal_autocheckpoint, checkpoint_truncate, give_back_step, measure,
-    wal_allowance,
-};
+use crate::store::{FileSize, GiveBack, HistoryWriter, StoreError};
 
 /// Rows per transaction: small enough that a recorder waits a few milliseconds, large enough
 /// that a backlog of millions of rows takes seconds, not minutes.
@@ -143,8 +138,8 @@ impl Pass {
     }
 
     /// Runs every step; for callers that own their connection (`kubetrail prune`, tests).
-    pub fn run(mut self, conn: &mut Connection) -> rusqlite::Result<PassReport> {
-        while self.step(conn)? == Step::More {}
+    pub fn run(mut self, store: &mut dyn HistoryWriter) -> Result<PassReport, StoreError> {
+        while self.step(store)? == Step::More {}
         Ok(self.report)
     }
 
@@ -152,19 +147,19 @@ impl Pass {
     /// be writing the same file. SQLite's busy handler polls with growing sleeps, so a writer
     /// that finds the lock taken can miss back-to-back steps for a long time; pausing as long as
     /// each step took gives it room. The pauses stop after [`QUIET_STEPS`] steps in which no
-    /// other connection committed (`PRAGMA data_version`), and resume when one does.
-    pub fn run_sharing(mut self, conn: &mut Connection) -> rusqlite::Result<PassReport> {
-        let data_version = |conn: &Connection| {
-            conn.pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0))
+    /// other connection committed ([`HistoryWriter::foreign_commits`]), and resume when one
+    /// does. A store that cannot tell never pauses.
+    pub fn run_sharing(mut self, store: &mut dyn HistoryWriter) -> Result<PassReport, StoreError> {
+        let Some(mut seen) = store.foreign_commits()? else {
+            return self.run(store);
         };
-        let mut seen = data_version(conn)?;
         let mut quiet_steps = 0;
         loop {
             let started = Instant::now();
-            if self.step(conn)? == Step::Done {
+            if self.step(store)? == Step::Done {
                 return Ok(self.report);
             }
-            let version = data_version(conn)?;
+            let version = store.foreign_commits()?.unwrap_or(seen);
             quiet_steps = if version == seen { quiet_steps + 1 } else { 0 };
             seen = version;
             if quiet_steps < QUIET_STEPS {
@@ -174,9 +169,9 @@ impl Pass {
     }
 
     /// Runs one bounded step.
-    pub fn step(&mut self, conn: &mut Connection) -> rusqlite::Result<Step> {
+    pub fn step(&mut self, store: &mut dyn HistoryWriter) -> Result<Step, StoreError> {
         if self.report.steps == 0 {
-            self.report.before = measure(conn)?;
+            self.report.before = store.space()?.unwrap_or_default();
         }
         self.report.steps += 1;
         let budget = self.row_budget;
@@ -184,7 +179,7 @@ impl Pass {
         match self.phase {
             Phase::RollUp => match self.policy.raw_horizon_ms(now) {
                 Some(horizon) => {
-                    let progress = roll_up_step(conn, horizon, budget)?;
+                    let progress = store.roll_up(horizon, budget)?;
                     self.report.rolled_up.add(&progress);
                     if progress.done {
                         self.phase = Phase::ExpireRollups;
@@ -194,7 +189,7 @@ impl Pass {
             },
             Phase::ExpireRollups => match self.policy.rollup_cutoff_ms(now) {
                 Some(cutoff) => {
-                    let (deleted, done) = expire_step(conn, cutoff, None, budget)?;
+                    let (deleted, done) = store.expire_rollups(cutoff, None, budget)?;
                     self.report.rollups_expired += deleted;
                     if done {
                         self.phase = Phase::EndedPods;
@@ -204,7 +199,7 @@ impl Pass {
             },
             Phase::EndedPods => match self.policy.ended_cutoff_ms(now) {
                 Some(cutoff) => {
-                    let (counts, done) = ended_pods_step(conn, cutoff, budget)?;
+                    let (counts, done) = store.prune_ended_pods(cutoff, budget)?;
                     self.report.aged_out.add(&counts);
                     if done {
                         self.phase = Phase::DeletedNodes;
@@ -214,7 +209,7 @@ impl Pass {
             },
             Phase::DeletedNodes => match self.policy.ended_cutoff_ms(now) {
                 Some(cutoff) => {
-                    let (counts, done) = deleted_nodes_step(conn, cutoff, budget)?;
+                    let (counts, done) = store.prune_deleted_nodes(cutoff, budget)?;
                     self.report.aged_out.add(&counts);
                     if done {
                         self.phase = Phase::Shrink;
@@ -222,18 +217,18 @@ impl Pass {
                 }
                 None => self.phase = Phase::Shrink,
             },
-            Phase::Shrink => self.shrink(conn)?,
-            Phase::GiveBack => {
-                if !can_give_back(conn)? {
-                    self.report.cannot_give_back = measure(conn)?.freelist_pages > 0;
-                    self.phase = Phase::Checkpoint;
-                } else if give_back_step(conn)? {
+            Phase::Shrink => self.shrink(store)?,
+            Phase::GiveBack => match store.give_back_step()? {
+                GiveBack::More => {}
+                GiveBack::Done => self.phase = Phase::Checkpoint,
+                GiveBack::Cannot { holds_free_space } => {
+                    self.report.cannot_give_back = holds_free_space;
                     self.phase = Phase::Checkpoint;
                 }
-            }
+            },
             Phase::Checkpoint => {
-                self.report.checkpoint_busy = !checkpoint_truncate(conn)?;
-                self.report.after = measure(conn)?;
+                self.report.checkpoint_busy = !store.checkpoint()?;
+                self.report.after = store.space()?.unwrap_or_default();
                 self.phase = Phase::Done;
             }
             Phase::Done => {}
@@ -245,7 +240,7 @@ impl Pass {
         })
     }
 
-    fn shrink(&mut self, conn: &mut Connection) -> rusqlite::Result<()> {
+    fn shrink(&mut self, store: &mut dyn HistoryWriter) -> Result<(), StoreError> {
         let Some(budget) = self.policy.max_db_bytes else {
             self.phase = Phase::GiveBack;
             return Ok(());
@@ -253,12 +248,8 @@ impl Pass {
         let (target, hard_target) = match self.target_used_bytes {
             Some(targets) => targets,
             None => {
-                cap_wal_autocheckpoint(conn, budget)?;
-                let hard = budget.saturating_sub(wal_allowance(
-                    conn,
-                    budget,
-                    self.report.before.wal_bytes,
-                )?);
+                let hard = budget
+                    .saturating_sub(store.log_allowance(budget, self.report.before.wal_bytes)?);
                 let growth = self.previous_used_bytes.map_or(0, |previous| {
                     self.report.before.used_bytes().saturating_sub(previous)
                 });
@@ -269,13 +260,13 @@ impl Pass {
                     .insert((hard.saturating_sub(headroom), hard))
             }
         };
-        match shrink_step(conn, target, self.now_ms, self.row_budget)? {
+        match shrink_step(store, target, self.now_ms, self.row_budget)? {
             ShrinkStep::Fits => self.phase = Phase::GiveBack,
             ShrinkStep::Pruned(counts) => self.report.size_pruned.add(&counts),
             ShrinkStep::RolledUp(progress) => self.report.size_rolled_up.add(&progress),
             ShrinkStep::RollupsExpired(n) => self.report.size_rollups_expired += n,
             ShrinkStep::NothingLeft => {
-                let used_bytes = measure(conn)?.used_bytes();
+                let used_bytes = store.space()?.unwrap_or_default().used_bytes();
                 if used_bytes > hard_target {
                     self.report.over_budget = Some(OverBudget {
                         budget_bytes: budget,

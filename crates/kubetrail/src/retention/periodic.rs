@@ -13,16 +13,16 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rusqlite::Connection;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::pass::{Pass, PassReport, Step};
 use super::policy::Policy;
 use crate::model::time::now_ms;
+use crate::store::{HistoryWriter, StoreError};
 
 /// Work for the write connection, run between two commits.
-pub type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
+pub type WriteJob = Box<dyn FnOnce(&mut dyn HistoryWriter) + Send>;
 
 /// Where the steps of a pass run: the recorder's writer thread, behind the rows already queued.
 pub trait WriteQueue: Send + Sync + 'static {
@@ -63,11 +63,11 @@ pub fn spawn(writer: impl WriteQueue, policy: Policy, interval: Duration) -> Joi
 pub async fn run_on_writer(
     writer: &impl WriteQueue,
     mut pass: Pass,
-) -> Option<rusqlite::Result<PassReport>> {
+) -> Option<Result<PassReport, StoreError>> {
     loop {
         let (done_tx, done_rx) = oneshot::channel();
-        let job = Box::new(move |conn: &mut Connection| {
-            let result = pass.step(conn);
+        let job = Box::new(move |store: &mut dyn HistoryWriter| {
+            let result = pass.step(store);
             let _ = done_tx.send((pass, result));
         });
         // The sender is weak, so the writer can shut down while the step waits in its queue.

@@ -2,7 +2,7 @@
 //!
 //! Deleting rows only puts pages on SQLite's freelist; the file keeps its size. The pass then
 //! hands the free pages back and empties the write-ahead log in bounded steps, with the file
-//! mechanics in `store::file` (databases are created with `auto_vacuum = INCREMENTAL`).
+//! mechanics behind `HistoryWriter::give_back_step` and `checkpoint` (databases are created with `auto_vacuum = INCREMENTAL`).
 //!
 //! What goes first when the file is over budget: detail before summaries, oldest first.
 //! 1. Ended history (pods and nodes deleted longest ago) and raw utilisation, interleaved by
@@ -12,17 +12,10 @@
 //! The state of open pods and nodes is never touched. If the budget cannot hold it, the pass
 //! stops with a warning instead.
 
-use rusqlite::{Connection, OptionalExtension};
-
 use super::policy::floor_to_bucket;
-use super::prune::{
-    PruneCounts, deleted_nodes_step, ended_pods_step, oldest_deleted_node_with_history_ms,
-    oldest_ended_pod_ms,
-};
-use super::rollup::{
-    ROLLUP_BUCKET_MS, RollupProgress, expire_step, oldest_rollup_ms, roll_up_step,
-};
-use crate::store::file::measure;
+use super::prune::PruneCounts;
+use super::rollup::{ROLLUP_BUCKET_MS, RollupProgress};
+use crate::store::{Bounds, HistoryWriter, StoreError};
 
 /// The newest rollups the size budget never deletes, counted back from the newest bucket.
 pub const KEEP_NEWEST_ROLLUPS_MS: i64 = 7 * 86_400_000;
@@ -50,25 +43,25 @@ pub enum ShrinkStep {
 /// `row_budget` rows of the oldest history that may go, or says that it fits or that nothing
 /// more may go.
 pub fn shrink_step(
-    conn: &mut Connection,
+    store: &mut dyn HistoryWriter,
     target_used_bytes: u64,
     now_ms: i64,
     row_budget: u64,
-) -> rusqlite::Result<ShrinkStep> {
-    if measure(conn)?.used_bytes() <= target_used_bytes {
-        return Ok(ShrinkStep::Fits);
+) -> Result<ShrinkStep, StoreError> {
+    // A store without a size of its own has no budget to fit.
+    match store.space()? {
+        Some(space) if space.used_bytes() > target_used_bytes => {}
+        _ => return Ok(ShrinkStep::Fits),
     }
     let raw_floor = floor_to_bucket(now_ms - KEEP_RAW_USAGE_MS);
-    let ended_pod = oldest_ended_pod_ms(conn)?;
-    let ended_node = oldest_deleted_node_with_history_ms(conn)?;
-    let raw: Option<i64> = conn
-        .prepare_cached("SELECT min(at_ms) FROM node_usage")?
-        .query_row([], |r| r.get(0))?;
-    let raw = raw.filter(|&at| at < raw_floor);
+    let bounds = store.read()?.bounds()?;
+    let ended_pod = bounds.oldest_ended_pod_ms;
+    let ended_node = bounds.oldest_deleted_node_with_history_ms;
+    let raw = bounds.raw_from_ms.filter(|&at| at < raw_floor);
 
     let oldest = [ended_pod, ended_node, raw].into_iter().flatten().min();
     let Some(oldest) = oldest else {
-        return shrink_rollups(conn, row_budget);
+        return shrink_rollups(store, &bounds, row_budget);
     };
     // The next-oldest candidate of another kind bounds this step, so kinds interleave by age.
     let next_other = |own: Option<i64>| {
@@ -80,18 +73,15 @@ pub fn shrink_step(
     };
     if ended_pod == Some(oldest) {
         let cutoff = next_other(ended_pod).map_or(i64::MAX, |t| t.max(oldest + 1));
-        let (counts, _) = ended_pods_step(conn, cutoff, row_budget)?;
+        let (counts, _) = store.prune_ended_pods(cutoff, row_budget)?;
         return Ok(ShrinkStep::Pruned(counts));
     }
     if ended_node == Some(oldest) {
-        let (counts, _) = deleted_nodes_step(conn, oldest + 1, row_budget)?;
+        let (counts, _) = store.prune_deleted_nodes(oldest + 1, row_budget)?;
         return Ok(ShrinkStep::Pruned(counts));
     }
     // Raw utilisation: roll up about one budget's worth of the globally oldest rows.
-    let nth: Option<i64> = conn
-        .prepare_cached("SELECT at_ms FROM node_usage ORDER BY at_ms LIMIT 1 OFFSET ?1")?
-        .query_row([row_budget as i64], |r| r.get(0))
-        .optional()?;
+    let nth = store.read()?.nth_raw_usage_ms(row_budget)?;
     let mut horizon = nth
         .map_or(raw_floor, floor_to_bucket)
         .max(floor_to_bucket(oldest) + ROLLUP_BUCKET_MS);
@@ -99,14 +89,16 @@ pub fn shrink_step(
         horizon =
             horizon.min(floor_to_bucket(other).max(floor_to_bucket(oldest) + ROLLUP_BUCKET_MS));
     }
-    let progress = roll_up_step(conn, horizon.min(raw_floor), row_budget)?;
+    let progress = store.roll_up(horizon.min(raw_floor), row_budget)?;
     Ok(ShrinkStep::RolledUp(progress))
 }
 
-fn shrink_rollups(conn: &mut Connection, row_budget: u64) -> rusqlite::Result<ShrinkStep> {
-    let newest = super::rollup::rolled_up_until_ms(conn)?;
-    let oldest = oldest_rollup_ms(conn)?;
-    let (Some(newest), Some(oldest)) = (newest, oldest) else {
+fn shrink_rollups(
+    store: &mut dyn HistoryWriter,
+    bounds: &Bounds,
+    row_budget: u64,
+) -> Result<ShrinkStep, StoreError> {
+    let (Some(newest), Some(oldest)) = (bounds.rolled_up_until_ms, bounds.oldest_rollup_ms) else {
         return Ok(ShrinkStep::NothingLeft);
     };
     let keep_from = newest - KEEP_NEWEST_ROLLUPS_MS;
@@ -114,7 +106,7 @@ fn shrink_rollups(conn: &mut Connection, row_budget: u64) -> rusqlite::Result<Sh
         return Ok(ShrinkStep::NothingLeft);
     }
     // A day of the oldest rollups per step; the row budget bounds it further.
-    let (deleted, _) = expire_step(conn, oldest + 86_400_000, Some(keep_from), row_budget)?;
+    let (deleted, _) = store.expire_rollups(oldest + 86_400_000, Some(keep_from), row_budget)?;
     if deleted == 0 {
         return Ok(ShrinkStep::NothingLeft);
     }

@@ -8,11 +8,8 @@
 
 use std::sync::Arc;
 
-use rusqlite::Connection;
-
 use crate::model::time::{format_duration_ms, format_time_ms};
-use crate::store::Session;
-use crate::store::sessions::read_all;
+use crate::store::{Session, Snapshot, StoreError};
 
 /// The most gaps a note lists one by one; the rest are counted.
 const GAPS_LISTED: usize = 5;
@@ -27,8 +24,8 @@ pub struct Coverage {
 
 impl Coverage {
     /// Reads every session (a tiny table).
-    pub fn read(conn: &Connection) -> rusqlite::Result<Coverage> {
-        Ok(Coverage::from_sessions(read_all(conn)?))
+    pub fn read(read: &mut dyn Snapshot) -> Result<Coverage, StoreError> {
+        Ok(Coverage::from_sessions(read.sessions()?))
     }
 
     pub fn from_sessions(sessions: Vec<Session>) -> Coverage {

@@ -98,6 +98,21 @@ impl StoreError {
     /// Whether retrying the same work may succeed (a busy lock, a full disk, an I/O error):
     /// the writer retries those with backoff and quarantines rows for anything else.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Database { transient: true, .. })
+        matches!(
+            self,
+            StoreError::Database {
+                transient: true,
+                ..
+            }
+        )
+    }
+
+    /// What went wrong without naming the database: a database failure's own phrase (as the
+    /// rows kept in quarantine and `/readyz` say it), any other error's whole message.
+    pub fn detail(&self) -> String {
+        match self {
+            StoreError::Database { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        }
     }
 }

@@ -1,7 +1,10 @@
-//! Storage: the SQLite schema (in `migrations/`), opening the file, the row types, and writing
-//! batches of rows in one transaction each; the recording sessions and the covered time they
-//! add up to (`coverage`); the file's own mechanics (`file`: size, free pages, the log).
+//! Storage: the store seam (`api`: the traits every other layer writes and reads the history
+//! through, `Location` and the openers), with what is the same whatever the backend: the row
+//! types (`rows`), errors (`error`), recording sessions and the covered time they add up to
+//! (`sessions`, `coverage`), and sizes (`size`). The one backend so far is SQLite (`sqlite`:
+//! the schema, the statements, the file's mechanics); nothing outside it uses the driver.
 
+pub mod api;
 pub mod coverage;
 pub mod error;
 pub mod rows;
@@ -9,16 +12,15 @@ pub mod sessions;
 pub mod size;
 pub mod sqlite;
 
-// The old paths, until every caller goes through the store seam.
-pub use sqlite::{backup, batch, db, file, labels};
-
-pub use backup::{BackupError, copy_database};
-pub use batch::{BatchStats, write_batch, write_batch_in_session};
+pub use api::{
+    Bounds, GiveBack, Heartbeat, HistoryReader, HistoryWriter, Location, NodeInfo, OpenNode,
+    OpenPod, ReadOptions, Snapshot, Span, StoreStats, WriteMode, check, open_reader, open_writer,
+};
 pub use coverage::Coverage;
 pub use error::StoreError;
-pub use db::{ReadPool, SCHEMA_VERSION, WriteHandle, open_for_writing, open_read_pool};
 pub use rows::{
-    Batch, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, PodResourcesRow, PodRow,
-    SubjectUid, TransitionRow,
+    Batch, BatchStats, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, PodResourcesRow,
+    PodRow, SubjectUid, TransitionRow,
 };
 pub use sessions::{Scope, Session};
+pub use size::FileSize;

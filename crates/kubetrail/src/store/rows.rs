@@ -2,6 +2,8 @@
 //! (milliseconds since the epoch, millicores, bytes). Pods and nodes are referred to by uid; the
 //! writer turns uids into the integer keys the tables use.
 
+use std::collections::BTreeMap;
+
 use crate::model::{Effective, Phase, Resources, TransitionKind};
 
 /// The current summary of one pod incarnation. Sent whenever the recorder's projection of the
@@ -166,4 +168,18 @@ impl Batch {
         self.node_capacity.append(&mut other.node_capacity);
         self.node_usage.append(&mut other.node_usage);
     }
+}
+
+/// What a committed batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    pub rows: usize,
+    /// Transitions that were new.
+    pub transitions_inserted: usize,
+    /// The same, by kind (for `kubetrail_transitions_written_total`).
+    pub inserted_by_kind: BTreeMap<TransitionKind, u64>,
+    /// Transitions already present (replays); not an error.
+    pub transitions_ignored: usize,
+    /// Rows skipped because their pod or node was never written.
+    pub skipped_unknown_subject: usize,
 }

@@ -2,9 +2,6 @@
 //! started, its last commit (the heartbeat), when it stopped cleanly, and its scope. Readers use
 //! them to integrate only over the time the history covers (`query::coverage`).
 
-// Until every caller goes through the store seam.
-pub use super::sqlite::sessions::{heartbeat, read_all, start, stop};
-
 /// What a recorder watched: reports say when node sums were written from only some pods.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Scope {

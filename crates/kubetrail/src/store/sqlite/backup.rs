@@ -70,7 +70,7 @@ pub fn copy_database(src: &Path, dest: &Path) -> Result<u64, BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::open_for_writing;
+    use crate::store::sqlite::open_for_writing;
     use std::os::unix::fs::PermissionsExt;
 
     fn count(path: &Path) -> i64 {

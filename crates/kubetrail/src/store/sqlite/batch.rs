@@ -4,27 +4,13 @@
 //! Idempotency lives here: transitions are `INSERT OR IGNORE` against the unique key
 //! (subject, kind, seq), so a replayed event or a restarted recorder never duplicates a row.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::labels::label_set_id;
+pub use crate::store::rows::BatchStats;
 use crate::store::rows::{Batch, SubjectUid};
-use crate::model::TransitionKind;
-
-/// What a committed batch did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BatchStats {
-    pub rows: usize,
-    /// Transitions that were new.
-    pub transitions_inserted: usize,
-    /// The same, by kind (for `kubetrail_transitions_written_total`).
-    pub inserted_by_kind: BTreeMap<TransitionKind, u64>,
-    /// Transitions already present (replays); not an error.
-    pub transitions_ignored: usize,
-    /// Rows skipped because their pod or node was never written.
-    pub skipped_unknown_subject: usize,
-}
 
 /// uid -> integer key, for the subjects touched by one batch. Not kept across batches: the
 /// recorder must not grow a second copy of its pod cache here.
@@ -312,6 +298,8 @@ pub fn write_batch_in_session(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
     use crate::model::{Effective, Phase, TransitionKind};
     use crate::store::rows::{PodRow, TransitionRow};
 
@@ -339,7 +327,7 @@ pub(crate) mod tests {
     #[test]
     fn replayed_transitions_are_ignored_not_duplicated() {
         let dir = tempfile::tempdir().unwrap();
-        let mut handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let mut handle = crate::store::sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
         let mut batch = Batch::default();
         batch.pods.push(pod_row("u1"));
         batch.transitions.push(TransitionRow::new(
@@ -378,7 +366,7 @@ pub(crate) mod tests {
     #[test]
     fn pods_with_the_same_labels_share_one_label_set() {
         let dir = tempfile::tempdir().unwrap();
-        let mut handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let mut handle = crate::store::sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
         let labelled = |uid: &str, labels: Option<&str>| PodRow {
             labels_json: labels.map(str::to_string),
             ..pod_row(uid)
@@ -412,7 +400,7 @@ pub(crate) mod tests {
     #[test]
     fn rows_for_unknown_subjects_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let mut handle = crate::store::sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
         let mut batch = Batch::default();
         batch.transitions.push(TransitionRow::new(
             SubjectUid::Pod("nobody".into()),

@@ -86,6 +86,9 @@ mod tests {
         assert!(!is_transient(&failure(rusqlite::ffi::SQLITE_CORRUPT)));
         let err = db_error(Path::new("/x.db"), failure(rusqlite::ffi::SQLITE_BUSY));
         assert!(err.is_transient());
-        assert_eq!(err.to_string(), "database /x.db: Error code 5: database is locked");
+        assert_eq!(
+            err.to_string(),
+            "database /x.db: Error code 5: database is locked"
+        );
     }
 }

@@ -67,7 +67,7 @@ mod tests {
     #[test]
     fn a_session_ends_at_its_last_heartbeat_until_it_is_stopped() {
         let dir = tempfile::tempdir().unwrap();
-        let handle = crate::store::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let handle = crate::store::sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
         let scope = Scope {
             namespace: Some("web".into()),
             selector: None,

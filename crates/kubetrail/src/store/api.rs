@@ -1,0 +1,318 @@
+//! The store seam: what the recorder, retention, the reports and the command line need from a
+//! history store, as three object-safe traits, plus where a store lives ([`Location`]) and the
+//! openers that pick the backend.
+//!
+//! - [`HistoryWriter`]: the one write connection (batches, sessions, quarantine, the bounded
+//!   retention steps, and the backend's own mechanics behind backend-neutral names);
+//! - [`HistoryReader`]: hands out read transactions, from any thread;
+//! - [`Snapshot`]: one consistent read transaction, and every read.
+//!
+//! The traits are synchronous: the writer is a `std::thread`, and readers run in
+//! `spawn_blocking` or threads of their own. Callers hold `Box<dyn ...>`, so a second backend
+//! (a PostgreSQL server) is one more [`Location`] variant and one more module beside `sqlite`.
+//! The portable rules (which rows retention removes, how reports filter and integrate) stay
+//! with their callers; only the statements that carry them out are behind the traits.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::error::StoreError;
+use super::rows::{Batch, BatchStats};
+use super::sessions::{Scope, Session};
+use super::size::FileSize;
+use super::sqlite;
+use crate::model::utilisation::{BucketUsage, UsageSample};
+use crate::query::{
+    Incarnation, PodFilter, PodSummary, QueryError, TransitionFilter, TransitionRecord,
+};
+use crate::retention::plan::TableSize;
+use crate::retention::{Plan, Policy, PruneCounts, RollupProgress};
+
+pub type R<T> = Result<T, StoreError>;
+
+/// Where a history store lives. Only SQLite files for now; a server backend adds a variant
+/// (e.g. `Postgres { conninfo, cluster }`) and its arms in the openers below.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+}
+
+impl Location {
+    /// What the store takes on this machine's disk, for `/metrics`: the file and its
+    /// write-ahead log. None for a store without files of its own (a server).
+    pub fn bytes_on_disk(&self) -> Option<u64> {
+        match self {
+            Location::Sqlite(path) => {
+                let (db, wal) = sqlite::file::file_lengths(path);
+                Some(db + wal)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// What a writer is opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// `record`: creates the store if needed, and holds the single-writer lock.
+    Record,
+    /// `prune`: the store must exist, and no lock is taken, so it runs beside a recorder
+    /// (their transactions are serialised by the database).
+    Maintenance,
+}
+
+/// How a reader is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// At most this many snapshots at once (the node report reads on several threads).
+    pub connections: u32,
+    /// Tuned for streaming whole tables (exports) rather than short queries.
+    pub streaming: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            connections: 1,
+            streaming: false,
+        }
+    }
+}
+
+/// A recording session's heartbeat: its covered time reaches `at_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub session: i64,
+    pub at_ms: i64,
+}
+
+/// One step of handing freed space back to the file system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiveBack {
+    /// Some was handed back; there may be more.
+    More,
+    /// Nothing (more) to hand back.
+    Done,
+    /// The store cannot hand space back at all; `holds_free_space` says whether it has some.
+    Cannot { holds_free_space: bool },
+}
+
+/// A node incarnation, as the node report lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: i64,
+    pub uid: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub deleted_ms: Option<i64>,
+}
+
+/// An open pod with its last committed compact state, for a recorder that resumes. The state
+/// and labels stay JSON here: the recorder parses them and applies its selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenPod {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub labels_json: Option<String>,
+    pub state_json: String,
+}
+
+/// An open node with its last committed compact state (JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenNode {
+    pub uid: String,
+    pub state_json: String,
+}
+
+/// Where the history's parts begin and end, for retention's size rule and the node report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bounds {
+    /// The oldest raw usage row.
+    pub raw_from_ms: Option<i64>,
+    pub oldest_rollup_ms: Option<i64>,
+    /// Where the rollups end and raw usage begins.
+    pub rolled_up_until_ms: Option<i64>,
+    pub oldest_ended_pod_ms: Option<i64>,
+    pub oldest_deleted_node_with_history_ms: Option<i64>,
+}
+
+/// A time range of one kind of history, in ms since the epoch.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Span {
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+/// What a store holds, for `kubetrail stats`. Figures a backend does not have are None and
+/// left out of the JSON.
+#[derive(Debug, Serialize)]
+pub struct StoreStats {
+    pub schema_version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_vacuum: Option<&'static str>,
+    pub tables: Vec<TableSize>,
+    pub transitions: Span,
+    pub raw_node_usage: Span,
+    pub node_usage_rollups: Span,
+    pub open_pods: u64,
+    pub ended_pods: u64,
+    pub open_nodes: u64,
+    pub deleted_nodes: u64,
+    /// Rows the recorder's database refused for good (kept in the `quarantine` table).
+    pub quarantined_rows: u64,
+}
+
+/// The write connection. One per store in `record` (the writer thread owns it); `prune` opens
+/// its own in [`WriteMode::Maintenance`]. Each method is one transaction unless it says not.
+pub trait HistoryWriter: Send {
+    /// Reads on the write connection (resuming, sessions, retention's candidates), seeing
+    /// everything committed so far. Not a transaction of its own.
+    fn read(&mut self) -> R<Box<dyn Snapshot + '_>>;
+    /// Writes `batch` in one transaction, moving the session's heartbeat in the same one.
+    /// Replaying a batch inserts nothing twice.
+    fn commit(&mut self, batch: &Batch, heartbeat: Option<Heartbeat>) -> R<BatchStats>;
+    /// Opens a recording session with this scope; returns its id.
+    fn start_session(&mut self, scope: &Scope, now_ms: i64) -> R<i64>;
+    /// Moves a session's covered end forward (never back).
+    fn heartbeat(&mut self, hb: Heartbeat) -> R<()>;
+    /// Ends a session cleanly.
+    fn stop_session(&mut self, hb: Heartbeat) -> R<()>;
+    /// Keeps a row the store refused for good (`row` is its text, `error` why).
+    fn quarantine(&mut self, kind: &str, row: &str, error: &str, at_ms: i64) -> R<()>;
+
+    // Retention: each call removes or rolls up at most about `row_budget` rows, in one short
+    // transaction, and says whether it is done.
+    /// Pods deleted before `cutoff_ms`, with their rows.
+    fn prune_ended_pods(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
+    /// Nodes deleted before `cutoff_ms`: their rows, and the node row once nothing names it.
+    fn prune_deleted_nodes(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
+    /// Replaces raw usage before `horizon_ms` by hourly rollups.
+    fn roll_up(&mut self, horizon_ms: i64, row_budget: u64) -> R<RollupProgress>;
+    /// Removes rollups that end before `cutoff_ms` (none from `keep_from_ms` on).
+    fn expire_rollups(
+        &mut self,
+        cutoff_ms: i64,
+        keep_from_ms: Option<i64>,
+        row_budget: u64,
+    ) -> R<(u64, bool)>;
+
+    // The backend's mechanics, behind neutral names.
+    /// The store's size as the budget counts it; None for a store without a size of its own
+    /// (a database on a shared server), which `--max-db-size` cannot apply to.
+    fn space(&mut self) -> R<Option<FileSize>>;
+    /// Bytes to leave for the backend's log under a `budget` (its length at the pass's start
+    /// was `observed_log_bytes`), after fitting the log's own limit to the budget.
+    fn log_allowance(&mut self, budget: u64, observed_log_bytes: u64) -> R<u64>;
+    /// Empties the log into the store; false when a reader still needs it.
+    fn checkpoint(&mut self) -> R<bool>;
+    /// Hands a bounded amount of freed space back to the file system.
+    fn give_back_step(&mut self) -> R<GiveBack>;
+    /// A counter that moves when another connection commits; None when the backend cannot
+    /// tell (a server), so that sharing never pauses for it.
+    fn foreign_commits(&mut self) -> R<Option<i64>>;
+}
+
+/// Hands out snapshots; shared by the threads of one report.
+pub trait HistoryReader: Send + Sync {
+    /// One consistent read transaction, ended when the snapshot is dropped.
+    fn snapshot(&self) -> R<Box<dyn Snapshot + '_>>;
+    /// How many snapshots can be open at once.
+    fn max_snapshots(&self) -> usize;
+}
+
+/// Every read, inside one transaction (or on the write connection, for [`HistoryWriter::read`]).
+pub trait Snapshot {
+    /// Every recording session, oldest first.
+    fn sessions(&mut self) -> R<Vec<Session>>;
+    /// The transitions `filter` selects, in `(at_ms, id)` order, each handed to `each`; returns
+    /// how many were.
+    fn transitions(
+        &mut self,
+        filter: &TransitionFilter,
+        each: &mut dyn FnMut(TransitionRecord) -> Result<(), QueryError>,
+    ) -> Result<u64, QueryError>;
+    /// The pods `filter` selects, oldest first; an open pod's lifetime ends at `open_until_ms`.
+    fn pods(
+        &mut self,
+        filter: &PodFilter,
+        open_until_ms: i64,
+        each: &mut dyn FnMut(PodSummary) -> Result<(), QueryError>,
+    ) -> Result<u64, QueryError>;
+    /// The pod incarnation with this uid (without transitions).
+    fn pod_by_uid(&mut self, uid: &str) -> R<Option<Incarnation>>;
+    /// The incarnations of `namespace/name`, oldest first (without transitions).
+    fn pods_named(&mut self, namespace: &str, name: &str) -> R<Vec<Incarnation>>;
+    /// The namespaces that have (or had) a pod with this name, sorted.
+    fn namespaces_with(&mut self, pod_name: &str) -> R<Vec<String>>;
+    /// The node incarnations (named `node`, or all) alive in `[since_ms, until_ms)`, by name
+    /// then creation.
+    fn nodes_alive(&mut self, node: Option<&str>, since_ms: i64, until_ms: i64)
+    -> R<Vec<NodeInfo>>;
+    /// One node's raw usage from the row in force at `since_ms` to `until_ms`, in time order.
+    fn node_samples(
+        &mut self,
+        node_id: i64,
+        since_ms: i64,
+        until_ms: i64,
+        each: &mut dyn FnMut(UsageSample),
+    ) -> R<()>;
+    /// One node's rollups overlapping `[since_ms, until_ms)`, in time order.
+    fn node_rollups(
+        &mut self,
+        node: &NodeInfo,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> R<Vec<BucketUsage>>;
+    /// Where the history's parts begin and end (retention's size rule).
+    fn bounds(&mut self) -> R<Bounds>;
+    /// The first usage (raw or rolled up) of any node: where a node report starts by default.
+    fn first_usage_ms(&mut self) -> R<Option<i64>>;
+    /// Where the rollups end and raw usage begins; None when nothing is rolled up.
+    fn rolled_up_until_ms(&mut self) -> R<Option<i64>>;
+    /// The time of the raw usage row `offset` rows after the oldest.
+    fn nth_raw_usage_ms(&mut self, offset: u64) -> R<Option<i64>>;
+    /// Open pods (in `namespace`, or all) that have a compact state, each handed to `each` as
+    /// it is read (a large cluster's states are not all held at once).
+    fn open_pods(&mut self, namespace: Option<&str>, each: &mut dyn FnMut(OpenPod)) -> R<()>;
+    /// Every open node with its compact state, each handed to `each`.
+    fn open_nodes(&mut self, each: &mut dyn FnMut(OpenNode)) -> R<()>;
+    /// Uids of open pods whose latest scope transition is `left_scope`.
+    fn pods_left_scope(&mut self, namespace: Option<&str>) -> R<Vec<String>>;
+    /// What `policy` would remove at `now_ms` (`prune --dry-run`, `stats`).
+    fn plan(&mut self, policy: &Policy, now_ms: i64) -> R<Plan>;
+    fn stats(&mut self) -> R<StoreStats>;
+}
+
+/// Opens the store at `at` for writing.
+pub fn open_writer(at: &Location, mode: WriteMode) -> R<Box<dyn HistoryWriter>> {
+    match at {
+        Location::Sqlite(path) => match mode {
+            WriteMode::Record => Ok(Box::new(sqlite::db::open_for_writing(path)?)),
+            WriteMode::Maintenance => Ok(Box::new(sqlite::db::open_for_maintenance(path)?)),
+        },
+    }
+}
+
+/// Opens the (existing) store at `at` for reading; never creates or changes it.
+pub fn open_reader(at: &Location, opts: ReadOptions) -> R<Box<dyn HistoryReader>> {
+    match at {
+        Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteReader::open(path, opts)?)),
+    }
+}
+
+/// Checks that the store at `at` is sound (SQLite: a budgeted `quick_check`).
+pub fn check(at: &Location) -> R<()> {
+    match at {
+        Location::Sqlite(path) => sqlite::db::check_file(path),
+    }
+}
