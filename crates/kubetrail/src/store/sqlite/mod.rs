@@ -20,6 +20,8 @@ pub mod retention;
 pub mod rollup;
 pub mod sessions;
 pub mod stats;
+#[cfg(test)]
+pub(crate) mod test_backend;
 mod writer;
 
 pub use batch::{write_batch, write_batch_in_session};
