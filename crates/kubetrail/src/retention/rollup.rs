@@ -3,7 +3,7 @@
 //! The statements that make, expire and read them are the store's (`store::sqlite::rollup`).
 //!
 //! Rolling up reuses the integrator that `query nodes` runs on raw rows
-//! ([`NodeIntegrator`]), so a rollup holds exactly what a 1h query over the raw rows would have
+//! (`model::utilisation::NodeIntegrator`), so a rollup holds exactly what a 1h query over the raw rows would have
 //! printed. Before it deletes a node's raw rows older than a point `end`, it writes the value in
 //! force at `end` as a keyframe row at `end`: the step function stays exact from `end` on, and the
 //! rolled-up range (before `end`) and the raw range (from `end`) never overlap.
@@ -16,7 +16,7 @@ use crate::model::utilisation::{BucketUsage, Grid, RatioStat, Stat};
 /// The width of a rollup bucket: an hour, aligned to the hour (UTC).
 pub const ROLLUP_BUCKET_MS: i64 = 3_600_000;
 
-/// One rollup row with its node, as [`read_rollups`] returns it. `usage.start_ms`/`end_ms` are
+/// One rollup row with its node, as `store::sqlite::rollup::read_rollups` returns it. `usage.start_ms`/`end_ms` are
 /// the bucket's bounds and `usage.present_ms` is the time the node was covered in it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RollupRow {

@@ -60,8 +60,10 @@ pub fn pool_error(path: &Path, err: r2d2::Error) -> StoreError {
     }
 }
 
-/// Query code still runs SQL of its own (until it moves here): its errors name no file, and
-/// read as "reading the database: ..." as before.
+/// The reports' statements (`reports`) hand rows to callbacks that fail with a [`QueryError`];
+/// their own failures read "reading the database: ..." (no file named, as before the seam).
+///
+/// [`QueryError`]: crate::query::QueryError
 impl From<rusqlite::Error> for crate::query::QueryError {
     fn from(err: rusqlite::Error) -> Self {
         crate::query::QueryError::Database(StoreError::Database {
