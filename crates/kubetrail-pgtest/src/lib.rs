@@ -1,0 +1,270 @@
+//! A throwaway PostgreSQL server for tests: the real server from the machine's PostgreSQL
+//! package (Debian's `postgresql-15`: `initdb` and `postgres` under `/usr/lib/postgresql/*/bin`),
+//! initialised in a temporary directory and reached over a Unix socket inside it, so that test
+//! binaries running at the same time never fight over a TCP port.
+//!
+//! One server per test process ([`PgServer::shared`]) and one fresh database per test
+//! ([`PgServer::fresh_database`]), so tests stay independent without paying for an `initdb`
+//! each (about a second).
+//!
+//! Teardown needs no destructor (a `static` is never dropped): the server runs under a small
+//! shell that waits on a pipe whose other end this process holds. However the process ends
+//! (passing, panicking, aborted), the pipe closes, the shell stops the server and removes the
+//! directory.
+//!
+//! The binaries: `$KUBETRAIL_PG_BINDIR`, else the newest `/usr/lib/postgresql/*/bin` that has
+//! `initdb`. PostgreSQL refuses to run as root, so as root (CI) the server runs as the
+//! package's `postgres` user, through `runuser`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The port only names the socket file (`.s.PGSQL.5432`): no TCP listener is opened.
+const PORT: u16 = 5432;
+/// The superuser `initdb` creates.
+const SUPERUSER: &str = "postgres";
+
+/// A running server. Dropping it is never needed; see the module doc.
+pub struct PgServer {
+    socket_dir: PathBuf,
+    /// Held open for the life of the process: its closing stops the server.
+    _stop: ChildStdin,
+    databases: AtomicU32,
+}
+
+impl PgServer {
+    /// The server of this test process, started on first use. Panics with the reason (and the
+    /// server's own output) when it cannot start: a test that needs PostgreSQL must not pass
+    /// without it.
+    pub fn shared() -> &'static PgServer {
+        static SERVER: OnceLock<PgServer> = OnceLock::new();
+        SERVER.get_or_init(|| match PgServer::start() {
+            Ok(server) => server,
+            Err(why) => panic!("cannot start a PostgreSQL server for the tests: {why}"),
+        })
+    }
+
+    /// Creates an empty database and returns a libpq connection string for it.
+    pub fn fresh_database(&self) -> String {
+        let n = self.databases.fetch_add(1, Ordering::Relaxed);
+        let name = format!("kt_{}_{n}", std::process::id());
+        let mut admin = postgres::Client::connect(&self.conninfo("postgres"), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connecting to the test server: {e}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        self.conninfo(&name)
+    }
+
+    /// A `postgres://` URL for the database, as a user would pass it to `--db`.
+    pub fn url(&self, conninfo: &str) -> String {
+        let db = conninfo
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("dbname="))
+            .unwrap_or("postgres");
+        // A Unix socket directory goes in the `host` query parameter, percent-encoded.
+        let host: String = self
+            .socket_dir
+            .to_string_lossy()
+            .bytes()
+            .map(|b| match b {
+                b'/' => "%2F".to_string(),
+                b => (b as char).to_string(),
+            })
+            .collect();
+        format!("postgres://{SUPERUSER}@{host}:{PORT}/{db}")
+    }
+
+    /// The key=value connection string of a database on this server.
+    pub fn conninfo(&self, database: &str) -> String {
+        format!(
+            "host={} port={PORT} user={SUPERUSER} dbname={database}",
+            self.socket_dir.display()
+        )
+    }
+
+    /// The directory that holds the server's socket (libpq's `host` for a Unix socket).
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    fn start() -> Result<PgServer, String> {
+        let bindir = find_bindir()?;
+        // Under /tmp, not a long target path: a socket path is limited to 107 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("kt-pg-")
+            .tempdir_in("/tmp")
+            .map_err(|e| format!("creating a temporary directory: {e}"))?
+            // The shell below removes it when the server stops.
+            .keep();
+        let as_root = is_root();
+        if as_root {
+            run(Command::new("chown").args(["-R", SUPERUSER]).arg(&dir))?;
+        }
+        let data = dir.join("data");
+        let mut initdb = command(as_root, &bindir.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8"])
+            .args(["--no-locale", "--no-sync"]);
+        run(&mut initdb)?;
+
+        // The shell starts the server, then waits for its stdin to close, then stops the
+        // server quickly and removes the directory. Durability is off: test data is thrown
+        // away, and fsync would make every commit wait for the disk.
+        let script = r#"
+            "$0/postgres" -D "$1/data" -k "$1" -p "$2" -c listen_addresses= \
+                -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+                -c max_connections=200 >"$1/server.log" 2>&1 &
+            pid=$!
+            read -r _
+            kill -INT "$pid"
+            wait "$pid"
+            rm -rf "$1"
+        "#;
+        let mut shell = command(as_root, Path::new("sh"));
+        shell
+            .arg("-c")
+            .arg(script)
+            .arg(&bindir)
+            .arg(&dir)
+            .arg(PORT.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child: Child = shell
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bindir.join("postgres").display()))?;
+        let stop = child.stdin.take().expect("stdin is piped");
+        // Reap the shell in the background, so that it never lingers as a zombie.
+        std::thread::spawn(move || child.wait());
+
+        let server = PgServer {
+            socket_dir: dir.clone(),
+            _stop: stop,
+            databases: AtomicU32::new(0),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match postgres::Client::connect(&server.conninfo("postgres"), postgres::NoTls) {
+                Ok(_) => return Ok(server),
+                Err(e) if Instant::now() > deadline => {
+                    let mut log = String::new();
+                    if let Ok(mut f) = std::fs::File::open(dir.join("server.log")) {
+                        let _ = f.read_to_string(&mut log);
+                    }
+                    return Err(format!(
+                        "the server in {} did not accept connections within 30 s ({e}); \
+                         its log:\n{log}",
+                        dir.display()
+                    ));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// `$KUBETRAIL_PG_BINDIR`, else the newest installed major version that has `initdb`.
+fn find_bindir() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("KUBETRAIL_PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        return if dir.join("initdb").is_file() {
+            Ok(dir)
+        } else {
+            Err(format!("KUBETRAIL_PG_BINDIR={} has no initdb", dir.display()))
+        };
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let major = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((major, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).ok_or_else(|| {
+        "no PostgreSQL server is installed (no /usr/lib/postgresql/*/bin/initdb); install \
+         Debian's postgresql package, or set KUBETRAIL_PG_BINDIR"
+            .to_string()
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `program`, run as the `postgres` user when this process is root.
+fn command(as_root: bool, program: &Path) -> Command {
+    if as_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", SUPERUSER, "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("running {:?}: {e}", cmd.get_program()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} failed ({}): {}{}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_fresh_databases_are_separate() {
+        let server = PgServer::shared();
+        let a = server.fresh_database();
+        let b = server.fresh_database();
+        let mut ca = postgres::Client::connect(&a, postgres::NoTls).unwrap();
+        ca.batch_execute("CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+            .unwrap();
+        let mut cb = postgres::Client::connect(&b, postgres::NoTls).unwrap();
+        let err = cb.batch_execute("SELECT x FROM t").unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(&postgres::error::SqlState::UNDEFINED_TABLE),
+            "{err}"
+        );
+        let one: i32 = ca.query_one("SELECT x FROM t", &[]).unwrap().get(0);
+        assert_eq!(one, 1);
+    }
+
+    #[test]
+    fn the_url_form_reaches_the_same_database() {
+        let server = PgServer::shared();
+        let conninfo = server.fresh_database();
+        let url = server.url(&conninfo);
+        assert!(url.starts_with("postgres://postgres@%2Ftmp%2Fkt-pg-"), "{url}");
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let db: String = c.query_one("SELECT current_database()", &[]).unwrap().get(0);
+        assert!(conninfo.ends_with(&format!("dbname={db}")), "{db} vs {conninfo}");
+    }
+}
