@@ -9,6 +9,8 @@ pub mod api;
 mod conformance;
 pub mod coverage;
 pub mod error;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod rows;
 pub mod sessions;
 pub mod size;

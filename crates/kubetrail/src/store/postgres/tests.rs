@@ -1,0 +1,157 @@
+//! The PostgreSQL writer against a real server (kubetrail-pgtest): what SQLite's writer tests
+//! check, plus what only a shared server has (clusters, the recorder lock, partitions).
+
+use kubetrail_pgtest::PgServer;
+use postgres::config::Config;
+
+use super::*;
+use crate::model::{Phase, TransitionKind};
+use crate::store::batch::tests::pod_row;
+use crate::store::rows::{NodeUsageRow, SubjectUid, TransitionRow};
+
+fn fresh() -> Config {
+    PgServer::shared().fresh_database().parse().unwrap()
+}
+
+fn created(uid: &str, at_ms: i64) -> TransitionRow {
+    TransitionRow::new(SubjectUid::Pod(uid.into()), TransitionKind::Created, at_ms, at_ms)
+}
+
+fn count(w: &mut PgWriter, sql: &str) -> i64 {
+    w.with(|c, _| Ok(c.query_one(sql, &[])?.get::<_, i64>(0)))
+        .unwrap()
+}
+
+#[test]
+fn a_replayed_batch_inserts_nothing_twice() {
+    let mut w = PgWriter::open(fresh(), "east", true).unwrap();
+    let batch = Batch {
+        pods: vec![pod_row("a")],
+        transitions: vec![created("a", 1_000)],
+        ..Default::default()
+    };
+    let first = w.commit(&batch, None).unwrap();
+    assert_eq!((first.transitions_inserted, first.transitions_ignored), (1, 0));
+    assert_eq!(first.inserted_by_kind.get(&TransitionKind::Created), Some(&1));
+    let again = w.commit(&batch, None).unwrap();
+    assert_eq!((again.transitions_inserted, again.transitions_ignored), (0, 1));
+    assert_eq!(count(&mut w, "SELECT count(*) FROM transitions"), 1);
+    assert_eq!(count(&mut w, "SELECT count(*) FROM pods"), 1);
+}
+
+#[test]
+fn rows_for_an_unknown_subject_are_skipped_and_counted() {
+    let mut w = PgWriter::open(fresh(), "east", true).unwrap();
+    let batch = Batch {
+        transitions: vec![created("ghost", 1_000)],
+        node_usage: vec![NodeUsageRow {
+            node_uid: "no-such-node".into(),
+            at_ms: 1_000,
+            requested: Default::default(),
+            limits: Default::default(),
+            pod_count: 0,
+            allocatable: Default::default(),
+            keyframe: true,
+        }],
+        ..Default::default()
+    };
+    let stats = w.commit(&batch, None).unwrap();
+    assert_eq!(stats.skipped_unknown_subject, 2);
+    assert_eq!(count(&mut w, "SELECT count(*) FROM transitions"), 0);
+}
+
+#[test]
+fn the_same_uid_twice_in_a_batch_keeps_the_last_row_and_the_last_labels() {
+    let mut w = PgWriter::open(fresh(), "east", true).unwrap();
+    let mut first = pod_row("a");
+    first.labels_json = Some(r#"{"app":"web"}"#.into());
+    let mut second = pod_row("a");
+    second.phase = Phase::Running;
+    second.created_at_ms = 9_999; // a creation time never moves
+    let batch = Batch {
+        pods: vec![first, second],
+        ..Default::default()
+    };
+    w.commit(&batch, None).unwrap();
+    let (phase, created, labels) = w
+        .with(|c, _| {
+            let r = c.query_one(
+                "SELECT p.phase, p.created_at_ms, s.labels FROM pods p
+                 JOIN label_sets s ON s.id = p.label_set_id",
+                &[],
+            )?;
+            Ok((r.get::<_, i16>(0), r.get::<_, i64>(1), r.get::<_, String>(2)))
+        })
+        .unwrap();
+    assert_eq!(i64::from(phase), Phase::Running.code());
+    assert_eq!(created, 1_000);
+    assert_eq!(labels, r#"{"app":"web"}"#);
+}
+
+#[test]
+fn two_clusters_keep_their_own_rows_of_the_same_uid() {
+    let config = fresh();
+    let mut east = PgWriter::open(config.clone(), "east", true).unwrap();
+    let mut west = PgWriter::open(config, "west", true).unwrap();
+    let batch = Batch {
+        pods: vec![pod_row("same-uid")],
+        transitions: vec![created("same-uid", 1_000)],
+        ..Default::default()
+    };
+    assert_eq!(east.commit(&batch, None).unwrap().transitions_inserted, 1);
+    assert_eq!(west.commit(&batch, None).unwrap().transitions_inserted, 1);
+    assert_ne!(east.cluster_id(), west.cluster_id());
+    let per_cluster: Vec<(String, i64)> = east
+        .with(|c, _| {
+            Ok(c.query(
+                "SELECT c.name, count(*) FROM transitions t JOIN clusters c ON c.id = t.cluster_id
+                 GROUP BY c.name ORDER BY c.name",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+        })
+        .unwrap();
+    assert_eq!(per_cluster, vec![("east".into(), 1), ("west".into(), 1)]);
+}
+
+#[test]
+fn a_second_recorder_of_one_cluster_is_refused_but_maintenance_is_not() {
+    let config = fresh();
+    let _first = PgWriter::open(config.clone(), "east", true).unwrap();
+    let err = PgWriter::open(config.clone(), "east", true).err().unwrap();
+    assert!(matches!(err, PgError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("already recording cluster east"), "{err}");
+    PgWriter::open(config.clone(), "west", true).expect("another cluster is not blocked");
+    PgWriter::open(config, "east", false).expect("prune does not take the recorder lock");
+}
+
+#[test]
+fn each_month_of_creation_gets_its_own_partition() {
+    let mut w = PgWriter::open(fresh(), "east", true).unwrap();
+    // 2026-11-15 and 2026-12-15 (UTC).
+    let (nov, dec) = (1_794_700_800_000_i64, 1_797_292_800_000_i64);
+    let mut a = pod_row("a");
+    a.created_at_ms = nov;
+    let mut b = pod_row("b");
+    b.created_at_ms = dec;
+    let batch = Batch {
+        pods: vec![a, b],
+        transitions: vec![created("a", nov), created("b", dec)],
+        ..Default::default()
+    };
+    w.commit(&batch, None).unwrap();
+    assert_eq!(count(&mut w, "SELECT count(*) FROM transitions_y2026m11"), 1);
+    assert_eq!(count(&mut w, "SELECT count(*) FROM transitions_y2026m12"), 1);
+}
+
+#[test]
+fn an_unreachable_server_is_a_transient_error_that_names_it() {
+    let config: Config = "host=/nonexistent port=5432 user=x dbname=y connect_timeout=1"
+        .parse()
+        .unwrap();
+    let err = PgWriter::open(config, "east", true).err().unwrap();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("postgres://x@/nonexistent:5432/y"), "{err}");
+}
