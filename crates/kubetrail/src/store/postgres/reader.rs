@@ -1,0 +1,283 @@
+//! Reading a PostgreSQL store through the seam: [`PgReader`] (a pool of connections) hands
+//! out [`PgSnapshot`]s, each one `REPEATABLE READ, READ ONLY` transaction, over the clusters
+//! the reader was opened for; the writer's reads use a snapshot on its own connection.
+
+use std::ops::{Deref, DerefMut};
+
+use postgres::config::Config;
+use postgres::{Client, NoTls};
+use r2d2::PooledConnection;
+use r2d2_postgres::PostgresConnectionManager;
+
+use super::{reports, retention, sessions};
+use crate::model::utilisation::{BucketUsage, UsageSample};
+use crate::query::{
+    Incarnation, PodFilter, PodSummary, QueryError, TransitionFilter, TransitionRecord,
+};
+use crate::retention::{Plan, Policy};
+use crate::store::api::{
+    Bounds, HistoryReader, NodeInfo, OpenNode, OpenPod, R, ReadOptions, Snapshot, StoreStats,
+};
+use crate::store::{Session, StoreError};
+
+type Manager = PostgresConnectionManager<NoTls>;
+
+/// The read side of a PostgreSQL store.
+pub struct PgReader {
+    pool: r2d2::Pool<Manager>,
+    target: String,
+    clusters: Vec<i32>,
+}
+
+/// Which clusters a reader reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ClusterChoice {
+    /// Every cluster in the database.
+    #[default]
+    All,
+    /// These, by name; an unknown name is an error.
+    Named(Vec<String>),
+}
+
+impl PgReader {
+    pub fn open(config: Config, clusters: &ClusterChoice, opts: ReadOptions) -> R<PgReader> {
+        let target = super::config::describe(&config);
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(opts.connections.max(1))
+            // The first connection is made now, so a wrong URL fails here, once, clearly.
+            .min_idle(Some(1))
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| StoreError::Database {
+                target: target.clone(),
+                detail: format!("cannot connect: {e}"),
+                transient: true,
+            })?;
+        let mut reader = PgReader {
+            pool,
+            target,
+            clusters: Vec::new(),
+        };
+        let mut conn = reader.get()?;
+        let ids = resolve_clusters(&mut conn, clusters).map_err(|e| reader.error(e))?;
+        drop(conn);
+        reader.clusters = ids.map_err(|unknown| StoreError::Usage(unknown))?;
+        Ok(reader)
+    }
+
+    fn get(&self) -> R<PooledConnection<Manager>> {
+        self.pool.get().map_err(|e| StoreError::Database {
+            target: self.target.clone(),
+            detail: format!("cannot open a read connection: {e}"),
+            transient: true,
+        })
+    }
+
+    fn error(&self, err: postgres::Error) -> StoreError {
+        let (detail, transient) = super::describe(&err);
+        StoreError::Database {
+            target: self.target.clone(),
+            detail,
+            transient,
+        }
+    }
+}
+
+/// The ids of the chosen clusters; Err(message) when a named one is not in the database.
+fn resolve_clusters(
+    client: &mut Client,
+    choice: &ClusterChoice,
+) -> Result<Result<Vec<i32>, String>, postgres::Error> {
+    let known: Vec<(i32, String)> = client
+        .query("SELECT id, name FROM clusters ORDER BY name", &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(match choice {
+        ClusterChoice::All => Ok(known.iter().map(|(id, _)| *id).collect()),
+        ClusterChoice::Named(names) => names
+            .iter()
+            .map(|name| {
+                known.iter().find(|(_, n)| n == name).map(|(id, _)| *id).ok_or_else(|| {
+                    let names: Vec<&str> = known.iter().map(|(_, n)| n.as_str()).collect();
+                    format!(
+                        "no cluster named {name:?} in this database (it has: {})",
+                        if names.is_empty() { "none yet".to_string() } else { names.join(", ") }
+                    )
+                })
+            })
+            .collect(),
+    })
+}
+
+impl HistoryReader for PgReader {
+    fn snapshot(&self) -> R<Box<dyn Snapshot + '_>> {
+        let mut conn = self.get()?;
+        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .map_err(|e| self.error(e))?;
+        Ok(Box::new(PgSnapshot {
+            conn: Conn::Pooled(conn),
+            target: self.target.clone(),
+            clusters: self.clusters.clone(),
+            in_transaction: true,
+        }))
+    }
+
+    fn max_snapshots(&self) -> usize {
+        self.pool.max_size() as usize
+    }
+}
+
+enum Conn<'a> {
+    Pooled(PooledConnection<Manager>),
+    Borrowed(&'a mut Client),
+}
+
+impl Deref for Conn<'_> {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Borrowed(c) => c,
+        }
+    }
+}
+
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Borrowed(c) => c,
+        }
+    }
+}
+
+/// Reads on one connection, over some clusters.
+pub struct PgSnapshot<'a> {
+    conn: Conn<'a>,
+    target: String,
+    clusters: Vec<i32>,
+    in_transaction: bool,
+}
+
+impl<'a> PgSnapshot<'a> {
+    /// Reads on the writer's connection as it is, for its own cluster.
+    pub fn borrowed(client: &'a mut Client, target: String, cluster: i32) -> PgSnapshot<'a> {
+        PgSnapshot {
+            conn: Conn::Borrowed(client),
+            target,
+            clusters: vec![cluster],
+            in_transaction: false,
+        }
+    }
+
+    fn run<T>(&mut self, read: impl FnOnce(&mut Client, &[i32]) -> Result<T, postgres::Error>) -> R<T> {
+        read(&mut self.conn, &self.clusters).map_err(|e| {
+            let (detail, transient) = super::describe(&e);
+            StoreError::Database {
+                target: self.target.clone(),
+                detail,
+                transient,
+            }
+        })
+    }
+}
+
+impl Drop for PgSnapshot<'_> {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            let _ = self.conn.batch_execute("ROLLBACK");
+        }
+    }
+}
+
+impl Snapshot for PgSnapshot<'_> {
+    fn sessions(&mut self) -> R<Vec<Session>> {
+        self.run(|c, clusters| sessions::read_all(c, clusters))
+    }
+
+    fn transitions(
+        &mut self,
+        filter: &TransitionFilter,
+        each: &mut dyn FnMut(TransitionRecord) -> Result<(), QueryError>,
+    ) -> Result<u64, QueryError> {
+        reports::transitions(&mut self.conn, &self.clusters, filter, each)
+    }
+
+    fn pods(
+        &mut self,
+        filter: &PodFilter,
+        open_until_ms: i64,
+        each: &mut dyn FnMut(PodSummary) -> Result<(), QueryError>,
+    ) -> Result<u64, QueryError> {
+        reports::pods(&mut self.conn, &self.clusters, filter, open_until_ms, each)
+    }
+
+    fn pod_by_uid(&mut self, uid: &str) -> R<Option<Incarnation>> {
+        self.run(|c, clusters| reports::pod_by_uid(c, clusters, uid))
+    }
+
+    fn pods_named(&mut self, namespace: &str, name: &str) -> R<Vec<Incarnation>> {
+        self.run(|c, clusters| reports::pods_named(c, clusters, namespace, name))
+    }
+
+    fn namespaces_with(&mut self, pod_name: &str) -> R<Vec<String>> {
+        self.run(|c, clusters| reports::namespaces_with(c, clusters, pod_name))
+    }
+
+    fn nodes_alive(&mut self, node: Option<&str>, since_ms: i64, until_ms: i64) -> R<Vec<NodeInfo>> {
+        self.run(|c, clusters| reports::nodes_alive(c, clusters, node, since_ms, until_ms))
+    }
+
+    fn node_samples(
+        &mut self,
+        node_id: i64,
+        since_ms: i64,
+        until_ms: i64,
+        each: &mut dyn FnMut(UsageSample),
+    ) -> R<()> {
+        self.run(|c, _| reports::node_samples(c, node_id, since_ms, until_ms, each))
+    }
+
+    fn node_rollups(&mut self, node: &NodeInfo, since_ms: i64, until_ms: i64) -> R<Vec<BucketUsage>> {
+        self.run(|c, _| reports::node_rollups(c, node, since_ms, until_ms))
+    }
+
+    fn bounds(&mut self) -> R<Bounds> {
+        self.run(|c, clusters| retention::bounds(c, clusters))
+    }
+
+    fn first_usage_ms(&mut self) -> R<Option<i64>> {
+        self.run(|c, clusters| reports::first_usage_ms(c, clusters))
+    }
+
+    fn rolled_up_until_ms(&mut self) -> R<Option<i64>> {
+        self.run(|c, clusters| retention::rolled_up_until_ms(c, clusters))
+    }
+
+    fn nth_raw_usage_ms(&mut self, offset: u64) -> R<Option<i64>> {
+        self.run(|c, clusters| retention::nth_raw_usage_ms(c, clusters, offset))
+    }
+
+    fn open_pods(&mut self, namespace: Option<&str>) -> R<Vec<OpenPod>> {
+        self.run(|c, clusters| reports::open_pods(c, clusters, namespace))
+    }
+
+    fn open_nodes(&mut self) -> R<Vec<OpenNode>> {
+        self.run(|c, clusters| reports::open_nodes(c, clusters))
+    }
+
+    fn pods_left_scope(&mut self, namespace: Option<&str>) -> R<Vec<String>> {
+        self.run(|c, clusters| reports::pods_left_scope(c, clusters, namespace))
+    }
+
+    fn plan(&mut self, policy: &Policy, now_ms: i64) -> R<Plan> {
+        self.run(|c, clusters| retention::plan(c, clusters, policy, now_ms))
+    }
+
+    fn stats(&mut self) -> R<StoreStats> {
+        self.run(|c, clusters| retention::stats(c, clusters))
+    }
+}

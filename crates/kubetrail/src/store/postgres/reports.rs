@@ -1,0 +1,570 @@
+//! The reports' reads in PostgreSQL: the same results as SQLite's (`store::sqlite::reports`),
+//! over the clusters a reader was opened for. `query` keeps the filters and the logic; this
+//! module turns a filter into one SELECT (every value a numbered parameter, never spliced into
+//! the SQL) and rows into records.
+
+use postgres::types::ToSql;
+use postgres::{Client, Row};
+
+use crate::model::time::format_time_ms;
+use crate::model::utilisation::{BucketUsage, RatioStat, Stat, UsageSample};
+use crate::model::{Phase, Resources, TransitionKind};
+use crate::query::{
+    Incarnation, PodFilter, PodSummary, QueryError, TransitionFilter, TransitionRecord,
+};
+use crate::store::api::{NodeInfo, OpenNode, OpenPod};
+
+/// Conditions joined with AND, each value bound as a numbered parameter (`$N`). The first
+/// parameter is always the clusters read.
+struct Conditions {
+    conditions: Vec<String>,
+    params: Vec<Box<dyn ToSql + Sync>>,
+}
+
+impl Conditions {
+    /// Starts with `{alias}.cluster_id = ANY($1)`.
+    fn for_clusters(alias: &str, clusters: &[i32]) -> Conditions {
+        Conditions {
+            conditions: vec![format!("{alias}.cluster_id = ANY($1)")],
+            params: vec![Box::new(clusters.to_vec())],
+        }
+    }
+
+    fn param(&mut self, value: impl ToSql + Sync + 'static) -> String {
+        self.params.push(Box::new(value));
+        format!("${}", self.params.len())
+    }
+
+    fn push(&mut self, condition: String) {
+        self.conditions.push(condition);
+    }
+
+    fn finish(&self, sql: &mut String) -> Vec<&(dyn ToSql + Sync)> {
+        sql.push_str(" WHERE ");
+        sql.push_str(&self.conditions.join(" AND "));
+        self.params.iter().map(|p| p.as_ref()).collect()
+    }
+}
+
+fn phase_name(code: Option<i16>) -> Option<&'static str> {
+    code.map(|c| Phase::from_code(i64::from(c)).as_str())
+}
+
+/// Streams the rows of `sql` (a portal, fetched in pages, so an export of millions of rows
+/// never holds them all), stopping early when `each` says so.
+fn stream(
+    client: &mut Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    mut each: impl FnMut(&Row) -> Result<bool, QueryError>,
+) -> Result<(), QueryError> {
+    const PAGE: i32 = 5_000;
+    let mut tx = client.transaction().map_err(db)?;
+    let portal = tx.bind(sql, params).map_err(db)?;
+    loop {
+        let rows = tx.query_portal(&portal, PAGE).map_err(db)?;
+        let last = rows.len() < PAGE as usize;
+        for row in &rows {
+            if !each(row)? {
+                return Ok(());
+            }
+        }
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+/// A postgres error as a report's error.
+fn db(err: postgres::Error) -> QueryError {
+    let (detail, transient) = super::describe(&err);
+    QueryError::Database(crate::store::StoreError::Database {
+        target: "PostgreSQL".to_string(),
+        detail,
+        transient,
+    })
+}
+
+/// The transitions `filter` selects, in `(at_ms, id)` order.
+pub fn transitions(
+    client: &mut Client,
+    clusters: &[i32],
+    filter: &TransitionFilter,
+    each: &mut dyn FnMut(TransitionRecord) -> Result<(), QueryError>,
+) -> Result<u64, QueryError> {
+    let pods = filter.includes_pods();
+    let nodes = filter.includes_nodes();
+    if !pods && !nodes {
+        return Ok(0);
+    }
+    let mut sql = String::from(
+        "SELECT t.kind, t.at_ms, t.observed_at_ms, t.phase_before, t.phase_after, t.container,
+                t.reason, t.message, t.exit_code, t.restart_count, t.resource_version, t.inferred,",
+    );
+    let labels = if filter.selector.is_empty() {
+        "NULL::text"
+    } else {
+        "(SELECT labels FROM label_sets WHERE id = p.label_set_id)"
+    };
+    match (pods, nodes) {
+        (true, false) => sql.push_str(&format!(
+            " p.uid, p.namespace, p.name, p.node, {labels}, NULL::text, NULL::text
+             FROM transitions t JOIN pods p ON p.id = t.pod_id",
+        )),
+        (false, true) => sql.push_str(
+            " NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, n.uid, n.name
+             FROM transitions t JOIN nodes n ON n.id = t.node_id",
+        ),
+        _ => sql.push_str(&format!(
+            " p.uid, p.namespace, p.name, p.node, {labels}, n.uid, n.name
+             FROM transitions t LEFT JOIN pods p ON p.id = t.pod_id
+             LEFT JOIN nodes n ON n.id = t.node_id",
+        )),
+    }
+    let mut w = Conditions::for_clusters("t", clusters);
+    if let Some(pod_id) = filter.pod_id {
+        let p = w.param(pod_id);
+        w.push(format!("t.pod_id = {p}"));
+    }
+    if !filter.kinds.is_empty() {
+        let codes: Vec<i16> = filter.kinds.iter().map(|k| k.code() as i16).collect();
+        let p = w.param(codes);
+        w.push(format!("t.kind = ANY({p})"));
+    }
+    if !filter.reasons.is_empty() {
+        let p = w.param(filter.reasons.clone());
+        w.push(format!("t.reason = ANY({p})"));
+    }
+    if let (Some(ns), true) = (&filter.namespace, pods) {
+        let p = w.param(ns.clone());
+        w.push(if nodes {
+            format!("(t.pod_id IS NULL OR p.namespace = {p})")
+        } else {
+            format!("p.namespace = {p}")
+        });
+    }
+    if let Some(node) = &filter.node {
+        let p = w.param(node.clone());
+        w.push(match (pods, nodes) {
+            (true, false) => format!("p.node = {p}"),
+            (false, true) => format!("n.name = {p}"),
+            _ => format!("(p.node = {p} OR n.name = {p})"),
+        });
+    }
+    if let Some(since) = filter.window.since_ms {
+        let p = w.param(since);
+        w.push(format!("t.at_ms >= {p}"));
+    }
+    if let Some(until) = filter.window.until_ms {
+        let p = w.param(until);
+        w.push(format!("t.at_ms < {p}"));
+    }
+    let params = w.finish(&mut sql);
+    sql.push_str(" ORDER BY t.at_ms, t.id");
+
+    let mut count = 0u64;
+    stream(client, &sql, &params, |row| {
+        if filter.limit.is_some_and(|limit| count >= limit) {
+            return Ok(false);
+        }
+        let pod_uid: Option<String> = row.get(12);
+        let is_pod = pod_uid.is_some();
+        if is_pod && !filter.selector.is_empty() {
+            let labels: Option<String> = row.get(16);
+            if !filter.selector.matches_json(labels.as_deref()) {
+                return Ok(true);
+            }
+        }
+        let at_ms: i64 = row.get(1);
+        let observed_at_ms: i64 = row.get(2);
+        let record = TransitionRecord {
+            subject: if is_pod { "pod" } else { "node" },
+            uid: if is_pod {
+                pod_uid.unwrap_or_default()
+            } else {
+                row.get::<_, Option<String>>(17).unwrap_or_default()
+            },
+            namespace: row.get(13),
+            pod: row.get(14),
+            node: if is_pod { row.get(15) } else { row.get(18) },
+            kind: TransitionKind::from_code(i64::from(row.get::<_, i16>(0)))
+                .map(|k| k.as_str())
+                .unwrap_or("unknown"),
+            at: format_time_ms(at_ms),
+            at_ms,
+            observed_at: format_time_ms(observed_at_ms),
+            observed_at_ms,
+            phase_before: phase_name(row.get(3)),
+            phase_after: phase_name(row.get(4)),
+            container: row.get(5),
+            reason: row.get(6),
+            message: row.get(7),
+            exit_code: row.get(8),
+            restart_count: row.get(9),
+            resource_version: row.get(10),
+            inferred: row.get(11),
+        };
+        each(record)?;
+        count += 1;
+        Ok(true)
+    })?;
+    Ok(count)
+}
+
+/// The pods `filter` selects, oldest first; an open pod's lifetime ends at `open_until_ms`.
+pub fn pods(
+    client: &mut Client,
+    clusters: &[i32],
+    filter: &PodFilter,
+    open_until_ms: i64,
+    each: &mut dyn FnMut(PodSummary) -> Result<(), QueryError>,
+) -> Result<u64, QueryError> {
+    let labels = if filter.selector.is_empty() {
+        "NULL::text"
+    } else {
+        "(SELECT labels FROM label_sets WHERE id = p.label_set_id)"
+    };
+    let mut sql = format!(
+        "SELECT namespace, name, uid, node, owner_kind, owner_name, created_at_ms, started_at_ms,
+                finished_at_ms, deleted_at_ms, phase, reason, restarts, cpu_request_millis,
+                memory_request_bytes, cpu_limit_millis, memory_limit_bytes, {labels}
+         FROM pods p"
+    );
+    let mut w = Conditions::for_clusters("p", clusters);
+    if let Some(ns) = &filter.namespace {
+        let p = w.param(ns.clone());
+        w.push(format!("namespace = {p}"));
+    }
+    if let Some(node) = &filter.node {
+        let p = w.param(node.clone());
+        w.push(format!("node = {p}"));
+    }
+    if let Some(phase) = filter.phase {
+        let p = w.param(phase.code() as i16);
+        w.push(format!("phase = {p}"));
+    }
+    if let Some(until) = filter.window.until_ms {
+        let p = w.param(until);
+        w.push(format!("created_at_ms < {p}"));
+    }
+    if let Some(since) = filter.window.since_ms {
+        let p = w.param(since);
+        w.push(format!("(deleted_at_ms IS NULL OR deleted_at_ms > {p})"));
+    }
+    let params = w.finish(&mut sql);
+    sql.push_str(" ORDER BY created_at_ms, id");
+
+    let mut count = 0u64;
+    stream(client, &sql, &params, |row| {
+        if filter.limit.is_some_and(|limit| count >= limit) {
+            return Ok(false);
+        }
+        if !filter.selector.is_empty() {
+            let labels: Option<String> = row.get(17);
+            if !filter.selector.matches_json(labels.as_deref()) {
+                return Ok(true);
+            }
+        }
+        let created_at_ms: i64 = row.get(6);
+        let started_at_ms: Option<i64> = row.get(7);
+        let finished_at_ms: Option<i64> = row.get(8);
+        let deleted_at_ms: Option<i64> = row.get(9);
+        each(PodSummary {
+            namespace: row.get(0),
+            name: row.get(1),
+            uid: row.get(2),
+            node: row.get(3),
+            owner_kind: row.get(4),
+            owner_name: row.get(5),
+            created: format_time_ms(created_at_ms),
+            created_at_ms,
+            started: started_at_ms.map(format_time_ms),
+            started_at_ms,
+            finished: finished_at_ms.map(format_time_ms),
+            finished_at_ms,
+            deleted: deleted_at_ms.map(format_time_ms),
+            deleted_at_ms,
+            lifetime_ms: (deleted_at_ms.unwrap_or(open_until_ms) - created_at_ms).max(0),
+            open: deleted_at_ms.is_none(),
+            phase: Phase::from_code(i64::from(row.get::<_, i16>(10))).as_str(),
+            reason: row.get(11),
+            restarts: row.get(12),
+            cpu_request_millis: row.get(13),
+            memory_request_bytes: row.get(14),
+            cpu_limit_millis: row.get(15),
+            memory_limit_bytes: row.get(16),
+        })?;
+        count += 1;
+        Ok(true)
+    })?;
+    Ok(count)
+}
+
+const INCARNATION_COLUMNS: &str =
+    "id, uid, namespace, name, node, created_at_ms, deleted_at_ms, phase, reason";
+
+fn incarnation(row: &Row) -> Incarnation {
+    let created_at_ms: i64 = row.get(5);
+    let deleted_at_ms: Option<i64> = row.get(6);
+    Incarnation {
+        pod_id: row.get(0),
+        uid: row.get(1),
+        namespace: row.get(2),
+        name: row.get(3),
+        node: row.get(4),
+        created: format_time_ms(created_at_ms),
+        created_at_ms,
+        deleted: deleted_at_ms.map(format_time_ms),
+        deleted_at_ms,
+        phase: Phase::from_code(i64::from(row.get::<_, i16>(7))).as_str(),
+        reason: row.get(8),
+        transitions: Vec::new(),
+    }
+}
+
+/// The incarnation with this uid (a uid is unique in practice; across clusters, the oldest).
+pub fn pod_by_uid(
+    client: &mut Client,
+    clusters: &[i32],
+    uid: &str,
+) -> Result<Option<Incarnation>, postgres::Error> {
+    let sql = format!(
+        "SELECT {INCARNATION_COLUMNS} FROM pods WHERE cluster_id = ANY($1) AND uid = $2
+         ORDER BY created_at_ms, id LIMIT 1"
+    );
+    Ok(client.query_opt(&sql, &[&clusters, &uid])?.map(|r| incarnation(&r)))
+}
+
+/// The incarnations of `ns/name`, oldest first.
+pub fn pods_named(
+    client: &mut Client,
+    clusters: &[i32],
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<Incarnation>, postgres::Error> {
+    let sql = format!(
+        "SELECT {INCARNATION_COLUMNS} FROM pods
+         WHERE cluster_id = ANY($1) AND namespace = $2 AND name = $3
+         ORDER BY created_at_ms, id"
+    );
+    Ok(client
+        .query(&sql, &[&clusters, &namespace, &name])?
+        .iter()
+        .map(incarnation)
+        .collect())
+}
+
+/// The namespaces that have (or had) a pod with this name, sorted.
+pub fn namespaces_with(
+    client: &mut Client,
+    clusters: &[i32],
+    name: &str,
+) -> Result<Vec<String>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT DISTINCT namespace FROM pods WHERE cluster_id = ANY($1) AND name = $2
+             ORDER BY namespace",
+            &[&clusters, &name],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// The first usage row or rollup of any node.
+pub fn first_usage_ms(
+    client: &mut Client,
+    clusters: &[i32],
+) -> Result<Option<i64>, postgres::Error> {
+    // least() skips NULLs.
+    Ok(client
+        .query_one(
+            "SELECT least((SELECT min(at_ms) FROM node_usage WHERE cluster_id = ANY($1)),
+                          (SELECT min(bucket_start_ms) FROM node_usage_rollup
+                           WHERE cluster_id = ANY($1)))",
+            &[&clusters],
+        )?
+        .get(0))
+}
+
+/// The node incarnations alive in `[since, until)`, by name then creation.
+pub fn nodes_alive(
+    client: &mut Client,
+    clusters: &[i32],
+    node: Option<&str>,
+    since_ms: i64,
+    until_ms: i64,
+) -> Result<Vec<NodeInfo>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT id, uid, name, created_at_ms, deleted_at_ms FROM nodes
+             WHERE cluster_id = ANY($1) AND created_at_ms < $3
+               AND (deleted_at_ms IS NULL OR deleted_at_ms > $2)
+               AND ($4::text IS NULL OR name = $4)
+             ORDER BY name, created_at_ms, id",
+            &[&clusters, &since_ms, &until_ms, &node],
+        )?
+        .iter()
+        .map(|r| NodeInfo {
+            id: r.get(0),
+            uid: r.get(1),
+            name: r.get(2),
+            created_ms: r.get(3),
+            deleted_ms: r.get(4),
+        })
+        .collect())
+}
+
+/// One node's usage rows from the one in force at `since_ms` to `until_ms`, in time order.
+pub fn node_samples(
+    client: &mut Client,
+    node_id: i64,
+    since_ms: i64,
+    until_ms: i64,
+    each: &mut dyn FnMut(UsageSample),
+) -> Result<(), postgres::Error> {
+    let rows = client.query(
+        "SELECT at_ms, cpu_requested_millis, memory_requested_bytes, cpu_limits_millis,
+                memory_limits_bytes, pod_count, cpu_allocatable_millis, memory_allocatable_bytes
+         FROM node_usage
+         WHERE node_id = $1
+           AND at_ms >= coalesce((SELECT max(at_ms) FROM node_usage
+                                  WHERE node_id = $1 AND at_ms <= $2), $2)
+           AND at_ms < $3
+         ORDER BY at_ms",
+        &[&node_id, &since_ms, &until_ms],
+    )?;
+    for r in &rows {
+        each(UsageSample {
+            at_ms: r.get(0),
+            requested: Resources::new(r.get(1), r.get(2)),
+            limits: Resources::new(r.get(3), r.get(4)),
+            pod_count: r.get(5),
+            allocatable: Resources::new(r.get(6), r.get(7)),
+        });
+    }
+    Ok(())
+}
+
+/// The columns of a rollup, in the order [`bucket_from_row`] reads them.
+pub const ROLLUP_COLUMNS: &str = "bucket_start_ms, bucket_ms, covered_ms, pods_avg, pods_peak,
+    cpu_requested_avg_millis, cpu_requested_peak_millis, memory_requested_avg_bytes,
+    memory_requested_peak_bytes, cpu_limits_avg_millis, cpu_limits_peak_millis,
+    memory_limits_avg_bytes, memory_limits_peak_bytes, cpu_allocatable_avg_millis,
+    cpu_allocatable_peak_millis, memory_allocatable_avg_bytes, memory_allocatable_peak_bytes,
+    cpu_requested_ratio_avg, cpu_requested_ratio_peak, memory_requested_ratio_avg,
+    memory_requested_ratio_peak, cpu_limits_ratio_avg, cpu_limits_ratio_peak,
+    memory_limits_ratio_avg, memory_limits_ratio_peak";
+
+/// Decodes the [`ROLLUP_COLUMNS`] starting at column `at`.
+pub fn bucket_from_row(row: &Row, at: usize) -> BucketUsage {
+    let stat = |i: usize| Stat {
+        avg: row.get(at + i),
+        peak: row.get(at + i + 1),
+    };
+    let ratio = |i: usize| RatioStat {
+        avg: row.get(at + i),
+        peak: row.get(at + i + 1),
+    };
+    let start_ms: i64 = row.get(at);
+    let bucket_ms: i64 = row.get(at + 1);
+    BucketUsage {
+        start_ms,
+        end_ms: start_ms + bucket_ms,
+        present_ms: row.get(at + 2),
+        pods: stat(3),
+        cpu_requested: stat(5),
+        memory_requested: stat(7),
+        cpu_limits: stat(9),
+        memory_limits: stat(11),
+        cpu_allocatable: stat(13),
+        memory_allocatable: stat(15),
+        cpu_requested_ratio: ratio(17),
+        memory_requested_ratio: ratio(19),
+        cpu_limits_ratio: ratio(21),
+        memory_limits_ratio: ratio(23),
+    }
+}
+
+/// One node's rollups overlapping `[since_ms, until_ms)`, in time order.
+pub fn node_rollups(
+    client: &mut Client,
+    node: &NodeInfo,
+    since_ms: i64,
+    until_ms: i64,
+) -> Result<Vec<BucketUsage>, postgres::Error> {
+    let sql = format!(
+        "SELECT {ROLLUP_COLUMNS} FROM node_usage_rollup
+         WHERE node_id = $1 AND bucket_start_ms < $3 AND bucket_start_ms + bucket_ms > $2
+         ORDER BY bucket_start_ms"
+    );
+    Ok(client
+        .query(&sql, &[&node.id, &since_ms, &until_ms])?
+        .iter()
+        .map(|r| bucket_from_row(r, 0))
+        .collect())
+}
+
+/// Open pods (in `namespace`, or all) that have a compact state.
+pub fn open_pods(
+    client: &mut Client,
+    clusters: &[i32],
+    namespace: Option<&str>,
+) -> Result<Vec<OpenPod>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT p.uid, p.namespace, p.name, l.labels, s.state
+             FROM pods p JOIN pod_state s ON s.pod_id = p.id
+             LEFT JOIN label_sets l ON l.id = p.label_set_id
+             WHERE p.cluster_id = ANY($1) AND p.deleted_at_ms IS NULL
+               AND ($2::text IS NULL OR p.namespace = $2)",
+            &[&clusters, &namespace],
+        )?
+        .iter()
+        .map(|r| OpenPod {
+            uid: r.get(0),
+            namespace: r.get(1),
+            name: r.get(2),
+            labels_json: r.get(3),
+            state_json: r.get(4),
+        })
+        .collect())
+}
+
+pub fn open_nodes(client: &mut Client, clusters: &[i32]) -> Result<Vec<OpenNode>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT uid, state FROM nodes WHERE cluster_id = ANY($1) AND deleted_at_ms IS NULL",
+            &[&clusters],
+        )?
+        .iter()
+        .map(|r| OpenNode {
+            uid: r.get(0),
+            state_json: r.get(1),
+        })
+        .collect())
+}
+
+/// Uids of open pods whose latest scope transition is `left_scope`.
+pub fn pods_left_scope(
+    client: &mut Client,
+    clusters: &[i32],
+    namespace: Option<&str>,
+) -> Result<Vec<String>, postgres::Error> {
+    let left = TransitionKind::LeftScope.code() as i16;
+    let entered = TransitionKind::EnteredScope.code() as i16;
+    Ok(client
+        .query(
+            "SELECT p.uid FROM pods p JOIN transitions t ON t.pod_id = p.id
+             WHERE p.cluster_id = ANY($1) AND p.deleted_at_ms IS NULL
+               AND ($2::text IS NULL OR p.namespace = $2)
+               AND t.kind IN ($3, $4)
+             GROUP BY p.id, p.uid
+             HAVING max(CASE WHEN t.kind = $3 THEN t.id END)
+                  > coalesce(max(CASE WHEN t.kind = $4 THEN t.id END), 0)",
+            &[&clusters, &namespace, &left, &entered],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
