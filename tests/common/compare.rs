@@ -489,3 +489,33 @@ pub fn scoped(truth: &[TruthLine], selector: &str) -> Vec<TruthLine> {
     }
     out
 }
+
+/// [`read_recorded`] for one cluster of a PostgreSQL store, read with plain SQL (not through
+/// kubetrail's reader), so that the comparison does not share the code it checks.
+pub fn read_recorded_pg(conninfo: &str, cluster: &str) -> Vec<Recorded> {
+    let mut client =
+        postgres::Client::connect(conninfo, postgres::NoTls).expect("connect to the test server");
+    client
+        .query(
+            "SELECT coalesce(p.uid, n.uid), t.kind, t.at_ms, t.observed_at_ms, t.inferred,
+                    t.container, t.restart_count
+             FROM transitions t
+             JOIN clusters c ON c.id = t.cluster_id
+             LEFT JOIN pods p ON p.id = t.pod_id LEFT JOIN nodes n ON n.id = t.node_id
+             WHERE c.name = $1
+             ORDER BY t.id",
+            &[&cluster],
+        )
+        .expect("read the transitions")
+        .iter()
+        .map(|r| Recorded {
+            uid: r.get(0),
+            kind: TransitionKind::from_code(i64::from(r.get::<_, i16>(1))).expect("known kind code"),
+            at_ms: r.get(2),
+            observed_at_ms: r.get(3),
+            inferred: r.get(4),
+            container: r.get(5),
+            restart_count: r.get(6),
+        })
+        .collect()
+}
