@@ -1,15 +1,34 @@
 //! Where the PostgreSQL server is: a `postgres://` URL (or a libpq `key=value` string), with
 //! the usual libpq environment variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
 //! `PGDATABASE`, `PGSSLMODE`, `PGAPPNAME`) filling in whatever the URL leaves out, as `psql`
-//! does. And how to name that server in a message without its password.
+//! does; `sslmode` as libpq means it ([`super::tls`]). And how to name that server in a message
+//! without its password.
 
 use std::str::FromStr;
 
-use postgres::config::{Config, Host, SslMode};
+use postgres::config::{Config, Host};
+
+use super::tls::{self, Tls};
+
+/// Where a server is and how to talk to it.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub config: Config,
+    pub tls: Tls,
+}
+
+impl Target {
+    /// `--db`, with the process's libpq environment variables.
+    pub fn from_url(url: &str) -> Result<Target, String> {
+        parse(url, &|k| std::env::var(k).ok())
+    }
+}
 
 /// Parses `--db`. `env` is the process environment (a parameter, so tests need not set it).
-pub fn parse(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
-    let mut config = Config::from_str(url).map_err(|e| {
+pub fn parse(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, String> {
+    let (rest, tls) = tls::split(url, env("PGSSLMODE").as_deref())
+        .map_err(|e| format!("{}: {e}", redact(url)))?;
+    let mut config = Config::from_str(&rest).map_err(|e| {
         // The error of tokio-postgres names the bad option, never the password.
         format!("{} is not a valid PostgreSQL URL: {e}", redact(url))
     })?;
@@ -50,20 +69,11 @@ pub fn parse(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, 
         let db = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap_or("").to_string());
         config.dbname(&db);
     }
-    if !url.contains("sslmode")
-        && let Some(mode) = env("PGSSLMODE")
-    {
-        config.ssl_mode(match mode.as_str() {
-            "disable" => SslMode::Disable,
-            "prefer" | "allow" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            other => return Err(format!("PGSSLMODE={other} is not supported (disable, prefer or require)")),
-        });
-    }
+    config.ssl_mode(tls.mode);
     if config.get_application_name().is_none() {
         config.application_name(&env("PGAPPNAME").unwrap_or_else(|| "kubetrail".to_string()));
     }
-    Ok(config)
+    Ok(Target { config, tls })
 }
 
 /// Whether `--db` names a PostgreSQL server rather than a SQLite file.
@@ -135,7 +145,7 @@ mod tests {
             "PGDATABASE" => Some("history".to_string()),
             _ => None,
         };
-        let c = parse("postgres://trail@db.example:6543", &env).unwrap();
+        let c = parse("postgres://trail@db.example:6543", &env).unwrap().config;
         assert_eq!(c.get_user(), Some("trail"));
         assert_eq!(c.get_password(), Some(&b"s3cret"[..]));
         assert_eq!(c.get_dbname(), Some("history"));
@@ -145,13 +155,13 @@ mod tests {
 
     #[test]
     fn without_a_host_it_is_the_local_socket_directory() {
-        let c = parse("postgres:///kt", &no_env).unwrap();
+        let c = parse("postgres:///kt", &no_env).unwrap().config;
         assert_eq!(describe(&c), format!("postgres://{}@/var/run/postgresql:5432/kt", c.get_user().unwrap()));
     }
 
     #[test]
     fn a_password_never_shows_in_a_description_or_an_error() {
-        let c = parse("postgres://u:hunter2@h/db?sslmode=disable", &no_env).unwrap();
+        let c = parse("postgres://u:hunter2@h/db?sslmode=disable", &no_env).unwrap().config;
         assert!(!describe(&c).contains("hunter2"), "{}", describe(&c));
         let err = parse("postgres://u:hunter2@h/db?sslmode=sideways", &no_env).unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");

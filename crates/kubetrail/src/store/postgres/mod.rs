@@ -11,9 +11,9 @@ pub mod config;
 pub mod partitions;
 pub mod schema;
 pub mod sessions;
+pub mod tls;
 
-use postgres::config::Config;
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use batch::BatchWriter;
 use partitions::{Partitioned, Partitions};
@@ -85,7 +85,7 @@ pub fn describe(err: &postgres::Error) -> (String, bool) {
 
 /// The writer's connection for one cluster.
 pub struct PgWriter {
-    config: Config,
+    server: config::Target,
     target: String,
     cluster: String,
     cluster_id: i32,
@@ -99,10 +99,14 @@ pub struct PgWriter {
 impl PgWriter {
     /// Connects, brings the schema up to date, registers the cluster, and (when `exclusive`)
     /// takes the cluster's recorder lock.
-    pub fn open(config: Config, cluster: &str, exclusive: bool) -> Result<PgWriter, PgError> {
-        let target = config::describe(&config);
+    pub fn open(
+        server: config::Target,
+        cluster: &str,
+        exclusive: bool,
+    ) -> Result<PgWriter, PgError> {
+        let target = config::describe(&server.config);
         let mut writer = PgWriter {
-            config,
+            server,
             target,
             cluster: cluster.to_string(),
             cluster_id: 0,
@@ -140,7 +144,12 @@ impl PgWriter {
 
     fn connect(&mut self) -> Result<&mut Client, PgError> {
         if self.client.is_none() {
-            let mut client = match self.config.connect(NoTls) {
+            let tls = tls::connector(&self.server.tls).map_err(|detail| PgError::Database {
+                target: self.target.clone(),
+                detail,
+                transient: false,
+            })?;
+            let mut client = match self.server.config.connect(tls) {
                 Ok(c) => c,
                 Err(e) => return Err(self.error(e)),
             };

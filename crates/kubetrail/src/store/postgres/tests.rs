@@ -2,15 +2,15 @@
 //! check, plus what only a shared server has (clusters, the recorder lock, partitions).
 
 use kubetrail_pgtest::PgServer;
-use postgres::config::Config;
+use super::config::Target;
 
 use super::*;
 use crate::model::{Phase, TransitionKind};
 use crate::store::batch::tests::pod_row;
 use crate::store::rows::{NodeUsageRow, SubjectUid, TransitionRow};
 
-fn fresh() -> Config {
-    PgServer::shared().fresh_database().parse().unwrap()
+fn fresh() -> Target {
+    config::parse(&PgServer::shared().fresh_database(), &|_| None).unwrap()
 }
 
 fn created(uid: &str, at_ms: i64) -> TransitionRow {
@@ -148,9 +148,11 @@ fn each_month_of_creation_gets_its_own_partition() {
 
 #[test]
 fn an_unreachable_server_is_a_transient_error_that_names_it() {
-    let config: Config = "host=/nonexistent port=5432 user=x dbname=y connect_timeout=1"
-        .parse()
-        .unwrap();
+    let config = config::parse(
+        "host=/nonexistent port=5432 user=x dbname=y connect_timeout=1",
+        &|_| None,
+    )
+    .unwrap();
     let err = PgWriter::open(config, "east", true).err().unwrap();
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("postgres://x@/nonexistent:5432/y"), "{err}");
