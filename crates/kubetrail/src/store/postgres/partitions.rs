@@ -67,6 +67,18 @@ pub fn month_of(ms: i64) -> (i64, i64, String) {
     (start.timestamp_millis(), end.timestamp_millis(), suffix)
 }
 
+/// The first millisecond of every month from the one holding `from_ms` to the one holding
+/// `to_ms`, for [`Partitions::ensure`].
+pub fn months_between(from_ms: i64, to_ms: i64) -> Vec<i64> {
+    let mut months = Vec::new();
+    let mut at = month_of(from_ms).0;
+    while at <= to_ms {
+        months.push(at);
+        at = month_of(at).1;
+    }
+    months
+}
+
 /// Which partitions this writer knows to exist.
 #[derive(Default)]
 pub struct Partitions {
@@ -202,6 +214,8 @@ mod tests {
         assert_eq!(month_of(end - 1).0, start, "the last millisecond is in it");
         assert_eq!(month_of(end).2, "y2027m01");
         assert_eq!(month_of(-1).2, "y1969m12");
+        assert_eq!(months_between(start + 5, end + 5), vec![start, end]);
+        assert_eq!(months_between(start, start), vec![start]);
     }
 
     #[test]

@@ -435,15 +435,20 @@ pub fn node_samples(
         &[&node_id, &since_ms, &until_ms],
     )?;
     for r in &rows {
-        each(UsageSample {
-            at_ms: r.get(0),
-            requested: Resources::new(r.get(1), r.get(2)),
-            limits: Resources::new(r.get(3), r.get(4)),
-            pod_count: r.get(5),
-            allocatable: Resources::new(r.get(6), r.get(7)),
-        });
+        each(sample_from_row(r));
     }
     Ok(())
+}
+
+/// A `node_usage` row read as `at_ms` and the seven quantities, in table order.
+pub fn sample_from_row(r: &Row) -> UsageSample {
+    UsageSample {
+        at_ms: r.get(0),
+        requested: Resources::new(r.get(1), r.get(2)),
+        limits: Resources::new(r.get(3), r.get(4)),
+        pod_count: r.get(5),
+        allocatable: Resources::new(r.get(6), r.get(7)),
+    }
 }
 
 /// The columns of a rollup, in the order [`bucket_from_row`] reads them.
