@@ -174,6 +174,19 @@ impl PgWriter {
                     Ok(row) => row.get(0),
                     Err(e) => return Err(self.error(e)),
                 };
+                if !locked && self.cluster_id != 0 {
+                    // Reconnecting: the server may not yet have noticed that our previous
+                    // connection, which held the lock, is gone. Retrying is right.
+                    return Err(PgError::Database {
+                        target: self.target.clone(),
+                        detail: format!(
+                            "reconnected, but the lock on cluster {} is still held (by our \
+                             previous connection, until the server notices it is gone)",
+                            self.cluster
+                        ),
+                        transient: true,
+                    });
+                }
                 if !locked {
                     return Err(PgError::Locked {
                         target: self.target.clone(),
