@@ -157,3 +157,31 @@ fn an_unreachable_server_is_a_transient_error_that_names_it() {
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("postgres://x@/nonexistent:5432/y"), "{err}");
 }
+
+#[test]
+fn a_connection_the_server_drops_is_a_transient_error_and_the_next_commit_reconnects() {
+    let config = fresh();
+    let mut w = PgWriter::open(config.clone(), "east", true).unwrap();
+    let batch = |uid: &str| Batch {
+        pods: vec![pod_row(uid)],
+        transitions: vec![created(uid, 1_000)],
+        ..Default::default()
+    };
+    w.commit(&batch("a"), None).unwrap();
+    // An administrator (or a failover) ends the recorder's session.
+    let mut admin = postgres::Client::connect(&PgServer::shared().conninfo("postgres"), postgres::NoTls).unwrap();
+    let db = config.config.get_dbname().unwrap().to_string();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .unwrap();
+    let err = w.commit(&batch("b"), None).unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    // The retry reconnects, takes the cluster's lock again, and writes.
+    let stats = w.commit(&batch("b"), None).unwrap();
+    assert_eq!(stats.transitions_inserted, 1);
+    assert_eq!(count(&mut w, "SELECT count(*) FROM transitions"), 2);
+}
