@@ -182,21 +182,23 @@ fn print_coverage(out: &mut impl Write, c: &CoverageStats) -> std::io::Result<()
 }
 
 fn print_text(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
-    let file = &s.retention.file;
     writeln!(
         out,
         "database:    {} (schema version {})",
         s.db, s.store.schema_version
     )?;
-    writeln!(
-        out,
-        "file:        {} on disk: database {}, write-ahead log {}; {} of free pages ({} auto-vacuum)",
-        format_size(file.on_disk()),
-        format_size(file.db_bytes),
-        format_size(file.wal_bytes),
-        format_size(file.free_bytes()),
-        s.store.auto_vacuum.unwrap_or("no")
-    )?;
+    // A server's database has no file of its own to describe.
+    if let Some(file) = &s.retention.file {
+        writeln!(
+            out,
+            "file:        {} on disk: database {}, write-ahead log {}; {} of free pages ({} auto-vacuum)",
+            format_size(file.on_disk()),
+            format_size(file.db_bytes),
+            format_size(file.wal_bytes),
+            format_size(file.free_bytes()),
+            s.store.auto_vacuum.unwrap_or("no")
+        )?;
+    }
     let show = |span: &Span| match (span.from_ms, span.to_ms) {
         (Some(from), Some(to)) => {
             format!(

@@ -6,6 +6,7 @@
 //! - `bytes`: byte sizes as users type and read them ("2GiB").
 //! - `prune`: what deleting ended pods' and deleted nodes' history counts.
 //! - `rollup`: what an hourly rollup is, and merging and re-gridding them.
+//! - `rollup_step`: the rule of one roll-up step, over the statements a store supplies.
 //! - `size`: which history goes first when the store is over its size budget.
 //! - `pass`: one application of the policy as bounded steps ([`Pass`]).
 //! - `periodic`: running passes inside `record`, on the writer thread.
@@ -22,6 +23,7 @@ pub mod plan;
 pub mod policy;
 pub mod prune;
 pub mod rollup;
+pub mod rollup_step;
 pub mod size;
 
 pub use pass::{Pass, PassReport, Step};

@@ -89,7 +89,9 @@ pub struct SizeOutlook {
 pub struct Plan {
     pub now_ms: i64,
     pub policy: String,
-    pub file: FileSize,
+    /// The file's size and free pages; None for a store without a file (a server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileSize>,
     pub aged_out: AgedOut,
     pub usage: UsageOutlook,
     pub size: Option<SizeOutlook>,
@@ -170,4 +172,16 @@ impl Plan {
         }
         lines
     }
+}
+
+/// How many hourly rollups rolling up a node's raw rows from `first_ms` to the horizon writes
+/// (its deletion ends them early).
+pub fn rollup_hours(first_ms: i64, deleted_ms: Option<i64>, horizon_ms: i64) -> u64 {
+    use crate::retention::policy::floor_to_bucket;
+    use crate::retention::rollup::ROLLUP_BUCKET_MS;
+    let end = deleted_ms.map_or(horizon_ms, |d| d.min(horizon_ms));
+    if first_ms >= end {
+        return 0;
+    }
+    ((floor_to_bucket(end - 1) - floor_to_bucket(first_ms)) / ROLLUP_BUCKET_MS + 1) as u64
 }

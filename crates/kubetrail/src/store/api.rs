@@ -31,15 +31,43 @@ use crate::retention::{Plan, Policy, PruneCounts, RollupProgress};
 
 pub type R<T> = Result<T, StoreError>;
 
-/// Where a history store lives. Only SQLite files for now; a server backend adds a variant
-/// (e.g. `Postgres { conninfo, cluster }`) and its arms in the openers below.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a history store lives: a SQLite file, or a database on a PostgreSQL server with the
+/// clusters to write or read.
+#[derive(Clone, Debug)]
 pub enum Location {
     /// A SQLite database file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database shared by many clusters.
+    #[cfg(feature = "postgres")]
+    Postgres(super::postgres::PgLocation),
 }
 
 impl Location {
+    /// `--db`: a `postgres://` (or `postgresql://`) URL names a server, anything else a file.
+    /// `clusters` is `--cluster` (a writer needs exactly one; a reader reads all when empty);
+    /// a file has no clusters.
+    pub fn parse(db: &str, clusters: &[String]) -> Result<Location, String> {
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            return Ok(Location::Postgres(super::postgres::PgLocation::parse(
+                db, clusters,
+            )?));
+            #[cfg(not(feature = "postgres"))]
+            return Err(format!(
+                "--db {}: this kubetrail was built without PostgreSQL support (feature \
+                 `postgres`)",
+                db.split('@').next_back().unwrap_or(db)
+            ));
+        }
+        if !clusters.is_empty() {
+            return Err(format!(
+                "--cluster is for a PostgreSQL --db (postgres://...): the SQLite file {db} \
+                 holds one cluster"
+            ));
+        }
+        Ok(Location::Sqlite(PathBuf::from(db)))
+    }
+
     /// What the store takes on this machine's disk, for `/metrics`: the file and its
     /// write-ahead log. None for a store without files of its own (a server).
     pub fn bytes_on_disk(&self) -> Option<u64> {
@@ -48,14 +76,28 @@ impl Location {
                 let (db, wal) = sqlite::file::file_lengths(path);
                 Some(db + wal)
             }
+            #[cfg(feature = "postgres")]
+            Location::Postgres(_) => None,
+        }
+    }
+
+    /// The SQLite file, for what only a file has (backup, a size budget).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            Location::Sqlite(path) => Some(path),
+            #[cfg(feature = "postgres")]
+            Location::Postgres(_) => None,
         }
     }
 }
 
 impl std::fmt::Display for Location {
+    /// The file's path, or the server as `postgres://user@host:port/db` (never a password).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Sqlite(path) => write!(f, "{}", path.display()),
+            #[cfg(feature = "postgres")]
+            Location::Postgres(pg) => write!(f, "{pg}"),
         }
     }
 }
@@ -300,6 +342,8 @@ pub fn open_writer(at: &Location, mode: WriteMode) -> R<Box<dyn HistoryWriter>> 
             WriteMode::Record => Ok(Box::new(sqlite::db::open_for_writing(path)?)),
             WriteMode::Maintenance => Ok(Box::new(sqlite::db::open_for_maintenance(path)?)),
         },
+        #[cfg(feature = "postgres")]
+        Location::Postgres(pg) => Ok(Box::new(pg.open_writer(mode)?)),
     }
 }
 
@@ -307,6 +351,8 @@ pub fn open_writer(at: &Location, mode: WriteMode) -> R<Box<dyn HistoryWriter>> 
 pub fn open_reader(at: &Location, opts: ReadOptions) -> R<Box<dyn HistoryReader>> {
     match at {
         Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteReader::open(path, opts)?)),
+        #[cfg(feature = "postgres")]
+        Location::Postgres(pg) => Ok(Box::new(pg.open_reader(opts)?)),
     }
 }
 
@@ -314,5 +360,8 @@ pub fn open_reader(at: &Location, opts: ReadOptions) -> R<Box<dyn HistoryReader>
 pub fn check(at: &Location) -> R<()> {
     match at {
         Location::Sqlite(path) => sqlite::db::check_file(path),
+        // The server checks its own pages (and checksums, when the cluster has them on).
+        #[cfg(feature = "postgres")]
+        Location::Postgres(_) => Ok(()),
     }
 }

@@ -79,6 +79,24 @@ mod sqlite {
     );
 }
 
+#[cfg(feature = "postgres")]
+mod postgres {
+    use crate::store::postgres::test_backend::PgBackend;
+
+    conformance!(PgBackend;
+        replayed_batch_inserts_nothing,
+        unknown_subjects_are_skipped,
+        same_uid_twice_in_one_batch_last_wins_labels_kept,
+        session_heartbeat_never_moves_back_and_stop_ends_it,
+        open_state_round_trips,
+        ended_pods_go_open_pods_stay,
+        transitions_filter_and_order,
+        pods_open_until_end_of_recording,
+        history_ambiguous_and_not_found,
+        refused_row_is_quarantined,
+    );
+}
+
 fn pod(uid: &str, namespace: &str, name: &str) -> PodRow {
     PodRow {
         uid: uid.into(),

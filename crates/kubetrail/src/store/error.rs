@@ -68,6 +68,18 @@ pub enum StoreError {
         detail: String,
         transient: bool,
     },
+    /// A server's database that kubetrail must not use: another program's, or a newer
+    /// kubetrail's.
+    #[error("database {target} cannot be used: {reason}")]
+    Refused { target: String, reason: String },
+    #[error(
+        "another kubetrail process is already recording cluster {cluster} into {target}; stop \
+         it first, or give this one another --cluster"
+    )]
+    ClusterLocked { target: String, cluster: String },
+    /// `--cluster` names a cluster the database does not have, or is missing where it is needed.
+    #[error("database {target}: {detail}")]
+    Cluster { target: String, detail: String },
     #[error(
         "database {path} is damaged ({detail}), so it is left as it is; copy what can still be \
          read into a new file with `sqlite3 {path} .recover | sqlite3 NEW.db` (or try \

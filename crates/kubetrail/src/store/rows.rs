@@ -183,3 +183,16 @@ pub struct BatchStats {
     /// Rows skipped because their pod or node was never written.
     pub skipped_unknown_subject: usize,
 }
+
+/// FNV-1a (64 bits) of a label set's JSON text, as every backend stores it in
+/// `label_sets.hash`. It must never
+/// change: rows written by earlier versions are found by it.
+pub fn labels_hash(json: &str) -> i64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for byte in json.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash as i64
+}
+

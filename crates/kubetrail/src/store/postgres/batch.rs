@@ -15,8 +15,7 @@ use postgres::types::Type;
 use postgres::{Client, Transaction};
 
 use crate::model::TransitionKind;
-use crate::store::labels::labels_hash;
-use crate::store::rows::{Batch, NodeRow, PodRow, SubjectUid};
+use crate::store::rows::{Batch, NodeRow, PodRow, SubjectUid, labels_hash};
 use crate::store::BatchStats;
 
 /// The staging tables, made once per connection. `ON COMMIT DELETE ROWS` empties them at

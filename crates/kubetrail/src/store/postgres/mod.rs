@@ -2,6 +2,12 @@
 //! cluster. The schema (`migrations/`, applied by [`schema`]) has the SQLite file's tables
 //! plus `cluster_id`, with the big tables partitioned by month ([`partitions`]).
 //!
+//! - [`PgLocation`]: `--db postgres://...` and `--cluster`;
+//! - [`PgWriter`] (its seam impl in [`writer`]): one cluster's recorder, holding that cluster's
+//!   advisory lock; batches go in by binary COPY ([`batch`]);
+//! - [`reader::PgReader`]: snapshots over the clusters a query reads ([`reports`]);
+//! - retention's statements ([`retention`], [`rollup`]) for one cluster at a time.
+//!
 //! The client is the blocking `postgres` crate (it wraps `tokio-postgres` with its own small
 //! runtime), because the store's callers are plain threads: the recorder's writer thread and
 //! the readers' blocking tasks. It must never be called from inside an async task.
@@ -9,45 +15,83 @@
 pub mod batch;
 pub mod config;
 pub mod partitions;
+pub mod reader;
+pub mod reports;
+pub mod retention;
+pub mod rollup;
 pub mod schema;
 pub mod sessions;
 pub mod tls;
+pub mod writer;
 
 use postgres::Client;
 
 use batch::BatchWriter;
+use config::Target;
 use partitions::{Partitioned, Partitions};
+use reader::{ClusterChoice, PgReader};
 
+use crate::store::api::{ReadOptions, WriteMode};
 use crate::store::rows::Batch;
-use crate::store::BatchStats;
+use crate::store::{BatchStats, StoreError};
 
 /// `pg_try_advisory_lock(class, cluster)`: one recorder per cluster ("kt" in ASCII).
 const RECORDER_LOCK_CLASS: i32 = 0x6b74;
 
-/// Why a PostgreSQL store cannot be opened or used.
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    #[error("database {target}: {detail}")]
-    Database {
-        target: String,
-        detail: String,
-        transient: bool,
-    },
-    #[error("database {target}: {source}")]
-    Schema {
-        target: String,
-        source: schema::SchemaError,
-    },
-    #[error(
-        "another kubetrail process is already recording cluster {cluster} into {target}; stop \
-         it first, or give this one another --cluster"
-    )]
-    Locked { target: String, cluster: String },
+/// A PostgreSQL `--db` and the `--cluster`s given with it.
+#[derive(Clone, Debug)]
+pub struct PgLocation {
+    pub target: Target,
+    pub clusters: Vec<String>,
 }
 
-impl PgError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, PgError::Database { transient: true, .. })
+impl PgLocation {
+    pub fn parse(url: &str, clusters: &[String]) -> Result<PgLocation, String> {
+        Ok(PgLocation {
+            target: Target::from_url(url)?,
+            clusters: clusters.to_vec(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        config::describe(&self.target.config)
+    }
+
+    /// The writer of the one cluster given.
+    pub fn open_writer(&self, mode: WriteMode) -> Result<PgWriter, StoreError> {
+        let cluster = match &self.clusters[..] {
+            [one] => one,
+            [] => {
+                return Err(StoreError::Cluster {
+                    target: self.describe(),
+                    detail: "name the cluster this writes for with --cluster NAME (a \
+                             PostgreSQL database holds many)"
+                        .to_string(),
+                });
+            }
+            _ => {
+                return Err(StoreError::Cluster {
+                    target: self.describe(),
+                    detail: "a writer writes for one cluster: give --cluster once".to_string(),
+                });
+            }
+        };
+        outside_runtime(|| PgWriter::open(self.target.clone(), cluster, mode == WriteMode::Record))
+    }
+
+    pub fn open_reader(&self, opts: ReadOptions) -> Result<PgReader, StoreError> {
+        let choice = if self.clusters.is_empty() {
+            ClusterChoice::All
+        } else {
+            ClusterChoice::Named(self.clusters.clone())
+        };
+        outside_runtime(|| PgReader::open(self.target.clone(), &choice, opts))
+    }
+}
+
+impl std::fmt::Display for PgLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
     }
 }
 
@@ -57,35 +101,53 @@ pub fn describe(err: &postgres::Error) -> (String, bool) {
     if let Some(db) = err.as_db_error() {
         let code = db.code();
         let class = &code.code()[..2];
+        // "no partition of relation ... found for row": another cluster's retention dropped an
+        // empty partition between our check and our insert; the retry creates it again. Any
+        // other check violation is the row's own fault, for good.
+        let missing_partition =
+            code == &SqlState::CHECK_VIOLATION && db.message().starts_with("no partition of");
         let transient = matches!(class, "08" | "53" | "57")
+            || missing_partition
             || [
                 SqlState::T_R_SERIALIZATION_FAILURE,
                 SqlState::T_R_DEADLOCK_DETECTED,
                 SqlState::LOCK_NOT_AVAILABLE,
-                // "no partition of relation found for row": another cluster's retention dropped
-                // an empty partition between our check and our insert; the retry creates it.
-                SqlState::CHECK_VIOLATION,
             ]
             .contains(code);
         let mut text = db.message().to_string();
         if let Some(detail) = db.detail() {
             text.push_str(&format!(" ({detail})"));
         }
-        if code == &SqlState::INVALID_PASSWORD || code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+        if code == &SqlState::INVALID_PASSWORD
+            || code == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
             text = format!("authentication failed: {text}");
         }
         return (text, transient);
     }
     // Not from the server: the connection (refused, closed, timed out) or the client itself.
-    let text = std::error::Error::source(err)
-        .map(|s| format!("{err}: {s}"))
-        .unwrap_or_else(|| err.to_string());
-    (text, err.is_closed() || std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>()))
+    let source = std::error::Error::source(err);
+    let text = match source {
+        Some(s) => format!("{err}: {s}"),
+        None => err.to_string(),
+    };
+    let transient = err.is_closed() || source.is_some_and(|s| s.is::<std::io::Error>());
+    (text, transient)
+}
+
+/// A postgres error as the store's error, naming the server.
+pub fn store_error(target: &str, err: postgres::Error) -> StoreError {
+    let (detail, transient) = describe(&err);
+    StoreError::Database {
+        target: target.to_string(),
+        detail,
+        transient,
+    }
 }
 
 /// The writer's connection for one cluster.
 pub struct PgWriter {
-    server: config::Target,
+    server: Target,
     target: String,
     cluster: String,
     cluster_id: i32,
@@ -99,11 +161,7 @@ pub struct PgWriter {
 impl PgWriter {
     /// Connects, brings the schema up to date, registers the cluster, and (when `exclusive`)
     /// takes the cluster's recorder lock.
-    pub fn open(
-        server: config::Target,
-        cluster: &str,
-        exclusive: bool,
-    ) -> Result<PgWriter, PgError> {
+    pub fn open(server: Target, cluster: &str, exclusive: bool) -> Result<PgWriter, StoreError> {
         let target = config::describe(&server.config);
         let mut writer = PgWriter {
             server,
@@ -115,7 +173,7 @@ impl PgWriter {
             partitions: Partitions::default(),
             batches: BatchWriter::default(),
         };
-        writer.connect()?;
+        writer.client_mut()?;
         Ok(writer)
     }
 
@@ -124,90 +182,93 @@ impl PgWriter {
         self.cluster_id
     }
 
-    /// A postgres error as a [`PgError`], forgetting a connection that is gone so that the
-    /// next call opens a new one.
-    pub fn error(&mut self, err: postgres::Error) -> PgError {
-        if err.is_closed() || self.client.as_ref().is_some_and(|c| c.is_closed()) {
-            self.client = None;
-        }
-        let (detail, transient) = describe(&err);
-        if transient {
-            // The partitions this writer knew may be gone (see `describe`).
+    /// A postgres error as the store's, forgetting a connection that is gone so that the next
+    /// call opens a new one.
+    pub fn error(&mut self, err: postgres::Error) -> StoreError {
+        let err = store_error(&self.target, err);
+        if err.is_transient() {
+            // A connection that failed may be half-dead (a reset, a terminated backend): the
+            // next call opens a new one, which is cheap next to a retry on a broken one. And
+            // the partitions this writer knew may be gone (see `describe`).
+            if let Some(client) = self.client.take() {
+                outside_runtime(move || drop(client));
+            }
             self.partitions.forget();
         }
-        PgError::Database {
-            target: self.target.clone(),
-            detail,
-            transient,
-        }
+        err
     }
 
-    fn connect(&mut self) -> Result<&mut Client, PgError> {
+    /// The connection, opened first when there is none (at start, or after one was lost).
+    pub fn client_mut(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.is_none() {
-            let tls = tls::connector(&self.server.tls).map_err(|detail| PgError::Database {
-                target: self.target.clone(),
-                detail,
-                transient: false,
-            })?;
-            let mut client = match self.server.config.connect(tls) {
-                Ok(c) => c,
-                Err(e) => return Err(self.error(e)),
-            };
-            if let Err(source) = schema::migrate(&mut client) {
-                return Err(match source {
-                    schema::SchemaError::Database(e) => self.error(e),
-                    source => PgError::Schema {
-                        target: self.target.clone(),
-                        source,
-                    },
-                });
-            }
-            let id = match register_cluster(&mut client, &self.cluster) {
-                Ok(id) => id,
-                Err(e) => return Err(self.error(e)),
-            };
-            if self.exclusive {
-                let locked: bool = match client.query_one(
-                    "SELECT pg_try_advisory_lock($1, $2)",
-                    &[&RECORDER_LOCK_CLASS, &id],
-                ) {
-                    Ok(row) => row.get(0),
-                    Err(e) => return Err(self.error(e)),
-                };
-                if !locked && self.cluster_id != 0 {
-                    // Reconnecting: the server may not yet have noticed that our previous
-                    // connection, which held the lock, is gone. Retrying is right.
-                    return Err(PgError::Database {
-                        target: self.target.clone(),
-                        detail: format!(
-                            "reconnected, but the lock on cluster {} is still held (by our \
-                             previous connection, until the server notices it is gone)",
-                            self.cluster
-                        ),
-                        transient: true,
-                    });
-                }
-                if !locked {
-                    return Err(PgError::Locked {
-                        target: self.target.clone(),
-                        cluster: self.cluster.clone(),
-                    });
-                }
-            }
-            self.cluster_id = id;
+            let client = self.connect()?;
             self.batches = BatchWriter::default();
             self.client = Some(client);
         }
         Ok(self.client.as_mut().expect("connected above"))
     }
 
+    fn connect(&mut self) -> Result<Client, StoreError> {
+        let tls = tls::connector(&self.server.tls).map_err(|detail| StoreError::Database {
+            target: self.target.clone(),
+            detail,
+            transient: false,
+        })?;
+        let mut client = self
+            .server
+            .config
+            .connect(tls)
+            .map_err(|e| self.error(e))?;
+        match schema::migrate(&mut client) {
+            Ok(()) => {}
+            Err(schema::SchemaError::Database(e)) => return Err(self.error(e)),
+            Err(refused) => {
+                return Err(StoreError::Refused {
+                    target: self.target.clone(),
+                    reason: refused.to_string(),
+                });
+            }
+        }
+        let id = register_cluster(&mut client, &self.cluster).map_err(|e| self.error(e))?;
+        if self.exclusive {
+            let locked: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, $2)",
+                    &[&RECORDER_LOCK_CLASS, &id],
+                )
+                .map_err(|e| self.error(e))?
+                .get(0);
+            if !locked && self.cluster_id != 0 {
+                // Reconnecting: the server may not yet have noticed that our previous
+                // connection, which held the lock, is gone. Retrying is right.
+                return Err(StoreError::Database {
+                    target: self.target.clone(),
+                    detail: format!(
+                        "reconnected, but the lock on cluster {} is still held (by our \
+                         previous connection, until the server notices it is gone)",
+                        self.cluster
+                    ),
+                    transient: true,
+                });
+            }
+            if !locked {
+                return Err(StoreError::ClusterLocked {
+                    target: self.target.clone(),
+                    cluster: self.cluster.clone(),
+                });
+            }
+        }
+        self.cluster_id = id;
+        Ok(client)
+    }
+
     /// Runs `f` on the connection (opening one first if the last was lost), mapping errors.
     pub fn with<T>(
         &mut self,
         f: impl FnOnce(&mut Client, i32) -> Result<T, postgres::Error>,
-    ) -> Result<T, PgError> {
+    ) -> Result<T, StoreError> {
         let cluster = {
-            self.connect()?;
+            self.client_mut()?;
             self.cluster_id
         };
         let client = self.client.as_mut().expect("connected");
@@ -217,32 +278,58 @@ impl PgWriter {
         }
     }
 
+    /// Makes sure partitions of `table` hold `times` (a short transaction of its own).
+    pub fn ensure_partitions(
+        &mut self,
+        table: Partitioned,
+        times: impl IntoIterator<Item = i64>,
+    ) -> Result<(), StoreError> {
+        self.client_mut()?;
+        let client = self.client.as_mut().expect("connected");
+        let result = self.partitions.ensure(client, table, times);
+        result.map_err(|e| self.error(e))
+    }
+
     /// Writes one batch (and the heartbeat) in one transaction.
     pub fn commit(
         &mut self,
         batch: &Batch,
         heartbeat: Option<(i64, i64)>,
-    ) -> Result<BatchStats, PgError> {
-        self.connect()?;
-        let cluster = self.cluster_id;
-        let client = self.client.as_mut().expect("connected");
+    ) -> Result<BatchStats, StoreError> {
         let created = batch
             .pods
             .iter()
             .map(|p| p.created_at_ms)
             .chain(batch.nodes.iter().map(|n| n.created_at_ms));
-        let result = self
-            .partitions
-            .ensure(client, Partitioned::Transitions, created)
-            .and_then(|()| {
-                self.partitions.ensure(
-                    client,
-                    Partitioned::NodeUsage,
-                    batch.node_usage.iter().map(|u| u.at_ms),
-                )
-            })
-            .and_then(|()| self.batches.write(client, cluster, batch, heartbeat));
+        self.ensure_partitions(Partitioned::Transitions, created)?;
+        self.ensure_partitions(
+            Partitioned::NodeUsage,
+            batch.node_usage.iter().map(|u| u.at_ms),
+        )?;
+        let cluster = self.cluster_id;
+        let client = self.client.as_mut().expect("connected");
+        let result = self.batches.write(client, cluster, batch, heartbeat);
         result.map_err(|e| self.error(e))
+    }
+}
+
+impl Drop for PgWriter {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            outside_runtime(move || drop(client));
+        }
+    }
+}
+
+/// Runs `f` on a thread of its own when this thread is driving an async runtime. The
+/// `postgres` client blocks on its own small runtime, which tokio refuses to start inside
+/// another: a store opened, used or dropped from async code (the recorder's end, a test)
+/// would otherwise panic.
+pub(crate) fn outside_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(f).join().expect("the store's thread panicked"))
+    } else {
+        f()
     }
 }
 
@@ -259,5 +346,7 @@ fn register_cluster(client: &mut Client, name: &str) -> Result<i32, postgres::Er
         .get(0))
 }
 
+#[cfg(test)]
+pub(crate) mod test_backend;
 #[cfg(test)]
 mod tests;

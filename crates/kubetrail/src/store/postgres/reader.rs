@@ -4,11 +4,12 @@
 
 use std::ops::{Deref, DerefMut};
 
-use postgres::config::Config;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use r2d2::PooledConnection;
 use r2d2_postgres::PostgresConnectionManager;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::config::Target;
 use super::{reports, retention, sessions};
 use crate::model::utilisation::{BucketUsage, UsageSample};
 use crate::query::{
@@ -20,11 +21,12 @@ use crate::store::api::{
 };
 use crate::store::{Session, StoreError};
 
-type Manager = PostgresConnectionManager<NoTls>;
+type Manager = PostgresConnectionManager<MakeRustlsConnect>;
 
 /// The read side of a PostgreSQL store.
 pub struct PgReader {
-    pool: r2d2::Pool<Manager>,
+    /// Always Some until dropped.
+    pool: Option<r2d2::Pool<Manager>>,
     target: String,
     clusters: Vec<i32>,
 }
@@ -40,9 +42,14 @@ pub enum ClusterChoice {
 }
 
 impl PgReader {
-    pub fn open(config: Config, clusters: &ClusterChoice, opts: ReadOptions) -> R<PgReader> {
-        let target = super::config::describe(&config);
-        let manager = PostgresConnectionManager::new(config, NoTls);
+    pub fn open(server: Target, clusters: &ClusterChoice, opts: ReadOptions) -> R<PgReader> {
+        let target = super::config::describe(&server.config);
+        let tls = super::tls::connector(&server.tls).map_err(|detail| StoreError::Database {
+            target: target.clone(),
+            detail,
+            transient: false,
+        })?;
+        let manager = PostgresConnectionManager::new(server.config, tls);
         let pool = r2d2::Pool::builder()
             .max_size(opts.connections.max(1))
             // The first connection is made now, so a wrong URL fails here, once, clearly.
@@ -55,19 +62,26 @@ impl PgReader {
                 transient: true,
             })?;
         let mut reader = PgReader {
-            pool,
+            pool: Some(pool),
             target,
             clusters: Vec::new(),
         };
         let mut conn = reader.get()?;
         let ids = resolve_clusters(&mut conn, clusters).map_err(|e| reader.error(e))?;
         drop(conn);
-        reader.clusters = ids.map_err(|unknown| StoreError::Usage(unknown))?;
+        reader.clusters = ids.map_err(|detail| StoreError::Cluster {
+            target: reader.target.clone(),
+            detail,
+        })?;
         Ok(reader)
     }
 
+    fn pool(&self) -> &r2d2::Pool<Manager> {
+        self.pool.as_ref().expect("the pool lives until drop")
+    }
+
     fn get(&self) -> R<PooledConnection<Manager>> {
-        self.pool.get().map_err(|e| StoreError::Database {
+        self.pool().get().map_err(|e| StoreError::Database {
             target: self.target.clone(),
             detail: format!("cannot open a read connection: {e}"),
             transient: true,
@@ -125,7 +139,7 @@ impl HistoryReader for PgReader {
     }
 
     fn max_snapshots(&self) -> usize {
-        self.pool.max_size() as usize
+        self.pool().max_size() as usize
     }
 }
 
@@ -173,22 +187,43 @@ impl<'a> PgSnapshot<'a> {
         }
     }
 
-    fn run<T>(&mut self, read: impl FnOnce(&mut Client, &[i32]) -> Result<T, postgres::Error>) -> R<T> {
-        read(&mut self.conn, &self.clusters).map_err(|e| {
-            let (detail, transient) = super::describe(&e);
-            StoreError::Database {
-                target: self.target.clone(),
-                detail,
-                transient,
-            }
-        })
+    /// Runs a read, on a thread of its own when called from async code (the recorder reads
+    /// its open state there; see `outside_runtime`).
+    fn run<T: Send>(
+        &mut self,
+        read: impl FnOnce(&mut Client, &[i32]) -> Result<T, postgres::Error> + Send,
+    ) -> R<T> {
+        let (conn, clusters) = (&mut self.conn, &self.clusters);
+        super::outside_runtime(move || read(conn, clusters))
+            .map_err(|e| super::store_error(&self.target, e))
+    }
+
+    /// Runs a read that hands rows to a callback as they come: from blocking code only (the
+    /// reports run in `spawn_blocking`).
+    fn run_here<T>(
+        &mut self,
+        read: impl FnOnce(&mut Client, &[i32]) -> Result<T, postgres::Error>,
+    ) -> R<T> {
+        read(&mut self.conn, &self.clusters).map_err(|e| super::store_error(&self.target, e))
     }
 }
 
 impl Drop for PgSnapshot<'_> {
     fn drop(&mut self) {
         if self.in_transaction {
-            let _ = self.conn.batch_execute("ROLLBACK");
+            let conn = &mut self.conn;
+            super::outside_runtime(move || {
+                let _ = conn.batch_execute("ROLLBACK");
+            });
+        }
+    }
+}
+
+impl Drop for PgReader {
+    fn drop(&mut self) {
+        // The pool's connections close as it goes (see `outside_runtime`).
+        if let Some(pool) = self.pool.take() {
+            super::outside_runtime(move || drop(pool));
         }
     }
 }
@@ -238,7 +273,7 @@ impl Snapshot for PgSnapshot<'_> {
         until_ms: i64,
         each: &mut dyn FnMut(UsageSample),
     ) -> R<()> {
-        self.run(|c, _| reports::node_samples(c, node_id, since_ms, until_ms, each))
+        self.run_here(|c, _| reports::node_samples(c, node_id, since_ms, until_ms, each))
     }
 
     fn node_rollups(&mut self, node: &NodeInfo, since_ms: i64, until_ms: i64) -> R<Vec<BucketUsage>> {
@@ -261,12 +296,25 @@ impl Snapshot for PgSnapshot<'_> {
         self.run(|c, clusters| retention::nth_raw_usage_ms(c, clusters, offset))
     }
 
-    fn open_pods(&mut self, namespace: Option<&str>) -> R<Vec<OpenPod>> {
-        self.run(|c, clusters| reports::open_pods(c, clusters, namespace))
+    fn open_pods(&mut self, namespace: Option<&str>, each: &mut dyn FnMut(OpenPod)) -> R<()> {
+        // Read whole, then handed over: the recorder calls this from async code.
+        let pods = self.run(|c, clusters| {
+            let mut pods = Vec::new();
+            reports::open_pods(c, clusters, namespace, &mut |p| pods.push(p))?;
+            Ok(pods)
+        })?;
+        pods.into_iter().for_each(each);
+        Ok(())
     }
 
-    fn open_nodes(&mut self) -> R<Vec<OpenNode>> {
-        self.run(|c, clusters| reports::open_nodes(c, clusters))
+    fn open_nodes(&mut self, each: &mut dyn FnMut(OpenNode)) -> R<()> {
+        let nodes = self.run(|c, clusters| {
+            let mut nodes = Vec::new();
+            reports::open_nodes(c, clusters, &mut |n| nodes.push(n))?;
+            Ok(nodes)
+        })?;
+        nodes.into_iter().for_each(each);
+        Ok(())
     }
 
     fn pods_left_scope(&mut self, namespace: Option<&str>) -> R<Vec<String>> {

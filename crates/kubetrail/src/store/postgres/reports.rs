@@ -515,39 +515,42 @@ pub fn open_pods(
     client: &mut Client,
     clusters: &[i32],
     namespace: Option<&str>,
-) -> Result<Vec<OpenPod>, postgres::Error> {
-    Ok(client
-        .query(
+    each: &mut dyn FnMut(OpenPod),
+) -> Result<(), postgres::Error> {
+    for r in client.query(
             "SELECT p.uid, p.namespace, p.name, l.labels, s.state
              FROM pods p JOIN pod_state s ON s.pod_id = p.id
              LEFT JOIN label_sets l ON l.id = p.label_set_id
              WHERE p.cluster_id = ANY($1) AND p.deleted_at_ms IS NULL
                AND ($2::text IS NULL OR p.namespace = $2)",
             &[&clusters, &namespace],
-        )?
-        .iter()
-        .map(|r| OpenPod {
+    )? {
+        each(OpenPod {
             uid: r.get(0),
             namespace: r.get(1),
             name: r.get(2),
             labels_json: r.get(3),
             state_json: r.get(4),
-        })
-        .collect())
+        });
+    }
+    Ok(())
 }
 
-pub fn open_nodes(client: &mut Client, clusters: &[i32]) -> Result<Vec<OpenNode>, postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT uid, state FROM nodes WHERE cluster_id = ANY($1) AND deleted_at_ms IS NULL",
-            &[&clusters],
-        )?
-        .iter()
-        .map(|r| OpenNode {
+pub fn open_nodes(
+    client: &mut Client,
+    clusters: &[i32],
+    each: &mut dyn FnMut(OpenNode),
+) -> Result<(), postgres::Error> {
+    for r in client.query(
+        "SELECT uid, state FROM nodes WHERE cluster_id = ANY($1) AND deleted_at_ms IS NULL",
+        &[&clusters],
+    )? {
+        each(OpenNode {
             uid: r.get(0),
             state_json: r.get(1),
-        })
-        .collect())
+        });
+    }
+    Ok(())
 }
 
 /// Uids of open pods whose latest scope transition is `left_scope`.

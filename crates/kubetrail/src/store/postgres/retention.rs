@@ -8,9 +8,9 @@
 
 use postgres::Client;
 
-use crate::retention::PruneCounts;
+use crate::retention::plan::{AgedOut, TableSize, UsageOutlook, rollup_hours};
+use crate::retention::{Plan, Policy, PruneCounts};
 use crate::store::api::{Bounds, Span, StoreStats};
-use crate::retention::plan::TableSize;
 
 /// Pods examined per query; the row budget, not this, bounds a step.
 const PODS_PER_QUERY: i64 = 256;
@@ -270,5 +270,93 @@ pub fn stats(client: &mut Client, clusters: &[i32]) -> Result<StoreStats, postgr
         open_nodes: count(client, "SELECT count(*) FROM nodes WHERE cluster_id = ANY($1) AND deleted_at_ms IS NULL")?,
         deleted_nodes: count(client, "SELECT count(*) FROM nodes WHERE cluster_id = ANY($1) AND deleted_at_ms IS NOT NULL")?,
         quarantined_rows: count(client, "SELECT count(*) FROM quarantine WHERE cluster_id = ANY($1)")?,
+    })
+}
+
+/// What `policy` would remove from these clusters at `now_ms` (`prune --dry-run`). There is no
+/// size rule: `--max-db-size` is SQLite's.
+pub fn plan(
+    client: &mut Client,
+    clusters: &[i32],
+    policy: &Policy,
+    now_ms: i64,
+) -> Result<Plan, postgres::Error> {
+    let count = |client: &mut Client, sql: &str, at: i64| -> Result<u64, postgres::Error> {
+        Ok(client.query_one(sql, &[&clusters, &at])?.get::<_, i64>(0) as u64)
+    };
+    let mut aged_out = AgedOut::default();
+    if let Some(cutoff) = policy.ended_cutoff_ms(now_ms) {
+        let ended = "p.cluster_id = ANY($1) AND p.deleted_at_ms IS NOT NULL AND p.deleted_at_ms < $2";
+        let gone = "n.cluster_id = ANY($1) AND n.deleted_at_ms IS NOT NULL AND n.deleted_at_ms < $2";
+        aged_out = AgedOut {
+            cutoff_ms: Some(cutoff),
+            pods: count(client, &format!("SELECT count(*) FROM pods p WHERE {ended}"), cutoff)?,
+            pod_transitions: count(
+                client,
+                &format!("SELECT count(*) FROM pods p JOIN transitions t ON t.pod_id = p.id WHERE {ended}"),
+                cutoff,
+            )?,
+            pod_resources: count(
+                client,
+                &format!("SELECT count(*) FROM pods p JOIN pod_resources r ON r.pod_id = p.id WHERE {ended}"),
+                cutoff,
+            )?,
+            deleted_nodes: count(
+                client,
+                &format!(
+                    "SELECT count(*) FROM nodes n WHERE {gone}
+                       AND (EXISTS (SELECT 1 FROM transitions t WHERE t.node_id = n.id)
+                            OR EXISTS (SELECT 1 FROM node_capacity c WHERE c.node_id = n.id))"
+                ),
+                cutoff,
+            )?,
+            node_transitions: count(
+                client,
+                &format!("SELECT count(*) FROM nodes n JOIN transitions t ON t.node_id = n.id WHERE {gone}"),
+                cutoff,
+            )?,
+            node_capacity: count(
+                client,
+                &format!("SELECT count(*) FROM nodes n JOIN node_capacity c ON c.node_id = n.id WHERE {gone}"),
+                cutoff,
+            )?,
+        };
+    }
+    let mut usage = UsageOutlook {
+        raw_horizon_ms: policy.raw_horizon_ms(now_ms),
+        rollup_cutoff_ms: policy.rollup_cutoff_ms(now_ms),
+        ..Default::default()
+    };
+    if let Some(horizon) = usage.raw_horizon_ms {
+        usage.raw_rows_rolled_up = count(
+            client,
+            "SELECT count(*) FROM node_usage WHERE cluster_id = ANY($1) AND at_ms < $2",
+            horizon,
+        )?;
+        for r in client.query(
+            "SELECT (SELECT min(u.at_ms) FROM node_usage u WHERE u.node_id = n.id), n.deleted_at_ms
+             FROM nodes n WHERE n.cluster_id = ANY($1)",
+            &[&clusters],
+        )? {
+            if let Some(first) = r.get::<_, Option<i64>>(0) {
+                usage.rollups_written += rollup_hours(first, r.get(1), horizon);
+            }
+        }
+    }
+    if let Some(cutoff) = usage.rollup_cutoff_ms {
+        usage.rollups_expired = count(
+            client,
+            "SELECT count(*) FROM node_usage_rollup
+             WHERE cluster_id = ANY($1) AND bucket_start_ms + bucket_ms <= $2",
+            cutoff,
+        )?;
+    }
+    Ok(Plan {
+        now_ms,
+        policy: policy.describe(),
+        file: None,
+        aged_out,
+        usage,
+        size: None,
     })
 }

@@ -5,8 +5,9 @@ use kubetrail_pgtest::PgServer;
 use super::config::Target;
 
 use super::*;
+use crate::store::StoreError;
 use crate::model::{Phase, TransitionKind};
-use crate::store::batch::tests::pod_row;
+use crate::store::sqlite::batch::tests::pod_row;
 use crate::store::rows::{NodeUsageRow, SubjectUid, TransitionRow};
 
 fn fresh() -> Target {
@@ -121,7 +122,7 @@ fn a_second_recorder_of_one_cluster_is_refused_but_maintenance_is_not() {
     let config = fresh();
     let _first = PgWriter::open(config.clone(), "east", true).unwrap();
     let err = PgWriter::open(config.clone(), "east", true).err().unwrap();
-    assert!(matches!(err, PgError::Locked { .. }), "{err}");
+    assert!(matches!(err, StoreError::ClusterLocked { .. }), "{err}");
     assert!(err.to_string().contains("already recording cluster east"), "{err}");
     PgWriter::open(config.clone(), "west", true).expect("another cluster is not blocked");
     PgWriter::open(config, "east", false).expect("prune does not take the recorder lock");

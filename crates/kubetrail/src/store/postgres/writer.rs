@@ -3,6 +3,9 @@
 //! have no counterpart on a shared server: `space` is None, so `--max-db-size` never applies,
 //! and disk space goes back by dropping the partitions retention emptied
 //! ([`super::partitions`]), in [`HistoryWriter::give_back_step`].
+//!
+//! Every method runs on a thread of its own when called from async code (the recorder opens
+//! and closes its session there): see `outside_runtime`.
 
 use super::reader::PgSnapshot;
 use super::{PgWriter, retention, sessions};
@@ -15,50 +18,65 @@ use crate::store::BatchStats;
 
 impl HistoryWriter for PgWriter {
     fn read(&mut self) -> R<Box<dyn Snapshot + '_>> {
-        let target = self.target.clone();
-        let cluster = self.cluster_id;
-        self.connect()?;
+        super::outside_runtime(|| self.client_mut().map(|_| ()))?;
+        let (target, cluster) = (self.target.clone(), self.cluster_id);
         let client = self.client.as_mut().expect("connected");
         Ok(Box::new(PgSnapshot::borrowed(client, target, cluster)))
     }
 
     fn commit(&mut self, batch: &Batch, heartbeat: Option<Heartbeat>) -> R<BatchStats> {
-        Ok(PgWriter::commit(self, batch, heartbeat.map(|h| (h.session, h.at_ms)))?)
+        super::outside_runtime(move || {
+            Ok(PgWriter::commit(self, batch, heartbeat.map(|h| (h.session, h.at_ms)))?)
+        })
     }
 
     fn start_session(&mut self, scope: &Scope, now_ms: i64) -> R<i64> {
-        Ok(self.with(|c, cluster| sessions::start(c, cluster, scope, now_ms))?)
+        super::outside_runtime(move || {
+            Ok(self.with(|c, cluster| sessions::start(c, cluster, scope, now_ms))?)
+        })
     }
 
     fn heartbeat(&mut self, hb: Heartbeat) -> R<()> {
-        Ok(self.with(|c, _| sessions::heartbeat(c, hb.session, hb.at_ms))?)
+        super::outside_runtime(move || {
+            Ok(self.with(|c, _| sessions::heartbeat(c, hb.session, hb.at_ms))?)
+        })
     }
 
     fn stop_session(&mut self, hb: Heartbeat) -> R<()> {
-        Ok(self.with(|c, _| sessions::stop(c, hb.session, hb.at_ms))?)
+        super::outside_runtime(move || {
+            Ok(self.with(|c, _| sessions::stop(c, hb.session, hb.at_ms))?)
+        })
     }
 
     fn quarantine(&mut self, kind: &str, row: &str, error: &str, at_ms: i64) -> R<()> {
-        Ok(self.with(|c, cluster| {
-            c.execute(
-                "INSERT INTO quarantine (cluster_id, at_ms, kind, error, row)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[&cluster, &at_ms, &kind, &error, &row],
-            )
-            .map(|_| ())
-        })?)
+        super::outside_runtime(move || {
+            Ok(self.with(|c, cluster| {
+                c.execute(
+                    "INSERT INTO quarantine (cluster_id, at_ms, kind, error, row)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[&cluster, &at_ms, &kind, &error, &row],
+                )
+                .map(|_| ())
+            })?)
+        })
     }
 
     fn prune_ended_pods(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
-        Ok(self.with(|c, cluster| retention::ended_pods_step(c, cluster, cutoff_ms, row_budget))?)
+        super::outside_runtime(move || {
+            Ok(self.with(|c, cluster| retention::ended_pods_step(c, cluster, cutoff_ms, row_budget))?)
+        })
     }
 
     fn prune_deleted_nodes(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
-        Ok(self.with(|c, cluster| retention::deleted_nodes_step(c, cluster, cutoff_ms, row_budget))?)
+        super::outside_runtime(move || {
+            Ok(self.with(|c, cluster| retention::deleted_nodes_step(c, cluster, cutoff_ms, row_budget))?)
+        })
     }
 
     fn roll_up(&mut self, horizon_ms: i64, row_budget: u64) -> R<RollupProgress> {
-        super::rollup::roll_up(self, horizon_ms, row_budget)
+        super::outside_runtime(move || {
+            super::rollup::roll_up(self, horizon_ms, row_budget)
+        })
     }
 
     fn expire_rollups(
@@ -67,9 +85,11 @@ impl HistoryWriter for PgWriter {
         keep_from_ms: Option<i64>,
         row_budget: u64,
     ) -> R<(u64, bool)> {
-        Ok(self.with(|c, cluster| {
-            retention::expire_step(c, cluster, cutoff_ms, keep_from_ms, row_budget)
-        })?)
+        super::outside_runtime(move || {
+            Ok(self.with(|c, cluster| {
+                retention::expire_step(c, cluster, cutoff_ms, keep_from_ms, row_budget)
+            })?)
+        })
     }
 
     fn space(&mut self) -> R<Option<FileSize>> {
@@ -86,20 +106,19 @@ impl HistoryWriter for PgWriter {
     }
 
     fn give_back_step(&mut self) -> R<GiveBack> {
-        // Months that ended more than a month ago: the current and the last month keep their
-        // partitions even when empty, so that a writer never waits to create them.
-        let before = super::partitions::month_of(crate::model::time::now_ms()).0 - 1;
-        let before = super::partitions::month_of(before).0;
-        let partitions = &mut self.partitions;
-        let dropped = {
-            self.connect()?;
+        super::outside_runtime(move || {
+            // Months that ended more than a month ago: the current and the last month keep their
+            // partitions even when empty, so that a writer never waits to create them.
+            let before = super::partitions::month_of(crate::model::time::now_ms()).0 - 1;
+            let before = super::partitions::month_of(before).0;
+            self.client_mut()?;
             let client = self.client.as_mut().expect("connected");
-            partitions.drop_empty(client, before)
-        };
-        match dropped {
-            Ok(_) => Ok(GiveBack::Done),
-            Err(e) => Err(self.error(e).into()),
-        }
+            let dropped = self.partitions.drop_empty(client, before);
+            match dropped {
+                Ok(_) => Ok(GiveBack::Done),
+                Err(e) => Err(self.error(e)),
+            }
+        })
     }
 
     fn foreign_commits(&mut self) -> R<Option<i64>> {

@@ -4,16 +4,7 @@
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-/// FNV-1a (64 bits) of a label set's JSON text, as stored in `label_sets.hash`. It must never
-/// change: rows written by earlier versions are found by it.
-pub fn labels_hash(json: &str) -> i64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for byte in json.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash as i64
-}
+pub use crate::store::rows::labels_hash;
 
 /// Makes `kubetrail_labels_hash(text)` available to SQL on `conn`, for migration 0004.
 pub fn register_hash_function(conn: &Connection) -> rusqlite::Result<()> {

@@ -70,7 +70,7 @@ pub fn plan(conn: &Connection, policy: &Policy, now_ms: i64) -> rusqlite::Result
     Ok(Plan {
         now_ms,
         policy: policy.describe(),
-        file,
+        file: Some(file),
         aged_out,
         usage,
         size,
@@ -158,11 +158,7 @@ fn hours_to_roll_up(conn: &Connection, horizon_ms: i64) -> rusqlite::Result<u64>
         let (Some(first), deleted): (Option<i64>, Option<i64>) = (row.get(0)?, row.get(1)?) else {
             continue;
         };
-        let end = deleted.map_or(horizon_ms, |d| d.min(horizon_ms));
-        if first < end {
-            hours +=
-                ((floor_to_bucket(end - 1) - floor_to_bucket(first)) / ROLLUP_BUCKET_MS + 1) as u64;
-        }
+        hours += crate::retention::plan::rollup_hours(first, deleted, horizon_ms);
     }
     Ok(hours)
 }
