@@ -2,46 +2,22 @@
 //! `node_usage_rollup` rows, expiring them, and reading them back (see `retention::rollup` for
 //! what a rollup is).
 //!
-//! Rolling up reuses the integrator that `query nodes` runs on raw rows
-//! ([`NodeIntegrator`]), so a rollup holds exactly what a 1h query over the raw rows would have
-//! printed. Before it deletes a node's raw rows older than a point `end`, it writes the value in
-//! force at `end` as a keyframe row at `end`: the step function stays exact from `end` on, and the
-//! rolled-up range (before `end`) and the raw range (from `end`) never overlap.
-//!
-//! Every step is one short transaction over a bounded number of raw rows, so the recorder keeps
-//! committing and queries keep answering while a large backlog is rolled up.
+//! The rule of a roll-up step (which rows, where a chunk ends, what a rollup holds, the
+//! keyframe) is `retention::rollup_step`'s, the same for every store; this module supplies its
+//! statements ([`RollupStore`]) on one write transaction.
+
+use std::sync::Arc;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
+use super::error::db_error;
+use super::file::db_path;
 use crate::model::Resources;
-use crate::model::utilisation::{BucketUsage, Grid, NodeIntegrator, RatioStat, Stat, UsageSample};
-use crate::retention::policy::floor_to_bucket;
+use crate::model::utilisation::{BucketUsage, Grid, RatioStat, Stat, UsageSample};
+use crate::retention::rollup_step::{self, NodeLife, RollupStore};
+use crate::store::StoreError;
 pub use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress, RollupRow, merge, regrid};
-
-/// Most buckets one node's chunk may span (keeps [`Grid::new`]'s limit out of reach when raw
-/// rows are very sparse).
-const MAX_CHUNK_BUCKETS: i64 = 10_000;
-
-#[derive(Clone, Copy)]
-struct NodeLife {
-    id: i64,
-    created_ms: i64,
-    deleted_ms: Option<i64>,
-}
-
-fn node_lives(conn: &Connection) -> rusqlite::Result<Vec<NodeLife>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id, created_at_ms, deleted_at_ms FROM nodes ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(NodeLife {
-            id: r.get(0)?,
-            created_ms: r.get(1)?,
-            deleted_ms: r.get(2)?,
-        })
-    })?;
-    rows.collect()
-}
 
 /// The first raw usage row of a node: where its exact step function starts. Rollups of the
 /// node cover only time before it.
@@ -61,129 +37,181 @@ pub fn rolled_up_until_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     .query_row([], |r| r.get(0))
 }
 
-/// Rolls raw rows before `horizon_ms` up, node by node, until about `row_budget` raw rows have
-/// been replaced; one transaction. Call again until `done`.
+/// One roll-up step (the rule is `retention::rollup_step`'s), in one IMMEDIATE transaction.
 pub fn roll_up_step(
     conn: &mut Connection,
     horizon_ms: i64,
     row_budget: u64,
-) -> rusqlite::Result<RollupProgress> {
-    let nodes = node_lives(conn)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut progress = RollupProgress {
-        done: true,
-        ..Default::default()
-    };
-    for node in nodes {
-        if progress.raw_rows_deleted >= row_budget {
-            progress.done = false;
-            break;
-        }
-        let Some(from) = raw_start_ms(&tx, node.id)? else {
-            continue;
-        };
-        if from >= horizon_ms {
-            continue;
-        }
-        // Stop this node's chunk at the bucket holding its n-th row, so a year of backlog is
-        // many short transactions, not one long one.
-        let remaining = (row_budget - progress.raw_rows_deleted).max(1);
-        let nth: Option<i64> = tx
-            .prepare_cached(
-                "SELECT at_ms FROM node_usage WHERE node_id = ?1 AND at_ms < ?2
-                 ORDER BY at_ms LIMIT 1 OFFSET ?3",
-            )?
-            .query_row(params![node.id, horizon_ms, remaining as i64], |r| r.get(0))
-            .optional()?;
-        let first_bucket = floor_to_bucket(from);
-        let mut end = match nth {
-            Some(at) => floor_to_bucket(at)
-                .max(first_bucket + ROLLUP_BUCKET_MS)
-                .min(horizon_ms),
-            None => horizon_ms,
-        };
-        end = end.min(first_bucket + MAX_CHUNK_BUCKETS * ROLLUP_BUCKET_MS);
-        if end < horizon_ms {
-            progress.done = false;
-        }
-        let done = roll_up_node(&tx, node, first_bucket, end)?;
-        progress.add(&done);
-    }
-    tx.commit()?;
+) -> Result<RollupProgress, StoreError> {
+    let path = db_path(conn).unwrap_or_default();
+    let fail = |e| db_error(&path, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fail)?;
+    let progress = rollup_step::roll_up_step(
+        &mut SqliteRollup { tx: &tx, path: &path },
+        horizon_ms,
+        row_budget,
+    )?;
+    tx.commit().map_err(fail)?;
     Ok(progress)
 }
 
-/// Replaces one node's raw rows before `end_ms` by rollups (merged into existing buckets) and a
-/// keyframe at `end_ms`.
-fn roll_up_node(
-    tx: &Transaction,
-    node: NodeLife,
-    since_ms: i64,
-    end_ms: i64,
-) -> rusqlite::Result<RollupProgress> {
-    let mut progress = RollupProgress::default();
-    let Ok(grid) = Grid::new(since_ms, end_ms, ROLLUP_BUCKET_MS) else {
-        return Ok(progress); // unreachable: since < end and the span is bounded
-    };
-    let mut buckets = Vec::new();
-    // Only recorded time goes into a rollup: after it, no query can tell a gap apart.
-    let covered = crate::store::Coverage::from_sessions(super::sessions::read_all(tx)?).intervals();
-    let mut integrator =
-        NodeIntegrator::new(grid, node.created_ms, node.deleted_ms).covering(covered);
-    let mut last: Option<UsageSample> = None;
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT at_ms, cpu_requested_millis, memory_requested_bytes, cpu_limits_millis,
-                    memory_limits_bytes, pod_count, cpu_allocatable_millis, memory_allocatable_bytes
-             FROM node_usage WHERE node_id = ?1 AND at_ms < ?2 ORDER BY at_ms",
-        )?;
-        let mut rows = stmt.query(params![node.id, end_ms])?;
-        while let Some(row) = rows.next()? {
-            let sample = UsageSample {
-                at_ms: row.get(0)?,
-                requested: Resources::new(row.get(1)?, row.get(2)?),
-                limits: Resources::new(row.get(3)?, row.get(4)?),
-                pod_count: row.get(5)?,
-                allocatable: Resources::new(row.get(6)?, row.get(7)?),
-            };
-            integrator.push(sample, &mut |b| buckets.push(b));
-            last = Some(sample);
-        }
+/// [`RollupStore`] on one SQLite write transaction.
+struct SqliteRollup<'a> {
+    tx: &'a Transaction<'a>,
+    path: &'a std::path::Path,
+}
+
+impl SqliteRollup<'_> {
+    fn run<T>(&self, f: impl FnOnce(&Transaction) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        f(self.tx).map_err(|e| db_error(self.path, e))
     }
-    integrator.finish(&mut |b| buckets.push(b));
-    for bucket in buckets.iter().filter(|b| b.present_ms > 0) {
-        upsert_rollup(tx, node.id, bucket)?;
-        progress.rollups_written += 1;
+}
+
+impl RollupStore for SqliteRollup<'_> {
+    fn nodes(&mut self) -> Result<Vec<NodeLife>, StoreError> {
+        self.run(|tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT id, created_at_ms, deleted_at_ms FROM nodes ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(NodeLife {
+                    id: r.get(0)?,
+                    created_ms: r.get(1)?,
+                    deleted_ms: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
     }
-    // The value in force at `end` keeps the step function exact from there on. A row at exactly
-    // `end` already says it (INSERT OR IGNORE keeps that one).
-    if let Some(last) = last
-        && node.deleted_ms.is_none_or(|deleted| deleted > end_ms)
-    {
-        let inserted = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO node_usage (node_id, at_ms, cpu_requested_millis,
-                     memory_requested_bytes, cpu_limits_millis, memory_limits_bytes, pod_count,
-                     cpu_allocatable_millis, memory_allocatable_bytes, keyframe)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
+
+    fn covered(&mut self) -> Result<Option<Arc<[(i64, i64)]>>, StoreError> {
+        let sessions = self.run(|tx| super::sessions::read_all(tx))?;
+        Ok(crate::store::Coverage::from_sessions(sessions).intervals())
+    }
+
+    fn raw_start_ms(&mut self, node: i64) -> Result<Option<i64>, StoreError> {
+        self.run(|tx| raw_start_ms(tx, node))
+    }
+
+    fn nth_raw_ms(&mut self, node: i64, before_ms: i64, offset: u64) -> Result<Option<i64>, StoreError> {
+        self.run(|tx| {
+            tx.prepare_cached(
+                "SELECT at_ms FROM node_usage WHERE node_id = ?1 AND at_ms < ?2
+                 ORDER BY at_ms LIMIT 1 OFFSET ?3",
             )?
-            .execute(params![
-                node.id,
-                end_ms,
-                last.requested.cpu_millis,
-                last.requested.memory_bytes,
-                last.limits.cpu_millis,
-                last.limits.memory_bytes,
-                last.pod_count,
-                last.allocatable.cpu_millis,
-                last.allocatable.memory_bytes
-            ])?;
-        progress.keyframes_written += inserted as u64;
+            .query_row(params![node, before_ms, offset as i64], |r| r.get(0))
+            .optional()
+        })
     }
-    progress.raw_rows_deleted = tx
-        .prepare_cached("DELETE FROM node_usage WHERE node_id = ?1 AND at_ms < ?2")?
-        .execute(params![node.id, end_ms])? as u64;
-    Ok(progress)
+
+    fn raw_samples(
+        &mut self,
+        node: i64,
+        before_ms: i64,
+        each: &mut dyn FnMut(UsageSample),
+    ) -> Result<(), StoreError> {
+        self.run(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT at_ms, cpu_requested_millis, memory_requested_bytes, cpu_limits_millis,
+                        memory_limits_bytes, pod_count, cpu_allocatable_millis,
+                        memory_allocatable_bytes
+                 FROM node_usage WHERE node_id = ?1 AND at_ms < ?2 ORDER BY at_ms",
+            )?;
+            let mut rows = stmt.query(params![node, before_ms])?;
+            while let Some(row) = rows.next()? {
+                each(UsageSample {
+                    at_ms: row.get(0)?,
+                    requested: Resources::new(row.get(1)?, row.get(2)?),
+                    limits: Resources::new(row.get(3)?, row.get(4)?),
+                    pod_count: row.get(5)?,
+                    allocatable: Resources::new(row.get(6)?, row.get(7)?),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn rollup(&mut self, node: i64, start_ms: i64) -> Result<Option<BucketUsage>, StoreError> {
+        self.run(|tx| {
+            tx.prepare_cached(&format!(
+                "SELECT {ROLLUP_COLUMNS} FROM node_usage_rollup WHERE node_id = ?1 AND bucket_start_ms = ?2"
+            ))?
+            .query_row(params![node, start_ms], |r| bucket_from_row(r, 0))
+            .optional()
+        })
+    }
+
+    fn put_rollup(&mut self, node: i64, row: &BucketUsage) -> Result<(), StoreError> {
+        self.run(|tx| {
+            tx.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO node_usage_rollup (node_id, {ROLLUP_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                         ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
+            ))?
+            .execute(params![
+                node,
+                row.start_ms,
+                row.end_ms - row.start_ms,
+                row.present_ms,
+                row.pods.avg,
+                row.pods.peak,
+                row.cpu_requested.avg,
+                row.cpu_requested.peak,
+                row.memory_requested.avg,
+                row.memory_requested.peak,
+                row.cpu_limits.avg,
+                row.cpu_limits.peak,
+                row.memory_limits.avg,
+                row.memory_limits.peak,
+                row.cpu_allocatable.avg,
+                row.cpu_allocatable.peak,
+                row.memory_allocatable.avg,
+                row.memory_allocatable.peak,
+                row.cpu_requested_ratio.avg,
+                row.cpu_requested_ratio.peak,
+                row.memory_requested_ratio.avg,
+                row.memory_requested_ratio.peak,
+                row.cpu_limits_ratio.avg,
+                row.cpu_limits_ratio.peak,
+                row.memory_limits_ratio.avg,
+                row.memory_limits_ratio.peak
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn put_keyframe(&mut self, node: i64, at_ms: i64, last: &UsageSample) -> Result<bool, StoreError> {
+        self.run(|tx| {
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO node_usage (node_id, at_ms, cpu_requested_millis,
+                         memory_requested_bytes, cpu_limits_millis, memory_limits_bytes, pod_count,
+                         cpu_allocatable_millis, memory_allocatable_bytes, keyframe)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
+                )?
+                .execute(params![
+                    node,
+                    at_ms,
+                    last.requested.cpu_millis,
+                    last.requested.memory_bytes,
+                    last.limits.cpu_millis,
+                    last.limits.memory_bytes,
+                    last.pod_count,
+                    last.allocatable.cpu_millis,
+                    last.allocatable.memory_bytes
+                ])?;
+            Ok(inserted == 1)
+        })
+    }
+
+    fn delete_raw_before(&mut self, node: i64, before_ms: i64) -> Result<u64, StoreError> {
+        self.run(|tx| {
+            tx.prepare_cached("DELETE FROM node_usage WHERE node_id = ?1 AND at_ms < ?2")?
+                .execute(params![node, before_ms])
+                .map(|n| n as u64)
+        })
+    }
 }
 
 const ROLLUP_COLUMNS: &str = "bucket_start_ms, bucket_ms, covered_ms, pods_avg, pods_peak,
@@ -229,57 +257,6 @@ fn bucket_from_row(row: &Row, at: usize) -> rusqlite::Result<BucketUsage> {
     })
 }
 
-/// Writes one bucket, merging it into a row already there (raw rows that arrived late, behind
-/// an earlier horizon) with the same [`merge`] readers use.
-fn upsert_rollup(tx: &Transaction, node_id: i64, bucket: &BucketUsage) -> rusqlite::Result<()> {
-    let existing = tx
-        .prepare_cached(&format!(
-            "SELECT {ROLLUP_COLUMNS} FROM node_usage_rollup WHERE node_id = ?1 AND bucket_start_ms = ?2"
-        ))?
-        .query_row(params![node_id, bucket.start_ms], |r| bucket_from_row(r, 0))
-        .optional()?;
-    let mut row = bucket.clone();
-    row.end_ms = row.start_ms + ROLLUP_BUCKET_MS;
-    if let Some(existing) = existing {
-        row = existing;
-        merge(&mut row, bucket);
-    }
-    tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO node_usage_rollup (node_id, {ROLLUP_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
-    ))?
-    .execute(params![
-        node_id,
-        row.start_ms,
-        row.end_ms - row.start_ms,
-        row.present_ms,
-        row.pods.avg,
-        row.pods.peak,
-        row.cpu_requested.avg,
-        row.cpu_requested.peak,
-        row.memory_requested.avg,
-        row.memory_requested.peak,
-        row.cpu_limits.avg,
-        row.cpu_limits.peak,
-        row.memory_limits.avg,
-        row.memory_limits.peak,
-        row.cpu_allocatable.avg,
-        row.cpu_allocatable.peak,
-        row.memory_allocatable.avg,
-        row.memory_allocatable.peak,
-        row.cpu_requested_ratio.avg,
-        row.cpu_requested_ratio.peak,
-        row.memory_requested_ratio.avg,
-        row.memory_requested_ratio.peak,
-        row.cpu_limits_ratio.avg,
-        row.cpu_limits_ratio.peak,
-        row.memory_limits_ratio.avg,
-        row.memory_limits_ratio.peak
-    ])?;
-    Ok(())
-}
-
 /// Deletes rollup buckets that end at or before `cutoff_ms`, at most about `row_budget` rows,
 /// one transaction; `keep_from_ms` protects newer buckets whatever the cutoff (the size budget
 /// uses it to keep the newest rollups). Returns (rows deleted, done).
@@ -290,7 +267,10 @@ pub fn expire_step(
     row_budget: u64,
 ) -> rusqlite::Result<(u64, bool)> {
     let cutoff = keep_from_ms.map_or(cutoff_ms, |keep| cutoff_ms.min(keep));
-    let nodes = node_lives(conn)?;
+    let nodes: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM nodes ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut deleted = 0u64;
     let mut done = true;
@@ -309,7 +289,7 @@ pub fn expire_step(
                        (SELECT bucket_start_ms FROM node_usage_rollup
                         WHERE node_id = ?1 ORDER BY bucket_start_ms LIMIT 1 OFFSET ?3), ?2)",
             )?
-            .execute(params![node.id, cutoff, (row_budget - deleted) as i64])? as u64;
+            .execute(params![node, cutoff, (row_budget - deleted) as i64])? as u64;
         if n >= row_budget - deleted {
             done = false; // this node may have more
         }

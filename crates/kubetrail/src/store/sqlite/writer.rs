@@ -72,7 +72,7 @@ impl HistoryWriter for Connection {
     }
 
     fn roll_up(&mut self, horizon_ms: i64, row_budget: u64) -> R<RollupProgress> {
-        rollup::roll_up_step(self, horizon_ms, row_budget).map_err(|e| error(self, e))
+        rollup::roll_up_step(self, horizon_ms, row_budget)
     }
 
     fn expire_rollups(
