@@ -40,6 +40,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn backup(args: &Args) -> anyhow::Result<()> {
+    let db = args.db.to_string_lossy();
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        return Err(usage!(
+            "backup copies a SQLite file; for a PostgreSQL database use the server's own tools \
+             (pg_dump, or its backups)"
+        ));
+    }
     if args.out == Path::new("-") {
         return to_stdout(&args.db);
     }

@@ -10,11 +10,13 @@ use kube::{Client, Config};
 
 use kubetrail::usage;
 
-/// A client and the server URL it talks to (for log lines).
+/// A client, the server URL it talks to (for log lines), and the kubeconfig context it came
+/// from (None in a cluster, where there is no kubeconfig).
 pub async fn kube_client(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
-) -> anyhow::Result<(Client, String)> {
+) -> anyhow::Result<(Client, String, Option<String>)> {
+    let mut context_name = context.map(str::to_string);
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
         ..Default::default()
@@ -41,6 +43,9 @@ pub async fn kube_client(
                     if known.is_empty() { "no contexts".to_string() } else { known.join(", ") }
                 ));
             }
+            if context_name.is_none() {
+                context_name = parsed.current_context.clone();
+            }
             Config::from_custom_kubeconfig(parsed, &options)
                 .await
                 .with_context(|| format!("kubeconfig {} is not usable", path.display()))?
@@ -48,9 +53,14 @@ pub async fn kube_client(
         None if context.is_some() => Config::from_kubeconfig(&options)
             .await
             .with_context(|| format!("cannot use --context {:?}", context.unwrap_or_default()))?,
-        None => Config::infer().await.context(
-            "no cluster configuration found: pass --kubeconfig, set KUBECONFIG, or run inside a cluster",
-        )?,
+        None => {
+            let config = Config::infer().await.context(
+                "no cluster configuration found: pass --kubeconfig, set KUBECONFIG, or run inside a cluster",
+            )?;
+            // infer() prefers a kubeconfig when there is one; without one it is in-cluster.
+            context_name = Kubeconfig::read().ok().and_then(|k| k.current_context);
+            config
+        }
     };
     let mut config = config;
     // kube's client quietly retries 503s itself; the recorder's watchers retry with their own
@@ -60,7 +70,7 @@ pub async fn kube_client(
     let url = config.cluster_url.to_string();
     let client =
         Client::try_from(config).with_context(|| format!("cannot build a client for {url}"))?;
-    Ok((client, url))
+    Ok((client, url, context_name))
 }
 
 /// Completes on SIGINT (Ctrl-C), SIGTERM (what Kubernetes and systemd send) or SIGHUP (the

@@ -123,7 +123,7 @@ impl OutArgs {
             ));
         }
         // Overwriting the database with a report would destroy the history.
-        if let (Ok(a), Ok(b)) = (path.canonicalize(), db.db.canonicalize())
+        if let (Ok(a), Ok(b)) = (path.canonicalize(), Path::new(&db.db).canonicalize())
             && a == b
         {
             return Err(usage!(

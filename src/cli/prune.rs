@@ -6,13 +6,14 @@
 //! counts.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context;
 
 use kubetrail::model::time::now_ms;
 use kubetrail::retention::{Pass, PolicyArgs};
-use kubetrail::store::{Location, ReadOptions, WriteMode, open_reader, open_writer};
+use super::query::DbArgs;
+use kubetrail::store::{ReadOptions, WriteMode, open_reader, open_writer};
+use kubetrail::usage;
 
 /// How `prune` and `stats` print their report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -26,14 +27,10 @@ pub enum ReportFormat {
 /// Flags of `kubetrail prune`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The kubetrail database to prune (never created).
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "KUBETRAIL_DB",
-        default_value = "kubetrail.db"
-    )]
-    pub db: PathBuf,
+    /// The kubetrail database to prune (never created): a SQLite file, or a PostgreSQL URL
+    /// with the one --cluster to prune.
+    #[command(flatten)]
+    pub db: DbArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Report what would be removed, and change nothing (the file is opened read-only).
@@ -47,9 +44,16 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let policy = args.policy.policy()?;
     let now = now_ms();
-    let db = args.db.clone();
+    let at = args.db.location()?;
+    if at.file().is_none() && args.policy.max_db_size.is_some() {
+        return Err(usage!(
+            "--max-db-size is a budget for a SQLite file; a PostgreSQL database is kept in \
+             bounds by the age rules (--max-age, --raw-usage-age, --rollup-age)"
+        ));
+    }
+    let db = at.to_string();
     if args.dry_run {
-        let reader = open_reader(&Location::Sqlite(db.clone()), ReadOptions::default())?;
+        let reader = open_reader(&at, ReadOptions::default())?;
         let plan = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let mut snapshot = reader.snapshot()?;
             snapshot
@@ -64,8 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             ReportFormat::Text => {
                 writeln!(
                     out,
-                    "dry run, nothing was changed: {} with {}",
-                    db.display(),
+                    "dry run, nothing was changed: {db} with {}",
                     plan.policy
                 )?;
                 for line in plan.lines() {
@@ -76,14 +79,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let mut store = open_writer(&Location::Sqlite(db.clone()), WriteMode::Maintenance)?;
+    let mut store = open_writer(&at, WriteMode::Maintenance)?;
     let described = policy.describe();
     let report =
         tokio::task::spawn_blocking(move || Pass::new(policy, now).run_sharing(&mut *store))
             .await?
             // The database's own phrase, as before the store seam: the context names the file.
             .map_err(|e| anyhow::anyhow!(e.detail()))
-            .with_context(|| format!("pruning {}", db.display()))?;
+            .with_context(|| format!("pruning {db}"))?;
     for warning in report.warnings() {
         eprintln!("warning: {warning}");
     }
@@ -97,7 +100,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.output {
         ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
         ReportFormat::Text => {
-            writeln!(out, "pruned {} with {described}", db.display())?;
+            writeln!(out, "pruned {db} with {described}")?;
             for line in report.summary() {
                 writeln!(out, "  {line}")?;
             }

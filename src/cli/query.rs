@@ -9,7 +9,6 @@
 //! creates or changes it and runs while `record` writes.
 
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
 
 use anyhow::Context;
 
@@ -42,14 +41,26 @@ pub enum Command {
 /// `--db`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArgs {
-    /// The kubetrail database to read (never created or modified).
+    /// The kubetrail database to read (never created or modified): a SQLite file, or a
+    /// PostgreSQL server as postgres://USER@HOST:PORT/DB (libpq's PG* variables and sslmode
+    /// apply; give the password in PGPASSWORD, not the URL).
     #[arg(
         long,
-        value_name = "PATH",
+        value_name = "PATH|URL",
         env = "KUBETRAIL_DB",
         default_value = "kubetrail.db"
     )]
-    pub db: PathBuf,
+    pub db: String,
+    /// With a PostgreSQL --db: read only this cluster (repeat for several). Default: all.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Vec<String>,
+}
+
+impl DbArgs {
+    /// Where `--db` (and `--cluster`) point.
+    pub fn location(&self) -> anyhow::Result<Location> {
+        Location::parse(&self.db, &self.cluster).map_err(|e| usage!("{e}"))
+    }
 }
 
 /// `--since` / `--until`.
@@ -354,7 +365,7 @@ pub fn open(db: &DbArgs) -> anyhow::Result<Box<dyn HistoryReader>> {
 
 /// A reader opened with `options`.
 pub fn open_with(db: &DbArgs, options: ReadOptions) -> anyhow::Result<Box<dyn HistoryReader>> {
-    Ok(open_reader(&Location::Sqlite(db.db.clone()), options)?)
+    Ok(open_reader(&db.location()?, options)?)
 }
 
 /// Ends a report; an empty table says so on stderr (stdout stays empty, as with kubectl).

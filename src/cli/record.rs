@@ -10,6 +10,7 @@ use kubetrail::model::time::parse_duration;
 use kubetrail::query::LabelSelector;
 use kubetrail::recorder::{self, Recorder, RecorderConfig};
 use kubetrail::store::{Location, WriteMode, open_writer};
+use kubetrail::usage;
 
 /// Flags of `kubetrail record`.
 #[derive(Debug, clap::Args)]
@@ -29,9 +30,15 @@ pub struct Args {
     /// Record only pods matching this label selector (e.g. app=web,tier!=cache).
     #[arg(short = 'l', long, value_parser = selector)]
     pub selector: Option<String>,
-    /// The SQLite database to write (created, mode 0600, if missing).
-    #[arg(long, env = "KUBETRAIL_DB", default_value = "kubetrail.db")]
-    pub db: PathBuf,
+    /// Where to record: a SQLite file (created, mode 0600, if missing), or a PostgreSQL server
+    /// as postgres://USER@HOST:PORT/DB (libpq's PG* variables and sslmode apply; give the
+    /// password in PGPASSWORD, not the URL).
+    #[arg(long, value_name = "PATH|URL", env = "KUBETRAIL_DB", default_value = "kubetrail.db")]
+    pub db: String,
+    /// With a PostgreSQL --db: the name of the recorded cluster, on every row. Default: the
+    /// kubeconfig context's name; required in a cluster.
+    #[arg(long, value_name = "NAME", env = "KUBETRAIL_CLUSTER")]
+    pub cluster: Option<String>,
     /// Also write every node's utilisation this often when it has not changed (a keyframe).
     /// Every change is written when it happens, so queries are exact without keyframes; they
     /// bound how far back a reader must look, and each costs a row per node.
@@ -117,16 +124,51 @@ fn ignore_file_size_signal() {
 /// SIGXFSZ on Linux (x86, arm and most others).
 const XFSZ: i32 = 25;
 
+/// Where to record. A PostgreSQL database holds many clusters, so it needs this one's name:
+/// `--cluster`, else the kubeconfig context's; a SQLite file holds one and takes none.
+fn location(args: &Args, context: Option<String>) -> anyhow::Result<Location> {
+    let is_server = args.db.starts_with("postgres://") || args.db.starts_with("postgresql://");
+    if !is_server {
+        if let Some(cluster) = &args.cluster {
+            return Err(usage!(
+                "--cluster {cluster} is for a PostgreSQL --db (postgres://...): the SQLite file \
+                 {} holds one cluster",
+                args.db
+            ));
+        }
+        return Ok(Location::Sqlite(PathBuf::from(&args.db)));
+    }
+    if args.retention.policy.max_db_size.is_some() {
+        return Err(usage!(
+            "--max-db-size is a budget for a SQLite file; a PostgreSQL database is kept in \
+             bounds by the age rules (--max-age, --raw-usage-age, --rollup-age)"
+        ));
+    }
+    let cluster = match (&args.cluster, context) {
+        (Some(name), _) => name.clone(),
+        (None, Some(context)) => context,
+        (None, None) => {
+            return Err(usage!(
+                "--db {}: name this cluster with --cluster NAME (or KUBETRAIL_CLUSTER): there \
+                 is no kubeconfig context to take the name from",
+                Location::parse(&args.db, &[]).map(|l| l.to_string()).unwrap_or_default()
+            ));
+        }
+    };
+    Location::parse(&args.db, &[cluster]).map_err(|e| usage!("{e}"))
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let retention = args.retention.schedule()?;
     // The cluster config first: a bad kubeconfig must not leave a new empty database behind.
-    let (client, url) = kube_client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let (client, url, context) =
+        kube_client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let at = location(&args, context)?;
     // Bound before the database is opened: a busy port must not leave a new empty file behind.
     let listener = match args.metrics_addr {
         Some(addr) => Some(recorder::http::bind(addr).await?),
         None => None,
     };
-    let at = Location::Sqlite(args.db.clone());
     let store = open_writer(&at, WriteMode::Record)?;
     let config = RecorderConfig {
         namespace: args.namespace.clone(),
@@ -152,7 +194,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(listener) = listener {
         let endpoint = recorder::http::Endpoint {
             stats: recorder.stats(),
-            db: at,
+            db: at.clone(),
             unready_after: args.unready_after,
         };
         let bound = recorder::http::serve(listener, endpoint)?;
@@ -160,7 +202,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     tracing::info!(
         server = %url,
-        db = %args.db.display(),
+        db = %at,
         namespace = args.namespace.as_deref().unwrap_or("(all)"),
         selector = args.selector.as_deref().unwrap_or("(none)"),
         "recording; stop with Ctrl-C or SIGTERM"

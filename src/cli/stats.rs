@@ -5,17 +5,17 @@
 //! Read-only, like `query`: it runs while `record` writes.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use serde::Serialize;
 
 use super::prune::ReportFormat;
+use super::query::DbArgs;
 use kubetrail::model::time::{format_duration_ms, format_time_short, now_ms};
 use kubetrail::retention::bytes::format_size;
 use kubetrail::retention::{Plan, PolicyArgs};
 use kubetrail::store::{
-    Coverage, Location, ReadOptions, Session, Snapshot, Span, StoreError, StoreStats, check,
+    Coverage, ReadOptions, Session, Snapshot, Span, StoreError, StoreStats, check,
     open_reader,
 };
 
@@ -23,13 +23,8 @@ use kubetrail::store::{
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The kubetrail database to describe (never created or modified).
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "KUBETRAIL_DB",
-        default_value = "kubetrail.db"
-    )]
-    pub db: PathBuf,
+    #[command(flatten)]
+    pub db: DbArgs,
     /// The policy to evaluate (default: the defaults `record` and `prune` use).
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -109,10 +104,10 @@ fn collect(
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let policy = args.policy.policy()?;
-    let at = Location::Sqlite(args.db.clone());
+    let at = args.db.location()?;
     let reader = open_reader(&at, ReadOptions::default())?;
     check(&at)?;
-    let db = args.db.display().to_string();
+    let db = at.to_string();
     let now = now_ms();
     let stats = tokio::task::spawn_blocking(move || -> anyhow::Result<Stats> {
         let mut snapshot = reader.snapshot()?;
