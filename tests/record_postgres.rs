@@ -91,6 +91,8 @@ fn two_clusters_record_into_one_server_and_a_killed_recorder_resumes() {
     let killed_at = now_ms();
     std::mem::replace(&mut west.rec, RecorderProcess::placeholder()).kill_9();
     std::thread::sleep(Duration::from_secs(4));
+    // A fresh log, so that waiting for the first list waits for this recorder's.
+    std::fs::write(west.sim.dir().join("rec.log"), "").unwrap();
     west.rec = spawn_recorder(&west.sim, &url, "west");
     let restarted_at = now_ms();
     assert!(west.rec.log().contains("resuming"), "{}", west.rec.log());

@@ -70,6 +70,10 @@ pub fn parse(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, 
         config.dbname(&db);
     }
     config.ssl_mode(tls.mode);
+    if config.get_options().is_none() {
+        // The server's NOTICEs ("relation already exists, skipping") would reach our log.
+        config.options("-c client_min_messages=warning");
+    }
     if config.get_application_name().is_none() {
         config.application_name(&env("PGAPPNAME").unwrap_or_else(|| "kubetrail".to_string()));
     }
