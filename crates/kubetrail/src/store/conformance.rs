@@ -17,6 +17,9 @@ use crate::query::{PodFilter, PodRef, QueryError, TransitionFilter, TransitionRe
 use crate::recorder::writer::{WriteMsg, Writer, WriterStats};
 use crate::store::Heartbeat;
 
+mod usage;
+pub(crate) use usage::*;
+
 /// A fresh store: its writer, a reader on it, and whatever must live as long as they do.
 pub(crate) struct Fixture {
     pub writer: Box<dyn HistoryWriter>,
@@ -76,6 +79,9 @@ mod sqlite {
         pods_open_until_end_of_recording,
         history_ambiguous_and_not_found,
         refused_row_is_quarantined,
+        rolled_up_hours_report_what_the_raw_rows_did,
+        expired_rollups_go_and_newer_ones_stay,
+        a_deleted_nodes_row_stays_while_rollups_name_it,
     );
 }
 
@@ -94,6 +100,9 @@ mod postgres {
         pods_open_until_end_of_recording,
         history_ambiguous_and_not_found,
         refused_row_is_quarantined,
+        rolled_up_hours_report_what_the_raw_rows_did,
+        expired_rollups_go_and_newer_ones_stay,
+        a_deleted_nodes_row_stays_while_rollups_name_it,
     );
 }
 
