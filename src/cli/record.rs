@@ -9,7 +9,8 @@ use super::connect::{kube_client, shutdown_signal};
 use kubetrail::model::time::parse_duration;
 use kubetrail::query::LabelSelector;
 use kubetrail::recorder::{self, Recorder, RecorderConfig};
-use kubetrail::store::{Location, WriteMode, open_writer};
+use kubetrail::recorder::backoff::{Retry, RetryPolicy, jitter};
+use kubetrail::store::{HistoryWriter, Location, WriteMode, open_writer};
 use kubetrail::usage;
 
 /// Flags of `kubetrail record`.
@@ -124,6 +125,34 @@ fn ignore_file_size_signal() {
 /// SIGXFSZ on Linux (x86, arm and most others).
 const XFSZ: i32 = 25;
 
+/// Opens the store. A server that cannot be reached yet (it is starting, the network is not
+/// up) is retried with backoff, each failure logged, until it answers or the recorder is told
+/// to stop (None). A file's errors, and a server's refusals (a wrong password, a foreign
+/// database), fail at once.
+async fn open_store(at: &Location) -> anyhow::Result<Option<Box<dyn HistoryWriter>>> {
+    let mut policy = RetryPolicy::default();
+    let mut stop = std::pin::pin!(shutdown_signal());
+    loop {
+        let target = at.clone();
+        match tokio::task::spawn_blocking(move || open_writer(&target, WriteMode::Record)).await? {
+            Ok(store) => return Ok(Some(store)),
+            Err(err) if err.is_transient() && at.file().is_none() => {
+                let delay = policy.next_delay(Retry::Watch, jitter());
+                tracing::warn!(
+                    error = %err,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "cannot reach the database yet; retrying"
+                );
+                tokio::select! {
+                    _ = &mut stop => return Ok(None),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
 /// Where to record. A PostgreSQL database holds many clusters, so it needs this one's name:
 /// `--cluster`, else the kubeconfig context's; a SQLite file holds one and takes none.
 fn location(args: &Args, context: Option<String>) -> anyhow::Result<Location> {
@@ -169,7 +198,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(addr) => Some(recorder::http::bind(addr).await?),
         None => None,
     };
-    let store = open_writer(&at, WriteMode::Record)?;
+    let Some(store) = open_store(&at).await? else {
+        tracing::info!("stopped before the database could be reached; nothing was recorded");
+        return Ok(());
+    };
     let config = RecorderConfig {
         namespace: args.namespace.clone(),
         label_selector: args.selector.clone(),

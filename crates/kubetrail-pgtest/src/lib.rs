@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 const PORT: u16 = 5432;
 /// The superuser `initdb` creates.
 const SUPERUSER: &str = "postgres";
+/// The one role that must authenticate with a password (every other role is trusted): create
+/// it with `CREATE ROLE ... LOGIN PASSWORD '...'` to test authentication.
+pub const PASSWORD_ROLE: &str = "kt_password";
 
 /// A running server. Dropping it is never needed; see the module doc.
 pub struct PgServer {
@@ -113,6 +116,12 @@ impl PgServer {
             .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8"])
             .args(["--no-locale", "--no-sync"]);
         run(&mut initdb)?;
+        // One role must give its password (the rest are trusted), so that a test can see a
+        // wrong one refused: the first matching line of pg_hba.conf wins.
+        let hba = data.join("pg_hba.conf");
+        let trusted = std::fs::read_to_string(&hba).map_err(|e| format!("reading {}: {e}", hba.display()))?;
+        std::fs::write(&hba, format!("local all {PASSWORD_ROLE} scram-sha-256\n{trusted}"))
+            .map_err(|e| format!("writing {}: {e}", hba.display()))?;
 
         // The shell starts the server, then waits for its stdin to close, then stops the
         // server quickly and removes the directory. Durability is off: test data is thrown

@@ -72,7 +72,7 @@ impl RetryPolicy {
 }
 
 /// A uniform number in [0, 1) from the standard library's per-process random keys.
-fn jitter() -> f64 {
+pub fn jitter() -> f64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(0);
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64

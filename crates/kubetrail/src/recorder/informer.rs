@@ -154,6 +154,10 @@ struct Loop {
 /// second; a row for each would be most of the file, for no useful resolution.
 const USAGE_RESOLUTION: Duration = Duration::from_secs(1);
 
+/// Rows the loop keeps while the writer is busy before it waits for it (about 50 MB): minutes of
+/// a busy cluster's events, so that an outage of the database is ridden out with true times.
+const HELD_ROWS: usize = 200_000;
+
 impl Loop {
     fn new(cache: Cache, writer: Writer, stats: Arc<RecorderStats>) -> Self {
         Loop {
@@ -181,8 +185,12 @@ impl Loop {
     }
 
     /// Hands the batch to the writer; node usage goes with it once per [`USAGE_RESOLUTION`],
-    /// or now with `all`. While the writer's queue is full this waits (backpressure), but not
-    /// past a stop signal: the batch is then kept for [`Loop::flush_at_stop`].
+    /// or now with `all`. While the writer's queue is full (a slow commit, a database that
+    /// cannot be reached), the rows stay in the batch and the loop goes on reading events:
+    /// waiting here would leave them unread on the stream, and the rows they make would carry
+    /// the time they were finally read, not when they happened. Only past [`HELD_ROWS`] does
+    /// this wait (backpressure, so memory stays bounded), and never past a stop signal: the
+    /// batch is then kept for [`Loop::flush_at_stop`].
     async fn flush<S>(&mut self, all: bool, shutdown: &mut S)
     where
         S: Future<Output = ()> + FusedFuture + Unpin,
@@ -198,6 +206,20 @@ impl Loop {
         if shutdown.is_terminated() {
             self.stopping = true;
             return;
+        }
+        if self.batch.len() < HELD_ROWS {
+            match self.writer.try_reserve() {
+                Some(permit) => {
+                    let batch = std::mem::take(&mut self.batch);
+                    let since = self.batch_since.take().unwrap_or_else(Instant::now);
+                    permit.send(WriteMsg::Rows { batch, since });
+                    return;
+                }
+                // Busy: keep the rows, and try again at the next flush.
+                None if self.writer.is_alive() => return,
+                // Gone: `reserve` below says so.
+                None => {}
+            }
         }
         let permit = tokio::select! {
             permit = self.writer.reserve() => permit,
@@ -450,7 +472,7 @@ impl Loop {
     /// Logs the status line; `elapsed` is the time since the last one (ticks may be skipped).
     /// An idle cluster commits nothing: the session's heartbeat still moves, queued behind any
     /// rows not yet committed, so covered time never runs ahead of the history.
-    async fn heartbeat(&mut self) {
+    fn heartbeat(&mut self) {
         let Some(session) = self.session else {
             return;
         };
@@ -463,7 +485,11 @@ impl Loop {
                 tracing::warn!(error = %err.detail(), "cannot record the session's heartbeat");
             }
         };
-        let _ = self.writer.send(WriteMsg::Maintenance(Box::new(job))).await;
+        // A full queue means rows wait, and every commit moves the heartbeat itself: skipping
+        // this one loses nothing, whereas waiting for room would stop the loop reading events.
+        if let Some(permit) = self.writer.try_reserve() {
+            permit.send(WriteMsg::Maintenance(Box::new(job)));
+        }
     }
 
     fn status_line(&self, events_before: u64, elapsed: Duration) -> u64 {
@@ -701,7 +727,7 @@ where
             _ = status_tick.tick() => {
                 events_at_last_status = state.status_line(events_at_last_status, last_status.elapsed());
                 last_status = Instant::now();
-                state.heartbeat().await;
+                state.heartbeat();
             }
         }
         state.resolve_missing().await;

@@ -214,11 +214,20 @@ impl PgWriter {
             detail,
             transient: false,
         })?;
-        let mut client = self
-            .server
-            .config
-            .connect(tls)
-            .map_err(|e| self.error(e))?;
+        let mut client = self.server.config.connect(tls).map_err(|e| {
+            // A server that is starting, shutting down, or not yet accepting connections for
+            // this database can answer later; a refusal of who we are, or of a database that
+            // does not exist, will not change by retrying.
+            let (detail, _) = describe(&e);
+            let refused = e.code().is_some_and(|c| {
+                c.code().starts_with("28") || c == &postgres::error::SqlState::INVALID_CATALOG_NAME
+            });
+            StoreError::Database {
+                target: self.target.clone(),
+                detail,
+                transient: !refused,
+            }
+        })?;
         match schema::migrate(&mut client) {
             Ok(()) => {}
             Err(schema::SchemaError::Database(e)) => return Err(self.error(e)),

@@ -49,8 +49,17 @@ impl PgReader {
             detail,
             transient: false,
         })?;
+        // One connection first, by hand: the pool would retry a wrong password or a missing
+        // database until its timeout and then say only "timed out".
+        let probe = server
+            .config
+            .connect(tls.clone())
+            .map_err(|e| super::store_error(&target, e))?;
+        drop(probe);
         let manager = PostgresConnectionManager::new(server.config, tls);
         let pool = r2d2::Pool::builder()
+            // Failures reach the caller as errors; r2d2's own log lines would repeat them.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
             .max_size(opts.connections.max(1))
             // The first connection is made now, so a wrong URL fails here, once, clearly.
             .min_idle(Some(1))
@@ -67,6 +76,16 @@ impl PgReader {
             clusters: Vec::new(),
         };
         let mut conn = reader.get()?;
+        match super::schema::check(&mut conn) {
+            Ok(()) => {}
+            Err(super::schema::SchemaError::Database(e)) => return Err(reader.error(e)),
+            Err(refused) => {
+                return Err(StoreError::Refused {
+                    target: reader.target.clone(),
+                    reason: refused.to_string(),
+                });
+            }
+        }
         let ids = resolve_clusters(&mut conn, clusters).map_err(|e| reader.error(e))?;
         drop(conn);
         reader.clusters = ids.map_err(|detail| StoreError::Cluster {

@@ -27,8 +27,31 @@ pub enum SchemaError {
          {VERSION}); upgrade kubetrail"
     )]
     TooNew { found: i32 },
+    #[error(
+        "it holds no kubetrail history (no kubetrail_schema table); record into it first with \
+         `kubetrail record --db URL --cluster NAME`"
+    )]
+    Empty,
     #[error("{0}")]
     Database(#[from] postgres::Error),
+}
+
+/// For a reader: the database must be kubetrail's, at a version this build can read. Changes
+/// nothing.
+pub fn check(client: &mut Client) -> Result<(), SchemaError> {
+    let ours: bool = client
+        .query_one("SELECT to_regclass('kubetrail_schema') IS NOT NULL", &[])?
+        .get(0);
+    if !ours {
+        return Err(SchemaError::Empty);
+    }
+    let found: i32 = client
+        .query_one("SELECT coalesce(max(version), 0) FROM kubetrail_schema", &[])?
+        .get(0);
+    if found > VERSION {
+        return Err(SchemaError::TooNew { found });
+    }
+    Ok(())
 }
 
 /// Brings the database to [`VERSION`], creating the tables in an empty database. Safe to run
