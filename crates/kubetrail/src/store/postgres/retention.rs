@@ -4,7 +4,8 @@
 //! runs on SQLite. After the deletes, [`super::partitions`] drops the partitions they emptied,
 //! which is how disk space goes back to the server.
 //!
-//! Open pods and nodes (`deleted_at_ms IS NULL`) never match.
+//! Open pods and nodes (`deleted_at_ms IS NULL`) never match. Rows are picked by key, never by
+//! `ctid`: on a partitioned table a ctid names a row only within its own partition.
 
 use postgres::Client;
 
@@ -45,8 +46,8 @@ pub fn ended_pods_step(
                 break 'outer false;
             }
             let transitions = tx.execute(
-                "DELETE FROM transitions WHERE ctid = ANY(ARRAY(
-                     SELECT ctid FROM transitions WHERE pod_id = $1 LIMIT $2))",
+                "DELETE FROM transitions WHERE pod_id = $1 AND id = ANY(ARRAY(
+                     SELECT id FROM transitions WHERE pod_id = $1 LIMIT $2))",
                 &[&id, &remaining],
             )?;
             counts.pod_transitions += transitions;
@@ -112,8 +113,8 @@ pub fn deleted_nodes_step(
             break;
         }
         let transitions = tx.execute(
-            "DELETE FROM transitions WHERE ctid = ANY(ARRAY(
-                 SELECT ctid FROM transitions WHERE node_id = $1 LIMIT $2))",
+            "DELETE FROM transitions WHERE node_id = $1 AND id = ANY(ARRAY(
+                 SELECT id FROM transitions WHERE node_id = $1 LIMIT $2))",
             &[&id, &remaining],
         )? as i64;
         let capacity = tx.execute(
@@ -151,10 +152,10 @@ pub fn expire_step(
     let cutoff = keep_from_ms.map_or(cutoff_ms, |keep| cutoff_ms.min(keep));
     let budget = row_budget as i64;
     let deleted = client.execute(
-        "DELETE FROM node_usage_rollup WHERE ctid = ANY(ARRAY(
-             SELECT ctid FROM node_usage_rollup
+        "DELETE FROM node_usage_rollup WHERE (node_id, bucket_start_ms) IN (
+             SELECT node_id, bucket_start_ms FROM node_usage_rollup
              WHERE cluster_id = $1 AND bucket_start_ms + bucket_ms <= $2
-             ORDER BY bucket_start_ms LIMIT $3))",
+             ORDER BY bucket_start_ms LIMIT $3)",
         &[&cluster, &cutoff, &budget],
     )?;
     Ok((deleted, (deleted as i64) < budget))

@@ -186,3 +186,57 @@ fn a_connection_the_server_drops_is_a_transient_error_and_the_next_commit_reconn
     assert_eq!(stats.transitions_inserted, 1);
     assert_eq!(count(&mut w, "SELECT count(*) FROM transitions"), 2);
 }
+
+#[test]
+fn retention_gives_disk_back_by_dropping_the_partitions_it_emptied() {
+    use crate::store::api::HistoryWriter;
+    let mut w = PgWriter::open(fresh(), "east", true).unwrap();
+    // A pod created and deleted in October 2026, and one still open from November.
+    let (oct, nov) = (1_791_331_200_000_i64, 1_794_700_800_000_i64);
+    let mut old = pod_row("old");
+    old.created_at_ms = oct;
+    old.deleted_at_ms = Some(oct + 60_000);
+    let mut open = pod_row("open");
+    open.created_at_ms = nov;
+    let batch = Batch {
+        pods: vec![old, open],
+        transitions: vec![created("old", oct), created("open", nov)],
+        ..Default::default()
+    };
+    w.commit(&batch, None).unwrap();
+    let partitions = |w: &mut PgWriter| -> Vec<String> {
+        w.with(|c, _| {
+            Ok(c.query(
+                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = 'transitions'::regclass ORDER BY 1",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        })
+        .unwrap()
+    };
+    assert_eq!(partitions(&mut w), ["transitions_y2026m10", "transitions_y2026m11"]);
+    // Nothing is empty yet: nothing goes.
+    HistoryWriter::give_back_step(&mut w).unwrap();
+    assert_eq!(partitions(&mut w).len(), 2);
+    let (counts, done) = w.prune_ended_pods(nov, 1_000).unwrap();
+    assert!(done);
+    assert_eq!((counts.pods, counts.pod_transitions), (1, 1));
+    HistoryWriter::give_back_step(&mut w).unwrap();
+    assert_eq!(
+        partitions(&mut w),
+        ["transitions_y2026m11"],
+        "October's partition was emptied and dropped; November's holds an open pod"
+    );
+    // A later pod of October (a late list) gets its partition back.
+    let mut late = pod_row("late");
+    late.created_at_ms = oct + 1;
+    let batch = Batch {
+        pods: vec![late],
+        transitions: vec![created("late", oct + 1)],
+        ..Default::default()
+    };
+    assert_eq!(w.commit(&batch, None).unwrap().transitions_inserted, 1);
+}
