@@ -499,7 +499,8 @@ fn write_steps(
         ];
         (&u.node_uid, false, u.at_ms, v, u.keyframe)
     });
-    let tables: [(Vec<Step>, &str); 3] = [
+    // (rows, statement, whether the statement takes the cluster as $1)
+    let tables: [(Vec<Step>, &str, bool); 3] = [
         (
             resources.collect(),
             "INSERT INTO pod_resources (pod_id, at_ms, cpu_request_millis, memory_request_bytes,
@@ -511,6 +512,7 @@ fn write_steps(
                  memory_request_bytes = excluded.memory_request_bytes,
                  cpu_limit_millis = excluded.cpu_limit_millis,
                  memory_limit_bytes = excluded.memory_limit_bytes",
+            false,
         ),
         (
             capacity.collect(),
@@ -526,6 +528,7 @@ fn write_steps(
                  cpu_allocatable_millis = excluded.cpu_allocatable_millis,
                  memory_allocatable_bytes = excluded.memory_allocatable_bytes,
                  pods_allocatable = excluded.pods_allocatable",
+            false,
         ),
         (
             usage.collect(),
@@ -544,10 +547,11 @@ fn write_steps(
                  cpu_allocatable_millis = excluded.cpu_allocatable_millis,
                  memory_allocatable_bytes = excluded.memory_allocatable_bytes,
                  keyframe = excluded.keyframe",
+            true,
         ),
     ];
     use Type as T;
-    for (rows, insert) in tables {
+    for (rows, insert, with_cluster) in tables {
         if rows.is_empty() {
             continue;
         }
@@ -568,7 +572,7 @@ fn write_steps(
                 Ok(())
             },
         )?;
-        if insert.contains("$1") {
+        if with_cluster {
             tx.execute(insert, &[&cluster])?;
         } else {
             tx.execute(insert, &[])?;

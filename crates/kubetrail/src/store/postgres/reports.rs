@@ -3,6 +3,7 @@
 //! module turns a filter into one SELECT (every value a numbered parameter, never spliced into
 //! the SQL) and rows into records.
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, Row};
 
@@ -50,29 +51,24 @@ fn phase_name(code: Option<i16>) -> Option<&'static str> {
     code.map(|c| Phase::from_code(i64::from(c)).as_str())
 }
 
-/// Streams the rows of `sql` (a portal, fetched in pages, so an export of millions of rows
-/// never holds them all), stopping early when `each` says so.
+/// Streams the rows of `sql` as the server sends them (an export of millions of rows never
+/// holds them all), stopping early when `each` says so. No transaction of its own: it reads
+/// inside the snapshot's.
 fn stream(
     client: &mut Client,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
     mut each: impl FnMut(&Row) -> Result<bool, QueryError>,
 ) -> Result<(), QueryError> {
-    const PAGE: i32 = 5_000;
-    let mut tx = client.transaction().map_err(db)?;
-    let portal = tx.bind(sql, params).map_err(db)?;
-    loop {
-        let rows = tx.query_portal(&portal, PAGE).map_err(db)?;
-        let last = rows.len() < PAGE as usize;
-        for row in &rows {
-            if !each(row)? {
-                return Ok(());
-            }
-        }
-        if last {
-            return Ok(());
+    let mut rows = client
+        .query_raw(sql, params.iter().copied())
+        .map_err(db)?;
+    while let Some(row) = rows.next().map_err(db)? {
+        if !each(&row)? {
+            break;
         }
     }
+    Ok(())
 }
 
 /// A postgres error as a report's error.
