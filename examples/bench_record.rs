@@ -14,6 +14,9 @@
 //! `KUBETRAIL_BIN=/path/to/kubetrail` benchmarks another build (to compare two in one session);
 //! `KUBETRAIL_SIM_BIN` takes the simulator from a build of its own, so that two recorders are
 //! compared against the same simulated cluster (the default is the recorder's own build).
+//! `KUBETRAIL_BENCH_STORE=postgres` records into a PostgreSQL server started for the benchmark
+//! (Debian's binaries, default durability: every commit flushed), a fresh database per run;
+//! bytes per transition are then the database's tables and indexes.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -106,11 +109,75 @@ struct Run {
     lag_ms: f64,
 }
 
-fn one_run(pods: usize, nodes: usize, churn_secs: u64, dir: &Path) -> Run {
+/// Where a run records: a SQLite file, or a fresh database on the benchmark's server.
+enum Store {
+    Sqlite(PathBuf),
+    Postgres { conninfo: String, url: String },
+}
+
+impl Store {
+    fn args(&self) -> Vec<String> {
+        match self {
+            Store::Sqlite(path) => vec!["--db".into(), path.display().to_string()],
+            Store::Postgres { url, .. } => {
+                vec!["--db".into(), url.clone(), "--cluster".into(), "bench".into()]
+            }
+        }
+    }
+
+    /// (transition rows, bytes the history takes).
+    fn measure(&self) -> (f64, f64) {
+        match self {
+            Store::Sqlite(db) => {
+                let conn = rusqlite::Connection::open(db).unwrap();
+                let rows: i64 = conn
+                    .query_row("SELECT count(*) FROM transitions", [], |r| r.get(0))
+                    .unwrap();
+                drop(conn);
+                let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64;
+                let wal = PathBuf::from(format!("{}-wal", db.display()));
+                (rows as f64, size(db) + size(&wal))
+            }
+            Store::Postgres { conninfo, .. } => {
+                let mut c = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
+                let rows: i64 = c
+                    .query_one("SELECT count(*) FROM transitions", &[])
+                    .unwrap()
+                    .get(0);
+                // Every table and partition with its indexes and TOAST.
+                let bytes: i64 = c
+                    .query_one(
+                        "SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c
+                         JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = 'public' AND c.relkind = 'r'",
+                        &[],
+                    )
+                    .unwrap()
+                    .get(0);
+                (rows as f64, bytes as f64)
+            }
+        }
+    }
+}
+
+fn one_run(
+    pods: usize,
+    nodes: usize,
+    churn_secs: u64,
+    dir: &Path,
+    server: Option<&kubetrail_pgtest::PgServer>,
+) -> Run {
     let bin = kubetrail_binary();
     let sim_bin = std::env::var_os("KUBETRAIL_SIM_BIN").map_or_else(|| bin.clone(), PathBuf::from);
     let kubeconfig = dir.join("kubeconfig");
-    let db = dir.join("bench.db");
+    let store = match server {
+        Some(server) => {
+            let conninfo = server.fresh_database();
+            let url = server.url(&conninfo);
+            Store::Postgres { conninfo, url }
+        }
+        None => Store::Sqlite(dir.join("bench.db")),
+    };
     let sim_log = dir.join("sim.log");
     let mut sim = Command::new(&sim_bin)
         .args([
@@ -159,8 +226,7 @@ fn one_run(pods: usize, nodes: usize, churn_secs: u64, dir: &Path) -> Run {
         ])
         .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .arg("--db")
-        .arg(&db)
+        .args(store.args())
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(&rec_log).unwrap())
         .spawn()
@@ -194,16 +260,8 @@ fn one_run(pods: usize, nodes: usize, churn_secs: u64, dir: &Path) -> Run {
         .status();
     drop(rec);
     drop(sim);
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let rows: f64 = conn
-        .query_row("SELECT count(*) FROM transitions", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap() as f64;
-    drop(conn);
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64;
-    let wal = PathBuf::from(format!("{}-wal", db.display()));
-    let bytes_per_transition = (size(&db) + size(&wal)) / rows;
+    let (rows, bytes) = store.measure();
+    let bytes_per_transition = bytes / rows;
     Run {
         list_committed_s,
         rss_mb,
@@ -229,11 +287,16 @@ fn main() {
         arg(3, 3),
         arg(4, 20),
     );
-    println!("recorder benchmark: {pods} pods, {nodes} nodes, {runs} runs, {churn_secs}s of churn");
+    let postgres = std::env::var("KUBETRAIL_BENCH_STORE").as_deref() == Ok("postgres");
+    let server = postgres.then(|| kubetrail_pgtest::PgServer::durable().expect("a PostgreSQL server"));
+    println!(
+        "recorder benchmark: {pods} pods, {nodes} nodes, {runs} runs, {churn_secs}s of churn, into {}",
+        if postgres { "PostgreSQL" } else { "SQLite" }
+    );
     let mut results = Vec::new();
     for i in 0..runs {
         let dir = tempfile::tempdir().unwrap();
-        let r = one_run(pods, nodes, churn_secs, dir.path());
+        let r = one_run(pods, nodes, churn_secs, dir.path(), server.as_ref());
         println!(
             "run {}: initial list committed {:.2}s, RSS {:.0} MB (peak {:.0} MB), {:.0} bytes/transition, \
              {:.0} events/s, {:.0} transitions/s, lag {:.0} ms",

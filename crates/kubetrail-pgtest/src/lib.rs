@@ -31,6 +31,15 @@ const SUPERUSER: &str = "postgres";
 /// it with `CREATE ROLE ... LOGIN PASSWORD '...'` to test authentication.
 pub const PASSWORD_ROLE: &str = "kt_password";
 
+/// How much a commit waits for the disk.
+#[derive(Clone, Copy)]
+enum Durability {
+    /// fsync, synchronous_commit and full_page_writes off: fast, and lost on a crash.
+    Off,
+    /// PostgreSQL's defaults.
+    Default,
+}
+
 /// A running server. Dropping it is never needed; see the module doc.
 pub struct PgServer {
     socket_dir: PathBuf,
@@ -45,10 +54,17 @@ impl PgServer {
     /// without it.
     pub fn shared() -> &'static PgServer {
         static SERVER: OnceLock<PgServer> = OnceLock::new();
-        SERVER.get_or_init(|| match PgServer::start() {
+        SERVER.get_or_init(|| match PgServer::start(Durability::Off) {
             Ok(server) => server,
             Err(why) => panic!("cannot start a PostgreSQL server for the tests: {why}"),
         })
+    }
+
+    /// A server of its own with PostgreSQL's default durability (every commit flushed to
+    /// disk), for benchmarks that compare it with SQLite fairly. Like the shared one, it stops
+    /// when the process ends.
+    pub fn durable() -> Result<PgServer, String> {
+        PgServer::start(Durability::Default)
     }
 
     /// Creates an empty database and returns a libpq connection string for it.
@@ -95,7 +111,7 @@ impl PgServer {
         &self.socket_dir
     }
 
-    fn start() -> Result<PgServer, String> {
+    fn start(durability: Durability) -> Result<PgServer, String> {
         let bindir = find_bindir()?;
         // Under /tmp, not a long target path: a socket path is limited to 107 bytes.
         let dir = tempfile::Builder::new()
@@ -124,11 +140,14 @@ impl PgServer {
             .map_err(|e| format!("writing {}: {e}", hba.display()))?;
 
         // The shell starts the server, then waits for its stdin to close, then stops the
-        // server quickly and removes the directory. Durability is off: test data is thrown
-        // away, and fsync would make every commit wait for the disk.
+        // server quickly and removes the directory. For tests durability is off: their data
+        // is thrown away, and fsync would make every commit wait for the disk.
+        let settings = match durability {
+            Durability::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            Durability::Default => "",
+        };
         let script = r#"
-            "$0/postgres" -D "$1/data" -k "$1" -p "$2" -c listen_addresses= \
-                -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+            "$0/postgres" -D "$1/data" -k "$1" -p "$2" -c listen_addresses= $3 \
                 -c max_connections=200 >"$1/server.log" 2>&1 &
             pid=$!
             read -r _
@@ -143,6 +162,7 @@ impl PgServer {
             .arg(&bindir)
             .arg(&dir)
             .arg(PORT.to_string())
+            .arg(settings)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
