@@ -154,8 +154,9 @@ struct Loop {
 /// second; a row for each would be most of the file, for no useful resolution.
 const USAGE_RESOLUTION: Duration = Duration::from_secs(1);
 
-/// Rows the loop keeps while the writer is busy before it waits for it (about 50 MB): minutes of
-/// a busy cluster's events, so that an outage of the database is ridden out with true times.
+/// Rows the loop keeps while commits fail before it waits for the writer (about 50 MB):
+/// minutes of a busy cluster's events, so that an outage of the database is ridden out with
+/// true times.
 const HELD_ROWS: usize = 200_000;
 
 impl Loop {
@@ -185,12 +186,12 @@ impl Loop {
     }
 
     /// Hands the batch to the writer; node usage goes with it once per [`USAGE_RESOLUTION`],
-    /// or now with `all`. While the writer's queue is full (a slow commit, a database that
-    /// cannot be reached), the rows stay in the batch and the loop goes on reading events:
-    /// waiting here would leave them unread on the stream, and the rows they make would carry
-    /// the time they were finally read, not when they happened. Only past [`HELD_ROWS`] does
-    /// this wait (backpressure, so memory stays bounded), and never past a stop signal: the
-    /// batch is then kept for [`Loop::flush_at_stop`].
+    /// or now with `all`. While the writer's queue is full this waits (backpressure), which
+    /// costs at most a commit's time; but while commits are failing (a database that cannot be
+    /// reached, a full disk) the rows stay in the batch and the loop goes on reading events,
+    /// up to [`HELD_ROWS`]: waiting then would leave events unread on the stream for as long
+    /// as the outage, and the rows they make would carry the time they were finally read.
+    /// Never past a stop signal: the batch is then kept for [`Loop::flush_at_stop`].
     async fn flush<S>(&mut self, all: bool, shutdown: &mut S)
     where
         S: Future<Output = ()> + FusedFuture + Unpin,
@@ -207,7 +208,7 @@ impl Loop {
             self.stopping = true;
             return;
         }
-        if self.batch.len() < HELD_ROWS {
+        if self.batch.len() < HELD_ROWS && self.commits_failing() {
             match self.writer.try_reserve() {
                 Some(permit) => {
                     let batch = std::mem::take(&mut self.batch);
@@ -215,7 +216,7 @@ impl Loop {
                     permit.send(WriteMsg::Rows { batch, since });
                     return;
                 }
-                // Busy: keep the rows, and try again at the next flush.
+                // Keep the rows, and try again at the next flush.
                 None if self.writer.is_alive() => return,
                 // Gone: `reserve` below says so.
                 None => {}
@@ -235,6 +236,16 @@ impl Loop {
         let batch = std::mem::take(&mut self.batch);
         let since = self.batch_since.take().unwrap_or_else(Instant::now);
         permit.send(WriteMsg::Rows { batch, since });
+    }
+
+    /// Whether the writer's commits are failing now (it says why in `blocked`).
+    fn commits_failing(&self) -> bool {
+        self.stats
+            .writer
+            .blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// After a stop signal: hands over what is left, waiting [`STOP_SEND_WAIT`] at most for
