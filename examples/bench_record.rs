@@ -120,7 +120,12 @@ impl Store {
         match self {
             Store::Sqlite(path) => vec!["--db".into(), path.display().to_string()],
             Store::Postgres { url, .. } => {
-                vec!["--db".into(), url.clone(), "--cluster".into(), "bench".into()]
+                vec![
+                    "--db".into(),
+                    url.clone(),
+                    "--cluster".into(),
+                    "bench".into(),
+                ]
             }
         }
     }
@@ -288,7 +293,8 @@ fn main() {
         arg(4, 20),
     );
     let postgres = std::env::var("KUBETRAIL_BENCH_STORE").as_deref() == Ok("postgres");
-    let server = postgres.then(|| kubetrail_pgtest::PgServer::durable().expect("a PostgreSQL server"));
+    let server =
+        postgres.then(|| kubetrail_pgtest::PgServer::durable().expect("a PostgreSQL server"));
     println!(
         "recorder benchmark: {pods} pods, {nodes} nodes, {runs} runs, {churn_secs}s of churn, into {}",
         if postgres { "PostgreSQL" } else { "SQLite" }

@@ -5,8 +5,6 @@
 
 #[path = "common/compare.rs"]
 mod compare;
-#[path = "common/http.rs"]
-mod http;
 #[path = "common/recorder.rs"]
 mod recorder;
 #[path = "common/sim.rs"]
@@ -47,14 +45,18 @@ fn a_wrong_password_is_refused_clearly_and_never_shown() {
              EXCEPTION WHEN duplicate_object THEN NULL; END $$"
         ))
         .unwrap();
-    let url = server
-        .url(&conninfo)
-        .replace("postgres://postgres@", &format!("postgres://{PASSWORD_ROLE}:hunter2-wrong@"));
+    let url = server.url(&conninfo).replace(
+        "postgres://postgres@",
+        &format!("postgres://{PASSWORD_ROLE}:hunter2-wrong@"),
+    );
     let out = kubetrail(&["stats", "--db", &url]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("authentication failed"), "{err}");
-    assert!(err.contains(&format!("postgres://{PASSWORD_ROLE}@")), "names the server: {err}");
+    assert!(
+        err.contains(&format!("postgres://{PASSWORD_ROLE}@")),
+        "names the server: {err}"
+    );
     assert!(!err.contains("hunter2"), "the password leaked: {err}");
 }
 
@@ -65,7 +67,11 @@ fn another_programs_database_is_refused_and_an_empty_one_is_no_history() {
     let url = server.url(&conninfo);
     let out = kubetrail(&["query", "pods", "--db", &url]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("holds no kubetrail history"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("holds no kubetrail history"),
+        "{}",
+        stderr(&out)
+    );
 
     let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
     c.batch_execute("CREATE TABLE invoices (id int)").unwrap();
@@ -92,16 +98,39 @@ fn another_programs_database_is_refused_and_an_empty_one_is_no_history() {
 fn flags_only_a_file_has_are_refused_with_a_server_and_the_reverse() {
     let server = PgServer::shared();
     let url = server.url(&server.fresh_database());
-    let out = kubetrail(&["prune", "--db", &url, "--cluster", "east", "--max-db-size", "1GiB"]);
+    let out = kubetrail(&[
+        "prune",
+        "--db",
+        &url,
+        "--cluster",
+        "east",
+        "--max-db-size",
+        "1GiB",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--max-db-size is a budget for a SQLite file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--max-db-size is a budget for a SQLite file"),
+        "{}",
+        stderr(&out)
+    );
     let out = kubetrail(&["backup", "--db", &url, "--out", "/tmp/never.db"]);
     assert!(stderr(&out).contains("pg_dump"), "{}", stderr(&out));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.db");
-    let out = kubetrail(&["query", "pods", "--db", file.to_str().unwrap(), "--cluster", "east"]);
+    let out = kubetrail(&[
+        "query",
+        "pods",
+        "--db",
+        file.to_str().unwrap(),
+        "--cluster",
+        "east",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--cluster is for a PostgreSQL --db"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--cluster is for a PostgreSQL --db"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -114,10 +143,24 @@ fn a_server_not_there_yet_is_retried_with_backoff_until_told_to_stop() {
         "postgres://kubetrail:s3cret-pw@{}:5432/kubetrail",
         dir.path().to_string_lossy().replace('/', "%2F")
     );
-    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), Path::new(&url), &log, &["--cluster", "east"]);
+    let rec = RecorderProcess::spawn(
+        sim.kubeconfig_path(),
+        Path::new(&url),
+        &log,
+        &["--cluster", "east"],
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
-    while rec.log().matches("cannot reach the database yet; retrying").count() < 3 {
-        assert!(Instant::now() < deadline, "no retries logged:\n{}", rec.log());
+    while rec
+        .log()
+        .matches("cannot reach the database yet; retrying")
+        .count()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no retries logged:\n{}",
+            rec.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let text = rec.log();
@@ -141,7 +184,7 @@ fn readyz(log: &str) -> u16 {
         .and_then(|rest| rest.split('/').next())
         .and_then(|a| a.parse().ok())
         .expect("the metrics address in the log");
-    http::http_request(addr, "GET", "/readyz", None).0
+    sim::http_request(addr, "GET", "/readyz", None).0
 }
 
 #[test]
@@ -159,7 +202,14 @@ fn a_server_that_goes_away_mid_run_loses_nothing_and_the_recorder_is_unready_mea
         sim.kubeconfig_path(),
         Path::new(&url),
         &log,
-        &["--cluster", "east", "--metrics-addr", "127.0.0.1:0", "--unready-after", "2s"],
+        &[
+            "--cluster",
+            "east",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--unready-after",
+            "2s",
+        ],
     );
     rec.wait_for_log("initial list committed", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
@@ -175,7 +225,11 @@ fn a_server_that_goes_away_mid_run_loses_nothing_and_the_recorder_is_unready_mea
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while readyz(&rec.log()) != 503 {
-        assert!(Instant::now() < deadline, "still ready while nothing commits:\n{}", rec.log());
+        assert!(
+            Instant::now() < deadline,
+            "still ready while nothing commits:\n{}",
+            rec.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(3));
@@ -184,7 +238,11 @@ fn a_server_that_goes_away_mid_run_loses_nothing_and_the_recorder_is_unready_mea
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while readyz(&rec.log()) != 200 {
-        assert!(Instant::now() < deadline, "never ready again:\n{}", rec.log());
+        assert!(
+            Instant::now() < deadline,
+            "never ready again:\n{}",
+            rec.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -195,7 +253,8 @@ fn a_server_that_goes_away_mid_run_loses_nothing_and_the_recorder_is_unready_mea
     let deadline = Instant::now() + Duration::from_secs(30);
     let result = loop {
         let result = compare(&sim.truth(), &read_recorded_pg(&conninfo, "east"), &gaps);
-        if (result.missing.is_empty() && result.unexpected.is_empty()) || Instant::now() > deadline {
+        if (result.missing.is_empty() && result.unexpected.is_empty()) || Instant::now() > deadline
+        {
             break result;
         }
         std::thread::sleep(Duration::from_millis(250));

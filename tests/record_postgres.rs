@@ -86,7 +86,10 @@ fn two_clusters_record_into_one_server_and_a_killed_recorder_resumes() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a second recorder of west ran");
-    assert!(stderr.contains("already recording cluster west"), "{stderr}");
+    assert!(
+        stderr.contains("already recording cluster west"),
+        "{stderr}"
+    );
 
     let killed_at = now_ms();
     std::mem::replace(&mut west.rec, RecorderProcess::placeholder()).kill_9();
@@ -112,13 +115,26 @@ fn two_clusters_record_into_one_server_and_a_killed_recorder_resumes() {
     for c in [east, west] {
         let log = c.rec.log();
         let status = c.rec.stop();
-        assert!(status.success(), "{} recorder exit: {status:?}\n{log}", c.name);
+        assert!(
+            status.success(),
+            "{} recorder exit: {status:?}\n{log}",
+            c.name
+        );
     }
     east_result.assert_exact();
     west_result.assert_exact();
-    assert!(east_result.matched > 50, "too little happened: {east_result:?}");
-    assert!(west_result.matched > 50, "too little happened: {west_result:?}");
-    assert!(west_result.matched_inferred > 0, "the kill's gap is inferred: {west_result:?}");
+    assert!(
+        east_result.matched > 50,
+        "too little happened: {east_result:?}"
+    );
+    assert!(
+        west_result.matched > 50,
+        "too little happened: {west_result:?}"
+    );
+    assert!(
+        west_result.matched_inferred > 0,
+        "the kill's gap is inferred: {west_result:?}"
+    );
 
     // No row of one cluster names a pod of the other: the simulators' uids differ by seed, so
     // a row filed under the wrong cluster would have shown up as unexpected above. Check the

@@ -34,7 +34,8 @@ const DRIVERS: &[Driver] = &[
             line.contains("tokio_postgres")
                 || line.trim_start().starts_with("use postgres")
                 || line.match_indices("postgres::").any(|(at, _)| {
-                    !line[..at].ends_with(':') && !line[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                    !line[..at].ends_with(':')
+                        && !line[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
                 })
         },
     },
@@ -70,7 +71,10 @@ fn violations(workspace: &Path) -> Vec<String> {
                 break;
             }
             for driver in DRIVERS {
-                let at_home = driver.homes.iter().any(|h| path.starts_with(library.join(h)));
+                let at_home = driver
+                    .homes
+                    .iter()
+                    .any(|h| path.starts_with(library.join(h)));
                 if !at_home && (driver.names)(line) {
                     found.push(format!(
                         "{}:{}: {} ({} belongs in {})",
@@ -104,7 +108,9 @@ fn the_guard_sees_a_driver_out_of_place() {
     let postgres = &DRIVERS[2];
     assert!((postgres.names)("use postgres::Client;"));
     assert!((postgres.names)("    let c: postgres::Client = todo!();"));
-    assert!(!(postgres.names)("Location::Postgres(super::postgres::PgLocation)"));
+    assert!(!(postgres.names)(
+        "Location::Postgres(super::postgres::PgLocation)"
+    ));
     assert!(!(postgres.names)("crate::store::postgres::tests"));
     assert!((DRIVERS[0].names)("use rusqlite::Connection;"));
 }

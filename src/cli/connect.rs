@@ -40,7 +40,11 @@ pub async fn kube_client(
                 return Err(usage!(
                     "--context {ctx:?} is not in kubeconfig {}; it has: {}",
                     path.display(),
-                    if known.is_empty() { "no contexts".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "no contexts".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ));
             }
             if context_name.is_none() {

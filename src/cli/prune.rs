@@ -9,9 +9,9 @@ use std::io::Write;
 
 use anyhow::Context;
 
+use super::query::DbArgs;
 use kubetrail::model::time::now_ms;
 use kubetrail::retention::{Pass, PolicyArgs};
-use super::query::DbArgs;
 use kubetrail::store::{ReadOptions, WriteMode, open_reader, open_writer};
 use kubetrail::usage;
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::connect::{kube_client, shutdown_signal};
 use kubetrail::model::time::parse_duration;
 use kubetrail::query::LabelSelector;
-use kubetrail::recorder::{self, Recorder, RecorderConfig};
 use kubetrail::recorder::backoff::{Retry, RetryPolicy, jitter};
+use kubetrail::recorder::{self, Recorder, RecorderConfig};
 use kubetrail::store::{HistoryWriter, Location, WriteMode, open_writer};
 use kubetrail::usage;
 
@@ -34,7 +34,12 @@ pub struct Args {
     /// Where to record: a SQLite file (created, mode 0600, if missing), or a PostgreSQL server
     /// as postgres://USER@HOST:PORT/DB (libpq's PG* variables and sslmode apply; give the
     /// password in PGPASSWORD, not the URL).
-    #[arg(long, value_name = "PATH|URL", env = "KUBETRAIL_DB", default_value = "kubetrail.db")]
+    #[arg(
+        long,
+        value_name = "PATH|URL",
+        env = "KUBETRAIL_DB",
+        default_value = "kubetrail.db"
+    )]
     pub db: String,
     /// With a PostgreSQL --db: the name of the recorded cluster, on every row. Default: the
     /// kubeconfig context's name; required in a cluster.
@@ -180,7 +185,9 @@ fn location(args: &Args, context: Option<String>) -> anyhow::Result<Location> {
             return Err(usage!(
                 "--db {}: name this cluster with --cluster NAME (or KUBETRAIL_CLUSTER): there \
                  is no kubeconfig context to take the name from",
-                Location::parse(&args.db, &[]).map(|l| l.to_string()).unwrap_or_default()
+                Location::parse(&args.db, &[])
+                    .map(|l| l.to_string())
+                    .unwrap_or_default()
             ));
         }
     };

@@ -15,8 +15,7 @@ use kubetrail::model::time::{format_duration_ms, format_time_short, now_ms};
 use kubetrail::retention::bytes::format_size;
 use kubetrail::retention::{Plan, PolicyArgs};
 use kubetrail::store::{
-    Coverage, ReadOptions, Session, Snapshot, Span, StoreError, StoreStats, check,
-    open_reader,
+    Coverage, ReadOptions, Session, Snapshot, Span, StoreError, StoreStats, check, open_reader,
 };
 
 /// Flags of `kubetrail stats`.

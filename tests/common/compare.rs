@@ -510,7 +510,8 @@ pub fn read_recorded_pg(conninfo: &str, cluster: &str) -> Vec<Recorded> {
         .iter()
         .map(|r| Recorded {
             uid: r.get(0),
-            kind: TransitionKind::from_code(i64::from(r.get::<_, i16>(1))).expect("known kind code"),
+            kind: TransitionKind::from_code(i64::from(r.get::<_, i16>(1)))
+                .expect("known kind code"),
             at_ms: r.get(2),
             observed_at_ms: r.get(3),
             inferred: r.get(4),

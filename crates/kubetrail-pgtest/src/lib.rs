@@ -135,9 +135,13 @@ impl PgServer {
         // One role must give its password (the rest are trusted), so that a test can see a
         // wrong one refused: the first matching line of pg_hba.conf wins.
         let hba = data.join("pg_hba.conf");
-        let trusted = std::fs::read_to_string(&hba).map_err(|e| format!("reading {}: {e}", hba.display()))?;
-        std::fs::write(&hba, format!("local all {PASSWORD_ROLE} scram-sha-256\n{trusted}"))
-            .map_err(|e| format!("writing {}: {e}", hba.display()))?;
+        let trusted =
+            std::fs::read_to_string(&hba).map_err(|e| format!("reading {}: {e}", hba.display()))?;
+        std::fs::write(
+            &hba,
+            format!("local all {PASSWORD_ROLE} scram-sha-256\n{trusted}"),
+        )
+        .map_err(|e| format!("writing {}: {e}", hba.display()))?;
 
         // The shell starts the server, then waits for its stdin to close, then stops the
         // server quickly and removes the directory. For tests durability is off: their data
@@ -206,7 +210,10 @@ fn find_bindir() -> Result<PathBuf, String> {
         return if dir.join("initdb").is_file() {
             Ok(dir)
         } else {
-            Err(format!("KUBETRAIL_PG_BINDIR={} has no initdb", dir.display()))
+            Err(format!(
+                "KUBETRAIL_PG_BINDIR={} has no initdb",
+                dir.display()
+            ))
         };
     }
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -291,9 +298,18 @@ mod tests {
         let server = PgServer::shared();
         let conninfo = server.fresh_database();
         let url = server.url(&conninfo);
-        assert!(url.starts_with("postgres://postgres@%2Ftmp%2Fkt-pg-"), "{url}");
+        assert!(
+            url.starts_with("postgres://postgres@%2Ftmp%2Fkt-pg-"),
+            "{url}"
+        );
         let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        let db: String = c.query_one("SELECT current_database()", &[]).unwrap().get(0);
-        assert!(conninfo.ends_with(&format!("dbname={db}")), "{db} vs {conninfo}");
+        let db: String = c
+            .query_one("SELECT current_database()", &[])
+            .unwrap()
+            .get(0);
+        assert!(
+            conninfo.ends_with(&format!("dbname={db}")),
+            "{db} vs {conninfo}"
+        );
     }
 }

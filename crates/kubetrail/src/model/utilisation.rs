@@ -255,6 +255,9 @@ impl Accumulator {
     }
 }
 
+/// Covered time as `[from_ms, to_ms)` intervals in time order (the recording sessions).
+pub type Intervals = Arc<[(i64, i64)]>;
+
 /// Integrates one node's samples, pushed in time order, into buckets. Buckets are emitted as
 /// soon as they are complete, so memory does not grow with the window.
 pub struct NodeIntegrator {

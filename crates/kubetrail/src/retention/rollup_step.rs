@@ -3,9 +3,7 @@
 //! transaction); this module decides which node's rows go, where a chunk ends, what the rollups
 //! hold (the integrator `query nodes` runs on raw rows), and where the keyframe goes.
 
-use std::sync::Arc;
-
-use crate::model::utilisation::{BucketUsage, Grid, NodeIntegrator, UsageSample};
+use crate::model::utilisation::{BucketUsage, Grid, Intervals, NodeIntegrator, UsageSample};
 use crate::retention::policy::floor_to_bucket;
 use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress, merge};
 use crate::store::StoreError;
@@ -27,12 +25,16 @@ pub trait RollupStore {
     /// Every node of the history being rolled up.
     fn nodes(&mut self) -> Result<Vec<NodeLife>, StoreError>;
     /// The recorded time (sessions), or None when all time counts.
-    fn covered(&mut self) -> Result<Option<Arc<[(i64, i64)]>>, StoreError>;
+    fn covered(&mut self) -> Result<Option<Intervals>, StoreError>;
     /// The node's first raw row.
     fn raw_start_ms(&mut self, node: i64) -> Result<Option<i64>, StoreError>;
     /// The time of the node's raw row `offset` rows after its first, before `before_ms`.
-    fn nth_raw_ms(&mut self, node: i64, before_ms: i64, offset: u64)
-    -> Result<Option<i64>, StoreError>;
+    fn nth_raw_ms(
+        &mut self,
+        node: i64,
+        before_ms: i64,
+        offset: u64,
+    ) -> Result<Option<i64>, StoreError>;
     /// The node's raw rows before `before_ms`, in time order.
     fn raw_samples(
         &mut self,
@@ -45,8 +47,12 @@ pub trait RollupStore {
     /// Stores the rollup, replacing one with the same start.
     fn put_rollup(&mut self, node: i64, bucket: &BucketUsage) -> Result<(), StoreError>;
     /// Stores `sample` as a keyframe row at `at_ms` unless a row is there; true if stored.
-    fn put_keyframe(&mut self, node: i64, at_ms: i64, sample: &UsageSample)
-    -> Result<bool, StoreError>;
+    fn put_keyframe(
+        &mut self,
+        node: i64,
+        at_ms: i64,
+        sample: &UsageSample,
+    ) -> Result<bool, StoreError>;
     /// Deletes the node's raw rows before `before_ms`; returns how many.
     fn delete_raw_before(&mut self, node: i64, before_ms: i64) -> Result<u64, StoreError>;
 }
@@ -100,7 +106,7 @@ pub fn roll_up_step(
 fn roll_up_node(
     store: &mut dyn RollupStore,
     node: NodeLife,
-    covered: Option<Arc<[(i64, i64)]>>,
+    covered: Option<Intervals>,
     since_ms: i64,
     end_ms: i64,
 ) -> Result<RollupProgress, StoreError> {

@@ -39,7 +39,7 @@ pub enum Location {
     Sqlite(PathBuf),
     /// A PostgreSQL database shared by many clusters.
     #[cfg(feature = "postgres")]
-    Postgres(super::postgres::PgLocation),
+    Postgres(Box<super::postgres::PgLocation>),
 }
 
 impl Location {
@@ -49,9 +49,9 @@ impl Location {
     pub fn parse(db: &str, clusters: &[String]) -> Result<Location, String> {
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
             #[cfg(feature = "postgres")]
-            return Ok(Location::Postgres(super::postgres::PgLocation::parse(
-                db, clusters,
-            )?));
+            return Ok(Location::Postgres(Box::new(
+                super::postgres::PgLocation::parse(db, clusters)?,
+            )));
             #[cfg(not(feature = "postgres"))]
             return Err(format!(
                 "--db {}: this kubetrail was built without PostgreSQL support (feature \

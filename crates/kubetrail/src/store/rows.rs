@@ -195,4 +195,3 @@ pub fn labels_hash(json: &str) -> i64 {
     }
     hash as i64
 }
-

@@ -2,6 +2,7 @@
 //! expiring rollups, and pruning deleted nodes, asserted through the traits and `query` only.
 
 use crate::model::Resources;
+use crate::model::TransitionKind;
 use crate::model::time::Window;
 use crate::query::nodes::{NodeFilter, NodeUsageRecord, for_each_node_bucket};
 use crate::retention::ROLLUP_BUCKET_MS as HOUR;
@@ -10,7 +11,6 @@ use crate::store::{
     Batch, Heartbeat, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, Scope, SubjectUid,
     TransitionRow,
 };
-use crate::model::TransitionKind;
 
 /// 2026-12-01T00:00:00Z: an hour boundary.
 const T0: i64 = 1_796_083_200_000;
@@ -56,12 +56,19 @@ fn four_hours(b: &dyn Backend, deleted_at_ms: Option<i64>) -> Fixture {
         capacity: node("n1", None).capacity,
         allocatable: node("n1", None).allocatable,
     });
-    let mut added = TransitionRow::new(SubjectUid::Node("n1".into()), TransitionKind::NodeAdded, T0, T0);
+    let mut added = TransitionRow::new(
+        SubjectUid::Node("n1".into()),
+        TransitionKind::NodeAdded,
+        T0,
+        T0,
+    );
     added.seq = 0;
     batch.transitions.push(added);
     for step in 0..12 {
         let at = T0 + step * HOUR / 3;
-        batch.node_usage.push(usage("n1", at, 100 * (step % 5 + 1), step % 4 + 1));
+        batch
+            .node_usage
+            .push(usage("n1", at, 100 * (step % 5 + 1), step % 4 + 1));
     }
     let hb = Heartbeat {
         session,
@@ -106,11 +113,18 @@ pub(crate) fn rolled_up_hours_report_what_the_raw_rows_did(b: &dyn Backend) {
     // Small steps (5 rows each), so the chunking is exercised too.
     roll_up_until_done(&mut f, T0 + 2 * HOUR);
     let bounds = f.reader.snapshot().unwrap().bounds().unwrap();
-    assert_eq!(bounds.raw_from_ms, Some(T0 + 2 * HOUR), "a keyframe at the horizon");
+    assert_eq!(
+        bounds.raw_from_ms,
+        Some(T0 + 2 * HOUR),
+        "a keyframe at the horizon"
+    );
     assert_eq!(bounds.rolled_up_until_ms, Some(T0 + 2 * HOUR));
     assert_eq!(bounds.oldest_rollup_ms, Some(T0));
     let after = report(&f, T0, T0 + 4 * HOUR);
-    assert_eq!(after, before, "a rolled-up hour reports what its raw rows did");
+    assert_eq!(
+        after, before,
+        "a rolled-up hour reports what its raw rows did"
+    );
     // Rolling up again changes nothing.
     roll_up_until_done(&mut f, T0 + 2 * HOUR);
     assert_eq!(report(&f, T0, T0 + 4 * HOUR), before);
@@ -126,7 +140,10 @@ pub(crate) fn expired_rollups_go_and_newer_ones_stay(b: &dyn Backend) {
     assert_eq!(after.len(), 3, "the first hour is gone: {after:?}");
     assert_eq!(after[..], before[1..]);
     // `keep_from_ms` protects what the cutoff alone would take.
-    let (deleted, _) = f.writer.expire_rollups(T0 + 3 * HOUR, Some(T0 + HOUR), 1_000).unwrap();
+    let (deleted, _) = f
+        .writer
+        .expire_rollups(T0 + 3 * HOUR, Some(T0 + HOUR), 1_000)
+        .unwrap();
     assert_eq!(deleted, 0);
 }
 
@@ -135,8 +152,15 @@ pub(crate) fn a_deleted_nodes_row_stays_while_rollups_name_it(b: &dyn Backend) {
     roll_up_until_done(&mut f, T0 + 2 * HOUR);
     let (counts, done) = f.writer.prune_deleted_nodes(T0 + 5 * HOUR, 1_000).unwrap();
     assert!(done);
-    assert_eq!((counts.node_transitions, counts.node_capacity), (1, 1), "{counts:?}");
-    assert_eq!(counts.nodes, 0, "the rollups (and raw rows) still name it: {counts:?}");
+    assert_eq!(
+        (counts.node_transitions, counts.node_capacity),
+        (1, 1),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.nodes, 0,
+        "the rollups (and raw rows) still name it: {counts:?}"
+    );
     let alive = f
         .reader
         .snapshot()
@@ -145,5 +169,9 @@ pub(crate) fn a_deleted_nodes_row_stays_while_rollups_name_it(b: &dyn Backend) {
         .unwrap();
     assert_eq!(alive.len(), 1);
     assert_eq!(alive[0].deleted_ms, Some(T0 + 3 * HOUR));
-    assert_eq!(report(&f, T0, T0 + 2 * HOUR).len(), 2, "its rolled-up hours still report");
+    assert_eq!(
+        report(&f, T0, T0 + 2 * HOUR).len(),
+        2,
+        "its rolled-up hours still report"
+    );
 }

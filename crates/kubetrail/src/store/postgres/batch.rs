@@ -15,8 +15,8 @@ use postgres::types::Type;
 use postgres::{Client, Transaction};
 
 use crate::model::TransitionKind;
-use crate::store::rows::{Batch, NodeRow, PodRow, SubjectUid, labels_hash};
 use crate::store::BatchStats;
+use crate::store::rows::{Batch, NodeRow, PodRow, SubjectUid, labels_hash};
 
 /// The staging tables, made once per connection. `ON COMMIT DELETE ROWS` empties them at
 /// every commit; a rolled-back batch leaves nothing behind either.
@@ -141,14 +141,28 @@ fn write_nodes(
         return Ok(());
     }
     // As in SQLite, the creation time of a node is its first row's.
-    let nodes = last_per_uid(nodes, |n| &n.uid, |first, later| {
-        later.created_at_ms = first.created_at_ms
-    });
+    let nodes = last_per_uid(
+        nodes,
+        |n| &n.uid,
+        |first, later| later.created_at_ms = first.created_at_ms,
+    );
     use Type as T;
     copy_in(
         tx,
         "COPY nodes_in FROM STDIN (FORMAT binary)",
-        &[T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8, T::INT8, T::INT8, T::INT8, T::INT8, T::INT8, T::TEXT],
+        &[
+            T::TEXT,
+            T::TEXT,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::TEXT,
+        ],
         |w| {
             for n in &nodes {
                 w.write(&[
@@ -199,7 +213,10 @@ fn label_set_ids(
     cluster: i32,
     pods: &[PodRow],
 ) -> Result<HashMap<String, i64>, postgres::Error> {
-    let mut wanted: Vec<&str> = pods.iter().filter_map(|p| p.labels_json.as_deref()).collect();
+    let mut wanted: Vec<&str> = pods
+        .iter()
+        .filter_map(|p| p.labels_json.as_deref())
+        .collect();
     wanted.sort_unstable();
     wanted.dedup();
     let mut ids = HashMap::new();
@@ -213,7 +230,10 @@ fn label_set_ids(
     )? {
         ids.insert(r.get::<_, String>(1), r.get::<_, i64>(0));
     }
-    let new: Vec<&str> = wanted.into_iter().filter(|j| !ids.contains_key(*j)).collect();
+    let new: Vec<&str> = wanted
+        .into_iter()
+        .filter(|j| !ids.contains_key(*j))
+        .collect();
     if !new.is_empty() {
         let hashes: Vec<i64> = new.iter().map(|j| labels_hash(j)).collect();
         for r in tx.query(
@@ -238,20 +258,40 @@ fn write_pods(
         return Ok(());
     }
     // As in SQLite: the first row's creation time, and the last labels that were given.
-    let pods = last_per_uid(pods, |p| &p.uid, |first, later| {
-        later.created_at_ms = first.created_at_ms;
-        if later.labels_json.is_none() {
-            later.labels_json = first.labels_json.clone();
-        }
-    });
+    let pods = last_per_uid(
+        pods,
+        |p| &p.uid,
+        |first, later| {
+            later.created_at_ms = first.created_at_ms;
+            if later.labels_json.is_none() {
+                later.labels_json = first.labels_json.clone();
+            }
+        },
+    );
     let label_sets = label_set_ids(tx, cluster, &pods)?;
     use Type as T;
     copy_in(
         tx,
         "COPY pods_in FROM STDIN (FORMAT binary)",
         &[
-            T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8,
-            T::INT8, T::INT8, T::INT2, T::TEXT, T::INT8, T::INT8, T::INT8, T::INT8, T::INT8,
+            T::TEXT,
+            T::TEXT,
+            T::TEXT,
+            T::TEXT,
+            T::TEXT,
+            T::TEXT,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT2,
+            T::TEXT,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT8,
             T::TEXT,
         ],
         |w| {
@@ -358,7 +398,10 @@ fn find_missing_keys(
             .chain(batch.node_usage.iter().map(|u| u.node_uid.as_str()))
             .filter(|uid| !keys.nodes.contains_key(*uid)),
     );
-    for (table, uids, map) in [("pods", pods, &mut keys.pods), ("nodes", nodes, &mut keys.nodes)] {
+    for (table, uids, map) in [
+        ("pods", pods, &mut keys.pods),
+        ("nodes", nodes, &mut keys.nodes),
+    ] {
         if uids.is_empty() {
             continue;
         }
@@ -393,8 +436,23 @@ fn write_transitions(
         tx,
         "COPY transitions_in FROM STDIN (FORMAT binary)",
         &[
-            T::INT4, T::INT8, T::INT8, T::INT2, T::INT8, T::INT8, T::INT8, T::INT8, T::INT2,
-            T::INT2, T::TEXT, T::TEXT, T::TEXT, T::INT8, T::INT8, T::INT8, T::BOOL,
+            T::INT4,
+            T::INT8,
+            T::INT8,
+            T::INT2,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::INT2,
+            T::INT2,
+            T::TEXT,
+            T::TEXT,
+            T::TEXT,
+            T::INT8,
+            T::INT8,
+            T::INT8,
+            T::BOOL,
         ],
         |w| {
             for (ord, t) in batch.transitions.iter().enumerate() {
@@ -479,12 +537,28 @@ fn write_steps(
     type Step<'a> = (&'a str, bool, i64, [i64; 7], bool);
     let resources = batch.pod_resources.iter().map(|r| -> Step {
         let e = &r.resources;
-        let v = [e.requests.cpu_millis, e.requests.memory_bytes, e.limits.cpu_millis, e.limits.memory_bytes, 0, 0, 0];
+        let v = [
+            e.requests.cpu_millis,
+            e.requests.memory_bytes,
+            e.limits.cpu_millis,
+            e.limits.memory_bytes,
+            0,
+            0,
+            0,
+        ];
         (&r.pod_uid, true, r.at_ms, v, false)
     });
     let capacity = batch.node_capacity.iter().map(|c| -> Step {
         let (k, a) = (&c.capacity, &c.allocatable);
-        let v = [k.cpu_millis, k.memory_bytes, k.pods, a.cpu_millis, a.memory_bytes, a.pods, 0];
+        let v = [
+            k.cpu_millis,
+            k.memory_bytes,
+            k.pods,
+            a.cpu_millis,
+            a.memory_bytes,
+            a.pods,
+            0,
+        ];
         (&c.node_uid, false, c.at_ms, v, false)
     });
     let usage = batch.node_usage.iter().map(|u| -> Step {
@@ -558,16 +632,34 @@ fn write_steps(
         copy_in(
             tx,
             "COPY steps_in FROM STDIN (FORMAT binary)",
-            &[T::INT4, T::INT8, T::INT8, T::INT8, T::INT8, T::INT8, T::INT8, T::INT8, T::INT8, T::INT8, T::BOOL],
+            &[
+                T::INT4,
+                T::INT8,
+                T::INT8,
+                T::INT8,
+                T::INT8,
+                T::INT8,
+                T::INT8,
+                T::INT8,
+                T::INT8,
+                T::INT8,
+                T::BOOL,
+            ],
             |w| {
                 for (ord, (uid, is_pod, at_ms, v, flag)) in rows.iter().enumerate() {
-                    let key = if *is_pod { keys.pods.get(*uid) } else { keys.nodes.get(*uid) };
+                    let key = if *is_pod {
+                        keys.pods.get(*uid)
+                    } else {
+                        keys.nodes.get(*uid)
+                    };
                     let Some(&(id, _)) = key else {
                         stats.skipped_unknown_subject += 1;
                         continue;
                     };
                     let ord = ord as i32;
-                    w.write(&[&ord, &id, at_ms, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], flag])?;
+                    w.write(&[
+                        &ord, &id, at_ms, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], flag,
+                    ])?;
                 }
                 Ok(())
             },

@@ -105,11 +105,19 @@ pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url
             .split_whitespace()
-            .map(|kv| if kv.starts_with("password=") { "password=***" } else { kv })
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***"
+                } else {
+                    kv
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ");
     };
-    let (authority, tail) = rest.split_once('/').map_or((rest, None), |(a, t)| (a, Some(t)));
+    let (authority, tail) = rest
+        .split_once('/')
+        .map_or((rest, None), |(a, t)| (a, Some(t)));
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _password)) => format!("{user}:***@{host}"),
@@ -121,7 +129,13 @@ pub fn redact(url: &str) -> String {
         Some((path, query)) => {
             let query: Vec<&str> = query
                 .split('&')
-                .map(|kv| if kv.starts_with("password=") { "password=***" } else { kv })
+                .map(|kv| {
+                    if kv.starts_with("password=") {
+                        "password=***"
+                    } else {
+                        kv
+                    }
+                })
                 .collect();
             format!("{path}?{}", query.join("&"))
         }
@@ -149,7 +163,9 @@ mod tests {
             "PGDATABASE" => Some("history".to_string()),
             _ => None,
         };
-        let c = parse("postgres://trail@db.example:6543", &env).unwrap().config;
+        let c = parse("postgres://trail@db.example:6543", &env)
+            .unwrap()
+            .config;
         assert_eq!(c.get_user(), Some("trail"));
         assert_eq!(c.get_password(), Some(&b"s3cret"[..]));
         assert_eq!(c.get_dbname(), Some("history"));
@@ -160,12 +176,20 @@ mod tests {
     #[test]
     fn without_a_host_it_is_the_local_socket_directory() {
         let c = parse("postgres:///kt", &no_env).unwrap().config;
-        assert_eq!(describe(&c), format!("postgres://{}@/var/run/postgresql:5432/kt", c.get_user().unwrap()));
+        assert_eq!(
+            describe(&c),
+            format!(
+                "postgres://{}@/var/run/postgresql:5432/kt",
+                c.get_user().unwrap()
+            )
+        );
     }
 
     #[test]
     fn a_password_never_shows_in_a_description_or_an_error() {
-        let c = parse("postgres://u:hunter2@h/db?sslmode=disable", &no_env).unwrap().config;
+        let c = parse("postgres://u:hunter2@h/db?sslmode=disable", &no_env)
+            .unwrap()
+            .config;
         assert!(!describe(&c).contains("hunter2"), "{}", describe(&c));
         let err = parse("postgres://u:hunter2@h/db?sslmode=sideways", &no_env).unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");

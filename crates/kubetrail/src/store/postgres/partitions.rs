@@ -155,7 +155,9 @@ impl Partitions {
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])?;
                 // Never wait behind a writer: skip the partition and try at the next pass.
                 tx.batch_execute("SET LOCAL lock_timeout = '2s'")?;
-                if let Err(e) = tx.batch_execute(&format!("LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")) {
+                if let Err(e) =
+                    tx.batch_execute(&format!("LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE"))
+                {
                     if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
                         continue;
                     }

@@ -132,13 +132,21 @@ fn resolve_clusters(
         ClusterChoice::Named(names) => names
             .iter()
             .map(|name| {
-                known.iter().find(|(_, n)| n == name).map(|(id, _)| *id).ok_or_else(|| {
-                    let names: Vec<&str> = known.iter().map(|(_, n)| n.as_str()).collect();
-                    format!(
-                        "no cluster named {name:?} in this database (it has: {})",
-                        if names.is_empty() { "none yet".to_string() } else { names.join(", ") }
-                    )
-                })
+                known
+                    .iter()
+                    .find(|(_, n)| n == name)
+                    .map(|(id, _)| *id)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = known.iter().map(|(_, n)| n.as_str()).collect();
+                        format!(
+                            "no cluster named {name:?} in this database (it has: {})",
+                            if names.is_empty() {
+                                "none yet".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        )
+                    })
             })
             .collect(),
     })
@@ -150,7 +158,7 @@ impl HistoryReader for PgReader {
         conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .map_err(|e| self.error(e))?;
         Ok(Box::new(PgSnapshot {
-            conn: Conn::Pooled(conn),
+            conn: Conn::Pooled(Box::new(conn)),
             target: self.target.clone(),
             clusters: self.clusters.clone(),
             in_transaction: true,
@@ -163,7 +171,7 @@ impl HistoryReader for PgReader {
 }
 
 enum Conn<'a> {
-    Pooled(PooledConnection<Manager>),
+    Pooled(Box<PooledConnection<Manager>>),
     Borrowed(&'a mut Client),
 }
 
@@ -249,7 +257,7 @@ impl Drop for PgReader {
 
 impl Snapshot for PgSnapshot<'_> {
     fn sessions(&mut self) -> R<Vec<Session>> {
-        self.run(|c, clusters| sessions::read_all(c, clusters))
+        self.run(sessions::read_all)
     }
 
     fn transitions(
@@ -281,7 +289,12 @@ impl Snapshot for PgSnapshot<'_> {
         self.run(|c, clusters| reports::namespaces_with(c, clusters, pod_name))
     }
 
-    fn nodes_alive(&mut self, node: Option<&str>, since_ms: i64, until_ms: i64) -> R<Vec<NodeInfo>> {
+    fn nodes_alive(
+        &mut self,
+        node: Option<&str>,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> R<Vec<NodeInfo>> {
         self.run(|c, clusters| reports::nodes_alive(c, clusters, node, since_ms, until_ms))
     }
 
@@ -295,20 +308,25 @@ impl Snapshot for PgSnapshot<'_> {
         self.run_here(|c, _| reports::node_samples(c, node_id, since_ms, until_ms, each))
     }
 
-    fn node_rollups(&mut self, node: &NodeInfo, since_ms: i64, until_ms: i64) -> R<Vec<BucketUsage>> {
+    fn node_rollups(
+        &mut self,
+        node: &NodeInfo,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> R<Vec<BucketUsage>> {
         self.run(|c, _| reports::node_rollups(c, node, since_ms, until_ms))
     }
 
     fn bounds(&mut self) -> R<Bounds> {
-        self.run(|c, clusters| retention::bounds(c, clusters))
+        self.run(retention::bounds)
     }
 
     fn first_usage_ms(&mut self) -> R<Option<i64>> {
-        self.run(|c, clusters| reports::first_usage_ms(c, clusters))
+        self.run(reports::first_usage_ms)
     }
 
     fn rolled_up_until_ms(&mut self) -> R<Option<i64>> {
-        self.run(|c, clusters| retention::rolled_up_until_ms(c, clusters))
+        self.run(retention::rolled_up_until_ms)
     }
 
     fn nth_raw_usage_ms(&mut self, offset: u64) -> R<Option<i64>> {
@@ -345,6 +363,6 @@ impl Snapshot for PgSnapshot<'_> {
     }
 
     fn stats(&mut self) -> R<StoreStats> {
-        self.run(|c, clusters| retention::stats(c, clusters))
+        self.run(retention::stats)
     }
 }

@@ -60,9 +60,7 @@ fn stream(
     params: &[&(dyn ToSql + Sync)],
     mut each: impl FnMut(&Row) -> Result<bool, QueryError>,
 ) -> Result<(), QueryError> {
-    let mut rows = client
-        .query_raw(sql, params.iter().copied())
-        .map_err(db)?;
+    let mut rows = client.query_raw(sql, params.iter().copied()).map_err(db)?;
     while let Some(row) = rows.next().map_err(db)? {
         if !each(&row)? {
             break;
@@ -328,7 +326,9 @@ pub fn pod_by_uid(
         "SELECT {INCARNATION_COLUMNS} FROM pods WHERE cluster_id = ANY($1) AND uid = $2
          ORDER BY created_at_ms, id LIMIT 1"
     );
-    Ok(client.query_opt(&sql, &[&clusters, &uid])?.map(|r| incarnation(&r)))
+    Ok(client
+        .query_opt(&sql, &[&clusters, &uid])?
+        .map(|r| incarnation(&r)))
 }
 
 /// The incarnations of `ns/name`, oldest first.
@@ -514,12 +514,12 @@ pub fn open_pods(
     each: &mut dyn FnMut(OpenPod),
 ) -> Result<(), postgres::Error> {
     for r in client.query(
-            "SELECT p.uid, p.namespace, p.name, l.labels, s.state
+        "SELECT p.uid, p.namespace, p.name, l.labels, s.state
              FROM pods p JOIN pod_state s ON s.pod_id = p.id
              LEFT JOIN label_sets l ON l.id = p.label_set_id
              WHERE p.cluster_id = ANY($1) AND p.deleted_at_ms IS NULL
                AND ($2::text IS NULL OR p.namespace = $2)",
-            &[&clusters, &namespace],
+        &[&clusters, &namespace],
     )? {
         each(OpenPod {
             uid: r.get(0),

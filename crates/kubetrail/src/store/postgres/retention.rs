@@ -66,9 +66,10 @@ pub fn ended_pods_step(
                 .get(0);
             if !left {
                 tx.execute("DELETE FROM pod_state WHERE pod_id = $1", &[&id])?;
-                if let Some(row) =
-                    tx.query_opt("DELETE FROM pods WHERE id = $1 RETURNING label_set_id", &[&id])?
-                {
+                if let Some(row) = tx.query_opt(
+                    "DELETE FROM pods WHERE id = $1 RETURNING label_set_id",
+                    &[&id],
+                )? {
                     counts.pods += 1;
                     if let Some(set) = row.get::<_, Option<i64>>(0) {
                         tx.execute(
@@ -161,12 +162,19 @@ pub fn expire_step(
     Ok((deleted, (deleted as i64) < budget))
 }
 
-fn opt_ms(client: &mut Client, sql: &str, clusters: &[i32]) -> Result<Option<i64>, postgres::Error> {
+fn opt_ms(
+    client: &mut Client,
+    sql: &str,
+    clusters: &[i32],
+) -> Result<Option<i64>, postgres::Error> {
     Ok(client.query_one(sql, &[&clusters])?.get(0))
 }
 
 /// The end of the newest rollup bucket; None when nothing is rolled up.
-pub fn rolled_up_until_ms(client: &mut Client, clusters: &[i32]) -> Result<Option<i64>, postgres::Error> {
+pub fn rolled_up_until_ms(
+    client: &mut Client,
+    clusters: &[i32],
+) -> Result<Option<i64>, postgres::Error> {
     opt_ms(
         client,
         "SELECT max(bucket_start_ms + bucket_ms) FROM node_usage_rollup WHERE cluster_id = ANY($1)",
@@ -177,7 +185,11 @@ pub fn rolled_up_until_ms(client: &mut Client, clusters: &[i32]) -> Result<Optio
 /// Where the parts of the history begin and end, for the size rule.
 pub fn bounds(client: &mut Client, clusters: &[i32]) -> Result<Bounds, postgres::Error> {
     Ok(Bounds {
-        raw_from_ms: opt_ms(client, "SELECT min(at_ms) FROM node_usage WHERE cluster_id = ANY($1)", clusters)?,
+        raw_from_ms: opt_ms(
+            client,
+            "SELECT min(at_ms) FROM node_usage WHERE cluster_id = ANY($1)",
+            clusters,
+        )?,
         oldest_rollup_ms: opt_ms(
             client,
             "SELECT min(bucket_start_ms) FROM node_usage_rollup WHERE cluster_id = ANY($1)",
@@ -229,24 +241,42 @@ pub fn stats(client: &mut Client, clusters: &[i32]) -> Result<StoreStats, postgr
     };
     let mut tables = Vec::new();
     for (table, sql) in [
-        ("pods", "SELECT count(*) FROM pods WHERE cluster_id = ANY($1)"),
-        ("label_sets", "SELECT count(*) FROM label_sets WHERE cluster_id = ANY($1)"),
+        (
+            "pods",
+            "SELECT count(*) FROM pods WHERE cluster_id = ANY($1)",
+        ),
+        (
+            "label_sets",
+            "SELECT count(*) FROM label_sets WHERE cluster_id = ANY($1)",
+        ),
         (
             "pod_state",
             "SELECT count(*) FROM pod_state s JOIN pods p ON p.id = s.pod_id WHERE p.cluster_id = ANY($1)",
         ),
-        ("transitions", "SELECT count(*) FROM transitions WHERE cluster_id = ANY($1)"),
+        (
+            "transitions",
+            "SELECT count(*) FROM transitions WHERE cluster_id = ANY($1)",
+        ),
         (
             "pod_resources",
             "SELECT count(*) FROM pod_resources r JOIN pods p ON p.id = r.pod_id WHERE p.cluster_id = ANY($1)",
         ),
-        ("nodes", "SELECT count(*) FROM nodes WHERE cluster_id = ANY($1)"),
+        (
+            "nodes",
+            "SELECT count(*) FROM nodes WHERE cluster_id = ANY($1)",
+        ),
         (
             "node_capacity",
             "SELECT count(*) FROM node_capacity c JOIN nodes n ON n.id = c.node_id WHERE n.cluster_id = ANY($1)",
         ),
-        ("node_usage", "SELECT count(*) FROM node_usage WHERE cluster_id = ANY($1)"),
-        ("node_usage_rollup", "SELECT count(*) FROM node_usage_rollup WHERE cluster_id = ANY($1)"),
+        (
+            "node_usage",
+            "SELECT count(*) FROM node_usage WHERE cluster_id = ANY($1)",
+        ),
+        (
+            "node_usage_rollup",
+            "SELECT count(*) FROM node_usage_rollup WHERE cluster_id = ANY($1)",
+        ),
     ] {
         tables.push(TableSize {
             table: table.to_string(),
@@ -254,23 +284,46 @@ pub fn stats(client: &mut Client, clusters: &[i32]) -> Result<StoreStats, postgr
             bytes: None,
         });
     }
-    let schema_version: i32 = client.query_one("SELECT version FROM kubetrail_schema", &[])?.get(0);
+    let schema_version: i32 = client
+        .query_one("SELECT version FROM kubetrail_schema", &[])?
+        .get(0);
     Ok(StoreStats {
         schema_version: i64::from(schema_version),
         auto_vacuum: None,
         tables,
-        transitions: span(client, "SELECT min(at_ms), max(at_ms) FROM transitions WHERE cluster_id = ANY($1)")?,
-        raw_node_usage: span(client, "SELECT min(at_ms), max(at_ms) FROM node_usage WHERE cluster_id = ANY($1)")?,
+        transitions: span(
+            client,
+            "SELECT min(at_ms), max(at_ms) FROM transitions WHERE cluster_id = ANY($1)",
+        )?,
+        raw_node_usage: span(
+            client,
+            "SELECT min(at_ms), max(at_ms) FROM node_usage WHERE cluster_id = ANY($1)",
+        )?,
         node_usage_rollups: span(
             client,
             "SELECT min(bucket_start_ms), max(bucket_start_ms + bucket_ms) FROM node_usage_rollup
              WHERE cluster_id = ANY($1)",
         )?,
-        open_pods: count(client, "SELECT count(*) FROM pods WHERE cluster_id = ANY($1) AND deleted_at_ms IS NULL")?,
-        ended_pods: count(client, "SELECT count(*) FROM pods WHERE cluster_id = ANY($1) AND deleted_at_ms IS NOT NULL")?,
-        open_nodes: count(client, "SELECT count(*) FROM nodes WHERE cluster_id = ANY($1) AND deleted_at_ms IS NULL")?,
-        deleted_nodes: count(client, "SELECT count(*) FROM nodes WHERE cluster_id = ANY($1) AND deleted_at_ms IS NOT NULL")?,
-        quarantined_rows: count(client, "SELECT count(*) FROM quarantine WHERE cluster_id = ANY($1)")?,
+        open_pods: count(
+            client,
+            "SELECT count(*) FROM pods WHERE cluster_id = ANY($1) AND deleted_at_ms IS NULL",
+        )?,
+        ended_pods: count(
+            client,
+            "SELECT count(*) FROM pods WHERE cluster_id = ANY($1) AND deleted_at_ms IS NOT NULL",
+        )?,
+        open_nodes: count(
+            client,
+            "SELECT count(*) FROM nodes WHERE cluster_id = ANY($1) AND deleted_at_ms IS NULL",
+        )?,
+        deleted_nodes: count(
+            client,
+            "SELECT count(*) FROM nodes WHERE cluster_id = ANY($1) AND deleted_at_ms IS NOT NULL",
+        )?,
+        quarantined_rows: count(
+            client,
+            "SELECT count(*) FROM quarantine WHERE cluster_id = ANY($1)",
+        )?,
     })
 }
 
@@ -287,19 +340,29 @@ pub fn plan(
     };
     let mut aged_out = AgedOut::default();
     if let Some(cutoff) = policy.ended_cutoff_ms(now_ms) {
-        let ended = "p.cluster_id = ANY($1) AND p.deleted_at_ms IS NOT NULL AND p.deleted_at_ms < $2";
-        let gone = "n.cluster_id = ANY($1) AND n.deleted_at_ms IS NOT NULL AND n.deleted_at_ms < $2";
+        let ended =
+            "p.cluster_id = ANY($1) AND p.deleted_at_ms IS NOT NULL AND p.deleted_at_ms < $2";
+        let gone =
+            "n.cluster_id = ANY($1) AND n.deleted_at_ms IS NOT NULL AND n.deleted_at_ms < $2";
         aged_out = AgedOut {
             cutoff_ms: Some(cutoff),
-            pods: count(client, &format!("SELECT count(*) FROM pods p WHERE {ended}"), cutoff)?,
+            pods: count(
+                client,
+                &format!("SELECT count(*) FROM pods p WHERE {ended}"),
+                cutoff,
+            )?,
             pod_transitions: count(
                 client,
-                &format!("SELECT count(*) FROM pods p JOIN transitions t ON t.pod_id = p.id WHERE {ended}"),
+                &format!(
+                    "SELECT count(*) FROM pods p JOIN transitions t ON t.pod_id = p.id WHERE {ended}"
+                ),
                 cutoff,
             )?,
             pod_resources: count(
                 client,
-                &format!("SELECT count(*) FROM pods p JOIN pod_resources r ON r.pod_id = p.id WHERE {ended}"),
+                &format!(
+                    "SELECT count(*) FROM pods p JOIN pod_resources r ON r.pod_id = p.id WHERE {ended}"
+                ),
                 cutoff,
             )?,
             deleted_nodes: count(
@@ -313,12 +376,16 @@ pub fn plan(
             )?,
             node_transitions: count(
                 client,
-                &format!("SELECT count(*) FROM nodes n JOIN transitions t ON t.node_id = n.id WHERE {gone}"),
+                &format!(
+                    "SELECT count(*) FROM nodes n JOIN transitions t ON t.node_id = n.id WHERE {gone}"
+                ),
                 cutoff,
             )?,
             node_capacity: count(
                 client,
-                &format!("SELECT count(*) FROM nodes n JOIN node_capacity c ON c.node_id = n.id WHERE {gone}"),
+                &format!(
+                    "SELECT count(*) FROM nodes n JOIN node_capacity c ON c.node_id = n.id WHERE {gone}"
+                ),
                 cutoff,
             )?,
         };

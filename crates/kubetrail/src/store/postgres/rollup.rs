@@ -2,14 +2,12 @@
 //! transaction. The rule itself (which rows, where a chunk ends, what a rollup holds) is
 //! `retention::rollup_step`, the same for every store.
 
-use std::sync::Arc;
-
 use postgres::Transaction;
 
 use super::partitions::Partitioned;
 use super::reports::{ROLLUP_COLUMNS, bucket_from_row};
 use super::{PgWriter, sessions};
-use crate::model::utilisation::{BucketUsage, UsageSample};
+use crate::model::utilisation::{BucketUsage, Intervals, UsageSample};
 use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress};
 use crate::retention::rollup_step::{NodeLife, RollupStore, roll_up_step};
 use crate::store::{Coverage, StoreError};
@@ -50,19 +48,27 @@ impl RollupStore for PgRollup<'_, '_> {
             .collect())
     }
 
-    fn covered(&mut self) -> Result<Option<Arc<[(i64, i64)]>>, StoreError> {
+    fn covered(&mut self) -> Result<Option<Intervals>, StoreError> {
         let all = sessions::read_all(self.tx, &[self.cluster]).map_err(|e| self.db(e))?;
         Ok(Coverage::from_sessions(all).intervals())
     }
 
     fn raw_start_ms(&mut self, node: i64) -> Result<Option<i64>, StoreError> {
         self.tx
-            .query_one("SELECT min(at_ms) FROM node_usage WHERE node_id = $1", &[&node])
+            .query_one(
+                "SELECT min(at_ms) FROM node_usage WHERE node_id = $1",
+                &[&node],
+            )
             .map(|r| r.get(0))
             .map_err(|e| self.db(e))
     }
 
-    fn nth_raw_ms(&mut self, node: i64, before_ms: i64, offset: u64) -> Result<Option<i64>, StoreError> {
+    fn nth_raw_ms(
+        &mut self,
+        node: i64,
+        before_ms: i64,
+        offset: u64,
+    ) -> Result<Option<i64>, StoreError> {
         self.tx
             .query_opt(
                 "SELECT at_ms FROM node_usage WHERE node_id = $1 AND at_ms < $2
@@ -210,23 +216,34 @@ impl RollupStore for PgRollup<'_, '_> {
 }
 
 /// One roll-up step for the writer's cluster, in one transaction.
-pub fn roll_up(w: &mut PgWriter, horizon_ms: i64, row_budget: u64) -> Result<RollupProgress, StoreError> {
+pub fn roll_up(
+    w: &mut PgWriter,
+    horizon_ms: i64,
+    row_budget: u64,
+) -> Result<RollupProgress, StoreError> {
     let target = w.target.clone();
     let cluster = w.cluster_id;
     // The rollups land in partitions by bucket start: make sure the months up to the horizon
     // exist (the oldest raw row bounds them from below).
-    let oldest: Option<i64> = w
-        .with(|c, cluster| {
-            c.query_one("SELECT min(at_ms) FROM node_usage WHERE cluster_id = $1", &[&cluster])
-                .map(|r| r.get(0))
-        })?;
+    let oldest: Option<i64> = w.with(|c, cluster| {
+        c.query_one(
+            "SELECT min(at_ms) FROM node_usage WHERE cluster_id = $1",
+            &[&cluster],
+        )
+        .map(|r| r.get(0))
+    })?;
     let Some(oldest) = oldest else {
-        return Ok(RollupProgress { done: true, ..Default::default() });
+        return Ok(RollupProgress {
+            done: true,
+            ..Default::default()
+        });
     };
     let months = super::partitions::months_between(oldest - ROLLUP_BUCKET_MS, horizon_ms);
     w.ensure_partitions(Partitioned::NodeUsageRollup, months)?;
     let client = w.client_mut()?;
-    let mut tx = client.transaction().map_err(|e| super::store_error(&target, e))?;
+    let mut tx = client
+        .transaction()
+        .map_err(|e| super::store_error(&target, e))?;
     let progress = roll_up_step(
         &mut PgRollup {
             tx: &mut tx,

@@ -46,7 +46,10 @@ pub fn check(client: &mut Client) -> Result<(), SchemaError> {
         return Err(SchemaError::Empty);
     }
     let found: i32 = client
-        .query_one("SELECT coalesce(max(version), 0) FROM kubetrail_schema", &[])?
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM kubetrail_schema",
+            &[],
+        )?
         .get(0);
     if found > VERSION {
         return Err(SchemaError::TooNew { found });
@@ -130,7 +133,8 @@ mod tests {
             .unwrap();
         let err = migrate(&mut c).unwrap_err();
         assert!(
-            err.to_string().contains("another program (customers, invoices)"),
+            err.to_string()
+                .contains("another program (customers, invoices)"),
             "{err}"
         );
         let ours: bool = c
@@ -144,8 +148,11 @@ mod tests {
     fn a_newer_schema_is_refused() {
         let mut c = connect();
         migrate(&mut c).unwrap();
-        c.execute("UPDATE kubetrail_schema SET version = $1", &[&(VERSION + 1)])
-            .unwrap();
+        c.execute(
+            "UPDATE kubetrail_schema SET version = $1",
+            &[&(VERSION + 1)],
+        )
+        .unwrap();
         let err = migrate(&mut c).unwrap_err();
         assert!(matches!(err, SchemaError::TooNew { .. }), "{err}");
         assert!(err.to_string().contains("upgrade kubetrail"), "{err}");

@@ -16,7 +16,13 @@ pub fn start(
         "INSERT INTO recording_sessions (cluster_id, started_at_ms, heartbeat_at_ms, namespace,
              selector, nodes)
          VALUES ($1, $2, $2, $3, $4, $5) RETURNING id",
-        &[&cluster, &now_ms, &scope.namespace, &scope.selector, &scope.nodes],
+        &[
+            &cluster,
+            &now_ms,
+            &scope.namespace,
+            &scope.selector,
+            &scope.nodes,
+        ],
     )?;
     Ok(row.get(0))
 }

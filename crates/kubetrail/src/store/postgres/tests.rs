@@ -1,21 +1,26 @@
 //! The PostgreSQL writer against a real server (kubetrail-pgtest): what SQLite's writer tests
 //! check, plus what only a shared server has (clusters, the recorder lock, partitions).
 
-use kubetrail_pgtest::PgServer;
 use super::config::Target;
+use kubetrail_pgtest::PgServer;
 
 use super::*;
-use crate::store::StoreError;
 use crate::model::{Phase, TransitionKind};
-use crate::store::sqlite::batch::tests::pod_row;
+use crate::store::StoreError;
 use crate::store::rows::{NodeUsageRow, SubjectUid, TransitionRow};
+use crate::store::sqlite::batch::tests::pod_row;
 
 fn fresh() -> Target {
     config::parse(&PgServer::shared().fresh_database(), &|_| None).unwrap()
 }
 
 fn created(uid: &str, at_ms: i64) -> TransitionRow {
-    TransitionRow::new(SubjectUid::Pod(uid.into()), TransitionKind::Created, at_ms, at_ms)
+    TransitionRow::new(
+        SubjectUid::Pod(uid.into()),
+        TransitionKind::Created,
+        at_ms,
+        at_ms,
+    )
 }
 
 fn count(w: &mut PgWriter, sql: &str) -> i64 {
@@ -32,10 +37,19 @@ fn a_replayed_batch_inserts_nothing_twice() {
         ..Default::default()
     };
     let first = w.commit(&batch, None).unwrap();
-    assert_eq!((first.transitions_inserted, first.transitions_ignored), (1, 0));
-    assert_eq!(first.inserted_by_kind.get(&TransitionKind::Created), Some(&1));
+    assert_eq!(
+        (first.transitions_inserted, first.transitions_ignored),
+        (1, 0)
+    );
+    assert_eq!(
+        first.inserted_by_kind.get(&TransitionKind::Created),
+        Some(&1)
+    );
     let again = w.commit(&batch, None).unwrap();
-    assert_eq!((again.transitions_inserted, again.transitions_ignored), (0, 1));
+    assert_eq!(
+        (again.transitions_inserted, again.transitions_ignored),
+        (0, 1)
+    );
     assert_eq!(count(&mut w, "SELECT count(*) FROM transitions"), 1);
     assert_eq!(count(&mut w, "SELECT count(*) FROM pods"), 1);
 }
@@ -81,7 +95,11 @@ fn the_same_uid_twice_in_a_batch_keeps_the_last_row_and_the_last_labels() {
                  JOIN label_sets s ON s.id = p.label_set_id",
                 &[],
             )?;
-            Ok((r.get::<_, i16>(0), r.get::<_, i64>(1), r.get::<_, String>(2)))
+            Ok((
+                r.get::<_, i16>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, String>(2),
+            ))
         })
         .unwrap();
     assert_eq!(i64::from(phase), Phase::Running.code());
@@ -123,7 +141,10 @@ fn a_second_recorder_of_one_cluster_is_refused_but_maintenance_is_not() {
     let _first = PgWriter::open(config.clone(), "east", true).unwrap();
     let err = PgWriter::open(config.clone(), "east", true).err().unwrap();
     assert!(matches!(err, StoreError::ClusterLocked { .. }), "{err}");
-    assert!(err.to_string().contains("already recording cluster east"), "{err}");
+    assert!(
+        err.to_string().contains("already recording cluster east"),
+        "{err}"
+    );
     PgWriter::open(config.clone(), "west", true).expect("another cluster is not blocked");
     PgWriter::open(config, "east", false).expect("prune does not take the recorder lock");
 }
@@ -143,8 +164,14 @@ fn each_month_of_creation_gets_its_own_partition() {
         ..Default::default()
     };
     w.commit(&batch, None).unwrap();
-    assert_eq!(count(&mut w, "SELECT count(*) FROM transitions_y2026m11"), 1);
-    assert_eq!(count(&mut w, "SELECT count(*) FROM transitions_y2026m12"), 1);
+    assert_eq!(
+        count(&mut w, "SELECT count(*) FROM transitions_y2026m11"),
+        1
+    );
+    assert_eq!(
+        count(&mut w, "SELECT count(*) FROM transitions_y2026m12"),
+        1
+    );
 }
 
 #[test]
@@ -156,7 +183,10 @@ fn an_unreachable_server_is_a_transient_error_that_names_it() {
     .unwrap();
     let err = PgWriter::open(config, "east", true).err().unwrap();
     assert!(err.is_transient(), "{err}");
-    assert!(err.to_string().contains("postgres://x@/nonexistent:5432/y"), "{err}");
+    assert!(
+        err.to_string().contains("postgres://x@/nonexistent:5432/y"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -170,7 +200,9 @@ fn a_connection_the_server_drops_is_a_transient_error_and_the_next_commit_reconn
     };
     w.commit(&batch("a"), None).unwrap();
     // An administrator (or a failover) ends the recorder's session.
-    let mut admin = postgres::Client::connect(&PgServer::shared().conninfo("postgres"), postgres::NoTls).unwrap();
+    let mut admin =
+        postgres::Client::connect(&PgServer::shared().conninfo("postgres"), postgres::NoTls)
+            .unwrap();
     let db = config.config.get_dbname().unwrap().to_string();
     admin
         .execute(
@@ -217,7 +249,10 @@ fn retention_gives_disk_back_by_dropping_the_partitions_it_emptied() {
         })
         .unwrap()
     };
-    assert_eq!(partitions(&mut w), ["transitions_y2026m10", "transitions_y2026m11"]);
+    assert_eq!(
+        partitions(&mut w),
+        ["transitions_y2026m10", "transitions_y2026m11"]
+    );
     // Nothing is empty yet: nothing goes.
     HistoryWriter::give_back_step(&mut w).unwrap();
     assert_eq!(partitions(&mut w).len(), 2);

@@ -66,9 +66,18 @@ pub fn split(conn: &str, env_mode: Option<&str>) -> Result<(String, Tls), String
     };
     let mode = mode.or(env_mode.map(str::to_string));
     let tls = match mode.as_deref().unwrap_or("prefer") {
-        "disable" => Tls { mode: SslMode::Disable, verify: Verify::No },
-        "allow" | "prefer" => Tls { mode: SslMode::Prefer, verify: Verify::No },
-        "require" => Tls { mode: SslMode::Require, verify: Verify::No },
+        "disable" => Tls {
+            mode: SslMode::Disable,
+            verify: Verify::No,
+        },
+        "allow" | "prefer" => Tls {
+            mode: SslMode::Prefer,
+            verify: Verify::No,
+        },
+        "require" => Tls {
+            mode: SslMode::Require,
+            verify: Verify::No,
+        },
         "verify-ca" | "verify-full" => Tls {
             mode: SslMode::Require,
             verify: Verify::Full { root_cert },
@@ -178,12 +187,19 @@ mod tests {
 
     #[test]
     fn libpq_modes_are_taken_out_of_a_url_and_a_key_value_string() {
-        let (rest, tls) =
-            split("postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=5", None)
-                .unwrap();
+        let (rest, tls) = split(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=5",
+            None,
+        )
+        .unwrap();
         assert_eq!(rest, "postgres://u@h/db?connect_timeout=5");
         assert_eq!(tls.mode, SslMode::Require);
-        assert_eq!(tls.verify, Verify::Full { root_cert: Some("/ca.pem".into()) });
+        assert_eq!(
+            tls.verify,
+            Verify::Full {
+                root_cert: Some("/ca.pem".into())
+            }
+        );
         let (rest, tls) = split("host=h sslmode=disable dbname=x", None).unwrap();
         assert_eq!(rest, "host=h dbname=x");
         assert_eq!(tls.mode, SslMode::Disable);
@@ -200,7 +216,9 @@ mod tests {
     fn a_missing_root_certificate_file_is_named() {
         let tls = Tls {
             mode: SslMode::Require,
-            verify: Verify::Full { root_cert: Some("/no/such/ca.pem".into()) },
+            verify: Verify::Full {
+                root_cert: Some("/no/such/ca.pem".into()),
+            },
         };
         let err = connector(&tls).err().unwrap();
         assert!(err.contains("/no/such/ca.pem"), "{err}");

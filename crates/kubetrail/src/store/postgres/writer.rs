@@ -10,11 +10,11 @@
 use super::reader::PgSnapshot;
 use super::{PgWriter, retention, sessions};
 use crate::retention::{PruneCounts, RollupProgress};
+use crate::store::BatchStats;
 use crate::store::api::{GiveBack, Heartbeat, HistoryWriter, R, Snapshot};
 use crate::store::rows::Batch;
-use crate::store::size::FileSize;
 use crate::store::sessions::Scope;
-use crate::store::BatchStats;
+use crate::store::size::FileSize;
 
 impl HistoryWriter for PgWriter {
     fn read(&mut self) -> R<Box<dyn Snapshot + '_>> {
@@ -26,57 +26,53 @@ impl HistoryWriter for PgWriter {
 
     fn commit(&mut self, batch: &Batch, heartbeat: Option<Heartbeat>) -> R<BatchStats> {
         super::outside_runtime(move || {
-            Ok(PgWriter::commit(self, batch, heartbeat.map(|h| (h.session, h.at_ms)))?)
+            PgWriter::commit(self, batch, heartbeat.map(|h| (h.session, h.at_ms)))
         })
     }
 
     fn start_session(&mut self, scope: &Scope, now_ms: i64) -> R<i64> {
         super::outside_runtime(move || {
-            Ok(self.with(|c, cluster| sessions::start(c, cluster, scope, now_ms))?)
+            self.with(|c, cluster| sessions::start(c, cluster, scope, now_ms))
         })
     }
 
     fn heartbeat(&mut self, hb: Heartbeat) -> R<()> {
         super::outside_runtime(move || {
-            Ok(self.with(|c, _| sessions::heartbeat(c, hb.session, hb.at_ms))?)
+            self.with(|c, _| sessions::heartbeat(c, hb.session, hb.at_ms))
         })
     }
 
     fn stop_session(&mut self, hb: Heartbeat) -> R<()> {
-        super::outside_runtime(move || {
-            Ok(self.with(|c, _| sessions::stop(c, hb.session, hb.at_ms))?)
-        })
+        super::outside_runtime(move || self.with(|c, _| sessions::stop(c, hb.session, hb.at_ms)))
     }
 
     fn quarantine(&mut self, kind: &str, row: &str, error: &str, at_ms: i64) -> R<()> {
         super::outside_runtime(move || {
-            Ok(self.with(|c, cluster| {
+            self.with(|c, cluster| {
                 c.execute(
                     "INSERT INTO quarantine (cluster_id, at_ms, kind, error, row)
                      VALUES ($1, $2, $3, $4, $5)",
                     &[&cluster, &at_ms, &kind, &error, &row],
                 )
                 .map(|_| ())
-            })?)
+            })
         })
     }
 
     fn prune_ended_pods(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
         super::outside_runtime(move || {
-            Ok(self.with(|c, cluster| retention::ended_pods_step(c, cluster, cutoff_ms, row_budget))?)
+            self.with(|c, cluster| retention::ended_pods_step(c, cluster, cutoff_ms, row_budget))
         })
     }
 
     fn prune_deleted_nodes(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
         super::outside_runtime(move || {
-            Ok(self.with(|c, cluster| retention::deleted_nodes_step(c, cluster, cutoff_ms, row_budget))?)
+            self.with(|c, cluster| retention::deleted_nodes_step(c, cluster, cutoff_ms, row_budget))
         })
     }
 
     fn roll_up(&mut self, horizon_ms: i64, row_budget: u64) -> R<RollupProgress> {
-        super::outside_runtime(move || {
-            super::rollup::roll_up(self, horizon_ms, row_budget)
-        })
+        super::outside_runtime(move || super::rollup::roll_up(self, horizon_ms, row_budget))
     }
 
     fn expire_rollups(
@@ -86,9 +82,9 @@ impl HistoryWriter for PgWriter {
         row_budget: u64,
     ) -> R<(u64, bool)> {
         super::outside_runtime(move || {
-            Ok(self.with(|c, cluster| {
+            self.with(|c, cluster| {
                 retention::expire_step(c, cluster, cutoff_ms, keep_from_ms, row_budget)
-            })?)
+            })
         })
     }
 

@@ -6,18 +6,16 @@
 //! keyframe) is `retention::rollup_step`'s, the same for every store; this module supplies its
 //! statements ([`RollupStore`]) on one write transaction.
 
-use std::sync::Arc;
-
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::error::db_error;
 use super::file::db_path;
 use crate::model::Resources;
-use crate::model::utilisation::{BucketUsage, Grid, RatioStat, Stat, UsageSample};
+use crate::model::utilisation::{BucketUsage, Grid, Intervals, RatioStat, Stat, UsageSample};
+pub use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress, RollupRow, merge, regrid};
 use crate::retention::rollup_step::{self, NodeLife, RollupStore};
 use crate::store::StoreError;
-pub use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress, RollupRow, merge, regrid};
 
 /// The first raw usage row of a node: where its exact step function starts. Rollups of the
 /// node cover only time before it.
@@ -49,7 +47,10 @@ pub fn roll_up_step(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(fail)?;
     let progress = rollup_step::roll_up_step(
-        &mut SqliteRollup { tx: &tx, path: &path },
+        &mut SqliteRollup {
+            tx: &tx,
+            path: &path,
+        },
         horizon_ms,
         row_budget,
     )?;
@@ -85,7 +86,7 @@ impl RollupStore for SqliteRollup<'_> {
         })
     }
 
-    fn covered(&mut self) -> Result<Option<Arc<[(i64, i64)]>>, StoreError> {
+    fn covered(&mut self) -> Result<Option<Intervals>, StoreError> {
         let sessions = self.run(|tx| super::sessions::read_all(tx))?;
         Ok(crate::store::Coverage::from_sessions(sessions).intervals())
     }
@@ -94,7 +95,12 @@ impl RollupStore for SqliteRollup<'_> {
         self.run(|tx| raw_start_ms(tx, node))
     }
 
-    fn nth_raw_ms(&mut self, node: i64, before_ms: i64, offset: u64) -> Result<Option<i64>, StoreError> {
+    fn nth_raw_ms(
+        &mut self,
+        node: i64,
+        before_ms: i64,
+        offset: u64,
+    ) -> Result<Option<i64>, StoreError> {
         self.run(|tx| {
             tx.prepare_cached(
                 "SELECT at_ms FROM node_usage WHERE node_id = ?1 AND at_ms < ?2
@@ -181,7 +187,12 @@ impl RollupStore for SqliteRollup<'_> {
         })
     }
 
-    fn put_keyframe(&mut self, node: i64, at_ms: i64, last: &UsageSample) -> Result<bool, StoreError> {
+    fn put_keyframe(
+        &mut self,
+        node: i64,
+        at_ms: i64,
+        last: &UsageSample,
+    ) -> Result<bool, StoreError> {
         self.run(|tx| {
             let inserted = tx
                 .prepare_cached(
@@ -281,8 +292,8 @@ pub fn expire_step(
         }
         // Buckets are one hour wide; the key range `bucket_start_ms < cutoff` finds candidates
         // by primary key, the sum keeps a bucket that straddles the cutoff.
-        let n =
-            tx.prepare_cached(
+        let n = tx
+            .prepare_cached(
                 "DELETE FROM node_usage_rollup
                  WHERE node_id = ?1 AND bucket_start_ms < ?2 AND bucket_start_ms + bucket_ms <= ?2
                    AND bucket_start_ms < coalesce(
