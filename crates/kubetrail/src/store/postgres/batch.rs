@@ -8,6 +8,7 @@
 //! multi-row `VALUES` per table would hit the 65,535-parameter limit at a few thousand rows
 //! and need a new plan for every batch size.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use postgres::binary_copy::BinaryCopyInWriter;
@@ -92,26 +93,27 @@ impl BatchWriter {
 
 /// The last row of each uid, in first-seen order: one statement may not upsert a row twice.
 /// `merge` folds an earlier row into the later one where the later one is not the whole truth.
-fn last_per_uid<T>(
-    rows: &[T],
+/// Rows are borrowed; only a uid that repeats costs a copy (the initial list has none).
+fn last_per_uid<'a, T>(
+    rows: &'a [T],
     uid: impl Fn(&T) -> &str,
     mut merge: impl FnMut(&T, &mut T),
-) -> Vec<T>
+) -> Vec<Cow<'a, T>>
 where
     T: Clone,
 {
-    let mut at: HashMap<&str, usize> = HashMap::new();
-    let mut out: Vec<T> = Vec::with_capacity(rows.len());
+    let mut at: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+    let mut out: Vec<Cow<'a, T>> = Vec::with_capacity(rows.len());
     for row in rows {
         match at.get(uid(row)) {
             Some(&i) => {
                 let mut later = row.clone();
                 merge(&out[i], &mut later);
-                out[i] = later;
+                out[i] = Cow::Owned(later);
             }
             None => {
                 at.insert(uid(row), out.len());
-                out.push(row.clone());
+                out.push(Cow::Borrowed(row));
             }
         }
     }
@@ -211,7 +213,7 @@ fn write_nodes(
 fn label_set_ids(
     tx: &mut Transaction,
     cluster: i32,
-    pods: &[PodRow],
+    pods: &[Cow<PodRow>],
 ) -> Result<HashMap<String, i64>, postgres::Error> {
     let mut wanted: Vec<&str> = pods
         .iter()
