@@ -4,6 +4,7 @@
 //! `recorder` (watch streams, compact state, transition detection, the writer thread) ->
 //! `store` (the seam every layer writes and reads through, and its SQLite backend) -> `query`
 //! (reports as typed rows, formatted by `output`) and `retention` (pruning and rollups).
+//! `report` draws pictures of it (an HTML report, the live `serve` view) from `query`'s rows.
 //! `model` holds the vocabulary every layer shares: quantities, effective resources, phases,
 //! label selectors, time.
 //!
@@ -15,5 +16,6 @@ pub mod model;
 pub mod output;
 pub mod query;
 pub mod recorder;
+pub mod report;
 pub mod retention;
 pub mod store;
