@@ -1,6 +1,7 @@
 //! `kubetrail demo`: the one-minute tour. Starts the simulator in-process, records it with churn
 //! for `--duration` while showing progress, then runs a few real queries against the database it
-//! wrote, printing each command so the reader can run it again.
+//! wrote, printing each command so the reader can run it again, and ends by writing the HTML
+//! report of what it recorded (`kubetrail-demo.html`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,15 +10,18 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Cli, Command};
-use kubetrail::model::time::{now_ms, parse_duration};
+use kubetrail::model::time::{Window, now_ms, parse_duration};
 use kubetrail::query::{self, PodFilter};
 use kubetrail::recorder::{Recorder, RecorderConfig};
+use kubetrail::report::ReportRequest;
 use kubetrail::store::{Location, ReadOptions, WriteMode};
 use kubetrail::{store, usage};
 use kubetrail_sim::{self as sim, SimConfig};
 
 /// The demo's database when --db is not given; a previous demo's copy is replaced.
 const DEFAULT_DB: &str = "kubetrail-demo.db";
+/// The demo's report beside it, replaced on every run.
+const DEFAULT_REPORT: &str = "kubetrail-demo.html";
 
 /// Flags of `kubetrail demo`.
 #[derive(Debug, clap::Args)]
@@ -186,7 +190,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "The database is {db_arg}; try `kubetrail query --help` or `kubetrail export transitions --db {db_arg}`."
     );
+    let html = report_path(args.db.as_deref());
+    let reader = store::open_reader(
+        &Location::Sqlite(db.clone()),
+        ReadOptions {
+            connections: query::nodes::WORKERS as u32 + 1,
+            streaming: false,
+        },
+    )?;
+    let request = ReportRequest {
+        window: Window::default(),
+        ..Default::default()
+    };
+    super::report::write_report(&*reader, &request, &db_arg, &html, now_ms())?;
+    println!(
+        "The report is {}: open it in a browser (one file, no network needed), or run \
+         `kubetrail serve --db {db_arg}` for the live view.",
+        html.display()
+    );
     Ok(())
+}
+
+/// The demo's report: `kubetrail-demo.html`, or the `--db` file's name with `.html`.
+fn report_path(db: Option<&std::path::Path>) -> PathBuf {
+    match db {
+        Some(db) => db.with_extension("html"),
+        None => PathBuf::from(DEFAULT_REPORT),
+    }
 }
 
 /// The pod with the most container restarts (the most interesting history), if any restarted.

@@ -15,6 +15,8 @@ pub mod export;
 pub mod prune;
 pub mod query;
 pub mod record;
+pub mod report;
+pub mod serve;
 #[cfg(feature = "sim")]
 pub mod simulate;
 pub mod stats;
@@ -41,6 +43,10 @@ pub enum Command {
     Prune(prune::Args),
     /// Show the database's size, row counts, time span and what retention would remove.
     Stats(stats::Args),
+    /// Write one self-contained HTML file with pictures of the history (no network needed).
+    Report(report::Args),
+    /// Serve the report's views live and read-only over HTTP (loopback by default).
+    Serve(serve::Args),
     /// Write a consistent copy of the database (to a new file, or stdout) while `record` runs.
     Backup(backup::Args),
     /// Serve a simulated cluster over the real Kubernetes API, for tests and trying things out.
@@ -79,6 +85,8 @@ pub fn main() -> ExitCode {
             Command::Prune(args) => prune::run(args).await,
             Command::Stats(args) => stats::run(args).await,
             Command::Backup(args) => backup::run(args).await,
+            Command::Report(args) => report::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
             #[cfg(feature = "sim")]
             Command::Simulate(args) => simulate::run(args).await,
             #[cfg(feature = "sim")]

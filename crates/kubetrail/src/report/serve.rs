@@ -39,6 +39,18 @@ pub struct Served {
     pub source: String,
 }
 
+/// Serves `router(served)` on `listener` until `shutdown` completes (then lets requests in
+/// flight finish).
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    served: Arc<Served>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(served))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// Search answers are cut here: the page shows a short list, not a dump.
 const SEARCH_LIMIT: usize = 50;
 
