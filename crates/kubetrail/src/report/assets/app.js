@@ -726,6 +726,7 @@
       renderTimelines();
     });
     if (live) {
+      $("kt-range").hidden = false;
       const apply = () => { writeState({ since: $("kt-since").value.trim(), until: $("kt-until").value.trim(), page: 0 }, true); start(); };
       $("kt-apply").addEventListener("click", apply);
       for (const id of ["kt-since", "kt-until"]) $(id).addEventListener("keydown", (ev) => ev.key === "Enter" && apply());
