@@ -204,6 +204,7 @@ fn a_report_file_draws_the_recorded_history_offline_and_without_errors() {
         Duration::from_secs(10),
     );
     let tip = tip.as_str().unwrap();
+    browser.screenshot(&fixture.dir.join("timeline.png"));
     let first = restarts[0];
     assert!(tip.contains("container_restarted"), "{tip}");
     assert!(
