@@ -87,7 +87,11 @@ fn a_report_of_the_fixture_is_one_file_with_its_pods_and_tables() {
         .expect("an OOMKill row") as usize;
     assert_eq!(report["events"]["reason"][oom], "OOMKilled");
     let pod = report["events"]["pod"][oom].as_u64().unwrap() as usize;
-    assert_eq!(report["pods"]["uid"][pod], "web-0-a");
+    assert_eq!(report["pods"]["name"][pod], "web-0");
+    assert_eq!(
+        report["pods"]["created_ms"][pod],
+        listed[0]["created_at_ms"]
+    );
 
     // --owner keeps that owner's pods only; an owner nobody has gives an empty report and a
     // note that says why that may be.

@@ -62,7 +62,8 @@ pub fn query_json(db: &Path, args: &[&str]) -> Vec<Value> {
     let db = db.to_str().expect("utf-8 path");
     all.extend_from_slice(&["-o", "json", "--db", db]);
     let run = kubetrail(&all);
-    serde_json::from_str::<Vec<Value>>(run.ok()).expect("JSON array")
+    assert_eq!(run.code, 0, "kubetrail {all:?} failed:\n{}", run.stderr);
+    serde_json::from_str::<Vec<Value>>(&run.stdout).expect("JSON array")
 }
 
 /// The simulated cluster the report tests draw: a few nodes, pods that churn, crash and get
@@ -118,8 +119,9 @@ pub fn recorded(name: &str) -> &'static Recorded {
                 "no pod restarted within 90 s of recording {SIM_ARGS:?}"
             );
         }
+        let log = rec.log();
         let status = rec.stop();
-        assert!(status.success(), "recorder exit {status:?}");
+        assert!(status.success(), "recorder exit {status:?}:\n{log}");
         drop(sim);
         Recorded { dir, db }
     })

@@ -400,7 +400,6 @@ fn pod_columns(
             });
         pods.namespace.push(ns);
         pods.name.push(p.name.clone());
-        pods.uid.push(p.uid.clone());
         pods.workload.push(w);
         pods.node
             .push(p.node.as_deref().and_then(|n| node_index.get(n).copied()));

@@ -151,7 +151,8 @@ pub struct Workloads {
 pub struct Pods {
     pub namespace: Vec<u32>,
     pub name: Vec<String>,
-    pub uid: Vec<String>,
+    // No uid: 100k random uids were a third of a big report's compressed size. A pod is named
+    // by namespace, name and `created_ms` (what `/api/history` answers with, per incarnation).
     pub workload: Vec<u32>,
     /// Index into `nodes.names`, or null while never scheduled.
     pub node: Vec<Option<u32>>,

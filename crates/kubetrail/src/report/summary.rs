@@ -323,7 +323,6 @@ mod tests {
         {
             p.namespace.push(0);
             p.name.push(format!("p{i}"));
-            p.uid.push(format!("u{i}"));
             p.workload.push(i as u32 % 2);
             p.node.push(None);
             p.created_ms.push(created);
