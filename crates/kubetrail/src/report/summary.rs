@@ -308,16 +308,17 @@ mod tests {
         }
     }
 
-    fn pods(
-        rows: &[(
-            i64,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            &'static str,
-            i64,
-        )],
-    ) -> Pods {
+    /// created, started, finished, deleted, phase, restarts.
+    type PodRow = (
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        &'static str,
+        i64,
+    );
+
+    fn pods(rows: &[PodRow]) -> Pods {
         let mut p = Pods::default();
         for (i, &(created, started, finished, deleted, phase, restarts)) in rows.iter().enumerate()
         {
