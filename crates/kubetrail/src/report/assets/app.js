@@ -649,12 +649,23 @@
   }
 
   // ---- hover: a mark shows its row ----
+  function eventHtml(e) {
+    const E = R.events;
+    const fields = [["pod", podKey(E.pod[e])], ["at", fmtTime(E.at_ms[e])], ["kind", E.kind[e] + (E.inferred[e] ? " (inferred)" : "")], ["container", E.container[e]],
+      ["reason", E.reason[e]], ["exit code", E.exit_code[e]], ["restart count", E.restart_count[e]], ["message", E.message[e]]];
+    return "<table>" + fields.filter(([, v]) => v != null && v !== "").map(([k, v]) => "<tr><th>" + esc(k) + "</th><td>" + esc(v) + "</td></tr>").join("") + "</table>";
+  }
+
   function tipHtml(target) {
     if (target.dataset.event != null) {
-      const e = +target.dataset.event, E = R.events;
-      const fields = [["pod", podKey(E.pod[e])], ["at", fmtTime(E.at_ms[e])], ["kind", E.kind[e] + (E.inferred[e] ? " (inferred)" : "")], ["container", E.container[e]],
-        ["reason", E.reason[e]], ["exit code", E.exit_code[e]], ["restart count", E.restart_count[e]], ["message", E.message[e]]];
-      return "<table>" + fields.filter(([, v]) => v != null && v !== "").map(([k, v]) => "<tr><th>" + esc(k) + "</th><td>" + esc(v) + "</td></tr>").join("") + "</table>";
+      // Marks within a few pixels of each other hide one another (an OOMKill and the restart
+      // that follows it share a second): show every row under the pointer, in time order.
+      const x = (m) => { const r = m.getBoundingClientRect(); return r.left + r.width / 2; };
+      const here = x(target);
+      const near = [...target.parentElement.querySelectorAll(".mk")].filter((m) => Math.abs(x(m) - here) <= 6).map((m) => +m.dataset.event);
+      near.sort((a, b) => R.events.at_ms[a] - R.events.at_ms[b] || a - b);
+      const shown = near.slice(0, 6).map(eventHtml).join("<hr>");
+      return shown + (near.length > 6 ? "<p>and " + (near.length - 6) + " more here</p>" : "");
     }
     const p = +target.dataset.tip.slice(4), P = R.pods;
     const fields = [["pod", podKey(p)], ["workload", workloadName(P.workload[p])], ["node", P.node[p] == null ? null : R.nodes.names[P.node[p]]],
