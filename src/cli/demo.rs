@@ -214,6 +214,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// The demo's report: `kubetrail-demo.html`, or the `--db` file's name with `.html`.
 fn report_path(db: Option<&std::path::Path>) -> PathBuf {
     match db {
+        // A database named x.html keeps its name: the report goes to x.html.report.html.
+        Some(db) if db.extension().is_some_and(|e| e == "html") => {
+            let mut name = db.as_os_str().to_owned();
+            name.push(".report.html");
+            PathBuf::from(name)
+        }
         Some(db) => db.with_extension("html"),
         None => PathBuf::from(DEFAULT_REPORT),
     }
@@ -240,4 +246,23 @@ fn most_restarted_pod(db: &std::path::Path) -> anyhow::Result<(Option<String>, S
         Some((name, ns)) => (Some(name), ns),
         None => (None, String::new()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_report_never_takes_the_database_name() {
+        assert_eq!(report_path(None), PathBuf::from("kubetrail-demo.html"));
+        assert_eq!(
+            report_path(Some(Path::new("/t/a.db"))),
+            PathBuf::from("/t/a.html")
+        );
+        assert_eq!(
+            report_path(Some(Path::new("/t/a.html"))),
+            PathBuf::from("/t/a.html.report.html")
+        );
+    }
 }

@@ -7,6 +7,7 @@
 //! is written beside its final name and renamed into place once complete.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -171,7 +172,13 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let temp = parent_of(path).join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| -> anyhow::Result<()> {
-        let mut file = std::fs::File::create(&temp)
+        // Mode 0600, as the database: the report holds the same history.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)
             .with_context(|| format!("cannot write --out {}", path.display()))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_all())

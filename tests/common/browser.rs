@@ -13,6 +13,8 @@
 //! ```
 //!
 //! Missing binaries are a failure naming the packages, not a skip: CI installs them (.ci/run).
+//! `KUBETRAIL_TEST_WEBDRIVER_LOG=/tmp/cd.log` prints every WebDriver command on stderr and
+//! makes chromedriver log verbosely to that file, for a test that hangs or fails oddly.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -321,6 +321,9 @@
       }
     });
     ctx.putImageData(img, 0, 0);
+    // The time axis under the canvas, starting where the canvas starts (after the labels).
+    const axis = $("kt-heat-axis");
+    renderAxis(axis);
     // Names beside the rows while they are tall enough to read.
     const labels = $("kt-heat-labels");
     labels.replaceChildren();
@@ -332,6 +335,7 @@
         labels.appendChild(d);
       }
     }
+    axis.style.marginLeft = labels.offsetWidth + "px";
   }
 
   function heatCell(ev) {
@@ -502,8 +506,8 @@
     return out;
   }
 
-  function renderAxis() {
-    const axis = $("kt-tl-axis");
+  // Five time ticks across an axis element (the timelines', the heatmap's).
+  function renderAxis(axis) {
     axis.replaceChildren();
     const w = R.window;
     for (let i = 0; i <= 4; i++) {
@@ -515,7 +519,7 @@
   }
 
   function renderTimelines() {
-    renderAxis();
+    renderAxis($("kt-tl-axis"));
     let list = matches();
     const targets = targetPods();
     if (targets.length) {
