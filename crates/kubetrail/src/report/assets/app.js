@@ -200,9 +200,9 @@
     const o = R.overview, host = $("kt-overview");
     host.replaceChildren();
     const xs = R.window.bucket_starts_ms.map((t) => t / 1000);
-    // Side by side within a bucket: restarts left of its start, OOMKills right, evictions
-    // narrow in the middle, so that one never hides another.
-    const bars = (align, size) => uPlot.paths.bars({ size: [size, 24], align });
+    // Nested within a bucket, each narrower than the one drawn before it, so that one never
+    // hides another.
+    const bars = (size) => uPlot.paths.bars({ size: [size, 48 * size] });
     const opts = {
       width: chartWidth(host), height: 260, tzDate,
       scales: { x: { time: true }, pods: { auto: true }, ev: { auto: true, range: (u, lo, hi) => [0, Math.max(1, hi)] } },
@@ -212,9 +212,9 @@
         { label: "Running", scale: "pods", stroke: "#2f9e44", width: 2 },
         { label: "Succeeded", scale: "pods", stroke: "#4c7bd9", width: 2 },
         { label: "Failed", scale: "pods", stroke: "#d6336c", width: 2 },
-        { label: "Restarts", scale: "ev", stroke: "#7b3fe4", fill: "#7b3fe455", paths: bars(-1, 0.35) },
-        { label: "OOMKills", scale: "ev", stroke: "#e03131", fill: "#e0313155", paths: bars(1, 0.35) },
-        { label: "Evictions", scale: "ev", stroke: "#f08c00", fill: "#f08c0088", paths: bars(0, 0.15) },
+        { label: "Restarts", scale: "ev", stroke: "#7b3fe4", fill: "#7b3fe455", paths: bars(0.7) },
+        { label: "OOMKills", scale: "ev", stroke: "#e03131", fill: "#e0313155", paths: bars(0.45) },
+        { label: "Evictions", scale: "ev", stroke: "#f08c00", fill: "#f08c0088", paths: bars(0.2) },
       ],
       axes: [{}, { scale: "pods", label: "pods" }, { scale: "ev", side: 1, label: "per " + fmtDuration(R.window.step_ms), grid: { show: false } }],
       hooks: { drawClear: [gapHook] },
