@@ -3,6 +3,7 @@
 
 pub mod phase;
 pub mod quantity;
+pub mod report;
 pub mod resources;
 pub mod selector;
 pub mod time;
