@@ -5,6 +5,8 @@
 //! are returned, oldest first, each with its transitions. A bare name (no namespace) is looked up
 //! in every namespace; if it exists in more than one the answer is "ambiguous", not a guess.
 
+use std::ops::ControlFlow;
+
 use super::error::QueryError;
 pub use crate::model::report::Incarnation;
 use crate::model::report::TransitionFilter;
@@ -48,7 +50,7 @@ pub fn history(
         };
         read.transitions(&filter, &mut |t| {
             inc.transitions.push(t);
-            Ok(())
+            ControlFlow::Continue(())
         })?;
     }
     Ok(found)

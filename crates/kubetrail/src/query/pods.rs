@@ -1,7 +1,7 @@
 //! `query pods` and `export pods`: one lifecycle summary line per pod incarnation, read from the
 //! `pods` table (the recorder keeps each row's summary current, so no transitions are scanned).
 
-use super::error::QueryError;
+use super::error::{QueryError, handing_over};
 use crate::model::Phase;
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
 pub use crate::model::report::{PodFilter, PodSummary};
@@ -105,12 +105,12 @@ pub fn for_each_pod(
     reader: &dyn HistoryReader,
     filter: &PodFilter,
     now_ms: i64,
-    mut each: impl FnMut(PodSummary) -> Result<(), QueryError>,
+    each: impl FnMut(PodSummary) -> Result<(), QueryError>,
 ) -> Result<u64, QueryError> {
     // One snapshot for the coverage and the rows.
     let mut read = reader.snapshot()?;
     let open_until_ms = Coverage::from_sessions(read.sessions()?).open_until_ms(now_ms);
-    read.pods(filter, open_until_ms, &mut each)
+    handing_over(each, |each| read.pods(filter, open_until_ms, each))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::error::QueryError;
+use super::error::{QueryError, handing_over};
 pub use crate::model::report::{TransitionFilter, TransitionRecord};
 use crate::model::time::format_time_short;
 use crate::model::{Subject, TransitionKind};
@@ -188,9 +188,10 @@ impl Record for HistoryLine<'_> {
 pub fn for_each_transition(
     reader: &dyn HistoryReader,
     filter: &TransitionFilter,
-    mut each: impl FnMut(TransitionRecord) -> Result<(), QueryError>,
+    each: impl FnMut(TransitionRecord) -> Result<(), QueryError>,
 ) -> Result<u64, QueryError> {
-    reader.snapshot()?.transitions(filter, &mut each)
+    let mut read = reader.snapshot()?;
+    handing_over(each, |each| read.transitions(filter, each))
 }
 
 #[cfg(test)]

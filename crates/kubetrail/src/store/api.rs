@@ -13,6 +13,7 @@
 //! The portable rules (which rows retention removes, how reports filter and integrate) stay
 //! with their callers; only the statements that carry them out are behind the traits.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -22,10 +23,10 @@ use super::rows::{Batch, BatchStats};
 use super::sessions::{Scope, Session};
 use super::size::FileSize;
 use super::sqlite;
-use crate::model::utilisation::{BucketUsage, UsageSample};
-use crate::query::{
-    Incarnation, PodFilter, PodSummary, QueryError, TransitionFilter, TransitionRecord,
+use crate::model::report::{
+    Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
+use crate::model::utilisation::{BucketUsage, UsageSample};
 use crate::retention::plan::TableSize;
 use crate::retention::{Plan, Policy, PruneCounts, RollupProgress};
 
@@ -276,20 +277,21 @@ pub trait HistoryReader: Send + Sync {
 pub trait Snapshot {
     /// Every recording session, oldest first.
     fn sessions(&mut self) -> R<Vec<Session>>;
-    /// The transitions `filter` selects, in `(at_ms, id)` order, each handed to `each`; returns
-    /// how many were.
+    /// The transitions `filter` selects, in `(at_ms, id)` order, each handed to `each` until it
+    /// breaks; returns how many were.
     fn transitions(
         &mut self,
         filter: &TransitionFilter,
-        each: &mut dyn FnMut(TransitionRecord) -> Result<(), QueryError>,
-    ) -> Result<u64, QueryError>;
-    /// The pods `filter` selects, oldest first; an open pod's lifetime ends at `open_until_ms`.
+        each: &mut dyn FnMut(TransitionRecord) -> ControlFlow<()>,
+    ) -> R<u64>;
+    /// The pods `filter` selects, oldest first, each handed to `each` until it breaks; an open
+    /// pod's lifetime ends at `open_until_ms`. Returns how many were handed over.
     fn pods(
         &mut self,
         filter: &PodFilter,
         open_until_ms: i64,
-        each: &mut dyn FnMut(PodSummary) -> Result<(), QueryError>,
-    ) -> Result<u64, QueryError>;
+        each: &mut dyn FnMut(PodSummary) -> ControlFlow<()>,
+    ) -> R<u64>;
     /// The pod incarnation with this uid (without transitions).
     fn pod_by_uid(&mut self, uid: &str) -> R<Option<Incarnation>>;
     /// The incarnations of `namespace/name`, oldest first (without transitions).

@@ -8,6 +8,7 @@
 //! listing the same cases as `mod sqlite` below.
 
 use std::any::Any;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,7 +141,7 @@ fn all_transitions(reader: &dyn HistoryReader, filter: &TransitionFilter) -> Vec
         .unwrap()
         .transitions(filter, &mut |t| {
             out.push(t);
-            Ok(())
+            ControlFlow::Continue(())
         })
         .unwrap();
     out
@@ -153,7 +154,7 @@ fn pod_uids(reader: &dyn HistoryReader) -> Vec<String> {
         .unwrap()
         .pods(&PodFilter::default(), i64::MAX, &mut |p| {
             out.push(p.uid);
-            Ok(())
+            ControlFlow::Continue(())
         })
         .unwrap();
     out
@@ -215,7 +216,7 @@ pub(crate) fn same_uid_twice_in_one_batch_last_wins_labels_kept(b: &dyn Backend)
         .unwrap()
         .pods(&filter, i64::MAX, &mut |p| {
             seen.push((p.uid, p.phase, p.restarts));
-            Ok(())
+            ControlFlow::Continue(())
         })
         .unwrap();
     assert_eq!(seen, vec![("a".to_string(), "Running", 2)]);

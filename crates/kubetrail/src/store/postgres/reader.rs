@@ -2,7 +2,7 @@
 //! out [`PgSnapshot`]s, each one `REPEATABLE READ, READ ONLY` transaction, over the clusters
 //! the reader was opened for; the writer's reads use a snapshot on its own connection.
 
-use std::ops::{Deref, DerefMut};
+use std::ops::{ControlFlow, Deref, DerefMut};
 
 use postgres::Client;
 use r2d2::PooledConnection;
@@ -11,10 +11,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::config::Target;
 use super::{reports, retention, sessions};
-use crate::model::utilisation::{BucketUsage, UsageSample};
-use crate::query::{
-    Incarnation, PodFilter, PodSummary, QueryError, TransitionFilter, TransitionRecord,
+use crate::model::report::{
+    Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
+use crate::model::utilisation::{BucketUsage, UsageSample};
 use crate::retention::{Plan, Policy};
 use crate::store::api::{
     Bounds, HistoryReader, NodeInfo, OpenNode, OpenPod, R, ReadOptions, Snapshot, StoreStats,
@@ -263,18 +263,18 @@ impl Snapshot for PgSnapshot<'_> {
     fn transitions(
         &mut self,
         filter: &TransitionFilter,
-        each: &mut dyn FnMut(TransitionRecord) -> Result<(), QueryError>,
-    ) -> Result<u64, QueryError> {
-        reports::transitions(&mut self.conn, &self.clusters, filter, each)
+        each: &mut dyn FnMut(TransitionRecord) -> ControlFlow<()>,
+    ) -> R<u64> {
+        self.run_here(|c, clusters| reports::transitions(c, clusters, filter, each))
     }
 
     fn pods(
         &mut self,
         filter: &PodFilter,
         open_until_ms: i64,
-        each: &mut dyn FnMut(PodSummary) -> Result<(), QueryError>,
-    ) -> Result<u64, QueryError> {
-        reports::pods(&mut self.conn, &self.clusters, filter, open_until_ms, each)
+        each: &mut dyn FnMut(PodSummary) -> ControlFlow<()>,
+    ) -> R<u64> {
+        self.run_here(|c, clusters| reports::pods(c, clusters, filter, open_until_ms, each))
     }
 
     fn pod_by_uid(&mut self, uid: &str) -> R<Option<Incarnation>> {

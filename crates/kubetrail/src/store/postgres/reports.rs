@@ -3,16 +3,18 @@
 //! module turns a filter into one SELECT (every value a numbered parameter, never spliced into
 //! the SQL) and rows into records.
 
+use std::ops::ControlFlow;
+
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, Row};
 
+use crate::model::report::{
+    Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
+};
 use crate::model::time::format_time_ms;
 use crate::model::utilisation::{BucketUsage, RatioStat, Stat, UsageSample};
 use crate::model::{Phase, Resources, TransitionKind};
-use crate::query::{
-    Incarnation, PodFilter, PodSummary, QueryError, TransitionFilter, TransitionRecord,
-};
 use crate::store::api::{NodeInfo, OpenNode, OpenPod};
 
 /// Conditions joined with AND, each value bound as a numbered parameter (`$N`). The first
@@ -58,34 +60,25 @@ fn stream(
     client: &mut Client,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
-    mut each: impl FnMut(&Row) -> Result<bool, QueryError>,
-) -> Result<(), QueryError> {
-    let mut rows = client.query_raw(sql, params.iter().copied()).map_err(db)?;
-    while let Some(row) = rows.next().map_err(db)? {
-        if !each(&row)? {
+    mut each: impl FnMut(&Row) -> bool,
+) -> Result<(), postgres::Error> {
+    let mut rows = client.query_raw(sql, params.iter().copied())?;
+    while let Some(row) = rows.next()? {
+        if !each(&row) {
             break;
         }
     }
     Ok(())
 }
 
-/// A postgres error as a report's error.
-fn db(err: postgres::Error) -> QueryError {
-    let (detail, transient) = super::describe(&err);
-    QueryError::Database(crate::store::StoreError::Database {
-        target: "PostgreSQL".to_string(),
-        detail,
-        transient,
-    })
-}
-
-/// The transitions `filter` selects, in `(at_ms, id)` order.
+/// The transitions `filter` selects, in `(at_ms, id)` order, each handed to `each` until it
+/// breaks. Returns how many were handed over.
 pub fn transitions(
     client: &mut Client,
     clusters: &[i32],
     filter: &TransitionFilter,
-    each: &mut dyn FnMut(TransitionRecord) -> Result<(), QueryError>,
-) -> Result<u64, QueryError> {
+    each: &mut dyn FnMut(TransitionRecord) -> ControlFlow<()>,
+) -> Result<u64, postgres::Error> {
     let pods = filter.includes_pods();
     let nodes = filter.includes_nodes();
     if !pods && !nodes {
@@ -159,14 +152,14 @@ pub fn transitions(
     let mut count = 0u64;
     stream(client, &sql, &params, |row| {
         if filter.limit.is_some_and(|limit| count >= limit) {
-            return Ok(false);
+            return false;
         }
         let pod_uid: Option<String> = row.get(12);
         let is_pod = pod_uid.is_some();
         if is_pod && !filter.selector.is_empty() {
             let labels: Option<String> = row.get(16);
             if !filter.selector.matches_json(labels.as_deref()) {
-                return Ok(true);
+                return true;
             }
         }
         let at_ms: i64 = row.get(1);
@@ -198,21 +191,21 @@ pub fn transitions(
             resource_version: row.get(10),
             inferred: row.get(11),
         };
-        each(record)?;
         count += 1;
-        Ok(true)
+        each(record).is_continue()
     })?;
     Ok(count)
 }
 
-/// The pods `filter` selects, oldest first; an open pod's lifetime ends at `open_until_ms`.
+/// The pods `filter` selects, oldest first, each handed to `each` until it breaks; an open
+/// pod's lifetime ends at `open_until_ms`. Returns how many were handed over.
 pub fn pods(
     client: &mut Client,
     clusters: &[i32],
     filter: &PodFilter,
     open_until_ms: i64,
-    each: &mut dyn FnMut(PodSummary) -> Result<(), QueryError>,
-) -> Result<u64, QueryError> {
+    each: &mut dyn FnMut(PodSummary) -> ControlFlow<()>,
+) -> Result<u64, postgres::Error> {
     let labels = if filter.selector.is_empty() {
         "NULL::text"
     } else {
@@ -251,19 +244,19 @@ pub fn pods(
     let mut count = 0u64;
     stream(client, &sql, &params, |row| {
         if filter.limit.is_some_and(|limit| count >= limit) {
-            return Ok(false);
+            return false;
         }
         if !filter.selector.is_empty() {
             let labels: Option<String> = row.get(17);
             if !filter.selector.matches_json(labels.as_deref()) {
-                return Ok(true);
+                return true;
             }
         }
         let created_at_ms: i64 = row.get(6);
         let started_at_ms: Option<i64> = row.get(7);
         let finished_at_ms: Option<i64> = row.get(8);
         let deleted_at_ms: Option<i64> = row.get(9);
-        each(PodSummary {
+        let summary = PodSummary {
             namespace: row.get(0),
             name: row.get(1),
             uid: row.get(2),
@@ -287,9 +280,9 @@ pub fn pods(
             memory_request_bytes: row.get(14),
             cpu_limit_millis: row.get(15),
             memory_limit_bytes: row.get(16),
-        })?;
+        };
         count += 1;
-        Ok(true)
+        each(summary).is_continue()
     })?;
     Ok(count)
 }
