@@ -5,6 +5,7 @@ pub mod phase;
 pub mod quantity;
 pub mod report;
 pub mod resources;
+pub mod rollup;
 pub mod selector;
 pub mod time;
 pub mod transition;

@@ -6,7 +6,7 @@
 //! window's end. The rows stream through [`NodeIntegrator`] in one ordered pass; there is no
 //! per-bucket SQL and no sort. Nodes are independent, so two threads integrate different nodes
 //! while the calling thread renders them in order. Time that retention has rolled up comes from
-//! the hourly rollups (`retention::rollup`), merged onto the same grid.
+//! the hourly rollups (`model::rollup`), merged onto the same grid.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -17,10 +17,10 @@ use serde::Serialize;
 
 use super::error::QueryError;
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
+use crate::model::rollup;
 use crate::model::time::{Window, format_time_ms, format_time_short};
 use crate::model::utilisation::{BucketUsage, Grid, NodeIntegrator};
 use crate::output::Record;
-use crate::retention::rollup;
 use crate::store::{Coverage, HistoryReader, NodeInfo, Snapshot};
 
 /// Which nodes and buckets to report.

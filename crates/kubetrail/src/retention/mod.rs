@@ -22,10 +22,11 @@ pub mod periodic;
 pub mod plan;
 pub mod policy;
 pub mod prune;
-pub mod rollup;
 pub mod rollup_step;
 pub mod size;
 
+/// What a rollup is lives in `model` (the store and the node report use it too).
+pub use crate::model::rollup;
 pub use pass::{Pass, PassReport, Step};
 pub use plan::Plan;
 pub use policy::{Policy, PolicyArgs, RetentionArgs};

@@ -16,8 +16,8 @@ use super::bytes::format_size;
 
 use super::policy::Policy;
 use super::prune::PruneCounts;
-use super::rollup::RollupProgress;
 use super::size::{ShrinkStep, shrink_step};
+use crate::model::rollup::RollupProgress;
 use crate::store::{FileSize, GiveBack, HistoryWriter, StoreError};
 
 /// Rows per transaction: small enough that a recorder waits a few milliseconds, large enough

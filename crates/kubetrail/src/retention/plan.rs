@@ -177,8 +177,7 @@ impl Plan {
 /// How many hourly rollups rolling up a node's raw rows from `first_ms` to the horizon writes
 /// (its deletion ends them early).
 pub fn rollup_hours(first_ms: i64, deleted_ms: Option<i64>, horizon_ms: i64) -> u64 {
-    use crate::retention::policy::floor_to_bucket;
-    use crate::retention::rollup::ROLLUP_BUCKET_MS;
+    use crate::model::rollup::{ROLLUP_BUCKET_MS, floor_to_bucket};
     let end = deleted_ms.map_or(horizon_ms, |d| d.min(horizon_ms));
     if first_ms >= end {
         return 0;

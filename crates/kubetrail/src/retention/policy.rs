@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::bytes::{format_size, parse_size};
-use super::rollup::ROLLUP_BUCKET_MS;
+pub use crate::model::rollup::floor_to_bucket;
 use crate::model::time::{format_duration_ms, parse_duration_ms};
 
 /// A validated policy, in database units.
@@ -91,11 +91,6 @@ impl Policy {
             )
         )
     }
-}
-
-/// The start of the rollup bucket holding `t_ms`.
-pub fn floor_to_bucket(t_ms: i64) -> i64 {
-    t_ms.div_euclid(ROLLUP_BUCKET_MS) * ROLLUP_BUCKET_MS
 }
 
 /// An age flag's value: a positive duration, or `off` (None) to keep that history forever.

@@ -3,9 +3,8 @@
 //! transaction); this module decides which node's rows go, where a chunk ends, what the rollups
 //! hold (the integrator `query nodes` runs on raw rows), and where the keyframe goes.
 
+use crate::model::rollup::{ROLLUP_BUCKET_MS, RollupProgress, floor_to_bucket, merge};
 use crate::model::utilisation::{BucketUsage, Grid, Intervals, NodeIntegrator, UsageSample};
-use crate::retention::policy::floor_to_bucket;
-use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress, merge};
 use crate::store::StoreError;
 
 /// Most buckets one node's chunk may span (keeps [`Grid::new`]'s limit out of reach when raw

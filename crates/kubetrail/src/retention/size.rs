@@ -12,13 +12,10 @@
 //! The state of open pods and nodes is never touched. If the budget cannot hold it, the pass
 //! stops with a warning instead.
 
-use super::policy::floor_to_bucket;
 use super::prune::PruneCounts;
-use super::rollup::{ROLLUP_BUCKET_MS, RollupProgress};
+pub use crate::model::rollup::KEEP_NEWEST_ROLLUPS_MS;
+use crate::model::rollup::{ROLLUP_BUCKET_MS, RollupProgress, floor_to_bucket};
 use crate::store::{Bounds, HistoryWriter, StoreError};
-
-/// The newest rollups the size budget never deletes, counted back from the newest bucket.
-pub const KEEP_NEWEST_ROLLUPS_MS: i64 = 7 * 86_400_000;
 
 /// How much raw utilisation the size budget always leaves un-rolled (before now).
 const KEEP_RAW_USAGE_MS: i64 = ROLLUP_BUCKET_MS;

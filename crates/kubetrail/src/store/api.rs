@@ -26,9 +26,10 @@ use super::sqlite;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
+use crate::model::rollup::RollupProgress;
 use crate::model::utilisation::{BucketUsage, UsageSample};
 use crate::retention::plan::TableSize;
-use crate::retention::{Plan, Policy, PruneCounts, RollupProgress};
+use crate::retention::{Plan, Policy, PruneCounts};
 
 pub type R<T> = Result<T, StoreError>;
 

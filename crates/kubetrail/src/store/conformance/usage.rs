@@ -3,9 +3,9 @@
 
 use crate::model::Resources;
 use crate::model::TransitionKind;
+use crate::model::rollup::ROLLUP_BUCKET_MS as HOUR;
 use crate::model::time::Window;
 use crate::query::nodes::{NodeFilter, NodeUsageRecord, for_each_node_bucket};
-use crate::retention::ROLLUP_BUCKET_MS as HOUR;
 use crate::store::conformance::{Backend, Fixture};
 use crate::store::{
     Batch, Heartbeat, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, Scope, SubjectUid,

@@ -7,8 +7,8 @@ use postgres::Transaction;
 use super::partitions::Partitioned;
 use super::reports::{ROLLUP_COLUMNS, bucket_from_row};
 use super::{PgWriter, sessions};
+use crate::model::rollup::{ROLLUP_BUCKET_MS, RollupProgress};
 use crate::model::utilisation::{BucketUsage, Intervals, UsageSample};
-use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress};
 use crate::retention::rollup_step::{NodeLife, RollupStore, roll_up_step};
 use crate::store::{Coverage, StoreError};
 

@@ -9,7 +9,8 @@
 
 use super::reader::PgSnapshot;
 use super::{PgWriter, retention, sessions};
-use crate::retention::{PruneCounts, RollupProgress};
+use crate::model::rollup::RollupProgress;
+use crate::retention::PruneCounts;
 use crate::store::BatchStats;
 use crate::store::api::{GiveBack, Heartbeat, HistoryWriter, R, Snapshot};
 use crate::store::rows::Batch;

@@ -8,10 +8,9 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::file::{measure, wal_allowance};
+use crate::model::rollup::{KEEP_NEWEST_ROLLUPS_MS, ROLLUP_BUCKET_MS, floor_to_bucket};
 use crate::retention::plan::{AgedOut, HISTORY_TABLES, Plan, SizeOutlook, TableSize, UsageOutlook};
-use crate::retention::policy::{Policy, floor_to_bucket};
-use crate::retention::rollup::ROLLUP_BUCKET_MS;
-use crate::retention::size::KEEP_NEWEST_ROLLUPS_MS;
+use crate::retention::policy::Policy;
 use crate::store::FileSize;
 
 /// Rows and bytes per history table. Counting rows reads every index entry, so this takes about

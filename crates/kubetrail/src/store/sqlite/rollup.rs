@@ -1,5 +1,5 @@
 //! Rollups in SQLite: rolling raw `node_usage` rows up past the horizon into hourly
-//! `node_usage_rollup` rows, expiring them, and reading them back (see `retention::rollup` for
+//! `node_usage_rollup` rows, expiring them, and reading them back (see `model::rollup` for
 //! what a rollup is).
 //!
 //! The rule of a roll-up step (which rows, where a chunk ends, what a rollup holds, the
@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use super::error::db_error;
 use super::file::db_path;
 use crate::model::Resources;
+pub use crate::model::rollup::{ROLLUP_BUCKET_MS, RollupProgress, RollupRow, merge, regrid};
 use crate::model::utilisation::{BucketUsage, Grid, Intervals, RatioStat, Stat, UsageSample};
-pub use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress, RollupRow, merge, regrid};
 use crate::retention::rollup_step::{self, NodeLife, RollupStore};
 use crate::store::StoreError;
 

@@ -15,7 +15,8 @@ use super::file::{
 };
 use super::reader::SqliteSnapshot;
 use super::{retention, rollup, sessions};
-use crate::retention::{PruneCounts, RollupProgress};
+use crate::model::rollup::RollupProgress;
+use crate::retention::PruneCounts;
 use crate::store::api::{GiveBack, Heartbeat, HistoryWriter, R, Snapshot};
 use crate::store::{Batch, FileSize, Scope, StoreError};
 
