@@ -1,7 +1,9 @@
 //! Plain data shared by every stage: the transition vocabulary, pod phases, resource quantities,
 //! times, label selectors and the effective-resources rule. No I/O here.
 
+pub mod bytes;
 pub mod phase;
+pub mod policy;
 pub mod quantity;
 pub mod report;
 pub mod resources;

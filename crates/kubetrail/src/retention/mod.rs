@@ -16,7 +16,6 @@
 //! DELETE or roll-up transaction, and the file's mechanics (free pages, the log), are the
 //! backend's (`store::sqlite::{retention, rollup, plan}`).
 
-pub mod bytes;
 pub mod pass;
 pub mod periodic;
 pub mod plan;
@@ -25,8 +24,8 @@ pub mod prune;
 pub mod rollup_step;
 pub mod size;
 
-/// What a rollup is lives in `model` (the store and the node report use it too).
-pub use crate::model::rollup;
+/// Byte sizes, what a rollup is: in `model`, because the store and the reports use them too.
+pub use crate::model::{bytes, rollup};
 pub use pass::{Pass, PassReport, Step};
 pub use plan::Plan;
 pub use policy::{Policy, PolicyArgs, RetentionArgs};

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::bytes::format_size;
+use crate::model::bytes::format_size;
 
 use super::policy::Policy;
 use super::prune::PruneCounts;

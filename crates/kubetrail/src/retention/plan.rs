@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::bytes::format_size;
+use crate::model::bytes::format_size;
 use crate::model::time::format_time_short;
 use crate::store::FileSize;
 
