@@ -19,17 +19,17 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::error::StoreError;
+use super::plan::{Plan, PruneCounts, TableSize};
 use super::rows::{Batch, BatchStats};
 use super::sessions::{Scope, Session};
 use super::size::FileSize;
 use super::sqlite;
+use crate::model::policy::Policy;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
 use crate::model::rollup::RollupProgress;
 use crate::model::utilisation::{BucketUsage, UsageSample};
-use crate::retention::plan::TableSize;
-use crate::retention::{Plan, Policy, PruneCounts};
 
 pub type R<T> = Result<T, StoreError>;
 

@@ -9,6 +9,7 @@ pub mod api;
 mod conformance;
 pub mod coverage;
 pub mod error;
+pub mod plan;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod rows;

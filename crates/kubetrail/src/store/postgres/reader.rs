@@ -11,14 +11,15 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::config::Target;
 use super::{reports, retention, sessions};
+use crate::model::policy::Policy;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
 use crate::model::utilisation::{BucketUsage, UsageSample};
-use crate::retention::{Plan, Policy};
 use crate::store::api::{
     Bounds, HistoryReader, NodeInfo, OpenNode, OpenPod, R, ReadOptions, Snapshot, StoreStats,
 };
+use crate::store::plan::Plan;
 use crate::store::{Session, StoreError};
 
 type Manager = PostgresConnectionManager<MakeRustlsConnect>;

@@ -10,9 +10,9 @@
 use super::reader::PgSnapshot;
 use super::{PgWriter, retention, sessions};
 use crate::model::rollup::RollupProgress;
-use crate::retention::PruneCounts;
 use crate::store::BatchStats;
 use crate::store::api::{GiveBack, Heartbeat, HistoryWriter, R, Snapshot};
+use crate::store::plan::PruneCounts;
 use crate::store::rows::Batch;
 use crate::store::sessions::Scope;
 use crate::store::size::FileSize;

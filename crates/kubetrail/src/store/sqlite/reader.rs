@@ -13,14 +13,15 @@ use super::db::{ReadPool, open_read_pool_with};
 use super::error::{db_error, pool_error};
 use super::file::db_path;
 use super::{reports, resume, sessions, stats};
+use crate::model::policy::Policy;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
 use crate::model::utilisation::{BucketUsage, UsageSample};
-use crate::retention::{Plan, Policy};
 use crate::store::api::{
     Bounds, HistoryReader, NodeInfo, OpenNode, OpenPod, R, ReadOptions, Snapshot, StoreStats,
 };
+use crate::store::plan::Plan;
 use crate::store::{Session, StoreError};
 
 /// The read-only pool of a SQLite file.

@@ -16,8 +16,8 @@ use super::file::{
 use super::reader::SqliteSnapshot;
 use super::{retention, rollup, sessions};
 use crate::model::rollup::RollupProgress;
-use crate::retention::PruneCounts;
 use crate::store::api::{GiveBack, Heartbeat, HistoryWriter, R, Snapshot};
+use crate::store::plan::PruneCounts;
 use crate::store::{Batch, FileSize, Scope, StoreError};
 
 /// How long one commit waits for another writer's lock (`kubetrail prune`) before it fails and
