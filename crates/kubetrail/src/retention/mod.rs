@@ -31,3 +31,4 @@ pub use plan::Plan;
 pub use policy::{Policy, PolicyArgs, RetentionArgs};
 pub use prune::PruneCounts;
 pub use rollup::{ROLLUP_BUCKET_MS, RollupProgress, RollupRow};
+pub use rollup_step::roll_up;

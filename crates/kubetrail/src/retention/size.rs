@@ -13,6 +13,7 @@
 //! stops with a warning instead.
 
 use super::prune::PruneCounts;
+use super::rollup_step::roll_up;
 pub use crate::model::rollup::KEEP_NEWEST_ROLLUPS_MS;
 use crate::model::rollup::{ROLLUP_BUCKET_MS, RollupProgress, floor_to_bucket};
 use crate::store::{Bounds, HistoryWriter, StoreError};
@@ -86,7 +87,7 @@ pub fn shrink_step(
         horizon =
             horizon.min(floor_to_bucket(other).max(floor_to_bucket(oldest) + ROLLUP_BUCKET_MS));
     }
-    let progress = store.roll_up(horizon.min(raw_floor), row_budget)?;
+    let progress = roll_up(store, horizon.min(raw_floor), row_budget)?;
     Ok(ShrinkStep::RolledUp(progress))
 }
 

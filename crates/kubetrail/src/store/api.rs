@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use super::error::StoreError;
 use super::plan::{Plan, PruneCounts, TableSize};
+use super::rollup::RollupRule;
 use super::rows::{Batch, BatchStats};
 use super::sessions::{Scope, Session};
 use super::size::FileSize;
@@ -240,8 +241,9 @@ pub trait HistoryWriter: Send {
     fn prune_ended_pods(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
     /// Nodes deleted before `cutoff_ms`: their rows, and the node row once nothing names it.
     fn prune_deleted_nodes(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
-    /// Replaces raw usage before `horizon_ms` by hourly rollups.
-    fn roll_up(&mut self, horizon_ms: i64, row_budget: u64) -> R<RollupProgress>;
+    /// Replaces raw usage before `horizon_ms` by hourly rollups: runs `rule` (retention's, which
+    /// keeps to its own row budget) on the step's statements in one transaction, and commits.
+    fn roll_up(&mut self, horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress>;
     /// Removes rollups that end before `cutoff_ms` (none from `keep_from_ms` on).
     fn expire_rollups(
         &mut self,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod plan;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod rollup;
 pub mod rows;
 pub mod sessions;
 pub mod size;
@@ -23,6 +24,7 @@ pub use api::{
 };
 pub use coverage::Coverage;
 pub use error::StoreError;
+pub use rollup::{NodeLife, RollupRule, RollupStore};
 pub use rows::{
     Batch, BatchStats, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, PodResourcesRow,
     PodRow, SubjectUid, TransitionRow,

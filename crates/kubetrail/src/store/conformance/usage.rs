@@ -98,7 +98,10 @@ fn report(f: &Fixture, since_ms: i64, until_ms: i64) -> Vec<NodeUsageRecord> {
 
 fn roll_up_until_done(f: &mut Fixture, horizon_ms: i64) {
     for _ in 0..100 {
-        if f.writer.roll_up(horizon_ms, 5).unwrap().done {
+        if crate::retention::roll_up(&mut *f.writer, horizon_ms, 5)
+            .unwrap()
+            .done
+        {
             return;
         }
     }
