@@ -10,6 +10,8 @@
 //! The `kubetrail` binary (the workspace's root package) drives it; the simulated cluster
 //! lives in the `kubetrail-sim` crate.
 
+#[cfg(test)]
+mod conformance;
 pub mod error;
 pub mod model;
 pub mod output;

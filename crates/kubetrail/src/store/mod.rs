@@ -5,8 +5,6 @@
 //! the schema, the statements, the file's mechanics); nothing outside it uses the driver.
 
 pub mod api;
-#[cfg(test)]
-mod conformance;
 pub mod coverage;
 pub mod error;
 pub mod plan;

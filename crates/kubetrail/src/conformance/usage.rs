@@ -1,12 +1,12 @@
 //! Conformance cases for node utilisation and its retention: the node report, rolling up,
 //! expiring rollups, and pruning deleted nodes, asserted through the traits and `query` only.
 
+use super::{Backend, Fixture};
 use crate::model::Resources;
 use crate::model::TransitionKind;
 use crate::model::rollup::ROLLUP_BUCKET_MS as HOUR;
 use crate::model::time::Window;
 use crate::query::nodes::{NodeFilter, NodeUsageRecord, for_each_node_bucket};
-use crate::store::conformance::{Backend, Fixture};
 use crate::store::{
     Batch, Heartbeat, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, Scope, SubjectUid,
     TransitionRow,
