@@ -11,7 +11,9 @@
 //! `spawn_blocking` or threads of their own. Callers hold `Box<dyn ...>`, so a second backend
 //! (a PostgreSQL server) is one more [`Location`] variant and one more module beside `sqlite`.
 //! The portable rules (which rows retention removes, how reports filter and integrate) stay
-//! with their callers; only the statements that carry them out are behind the traits.
+//! with their callers; only the statements that carry them out are behind the traits. A rule
+//! that must run inside the store's own transaction (retention's roll-up step) is handed in as
+//! a closure ([`RollupRule`]), so the store never names the layers above it.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;

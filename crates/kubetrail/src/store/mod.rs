@@ -1,8 +1,14 @@
 //! Storage: the store seam (`api`: the traits every other layer writes and reads the history
 //! through, `Location` and the openers), with what is the same whatever the backend: the row
 //! types (`rows`), errors (`error`), recording sessions and the covered time they add up to
-//! (`sessions`, `coverage`), and sizes (`size`). The one backend so far is SQLite (`sqlite`:
-//! the schema, the statements, the file's mechanics); nothing outside it uses the driver.
+//! (`sessions`, `coverage`), sizes (`size`), what a retention policy would remove and what a
+//! prune step removed (`plan`), and the statements a roll-up step runs on (`rollup`). The
+//! backends, SQLite (`sqlite`) and PostgreSQL (`postgres`), hold the schema, the statements and
+//! the mechanics; nothing outside them uses a driver (`tests/seam.rs`).
+//!
+//! The store names only `model`: the layers above hand it their vocabulary from there and their
+//! rules as closures (retention's roll-up rule runs inside `HistoryWriter::roll_up`'s
+//! transaction). Callbacks say stop with `ControlFlow`, and every failure is a [`StoreError`].
 
 pub mod api;
 pub mod coverage;
