@@ -7,6 +7,7 @@
 pub mod api;
 #[cfg(test)]
 mod conformance;
+pub mod copy;
 pub mod coverage;
 pub mod error;
 #[cfg(feature = "postgres")]
@@ -19,6 +20,7 @@ pub mod sqlite;
 pub use api::{
     Bounds, GiveBack, Heartbeat, HistoryReader, HistoryWriter, Location, NodeInfo, OpenNode,
     OpenPod, ReadOptions, Snapshot, Span, StoreStats, WriteMode, check, open_reader, open_writer,
+    HistoryExport, HistoryImport, open_export, open_import,
 };
 pub use coverage::Coverage;
 pub use error::StoreError;
