@@ -346,8 +346,7 @@ pub trait HistoryExport: Send {
     fn covered_until_ms(&mut self) -> R<Option<i64>>;
     /// Hands every row to `each` in chunks of at most `chunk_rows`, the tables in
     /// [`CopyTable::ORDER`]. `each` returns false to stop (the copy was interrupted).
-    fn export(&mut self, chunk_rows: usize, each: &mut dyn FnMut(CopyChunk) -> R<bool>)
-    -> R<()>;
+    fn export(&mut self, chunk_rows: usize, each: &mut dyn FnMut(CopyChunk) -> R<bool>) -> R<()>;
 }
 
 /// The destination of `kubetrail copy`: one cluster of a store, held like a recorder holds it

@@ -18,9 +18,9 @@ pub mod size;
 pub mod sqlite;
 
 pub use api::{
-    Bounds, GiveBack, Heartbeat, HistoryReader, HistoryWriter, Location, NodeInfo, OpenNode,
-    OpenPod, ReadOptions, Snapshot, Span, StoreStats, WriteMode, check, open_reader, open_writer,
-    HistoryExport, HistoryImport, open_export, open_import,
+    Bounds, GiveBack, Heartbeat, HistoryExport, HistoryImport, HistoryReader, HistoryWriter,
+    Location, NodeInfo, OpenNode, OpenPod, ReadOptions, Snapshot, Span, StoreStats, WriteMode,
+    check, open_export, open_import, open_reader, open_writer,
 };
 pub use coverage::Coverage;
 pub use error::StoreError;

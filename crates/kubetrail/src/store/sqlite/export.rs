@@ -39,8 +39,7 @@ impl SqliteExport {
         // file, which memory-mapping makes plain memory reads (see `open_read_pool_with`).
         let pool = open_read_pool_with(path, 1, true)?;
         let conn = pool.get().map_err(|e| pool_error(path, e))?;
-        conn.execute_batch("BEGIN")
-            .map_err(|e| db_error(path, e))?;
+        conn.execute_batch("BEGIN").map_err(|e| db_error(path, e))?;
         Ok(SqliteExport {
             conn,
             path: path.to_path_buf(),
@@ -287,11 +286,7 @@ impl HistoryExport for SqliteExport {
         Ok(sessions.iter().map(Session::end_ms).max())
     }
 
-    fn export(
-        &mut self,
-        chunk_rows: usize,
-        each: &mut dyn FnMut(CopyChunk) -> R<bool>,
-    ) -> R<()> {
+    fn export(&mut self, chunk_rows: usize, each: &mut dyn FnMut(CopyChunk) -> R<bool>) -> R<()> {
         let n = chunk_rows.max(1);
         let rollups = format!(
             "SELECT n.uid, {ROLLUP_COLUMNS} FROM node_usage_rollup r

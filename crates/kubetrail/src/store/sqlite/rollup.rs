@@ -225,7 +225,8 @@ impl RollupStore for SqliteRollup<'_> {
     }
 }
 
-pub(super) const ROLLUP_COLUMNS: &str = "bucket_start_ms, bucket_ms, covered_ms, pods_avg, pods_peak,
+pub(super) const ROLLUP_COLUMNS: &str =
+    "bucket_start_ms, bucket_ms, covered_ms, pods_avg, pods_peak,
     cpu_requested_avg_millis, cpu_requested_peak_millis, memory_requested_avg_bytes,
     memory_requested_peak_bytes, cpu_limits_avg_millis, cpu_limits_peak_millis,
     memory_limits_avg_bytes, memory_limits_peak_bytes, cpu_allocatable_avg_millis,
