@@ -220,7 +220,7 @@ fn copy(
             t.read,
             c.new,
             c.updated,
-            t.read - c.new - c.updated - c.skipped
+            c.present(t.read)
         )?;
     }
     if skipped > 0 {
@@ -240,7 +240,7 @@ fn print_table_done(table: CopyTable, t: &TableTally) {
         t.read,
         c.new,
         c.updated,
-        t.read - c.new - c.updated - c.skipped
+        c.present(t.read)
     );
 }
 

@@ -141,6 +141,11 @@ pub struct ChunkCounts {
 }
 
 impl ChunkCounts {
+    /// Of `rows` written, those that were already there as they are.
+    pub fn present(&self, rows: u64) -> u64 {
+        rows.saturating_sub(self.new + self.updated + self.skipped)
+    }
+
     pub fn add(&mut self, other: ChunkCounts) {
         self.new += other.new;
         self.updated += other.updated;

@@ -242,19 +242,7 @@ fn nodes(
     rows: &[NodeRow],
 ) -> Result<ChunkCounts, postgres::Error> {
     use Type as T;
-    let types = [
-        T::TEXT,
-        T::TEXT,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::TEXT,
-    ];
+    let types: Vec<Type> = [&[T::TEXT; 2][..], &[T::INT8; 8][..], &[T::TEXT][..]].concat();
     stage(
         tx,
         "COPY copy_nodes_in FROM STDIN (FORMAT binary)",
@@ -325,30 +313,16 @@ fn pods(
     rows: &[PodRow],
 ) -> Result<ChunkCounts, postgres::Error> {
     use Type as T;
-    let types = [
-        T::INT4,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT2,
-        T::TEXT,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::TEXT,
-    ];
+    let types: Vec<Type> = [
+        &[T::INT4][..],
+        &[T::TEXT; 7][..],
+        &[T::INT8; 6][..],
+        &[T::INT2][..],
+        &[T::TEXT][..],
+        &[T::INT8; 5][..],
+        &[T::TEXT][..],
+    ]
+    .concat();
     stage(
         tx,
         "COPY copy_pods_in FROM STDIN (FORMAT binary)",
@@ -485,24 +459,18 @@ fn transitions(
     rows: &[TransitionRow],
 ) -> Result<ChunkCounts, postgres::Error> {
     use Type as T;
-    let types = [
-        T::INT4,
-        T::TEXT,
-        T::BOOL,
-        T::INT2,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT2,
-        T::INT2,
-        T::TEXT,
-        T::TEXT,
-        T::TEXT,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::BOOL,
-    ];
+    let types: Vec<Type> = [
+        &[T::INT4][..],
+        &[T::TEXT][..],
+        &[T::BOOL][..],
+        &[T::INT2][..],
+        &[T::INT8; 3][..],
+        &[T::INT2; 2][..],
+        &[T::TEXT; 3][..],
+        &[T::INT8; 3][..],
+        &[T::BOOL][..],
+    ]
+    .concat();
     stage(
         tx,
         "COPY copy_transitions_in FROM STDIN (FORMAT binary)",
@@ -590,18 +558,7 @@ fn steps(
     flag: Option<&str>,
 ) -> Result<ChunkCounts, postgres::Error> {
     use Type as T;
-    let types = [
-        T::TEXT,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::INT8,
-        T::BOOL,
-    ];
+    let types: Vec<Type> = [&[T::TEXT][..], &[T::INT8; 8][..], &[T::BOOL][..]].concat();
     stage(
         tx,
         "COPY copy_steps_in FROM STDIN (FORMAT binary)",
