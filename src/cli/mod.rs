@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod backup;
 pub mod connect;
+pub mod copy;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod export;
@@ -43,6 +44,9 @@ pub enum Command {
     Stats(stats::Args),
     /// Write a consistent copy of the database (to a new file, or stdout) while `record` runs.
     Backup(backup::Args),
+    /// Copy a SQLite file's history into one cluster of a PostgreSQL database (again: adds
+    /// only what is new).
+    Copy(copy::Args),
     /// Serve a simulated cluster over the real Kubernetes API, for tests and trying things out.
     #[cfg(feature = "sim")]
     Simulate(simulate::Args),
@@ -79,6 +83,7 @@ pub fn main() -> ExitCode {
             Command::Prune(args) => prune::run(args).await,
             Command::Stats(args) => stats::run(args).await,
             Command::Backup(args) => backup::run(args).await,
+            Command::Copy(args) => copy::run(args).await,
             #[cfg(feature = "sim")]
             Command::Simulate(args) => simulate::run(args).await,
             #[cfg(feature = "sim")]

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::copy::{ChunkCounts, CopyChunk, CopyTable};
 use super::error::StoreError;
 use super::plan::{Plan, PruneCounts, TableSize};
 use super::rollup::RollupRule;
@@ -340,6 +341,57 @@ pub trait Snapshot {
     /// What `policy` would remove at `now_ms` (`prune --dry-run`, `stats`).
     fn plan(&mut self, policy: &Policy, now_ms: i64) -> R<Plan>;
     fn stats(&mut self) -> R<StoreStats>;
+}
+
+/// A whole history read out of a store, for `kubetrail copy` ([`super::copy`]): everything
+/// inside one read transaction, so that a source being recorded into meanwhile is copied as it
+/// was at one instant.
+pub trait HistoryExport: Send {
+    /// How many rows each table holds (for progress).
+    fn counts(&mut self) -> R<Vec<(CopyTable, u64)>>;
+    /// Where the source's covered time ends (its newest session's end); None without sessions.
+    fn covered_until_ms(&mut self) -> R<Option<i64>>;
+    /// Hands every row to `each` in chunks of at most `chunk_rows`, the tables in
+    /// [`CopyTable::ORDER`]. `each` returns false to stop (the copy was interrupted).
+    fn export(&mut self, chunk_rows: usize, each: &mut dyn FnMut(CopyChunk) -> R<bool>) -> R<()>;
+}
+
+/// The destination of `kubetrail copy`: one cluster of a store, held like a recorder holds it
+/// (a recorder of that cluster is refused meanwhile, and the copy is refused while one runs).
+pub trait HistoryImport: Send {
+    /// Writes one chunk in one transaction. Writing a chunk again changes nothing.
+    fn import(&mut self, chunk: &CopyChunk) -> R<ChunkCounts>;
+}
+
+/// Opens the (existing) store at `at` as the source of a copy; never creates or changes it.
+pub fn open_export(at: &Location) -> R<Box<dyn HistoryExport>> {
+    match at {
+        Location::Sqlite(path) => Ok(Box::new(sqlite::export::SqliteExport::open(path)?)),
+        #[cfg(feature = "postgres")]
+        Location::Postgres(pg) => Err(StoreError::Refused {
+            target: pg.to_string(),
+            reason: "a copy reads a SQLite file; to copy between PostgreSQL servers use the \
+                     server's own tools (pg_dump)"
+                .to_string(),
+        }),
+    }
+}
+
+/// Opens the one cluster of `at` as a copy's destination (creating the schema and the cluster
+/// when new). `source_until_ms` is the source's [`HistoryExport::covered_until_ms`]: it decides
+/// whose view of a pod or node that both hold open is kept (the newer history's).
+pub fn open_import(at: &Location, source_until_ms: Option<i64>) -> R<Box<dyn HistoryImport>> {
+    #[cfg(not(feature = "postgres"))]
+    let _ = source_until_ms;
+    match at {
+        Location::Sqlite(path) => Err(StoreError::Refused {
+            target: path.display().to_string(),
+            reason: "a copy writes into PostgreSQL (postgres://...), not into a SQLite file"
+                .to_string(),
+        }),
+        #[cfg(feature = "postgres")]
+        Location::Postgres(pg) => Ok(Box::new(pg.open_import(source_until_ms)?)),
+    }
 }
 
 /// Opens the store at `at` for writing.

@@ -11,6 +11,7 @@
 //! transaction). Callbacks say stop with `ControlFlow`, and every failure is a [`StoreError`].
 
 pub mod api;
+pub mod copy;
 pub mod coverage;
 pub mod error;
 pub mod plan;
@@ -23,8 +24,9 @@ pub mod size;
 pub mod sqlite;
 
 pub use api::{
-    Bounds, GiveBack, Heartbeat, HistoryReader, HistoryWriter, Location, NodeInfo, OpenNode,
-    OpenPod, ReadOptions, Snapshot, Span, StoreStats, WriteMode, check, open_reader, open_writer,
+    Bounds, GiveBack, Heartbeat, HistoryExport, HistoryImport, HistoryReader, HistoryWriter,
+    Location, NodeInfo, OpenNode, OpenPod, ReadOptions, Snapshot, Span, StoreStats, WriteMode,
+    check, open_export, open_import, open_reader, open_writer,
 };
 pub use coverage::Coverage;
 pub use error::StoreError;

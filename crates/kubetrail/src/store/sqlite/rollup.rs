@@ -220,7 +220,8 @@ impl RollupStore for SqliteRollup<'_> {
     }
 }
 
-const ROLLUP_COLUMNS: &str = "bucket_start_ms, bucket_ms, covered_ms, pods_avg, pods_peak,
+pub(super) const ROLLUP_COLUMNS: &str =
+    "bucket_start_ms, bucket_ms, covered_ms, pods_avg, pods_peak,
     cpu_requested_avg_millis, cpu_requested_peak_millis, memory_requested_avg_bytes,
     memory_requested_peak_bytes, cpu_limits_avg_millis, cpu_limits_peak_millis,
     memory_limits_avg_bytes, memory_limits_peak_bytes, cpu_allocatable_avg_millis,
@@ -230,7 +231,7 @@ const ROLLUP_COLUMNS: &str = "bucket_start_ms, bucket_ms, covered_ms, pods_avg, 
     memory_limits_ratio_avg, memory_limits_ratio_peak";
 
 /// Decodes the [`ROLLUP_COLUMNS`] starting at column `at`.
-fn bucket_from_row(row: &Row, at: usize) -> rusqlite::Result<BucketUsage> {
+pub(super) fn bucket_from_row(row: &Row, at: usize) -> rusqlite::Result<BucketUsage> {
     let stat = |i: usize| -> rusqlite::Result<Stat> {
         Ok(Stat {
             avg: row.get(at + i)?,
