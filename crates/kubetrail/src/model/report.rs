@@ -51,6 +51,10 @@ impl TransitionFilter {
 /// One transition, in machine units. The field order is the CSV header (`query::transitions::TRANSITION_FIELDS`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TransitionRecord {
+    /// The cluster's name, only when the report reads more than one (a PostgreSQL database
+    /// with several clusters): then it is the first column of every format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// "pod" or "node".
     pub subject: &'static str,
     /// The pod's or node's uid.
@@ -120,6 +124,10 @@ pub struct PodFilter {
 /// One pod incarnation's lifecycle, in machine units.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PodSummary {
+    /// The cluster's name, only when the report reads more than one (a PostgreSQL database
+    /// with several clusters): then it is the first column of every format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub namespace: String,
     pub name: String,
     pub uid: String,

@@ -96,6 +96,10 @@ impl Record for PodSummary {
         self.open
             .then_some("+ still open: not deleted as far as the recorder knows; lifetime until now, or until recording ended")
     }
+
+    fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
 }
 
 /// Reads the pods the filter selects, oldest first (by creation), and hands each to `each`.
@@ -128,6 +132,7 @@ mod tests {
     #[test]
     fn fields_match_the_serialized_row() {
         let row = PodSummary {
+            cluster: None,
             namespace: "ns".into(),
             name: "p".into(),
             uid: "u".into(),

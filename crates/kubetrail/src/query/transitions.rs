@@ -125,6 +125,10 @@ impl Record for TransitionRecord {
     fn table_footnote(&self) -> Option<&'static str> {
         self.inferred.then_some(INFERRED_NOTE)
     }
+
+    fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
 }
 
 /// A transition as a line of one pod's history: the same fields, a table without the pod's
@@ -179,6 +183,10 @@ impl Record for HistoryLine<'_> {
 
     fn table_footnote(&self) -> Option<&'static str> {
         self.0.table_footnote()
+    }
+
+    fn cluster(&self) -> Option<&str> {
+        self.0.cluster.as_deref()
     }
 }
 
@@ -235,6 +243,7 @@ mod tests {
     #[test]
     fn fields_match_the_serialized_row() {
         let row = TransitionRecord {
+            cluster: None,
             subject: "pod",
             uid: "u".into(),
             namespace: Some("ns".into()),

@@ -157,6 +157,8 @@ pub enum GiveBack {
 /// A node incarnation, as the node report lists them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
+    /// The cluster's name when the reader reads more than one, else None.
+    pub cluster: Option<String>,
     pub id: i64,
     pub uid: String,
     pub name: String,
@@ -277,6 +279,12 @@ pub trait HistoryReader: Send + Sync {
     fn snapshot(&self) -> R<Box<dyn Snapshot + '_>>;
     /// How many snapshots can be open at once.
     fn max_snapshots(&self) -> usize;
+    /// The names of the clusters read, when the store keeps several (PostgreSQL); empty for a
+    /// store of one cluster (a SQLite file). Reports show a cluster column when more than one
+    /// is read.
+    fn clusters(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Every read, inside one transaction (or on the write connection, for [`HistoryWriter::read`]).

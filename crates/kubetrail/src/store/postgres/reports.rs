@@ -9,6 +9,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, Row};
 
+use super::reader::ClusterNames;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
@@ -76,6 +77,7 @@ fn stream(
 pub fn transitions(
     client: &mut Client,
     clusters: &[i32],
+    names: Option<&ClusterNames>,
     filter: &TransitionFilter,
     each: &mut dyn FnMut(TransitionRecord) -> ControlFlow<()>,
 ) -> Result<u64, postgres::Error> {
@@ -95,15 +97,15 @@ pub fn transitions(
     };
     match (pods, nodes) {
         (true, false) => sql.push_str(&format!(
-            " p.uid, p.namespace, p.name, p.node, {labels}, NULL::text, NULL::text
+            " p.uid, p.namespace, p.name, p.node, {labels}, NULL::text, NULL::text, t.cluster_id
              FROM transitions t JOIN pods p ON p.id = t.pod_id",
         )),
         (false, true) => sql.push_str(
-            " NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, n.uid, n.name
+            " NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, n.uid, n.name, t.cluster_id
              FROM transitions t JOIN nodes n ON n.id = t.node_id",
         ),
         _ => sql.push_str(&format!(
-            " p.uid, p.namespace, p.name, p.node, {labels}, n.uid, n.name
+            " p.uid, p.namespace, p.name, p.node, {labels}, n.uid, n.name, t.cluster_id
              FROM transitions t LEFT JOIN pods p ON p.id = t.pod_id
              LEFT JOIN nodes n ON n.id = t.node_id",
         )),
@@ -165,6 +167,7 @@ pub fn transitions(
         let at_ms: i64 = row.get(1);
         let observed_at_ms: i64 = row.get(2);
         let record = TransitionRecord {
+            cluster: cluster_name(names, row.get(19)),
             subject: if is_pod { "pod" } else { "node" },
             uid: if is_pod {
                 pod_uid.unwrap_or_default()
@@ -197,11 +200,17 @@ pub fn transitions(
     Ok(count)
 }
 
+/// The row's cluster name, when the report reads several clusters.
+fn cluster_name(names: Option<&ClusterNames>, id: i32) -> Option<String> {
+    names.and_then(|n| n.get(&id).cloned())
+}
+
 /// The pods `filter` selects, oldest first, each handed to `each` until it breaks; an open
 /// pod's lifetime ends at `open_until_ms`. Returns how many were handed over.
 pub fn pods(
     client: &mut Client,
     clusters: &[i32],
+    names: Option<&ClusterNames>,
     filter: &PodFilter,
     open_until_ms: i64,
     each: &mut dyn FnMut(PodSummary) -> ControlFlow<()>,
@@ -214,7 +223,7 @@ pub fn pods(
     let mut sql = format!(
         "SELECT namespace, name, uid, node, owner_kind, owner_name, created_at_ms, started_at_ms,
                 finished_at_ms, deleted_at_ms, phase, reason, restarts, cpu_request_millis,
-                memory_request_bytes, cpu_limit_millis, memory_limit_bytes, {labels}
+                memory_request_bytes, cpu_limit_millis, memory_limit_bytes, {labels}, cluster_id
          FROM pods p"
     );
     let mut w = Conditions::for_clusters("p", clusters);
@@ -257,6 +266,7 @@ pub fn pods(
         let finished_at_ms: Option<i64> = row.get(8);
         let deleted_at_ms: Option<i64> = row.get(9);
         let summary = PodSummary {
+            cluster: cluster_name(names, row.get(18)),
             namespace: row.get(0),
             name: row.get(1),
             uid: row.get(2),
@@ -380,13 +390,14 @@ pub fn first_usage_ms(
 pub fn nodes_alive(
     client: &mut Client,
     clusters: &[i32],
+    names: Option<&ClusterNames>,
     node: Option<&str>,
     since_ms: i64,
     until_ms: i64,
 ) -> Result<Vec<NodeInfo>, postgres::Error> {
     Ok(client
         .query(
-            "SELECT id, uid, name, created_at_ms, deleted_at_ms FROM nodes
+            "SELECT id, uid, name, created_at_ms, deleted_at_ms, cluster_id FROM nodes
              WHERE cluster_id = ANY($1) AND created_at_ms < $3
                AND (deleted_at_ms IS NULL OR deleted_at_ms > $2)
                AND ($4::text IS NULL OR name = $4)
@@ -395,6 +406,7 @@ pub fn nodes_alive(
         )?
         .iter()
         .map(|r| NodeInfo {
+            cluster: cluster_name(names, r.get(5)),
             id: r.get(0),
             uid: r.get(1),
             name: r.get(2),

@@ -169,6 +169,7 @@ pub fn transitions(
                 .map(|c| Phase::from_code(c).as_str()))
         };
         let record = TransitionRecord {
+            cluster: None,
             subject: if is_pod { "pod" } else { "node" },
             uid: if is_pod {
                 pod_uid.unwrap_or_default()
@@ -294,6 +295,7 @@ pub fn pods(
         let finished_at_ms: Option<i64> = row.get(8)?;
         let deleted_at_ms: Option<i64> = row.get(9)?;
         let summary = PodSummary {
+            cluster: None,
             namespace: row.get(0)?,
             name: row.get(1)?,
             uid: row.get(2)?,
@@ -431,6 +433,7 @@ pub fn nodes_alive(
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
         Ok(NodeInfo {
+            cluster: None,
             id: r.get(0)?,
             uid: r.get(1)?,
             name: r.get(2)?,
