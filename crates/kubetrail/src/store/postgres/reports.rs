@@ -359,15 +359,29 @@ pub fn namespaces_with(
     clusters: &[i32],
     name: &str,
 ) -> Result<Vec<String>, postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT DISTINCT namespace FROM pods WHERE cluster_id = ANY($1) AND name = $2
-             ORDER BY namespace",
-            &[&clusters, &name],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+    // `pods_by_name` leads with (cluster, namespace), and PostgreSQL has no skip scan (SQLite
+    // does): a plain `WHERE name = $2` read all of a cluster's pods (150 ms for 1.1M). So walk
+    // the namespaces one index probe each (there are few), and probe each for the name.
+    let mut found = std::collections::BTreeSet::new();
+    for cluster in clusters {
+        for r in client.query(
+            "WITH RECURSIVE ns (namespace) AS (
+                 (SELECT namespace FROM pods WHERE cluster_id = $1 ORDER BY namespace LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT p.namespace FROM pods p
+                         WHERE p.cluster_id = $1 AND p.namespace > ns.namespace
+                         ORDER BY p.namespace LIMIT 1)
+                 FROM ns WHERE ns.namespace IS NOT NULL)
+             SELECT namespace FROM ns
+             WHERE namespace IS NOT NULL
+               AND EXISTS (SELECT 1 FROM pods p
+                           WHERE p.cluster_id = $1 AND p.namespace = ns.namespace AND p.name = $2)",
+            &[cluster, &name],
+        )? {
+            found.insert(r.get::<_, String>(0));
+        }
+    }
+    Ok(found.into_iter().collect())
 }
 
 /// The first usage row or rollup of any node.
