@@ -483,6 +483,11 @@ impl Loop {
         let permit = match self.writer.try_reserve() {
             Some(permit) => Some(permit),
             None if self.commits_failing() && self.writer.is_alive() => return false,
+            // A stop that already came is not waited on again (as in `flush`).
+            None if shutdown.is_terminated() => {
+                self.stopping = true;
+                return false;
+            }
             None => tokio::select! {
                 permit = self.writer.reserve() => permit,
                 () = &mut *shutdown => {
