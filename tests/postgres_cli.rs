@@ -267,3 +267,152 @@ fn a_server_that_goes_away_mid_run_loses_nothing_and_the_recorder_is_unready_mea
     result.assert_exact();
     assert!(result.matched > 30, "too little happened: {result:?}");
 }
+
+/// TLS against a real handshake: a server that takes only TLS on 127.0.0.1, with a certificate
+/// for localhost signed by a CA of its own. The recorder and a query reach it under
+/// `verify-full` with that CA; another CA, another host name and `sslmode=disable` are refused,
+/// each with a message that names the problem.
+#[test]
+fn tls_is_verified_against_a_server_that_takes_only_tls() {
+    let server = PgServer::tls().unwrap_or_else(|e| panic!("{e}"));
+    let conninfo = server.fresh_database();
+    let db: String = conninfo.rsplit("dbname=").next().unwrap().to_string();
+    let port = server.tcp_port().unwrap();
+    let ca = server.ca_file().unwrap().display().to_string();
+    let url = |host: &str, params: &str| format!("postgres://postgres@{host}:{port}/{db}?{params}");
+    let verified = url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+
+    let sim = SimProcess::spawn(&["--nodes", "1", "--pods", "3", "--churn", "0", "--seed", "5"]);
+    let log = sim.dir().join("rec.log");
+    let rec = RecorderProcess::spawn(
+        sim.kubeconfig_path(),
+        Path::new(&verified),
+        &log,
+        &["--cluster", "east"],
+    );
+    rec.wait_for_log("initial list committed", Duration::from_secs(30));
+    assert!(
+        rec.stop().success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let out = kubetrail(&["query", "pods", "--db", &verified, "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pods: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pods.len(), 3, "{pods:?}");
+
+    // `require` encrypts without checking, as libpq's does.
+    let out = kubetrail(&["stats", "--db", &url("localhost", "sslmode=require")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A CA that did not sign the server's certificate.
+    let other_ca = sim.dir().join("other-ca.crt");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=someone else", "-keyout"])
+        .arg(sim.dir().join("other-ca.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let wrong_ca = url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", other_ca.display()),
+    );
+    let out = kubetrail(&["stats", "--db", &wrong_ca]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+
+    // The certificate names localhost, not the address: verify-full checks the name...
+    let by_address = |mode: &str| url("127.0.0.1", &format!("sslmode={mode}&sslrootcert={ca}"));
+    let out = kubetrail(&["stats", "--db", &by_address("verify-full")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // ... and so does verify-ca here (stricter than libpq's, never weaker).
+    let out = kubetrail(&["stats", "--db", &by_address("verify-ca")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    // Without TLS the server itself refuses (pg_hba's hostnossl reject).
+    let out = kubetrail(&["stats", "--db", &url("localhost", "sslmode=disable")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no encryption"), "{err}");
+}
+
+/// A database slower than the initial list (every statement that writes pods waits 2.5 s, as a
+/// busy shared server might) keeps the writer's queue full when the list ends. The recorder
+/// must still say when the list is committed and turn ready then, not wait for an idle queue.
+#[test]
+fn a_database_slower_than_the_initial_list_still_makes_the_recorder_ready() {
+    let server = PgServer::shared();
+    let conninfo = server.fresh_database();
+    let url = server.url(&conninfo);
+    // A first, empty recording makes the schema, so that the slow trigger can be added.
+    let empty = SimProcess::spawn(&["--nodes", "1", "--pods", "0", "--churn", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let rec = RecorderProcess::spawn(
+        empty.kubeconfig_path(),
+        Path::new(&url),
+        &dir.path().join("first.log"),
+        &["--cluster", "east"],
+    );
+    rec.wait_for_log("initial list committed", Duration::from_secs(30));
+    assert!(rec.stop().success());
+    let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "CREATE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN PERFORM pg_sleep(2.5); RETURN NULL; END $$;
+         CREATE TRIGGER slow_pods AFTER INSERT ON pods
+             FOR EACH STATEMENT EXECUTE FUNCTION slow_write();",
+    )
+    .unwrap();
+
+    // Pages of 800 pods make a batch of about 5,600 rows each: 20 batches, more than the
+    // writer's queue holds (16). Each commit takes longer than the 2 s the recorder once
+    // waited for room in the queue before it dropped its "committed" marker.
+    let sim = SimProcess::spawn(&["--nodes", "20", "--pods", "16000", "--churn", "0"]);
+    let rec = RecorderProcess::spawn(
+        sim.kubeconfig_path(),
+        Path::new(&url),
+        &dir.path().join("slow.log"),
+        &[
+            "--cluster",
+            "east",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--page-size",
+            "800",
+        ],
+    );
+    rec.wait_for_log(
+        "initial list of pods and nodes done",
+        Duration::from_secs(180),
+    );
+    let listed = rec.log();
+    rec.wait_for_log("initial list committed", Duration::from_secs(180));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while readyz(&rec.log()) != 200 {
+        assert!(Instant::now() < deadline, "never ready:\n{}", rec.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !listed.contains("initial list committed"),
+        "the database was not slower than the list, so this tested nothing:\n{listed}"
+    );
+    let pods: i64 = c
+        .query_one("SELECT count(*) FROM pods WHERE deleted_at_ms IS NULL", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(pods, 16_000);
+    // Stopping may leave the last rows of a 2.5 s commit behind (the stop waits 2 s for room
+    // in the queue, and says how many rows it could not hand over): not what this tests.
+    rec.stop();
+}

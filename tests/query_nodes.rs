@@ -235,7 +235,7 @@ fn rolled_up_hours_report_what_the_raw_rows_did() {
 
     // Retention replaces the raw rows before 2h by hourly rollups and a keyframe at 2h.
     let raw_left = db.with_writer(|conn| {
-        while !kubetrail::store::sqlite::rollup::roll_up_step(conn, T0 + 2 * HOUR, 1000)
+        while !kubetrail::retention::roll_up(conn, T0 + 2 * HOUR, 1000)
             .unwrap()
             .done
         {}

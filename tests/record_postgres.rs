@@ -148,4 +148,101 @@ fn two_clusters_record_into_one_server_and_a_killed_recorder_resumes() {
         .unwrap()
         .get(0);
     assert_eq!(shared, 0, "a pod was recorded under both clusters");
+
+    reports_name_the_cluster_of_each_row(&url, &mut client);
+}
+
+fn kubetrail(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Over both clusters, every format names each row's cluster, as the database files it; over
+/// one (`--cluster`), reports read as a single cluster's do, without the column.
+fn reports_name_the_cluster_of_each_row(url: &str, client: &mut postgres::Client) {
+    use std::collections::BTreeMap;
+    let filed: BTreeMap<String, String> = client
+        .query(
+            "SELECT p.uid, c.name FROM pods p JOIN clusters c ON c.id = p.cluster_id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let rows = |args: &[&str]| -> Vec<serde_json::Value> {
+        serde_json::from_str(&kubetrail(args)).unwrap()
+    };
+
+    let pods = rows(&["query", "pods", "--db", url, "-o", "json"]);
+    assert_eq!(pods.len(), filed.len());
+    for pod in &pods {
+        assert_eq!(
+            pod["cluster"].as_str(),
+            filed.get(pod["uid"].as_str().unwrap()).map(String::as_str),
+            "{pod}"
+        );
+    }
+    let table = kubetrail(&["query", "pods", "--db", url]);
+    assert!(table.starts_with("CLUSTER "), "{table}");
+    for name in ["east", "west"] {
+        assert!(
+            table.lines().skip(1).any(|l| l.starts_with(name)),
+            "{table}"
+        );
+    }
+
+    let east = rows(&[
+        "query",
+        "pods",
+        "--db",
+        url,
+        "--cluster",
+        "east",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(east.len(), filed.values().filter(|c| *c == "east").count());
+    assert!(east.iter().all(|p| p.get("cluster").is_none()), "{east:?}");
+    let table = kubetrail(&["query", "pods", "--db", url, "--cluster", "east"]);
+    assert!(!table.contains("CLUSTER"), "{table}");
+
+    // CSV: the header says so, and every record has its cluster first.
+    let csv = kubetrail(&["export", "transitions", "--db", url]);
+    let mut lines = csv.lines();
+    assert!(
+        lines.next().unwrap().starts_with("cluster,subject,"),
+        "{csv}"
+    );
+    let transitions: i64 = client
+        .query_one(
+            "SELECT count(*) FROM transitions WHERE pod_id IS NOT NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let records: Vec<&str> = lines.collect();
+    assert_eq!(records.len() as i64, transitions);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.starts_with("east,") || r.starts_with("west,")),
+        "{csv}"
+    );
+    let one = kubetrail(&["export", "transitions", "--db", url, "--cluster", "west"]);
+    assert!(one.starts_with("subject,"), "{one}");
+
+    let nodes = rows(&["query", "nodes", "--db", url, "--since", "1h", "-o", "json"]);
+    assert!(!nodes.is_empty());
+    for name in ["east", "west"] {
+        assert!(nodes.iter().any(|n| n["cluster"] == name), "{nodes:?}");
+    }
 }

@@ -20,8 +20,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::query::{
-    DbArgs, NodeFilterArgs, PodFilterArgs, TransitionFilterArgs, WindowArgs, cli_error, open_pool,
-    open_with,
+    DbArgs, NodeFilterArgs, PodFilterArgs, TransitionFilterArgs, WindowArgs, cli_error, clustered,
+    open_pool, open_with,
 };
 use kubetrail::output::{Format, Record, Renderer};
 use kubetrail::query::{self, QueryError, for_each_node_bucket, for_each_pod, for_each_transition};
@@ -147,21 +147,21 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         Command::Transitions(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?)?;
             let reader = open_for_export(&args.db)?;
-            export::<query::TransitionRecord>(&args.out, |emit| {
+            export::<query::TransitionRecord>(&args.out, clustered(&*reader), |emit| {
                 for_each_transition(&*reader, &filter, emit)
             })
         }
         Command::Pods(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
             let reader = open_for_export(&args.db)?;
-            export::<query::PodSummary>(&args.out, |emit| {
+            export::<query::PodSummary>(&args.out, clustered(&*reader), |emit| {
                 for_each_pod(&*reader, &filter, now_ms, emit)
             })
         }
         Command::Nodes(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
             let reader = open_pool(&args.db, query::nodes::WORKERS as u32 + 1)?;
-            export::<query::NodeUsageRecord>(&args.out, |emit| {
+            export::<query::NodeUsageRecord>(&args.out, clustered(&*reader), |emit| {
                 let report = for_each_node_bucket(&*reader, &filter, now_ms, emit)?;
                 for note in &report.notes {
                     eprintln!("{note}");
@@ -188,6 +188,7 @@ type Emit<'a, R> = &'a mut dyn FnMut(R) -> Result<(), QueryError>;
 /// Runs `produce`, writing each row it emits as CSV to `--out` or stdout.
 fn export<R: Record>(
     out: &OutArgs,
+    clustered: bool,
     produce: impl FnOnce(Emit<'_, R>) -> Result<u64, QueryError>,
 ) -> anyhow::Result<()> {
     let progress = progress_bar();
@@ -197,11 +198,12 @@ fn export<R: Record>(
             write_csv(
                 BufWriter::with_capacity(256 * 1024, stdout.lock()),
                 &progress,
+                clustered,
                 produce,
             )
             .map(drop)
         }
-        Some(path) => export_to_file(path, &progress, produce),
+        Some(path) => export_to_file(path, &progress, clustered, produce),
     };
     match &result {
         Ok(()) if !progress.is_hidden() => {
@@ -234,6 +236,7 @@ impl Drop for TempFile {
 fn export_to_file<R: Record>(
     path: &Path,
     progress: &ProgressBar,
+    clustered: bool,
     produce: impl FnOnce(Emit<'_, R>) -> Result<u64, QueryError>,
 ) -> anyhow::Result<()> {
     let file_name = path
@@ -252,6 +255,7 @@ fn export_to_file<R: Record>(
     let file = write_csv(
         BufWriter::with_capacity(256 * 1024, file),
         progress,
+        clustered,
         produce,
     )?;
     file.sync_all()?;
@@ -265,9 +269,10 @@ fn export_to_file<R: Record>(
 fn write_csv<R: Record, W: Write>(
     out: BufWriter<W>,
     progress: &ProgressBar,
+    clustered: bool,
     produce: impl FnOnce(Emit<'_, R>) -> Result<u64, QueryError>,
 ) -> anyhow::Result<W> {
-    let mut renderer = Renderer::new::<R>(Format::Csv, out)?;
+    let mut renderer = Renderer::with_clusters::<R>(Format::Csv, out, clustered)?;
     produce(&mut |row: R| {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return Err(QueryError::Interrupted);
@@ -308,10 +313,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("pods.csv");
         INTERRUPTED.store(true, Ordering::Relaxed);
-        let result = export_to_file::<query::PodSummary>(&out, &ProgressBar::hidden(), |emit| {
-            emit(sample_pod())?;
-            Ok(1)
-        });
+        let result =
+            export_to_file::<query::PodSummary>(&out, &ProgressBar::hidden(), false, |emit| {
+                emit(sample_pod())?;
+                Ok(1)
+            });
         INTERRUPTED.store(false, Ordering::Relaxed);
         let err = result.unwrap_err();
         assert!(format!("{err:#}").contains("interrupted"), "{err:#}");
@@ -321,6 +327,7 @@ mod tests {
 
     fn sample_pod() -> query::PodSummary {
         query::PodSummary {
+            cluster: None,
             namespace: "ns".into(),
             name: "p".into(),
             uid: "u".into(),

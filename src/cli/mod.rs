@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod backup;
 pub mod connect;
+pub mod copy;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod export;
@@ -49,6 +50,9 @@ pub enum Command {
     Serve(serve::Args),
     /// Write a consistent copy of the database (to a new file, or stdout) while `record` runs.
     Backup(backup::Args),
+    /// Copy a SQLite file's history into one cluster of a PostgreSQL database (again: adds
+    /// only what is new).
+    Copy(copy::Args),
     /// Serve a simulated cluster over the real Kubernetes API, for tests and trying things out.
     #[cfg(feature = "sim")]
     Simulate(simulate::Args),
@@ -87,6 +91,7 @@ pub fn main() -> ExitCode {
             Command::Backup(args) => backup::run(args).await,
             Command::Report(args) => report::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Copy(args) => copy::run(args).await,
             #[cfg(feature = "sim")]
             Command::Simulate(args) => simulate::run(args).await,
             #[cfg(feature = "sim")]

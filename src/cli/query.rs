@@ -297,7 +297,11 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         Command::Pods(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
             let reader = open(&args.db)?;
-            let mut renderer = Renderer::new::<query::PodSummary>(args.output.output, &mut out)?;
+            let mut renderer = Renderer::with_clusters::<query::PodSummary>(
+                args.output.output,
+                &mut out,
+                clustered(&*reader),
+            )?;
             for_each_pod(&*reader, &filter, now_ms, |row| Ok(renderer.row(&row)?))
                 .map_err(cli_error)?;
             finish(renderer, args.output.output, "no pods match")?;
@@ -319,8 +323,11 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         Command::Transitions(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?)?;
             let reader = open(&args.db)?;
-            let mut renderer =
-                Renderer::new::<query::TransitionRecord>(args.output.output, &mut out)?;
+            let mut renderer = Renderer::with_clusters::<query::TransitionRecord>(
+                args.output.output,
+                &mut out,
+                clustered(&*reader),
+            )?;
             for_each_transition(&*reader, &filter, |row| Ok(renderer.row(&row)?))
                 .map_err(cli_error)?;
             finish(renderer, args.output.output, "no transitions match")?;
@@ -328,8 +335,11 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         Command::Nodes(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
             let reader = open_pool(&args.db, query::nodes::WORKERS as u32 + 1)?;
-            let mut renderer =
-                Renderer::new::<query::NodeUsageRecord>(args.output.output, &mut out)?;
+            let mut renderer = Renderer::with_clusters::<query::NodeUsageRecord>(
+                args.output.output,
+                &mut out,
+                clustered(&*reader),
+            )?;
             let report =
                 for_each_node_bucket(&*reader, &filter, now_ms, |row| Ok(renderer.row(&row)?))
                     .map_err(cli_error)?;
@@ -387,6 +397,11 @@ pub fn cli_error(err: QueryError) -> anyhow::Error {
     }
 }
 
+/// Whether a report reads several clusters, and so shows which cluster each row is of.
+pub(super) fn clustered(reader: &dyn kubetrail::store::HistoryReader) -> bool {
+    reader.clusters().len() > 1
+}
+
 fn print_history<W: Write>(
     out: &mut W,
     format: Format,
@@ -398,7 +413,14 @@ fn print_history<W: Write>(
                 if i > 0 {
                     writeln!(out)?;
                 }
-                writeln!(out, "{}", inc.heading(i, incarnations.len()))?;
+                // Over several clusters, the heading says whose pod this is.
+                let cluster = inc.transitions.iter().find_map(|t| t.cluster.as_deref());
+                match cluster {
+                    Some(c) => {
+                        writeln!(out, "{} in cluster {c}", inc.heading(i, incarnations.len()))?
+                    }
+                    None => writeln!(out, "{}", inc.heading(i, incarnations.len()))?,
+                }
                 let mut table = TableWriter::new(&mut *out, HistoryLine::TABLE_HEADERS);
                 for t in &inc.transitions {
                     let line = HistoryLine(t);
@@ -421,8 +443,13 @@ fn print_history<W: Write>(
         }
         Format::Csv => {
             // Flat: one transition per record; the uid column tells incarnations apart.
-            let mut csv = kubetrail::output::CsvWriter::new(&mut *out, TRANSITION_FIELDS)?;
-            for t in incarnations.iter().flat_map(|i| &i.transitions) {
+            let transitions = || incarnations.iter().flat_map(|i| &i.transitions);
+            let mut header = TRANSITION_FIELDS.to_vec();
+            if transitions().any(|t| t.cluster.is_some()) {
+                header.insert(0, "cluster");
+            }
+            let mut csv = kubetrail::output::CsvWriter::new(&mut *out, &header)?;
+            for t in transitions() {
                 csv.row(t)?;
             }
             csv.finish()?;

@@ -1,7 +1,7 @@
 //! Shared test helper (also used by examples/soak.rs): node utilisation per bucket over raw
 //! and rolled-up history together, the way `query nodes` combines them: raw `node_usage` rows
 //! integrated with `query::utilisation::integrate`, hourly rollups placed on the same grid with
-//! `retention::rollup::regrid`, and the two merged where they share a bucket.
+//! `model::rollup::regrid`, and the two merged where they share a bucket.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

@@ -12,6 +12,10 @@
 //! (passing, panicking, aborted), the pipe closes, the shell stops the server and removes the
 //! directory.
 //!
+//! [`PgServer::tls`] starts a server of its own that also listens on 127.0.0.1 and accepts only
+//! TLS there (PostgreSQL has no TLS over a Unix socket), with a certificate authority made for
+//! it by `openssl`, so that `sslmode` and `sslrootcert` are tested against a real handshake.
+//!
 //! The binaries: `$KUBETRAIL_PG_BINDIR`, else the newest `/usr/lib/postgresql/*/bin` that has
 //! `initdb`. PostgreSQL refuses to run as root, so as root (CI) the server runs as the
 //! package's `postgres` user, through `runuser`.
@@ -40,9 +44,17 @@ enum Durability {
     Default,
 }
 
+/// The TCP side of a [`PgServer::tls`] server.
+struct Tcp {
+    port: u16,
+    /// The certificate authority that signed the server's certificate (for localhost).
+    ca: PathBuf,
+}
+
 /// A running server. Dropping it is never needed; see the module doc.
 pub struct PgServer {
     socket_dir: PathBuf,
+    tcp: Option<Tcp>,
     /// Held open for the life of the process: its closing stops the server.
     _stop: ChildStdin,
     databases: AtomicU32,
@@ -54,7 +66,7 @@ impl PgServer {
     /// without it.
     pub fn shared() -> &'static PgServer {
         static SERVER: OnceLock<PgServer> = OnceLock::new();
-        SERVER.get_or_init(|| match PgServer::start(Durability::Off) {
+        SERVER.get_or_init(|| match PgServer::start(Durability::Off, false) {
             Ok(server) => server,
             Err(why) => panic!("cannot start a PostgreSQL server for the tests: {why}"),
         })
@@ -64,7 +76,24 @@ impl PgServer {
     /// disk), for benchmarks that compare it with SQLite fairly. Like the shared one, it stops
     /// when the process ends.
     pub fn durable() -> Result<PgServer, String> {
-        PgServer::start(Durability::Default)
+        PgServer::start(Durability::Default, false)
+    }
+
+    /// A server of its own that also listens on 127.0.0.1, where it accepts TLS connections
+    /// only (`hostssl`; `hostnossl` is rejected), with a certificate for `localhost` only (so that
+    /// reaching it as 127.0.0.1 fails a host name check) signed by a certificate authority of its own ([`PgServer::ca_file`]).
+    pub fn tls() -> Result<PgServer, String> {
+        PgServer::start(Durability::Off, true)
+    }
+
+    /// The TCP port of a [`PgServer::tls`] server.
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.tcp.as_ref().map(|t| t.port)
+    }
+
+    /// The PEM file of the certificate authority of a [`PgServer::tls`] server.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.tcp.as_ref().map(|t| t.ca.as_path())
     }
 
     /// Creates an empty database and returns a libpq connection string for it.
@@ -95,15 +124,21 @@ impl PgServer {
                 b => (b as char).to_string(),
             })
             .collect();
-        format!("postgres://{SUPERUSER}@{host}:{PORT}/{db}")
+        format!("postgres://{SUPERUSER}@{host}:{}/{db}", self.port())
     }
 
     /// The key=value connection string of a database on this server.
     pub fn conninfo(&self, database: &str) -> String {
         format!(
-            "host={} port={PORT} user={SUPERUSER} dbname={database}",
-            self.socket_dir.display()
+            "host={} port={} user={SUPERUSER} dbname={database}",
+            self.socket_dir.display(),
+            self.port()
         )
+    }
+
+    /// The port: it names the socket file, and for a [`PgServer::tls`] server the TCP port too.
+    fn port(&self) -> u16 {
+        self.tcp.as_ref().map_or(PORT, |t| t.port)
     }
 
     /// The directory that holds the server's socket (libpq's `host` for a Unix socket).
@@ -111,7 +146,7 @@ impl PgServer {
         &self.socket_dir
     }
 
-    fn start(durability: Durability) -> Result<PgServer, String> {
+    fn start(durability: Durability, tls: bool) -> Result<PgServer, String> {
         let bindir = find_bindir()?;
         // Under /tmp, not a long target path: a socket path is limited to 107 bytes.
         let dir = tempfile::Builder::new()
@@ -121,6 +156,16 @@ impl PgServer {
             // The shell below removes it when the server stops.
             .keep();
         let as_root = is_root();
+        // Certificates are made before the directory is handed to the postgres user: the
+        // server refuses a key file that others may read or that it does not own.
+        let tcp = if tls {
+            Some(Tcp {
+                port: free_port()?,
+                ca: make_certificates(&dir)?,
+            })
+        } else {
+            None
+        };
         if as_root {
             run(Command::new("chown").args(["-R", SUPERUSER]).arg(&dir))?;
         }
@@ -142,17 +187,34 @@ impl PgServer {
             format!("local all {PASSWORD_ROLE} scram-sha-256\n{trusted}"),
         )
         .map_err(|e| format!("writing {}: {e}", hba.display()))?;
+        if tcp.is_some() {
+            // Before initdb's own `host ... trust` lines, which would let plain TCP in.
+            let hba_text = std::fs::read_to_string(&hba)
+                .map_err(|e| format!("reading {}: {e}", hba.display()))?;
+            std::fs::write(&hba, format!("hostnossl all all all reject\n{hba_text}"))
+                .map_err(|e| format!("writing {}: {e}", hba.display()))?;
+        }
 
         // The shell starts the server, then waits for its stdin to close, then stops the
         // server quickly and removes the directory. For tests durability is off: their data
         // is thrown away, and fsync would make every commit wait for the disk.
-        let settings = match durability {
+        let mut settings = match durability {
             Durability::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             Durability::Default => "",
-        };
+        }
+        .to_string();
+        // listen_addresses is given last, so that this one wins over the script's empty one.
+        if tcp.is_some() {
+            let certs = dir.join("certs");
+            settings.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key \
+                 -c listen_addresses=127.0.0.1",
+                certs.display()
+            ));
+        }
         let script = r#"
-            "$0/postgres" -D "$1/data" -k "$1" -p "$2" -c listen_addresses= $3 \
-                -c max_connections=200 >"$1/server.log" 2>&1 &
+            "$0/postgres" -D "$1/data" -k "$1" -p "$2" -c listen_addresses= \
+                -c max_connections=200 $3 >"$1/server.log" 2>&1 &
             pid=$!
             read -r _
             kill -INT "$pid"
@@ -165,7 +227,7 @@ impl PgServer {
             .arg(script)
             .arg(&bindir)
             .arg(&dir)
-            .arg(PORT.to_string())
+            .arg(tcp.as_ref().map_or(PORT, |t| t.port).to_string())
             .arg(settings)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -179,6 +241,7 @@ impl PgServer {
 
         let server = PgServer {
             socket_dir: dir.clone(),
+            tcp,
             _stop: stop,
             databases: AtomicU32::new(0),
         };
@@ -201,6 +264,82 @@ impl PgServer {
             }
         }
     }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now. Another process could take it before
+/// the server binds it; the server then fails to start and says so in its log.
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("finding a free TCP port: {e}"))
+}
+
+/// Makes `dir/certs/` with a certificate authority (`ca.crt`, returned) and a server
+/// certificate for `localhost` (not its address) signed by it (`server.crt`, `server.key`).
+fn make_certificates(dir: &Path) -> Result<PathBuf, String> {
+    let certs = dir.join("certs");
+    std::fs::create_dir(&certs).map_err(|e| format!("creating {}: {e}", certs.display()))?;
+    let openssl = |args: &[&str]| {
+        run(Command::new("openssl").current_dir(&certs).args(args))
+            .map_err(|e| format!("{e} (the TLS test server needs the openssl command)"))
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kubetrail test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ])?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ])?;
+    std::fs::write(
+        certs.join("san.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .map_err(|e| format!("writing the certificate extensions: {e}"))?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ])?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        certs.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .map_err(|e| format!("restricting the server key: {e}"))?;
+    Ok(certs.join("ca.crt"))
 }
 
 /// `$KUBETRAIL_PG_BINDIR`, else the newest installed major version that has `initdb`.

@@ -45,11 +45,17 @@ pub trait Record: Serialize {
     fn table_footnote_extra(&self) -> Option<&'static str> {
         None
     }
+    /// The row's cluster, set only when the report reads several; it serialises as the
+    /// row's first field then (`cluster`).
+    fn cluster(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Writes rows of one type in one format.
 pub enum Renderer<W: Write> {
-    Table(TableWriter<W>),
+    /// With a leading CLUSTER column when the bool is set.
+    Table(TableWriter<W>, bool),
     Json(JsonWriter<W>),
     // Boxed: the csv writer carries its own buffers and would bloat every variant.
     Csv(Box<CsvWriter<W>>),
@@ -59,23 +65,52 @@ impl<W: Write> Renderer<W> {
     /// Starts a report of `R` rows (the CSV header is written at once, so an empty report still
     /// has its header).
     pub fn new<R: Record>(format: Format, out: W) -> io::Result<Renderer<W>> {
+        Renderer::with_clusters::<R>(format, out, false)
+    }
+
+    /// [`Renderer::new`] for a report over several clusters (`clustered`): every format then
+    /// starts with the row's cluster, a CLUSTER column or a `cluster` field. Over one cluster
+    /// it is left out, so a single cluster's reports read as a SQLite file's do.
+    pub fn with_clusters<R: Record>(
+        format: Format,
+        out: W,
+        clustered: bool,
+    ) -> io::Result<Renderer<W>> {
+        let with_cluster = |first: &'static str, rest: &[&'static str]| -> Vec<&'static str> {
+            clustered
+                .then_some(first)
+                .into_iter()
+                .chain(rest.iter().copied())
+                .collect()
+        };
         Ok(match format {
-            Format::Table => Renderer::Table(TableWriter::new(out, R::TABLE_HEADERS)),
+            Format::Table => Renderer::Table(
+                TableWriter::new(out, &with_cluster("CLUSTER", R::TABLE_HEADERS)),
+                clustered,
+            ),
+            // A JSON row carries its `cluster` field exactly when it is set.
             Format::Json => Renderer::Json(JsonWriter::new(out)),
-            Format::Csv => Renderer::Csv(Box::new(CsvWriter::new(out, R::FIELDS)?)),
+            Format::Csv => Renderer::Csv(Box::new(CsvWriter::new(
+                out,
+                &with_cluster("cluster", R::FIELDS),
+            )?)),
         })
     }
 
     pub fn row<R: Record>(&mut self, row: &R) -> io::Result<()> {
         match self {
-            Renderer::Table(t) => {
+            Renderer::Table(t, clustered) => {
                 if let Some(note) = row.table_footnote() {
                     t.set_footnote(note);
                 }
                 if let Some(note) = row.table_footnote_extra() {
                     t.set_footnote(note);
                 }
-                t.row(row.table_cells())
+                let mut cells = row.table_cells();
+                if *clustered {
+                    cells.insert(0, row.cluster().unwrap_or("-").to_string());
+                }
+                t.row(cells)
             }
             Renderer::Json(j) => j.row(row),
             Renderer::Csv(c) => c.row(row),
@@ -85,7 +120,7 @@ impl<W: Write> Renderer<W> {
     /// Ends the report and flushes; returns the number of rows.
     pub fn finish(self) -> io::Result<u64> {
         match self {
-            Renderer::Table(t) => t.finish(),
+            Renderer::Table(t, _) => t.finish(),
             Renderer::Json(j) => j.finish(),
             Renderer::Csv(c) => c.finish(),
         }

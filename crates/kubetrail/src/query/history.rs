@@ -5,11 +5,12 @@
 //! are returned, oldest first, each with its transitions. A bare name (no namespace) is looked up
 //! in every namespace; if it exists in more than one the answer is "ambiguous", not a guess.
 
-use serde::Serialize;
+use std::ops::ControlFlow;
 
 use super::error::QueryError;
-use super::transitions::{TransitionFilter, TransitionRecord};
-use crate::model::time::{Window, format_time_short};
+pub use crate::model::report::Incarnation;
+use crate::model::report::TransitionFilter;
+use crate::model::time::Window;
 use crate::store::{HistoryReader, Snapshot};
 
 /// How the user named the pod.
@@ -21,53 +22,6 @@ pub enum PodRef {
         namespace: Option<String>,
         name: String,
     },
-}
-
-/// One incarnation (uid) of a pod and its transitions. Serialised as one element of the
-/// `query history -o json` array.
-#[derive(Clone, Debug, Serialize)]
-pub struct Incarnation {
-    pub uid: String,
-    pub namespace: String,
-    pub name: String,
-    pub node: Option<String>,
-    pub created: String,
-    pub created_at_ms: i64,
-    pub deleted: Option<String>,
-    pub deleted_at_ms: Option<i64>,
-    /// The last phase recorded, and its reason.
-    pub phase: &'static str,
-    pub reason: Option<String>,
-    pub transitions: Vec<TransitionRecord>,
-    /// The store's id of this incarnation, to read its transitions.
-    #[serde(skip)]
-    pub(crate) pod_id: i64,
-}
-
-impl Incarnation {
-    /// The line printed above this incarnation's table.
-    pub fn heading(&self, index: usize, of: usize) -> String {
-        let mut line = format!("pod {}/{}   uid {}", self.namespace, self.name, self.uid);
-        if of > 1 {
-            line.push_str(&format!("   (incarnation {} of {of})", index + 1));
-        }
-        line.push_str(&format!(
-            "\n  created {}",
-            format_time_short(self.created_at_ms)
-        ));
-        match self.deleted_at_ms {
-            Some(at) => line.push_str(&format!(", deleted {}", format_time_short(at))),
-            None => line.push_str(", not deleted"),
-        }
-        if let Some(node) = &self.node {
-            line.push_str(&format!(", node {node}"));
-        }
-        line.push_str(&format!(", last phase {}", self.phase));
-        if let Some(reason) = &self.reason {
-            line.push_str(&format!(" ({reason})"));
-        }
-        line
-    }
 }
 
 /// The incarnations of the pod that overlap the window, oldest first, with their transitions in
@@ -96,7 +50,7 @@ pub fn history(
         };
         read.transitions(&filter, &mut |t| {
             inc.transitions.push(t);
-            Ok(())
+            ControlFlow::Continue(())
         })?;
     }
     Ok(found)

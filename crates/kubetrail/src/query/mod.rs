@@ -1,14 +1,17 @@
 //! Reading history back: the reports behind `kubetrail query` and `kubetrail export`.
 //!
-//! Each report is one module with a filter, a row type and one `for_each_*` function that reads
-//! rows through the store seam (a `store::HistoryReader`, one snapshot per report) and hands
-//! them over one at a time. The CLI renders those rows as a table, JSON or CSV (`output`);
-//! exports write the very same rows as CSV. Nothing here writes to the store, and no SQL lives
-//! here: the backend turns a filter into its own statements (`store::sqlite::reports`).
+//! Each report is one module with one `for_each_*` function that reads rows through the store
+//! seam (a `store::HistoryReader`, one snapshot per report) and hands them over one at a time,
+//! and how those rows print (`output::Record`). The filters and rows the store itself takes and
+//! returns (transitions, pods, incarnations) are `model::report`'s, re-exported here; a
+//! callback's error stays here while the store only hears "stop" (`error::handing_over`). The
+//! CLI renders the rows as a table, JSON or CSV (`output`); exports write the very same rows as
+//! CSV. Nothing here writes to the store, and no SQL lives here: the backend turns a filter into
+//! its own statements (`store::sqlite::reports`).
 //!
 //! - `transitions`, `history`, `pods`: row reports.
 //! - `nodes`: per-node utilisation over time, one ordered pass over the step function that
-//!   `model::utilisation` integrates, merged with retention's hourly rollups.
+//!   `model::utilisation` integrates, merged with the hourly rollups (`model::rollup`).
 //!
 //! Every report honours the recorded time (`store::coverage`), and takes its `--since`/`--until`
 //! from `model::time` and its `-l` from `model::selector`.

@@ -6,7 +6,7 @@
 //! window's end. The rows stream through [`NodeIntegrator`] in one ordered pass; there is no
 //! per-bucket SQL and no sort. Nodes are independent, so two threads integrate different nodes
 //! while the calling thread renders them in order. Time that retention has rolled up comes from
-//! the hourly rollups (`retention::rollup`), merged onto the same grid.
+//! the hourly rollups (`model::rollup`), merged onto the same grid.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -17,10 +17,10 @@ use serde::Serialize;
 
 use super::error::QueryError;
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
+use crate::model::rollup;
 use crate::model::time::{Window, format_time_ms, format_time_short};
 use crate::model::utilisation::{BucketUsage, Grid, NodeIntegrator};
 use crate::output::Record;
-use crate::retention::rollup;
 use crate::store::{Coverage, HistoryReader, NodeInfo, Snapshot};
 
 /// Which nodes and buckets to report.
@@ -38,6 +38,9 @@ pub struct NodeFilter {
 /// and rounded to whole millicores and bytes; ratios are against allocatable (1.0 = full).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NodeUsageRecord {
+    /// The node's cluster, only when the report reads more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub node: String,
     pub node_uid: String,
     pub start: String,
@@ -133,6 +136,7 @@ impl NodeUsageRecord {
         let ratio = |r: Option<f64>| r.map(|r| round_to(r, 4));
         let avg = |v: f64| v.round() as i64;
         NodeUsageRecord {
+            cluster: None,
             node: node.to_string(),
             node_uid: node_uid.to_string(),
             start,
@@ -233,6 +237,10 @@ impl Record for NodeUsageRecord {
             "~ partial: recorded with -n/-l, so the sums count only the pods in that scope, not every pod on the node",
         )
     }
+
+    fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
 }
 
 /// What a node report read besides its rows: notes for stderr on the resolution (rollups),
@@ -289,6 +297,7 @@ pub fn for_each_node_bucket(
         for b in &buckets {
             let (start, end) = (labels.get(b.start_ms), labels.get(b.end_ms));
             let mut record = NodeUsageRecord::with_times(&node.name, &node.uid, b, start, end);
+            record.cluster.clone_from(&node.cluster);
             record.partial = coverage.partial_in(b.start_ms, b.end_ms);
             each(record)?;
             count.set(count.get() + 1);
@@ -596,6 +605,7 @@ mod tests {
             )
             .unwrap();
         let node = NodeInfo {
+            cluster: None,
             id: 1,
             uid: "n".into(),
             name: "n".into(),

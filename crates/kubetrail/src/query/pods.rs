@@ -1,29 +1,13 @@
 //! `query pods` and `export pods`: one lifecycle summary line per pod incarnation, read from the
 //! `pods` table (the recorder keeps each row's summary current, so no transitions are scanned).
 
-use serde::Serialize;
-
-use super::error::QueryError;
-use super::selector::LabelSelector;
+use super::error::{QueryError, handing_over};
 use crate::model::Phase;
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
-use crate::model::time::{Window, format_duration_ms, format_time_short};
+pub use crate::model::report::{PodFilter, PodSummary};
+use crate::model::time::{format_duration_ms, format_time_short};
 use crate::output::Record;
 use crate::store::{Coverage, HistoryReader};
-
-/// Which pods to list. The default lists every pod ever recorded.
-#[derive(Clone, Debug, Default)]
-pub struct PodFilter {
-    pub namespace: Option<String>,
-    pub node: Option<String>,
-    /// The pod's current (last recorded) phase.
-    pub phase: Option<Phase>,
-    pub selector: LabelSelector,
-    /// Pods alive at some point in the window: created before its end and not deleted before
-    /// its start.
-    pub window: Window,
-    pub limit: Option<u64>,
-}
 
 /// Parses `--phase`, case-insensitively.
 pub fn parse_phase(s: &str) -> Result<Phase, String> {
@@ -35,37 +19,6 @@ pub fn parse_phase(s: &str) -> Result<Phase, String> {
                 "unknown phase {s:?}; expected one of: Pending, Running, Succeeded, Failed, Unknown"
             )
         })
-}
-
-/// One pod incarnation's lifecycle, in machine units.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PodSummary {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub node: Option<String>,
-    pub owner_kind: Option<String>,
-    pub owner_name: Option<String>,
-    pub created: String,
-    pub created_at_ms: i64,
-    pub started: Option<String>,
-    pub started_at_ms: Option<i64>,
-    pub finished: Option<String>,
-    pub finished_at_ms: Option<i64>,
-    pub deleted: Option<String>,
-    pub deleted_at_ms: Option<i64>,
-    /// Deletion minus creation; for a pod still open, now (or the end of recording, if that is
-    /// earlier) minus creation.
-    pub lifetime_ms: i64,
-    /// Not deleted as far as the recorder knows.
-    pub open: bool,
-    pub phase: &'static str,
-    pub reason: Option<String>,
-    pub restarts: i64,
-    pub cpu_request_millis: i64,
-    pub memory_request_bytes: i64,
-    pub cpu_limit_millis: i64,
-    pub memory_limit_bytes: i64,
 }
 
 pub const POD_FIELDS: &[&str] = &[
@@ -143,6 +96,10 @@ impl Record for PodSummary {
         self.open
             .then_some("+ still open: not deleted as far as the recorder knows; lifetime until now, or until recording ended")
     }
+
+    fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
 }
 
 /// Reads the pods the filter selects, oldest first (by creation), and hands each to `each`.
@@ -152,12 +109,12 @@ pub fn for_each_pod(
     reader: &dyn HistoryReader,
     filter: &PodFilter,
     now_ms: i64,
-    mut each: impl FnMut(PodSummary) -> Result<(), QueryError>,
+    each: impl FnMut(PodSummary) -> Result<(), QueryError>,
 ) -> Result<u64, QueryError> {
     // One snapshot for the coverage and the rows.
     let mut read = reader.snapshot()?;
     let open_until_ms = Coverage::from_sessions(read.sessions()?).open_until_ms(now_ms);
-    read.pods(filter, open_until_ms, &mut each)
+    handing_over(each, |each| read.pods(filter, open_until_ms, each))
 }
 
 #[cfg(test)]
@@ -175,6 +132,7 @@ mod tests {
     #[test]
     fn fields_match_the_serialized_row() {
         let row = PodSummary {
+            cluster: None,
             namespace: "ns".into(),
             name: "p".into(),
             uid: "u".into(),

@@ -8,51 +8,12 @@
 
 use serde::Serialize;
 
-use super::error::QueryError;
-use super::selector::LabelSelector;
-use crate::model::time::{Window, format_time_short};
+use super::error::{QueryError, handing_over};
+pub use crate::model::report::{TransitionFilter, TransitionRecord};
+use crate::model::time::format_time_short;
 use crate::model::{Subject, TransitionKind};
 use crate::output::Record;
 use crate::store::HistoryReader;
-
-/// Which transitions to read. The default reads every pod transition.
-#[derive(Clone, Debug, Default)]
-pub struct TransitionFilter {
-    /// Only these kinds (pod or node kinds); empty means every kind of the included subjects.
-    pub kinds: Vec<TransitionKind>,
-    /// Include node transitions when `kinds` is empty (`--nodes`).
-    pub include_nodes: bool,
-    /// Only rows whose reason is one of these (exact match).
-    pub reasons: Vec<String>,
-    /// Pod rows in this namespace. Node rows have no namespace and are not filtered by it.
-    pub namespace: Option<String>,
-    /// Pod rows of pods bound to this node, and node rows of this node.
-    pub node: Option<String>,
-    /// Pod rows whose pod matches; node rows are not filtered by it.
-    pub selector: LabelSelector,
-    /// Rows whose `at` falls in the window.
-    pub window: Window,
-    /// One pod incarnation only (`pods.id`), for `query history`.
-    pub pod_id: Option<i64>,
-    pub limit: Option<u64>,
-}
-
-impl TransitionFilter {
-    pub(crate) fn includes_pods(&self) -> bool {
-        self.kinds.is_empty() || self.kinds.iter().any(|k| k.subject() == Subject::Pod)
-    }
-
-    pub(crate) fn includes_nodes(&self) -> bool {
-        if self.pod_id.is_some() {
-            return false;
-        }
-        if self.kinds.is_empty() {
-            self.include_nodes
-        } else {
-            self.kinds.iter().any(|k| k.subject() == Subject::Node)
-        }
-    }
-}
 
 /// Parses `--kind` values. A bare name means the pod kind when pods have one (`ready`, `deleted`
 /// exist for both); `node:ready` or `pod:deleted` pick a subject explicitly; with `--nodes` a
@@ -106,33 +67,6 @@ fn unknown_kind(name: &str) -> String {
     )
 }
 
-/// One transition, in machine units. The field order is the CSV header (see [`Record::FIELDS`]).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TransitionRecord {
-    /// "pod" or "node".
-    pub subject: &'static str,
-    /// The pod's or node's uid.
-    pub uid: String,
-    pub namespace: Option<String>,
-    pub pod: Option<String>,
-    /// The node: the pod's node for pod rows, the node itself for node rows.
-    pub node: Option<String>,
-    pub kind: &'static str,
-    pub at: String,
-    pub at_ms: i64,
-    pub observed_at: String,
-    pub observed_at_ms: i64,
-    pub phase_before: Option<&'static str>,
-    pub phase_after: Option<&'static str>,
-    pub container: Option<String>,
-    pub reason: Option<String>,
-    pub exit_code: Option<i64>,
-    pub restart_count: Option<i64>,
-    pub message: Option<String>,
-    pub resource_version: Option<i64>,
-    pub inferred: bool,
-}
-
 pub const TRANSITION_FIELDS: &[&str] = &[
     "subject",
     "uid",
@@ -157,34 +91,6 @@ pub const TRANSITION_FIELDS: &[&str] = &[
 
 const INFERRED_NOTE: &str =
     "* inferred: reconstructed from status timestamps after a watch gap or restart, not seen live";
-
-impl TransitionRecord {
-    /// The kind with `*` appended when the row was inferred.
-    fn kind_cell(&self) -> String {
-        if self.inferred {
-            format!("{}*", self.kind)
-        } else {
-            self.kind.to_string()
-        }
-    }
-
-    /// "Pending->Running", "->Failed", or empty when the row carries no phase.
-    fn phase_cell(&self) -> String {
-        match (self.phase_before, self.phase_after) {
-            (Some(b), Some(a)) if a != b => format!("{b}->{a}"),
-            (_, Some(a)) => a.to_string(),
-            (Some(b), None) => b.to_string(),
-            (None, None) => String::new(),
-        }
-    }
-
-    fn subject_cell(&self) -> String {
-        match (self.subject, &self.namespace, &self.pod) {
-            ("pod", Some(ns), Some(pod)) => format!("{ns}/{pod}"),
-            _ => format!("node/{}", self.node.as_deref().unwrap_or_default()),
-        }
-    }
-}
 
 fn opt(value: &Option<impl ToString>) -> String {
     value.as_ref().map(ToString::to_string).unwrap_or_default()
@@ -218,6 +124,10 @@ impl Record for TransitionRecord {
 
     fn table_footnote(&self) -> Option<&'static str> {
         self.inferred.then_some(INFERRED_NOTE)
+    }
+
+    fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
     }
 }
 
@@ -274,6 +184,10 @@ impl Record for HistoryLine<'_> {
     fn table_footnote(&self) -> Option<&'static str> {
         self.0.table_footnote()
     }
+
+    fn cluster(&self) -> Option<&str> {
+        self.0.cluster.as_deref()
+    }
 }
 
 /// Reads the transitions the filter selects, in `(at_ms, id)` order, and hands each to `each`
@@ -282,9 +196,10 @@ impl Record for HistoryLine<'_> {
 pub fn for_each_transition(
     reader: &dyn HistoryReader,
     filter: &TransitionFilter,
-    mut each: impl FnMut(TransitionRecord) -> Result<(), QueryError>,
+    each: impl FnMut(TransitionRecord) -> Result<(), QueryError>,
 ) -> Result<u64, QueryError> {
-    reader.snapshot()?.transitions(filter, &mut each)
+    let mut read = reader.snapshot()?;
+    handing_over(each, |each| read.transitions(filter, each))
 }
 
 #[cfg(test)]
@@ -328,6 +243,7 @@ mod tests {
     #[test]
     fn fields_match_the_serialized_row() {
         let row = TransitionRecord {
+            cluster: None,
             subject: "pod",
             uid: "u".into(),
             namespace: Some("ns".into()),

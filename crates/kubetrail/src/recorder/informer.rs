@@ -137,6 +137,8 @@ struct Loop {
     started: Instant,
     /// The initial lists are done; after the next flush, tell the writer to log the commit.
     committed_marker: bool,
+    /// The marker is still to be queued (the writer's queue had no room for it yet).
+    marker_pending: bool,
     /// When node usage rows were last emitted.
     usage_flushed: Instant,
     /// A stop signal came while rows were being handed to the writer.
@@ -171,6 +173,7 @@ impl Loop {
             nodes: ListProgress::new(Resource::Nodes),
             started: Instant::now(),
             committed_marker: false,
+            marker_pending: false,
             usage_flushed: Instant::now(),
             stopping: false,
             writer_gone: false,
@@ -453,8 +456,17 @@ impl Loop {
     }
 
     /// Queues a message that the writer logs once everything before it is committed, which is
-    /// when the initial list is really on disk (the figure the benchmarks report).
-    async fn send_committed_marker(&mut self) {
+    /// when the initial list is really on disk: readiness waits for it, and the benchmarks
+    /// report it. Returns whether it was queued.
+    ///
+    /// It waits for room in the queue like a batch does (a full queue means a slow database,
+    /// and dropping the marker there once left a recorder unready for good), except while
+    /// commits fail, when the loop must go on reading events ([`Loop::flush`]); then it is
+    /// tried again on the next turn of the loop. A stop signal ends the wait.
+    async fn send_committed_marker<S>(&mut self, shutdown: &mut S) -> bool
+    where
+        S: Future<Output = ()> + FusedFuture + Unpin,
+    {
         let started = self.started;
         let stats = self.stats.clone();
         let job = move |_: &mut dyn HistoryWriter| {
@@ -468,16 +480,27 @@ impl Loop {
                 "initial list committed to the database"
             );
         };
-        // Behind a full queue the marker may wait; it is not worth delaying a stop for.
-        if let Some(permit) = self.writer.try_reserve() {
-            permit.send(WriteMsg::Maintenance(Box::new(job)));
-        } else {
-            let _ = tokio::time::timeout(
-                STOP_SEND_WAIT,
-                self.writer.send(WriteMsg::Maintenance(Box::new(job))),
-            )
-            .await;
+        let permit = match self.writer.try_reserve() {
+            Some(permit) => Some(permit),
+            None if self.commits_failing() && self.writer.is_alive() => return false,
+            // A stop that already came is not waited on again (as in `flush`).
+            None if shutdown.is_terminated() => {
+                self.stopping = true;
+                return false;
+            }
+            None => tokio::select! {
+                permit = self.writer.reserve() => permit,
+                () = &mut *shutdown => {
+                    self.stopping = true;
+                    return false;
+                }
+            },
+        };
+        match permit {
+            Some(permit) => permit.send(WriteMsg::Maintenance(Box::new(job))),
+            None => self.writer_gone = true,
         }
+        true
     }
 
     /// Logs the status line; `elapsed` is the time since the last one (ticks may be skipped).
@@ -745,9 +768,12 @@ where
         if state.batch.len() >= config.batch_rows || state.committed_marker {
             state.flush(state.committed_marker, shutdown).await;
         }
-        if state.committed_marker && !state.stopping {
+        if state.committed_marker {
             state.committed_marker = false;
-            state.send_committed_marker().await;
+            state.marker_pending = true;
+        }
+        if state.marker_pending && !state.stopping && state.send_committed_marker(shutdown).await {
+            state.marker_pending = false;
         }
         if state.writer_gone || !state.writer.is_alive() {
             anyhow::bail!(

@@ -12,12 +12,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::bytes::format_size;
+use crate::model::bytes::format_size;
 
 use super::policy::Policy;
 use super::prune::PruneCounts;
-use super::rollup::RollupProgress;
+use super::rollup_step::roll_up;
 use super::size::{ShrinkStep, shrink_step};
+use crate::model::rollup::RollupProgress;
 use crate::store::{FileSize, GiveBack, HistoryWriter, StoreError};
 
 /// Rows per transaction: small enough that a recorder waits a few milliseconds, large enough
@@ -179,7 +180,7 @@ impl Pass {
         match self.phase {
             Phase::RollUp => match self.policy.raw_horizon_ms(now) {
                 Some(horizon) => {
-                    let progress = store.roll_up(horizon, budget)?;
+                    let progress = roll_up(store, horizon, budget)?;
                     self.report.rolled_up.add(&progress);
                     if progress.done {
                         self.phase = Phase::ExpireRollups;

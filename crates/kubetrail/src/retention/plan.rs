@@ -1,101 +1,13 @@
 //! What a policy would remove, computed without changing anything: `kubetrail prune --dry-run`
-//! and the last section of `kubetrail stats`: what a plan says. The store computes it
-//! (`Snapshot::plan`), reading only.
-//!
-//! The age rules are counted exactly (the same cutoffs and conditions as the pass uses). The
-//! size budget is an estimate: the bytes a row takes are averaged per table from SQLite's
-//! `dbstat` (page bytes of the table and its indexes over its rows), and the oldest ended
-//! history is walked forward until the estimate fits. A real pass measures pages after every
-//! step instead, so it removes what is needed, not what was estimated.
+//! and the last section of `kubetrail stats`. The store computes the plan (`Snapshot::plan`,
+//! reading only) and holds its types (`store::plan`); this module says it for people
+//! ([`Plan::lines`]). What is exact in a plan and what is estimated: see `store::plan`.
 
-use serde::Serialize;
-
-use super::bytes::format_size;
+use crate::model::bytes::format_size;
 use crate::model::time::format_time_short;
-use crate::store::FileSize;
-
-/// Rows and page bytes of one table, its indexes included.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct TableSize {
-    pub table: String,
-    pub rows: u64,
-    /// None when SQLite was built without the `dbstat` table.
-    pub bytes: Option<u64>,
-}
-
-/// The tables that hold history, in the order reports list them.
-pub const HISTORY_TABLES: &[&str] = &[
-    "pods",
-    "label_sets",
-    "pod_state",
-    "transitions",
-    "pod_resources",
-    "nodes",
-    "node_capacity",
-    "node_usage",
-    "node_usage_rollup",
-];
-
-/// What the age rules would remove.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct AgedOut {
-    /// Pods deleted before this (`--max-age`).
-    pub cutoff_ms: Option<i64>,
-    pub pods: u64,
-    pub pod_transitions: u64,
-    pub pod_resources: u64,
-    /// Deleted nodes whose transitions and capacity rows go (their rows stay while rollups
-    /// name them).
-    pub deleted_nodes: u64,
-    pub node_transitions: u64,
-    pub node_capacity: u64,
-}
-
-/// What `--raw-usage-age` and `--rollup-age` would do.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct UsageOutlook {
-    /// Raw rows before this are rolled up (aligned to the hour).
-    pub raw_horizon_ms: Option<i64>,
-    pub raw_rows_rolled_up: u64,
-    /// Rollup rows that would be written: one per node and hour covered.
-    pub rollups_written: u64,
-    /// Rollups ending before this go.
-    pub rollup_cutoff_ms: Option<i64>,
-    pub rollups_expired: u64,
-}
-
-/// What `--max-db-size` would do, estimated.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct SizeOutlook {
-    pub budget_bytes: u64,
-    /// The used pages the pass aims for: the budget less room for the write-ahead log.
-    pub target_used_bytes: u64,
-    pub used_bytes_now: u64,
-    /// After the age rules, estimated.
-    pub used_bytes_after_age_rules: u64,
-    /// Ended history (and raw utilisation, rolled up) older than this would go early; None when
-    /// the age rules are enough.
-    pub early_cutoff_ms: Option<i64>,
-    pub early_pods: u64,
-    pub early_raw_rows: u64,
-    /// Rollups that would go early (the newest 7 days never do).
-    pub early_rollups: u64,
-    /// The budget cannot hold what may never be deleted.
-    pub cannot_fit: bool,
-}
-
-/// Everything a policy would do to a database now.
-#[derive(Clone, Debug, Serialize)]
-pub struct Plan {
-    pub now_ms: i64,
-    pub policy: String,
-    /// The file's size and free pages; None for a store without a file (a server).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<FileSize>,
-    pub aged_out: AgedOut,
-    pub usage: UsageOutlook,
-    pub size: Option<SizeOutlook>,
-}
+pub use crate::store::plan::{
+    AgedOut, HISTORY_TABLES, Plan, SizeOutlook, TableSize, UsageOutlook, rollup_hours,
+};
 
 impl Plan {
     /// The plan for people, one line per rule.
@@ -172,16 +84,4 @@ impl Plan {
         }
         lines
     }
-}
-
-/// How many hourly rollups rolling up a node's raw rows from `first_ms` to the horizon writes
-/// (its deletion ends them early).
-pub fn rollup_hours(first_ms: i64, deleted_ms: Option<i64>, horizon_ms: i64) -> u64 {
-    use crate::retention::policy::floor_to_bucket;
-    use crate::retention::rollup::ROLLUP_BUCKET_MS;
-    let end = deleted_ms.map_or(horizon_ms, |d| d.min(horizon_ms));
-    if first_ms >= end {
-        return 0;
-    }
-    ((floor_to_bucket(end - 1) - floor_to_bucket(first_ms)) / ROLLUP_BUCKET_MS + 1) as u64
 }

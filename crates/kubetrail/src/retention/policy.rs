@@ -1,5 +1,6 @@
-//! The retention policy: what may be removed and when, parsed from the flags that `record`,
-//! `prune` and `stats` share, and validated before any work starts.
+//! The retention policy's flags: what may be removed and when, parsed from the flags that
+//! `record`, `prune` and `stats` share into a [`Policy`], validated before any work starts. The
+//! policy itself is plain data in `model::policy` (the store plans with it).
 //!
 //! Every age is measured back from "now" (the pass's clock) and every rule is optional: `off`
 //! keeps that kind of history forever. The defaults are safe for a recorder that runs for
@@ -9,94 +10,15 @@
 
 use std::time::Duration;
 
-use super::bytes::{format_size, parse_size};
-use super::rollup::ROLLUP_BUCKET_MS;
-use crate::model::time::{format_duration_ms, parse_duration_ms};
-
-/// A validated policy, in database units.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
-    /// Ended pods (and deleted nodes) whose deletion is older than this go, with their history.
-    pub max_age_ms: Option<i64>,
-    /// Raw node utilisation older than this is rolled up into hourly rows.
-    pub raw_usage_age_ms: Option<i64>,
-    /// Hourly rollups older than this go.
-    pub rollup_age_ms: Option<i64>,
-    /// The file (with its write-ahead log) is kept within this many bytes.
-    pub max_db_bytes: Option<u64>,
-}
+use crate::model::bytes::parse_size;
+pub use crate::model::policy::Policy;
+pub use crate::model::rollup::floor_to_bucket;
+use crate::model::time::parse_duration_ms;
 
 pub const DEFAULT_MAX_AGE: &str = "30d";
 pub const DEFAULT_RAW_USAGE_AGE: &str = "7d";
 pub const DEFAULT_ROLLUP_AGE: &str = "400d";
 pub const DEFAULT_INTERVAL: &str = "10m";
-
-impl Default for Policy {
-    fn default() -> Self {
-        const DAY: i64 = 86_400_000;
-        Policy {
-            max_age_ms: Some(30 * DAY),
-            raw_usage_age_ms: Some(7 * DAY),
-            rollup_age_ms: Some(400 * DAY),
-            max_db_bytes: None,
-        }
-    }
-}
-
-impl Policy {
-    /// Refuses combinations that would destroy what another rule keeps.
-    pub fn validate(self) -> Result<Policy, String> {
-        if let (Some(raw), Some(rollup)) = (self.raw_usage_age_ms, self.rollup_age_ms)
-            && rollup < raw
-        {
-            return Err(format!(
-                "--rollup-age {} is shorter than --raw-usage-age {}: the rollups would be \
-                 deleted as soon as they are made; give a --rollup-age of at least {}",
-                format_duration_ms(rollup),
-                format_duration_ms(raw),
-                format_duration_ms(raw)
-            ));
-        }
-        Ok(self)
-    }
-
-    /// Ended pods and deleted nodes whose `deleted_at_ms` is before this go.
-    pub fn ended_cutoff_ms(&self, now_ms: i64) -> Option<i64> {
-        self.max_age_ms.map(|age| now_ms.saturating_sub(age))
-    }
-
-    /// Raw usage before this is rolled up. Aligned down to a rollup bucket, so every rollup
-    /// bucket is complete when it is written.
-    pub fn raw_horizon_ms(&self, now_ms: i64) -> Option<i64> {
-        self.raw_usage_age_ms
-            .map(|age| floor_to_bucket(now_ms.saturating_sub(age)))
-    }
-
-    /// Rollup buckets that end at or before this go.
-    pub fn rollup_cutoff_ms(&self, now_ms: i64) -> Option<i64> {
-        self.rollup_age_ms.map(|age| now_ms.saturating_sub(age))
-    }
-
-    /// One line for logs and reports: "max-age 30d, raw-usage-age 7d, rollup-age 400d, no size cap".
-    pub fn describe(&self) -> String {
-        let age = |ms: Option<i64>| ms.map_or_else(|| "off".to_string(), format_duration_ms);
-        format!(
-            "max-age {}, raw-usage-age {}, rollup-age {}, {}",
-            age(self.max_age_ms),
-            age(self.raw_usage_age_ms),
-            age(self.rollup_age_ms),
-            self.max_db_bytes.map_or_else(
-                || "no size cap".to_string(),
-                |b| format!("max-db-size {}", format_size(b))
-            )
-        )
-    }
-}
-
-/// The start of the rollup bucket holding `t_ms`.
-pub fn floor_to_bucket(t_ms: i64) -> i64 {
-    t_ms.div_euclid(ROLLUP_BUCKET_MS) * ROLLUP_BUCKET_MS
-}
 
 /// An age flag's value: a positive duration, or `off` (None) to keep that history forever.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,15 +167,5 @@ mod tests {
         let err = cli.retention.policy.policy().unwrap_err();
         assert!(err.downcast_ref::<crate::error::UsageError>().is_some());
         assert!(err.to_string().contains("--rollup-age 7d"), "{err}");
-    }
-
-    #[test]
-    fn the_raw_horizon_is_aligned_to_an_hour() {
-        let policy = Policy {
-            raw_usage_age_ms: Some(90 * 60_000),
-            ..Policy::default()
-        };
-        let now = 10 * 3_600_000 + 20 * 60_000; // 10:20
-        assert_eq!(policy.raw_horizon_ms(now), Some(8 * 3_600_000)); // 8:50 -> 8:00
     }
 }

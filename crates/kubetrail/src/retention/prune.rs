@@ -8,35 +8,7 @@
 //!
 //! Each step is one short transaction of about `row_budget` rows, oldest first, so a recorder
 //! writing the same file waits at most one step. The steps are the store's
-//! (`HistoryWriter::prune_ended_pods`, `prune_deleted_nodes`); this module holds what they count.
+//! (`HistoryWriter::prune_ended_pods`, `prune_deleted_nodes`), and so is what they count
+//! ([`PruneCounts`], in `store::plan`).
 
-/// Rows deleted, by table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct PruneCounts {
-    pub pods: u64,
-    pub pod_transitions: u64,
-    pub pod_resources: u64,
-    pub nodes: u64,
-    pub node_transitions: u64,
-    pub node_capacity: u64,
-}
-
-impl PruneCounts {
-    pub fn rows(&self) -> u64 {
-        self.pods
-            + self.pod_transitions
-            + self.pod_resources
-            + self.nodes
-            + self.node_transitions
-            + self.node_capacity
-    }
-
-    pub fn add(&mut self, other: &PruneCounts) {
-        self.pods += other.pods;
-        self.pod_transitions += other.pod_transitions;
-        self.pod_resources += other.pod_resources;
-        self.nodes += other.nodes;
-        self.node_transitions += other.node_transitions;
-        self.node_capacity += other.node_capacity;
-    }
-}
+pub use crate::store::plan::PruneCounts;

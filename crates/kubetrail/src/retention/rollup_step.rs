@@ -2,63 +2,33 @@
 //! for every store. A store supplies the statements ([`RollupStore`], inside one write
 //! transaction); this module decides which node's rows go, where a chunk ends, what the rollups
 //! hold (the integrator `query nodes` runs on raw rows), and where the keyframe goes.
+//!
+//! The rule is handed to the store ([`roll_up`] -> `HistoryWriter::roll_up`), which opens the
+//! transaction, runs it on its statements and commits: the store never names retention.
 
-use crate::model::utilisation::{BucketUsage, Grid, Intervals, NodeIntegrator, UsageSample};
-use crate::retention::policy::floor_to_bucket;
-use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress, merge};
-use crate::store::StoreError;
+use crate::model::rollup::{ROLLUP_BUCKET_MS, RollupProgress, floor_to_bucket, merge};
+use crate::model::utilisation::{Grid, Intervals, NodeIntegrator, UsageSample};
+pub use crate::store::rollup::{NodeLife, RollupStore};
+use crate::store::{HistoryWriter, StoreError};
 
 /// Most buckets one node's chunk may span (keeps [`Grid::new`]'s limit out of reach when raw
 /// rows are very sparse).
 const MAX_CHUNK_BUCKETS: i64 = 10_000;
 
-/// A node's life, as rolling up needs it.
-#[derive(Clone, Copy, Debug)]
-pub struct NodeLife {
-    pub id: i64,
-    pub created_ms: i64,
-    pub deleted_ms: Option<i64>,
-}
-
-/// The statements of one roll-up step, all inside one write transaction of the store.
-pub trait RollupStore {
-    /// Every node of the history being rolled up.
-    fn nodes(&mut self) -> Result<Vec<NodeLife>, StoreError>;
-    /// The recorded time (sessions), or None when all time counts.
-    fn covered(&mut self) -> Result<Option<Intervals>, StoreError>;
-    /// The node's first raw row.
-    fn raw_start_ms(&mut self, node: i64) -> Result<Option<i64>, StoreError>;
-    /// The time of the node's raw row `offset` rows after its first, before `before_ms`.
-    fn nth_raw_ms(
-        &mut self,
-        node: i64,
-        before_ms: i64,
-        offset: u64,
-    ) -> Result<Option<i64>, StoreError>;
-    /// The node's raw rows before `before_ms`, in time order.
-    fn raw_samples(
-        &mut self,
-        node: i64,
-        before_ms: i64,
-        each: &mut dyn FnMut(UsageSample),
-    ) -> Result<(), StoreError>;
-    /// The node's rollup starting at `start_ms`, if one is stored.
-    fn rollup(&mut self, node: i64, start_ms: i64) -> Result<Option<BucketUsage>, StoreError>;
-    /// Stores the rollup, replacing one with the same start.
-    fn put_rollup(&mut self, node: i64, bucket: &BucketUsage) -> Result<(), StoreError>;
-    /// Stores `sample` as a keyframe row at `at_ms` unless a row is there; true if stored.
-    fn put_keyframe(
-        &mut self,
-        node: i64,
-        at_ms: i64,
-        sample: &UsageSample,
-    ) -> Result<bool, StoreError>;
-    /// Deletes the node's raw rows before `before_ms`; returns how many.
-    fn delete_raw_before(&mut self, node: i64, before_ms: i64) -> Result<u64, StoreError>;
+/// One roll-up step on `writer`, in one of its write transactions: raw rows before
+/// `horizon_ms` become rollups, about `row_budget` of them. Call again until `done`.
+pub fn roll_up(
+    writer: &mut dyn HistoryWriter,
+    horizon_ms: i64,
+    row_budget: u64,
+) -> Result<RollupProgress, StoreError> {
+    writer.roll_up(horizon_ms, &mut |store| {
+        roll_up_step(store, horizon_ms, row_budget)
+    })
 }
 
 /// Rolls raw rows before `horizon_ms` up, node by node, until about `row_budget` raw rows have
-/// been replaced. Call again until `done`.
+/// been replaced, over the statements of one store transaction. Call again until `done`.
 pub fn roll_up_step(
     store: &mut dyn RollupStore,
     horizon_ms: i64,

@@ -12,13 +12,11 @@
 //! The state of open pods and nodes is never touched. If the budget cannot hold it, the pass
 //! stops with a warning instead.
 
-use super::policy::floor_to_bucket;
 use super::prune::PruneCounts;
-use super::rollup::{ROLLUP_BUCKET_MS, RollupProgress};
+use super::rollup_step::roll_up;
+pub use crate::model::rollup::KEEP_NEWEST_ROLLUPS_MS;
+use crate::model::rollup::{ROLLUP_BUCKET_MS, RollupProgress, floor_to_bucket};
 use crate::store::{Bounds, HistoryWriter, StoreError};
-
-/// The newest rollups the size budget never deletes, counted back from the newest bucket.
-pub const KEEP_NEWEST_ROLLUPS_MS: i64 = 7 * 86_400_000;
 
 /// How much raw utilisation the size budget always leaves un-rolled (before now).
 const KEEP_RAW_USAGE_MS: i64 = ROLLUP_BUCKET_MS;
@@ -89,7 +87,7 @@ pub fn shrink_step(
         horizon =
             horizon.min(floor_to_bucket(other).max(floor_to_bucket(oldest) + ROLLUP_BUCKET_MS));
     }
-    let progress = store.roll_up(horizon.min(raw_floor), row_budget)?;
+    let progress = roll_up(store, horizon.min(raw_floor), row_budget)?;
     Ok(ShrinkStep::RolledUp(progress))
 }
 

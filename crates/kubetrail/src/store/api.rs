@@ -11,23 +11,29 @@
 //! `spawn_blocking` or threads of their own. Callers hold `Box<dyn ...>`, so a second backend
 //! (a PostgreSQL server) is one more [`Location`] variant and one more module beside `sqlite`.
 //! The portable rules (which rows retention removes, how reports filter and integrate) stay
-//! with their callers; only the statements that carry them out are behind the traits.
+//! with their callers; only the statements that carry them out are behind the traits. A rule
+//! that must run inside the store's own transaction (retention's roll-up step) is handed in as
+//! a closure ([`RollupRule`]), so the store never names the layers above it.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::copy::{ChunkCounts, CopyChunk, CopyTable};
 use super::error::StoreError;
+use super::plan::{Plan, PruneCounts, TableSize};
+use super::rollup::RollupRule;
 use super::rows::{Batch, BatchStats};
 use super::sessions::{Scope, Session};
 use super::size::FileSize;
 use super::sqlite;
-use crate::model::utilisation::{BucketUsage, UsageSample};
-use crate::query::{
-    Incarnation, PodFilter, PodSummary, QueryError, TransitionFilter, TransitionRecord,
+use crate::model::policy::Policy;
+use crate::model::report::{
+    Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
-use crate::retention::plan::TableSize;
-use crate::retention::{Plan, Policy, PruneCounts, RollupProgress};
+use crate::model::rollup::RollupProgress;
+use crate::model::utilisation::{BucketUsage, UsageSample};
 
 pub type R<T> = Result<T, StoreError>;
 
@@ -151,6 +157,8 @@ pub enum GiveBack {
 /// A node incarnation, as the node report lists them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
+    /// The cluster's name when the reader reads more than one, else None.
+    pub cluster: Option<String>,
     pub id: i64,
     pub uid: String,
     pub name: String,
@@ -238,8 +246,9 @@ pub trait HistoryWriter: Send {
     fn prune_ended_pods(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
     /// Nodes deleted before `cutoff_ms`: their rows, and the node row once nothing names it.
     fn prune_deleted_nodes(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
-    /// Replaces raw usage before `horizon_ms` by hourly rollups.
-    fn roll_up(&mut self, horizon_ms: i64, row_budget: u64) -> R<RollupProgress>;
+    /// Replaces raw usage before `horizon_ms` by hourly rollups: runs `rule` (retention's, which
+    /// keeps to its own row budget) on the step's statements in one transaction, and commits.
+    fn roll_up(&mut self, horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress>;
     /// Removes rollups that end before `cutoff_ms` (none from `keep_from_ms` on).
     fn expire_rollups(
         &mut self,
@@ -270,26 +279,33 @@ pub trait HistoryReader: Send + Sync {
     fn snapshot(&self) -> R<Box<dyn Snapshot + '_>>;
     /// How many snapshots can be open at once.
     fn max_snapshots(&self) -> usize;
+    /// The names of the clusters read, when the store keeps several (PostgreSQL); empty for a
+    /// store of one cluster (a SQLite file). Reports show a cluster column when more than one
+    /// is read.
+    fn clusters(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Every read, inside one transaction (or on the write connection, for [`HistoryWriter::read`]).
 pub trait Snapshot {
     /// Every recording session, oldest first.
     fn sessions(&mut self) -> R<Vec<Session>>;
-    /// The transitions `filter` selects, in `(at_ms, id)` order, each handed to `each`; returns
-    /// how many were.
+    /// The transitions `filter` selects, in `(at_ms, id)` order, each handed to `each` until it
+    /// breaks; returns how many were.
     fn transitions(
         &mut self,
         filter: &TransitionFilter,
-        each: &mut dyn FnMut(TransitionRecord) -> Result<(), QueryError>,
-    ) -> Result<u64, QueryError>;
-    /// The pods `filter` selects, oldest first; an open pod's lifetime ends at `open_until_ms`.
+        each: &mut dyn FnMut(TransitionRecord) -> ControlFlow<()>,
+    ) -> R<u64>;
+    /// The pods `filter` selects, oldest first, each handed to `each` until it breaks; an open
+    /// pod's lifetime ends at `open_until_ms`. Returns how many were handed over.
     fn pods(
         &mut self,
         filter: &PodFilter,
         open_until_ms: i64,
-        each: &mut dyn FnMut(PodSummary) -> Result<(), QueryError>,
-    ) -> Result<u64, QueryError>;
+        each: &mut dyn FnMut(PodSummary) -> ControlFlow<()>,
+    ) -> R<u64>;
     /// The pod incarnation with this uid (without transitions).
     fn pod_by_uid(&mut self, uid: &str) -> R<Option<Incarnation>>;
     /// The incarnations of `namespace/name`, oldest first (without transitions).
@@ -333,6 +349,57 @@ pub trait Snapshot {
     /// What `policy` would remove at `now_ms` (`prune --dry-run`, `stats`).
     fn plan(&mut self, policy: &Policy, now_ms: i64) -> R<Plan>;
     fn stats(&mut self) -> R<StoreStats>;
+}
+
+/// A whole history read out of a store, for `kubetrail copy` ([`super::copy`]): everything
+/// inside one read transaction, so that a source being recorded into meanwhile is copied as it
+/// was at one instant.
+pub trait HistoryExport: Send {
+    /// How many rows each table holds (for progress).
+    fn counts(&mut self) -> R<Vec<(CopyTable, u64)>>;
+    /// Where the source's covered time ends (its newest session's end); None without sessions.
+    fn covered_until_ms(&mut self) -> R<Option<i64>>;
+    /// Hands every row to `each` in chunks of at most `chunk_rows`, the tables in
+    /// [`CopyTable::ORDER`]. `each` returns false to stop (the copy was interrupted).
+    fn export(&mut self, chunk_rows: usize, each: &mut dyn FnMut(CopyChunk) -> R<bool>) -> R<()>;
+}
+
+/// The destination of `kubetrail copy`: one cluster of a store, held like a recorder holds it
+/// (a recorder of that cluster is refused meanwhile, and the copy is refused while one runs).
+pub trait HistoryImport: Send {
+    /// Writes one chunk in one transaction. Writing a chunk again changes nothing.
+    fn import(&mut self, chunk: &CopyChunk) -> R<ChunkCounts>;
+}
+
+/// Opens the (existing) store at `at` as the source of a copy; never creates or changes it.
+pub fn open_export(at: &Location) -> R<Box<dyn HistoryExport>> {
+    match at {
+        Location::Sqlite(path) => Ok(Box::new(sqlite::export::SqliteExport::open(path)?)),
+        #[cfg(feature = "postgres")]
+        Location::Postgres(pg) => Err(StoreError::Refused {
+            target: pg.to_string(),
+            reason: "a copy reads a SQLite file; to copy between PostgreSQL servers use the \
+                     server's own tools (pg_dump)"
+                .to_string(),
+        }),
+    }
+}
+
+/// Opens the one cluster of `at` as a copy's destination (creating the schema and the cluster
+/// when new). `source_until_ms` is the source's [`HistoryExport::covered_until_ms`]: it decides
+/// whose view of a pod or node that both hold open is kept (the newer history's).
+pub fn open_import(at: &Location, source_until_ms: Option<i64>) -> R<Box<dyn HistoryImport>> {
+    #[cfg(not(feature = "postgres"))]
+    let _ = source_until_ms;
+    match at {
+        Location::Sqlite(path) => Err(StoreError::Refused {
+            target: path.display().to_string(),
+            reason: "a copy writes into PostgreSQL (postgres://...), not into a SQLite file"
+                .to_string(),
+        }),
+        #[cfg(feature = "postgres")]
+        Location::Postgres(pg) => Ok(Box::new(pg.open_import(source_until_ms)?)),
+    }
 }
 
 /// Opens the store at `at` for writing.

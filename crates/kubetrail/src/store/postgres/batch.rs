@@ -325,47 +325,49 @@ fn write_pods(
             Ok(())
         },
     )?;
+    // One statement upserts the pods and keeps their compact state (for reconciliation on
+    // restart) while they are open: the state rows join the upserted ids in memory, where a
+    // second statement had to find every pod again by (cluster, uid) through the index. The
+    // insert and the delete touch disjoint pods, as data-modifying CTEs must.
     let rows = tx.query(
-        "INSERT INTO pods (cluster_id, uid, namespace, name, node, owner_kind, owner_name,
-             label_set_id, created_at_ms, started_at_ms, finished_at_ms, deleted_at_ms, phase,
-             reason, restarts, cpu_request_millis, memory_request_bytes, cpu_limit_millis,
-             memory_limit_bytes)
-         SELECT $1, uid, namespace, name, node, owner_kind, owner_name, label_set_id,
-             created_at_ms, started_at_ms, finished_at_ms, deleted_at_ms, phase, reason,
-             restarts, cpu_request_millis, memory_request_bytes, cpu_limit_millis,
-             memory_limit_bytes
-         FROM pods_in
-         ON CONFLICT (cluster_id, uid) DO UPDATE SET
-             node = excluded.node, owner_kind = excluded.owner_kind,
-             owner_name = excluded.owner_name,
-             label_set_id = coalesce(excluded.label_set_id, pods.label_set_id),
-             started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
-             deleted_at_ms = excluded.deleted_at_ms, phase = excluded.phase,
-             reason = excluded.reason, restarts = excluded.restarts,
-             cpu_request_millis = excluded.cpu_request_millis,
-             memory_request_bytes = excluded.memory_request_bytes,
-             cpu_limit_millis = excluded.cpu_limit_millis,
-             memory_limit_bytes = excluded.memory_limit_bytes
-         RETURNING id, uid, created_at_ms",
+        "WITH up AS (
+             INSERT INTO pods (cluster_id, uid, namespace, name, node, owner_kind, owner_name,
+                 label_set_id, created_at_ms, started_at_ms, finished_at_ms, deleted_at_ms,
+                 phase, reason, restarts, cpu_request_millis, memory_request_bytes,
+                 cpu_limit_millis, memory_limit_bytes)
+             SELECT $1, uid, namespace, name, node, owner_kind, owner_name, label_set_id,
+                 created_at_ms, started_at_ms, finished_at_ms, deleted_at_ms, phase, reason,
+                 restarts, cpu_request_millis, memory_request_bytes, cpu_limit_millis,
+                 memory_limit_bytes
+             FROM pods_in
+             ON CONFLICT (cluster_id, uid) DO UPDATE SET
+                 node = excluded.node, owner_kind = excluded.owner_kind,
+                 owner_name = excluded.owner_name,
+                 label_set_id = coalesce(excluded.label_set_id, pods.label_set_id),
+                 started_at_ms = excluded.started_at_ms,
+                 finished_at_ms = excluded.finished_at_ms,
+                 deleted_at_ms = excluded.deleted_at_ms, phase = excluded.phase,
+                 reason = excluded.reason, restarts = excluded.restarts,
+                 cpu_request_millis = excluded.cpu_request_millis,
+                 memory_request_bytes = excluded.memory_request_bytes,
+                 cpu_limit_millis = excluded.cpu_limit_millis,
+                 memory_limit_bytes = excluded.memory_limit_bytes
+             RETURNING id, uid, created_at_ms),
+         staged AS (SELECT up.id, i.deleted_at_ms, i.state FROM up JOIN pods_in i USING (uid)),
+         kept AS (
+             INSERT INTO pod_state (pod_id, state)
+             SELECT id, state FROM staged WHERE deleted_at_ms IS NULL AND state <> ''
+             ON CONFLICT (pod_id) DO UPDATE SET state = excluded.state),
+         dropped AS (
+             DELETE FROM pod_state s USING staged
+             WHERE s.pod_id = staged.id
+               AND (staged.deleted_at_ms IS NOT NULL OR staged.state = ''))
+         SELECT id, uid, created_at_ms FROM up",
         &[&cluster],
     )?;
     for r in rows {
         keys.pods.insert(r.get(1), (r.get(0), r.get(2)));
     }
-    // The compact state is kept while a pod is open, for reconciliation on restart.
-    tx.execute(
-        "INSERT INTO pod_state (pod_id, state)
-         SELECT p.id, i.state FROM pods_in i JOIN pods p ON p.cluster_id = $1 AND p.uid = i.uid
-         WHERE i.deleted_at_ms IS NULL AND i.state <> ''
-         ON CONFLICT (pod_id) DO UPDATE SET state = excluded.state",
-        &[&cluster],
-    )?;
-    tx.execute(
-        "DELETE FROM pod_state s USING pods_in i, pods p
-         WHERE p.cluster_id = $1 AND p.uid = i.uid AND s.pod_id = p.id
-           AND (i.deleted_at_ms IS NOT NULL OR i.state = '')",
-        &[&cluster],
-    )?;
     Ok(())
 }
 

@@ -2,7 +2,9 @@
 //! out [`PgSnapshot`]s, each one `REPEATABLE READ, READ ONLY` transaction, over the clusters
 //! the reader was opened for; the writer's reads use a snapshot on its own connection.
 
-use std::ops::{Deref, DerefMut};
+use std::collections::HashMap;
+use std::ops::{ControlFlow, Deref, DerefMut};
+use std::sync::Arc;
 
 use postgres::Client;
 use r2d2::PooledConnection;
@@ -11,14 +13,15 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::config::Target;
 use super::{reports, retention, sessions};
-use crate::model::utilisation::{BucketUsage, UsageSample};
-use crate::query::{
-    Incarnation, PodFilter, PodSummary, QueryError, TransitionFilter, TransitionRecord,
+use crate::model::policy::Policy;
+use crate::model::report::{
+    Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
-use crate::retention::{Plan, Policy};
+use crate::model::utilisation::{BucketUsage, UsageSample};
 use crate::store::api::{
     Bounds, HistoryReader, NodeInfo, OpenNode, OpenPod, R, ReadOptions, Snapshot, StoreStats,
 };
+use crate::store::plan::Plan;
 use crate::store::{Session, StoreError};
 
 type Manager = PostgresConnectionManager<MakeRustlsConnect>;
@@ -29,7 +32,13 @@ pub struct PgReader {
     pool: Option<r2d2::Pool<Manager>>,
     target: String,
     clusters: Vec<i32>,
+    /// The names of the clusters read, by id, when there are several: reports then say
+    /// which cluster each row is of.
+    names: Option<Arc<ClusterNames>>,
 }
+
+/// Cluster names by id.
+pub type ClusterNames = HashMap<i32, String>;
 
 /// Which clusters a reader reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -74,6 +83,7 @@ impl PgReader {
             pool: Some(pool),
             target,
             clusters: Vec::new(),
+            names: None,
         };
         let mut conn = reader.get()?;
         match super::schema::check(&mut conn) {
@@ -88,10 +98,14 @@ impl PgReader {
         }
         let ids = resolve_clusters(&mut conn, clusters).map_err(|e| reader.error(e))?;
         drop(conn);
-        reader.clusters = ids.map_err(|detail| StoreError::Cluster {
+        let chosen = ids.map_err(|detail| StoreError::Cluster {
             target: reader.target.clone(),
             detail,
         })?;
+        reader.clusters = chosen.iter().map(|(id, _)| *id).collect();
+        if chosen.len() > 1 {
+            reader.names = Some(Arc::new(chosen.into_iter().collect()));
+        }
         Ok(reader)
     }
 
@@ -117,25 +131,26 @@ impl PgReader {
     }
 }
 
-/// The ids of the chosen clusters; Err(message) when a named one is not in the database.
+/// The ids and names of the chosen clusters; Err(message) when a named one is not in the
+/// database.
 fn resolve_clusters(
     client: &mut Client,
     choice: &ClusterChoice,
-) -> Result<Result<Vec<i32>, String>, postgres::Error> {
+) -> Result<Result<Vec<(i32, String)>, String>, postgres::Error> {
     let known: Vec<(i32, String)> = client
         .query("SELECT id, name FROM clusters ORDER BY name", &[])?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     Ok(match choice {
-        ClusterChoice::All => Ok(known.iter().map(|(id, _)| *id).collect()),
+        ClusterChoice::All => Ok(known),
         ClusterChoice::Named(names) => names
             .iter()
             .map(|name| {
                 known
                     .iter()
                     .find(|(_, n)| n == name)
-                    .map(|(id, _)| *id)
+                    .cloned()
                     .ok_or_else(|| {
                         let names: Vec<&str> = known.iter().map(|(_, n)| n.as_str()).collect();
                         format!(
@@ -161,12 +176,23 @@ impl HistoryReader for PgReader {
             conn: Conn::Pooled(Box::new(conn)),
             target: self.target.clone(),
             clusters: self.clusters.clone(),
+            names: self.names.clone(),
             in_transaction: true,
         }))
     }
 
     fn max_snapshots(&self) -> usize {
         self.pool().max_size() as usize
+    }
+
+    fn clusters(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .names
+            .iter()
+            .flat_map(|n| n.values().cloned())
+            .collect();
+        names.sort();
+        names
     }
 }
 
@@ -200,6 +226,7 @@ pub struct PgSnapshot<'a> {
     conn: Conn<'a>,
     target: String,
     clusters: Vec<i32>,
+    names: Option<Arc<ClusterNames>>,
     in_transaction: bool,
 }
 
@@ -210,6 +237,7 @@ impl<'a> PgSnapshot<'a> {
             conn: Conn::Borrowed(client),
             target,
             clusters: vec![cluster],
+            names: None,
             in_transaction: false,
         }
     }
@@ -263,18 +291,24 @@ impl Snapshot for PgSnapshot<'_> {
     fn transitions(
         &mut self,
         filter: &TransitionFilter,
-        each: &mut dyn FnMut(TransitionRecord) -> Result<(), QueryError>,
-    ) -> Result<u64, QueryError> {
-        reports::transitions(&mut self.conn, &self.clusters, filter, each)
+        each: &mut dyn FnMut(TransitionRecord) -> ControlFlow<()>,
+    ) -> R<u64> {
+        let names = self.names.clone();
+        self.run_here(|c, clusters| {
+            reports::transitions(c, clusters, names.as_deref(), filter, each)
+        })
     }
 
     fn pods(
         &mut self,
         filter: &PodFilter,
         open_until_ms: i64,
-        each: &mut dyn FnMut(PodSummary) -> Result<(), QueryError>,
-    ) -> Result<u64, QueryError> {
-        reports::pods(&mut self.conn, &self.clusters, filter, open_until_ms, each)
+        each: &mut dyn FnMut(PodSummary) -> ControlFlow<()>,
+    ) -> R<u64> {
+        let names = self.names.clone();
+        self.run_here(|c, clusters| {
+            reports::pods(c, clusters, names.as_deref(), filter, open_until_ms, each)
+        })
     }
 
     fn pod_by_uid(&mut self, uid: &str) -> R<Option<Incarnation>> {
@@ -295,7 +329,10 @@ impl Snapshot for PgSnapshot<'_> {
         since_ms: i64,
         until_ms: i64,
     ) -> R<Vec<NodeInfo>> {
-        self.run(|c, clusters| reports::nodes_alive(c, clusters, node, since_ms, until_ms))
+        let names = self.names.clone();
+        self.run(move |c, clusters| {
+            reports::nodes_alive(c, clusters, names.as_deref(), node, since_ms, until_ms)
+        })
     }
 
     fn node_samples(

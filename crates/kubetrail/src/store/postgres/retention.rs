@@ -9,9 +9,9 @@
 
 use postgres::Client;
 
-use crate::retention::plan::{AgedOut, TableSize, UsageOutlook, rollup_hours};
-use crate::retention::{Plan, Policy, PruneCounts};
+use crate::model::policy::Policy;
 use crate::store::api::{Bounds, Span, StoreStats};
+use crate::store::plan::{AgedOut, Plan, PruneCounts, TableSize, UsageOutlook, rollup_hours};
 
 /// Pods examined per query; the row budget, not this, bounds a step.
 const PODS_PER_QUERY: i64 = 256;

@@ -1,15 +1,15 @@
 //! Rolling up in PostgreSQL: the statements of [`RollupStore`] for one cluster, inside one
 //! transaction. The rule itself (which rows, where a chunk ends, what a rollup holds) is
-//! `retention::rollup_step`, the same for every store.
+//! retention's, the same for every store, and comes in as a [`RollupRule`].
 
 use postgres::Transaction;
 
 use super::partitions::Partitioned;
 use super::reports::{ROLLUP_COLUMNS, bucket_from_row};
 use super::{PgWriter, sessions};
+use crate::model::rollup::{ROLLUP_BUCKET_MS, RollupProgress};
 use crate::model::utilisation::{BucketUsage, Intervals, UsageSample};
-use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress};
-use crate::retention::rollup_step::{NodeLife, RollupStore, roll_up_step};
+use crate::store::rollup::{NodeLife, RollupRule, RollupStore};
 use crate::store::{Coverage, StoreError};
 
 struct PgRollup<'a, 'b> {
@@ -215,11 +215,11 @@ impl RollupStore for PgRollup<'_, '_> {
     }
 }
 
-/// One roll-up step for the writer's cluster, in one transaction.
+/// One roll-up step for the writer's cluster: `rule` over the statements, in one transaction.
 pub fn roll_up(
     w: &mut PgWriter,
     horizon_ms: i64,
-    row_budget: u64,
+    rule: &mut RollupRule<'_>,
 ) -> Result<RollupProgress, StoreError> {
     let target = w.target.clone();
     let cluster = w.cluster_id;
@@ -244,15 +244,11 @@ pub fn roll_up(
     let mut tx = client
         .transaction()
         .map_err(|e| super::store_error(&target, e))?;
-    let progress = roll_up_step(
-        &mut PgRollup {
-            tx: &mut tx,
-            cluster,
-            target: target.clone(),
-        },
-        horizon_ms,
-        row_budget,
-    )?;
+    let progress = rule(&mut PgRollup {
+        tx: &mut tx,
+        cluster,
+        target: target.clone(),
+    })?;
     tx.commit().map_err(|e| super::store_error(&target, e))?;
     Ok(progress)
 }

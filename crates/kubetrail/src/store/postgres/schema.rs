@@ -6,7 +6,10 @@
 use postgres::Client;
 
 /// Every migration, in order; the version is the position (1-based).
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_lean_writes.sql"),
+];
 
 /// The newest schema this build knows.
 pub const VERSION: i32 = MIGRATIONS.len() as i32;

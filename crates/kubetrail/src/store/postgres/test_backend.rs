@@ -1,10 +1,10 @@
-//! The PostgreSQL backend of the store's conformance suite (`store::conformance`): a fresh
+//! The PostgreSQL backend of the store's conformance suite (`crate::conformance`): a fresh
 //! database per case on the test process's server (kubetrail-pgtest), and a trigger that
 //! refuses one pod's row.
 
 use kubetrail_pgtest::PgServer;
 
-use crate::store::conformance::{Backend, Fixture};
+use crate::conformance::{Backend, Fixture};
 use crate::store::{Location, ReadOptions, WriteMode, open_reader, open_writer};
 
 pub(crate) struct PgBackend;

@@ -275,3 +275,67 @@ fn retention_gives_disk_back_by_dropping_the_partitions_it_emptied() {
     };
     assert_eq!(w.commit(&batch, None).unwrap().transitions_inserted, 1);
 }
+
+#[test]
+fn the_compact_state_is_kept_while_a_pod_is_open_and_dropped_when_it_ends() {
+    let mut w = PgWriter::open(fresh(), "east", true).unwrap();
+    let state = |w: &mut PgWriter, uid: &str| -> Option<String> {
+        w.with(|c, _| {
+            Ok(c.query_opt(
+                "SELECT s.state FROM pod_state s JOIN pods p ON p.id = s.pod_id WHERE p.uid = $1",
+                &[&uid],
+            )?
+            .map(|r| r.get(0)))
+        })
+        .unwrap()
+    };
+    let mut open = pod_row("a");
+    open.state_json = r#"{"v":1}"#.into();
+    let mut other = pod_row("b");
+    other.state_json = r#"{"v":"b"}"#.into();
+    w.commit(
+        &Batch {
+            pods: vec![open.clone(), other],
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(state(&mut w, "a").as_deref(), Some(r#"{"v":1}"#));
+    // A later state replaces the first.
+    open.state_json = r#"{"v":2}"#.into();
+    w.commit(
+        &Batch {
+            pods: vec![open.clone()],
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(state(&mut w, "a").as_deref(), Some(r#"{"v":2}"#));
+    // Deleted: the state goes; the other pod's stays.
+    open.deleted_at_ms = Some(5_000);
+    w.commit(
+        &Batch {
+            pods: vec![open.clone()],
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(state(&mut w, "a"), None);
+    assert_eq!(state(&mut w, "b").as_deref(), Some(r#"{"v":"b"}"#));
+    // An empty state drops it too.
+    let mut emptied = pod_row("b");
+    emptied.state_json = String::new();
+    w.commit(
+        &Batch {
+            pods: vec![emptied],
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(state(&mut w, "b"), None);
+    assert_eq!(count(&mut w, "SELECT count(*) FROM pods"), 2);
+}

@@ -9,9 +9,11 @@
 
 use super::reader::PgSnapshot;
 use super::{PgWriter, retention, sessions};
-use crate::retention::{PruneCounts, RollupProgress};
+use crate::model::rollup::RollupProgress;
 use crate::store::BatchStats;
 use crate::store::api::{GiveBack, Heartbeat, HistoryWriter, R, Snapshot};
+use crate::store::plan::PruneCounts;
+use crate::store::rollup::RollupRule;
 use crate::store::rows::Batch;
 use crate::store::sessions::Scope;
 use crate::store::size::FileSize;
@@ -71,8 +73,8 @@ impl HistoryWriter for PgWriter {
         })
     }
 
-    fn roll_up(&mut self, horizon_ms: i64, row_budget: u64) -> R<RollupProgress> {
-        super::outside_runtime(move || super::rollup::roll_up(self, horizon_ms, row_budget))
+    fn roll_up(&mut self, horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress> {
+        super::outside_runtime(move || super::rollup::roll_up(self, horizon_ms, rule))
     }
 
     fn expire_rollups(

@@ -60,20 +60,6 @@ pub fn pool_error(path: &Path, err: r2d2::Error) -> StoreError {
     }
 }
 
-/// The reports' statements (`reports`) hand rows to callbacks that fail with a [`QueryError`];
-/// their own failures read "reading the database: ..." (no file named, as before the seam).
-///
-/// [`QueryError`]: crate::query::QueryError
-impl From<rusqlite::Error> for crate::query::QueryError {
-    fn from(err: rusqlite::Error) -> Self {
-        crate::query::QueryError::Database(StoreError::Database {
-            target: String::new(),
-            detail: describe_sqlite(&err),
-            transient: is_transient(&err),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,11 +8,10 @@ use std::collections::HashMap;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::file::{measure, wal_allowance};
-use crate::retention::plan::{AgedOut, HISTORY_TABLES, Plan, SizeOutlook, TableSize, UsageOutlook};
-use crate::retention::policy::{Policy, floor_to_bucket};
-use crate::retention::rollup::ROLLUP_BUCKET_MS;
-use crate::retention::size::KEEP_NEWEST_ROLLUPS_MS;
+use crate::model::policy::Policy;
+use crate::model::rollup::{KEEP_NEWEST_ROLLUPS_MS, ROLLUP_BUCKET_MS, floor_to_bucket};
 use crate::store::FileSize;
+use crate::store::plan::{AgedOut, HISTORY_TABLES, Plan, SizeOutlook, TableSize, UsageOutlook};
 
 /// Rows and bytes per history table. Counting rows reads every index entry, so this takes about
 /// a second per ten million rows.
@@ -158,7 +157,7 @@ fn hours_to_roll_up(conn: &Connection, horizon_ms: i64) -> rusqlite::Result<u64>
         let (Some(first), deleted): (Option<i64>, Option<i64>) = (row.get(0)?, row.get(1)?) else {
             continue;
         };
-        hours += crate::retention::plan::rollup_hours(first, deleted, horizon_ms);
+        hours += crate::store::plan::rollup_hours(first, deleted, horizon_ms);
     }
     Ok(hours)
 }

@@ -2,7 +2,7 @@
 //! out [`SqliteSnapshot`]s, each one read transaction; the writer's reads use a snapshot on its
 //! own connection, without a transaction of its own.
 
-use std::ops::Deref;
+use std::ops::{ControlFlow, Deref};
 use std::path::{Path, PathBuf};
 
 use r2d2::PooledConnection;
@@ -13,14 +13,15 @@ use super::db::{ReadPool, open_read_pool_with};
 use super::error::{db_error, pool_error};
 use super::file::db_path;
 use super::{reports, resume, sessions, stats};
-use crate::model::utilisation::{BucketUsage, UsageSample};
-use crate::query::{
-    Incarnation, PodFilter, PodSummary, QueryError, TransitionFilter, TransitionRecord,
+use crate::model::policy::Policy;
+use crate::model::report::{
+    Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
-use crate::retention::{Plan, Policy};
+use crate::model::utilisation::{BucketUsage, UsageSample};
 use crate::store::api::{
     Bounds, HistoryReader, NodeInfo, OpenNode, OpenPod, R, ReadOptions, Snapshot, StoreStats,
 };
+use crate::store::plan::Plan;
 use crate::store::{Session, StoreError};
 
 /// The read-only pool of a SQLite file.
@@ -129,18 +130,18 @@ impl Snapshot for SqliteSnapshot<'_> {
     fn transitions(
         &mut self,
         filter: &TransitionFilter,
-        each: &mut dyn FnMut(TransitionRecord) -> Result<(), QueryError>,
-    ) -> Result<u64, QueryError> {
-        reports::transitions(&self.conn, filter, each)
+        each: &mut dyn FnMut(TransitionRecord) -> ControlFlow<()>,
+    ) -> R<u64> {
+        self.run(|c| reports::transitions(c, filter, each))
     }
 
     fn pods(
         &mut self,
         filter: &PodFilter,
         open_until_ms: i64,
-        each: &mut dyn FnMut(PodSummary) -> Result<(), QueryError>,
-    ) -> Result<u64, QueryError> {
-        reports::pods(&self.conn, filter, open_until_ms, each)
+        each: &mut dyn FnMut(PodSummary) -> ControlFlow<()>,
+    ) -> R<u64> {
+        self.run(|c| reports::pods(c, filter, open_until_ms, each))
     }
 
     fn pod_by_uid(&mut self, uid: &str) -> R<Option<Incarnation>> {

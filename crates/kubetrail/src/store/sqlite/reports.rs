@@ -3,16 +3,18 @@
 //! types and the logic over them; this module turns a filter into one SELECT (every value a
 //! numbered parameter, never spliced into the SQL) and rows into records.
 
+use std::ops::ControlFlow;
+
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::rollup;
+use crate::model::report::{
+    Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
+};
 use crate::model::time::format_time_ms;
 use crate::model::utilisation::{BucketUsage, UsageSample};
 use crate::model::{Phase, Resources, TransitionKind};
-use crate::query::{
-    Incarnation, PodFilter, PodSummary, QueryError, TransitionFilter, TransitionRecord,
-};
 use crate::store::NodeInfo;
 
 /// Conditions joined with AND, each value bound as a numbered parameter.
@@ -55,12 +57,13 @@ fn labels_column(pod: &str, wanted: bool) -> String {
 }
 
 /// The transitions `filter` selects, in `(at_ms, id)` order (the `transitions_by_at` index, so a
-/// windowed export streams without a sort), each handed to `each` as it is read.
+/// windowed export streams without a sort), each handed to `each` as it is read, until it
+/// breaks. Returns how many were handed over.
 pub fn transitions(
     conn: &Connection,
     filter: &TransitionFilter,
-    each: &mut dyn FnMut(TransitionRecord) -> Result<(), QueryError>,
-) -> Result<u64, QueryError> {
+    each: &mut dyn FnMut(TransitionRecord) -> ControlFlow<()>,
+) -> rusqlite::Result<u64> {
     let pods = filter.includes_pods();
     let nodes = filter.includes_nodes();
     if !pods && !nodes {
@@ -166,6 +169,7 @@ pub fn transitions(
                 .map(|c| Phase::from_code(c).as_str()))
         };
         let record = TransitionRecord {
+            cluster: None,
             subject: if is_pod { "pod" } else { "node" },
             uid: if is_pod {
                 pod_uid.unwrap_or_default()
@@ -192,8 +196,10 @@ pub fn transitions(
             resource_version: row.get(10)?,
             inferred: row.get::<_, i64>(11)? != 0,
         };
-        each(record)?;
         count += 1;
+        if each(record).is_break() {
+            break;
+        }
     }
     Ok(count)
 }
@@ -206,7 +212,7 @@ fn window_is_narrower(
     conn: &Connection,
     filter: &TransitionFilter,
     namespace: &str,
-) -> Result<bool, QueryError> {
+) -> rusqlite::Result<bool> {
     const CAP: i64 = 100_000;
     const TRANSITIONS_PER_POD: i64 = 10;
     let (since, until) = (filter.window.since_ms, filter.window.until_ms);
@@ -226,14 +232,14 @@ fn window_is_narrower(
     Ok(in_window < pods_in_namespace * TRANSITIONS_PER_POD)
 }
 
-/// The pods `filter` selects, oldest first (by creation); an open pod's lifetime ends at
-/// `open_until_ms`.
+/// The pods `filter` selects, oldest first (by creation), each handed to `each` until it
+/// breaks; an open pod's lifetime ends at `open_until_ms`. Returns how many were handed over.
 pub fn pods(
     conn: &Connection,
     filter: &PodFilter,
     open_until_ms: i64,
-    each: &mut dyn FnMut(PodSummary) -> Result<(), QueryError>,
-) -> Result<u64, QueryError> {
+    each: &mut dyn FnMut(PodSummary) -> ControlFlow<()>,
+) -> rusqlite::Result<u64> {
     let mut sql = format!(
         "SELECT namespace, name, uid, node, owner_kind, owner_name, created_at_ms, started_at_ms,
                 finished_at_ms, deleted_at_ms, phase, reason, restarts, cpu_request_millis,
@@ -289,6 +295,7 @@ pub fn pods(
         let finished_at_ms: Option<i64> = row.get(8)?;
         let deleted_at_ms: Option<i64> = row.get(9)?;
         let summary = PodSummary {
+            cluster: None,
             namespace: row.get(0)?,
             name: row.get(1)?,
             uid: row.get(2)?,
@@ -313,8 +320,10 @@ pub fn pods(
             cpu_limit_millis: row.get(15)?,
             memory_limit_bytes: row.get(16)?,
         };
-        each(summary)?;
         count += 1;
+        if each(summary).is_break() {
+            break;
+        }
     }
     Ok(count)
 }
@@ -424,6 +433,7 @@ pub fn nodes_alive(
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
         Ok(NodeInfo {
+            cluster: None,
             id: r.get(0)?,
             uid: r.get(1)?,
             name: r.get(2)?,

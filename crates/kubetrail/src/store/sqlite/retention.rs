@@ -8,8 +8,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::retention::PruneCounts;
 use crate::store::api::Bounds;
+use crate::store::plan::PruneCounts;
 
 /// Pods examined per query; the row budget, not this, bounds a step.
 const PODS_PER_QUERY: i64 = 256;

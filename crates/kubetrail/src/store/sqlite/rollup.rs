@@ -1,10 +1,10 @@
 //! Rollups in SQLite: rolling raw `node_usage` rows up past the horizon into hourly
-//! `node_usage_rollup` rows, expiring them, and reading them back (see `retention::rollup` for
+//! `node_usage_rollup` rows, expiring them, and reading them back (see `model::rollup` for
 //! what a rollup is).
 //!
 //! The rule of a roll-up step (which rows, where a chunk ends, what a rollup holds, the
-//! keyframe) is `retention::rollup_step`'s, the same for every store; this module supplies its
-//! statements ([`RollupStore`]) on one write transaction.
+//! keyframe) is retention's, the same for every store, and comes in as a [`RollupRule`]; this
+//! module supplies its statements ([`RollupStore`]) on one write transaction.
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
@@ -12,10 +12,10 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use super::error::db_error;
 use super::file::db_path;
 use crate::model::Resources;
+pub use crate::model::rollup::{ROLLUP_BUCKET_MS, RollupProgress, RollupRow, merge, regrid};
 use crate::model::utilisation::{BucketUsage, Grid, Intervals, RatioStat, Stat, UsageSample};
-pub use crate::retention::rollup::{ROLLUP_BUCKET_MS, RollupProgress, RollupRow, merge, regrid};
-use crate::retention::rollup_step::{self, NodeLife, RollupStore};
 use crate::store::StoreError;
+use crate::store::rollup::{NodeLife, RollupRule, RollupStore};
 
 /// The first raw usage row of a node: where its exact step function starts. Rollups of the
 /// node cover only time before it.
@@ -35,25 +35,20 @@ pub fn rolled_up_until_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     .query_row([], |r| r.get(0))
 }
 
-/// One roll-up step (the rule is `retention::rollup_step`'s), in one IMMEDIATE transaction.
-pub fn roll_up_step(
+/// One roll-up step: `rule` over the statements, in one IMMEDIATE transaction.
+pub fn roll_up(
     conn: &mut Connection,
-    horizon_ms: i64,
-    row_budget: u64,
+    rule: &mut RollupRule<'_>,
 ) -> Result<RollupProgress, StoreError> {
     let path = db_path(conn).unwrap_or_default();
     let fail = |e| db_error(&path, e);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(fail)?;
-    let progress = rollup_step::roll_up_step(
-        &mut SqliteRollup {
-            tx: &tx,
-            path: &path,
-        },
-        horizon_ms,
-        row_budget,
-    )?;
+    let progress = rule(&mut SqliteRollup {
+        tx: &tx,
+        path: &path,
+    })?;
     tx.commit().map_err(fail)?;
     Ok(progress)
 }
@@ -225,7 +220,8 @@ impl RollupStore for SqliteRollup<'_> {
     }
 }
 
-const ROLLUP_COLUMNS: &str = "bucket_start_ms, bucket_ms, covered_ms, pods_avg, pods_peak,
+pub(super) const ROLLUP_COLUMNS: &str =
+    "bucket_start_ms, bucket_ms, covered_ms, pods_avg, pods_peak,
     cpu_requested_avg_millis, cpu_requested_peak_millis, memory_requested_avg_bytes,
     memory_requested_peak_bytes, cpu_limits_avg_millis, cpu_limits_peak_millis,
     memory_limits_avg_bytes, memory_limits_peak_bytes, cpu_allocatable_avg_millis,
@@ -235,7 +231,7 @@ const ROLLUP_COLUMNS: &str = "bucket_start_ms, bucket_ms, covered_ms, pods_avg, 
     memory_limits_ratio_avg, memory_limits_ratio_peak";
 
 /// Decodes the [`ROLLUP_COLUMNS`] starting at column `at`.
-fn bucket_from_row(row: &Row, at: usize) -> rusqlite::Result<BucketUsage> {
+pub(super) fn bucket_from_row(row: &Row, at: usize) -> rusqlite::Result<BucketUsage> {
     let stat = |i: usize| -> rusqlite::Result<Stat> {
         Ok(Stat {
             avg: row.get(at + i)?,

@@ -1,9 +1,9 @@
-//! The SQLite backend of the store's conformance suite (`store::conformance`): a fresh file in
+//! The SQLite backend of the store's conformance suite (`crate::conformance`): a fresh file in
 //! a temporary directory per case, and a trigger that refuses one pod's row.
 
 use std::path::PathBuf;
 
-use crate::store::conformance::{Backend, Fixture};
+use crate::conformance::{Backend, Fixture};
 use crate::store::{Location, ReadOptions, WriteMode, open_reader, open_writer};
 
 pub(crate) struct SqliteBackend;

@@ -15,8 +15,10 @@ use super::file::{
 };
 use super::reader::SqliteSnapshot;
 use super::{retention, rollup, sessions};
-use crate::retention::{PruneCounts, RollupProgress};
+use crate::model::rollup::RollupProgress;
 use crate::store::api::{GiveBack, Heartbeat, HistoryWriter, R, Snapshot};
+use crate::store::plan::PruneCounts;
+use crate::store::rollup::RollupRule;
 use crate::store::{Batch, FileSize, Scope, StoreError};
 
 /// How long one commit waits for another writer's lock (`kubetrail prune`) before it fails and
@@ -71,8 +73,8 @@ impl HistoryWriter for Connection {
         retention::deleted_nodes_step(self, cutoff_ms, row_budget).map_err(|e| error(self, e))
     }
 
-    fn roll_up(&mut self, horizon_ms: i64, row_budget: u64) -> R<RollupProgress> {
-        rollup::roll_up_step(self, horizon_ms, row_budget)
+    fn roll_up(&mut self, _horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress> {
+        rollup::roll_up(self, rule)
     }
 
     fn expire_rollups(
@@ -154,8 +156,8 @@ impl HistoryWriter for WriteHandle {
         self.conn.prune_deleted_nodes(cutoff_ms, row_budget)
     }
 
-    fn roll_up(&mut self, horizon_ms: i64, row_budget: u64) -> R<RollupProgress> {
-        self.conn.roll_up(horizon_ms, row_budget)
+    fn roll_up(&mut self, horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress> {
+        self.conn.roll_up(horizon_ms, rule)
     }
 
     fn expire_rollups(

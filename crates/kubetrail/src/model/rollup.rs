@@ -1,6 +1,9 @@
-//! Hourly rollups of node utilisation (`node_usage_rollup`, see migrations/0002): what a rollup
-//! is, and the rules readers and the roll-up step share to combine them ([`merge`], [`regrid`]).
-//! The statements that make, expire and read them are the store's (`store::sqlite::rollup`).
+//! Hourly rollups of node utilisation (`node_usage_rollup`): what a rollup is, the hourly
+//! grid they sit on ([`floor_to_bucket`]), and the rules every reader and the roll-up step share
+//! to combine them ([`merge`], [`regrid`]). Plain data and pure rules, here because three
+//! layers use them: the store reads and writes rollups (`store::sqlite::rollup`), the node
+//! report merges them with raw rows (`query::nodes`), and retention makes them
+//! (`retention::rollup_step`) and keeps the newest within the size budget.
 //!
 //! Rolling up reuses the integrator that `query nodes` runs on raw rows
 //! (`model::utilisation::NodeIntegrator`), so a rollup holds exactly what a 1h query over the raw rows would have
@@ -11,10 +14,18 @@
 //! Every step is one short transaction over a bounded number of raw rows, so the recorder keeps
 //! committing and queries keep answering while a large backlog is rolled up.
 
-use crate::model::utilisation::{BucketUsage, Grid, RatioStat, Stat};
+use super::utilisation::{BucketUsage, Grid, RatioStat, Stat};
 
 /// The width of a rollup bucket: an hour, aligned to the hour (UTC).
 pub const ROLLUP_BUCKET_MS: i64 = 3_600_000;
+
+/// The newest rollups the size budget never deletes, counted back from the newest bucket.
+pub const KEEP_NEWEST_ROLLUPS_MS: i64 = 7 * 86_400_000;
+
+/// The start of the rollup bucket holding `t_ms`.
+pub fn floor_to_bucket(t_ms: i64) -> i64 {
+    t_ms.div_euclid(ROLLUP_BUCKET_MS) * ROLLUP_BUCKET_MS
+}
 
 /// One rollup row with its node, as `store::sqlite::rollup::read_rollups` returns it. `usage.start_ms`/`end_ms` are
 /// the bucket's bounds and `usage.present_ms` is the time the node was covered in it.

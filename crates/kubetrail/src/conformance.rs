@@ -1,6 +1,10 @@
-//! The store seam's conformance suite: one set of cases, asserted through the traits only (no
-//! SQL), run against every backend. [`conformance!`] makes one `#[test]` per case and backend,
-//! so a failure names both.
+//! The cross-backend conformance suite: one set of cases, asserted through the store seam's
+//! traits (no SQL), run against every backend. [`conformance!`] makes one `#[test]` per case and
+//! backend, so a failure names both.
+//!
+//! It sits at the top of the crate, beside the layers rather than inside `store`, because it
+//! drives the recorder's writer and the query layer (and retention's roll-up) over every store:
+//! inside `store` it would make the store name the layers above it.
 //!
 //! A backend plugs in with a [`Backend`] (a fresh, empty store per case, and a way to make it
 //! refuse one pod's row for good) and one module, e.g.
@@ -8,14 +12,15 @@
 //! listing the same cases as `mod sqlite` below.
 
 use std::any::Any;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Batch, HistoryReader, HistoryWriter, PodRow, Scope, SubjectUid, TransitionRow};
 use crate::model::{Effective, Phase, TransitionKind};
 use crate::query::{PodFilter, PodRef, QueryError, TransitionFilter, TransitionRecord};
 use crate::recorder::writer::{WriteMsg, Writer, WriterStats};
 use crate::store::Heartbeat;
+use crate::store::{Batch, HistoryReader, HistoryWriter, PodRow, Scope, SubjectUid, TransitionRow};
 
 mod usage;
 pub(crate) use usage::*;
@@ -140,7 +145,7 @@ fn all_transitions(reader: &dyn HistoryReader, filter: &TransitionFilter) -> Vec
         .unwrap()
         .transitions(filter, &mut |t| {
             out.push(t);
-            Ok(())
+            ControlFlow::Continue(())
         })
         .unwrap();
     out
@@ -153,7 +158,7 @@ fn pod_uids(reader: &dyn HistoryReader) -> Vec<String> {
         .unwrap()
         .pods(&PodFilter::default(), i64::MAX, &mut |p| {
             out.push(p.uid);
-            Ok(())
+            ControlFlow::Continue(())
         })
         .unwrap();
     out
@@ -215,7 +220,7 @@ pub(crate) fn same_uid_twice_in_one_batch_last_wins_labels_kept(b: &dyn Backend)
         .unwrap()
         .pods(&filter, i64::MAX, &mut |p| {
             seen.push((p.uid, p.phase, p.restarts));
-            Ok(())
+            ControlFlow::Continue(())
         })
         .unwrap();
     assert_eq!(seen, vec![("a".to_string(), "Running", 2)]);

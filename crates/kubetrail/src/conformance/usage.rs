@@ -1,12 +1,12 @@
 //! Conformance cases for node utilisation and its retention: the node report, rolling up,
 //! expiring rollups, and pruning deleted nodes, asserted through the traits and `query` only.
 
+use super::{Backend, Fixture};
 use crate::model::Resources;
 use crate::model::TransitionKind;
+use crate::model::rollup::ROLLUP_BUCKET_MS as HOUR;
 use crate::model::time::Window;
 use crate::query::nodes::{NodeFilter, NodeUsageRecord, for_each_node_bucket};
-use crate::retention::ROLLUP_BUCKET_MS as HOUR;
-use crate::store::conformance::{Backend, Fixture};
 use crate::store::{
     Batch, Heartbeat, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, Scope, SubjectUid,
     TransitionRow,
@@ -98,7 +98,10 @@ fn report(f: &Fixture, since_ms: i64, until_ms: i64) -> Vec<NodeUsageRecord> {
 
 fn roll_up_until_done(f: &mut Fixture, horizon_ms: i64) {
     for _ in 0..100 {
-        if f.writer.roll_up(horizon_ms, 5).unwrap().done {
+        if crate::retention::roll_up(&mut *f.writer, horizon_ms, 5)
+            .unwrap()
+            .done
+        {
             return;
         }
     }
