@@ -76,6 +76,10 @@ pub struct Args {
     /// Do not watch Kubernetes Events (events.k8s.io/v1, or core v1) about pods and nodes.
     #[arg(long)]
     pub no_events: bool,
+    /// Event rows that may wait for the database writer; newer events beyond it are dropped
+    /// and counted (kubetrail_events_dropped_total). For tests of the flood policy.
+    #[arg(long, hide = true, default_value_t = 50_000)]
+    pub event_queue_rows: usize,
     #[command(flatten)]
     pub retention: kubetrail::retention::RetentionArgs,
 }
@@ -222,6 +226,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         page_size: args.page_size,
         watch_nodes: !args.no_nodes,
         watch_events: !args.no_events,
+        event_queue_rows: args.event_queue_rows,
         unready_after: args.unready_after,
         max_db_bytes: args.retention.policy.max_db_size,
         ..Default::default()

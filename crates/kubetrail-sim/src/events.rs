@@ -101,6 +101,11 @@ impl Events {
 
     /// Records an occurrence: a new Event, or the next count of its series.
     pub fn record(&mut self, o: Occurrence<'_>) {
+        // The made-up past of the initial cluster (pods started days ago): events that the
+        // API server would have expired already are not made at all.
+        if o.at_ms < self.store.virtual_now_ms() - EVENT_TTL_MS {
+            return;
+        }
         self.expire(o.at_ms);
         let key = (
             o.regarding.uid.clone(),
