@@ -319,6 +319,53 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_drops_the_batch_counts_it_and_forgets_its_events() {
+        let stats = Arc::new(EventStats::default());
+        let (queue, mut rx) = super::super::queue::channel(3, stats.clone());
+        let mut task = Task {
+            known: Known::default(),
+            queue,
+            stats: stats.clone(),
+            rows: Vec::new(),
+            since: None,
+            unlogged_drops: 0,
+            drop_logged: None,
+            writer_gone: false,
+        };
+        for uid in ["a", "b", "c"] {
+            task.on_row(row(uid, 1));
+        }
+        task.on_row(row("a", 1));
+        assert_eq!(
+            stats.unchanged.get(),
+            1,
+            "an unchanged repeat is not queued"
+        );
+        task.flush();
+        assert_eq!(task.queue.queued(), 3);
+        // The writer is behind: the next batch does not fit and is dropped, not waited for.
+        task.on_row(row("d", 1));
+        task.on_row(row("a", 2));
+        task.flush();
+        assert_eq!(stats.dropped.get(), 2);
+        assert_eq!(task.queue.queued(), 3);
+        // Dropped events are written when they are seen again, once there is room.
+        assert_eq!(rx.try_recv().unwrap().rows.len(), 3);
+        task.on_row(row("d", 1));
+        task.on_row(row("a", 2));
+        task.flush();
+        let again: Vec<(String, i64)> = rx
+            .try_recv()
+            .unwrap()
+            .rows
+            .into_iter()
+            .map(|r| (r.uid, r.count))
+            .collect();
+        assert_eq!(again, [("d".to_string(), 1), ("a".to_string(), 2)]);
+        assert_eq!(stats.received.get(), 8);
+    }
+
+    #[test]
     fn only_new_events_and_grown_counts_are_admitted() {
         let mut known = Known::default();
         assert!(known.admit(&row("a", 1)));
