@@ -8,7 +8,54 @@ use postgres::types::ToSql;
 use postgres::{Client, Transaction};
 
 use crate::model::event::{EventFilter, EventRecord, EventType, RegardingKind};
+use crate::store::copy::{ChunkCounts, OccurrenceCopy};
 use crate::store::rows::{BatchStats, EventRow};
+
+/// `kubetrail copy`: events, written as the recorder writes them (idempotent by uid and count).
+pub fn import_events(
+    tx: &mut Transaction,
+    cluster: i32,
+    rows: &[EventRow],
+) -> Result<ChunkCounts, postgres::Error> {
+    let mut stats = BatchStats::default();
+    write_events(tx, cluster, rows, &mut stats)?;
+    Ok(ChunkCounts {
+        new: stats.events_inserted as u64,
+        updated: stats.events_updated as u64,
+        skipped: 0,
+    })
+}
+
+/// `kubetrail copy`: the occurrences of events already copied, by the event's uid.
+pub fn import_occurrences(
+    tx: &mut Transaction,
+    cluster: i32,
+    rows: &[OccurrenceCopy],
+) -> Result<ChunkCounts, postgres::Error> {
+    let uid: Vec<&str> = rows.iter().map(|o| o.event_uid.as_str()).collect();
+    let count: Vec<i64> = rows.iter().map(|o| o.count).collect();
+    let at: Vec<i64> = rows.iter().map(|o| o.at_ms).collect();
+    let new = tx.execute(
+        "INSERT INTO event_occurrences (cluster_id, event_id, count, at_ms)
+         SELECT $1, e.id, o.count, o.at_ms
+         FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS o (uid, count, at_ms)
+         JOIN events e ON e.cluster_id = $1 AND e.uid = o.uid
+         ON CONFLICT DO NOTHING",
+        &[&cluster, &uid, &count, &at],
+    )?;
+    let skipped = rows.len() as u64
+        - tx.query_one(
+            "SELECT count(*) FROM unnest($2::text[]) AS o (uid)
+             JOIN events e ON e.cluster_id = $1 AND e.uid = o.uid",
+            &[&cluster, &uid],
+        )?
+        .get::<_, i64>(0) as u64;
+    Ok(ChunkCounts {
+        new,
+        updated: 0,
+        skipped,
+    })
+}
 
 /// Writes a batch's events in the batch's transaction: a new uid is inserted, a known one is
 /// updated only when its count grew (then an occurrence is added).

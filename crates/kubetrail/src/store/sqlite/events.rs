@@ -8,7 +8,45 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, params};
 
 use crate::model::event::{EventFilter, EventRecord, EventType, RegardingKind};
+use crate::store::copy::OccurrenceCopy;
 use crate::store::rows::{BatchStats, EventRow};
+
+/// Every event, for `kubetrail copy` ([`event_row`] reads a row).
+pub const EXPORT_EVENTS: &str = "SELECT uid, regarding_kind, regarding_uid, namespace, name,
+        container, reason, type, note, reporting_controller, count, first_seen_ms, last_seen_ms
+    FROM events ORDER BY id";
+
+/// Every occurrence by its event's uid, for `kubetrail copy`.
+pub const EXPORT_OCCURRENCES: &str = "SELECT e.uid, o.count, o.at_ms
+    FROM event_occurrences o JOIN events e ON e.id = o.event_id ORDER BY o.event_id, o.count";
+
+pub fn event_row(r: &rusqlite::Row) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        uid: r.get(0)?,
+        regarding_kind: RegardingKind::from_code(r.get(1)?).unwrap_or(RegardingKind::Pod),
+        regarding_uid: r.get(2)?,
+        namespace: r.get(3)?,
+        name: r.get(4)?,
+        container: r.get(5)?,
+        reason: r.get(6)?,
+        event_type: r
+            .get::<_, Option<String>>(7)?
+            .and_then(|t| EventType::parse(&t).ok()),
+        note: r.get(8)?,
+        reporting_controller: r.get(9)?,
+        count: r.get(10)?,
+        first_seen_ms: r.get(11)?,
+        last_seen_ms: r.get(12)?,
+    })
+}
+
+pub fn occurrence_row(r: &rusqlite::Row) -> rusqlite::Result<OccurrenceCopy> {
+    Ok(OccurrenceCopy {
+        event_uid: r.get(0)?,
+        count: r.get(1)?,
+        at_ms: r.get(2)?,
+    })
+}
 
 /// Writes the events of a batch: a new uid is inserted; a known one is updated only when its
 /// count grew (then an occurrence is added); anything else changes nothing.
