@@ -84,16 +84,16 @@ impl Scenario {
                 at_ms,
             ),
             TransitionKind::Started => {
-                for (c, image) in containers {
-                    let c = Some(c.as_str());
+                for (name, image) in containers {
+                    let c = Some(name.as_str());
                     let k = Reporter::Kubelet;
                     let pulling = format!("Pulling image \"{image}\"");
                     self.pod_event(id, c, "Pulling", false, pulling, k, at_ms);
                     let pulled = format!("Successfully pulled image \"{image}\"");
                     self.pod_event(id, c, "Pulled", false, pulled, k, at_ms);
-                    let created = format!("Created container: {}", c.unwrap_or_default());
+                    let created = format!("Created container: {name}");
                     self.pod_event(id, c, "Created", false, created, k, at_ms);
-                    let started = format!("Started container {}", c.unwrap_or_default());
+                    let started = format!("Started container {name}");
                     self.pod_event(id, c, "Started", false, started, k, at_ms);
                 }
             }
