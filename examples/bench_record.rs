@@ -17,6 +17,10 @@
 //! `KUBETRAIL_BENCH_STORE=postgres` records into a PostgreSQL server started for the benchmark
 //! (Debian's binaries, default durability: every commit flushed), a fresh database per run;
 //! bytes per transition are then the database's tables and indexes.
+//! `KUBETRAIL_RECORD_ARGS="--no-events"` passes more flags to `record` (space-separated), to
+//! compare a recorder with and without Kubernetes Events against one simulator build. Each run
+//! also reports the Event rows committed per second, the events dropped, and (SQLite) the bytes
+//! each event takes on disk: the events tables and their indexes, from `dbstat`, over the rows.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -107,6 +111,9 @@ struct Run {
     events_per_s: f64,
     transitions_per_s: f64,
     lag_ms: f64,
+    event_rows_per_s: f64,
+    events_dropped: f64,
+    bytes_per_event: f64,
 }
 
 /// Where a run records: a SQLite file, or a fresh database on the benchmark's server.
@@ -127,6 +134,31 @@ impl Store {
                     "bench".into(),
                 ]
             }
+        }
+    }
+
+    /// Page bytes of the events tables and their indexes per event row (SQLite's `dbstat`);
+    /// NaN without events or for PostgreSQL.
+    fn bytes_per_event(&self) -> f64 {
+        let Store::Sqlite(db) = self else {
+            return f64::NAN;
+        };
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let events: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap_or(0);
+        let bytes: i64 = conn
+            .query_row(
+                "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN
+                     (SELECT name FROM sqlite_master WHERE tbl_name IN ('events', 'event_occurrences'))",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        if events == 0 {
+            f64::NAN
+        } else {
+            bytes as f64 / events as f64
         }
     }
 
@@ -232,6 +264,11 @@ fn one_run(
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(store.args())
+        .args(
+            std::env::var("KUBETRAIL_RECORD_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(&rec_log).unwrap())
         .spawn()
@@ -258,6 +295,9 @@ fn one_run(
     let transitions = |t: &str| metric(t, "kubetrail_transitions_written_total");
     let transitions_per_s = (transitions(&after) - transitions(&before)) / secs;
     let lag_ms = metric(&after, "kubetrail_write_lag_seconds") * 1000.0;
+    let written = |t: &str| metric(t, "kubetrail_events_written_total");
+    let event_rows_per_s = (written(&after) - written(&before)) / secs;
+    let events_dropped = metric(&after, "kubetrail_events_dropped_total");
 
     let _ = Command::new("kill")
         .arg("-TERM")
@@ -267,6 +307,7 @@ fn one_run(
     drop(sim);
     let (rows, bytes) = store.measure();
     let bytes_per_transition = bytes / rows;
+    let bytes_per_event = store.bytes_per_event();
     Run {
         list_committed_s,
         rss_mb,
@@ -275,6 +316,9 @@ fn one_run(
         events_per_s,
         transitions_per_s,
         lag_ms,
+        event_rows_per_s,
+        events_dropped,
+        bytes_per_event,
     }
 }
 
@@ -305,7 +349,7 @@ fn main() {
         let r = one_run(pods, nodes, churn_secs, dir.path(), server.as_ref());
         println!(
             "run {}: initial list committed {:.2}s, RSS {:.0} MB (peak {:.0} MB), {:.0} bytes/transition, \
-             {:.0} events/s, {:.0} transitions/s, lag {:.0} ms",
+             {:.0} events/s, {:.0} transitions/s, lag {:.0} ms; {:.0} Event rows/s, {} dropped, {:.0} bytes/event",
             i + 1,
             r.list_committed_s,
             r.rss_mb,
@@ -313,20 +357,26 @@ fn main() {
             r.bytes_per_transition,
             r.events_per_s,
             r.transitions_per_s,
-            r.lag_ms
+            r.lag_ms,
+            r.event_rows_per_s,
+            r.events_dropped,
+            r.bytes_per_event
         );
         results.push(r);
     }
     let m = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
     println!(
         "median: initial list committed {:.2}s, RSS {:.0} MB (peak {:.0} MB), {:.0} bytes/transition, \
-         {:.0} events/s, {:.0} transitions/s, lag {:.0} ms",
+         {:.0} events/s, {:.0} transitions/s, lag {:.0} ms; {:.0} Event rows/s, {:.0} dropped, {:.0} bytes/event",
         m(|r| r.list_committed_s),
         m(|r| r.rss_mb),
         m(|r| r.peak_mb),
         m(|r| r.bytes_per_transition),
         m(|r| r.events_per_s),
         m(|r| r.transitions_per_s),
-        m(|r| r.lag_ms)
+        m(|r| r.lag_ms),
+        m(|r| r.event_rows_per_s),
+        m(|r| r.events_dropped),
+        m(|r| r.bytes_per_event)
     );
 }

@@ -115,3 +115,20 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// Every manifest lets the recorder list and watch Events in both groups, beside its pods:
+/// without it `record` logs a forbidden events watch forever (the e2e test checks the grant
+/// on a real API server with `kubectl auth can-i`).
+#[test]
+fn every_manifest_grants_list_and_watch_on_events_in_both_groups() {
+    let dir = Path::new(ROOT).join("deploy/kubernetes");
+    for name in [
+        "kubetrail.yaml",
+        "kubetrail-namespaced.yaml",
+        "kubetrail-postgres.yaml",
+    ] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let rule = "  - apiGroups: [\"\", \"events.k8s.io\"]\n    resources: [\"events\"]\n    verbs: [\"list\", \"watch\"]\n";
+        assert!(text.contains(rule), "{name} lacks the events rule");
+    }
+}

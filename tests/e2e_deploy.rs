@@ -117,6 +117,8 @@ fn assert_cannot_write_or_read_secrets(kubeconfig: &Path, scope: &[&str]) {
         "namespaces",
         "roles.rbac.authorization.k8s.io",
         "serviceaccounts/token",
+        "events",
+        "events.events.k8s.io",
     ] {
         for verb in ["create", "update", "patch", "delete", "deletecollection"] {
             assert!(
@@ -214,7 +216,7 @@ fn the_cluster_wide_manifest_grants_only_reads_of_pods_and_nodes_and_records() {
     let sa = service_account_kubeconfig(&cp, "kubetrail", dir.path());
 
     let everywhere = ["--all-namespaces"];
-    for resource in ["pods", "nodes"] {
+    for resource in ["pods", "nodes", "events", "events.events.k8s.io"] {
         for verb in ["list", "watch"] {
             assert!(can_i(&sa, verb, resource, &everywhere), "{verb} {resource}");
         }
@@ -308,6 +310,16 @@ fn the_namespaced_manifest_reads_only_pods_of_its_namespace_and_records_them() {
             "{verb} all"
         );
         assert!(!can_i(&sa, verb, "nodes", &[]), "{verb} nodes");
+        for events in ["events", "events.events.k8s.io"] {
+            assert!(
+                can_i(&sa, verb, events, &["-n", "team-a"]),
+                "{verb} {events}"
+            );
+            assert!(
+                !can_i(&sa, verb, events, &["-n", "team-b"]),
+                "{verb} {events} team-b"
+            );
+        }
     }
     assert_cannot_write_or_read_secrets(&sa, &["-n", "team-a"]);
 

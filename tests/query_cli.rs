@@ -726,3 +726,123 @@ fn a_reader_answers_while_a_writer_holds_a_write_transaction() {
     writer.execute_batch("COMMIT").unwrap();
     assert_eq!(pods(&db, &[]).len(), 6);
 }
+
+/// The fixture plus three events: a BackOff series about web-0's first incarnation, a
+/// Scheduled about it, and a node event.
+fn with_events() -> FixtureDb {
+    use kubetrail::model::event::{EventType, RegardingKind};
+    use kubetrail::store::{Batch, EventRow};
+    let db = scenario();
+    let event = |uid: &str, reason: &str, count, at| EventRow {
+        uid: uid.into(),
+        regarding_kind: RegardingKind::Pod,
+        regarding_uid: Some("web-0-a".into()),
+        namespace: Some("shop".into()),
+        name: "web-0".into(),
+        container: Some("app".into()),
+        reason: Some(reason.into()),
+        event_type: Some(if reason == "BackOff" {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        }),
+        note: Some(format!("{reason} happened")),
+        reporting_controller: Some("kubelet".into()),
+        count,
+        first_seen_ms: T0 + 5 * SEC,
+        last_seen_ms: at,
+    };
+    let mut node = event("e-node", "NodeNotReady", 1, T0 + 30 * SEC);
+    node.regarding_kind = RegardingKind::Node;
+    node.regarding_uid = Some("node-a".into());
+    node.namespace = None;
+    node.name = "node-a".into();
+    node.container = None;
+    let batch = Batch {
+        events: vec![
+            event("e-sched", "Scheduled", 1, T0 + 5 * SEC),
+            event("e-backoff", "BackOff", 4, T0 + 15 * SEC),
+            node,
+        ],
+        ..Batch::default()
+    };
+    db.write(&batch);
+    db
+}
+
+#[test]
+fn events_filter_by_reason_type_pod_and_node_and_print_as_json_and_csv() {
+    let db = with_events();
+    let uids = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["query", "events", "-o", "json", "--db", db.path_str()];
+        args.extend_from_slice(extra);
+        let run = kubetrail(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        strings(&parse_json(&run.stdout), "uid")
+    };
+    assert_eq!(uids(&[]), ["e-sched", "e-backoff", "e-node"]);
+    assert_eq!(
+        uids(&["--reason", "BackOff", "--reason", "Scheduled"]),
+        ["e-sched", "e-backoff"]
+    );
+    assert_eq!(uids(&["--type", "Warning"]), ["e-backoff"]);
+    assert_eq!(
+        uids(&["--pod", "web-0", "-n", "shop"]),
+        ["e-sched", "e-backoff"]
+    );
+    assert_eq!(uids(&["--node", "node-a"]), ["e-node"]);
+    let since = rfc3339(T0 + 10 * SEC);
+    assert_eq!(uids(&["--since", &since]), ["e-backoff", "e-node"]);
+    let csv = kubetrail(&["query", "events", "-o", "csv", "--db", db.path_str()]);
+    let (header, rows) = parse_csv(&csv.stdout);
+    assert_eq!(rows.len(), 3);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(rows[1][col("count")], "4");
+    assert_eq!(rows[1][col("container")], "app");
+    assert_eq!(rows[2][col("kind")], "Node");
+}
+
+#[test]
+fn history_merges_the_pods_events_into_its_timeline() {
+    let db = with_events();
+    let run = kubetrail(&[
+        "query",
+        "history",
+        "web-0",
+        "-n",
+        "shop",
+        "--db",
+        db.path_str(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let at = |needle: &str| lines.iter().position(|l| l.contains(needle)).expect(needle);
+    // By time: started (10s) comes between the Scheduled event (5s) and the BackOff (15s).
+    assert!(at("event:Scheduled") < at("started"), "{}", run.stdout);
+    assert!(at("started") < at("event:BackOff"), "{}", run.stdout);
+    assert!(run.stdout.contains("(x4 since"), "{}", run.stdout);
+    let json = kubetrail(&[
+        "query",
+        "history",
+        "web-0",
+        "-n",
+        "shop",
+        "-o",
+        "json",
+        "--db",
+        db.path_str(),
+    ]);
+    let incarnations = parse_json(&json.stdout);
+    let events = incarnations[0]["events"].as_array().unwrap();
+    assert_eq!(strings(events, "uid"), ["e-sched", "e-backoff"]);
+    assert!(incarnations[1]["events"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn an_unknown_event_type_is_a_usage_error() {
+    let db = with_events();
+    let run = kubetrail(&["query", "events", "--type", "Bogus", "--db", db.path_str()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("Normal or Warning"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}

@@ -224,3 +224,53 @@ fn kubectl_get_json_and_delete() {
     assert_eq!(kinds.last(), Some(&"deleted"), "{kinds:?}");
     assert!(terminating < kinds.len() - 1, "{kinds:?}");
 }
+
+#[test]
+fn kubectl_get_events_in_both_groups() {
+    if !have_kubectl() {
+        return;
+    }
+    let sim = SimProcess::spawn(&["--nodes", "3", "--pods", "20", "--churn", "3"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let table = stdout(&kubectl(&sim, &["get", "events", "-A"]));
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAMESPACE",
+            "LAST",
+            "SEEN",
+            "TYPE",
+            "REASON",
+            "OBJECT",
+            "MESSAGE"
+        ],
+        "{table}"
+    );
+    assert!(
+        table.contains("Scheduled") && table.contains("pod/"),
+        "{table}"
+    );
+    // The same events through both groups: the same uids, each group in its own shape.
+    let uids = |resource: &str, shape: &str| -> std::collections::BTreeSet<String> {
+        let json: Value = serde_json::from_str(&stdout(&kubectl(
+            &sim,
+            &["get", resource, "-A", "-o", "json"],
+        )))
+        .unwrap();
+        json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                assert!(e[shape].is_object(), "{resource} without {shape}: {e}");
+                e["metadata"]["uid"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    sim.pause();
+    let core = uids("events", "involvedObject");
+    let v1 = uids("events.events.k8s.io", "regarding");
+    assert!(core.len() > 10, "{core:?}");
+    assert_eq!(core, v1);
+}

@@ -1,4 +1,4 @@
-//! `kubetrail export transitions|pods|nodes`: RFC 4180 CSV reports for spreadsheets.
+//! `kubetrail export transitions|pods|events|nodes`: RFC 4180 CSV reports for spreadsheets.
 //!
 //! An export is the matching `query` with `-o csv`: the same filters, the same row functions
 //! and the same columns, so the two never disagree. What export adds is for big outputs: rows
@@ -20,8 +20,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::query::{
-    DbArgs, NodeFilterArgs, PodFilterArgs, TransitionFilterArgs, WindowArgs, cli_error, clustered,
-    open_pool, open_with,
+    DbArgs, EventFilterArgs, NodeFilterArgs, PodFilterArgs, TransitionFilterArgs, WindowArgs,
+    cli_error, clustered, open_pool, open_with,
 };
 use kubetrail::output::{Format, Record, Renderer};
 use kubetrail::query::{self, QueryError, for_each_node_bucket, for_each_pod, for_each_transition};
@@ -37,6 +37,20 @@ pub enum Command {
     Pods(PodsArgs),
     /// Node utilisation per bucket (same flags as `query nodes`).
     Nodes(NodesArgs),
+    /// Kubernetes Events about pods and nodes (same flags as `query events`).
+    Events(EventsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub filter: EventFilterArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 /// `--out`.
@@ -141,6 +155,7 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         Command::Transitions(a) => (&a.out, &a.db),
         Command::Pods(a) => (&a.out, &a.db),
         Command::Nodes(a) => (&a.out, &a.db),
+        Command::Events(a) => (&a.out, &a.db),
     };
     out.check(db)?;
     match command {
@@ -156,6 +171,14 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
             let reader = open_for_export(&args.db)?;
             export::<query::PodSummary>(&args.out, clustered(&*reader), |emit| {
                 for_each_pod(&*reader, &filter, now_ms, emit)
+            })
+        }
+        Command::Events(args) => {
+            let filter = args.filter.filter(args.window.window(now_ms)?);
+            let reader = open_for_export(&args.db)?;
+            // Event rows carry no cluster yet: over several clusters they are not labelled.
+            export::<query::events::EventRecord>(&args.out, false, |emit| {
+                query::events::for_each_event(&*reader, &filter, emit)
             })
         }
         Command::Nodes(args) => {

@@ -1,4 +1,4 @@
-//! `kubetrail query pods|history|transitions|nodes`: reports on a recorded database, printed as
+//! `kubetrail query pods|history|transitions|events|nodes`: reports on a recorded database, printed as
 //! a table, JSON or CSV.
 //!
 //! Raw flags are turned into validated filters (`query::*Filter`) before the database is
@@ -15,6 +15,7 @@ use anyhow::Context;
 use kubetrail::model::Phase;
 use kubetrail::model::time::Window;
 use kubetrail::output::{Format, JsonWriter, Record, Renderer, TableWriter};
+use kubetrail::query::events::HistoryEventLine;
 use kubetrail::query::transitions::{HistoryLine, TRANSITION_FIELDS};
 use kubetrail::query::{
     self, LabelSelector, NodeFilter, PodFilter, PodRef, QueryError, TransitionFilter,
@@ -33,6 +34,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Transitions matching filters, e.g. `--kind container_terminated --reason OOMKilled --since 12h`.
     Transitions(TransitionsArgs),
+    /// Kubernetes Events about pods and nodes, e.g. `--reason BackOff --type Warning --since 1h`.
+    Events(EventsArgs),
     /// Per-node utilisation per time bucket: time-weighted average and peak of requests and
     /// limits against allocatable.
     Nodes(NodesArgs),
@@ -201,6 +204,65 @@ impl TransitionFilterArgs {
     }
 }
 
+/// Filters on events, shared by `query events` and `export events`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventFilterArgs {
+    /// Only events with this reason, exactly (BackOff, FailedScheduling, ...; repeat or
+    /// comma-separate).
+    #[arg(long, value_name = "REASON", value_delimiter = ',')]
+    pub reason: Vec<String>,
+    /// Only events of this type: Normal or Warning.
+    #[arg(long = "type", value_name = "TYPE", value_parser = query::events::parse_event_type)]
+    pub event_type: Option<query::events::EventType>,
+    /// Only events about objects in this namespace.
+    #[arg(short = 'n', long, value_name = "NAMESPACE", value_parser = namespace_name)]
+    pub namespace: Option<String>,
+    /// All namespaces (the default; accepted for kubectl habits).
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Only events about the pod with this name.
+    #[arg(long, value_name = "POD", conflicts_with = "node")]
+    pub pod: Option<String>,
+    /// Only events about the node with this name.
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+    /// At most this many rows.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+impl EventFilterArgs {
+    pub fn filter(&self, window: Window) -> query::events::EventFilter {
+        query::events::EventFilter {
+            reasons: self
+                .reason
+                .iter()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect(),
+            event_type: self.event_type,
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+            node: self.node.clone(),
+            regarding_uid: None,
+            window,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub filter: EventFilterArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
 /// Node selection and bucket size, shared by `query nodes` and `export nodes`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeFilterArgs {
@@ -332,6 +394,15 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
                 .map_err(cli_error)?;
             finish(renderer, args.output.output, "no transitions match")?;
         }
+        Command::Events(args) => {
+            let filter = args.filter.filter(args.window.window(now_ms)?);
+            let reader = open(&args.db)?;
+            let mut renderer =
+                Renderer::new::<query::events::EventRecord>(args.output.output, &mut out)?;
+            query::events::for_each_event(&*reader, &filter, |row| Ok(renderer.row(&row)?))
+                .map_err(cli_error)?;
+            finish(renderer, args.output.output, "no events match")?;
+        }
         Command::Nodes(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
             let reader = open_pool(&args.db, query::nodes::WORKERS as u32 + 1)?;
@@ -422,12 +493,21 @@ fn print_history<W: Write>(
                     None => writeln!(out, "{}", inc.heading(i, incarnations.len()))?,
                 }
                 let mut table = TableWriter::new(&mut *out, HistoryLine::TABLE_HEADERS);
+                // Transitions and events merged by time (events at their last sighting); a
+                // transition comes first at equal times.
+                let mut events = inc.events.iter().peekable();
                 for t in &inc.transitions {
+                    while let Some(e) = events.next_if(|e| e.last_seen_ms < t.at_ms) {
+                        table.row(HistoryEventLine(e).table_cells())?;
+                    }
                     let line = HistoryLine(t);
                     if let Some(note) = line.table_footnote() {
                         table.set_footnote(note);
                     }
                     table.row(line.table_cells())?;
+                }
+                for e in events {
+                    table.row(HistoryEventLine(e).table_cells())?;
                 }
                 if table.finish()? == 0 {
                     writeln!(out, "  (no transitions in the window)")?;

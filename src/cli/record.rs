@@ -73,6 +73,13 @@ pub struct Args {
     /// deploy/kubernetes/kubetrail-namespaced.yaml). Node utilisation is then not recorded.
     #[arg(long)]
     pub no_nodes: bool,
+    /// Do not watch Kubernetes Events (events.k8s.io/v1, or core v1) about pods and nodes.
+    #[arg(long)]
+    pub no_events: bool,
+    /// Event rows that may wait for the database writer; newer events beyond it are dropped
+    /// and counted (kubetrail_events_dropped_total). For tests of the flood policy.
+    #[arg(long, hide = true, default_value_t = 50_000)]
+    pub event_queue_rows: usize,
     #[command(flatten)]
     pub retention: kubetrail::retention::RetentionArgs,
 }
@@ -218,6 +225,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         watch_timeout: args.watch_timeout,
         page_size: args.page_size,
         watch_nodes: !args.no_nodes,
+        watch_events: !args.no_events,
+        event_queue_rows: args.event_queue_rows,
         unready_after: args.unready_after,
         max_db_bytes: args.retention.policy.max_db_size,
         ..Default::default()

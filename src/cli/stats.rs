@@ -219,6 +219,12 @@ fn print_text(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         "             hourly rollups {}",
         show(&s.store.node_usage_rollups)
     )?;
+    writeln!(
+        out,
+        "             events ({}) last seen {}",
+        s.store.event_count,
+        show(&s.store.events)
+    )?;
     print_coverage(out, &s.coverage)?;
     writeln!(
         out,

@@ -98,6 +98,34 @@ async fn route(
         ["api"] => get_only(discovery::api_versions(&state.addr.to_string())),
         ["api", "v1"] => get_only(discovery::core_v1_resources()),
         ["apis"] => get_only(discovery::api_groups()),
+        ["apis", "events.k8s.io"] => get_only(discovery::events_group()),
+        ["apis", "events.k8s.io", "v1"] => get_only(discovery::events_v1_resources()),
+        ["apis", "events.k8s.io", "v1", "events"] => {
+            collection(state, method, EventsV1, None, query, table)
+        }
+        [
+            "apis",
+            "events.k8s.io",
+            "v1",
+            "namespaces",
+            namespace,
+            "events",
+        ] => collection(
+            state,
+            method,
+            EventsV1,
+            Some(namespace.to_string()),
+            query,
+            table,
+        ),
+        ["api", "v1", "namespaces", namespace, "events"] => collection(
+            state,
+            method,
+            Events,
+            Some(namespace.to_string()),
+            query,
+            table,
+        ),
         ["healthz" | "livez" | "readyz"] => Ok((StatusCode::OK, "ok").into_response()),
         // The deprecated /api/v1/watch/... form: same as ?watch=true.
         ["api", "v1", "watch", rest @ ..] => {
@@ -408,8 +436,9 @@ fn list(
         return Ok(json_response(StatusCode::OK, buf));
     }
     let mut head = format!(
-        "{{\"kind\":\"{}List\",\"apiVersion\":\"v1\",\"metadata\":{{\"resourceVersion\":\"{rv}\"",
-        resource.kind()
+        "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"",
+        resource.kind(),
+        resource.api_version()
     );
     if let Some(token) = &next {
         head.push_str(&format!(",\"continue\":\"{token}\""));

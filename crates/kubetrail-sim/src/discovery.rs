@@ -29,7 +29,29 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 pub fn api_groups() -> Value {
-    json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": [] })
+    json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": [events_group()] })
+}
+
+/// The events.k8s.io group, which serves the same Events as core v1 in their newer shape.
+pub fn events_group() -> Value {
+    json!({
+        "kind": "APIGroup", "apiVersion": "v1", "name": "events.k8s.io",
+        "versions": [{ "groupVersion": "events.k8s.io/v1", "version": "v1" }],
+        "preferredVersion": { "groupVersion": "events.k8s.io/v1", "version": "v1" }
+    })
+}
+
+pub fn events_v1_resources() -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "events.k8s.io/v1",
+        "resources": [{
+            "name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
+            "verbs": ["get", "list", "watch"], "shortNames": ["ev"],
+            "storageVersionHash": "r2yiGXH7wu8="
+        }]
+    })
 }
 
 pub fn core_v1_resources() -> Value {
@@ -54,7 +76,12 @@ pub fn core_v1_resources() -> Value {
                 "verbs": ["delete", "get", "list", "watch"], "shortNames": ["po"], "categories": ["all"],
                 "storageVersionHash": "xPOwRZ+Yhw8="
             },
-            { "name": "pods/status", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"] }
+            { "name": "pods/status", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"] },
+            {
+                "name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
+                "verbs": ["get", "list", "watch"], "shortNames": ["ev"],
+                "storageVersionHash": "r2yiGXH7wu8="
+            }
         ]
     })
 }

@@ -11,6 +11,7 @@ pub mod api;
 pub mod clock;
 pub mod cluster;
 pub mod discovery;
+pub mod events;
 pub mod faults;
 pub mod kubeconfig;
 pub mod objects;

@@ -16,6 +16,7 @@
 //! times from the tick counter, so a seed, start time and tick count fix the output byte for
 //! byte. API requests that change state (deletes) arrive as [`Command`]s between ticks.
 
+mod events;
 mod initial;
 mod kubelet;
 mod nodes;
@@ -191,6 +192,8 @@ pub struct Scenario {
     next_node_id: NodeId,
     node_serial: u64,
     job_serial: u64,
+    /// The Kubernetes Events the cluster's components wrote.
+    events: crate::events::Events,
 }
 
 impl Scenario {
@@ -199,6 +202,7 @@ impl Scenario {
     pub fn new(config: ScenarioConfig, store: Arc<Store>, truth: TruthWriter) -> Scenario {
         let mut rng = SimRng::new(config.seed);
         let workloads = workload::workloads(&mut rng, config.pods);
+        let events = crate::events::Events::new(store.clone(), config.seed);
         let mut scenario = Scenario {
             now_ms: config.start_ms,
             config,
@@ -222,6 +226,7 @@ impl Scenario {
             next_node_id: 1,
             node_serial: 0,
             job_serial: 29_000_000,
+            events,
         };
         scenario.store.set_virtual_now_ms(scenario.now_ms);
         scenario.build_initial();
@@ -425,6 +430,12 @@ impl Scenario {
             line.labels = Some(pod.labels.iter().cloned().collect());
         }
         self.truth.write(&line);
+        let detail = Detail {
+            container: line.container,
+            reason: line.reason,
+            ..Detail::default()
+        };
+        self.pod_events(id, kind, at_ms, &detail);
     }
 
     fn emit_waiting(&mut self, id: PodId, container: &str, reason: &str) {
@@ -456,6 +467,7 @@ impl Scenario {
         };
         let line = TruthLine::node(&node.uid, &node.name, kind, at_ms);
         self.truth.write(&line);
+        self.node_events(id, kind, at_ms);
     }
 
     fn emit_container(&mut self, id: PodId, kind: TransitionKind, container: &str, t: &Terminated) {
@@ -689,15 +701,17 @@ impl Scenario {
                 let nodes = self.nodes.len();
                 let now = self.now_ms;
                 let pod = self.pods.get_mut(&id).expect("checked above");
+                let message = format!(
+                    "0/{nodes} nodes are available: {nodes} Insufficient cpu, memory or pods, or node(s) were unschedulable. preemption: 0/{nodes} nodes are available: {nodes} No preemption victims found for incoming pod."
+                );
                 if pod.scheduled.is_none() {
-                    pod.scheduled = Some(Condition::new(false, now).with_reason(
-                        "Unschedulable",
-                        Some(format!(
-                            "0/{nodes} nodes are available: {nodes} Insufficient cpu, memory or pods, or node(s) were unschedulable. preemption: 0/{nodes} nodes are available: {nodes} No preemption victims found for incoming pod."
-                        )),
-                    ));
+                    pod.scheduled = Some(
+                        Condition::new(false, now)
+                            .with_reason("Unschedulable", Some(message.clone())),
+                    );
                     self.publish_pod(id);
                 }
+                self.failed_scheduling_event(id, message);
             }
         }
     }

@@ -27,13 +27,20 @@ pub enum ResourceKind {
     Pods,
     Nodes,
     Namespaces,
+    /// Core v1 Events.
+    Events,
+    /// The same Events as `events.k8s.io/v1` shows them.
+    EventsV1,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 3] = [
+    /// Core v1's first: a plural is looked up in this order for `/api/v1/...`.
+    pub const ALL: [ResourceKind; 5] = [
         ResourceKind::Pods,
         ResourceKind::Nodes,
         ResourceKind::Namespaces,
+        ResourceKind::Events,
+        ResourceKind::EventsV1,
     ];
 
     pub fn kind(self) -> &'static str {
@@ -41,6 +48,7 @@ impl ResourceKind {
             ResourceKind::Pods => "Pod",
             ResourceKind::Nodes => "Node",
             ResourceKind::Namespaces => "Namespace",
+            ResourceKind::Events | ResourceKind::EventsV1 => "Event",
         }
     }
 
@@ -49,11 +57,23 @@ impl ResourceKind {
             ResourceKind::Pods => "pods",
             ResourceKind::Nodes => "nodes",
             ResourceKind::Namespaces => "namespaces",
+            ResourceKind::Events | ResourceKind::EventsV1 => "events",
+        }
+    }
+
+    /// The `apiVersion` of its objects and lists.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            ResourceKind::EventsV1 => "events.k8s.io/v1",
+            _ => "v1",
         }
     }
 
     pub fn namespaced(self) -> bool {
-        self == ResourceKind::Pods
+        matches!(
+            self,
+            ResourceKind::Pods | ResourceKind::Events | ResourceKind::EventsV1
+        )
     }
 
     fn index(self) -> usize {

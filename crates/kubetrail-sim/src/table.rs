@@ -138,6 +138,18 @@ fn columns(resource: ResourceKind) -> Value {
                 "CreationTimestamp is a timestamp representing the server time when this object was created."
             ),
         ]),
+        ResourceKind::Events | ResourceKind::EventsV1 => json!([
+            col(
+                "Last Seen",
+                "string",
+                0,
+                "The time the event was last seen."
+            ),
+            col("Type", "string", 0, "Normal or Warning."),
+            col("Reason", "string", 0, "Why the event was written."),
+            col("Object", "string", 0, "The object the event is about."),
+            col("Message", "string", 0, "What happened."),
+        ]),
     }
 }
 
@@ -320,6 +332,39 @@ fn node_cells(node: &Value, now_ms: i64) -> Value {
     ])
 }
 
+/// kubectl's event columns: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE (from either group).
+fn event_cells(v: &Value, now_ms: i64) -> Value {
+    let last = [
+        &v["series"]["lastObservedTime"],
+        &v["lastTimestamp"],
+        &v["deprecatedLastTimestamp"],
+        &v["eventTime"],
+    ]
+    .into_iter()
+    .filter_map(|t| t.as_str())
+    .filter_map(|t| parse_rfc3339_ms(t).ok())
+    .max();
+    let seen = last.map_or("<unknown>".to_string(), |at| human_duration(now_ms - at));
+    let object = if v["regarding"].is_object() {
+        &v["regarding"]
+    } else {
+        &v["involvedObject"]
+    };
+    let kind = object["kind"].as_str().unwrap_or_default().to_lowercase();
+    let name = object["name"].as_str().unwrap_or_default();
+    let message = v["message"]
+        .as_str()
+        .or(v["note"].as_str())
+        .unwrap_or_default();
+    json!([
+        seen,
+        v["type"],
+        v["reason"],
+        format!("{kind}/{name}"),
+        message
+    ])
+}
+
 /// Writes a Table of `objects` (each row carries the full object, as with
 /// `includeObject=Object`).
 pub fn write_table(
@@ -343,6 +388,7 @@ pub fn write_table(
                     value["status"]["phase"],
                     age(&value, now_ms)
                 ]),
+                ResourceKind::Events | ResourceKind::EventsV1 => event_cells(&value, now_ms),
             };
             json!({ "cells": cells, "object": value })
         })

@@ -104,8 +104,9 @@ impl Writer {
             ""
         };
         let line = format!(
-            "{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"{}\",\"apiVersion\":\"v1\",\"metadata\":{{\"resourceVersion\":\"{rv}\"{annotations}}}}}}}\n",
-            self.resource.kind()
+            "{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rv}\"{annotations}}}}}}}\n",
+            self.resource.kind(),
+            self.resource.api_version()
         );
         self.buf.extend_from_slice(line.as_bytes());
     }

@@ -22,7 +22,9 @@ use crate::recorder::writer::{WriteMsg, Writer, WriterStats};
 use crate::store::Heartbeat;
 use crate::store::{Batch, HistoryReader, HistoryWriter, PodRow, Scope, SubjectUid, TransitionRow};
 
+mod events;
 mod usage;
+pub(crate) use events::*;
 pub(crate) use usage::*;
 
 /// A fresh store: its writer, a reader on it, and whatever must live as long as they do.
@@ -87,6 +89,9 @@ mod sqlite {
         rolled_up_hours_report_what_the_raw_rows_did,
         expired_rollups_go_and_newer_ones_stay,
         a_deleted_nodes_row_stays_while_rollups_name_it,
+        events_are_written_once_and_a_growing_series_updates_its_count,
+        events_filter_by_reason_type_pod_node_and_window,
+        recent_event_counts_and_old_events_pruned,
     );
 }
 
@@ -108,6 +113,9 @@ mod postgres {
         rolled_up_hours_report_what_the_raw_rows_did,
         expired_rollups_go_and_newer_ones_stay,
         a_deleted_nodes_row_stays_while_rollups_name_it,
+        events_are_written_once_and_a_growing_series_updates_its_count,
+        events_filter_by_reason_type_pod_node_and_window,
+        recent_event_counts_and_old_events_pruned,
     );
 }
 

@@ -9,6 +9,7 @@
 //! `retention`; how they print, and the flags that make them, stay up there.
 
 pub mod bytes;
+pub mod event;
 pub mod phase;
 pub mod policy;
 pub mod quantity;

@@ -172,6 +172,9 @@ pub struct Incarnation {
     pub phase: &'static str,
     pub reason: Option<String>,
     pub transitions: Vec<TransitionRecord>,
+    /// The Kubernetes Events about this incarnation in the window, by last seen. Kept apart
+    /// from `transitions` (their fields differ); the table merges both by time.
+    pub events: Vec<super::event::EventRecord>,
     /// The store's id of this incarnation, to read its transitions.
     #[serde(skip)]
     pub(crate) pod_id: i64,

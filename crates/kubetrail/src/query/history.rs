@@ -4,10 +4,14 @@
 //! recreated Jobs), so one name can mean several incarnations, each with its own uid. All of them
 //! are returned, oldest first, each with its transitions. A bare name (no namespace) is looked up
 //! in every namespace; if it exists in more than one the answer is "ambiguous", not a guess.
+//!
+//! Each incarnation also carries the Kubernetes Events about it (by its uid), which the table
+//! merges into the timeline as `event:REASON` lines; JSON keeps them in their own array.
 
 use std::ops::ControlFlow;
 
 use super::error::QueryError;
+use crate::model::event::EventFilter;
 pub use crate::model::report::Incarnation;
 use crate::model::report::TransitionFilter;
 use crate::model::time::Window;
@@ -50,6 +54,15 @@ pub fn history(
         };
         read.transitions(&filter, &mut |t| {
             inc.transitions.push(t);
+            ControlFlow::Continue(())
+        })?;
+        let events = EventFilter {
+            regarding_uid: Some(inc.uid.clone()),
+            window,
+            ..Default::default()
+        };
+        read.events(&events, &mut |e| {
+            inc.events.push(e);
             ControlFlow::Continue(())
         })?;
     }

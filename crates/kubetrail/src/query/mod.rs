@@ -9,7 +9,7 @@
 //! CSV. Nothing here writes to the store, and no SQL lives here: the backend turns a filter into
 //! its own statements (`store::sqlite::reports`).
 //!
-//! - `transitions`, `history`, `pods`: row reports.
+//! - `transitions`, `history`, `pods`, `events`: row reports.
 //! - `nodes`: per-node utilisation over time, one ordered pass over the step function that
 //!   `model::utilisation` integrates, merged with the hourly rollups (`model::rollup`).
 //!
@@ -17,6 +17,7 @@
 //! from `model::time` and its `-l` from `model::selector`.
 
 pub mod error;
+pub mod events;
 pub mod history;
 pub mod nodes;
 pub mod pods;

@@ -27,6 +27,8 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use super::cache::Cache;
 use super::detect::Observation;
+use super::events;
+use super::events::watch::{EventsConfig, Known};
 use super::health::Silence;
 use super::kind::{Applied, WatchedKind, apply_event};
 use super::objects::{Node, Pod};
@@ -66,6 +68,10 @@ pub struct RecorderConfig {
     pub unready_after: Duration,
     /// `--max-db-size`: the writer keeps the database and its write-ahead log within it.
     pub max_db_bytes: Option<u64>,
+    /// Watch Kubernetes Events about pods and nodes (off with `--no-events`).
+    pub watch_events: bool,
+    /// Event rows that may wait for the writer; beyond, new events are dropped and counted.
+    pub event_queue_rows: usize,
 }
 
 impl RecorderConfig {
@@ -94,6 +100,8 @@ impl Default for RecorderConfig {
             watch_nodes: true,
             unready_after: Duration::from_secs(60),
             max_db_bytes: None,
+            watch_events: true,
+            event_queue_rows: 50_000,
         }
     }
 }
@@ -625,6 +633,20 @@ async fn record(
         );
     }
     cache.load(pods, nodes);
+    // What the store holds of recent events: a relist after a restart then adds only what is
+    // new (the store is idempotent by uid and count besides).
+    let known_events = if config.watch_events {
+        let known = Known::load(&mut *read, now_ms())?;
+        if !known.is_empty() {
+            tracing::info!(
+                events = known.len(),
+                "resuming events: those already recorded are not written again"
+            );
+        }
+        Some(known)
+    } else {
+        None
+    };
     // The previous run followed events until its last commit (its session's heartbeat): the
     // open pods it left were there then.
     if let Some(last) = read.sessions()?.last() {
@@ -638,7 +660,18 @@ async fn record(
         session: Some(session),
         budget: config.max_db_bytes.map(|max_bytes| Budget { max_bytes }),
     };
-    let writer = Writer::spawn_with(store, 16, stats.writer.clone(), options);
+    let (event_sender, event_receiver) = match known_events {
+        Some(known) => {
+            let (tx, rx) = events::queue::channel(config.event_queue_rows, stats.events.clone());
+            (Some((tx, known)), Some(rx))
+        }
+        None => {
+            tracing::info!("not watching Kubernetes Events (--no-events)");
+            (None, None)
+        }
+    };
+    let writer =
+        Writer::spawn_with_events(store, 16, stats.writer.clone(), options, event_receiver);
     if let Some(hook) = on_writer_started {
         hook(writer.weak_sender());
     }
@@ -674,6 +707,28 @@ async fn record(
         )
     };
 
+    // The events watch: a task of its own, stopped before the writer is finished so that its
+    // last batch is committed.
+    let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
+    let events_task = event_sender.map(|(queue, known)| {
+        let events_config = EventsConfig {
+            namespace: config.namespace.clone(),
+            page_size: config.page_size,
+            watch_timeout_secs: timeout,
+            flush_interval: config.flush_interval,
+            batch_rows: 2_000,
+        };
+        let stop = events_stopped.map(|_| ());
+        tokio::spawn(events::watch::run(
+            client.clone(),
+            events_config,
+            known,
+            queue,
+            stats.events.clone(),
+            stop,
+        ))
+    });
+
     let mut state = Loop::new(cache, writer, stats.clone());
     state.client = Some(client.clone());
     state.session = Some(session);
@@ -689,6 +744,10 @@ async fn record(
     drop((pods, nodes));
     tracing::info!("stopping: committing what was received");
     state.flush_at_stop().await;
+    let _ = stop_events.send(());
+    if let Some(task) = events_task {
+        let _ = tokio::time::timeout(STOP_SEND_WAIT, task).await;
+    }
     let finished = state.writer.finish(STOP_COMMIT_GRACE).await;
     // A dead writer's own message (its panic) says more than the loop's.
     let mut store = finished?;

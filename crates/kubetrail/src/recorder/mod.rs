@@ -11,6 +11,7 @@
 //! - [`informer`]: the one event loop over the watch streams of every kind.
 //! - [`stream`]: one watch stream: list bookkeeping, inferred events, liveness, restart and probe.
 //! - [`backoff`]: how fast the watchers retry.
+//! - [`events`]: Kubernetes Events about pods and nodes, on a stream and queue of their own.
 //! - [`writer`]: the single batched writer thread.
 //! - [`quarantine`]: which commit failures are retried; rows the database refuses.
 //! - [`stats`]: the live figures, kept as Prometheus metrics.
@@ -20,6 +21,7 @@
 pub mod backoff;
 pub mod cache;
 pub mod detect;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod informer;

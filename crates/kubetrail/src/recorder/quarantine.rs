@@ -31,7 +31,8 @@ pub fn by_kind(mut batch: Batch) -> Vec<(&'static str, Batch)> {
         transitions,
         pod_resources,
         node_capacity,
-        node_usage
+        node_usage,
+        events
     );
     if !batch.is_empty() {
         parts.push(("other", batch));
@@ -54,7 +55,8 @@ pub fn split_half(batch: &mut Batch) -> Batch {
         transitions,
         pod_resources,
         node_capacity,
-        node_usage
+        node_usage,
+        events
     )
 }
 
@@ -73,7 +75,8 @@ fn row_text(batch: &Batch) -> String {
         transitions,
         pod_resources,
         node_capacity,
-        node_usage
+        node_usage,
+        events
     );
     format!("{batch:?}")
 }

@@ -133,6 +133,8 @@ pub struct RecorderStats {
     /// Set once the rows of both initial lists are committed (milliseconds since start).
     pub initial_committed_ms: AtomicU64,
     pub writer: std::sync::Arc<WriterStats>,
+    /// The events watch's figures.
+    pub events: std::sync::Arc<super::events::EventStats>,
 }
 
 /// What the writer thread counts.
@@ -158,6 +160,8 @@ pub struct WriterStats {
     pub quarantined: IntCounter,
     /// Rows skipped because the pod or node they belong to was never written.
     pub skipped_unknown_subject: IntCounter,
+    /// Kubernetes Events committed as new or grown (`kubetrail_events_written_total`).
+    pub events_written: IntCounter,
     /// Rows that could not be committed before the recorder stopped (the disk full at
     /// shutdown); the next start reconciles them from the API server.
     pub rows_not_committed: IntCounter,
@@ -244,6 +248,10 @@ impl Default for WriterStats {
                 "kubetrail_rows_skipped_unknown_subject_total",
                 "Rows skipped because their pod or node was never written.",
             ),
+            events_written: counter(
+                "kubetrail_events_written_total",
+                "Kubernetes Events committed as new or with a grown count.",
+            ),
             rows_not_committed: counter(
                 "kubetrail_rows_not_committed_total",
                 "Rows that could not be committed before the recorder stopped.",
@@ -301,6 +309,7 @@ impl WriterStats {
             Box::new(self.quarantined.clone()),
             Box::new(self.skipped_unknown_subject.clone()),
             Box::new(self.rows_not_committed.clone()),
+            Box::new(self.events_written.clone()),
         ]
     }
 }
@@ -354,6 +363,7 @@ impl Default for RecorderStats {
             initial_list_ms: AtomicU64::new(0),
             initial_committed_ms: AtomicU64::new(0),
             writer: Default::default(),
+            events: Default::default(),
         }
     }
 }
@@ -423,6 +433,7 @@ impl RecorderStats {
             Box::new(self.cached_nodes.clone()),
         ];
         collectors.extend(self.writer.collectors());
+        collectors.extend(self.events.collectors());
         for c in collectors {
             registry
                 .register(c)

@@ -13,6 +13,11 @@
 //! - while stopping: retried until the stop's deadline, then the rows still uncommitted are
 //!   counted and reported (the next start reconciles them from the API server).
 //!
+//! Kubernetes Events come on a queue of their own ([`super::events::queue`], bounded in rows,
+//! never waited on by its sender): the thread waits on both, the main queue first, and merges
+//! at most [`MAX_EVENTS_PER_COMMIT`] event rows into each transaction, so a flood of events
+//! adds a bounded amount to every commit and never queues in front of pod transitions.
+//!
 //! `--max-db-size` covers the write-ahead log too ([`Budget`]): a reader that keeps a snapshot
 //! open (a query piped into a pager left open) stops checkpoints from resetting the log, and
 //! every commit would then grow it. When the files reach the budget and a checkpoint cannot get
@@ -26,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::events::queue::{EventBatch, EventReceiver};
 use super::quarantine;
 pub use super::stats::WriterStats;
 use crate::model::quantity::format_memory_bytes;
@@ -35,6 +41,10 @@ use crate::store::{Batch, BatchStats, FileSize, Heartbeat, HistoryWriter, StoreE
 
 /// Most rows merged into one transaction; bounds commit latency and memory.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
+
+/// Most event rows merged into one transaction: what an event flood can add to the commit that
+/// carries pod transitions.
+const MAX_EVENTS_PER_COMMIT: usize = 10_000;
 
 /// The longest wait between two attempts of a commit that fails.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -106,6 +116,17 @@ impl Writer {
         stats: Arc<WriterStats>,
         options: WriterOptions,
     ) -> Writer {
+        Writer::spawn_with_events(store, capacity, stats, options, None)
+    }
+
+    /// The same, also committing the event batches of `events` (see the module doc).
+    pub fn spawn_with_events(
+        store: Box<dyn HistoryWriter>,
+        capacity: usize,
+        stats: Arc<WriterStats>,
+        options: WriterOptions,
+        events: Option<EventReceiver>,
+    ) -> Writer {
         let (sender, receiver) = mpsc::channel(capacity);
         let shared = Arc::new(Shared::default());
         let thread = {
@@ -125,7 +146,7 @@ impl Writer {
                         largest_commit_bytes: 0,
                         gave_up: false,
                     };
-                    w.run(receiver);
+                    w.run(receiver, events);
                     w.store
                 })
                 .expect("spawning a thread only fails when the OS is out of resources")
@@ -238,6 +259,50 @@ impl WriteQueue for WeakWriteSender {
     }
 }
 
+/// What the writer thread waits for next.
+enum Next {
+    Msg(WriteMsg),
+    Events(EventBatch),
+    /// The main channel is closed and drained.
+    Closed,
+}
+
+/// Waits for a message or an event batch, the message first when both wait. Without an
+/// events queue (or once its watch has stopped) only the channel is waited on.
+fn next(receiver: &mut mpsc::Receiver<WriteMsg>, events: &mut Option<EventReceiver>) -> Next {
+    loop {
+        let Some(queue) = events else {
+            return match receiver.blocking_recv() {
+                Some(msg) => Next::Msg(msg),
+                None => Next::Closed,
+            };
+        };
+        // tokio's channels need no runtime to be polled: a plain executor waits on both.
+        let got = futures::executor::block_on(async {
+            tokio::select! {
+                biased;
+                msg = receiver.recv() => Some(msg.map_or(Next::Closed, Next::Msg)),
+                batch = queue.recv() => batch.map(Next::Events),
+            }
+        });
+        match got {
+            Some(next) => return next,
+            // The events watch has stopped: wait on the channel alone.
+            None => *events = None,
+        }
+    }
+}
+
+/// Merges waiting event batches into `batch`, up to [`MAX_EVENTS_PER_COMMIT`] rows.
+fn merge_events(batch: &mut Batch, events: &mut EventReceiver) {
+    while batch.events.len() < MAX_EVENTS_PER_COMMIT {
+        match events.try_recv() {
+            Some(mut more) => batch.events.append(&mut more.rows),
+            None => break,
+        }
+    }
+}
+
 /// Unix ms at which `since` was.
 fn unix_ms(since: Instant) -> i64 {
     (now_ms() - since.elapsed().as_millis() as i64).max(1)
@@ -306,27 +371,48 @@ struct ThreadState<'a> {
 }
 
 impl ThreadState<'_> {
-    fn run(&mut self, mut receiver: mpsc::Receiver<WriteMsg>) {
+    fn run(&mut self, mut receiver: mpsc::Receiver<WriteMsg>, mut events: Option<EventReceiver>) {
         let mut pending: Option<WriteMsg> = None;
         loop {
             let first = match pending.take() {
-                Some(msg) => msg,
-                None => match receiver.blocking_recv() {
-                    Some(msg) => {
-                        self.stats.queue_depth.dec();
-                        msg
-                    }
-                    None => return, // channel closed and drained
-                },
+                Some(msg) => Next::Msg(msg),
+                None => next(&mut receiver, &mut events),
             };
             let (mut batch, since) = match first {
-                WriteMsg::Maintenance(job) => {
-                    if !self.gave_up {
-                        job(&mut *self.store);
+                Next::Closed => {
+                    // The channel is closed and drained; the events watch has stopped before
+                    // it (the recorder stops it first): commit what it left.
+                    if let Some(events) = &mut events {
+                        while let Some(first) = events.try_recv() {
+                            let mut batch = Batch {
+                                events: first.rows,
+                                ..Batch::default()
+                            };
+                            merge_events(&mut batch, events);
+                            self.commit(batch, first.since);
+                        }
                     }
-                    continue;
+                    return;
                 }
-                WriteMsg::Rows { batch, since } => (batch, since),
+                Next::Events(EventBatch { rows, since }) => {
+                    let batch = Batch {
+                        events: rows,
+                        ..Batch::default()
+                    };
+                    (batch, since)
+                }
+                Next::Msg(msg) => {
+                    self.stats.queue_depth.dec();
+                    match msg {
+                        WriteMsg::Maintenance(job) => {
+                            if !self.gave_up {
+                                job(&mut *self.store);
+                            }
+                            continue;
+                        }
+                        WriteMsg::Rows { batch, since } => (batch, since),
+                    }
+                }
             };
             // Merge whatever else is already queued into the same transaction.
             while batch.len() < MAX_ROWS_PER_COMMIT {
@@ -344,6 +430,9 @@ impl ThreadState<'_> {
                     }
                     Err(_) => break,
                 }
+            }
+            if let Some(events) = &mut events {
+                merge_events(&mut batch, events);
             }
             self.commit(batch, since);
             // Nothing waits: the lag clock stops. Otherwise it keeps this batch's time until the
@@ -400,6 +489,9 @@ impl ThreadState<'_> {
     fn committed(&mut self, done: &BatchStats, started: Instant) {
         let stats = self.stats;
         stats.commits.inc();
+        stats
+            .events_written
+            .inc_by((done.events_inserted + done.events_updated) as u64);
         stats.rows.inc_by(done.rows as u64);
         for (kind, n) in &done.inserted_by_kind {
             stats.count_transitions(*kind, *n);

@@ -35,6 +35,8 @@ enum Phase {
     ExpireRollups,
     EndedPods,
     DeletedNodes,
+    /// Kubernetes Events last seen before the --max-age cutoff.
+    Events,
     Shrink,
     GiveBack,
     Checkpoint,
@@ -213,6 +215,17 @@ impl Pass {
                     let (counts, done) = store.prune_deleted_nodes(cutoff, budget)?;
                     self.report.aged_out.add(&counts);
                     if done {
+                        self.phase = Phase::Events;
+                    }
+                }
+                None => self.phase = Phase::Events,
+            },
+            // Events age like ended pods: by the last time they were seen.
+            Phase::Events => match self.policy.ended_cutoff_ms(now) {
+                Some(cutoff) => {
+                    let (counts, done) = store.prune_events(cutoff, budget)?;
+                    self.report.aged_out.add(&counts);
+                    if done {
                         self.phase = Phase::Shrink;
                     }
                 }
@@ -303,8 +316,15 @@ impl PassReport {
                 r.raw_rows_deleted, r.rollups_written, r.keyframes_written
             )
         };
-        if self.aged_out.rows() > 0 {
+        let events = self.aged_out.events + self.aged_out.event_occurrences;
+        if self.aged_out.rows() > events {
             lines.push(pruned("max-age removed", &self.aged_out));
+        }
+        if events > 0 {
+            lines.push(format!(
+                "max-age removed: {} events ({} occurrences)",
+                self.aged_out.events, self.aged_out.event_occurrences
+            ));
         }
         if self.rolled_up.raw_rows_deleted > 0 {
             lines.push(rolled("raw-usage-age rolled up", &self.rolled_up));

@@ -29,6 +29,14 @@ impl Plan {
             ),
             None => "max-age: off (ended pods are kept forever)".to_string(),
         });
+        if let Some(cutoff) = a.cutoff_ms {
+            lines.push(format!(
+                "max-age: events last seen before {}: {} events with {} occurrences",
+                time(Some(cutoff)),
+                a.events,
+                a.event_occurrences
+            ));
+        }
         let u = &self.usage;
         lines.push(match u.raw_horizon_ms {
             Some(horizon) => format!(

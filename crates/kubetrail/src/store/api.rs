@@ -28,6 +28,7 @@ use super::rows::{Batch, BatchStats};
 use super::sessions::{Scope, Session};
 use super::size::FileSize;
 use super::sqlite;
+use crate::model::event::{EventFilter, EventRecord};
 use crate::model::policy::Policy;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
@@ -218,6 +219,9 @@ pub struct StoreStats {
     pub ended_pods: u64,
     pub open_nodes: u64,
     pub deleted_nodes: u64,
+    /// Kubernetes Events kept, and when they were last seen.
+    pub events: Span,
+    pub event_count: u64,
     /// Rows the recorder's database refused for good (kept in the `quarantine` table).
     pub quarantined_rows: u64,
 }
@@ -246,6 +250,8 @@ pub trait HistoryWriter: Send {
     fn prune_ended_pods(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
     /// Nodes deleted before `cutoff_ms`: their rows, and the node row once nothing names it.
     fn prune_deleted_nodes(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
+    /// Events last seen before `cutoff_ms`, with their occurrences.
+    fn prune_events(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
     /// Replaces raw usage before `horizon_ms` by hourly rollups: runs `rule` (retention's, which
     /// keeps to its own row budget) on the step's statements in one transaction, and commits.
     fn roll_up(&mut self, horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress>;
@@ -298,6 +304,16 @@ pub trait Snapshot {
         filter: &TransitionFilter,
         each: &mut dyn FnMut(TransitionRecord) -> ControlFlow<()>,
     ) -> R<u64>;
+    /// The events `filter` selects, in `last_seen` order, each handed to `each` until it
+    /// breaks; returns how many were.
+    fn events(
+        &mut self,
+        filter: &EventFilter,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> R<u64>;
+    /// `(uid, count)` of the events last seen at or after `since_ms`, for a recorder that
+    /// resumes: a relist then writes only what is new.
+    fn recent_event_counts(&mut self, since_ms: i64, each: &mut dyn FnMut(String, i64)) -> R<()>;
     /// The pods `filter` selects, oldest first, each handed to `each` until it breaks; an open
     /// pod's lifetime ends at `open_until_ms`. Returns how many were handed over.
     fn pods(

@@ -11,7 +11,9 @@
 
 use crate::model::utilisation::BucketUsage;
 
-use super::rows::{NodeCapacityRow, NodeRow, NodeUsageRow, PodResourcesRow, PodRow, TransitionRow};
+use super::rows::{
+    EventRow, NodeCapacityRow, NodeRow, NodeUsageRow, PodResourcesRow, PodRow, TransitionRow,
+};
 use super::sessions::Session;
 
 /// The tables a copy moves, in the order it moves them.
@@ -26,13 +28,15 @@ pub enum CopyTable {
     NodeUsageRollups,
     Quarantine,
     Sessions,
+    Events,
+    EventOccurrences,
 }
 
 impl CopyTable {
     /// Subjects first, so that every later row finds its pod or node; the recording sessions
     /// last, so that a copy that stops half-way never claims coverage for time whose rows it
     /// has not written yet (reports treat uncovered time as a gap, which is the truth then).
-    pub const ORDER: [CopyTable; 9] = [
+    pub const ORDER: [CopyTable; 11] = [
         CopyTable::Nodes,
         CopyTable::Pods,
         CopyTable::Transitions,
@@ -42,6 +46,8 @@ impl CopyTable {
         CopyTable::NodeUsageRollups,
         CopyTable::Quarantine,
         CopyTable::Sessions,
+        CopyTable::Events,
+        CopyTable::EventOccurrences,
     ];
 
     /// The table's name, as both schemas spell it.
@@ -56,6 +62,8 @@ impl CopyTable {
             CopyTable::NodeUsageRollups => "node_usage_rollup",
             CopyTable::Quarantine => "quarantine",
             CopyTable::Sessions => "recording_sessions",
+            CopyTable::Events => "events",
+            CopyTable::EventOccurrences => "event_occurrences",
         }
     }
 }
@@ -80,6 +88,14 @@ pub struct QuarantineRow {
 /// A bounded piece of one table. Pods carry their labels and, while open, their compact state
 /// (`state_json`, empty when there is none), so that a recorder resuming on the destination
 /// reconciles as it would have on the source.
+/// One growth of an event's series, by the event's uid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OccurrenceCopy {
+    pub event_uid: String,
+    pub count: i64,
+    pub at_ms: i64,
+}
+
 #[derive(Clone, Debug)]
 pub enum CopyChunk {
     Nodes(Vec<NodeRow>),
@@ -91,6 +107,8 @@ pub enum CopyChunk {
     Rollups(Vec<RollupCopy>),
     Quarantine(Vec<QuarantineRow>),
     Sessions(Vec<Session>),
+    Events(Vec<EventRow>),
+    Occurrences(Vec<OccurrenceCopy>),
 }
 
 impl CopyChunk {
@@ -105,6 +123,8 @@ impl CopyChunk {
             CopyChunk::Rollups(_) => CopyTable::NodeUsageRollups,
             CopyChunk::Quarantine(_) => CopyTable::Quarantine,
             CopyChunk::Sessions(_) => CopyTable::Sessions,
+            CopyChunk::Events(_) => CopyTable::Events,
+            CopyChunk::Occurrences(_) => CopyTable::EventOccurrences,
         }
     }
 
@@ -119,6 +139,8 @@ impl CopyChunk {
             CopyChunk::Rollups(v) => v.len(),
             CopyChunk::Quarantine(v) => v.len(),
             CopyChunk::Sessions(v) => v.len(),
+            CopyChunk::Events(v) => v.len(),
+            CopyChunk::Occurrences(v) => v.len(),
         }
     }
 

@@ -32,8 +32,8 @@ pub use coverage::Coverage;
 pub use error::StoreError;
 pub use rollup::{NodeLife, RollupRule, RollupStore};
 pub use rows::{
-    Batch, BatchStats, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, PodResourcesRow,
-    PodRow, SubjectUid, TransitionRow,
+    Batch, BatchStats, EventRow, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow,
+    PodResourcesRow, PodRow, SubjectUid, TransitionRow,
 };
 pub use sessions::{Scope, Session};
 pub use size::FileSize;

@@ -34,6 +34,8 @@ pub const HISTORY_TABLES: &[&str] = &[
     "node_capacity",
     "node_usage",
     "node_usage_rollup",
+    "events",
+    "event_occurrences",
 ];
 
 /// What the age rules would remove.
@@ -49,6 +51,9 @@ pub struct AgedOut {
     pub deleted_nodes: u64,
     pub node_transitions: u64,
     pub node_capacity: u64,
+    /// Events last seen before the cutoff, and their occurrences.
+    pub events: u64,
+    pub event_occurrences: u64,
 }
 
 /// What `--raw-usage-age` and `--rollup-age` would do.
@@ -116,6 +121,8 @@ pub struct PruneCounts {
     pub nodes: u64,
     pub node_transitions: u64,
     pub node_capacity: u64,
+    pub events: u64,
+    pub event_occurrences: u64,
 }
 
 impl PruneCounts {
@@ -126,6 +133,8 @@ impl PruneCounts {
             + self.nodes
             + self.node_transitions
             + self.node_capacity
+            + self.events
+            + self.event_occurrences
     }
 
     pub fn add(&mut self, other: &PruneCounts) {
@@ -135,5 +144,7 @@ impl PruneCounts {
         self.nodes += other.nodes;
         self.node_transitions += other.node_transitions;
         self.node_capacity += other.node_capacity;
+        self.events += other.events;
+        self.event_occurrences += other.event_occurrences;
     }
 }

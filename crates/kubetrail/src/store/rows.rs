@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::event::{EventType, RegardingKind};
 use crate::model::{Effective, Phase, Resources, TransitionKind};
 
 /// The current summary of one pod incarnation. Sent whenever the recorder's projection of the
@@ -134,6 +135,27 @@ pub struct NodeUsageRow {
     pub keyframe: bool,
 }
 
+/// One Kubernetes Event about a pod or node, as last seen. Keyed by its uid; a row whose
+/// `count` is not above the stored one changes nothing, and one that is updates the count and
+/// the times and adds an occurrence (`count`, `last_seen_ms`), so a replay writes nothing twice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRow {
+    pub uid: String,
+    pub regarding_kind: RegardingKind,
+    pub regarding_uid: Option<String>,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub container: Option<String>,
+    pub reason: Option<String>,
+    pub event_type: Option<EventType>,
+    /// Already truncated (`model::event::truncate_note`).
+    pub note: Option<String>,
+    pub reporting_controller: Option<String>,
+    pub count: i64,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+}
+
 /// Everything one transaction writes. Order inside a batch: nodes and pods first (so the rows
 /// that point at them find their keys), then everything else.
 #[derive(Clone, Debug, Default)]
@@ -144,6 +166,9 @@ pub struct Batch {
     pub pod_resources: Vec<PodResourcesRow>,
     pub node_capacity: Vec<NodeCapacityRow>,
     pub node_usage: Vec<NodeUsageRow>,
+    /// Events stand apart: nothing else in a batch refers to them, and they refer to pods
+    /// and nodes by uid only (an event may come before its pod's row, or after it is pruned).
+    pub events: Vec<EventRow>,
 }
 
 impl Batch {
@@ -154,6 +179,7 @@ impl Batch {
             + self.pod_resources.len()
             + self.node_capacity.len()
             + self.node_usage.len()
+            + self.events.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -167,6 +193,7 @@ impl Batch {
         self.pod_resources.append(&mut other.pod_resources);
         self.node_capacity.append(&mut other.node_capacity);
         self.node_usage.append(&mut other.node_usage);
+        self.events.append(&mut other.events);
     }
 }
 
@@ -180,6 +207,9 @@ pub struct BatchStats {
     pub inserted_by_kind: BTreeMap<TransitionKind, u64>,
     /// Transitions already present (replays); not an error.
     pub transitions_ignored: usize,
+    /// Events that were new, and events whose count grew (an occurrence was added).
+    pub events_inserted: usize,
+    pub events_updated: usize,
     /// Rows skipped because their pod or node was never written.
     pub skipped_unknown_subject: usize,
 }

@@ -83,6 +83,7 @@ impl BatchWriter {
         find_missing_keys(&mut tx, cluster, batch, &mut keys)?;
         write_transitions(&mut tx, cluster, batch, &keys, &mut stats)?;
         write_steps(&mut tx, cluster, batch, &keys, &mut stats)?;
+        super::events::write_events(&mut tx, cluster, &batch.events, &mut stats)?;
         if let Some((session, now_ms)) = heartbeat {
             super::sessions::heartbeat(&mut tx, session, now_ms)?;
         }

@@ -188,6 +188,8 @@ fn write_chunk(
         CopyChunk::Rollups(rows) => rollups(&mut tx, cluster, prefer, rows)?,
         CopyChunk::Quarantine(rows) => quarantine(&mut tx, cluster, rows)?,
         CopyChunk::Sessions(rows) => sessions(&mut tx, cluster, rows)?,
+        CopyChunk::Events(rows) => super::events::import_events(&mut tx, cluster, rows)?,
+        CopyChunk::Occurrences(rows) => super::events::import_occurrences(&mut tx, cluster, rows)?,
     };
     tx.commit()?;
     Ok(counts)

@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod events;
 pub mod import;
 pub mod partitions;
 pub mod reader;

@@ -13,6 +13,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::config::Target;
 use super::{reports, retention, sessions};
+use crate::model::event::{EventFilter, EventRecord};
 use crate::model::policy::Policy;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
@@ -297,6 +298,26 @@ impl Snapshot for PgSnapshot<'_> {
         self.run_here(|c, clusters| {
             reports::transitions(c, clusters, names.as_deref(), filter, each)
         })
+    }
+
+    fn events(
+        &mut self,
+        filter: &EventFilter,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> R<u64> {
+        self.run_here(|c, clusters| super::events::events(c, clusters, filter, each))
+    }
+
+    fn recent_event_counts(&mut self, since_ms: i64, each: &mut dyn FnMut(String, i64)) -> R<()> {
+        let counts = self.run(|c, clusters| {
+            let mut counts = Vec::new();
+            super::events::recent_counts(c, clusters, since_ms, &mut |u, n| counts.push((u, n)))?;
+            Ok(counts)
+        })?;
+        for (uid, count) in counts {
+            each(uid, count);
+        }
+        Ok(())
     }
 
     fn pods(

@@ -316,6 +316,7 @@ fn incarnation(row: &Row) -> Incarnation {
         phase: Phase::from_code(i64::from(row.get::<_, i16>(7))).as_str(),
         reason: row.get(8),
         transitions: Vec::new(),
+        events: Vec::new(),
     }
 }
 

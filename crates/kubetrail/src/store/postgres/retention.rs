@@ -277,6 +277,14 @@ pub fn stats(client: &mut Client, clusters: &[i32]) -> Result<StoreStats, postgr
             "node_usage_rollup",
             "SELECT count(*) FROM node_usage_rollup WHERE cluster_id = ANY($1)",
         ),
+        (
+            "events",
+            "SELECT count(*) FROM events WHERE cluster_id = ANY($1)",
+        ),
+        (
+            "event_occurrences",
+            "SELECT count(*) FROM event_occurrences WHERE cluster_id = ANY($1)",
+        ),
     ] {
         tables.push(TableSize {
             table: table.to_string(),
@@ -319,6 +327,14 @@ pub fn stats(client: &mut Client, clusters: &[i32]) -> Result<StoreStats, postgr
         deleted_nodes: count(
             client,
             "SELECT count(*) FROM nodes WHERE cluster_id = ANY($1) AND deleted_at_ms IS NOT NULL",
+        )?,
+        events: span(
+            client,
+            "SELECT min(last_seen_ms), max(last_seen_ms) FROM events WHERE cluster_id = ANY($1)",
+        )?,
+        event_count: count(
+            client,
+            "SELECT count(*) FROM events WHERE cluster_id = ANY($1)",
         )?,
         quarantined_rows: count(
             client,
@@ -388,7 +404,10 @@ pub fn plan(
                 ),
                 cutoff,
             )?,
+            ..AgedOut::default()
         };
+        (aged_out.events, aged_out.event_occurrences) =
+            super::events::count_older(client, clusters, cutoff)?;
     }
     let mut usage = UsageOutlook {
         raw_horizon_ms: policy.raw_horizon_ms(now_ms),

@@ -9,6 +9,7 @@ use postgres::Client;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_lean_writes.sql"),
+    include_str!("migrations/0003_events.sql"),
 ];
 
 /// The newest schema this build knows.

@@ -73,6 +73,21 @@ impl HistoryWriter for PgWriter {
         })
     }
 
+    fn prune_events(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
+        super::outside_runtime(move || {
+            self.with(|c, cluster| {
+                let (events, event_occurrences, done) =
+                    super::events::prune_step(c, cluster, cutoff_ms, row_budget)?;
+                let counts = PruneCounts {
+                    events,
+                    event_occurrences,
+                    ..PruneCounts::default()
+                };
+                Ok((counts, done))
+            })
+        })
+    }
+
     fn roll_up(&mut self, horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress> {
         super::outside_runtime(move || super::rollup::roll_up(self, horizon_ms, rule))
     }

@@ -287,6 +287,7 @@ pub fn write_batch_in_session(
                 u.keyframe
             ])?;
         }
+        super::events::write_events(&tx, &batch.events, &mut stats)?;
     }
     if let Some((session_id, now_ms)) = heartbeat {
         super::sessions::heartbeat(&tx, session_id, now_ms)?;

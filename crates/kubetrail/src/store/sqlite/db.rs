@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0005_waiting_scope_resize.sql"),
     include_str!("../../../migrations/0006_recording_sessions.sql"),
     include_str!("../../../migrations/0007_quarantine.sql"),
+    include_str!("../../../migrations/0008_events.sql"),
 ];
 
 /// The schema version this binary writes and understands.

@@ -318,7 +318,21 @@ impl HistoryExport for SqliteExport {
             )?
             && self.stream(NODE_USAGE, n, node_usage, CopyChunk::NodeUsage, each)?
             && self.stream(&rollups, n, rollup, CopyChunk::Rollups, each)?
-            && self.stream(QUARANTINE, n, quarantine, CopyChunk::Quarantine, each)?;
+            && self.stream(QUARANTINE, n, quarantine, CopyChunk::Quarantine, each)?
+            && self.stream(
+                super::events::EXPORT_EVENTS,
+                n,
+                super::events::event_row,
+                CopyChunk::Events,
+                each,
+            )?
+            && self.stream(
+                super::events::EXPORT_OCCURRENCES,
+                n,
+                super::events::occurrence_row,
+                CopyChunk::Occurrences,
+                each,
+            )?;
         if going {
             // A session per recorder start: few, read at once.
             let sessions = super::sessions::read_all(&self.conn).map_err(|e| self.error(e))?;

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod batch;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod export;
 pub mod file;
 pub mod labels;

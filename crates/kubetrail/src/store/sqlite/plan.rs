@@ -80,6 +80,7 @@ fn aged_out(conn: &Connection, cutoff: Option<i64>) -> rusqlite::Result<AgedOut>
     let Some(cutoff) = cutoff else {
         return Ok(AgedOut::default());
     };
+    let (events, event_occurrences) = super::events::count_older(conn, cutoff)?;
     Ok(AgedOut {
         cutoff_ms: Some(cutoff),
         pods: count(conn, "SELECT count(*) FROM pods WHERE deleted_at_ms IS NOT NULL AND deleted_at_ms < ?1", [cutoff])?,
@@ -114,6 +115,8 @@ fn aged_out(conn: &Connection, cutoff: Option<i64>) -> rusqlite::Result<AgedOut>
              WHERE n.deleted_at_ms IS NOT NULL AND n.deleted_at_ms < ?1",
             [cutoff],
         )?,
+        events,
+        event_occurrences,
     })
 }
 

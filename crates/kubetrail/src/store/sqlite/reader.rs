@@ -13,6 +13,7 @@ use super::db::{ReadPool, open_read_pool_with};
 use super::error::{db_error, pool_error};
 use super::file::db_path;
 use super::{reports, resume, sessions, stats};
+use crate::model::event::{EventFilter, EventRecord};
 use crate::model::policy::Policy;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
@@ -133,6 +134,18 @@ impl Snapshot for SqliteSnapshot<'_> {
         each: &mut dyn FnMut(TransitionRecord) -> ControlFlow<()>,
     ) -> R<u64> {
         self.run(|c| reports::transitions(c, filter, each))
+    }
+
+    fn events(
+        &mut self,
+        filter: &EventFilter,
+        each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+    ) -> R<u64> {
+        self.run(|c| super::events::events(c, filter, each))
+    }
+
+    fn recent_event_counts(&mut self, since_ms: i64, each: &mut dyn FnMut(String, i64)) -> R<()> {
+        self.run(|c| super::events::recent_counts(c, since_ms, each))
     }
 
     fn pods(

@@ -347,6 +347,7 @@ fn incarnation(row: &rusqlite::Row) -> rusqlite::Result<Incarnation> {
         phase: Phase::from_code(row.get(7)?).as_str(),
         reason: row.get(8)?,
         transitions: Vec::new(),
+        events: Vec::new(),
     })
 }
 

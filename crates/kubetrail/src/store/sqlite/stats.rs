@@ -40,6 +40,11 @@ pub fn collect(conn: &Connection) -> rusqlite::Result<StoreStats> {
             conn,
             "SELECT count(*) FROM nodes WHERE deleted_at_ms IS NOT NULL",
         )?,
+        events: span(
+            conn,
+            "SELECT min(last_seen_ms), max(last_seen_ms) FROM events",
+        )?,
+        event_count: count(conn, "SELECT count(*) FROM events")?,
         quarantined_rows: count(conn, "SELECT count(*) FROM quarantine")?,
     })
 }

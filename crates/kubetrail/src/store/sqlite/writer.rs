@@ -73,6 +73,22 @@ impl HistoryWriter for Connection {
         retention::deleted_nodes_step(self, cutoff_ms, row_budget).map_err(|e| error(self, e))
     }
 
+    fn prune_events(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
+        let step = |c: &mut Connection| -> rusqlite::Result<(PruneCounts, bool)> {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let (events, event_occurrences, done) =
+                super::events::prune_events(&tx, cutoff_ms, row_budget)?;
+            tx.commit()?;
+            let counts = PruneCounts {
+                events,
+                event_occurrences,
+                ..PruneCounts::default()
+            };
+            Ok((counts, done))
+        };
+        step(self).map_err(|e| error(self, e))
+    }
+
     fn roll_up(&mut self, _horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress> {
         rollup::roll_up(self, rule)
     }
@@ -154,6 +170,10 @@ impl HistoryWriter for WriteHandle {
 
     fn prune_deleted_nodes(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
         self.conn.prune_deleted_nodes(cutoff_ms, row_budget)
+    }
+
+    fn prune_events(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
+        self.conn.prune_events(cutoff_ms, row_budget)
     }
 
     fn roll_up(&mut self, horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress> {

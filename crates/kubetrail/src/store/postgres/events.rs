@@ -1,0 +1,283 @@
+//! Kubernetes Events in PostgreSQL, with the same results as SQLite's (`store::sqlite::events`):
+//! idempotent by (cluster, uid) and count, read for `query events` and `query history`, the
+//! counts a recorder resumes from, and retention's age step. See migration 0003.
+
+use std::ops::ControlFlow;
+
+use postgres::types::ToSql;
+use postgres::{Client, Transaction};
+
+use crate::model::event::{EventFilter, EventRecord, EventType, RegardingKind};
+use crate::store::copy::{ChunkCounts, OccurrenceCopy};
+use crate::store::rows::{BatchStats, EventRow};
+
+/// `kubetrail copy`: events, written as the recorder writes them (idempotent by uid and count).
+pub fn import_events(
+    tx: &mut Transaction,
+    cluster: i32,
+    rows: &[EventRow],
+) -> Result<ChunkCounts, postgres::Error> {
+    let mut stats = BatchStats::default();
+    write_events(tx, cluster, rows, &mut stats)?;
+    Ok(ChunkCounts {
+        new: stats.events_inserted as u64,
+        updated: stats.events_updated as u64,
+        skipped: 0,
+    })
+}
+
+/// `kubetrail copy`: the occurrences of events already copied, by the event's uid.
+pub fn import_occurrences(
+    tx: &mut Transaction,
+    cluster: i32,
+    rows: &[OccurrenceCopy],
+) -> Result<ChunkCounts, postgres::Error> {
+    let uid: Vec<&str> = rows.iter().map(|o| o.event_uid.as_str()).collect();
+    let count: Vec<i64> = rows.iter().map(|o| o.count).collect();
+    let at: Vec<i64> = rows.iter().map(|o| o.at_ms).collect();
+    let new = tx.execute(
+        "INSERT INTO event_occurrences (cluster_id, event_id, count, at_ms)
+         SELECT $1, e.id, o.count, o.at_ms
+         FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS o (uid, count, at_ms)
+         JOIN events e ON e.cluster_id = $1 AND e.uid = o.uid
+         ON CONFLICT DO NOTHING",
+        &[&cluster, &uid, &count, &at],
+    )?;
+    let skipped = rows.len() as u64
+        - tx.query_one(
+            "SELECT count(*) FROM unnest($2::text[]) AS o (uid)
+             JOIN events e ON e.cluster_id = $1 AND e.uid = o.uid",
+            &[&cluster, &uid],
+        )?
+        .get::<_, i64>(0) as u64;
+    Ok(ChunkCounts {
+        new,
+        updated: 0,
+        skipped,
+    })
+}
+
+/// Writes a batch's events in the batch's transaction: a new uid is inserted, a known one is
+/// updated only when its count grew (then an occurrence is added).
+pub fn write_events(
+    tx: &mut Transaction,
+    cluster: i32,
+    events: &[EventRow],
+    stats: &mut BatchStats,
+) -> Result<(), postgres::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let known = tx.prepare("SELECT id, count FROM events WHERE cluster_id = $1 AND uid = $2")?;
+    let insert = tx.prepare(
+        "INSERT INTO events (cluster_id, uid, regarding_kind, regarding_uid, namespace, name,
+             container, reason, type, note, reporting_controller, count, first_seen_ms,
+             last_seen_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+    )?;
+    let update = tx.prepare(
+        "UPDATE events SET count = $2, last_seen_ms = greatest(last_seen_ms, $3), note = $4,
+             first_seen_ms = least(first_seen_ms, $5)
+         WHERE id = $1",
+    )?;
+    let occurrence = tx.prepare(
+        "INSERT INTO event_occurrences (cluster_id, event_id, count, at_ms)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )?;
+    for e in events {
+        let found = tx.query_opt(&known, &[&cluster, &e.uid])?;
+        let found: Option<(i64, i64)> = found.map(|r| (r.get(0), r.get(1)));
+        let id = match found {
+            Some((_, count)) if count >= e.count => continue,
+            Some((id, _)) => {
+                tx.execute(
+                    &update,
+                    &[&id, &e.count, &e.last_seen_ms, &e.note, &e.first_seen_ms],
+                )?;
+                stats.events_updated += 1;
+                id
+            }
+            None => {
+                let kind = e.regarding_kind.code() as i16;
+                let event_type = e.event_type.map(EventType::as_str);
+                let row = tx.query_one(
+                    &insert,
+                    &[
+                        &cluster,
+                        &e.uid,
+                        &kind,
+                        &e.regarding_uid,
+                        &e.namespace,
+                        &e.name,
+                        &e.container,
+                        &e.reason,
+                        &event_type,
+                        &e.note,
+                        &e.reporting_controller,
+                        &e.count,
+                        &e.first_seen_ms,
+                        &e.last_seen_ms,
+                    ],
+                )?;
+                stats.events_inserted += 1;
+                row.get(0)
+            }
+        };
+        if e.count > 1 {
+            tx.execute(&occurrence, &[&cluster, &id, &e.count, &e.last_seen_ms])?;
+        }
+    }
+    Ok(())
+}
+
+/// The events `filter` selects in these clusters, in `(last_seen_ms, id)` order.
+pub fn events(
+    client: &mut Client,
+    clusters: &[i32],
+    filter: &EventFilter,
+    each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
+) -> Result<u64, postgres::Error> {
+    let mut params: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(clusters.to_vec())];
+    let mut conditions = vec!["cluster_id = ANY($1)".to_string()];
+    let param = |v: Box<dyn ToSql + Sync>, params: &mut Vec<Box<dyn ToSql + Sync>>| {
+        params.push(v);
+        format!("${}", params.len())
+    };
+    if !filter.reasons.is_empty() {
+        let p = param(Box::new(filter.reasons.clone()), &mut params);
+        conditions.push(format!("reason = ANY({p})"));
+    }
+    if let Some(t) = filter.event_type {
+        let p = param(Box::new(t.as_str().to_string()), &mut params);
+        conditions.push(format!("type = {p}"));
+    }
+    if let Some(ns) = &filter.namespace {
+        let p = param(Box::new(ns.clone()), &mut params);
+        conditions.push(format!("namespace = {p}"));
+    }
+    if let Some(pod) = &filter.pod {
+        let p = param(Box::new(pod.clone()), &mut params);
+        conditions.push(format!(
+            "regarding_kind = {} AND name = {p}",
+            RegardingKind::Pod.code()
+        ));
+    }
+    if let Some(node) = &filter.node {
+        let p = param(Box::new(node.clone()), &mut params);
+        conditions.push(format!(
+            "regarding_kind = {} AND name = {p}",
+            RegardingKind::Node.code()
+        ));
+    }
+    if let Some(uid) = &filter.regarding_uid {
+        let p = param(Box::new(uid.clone()), &mut params);
+        conditions.push(format!("regarding_uid = {p}"));
+    }
+    if let Some(since) = filter.window.since_ms {
+        let p = param(Box::new(since), &mut params);
+        conditions.push(format!("last_seen_ms >= {p}"));
+    }
+    if let Some(until) = filter.window.until_ms {
+        let p = param(Box::new(until), &mut params);
+        conditions.push(format!("first_seen_ms < {p}"));
+    }
+    let mut sql = format!(
+        "SELECT uid, regarding_kind, namespace, name, regarding_uid, container, reason, type,
+             count, first_seen_ms, last_seen_ms, reporting_controller, note
+         FROM events WHERE {} ORDER BY last_seen_ms, id",
+        conditions.join(" AND ")
+    );
+    if let Some(limit) = filter.limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+    let mut n = 0;
+    for r in client.query(&sql, &refs)? {
+        let kind =
+            RegardingKind::from_code(i64::from(r.get::<_, i16>(1))).unwrap_or(RegardingKind::Pod);
+        let record = EventRecord {
+            uid: r.get(0),
+            kind: kind.as_str(),
+            namespace: r.get(2),
+            name: r.get(3),
+            regarding_uid: r.get(4),
+            container: r.get(5),
+            reason: r.get(6),
+            event_type: r.get(7),
+            count: r.get(8),
+            first_seen: String::new(),
+            first_seen_ms: r.get(9),
+            last_seen: String::new(),
+            last_seen_ms: r.get(10),
+            reporting_controller: r.get(11),
+            note: r.get(12),
+        }
+        .with_times();
+        n += 1;
+        if each(record).is_break() {
+            break;
+        }
+    }
+    Ok(n)
+}
+
+/// `(uid, count)` of the events last seen at or after `since_ms` (a recorder resuming).
+pub fn recent_counts(
+    client: &mut Client,
+    clusters: &[i32],
+    since_ms: i64,
+    each: &mut dyn FnMut(String, i64),
+) -> Result<(), postgres::Error> {
+    let rows = client.query(
+        "SELECT uid, count FROM events WHERE cluster_id = ANY($1) AND last_seen_ms >= $2",
+        &[&clusters, &since_ms],
+    )?;
+    for r in rows {
+        each(r.get(0), r.get(1));
+    }
+    Ok(())
+}
+
+/// Retention: removes at most `budget` events of `cluster` last seen before `cutoff_ms`, with
+/// their occurrences, in one transaction. Returns (events, occurrences, done).
+pub fn prune_step(
+    client: &mut Client,
+    cluster: i32,
+    cutoff_ms: i64,
+    budget: u64,
+) -> Result<(u64, u64, bool), postgres::Error> {
+    let budget = budget.max(1) as i64;
+    let mut tx = client.transaction()?;
+    let ids: Vec<i64> = tx
+        .query(
+            "SELECT id FROM events WHERE cluster_id = $1 AND last_seen_ms < $2
+             ORDER BY last_seen_ms LIMIT $3",
+            &[&cluster, &cutoff_ms, &budget],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let occurrences = tx.execute(
+        "DELETE FROM event_occurrences WHERE event_id = ANY($1)",
+        &[&ids],
+    )?;
+    let events = tx.execute("DELETE FROM events WHERE id = ANY($1)", &[&ids])?;
+    tx.commit()?;
+    Ok((events, occurrences, (ids.len() as i64) < budget))
+}
+
+/// How many events (and occurrences) of these clusters are older than `cutoff_ms`.
+pub fn count_older(
+    client: &mut Client,
+    clusters: &[i32],
+    cutoff_ms: i64,
+) -> Result<(u64, u64), postgres::Error> {
+    let r = client.query_one(
+        "SELECT count(*),
+                (SELECT count(*) FROM event_occurrences o JOIN events e ON e.id = o.event_id
+                 WHERE e.cluster_id = ANY($1) AND e.last_seen_ms < $2)
+         FROM events WHERE cluster_id = ANY($1) AND last_seen_ms < $2",
+        &[&clusters, &cutoff_ms],
+    )?;
+    Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+}
