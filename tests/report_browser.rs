@@ -216,6 +216,98 @@ fn a_report_file_draws_the_recorded_history_offline_and_without_errors() {
         assert!(tip.contains(&format!("restart count{count}")), "{tip}");
     }
 
+    // The pod with the most Warning events in the window has one triangle per event (a series
+    // is one), each where `query history` says it was last seen.
+    let in_window = |e: &Value| {
+        let (first, last) = (
+            e["first_seen_ms"].as_i64().unwrap(),
+            e["last_seen_ms"].as_i64().unwrap(),
+        );
+        first < until && last >= since
+    };
+    let warnings = query_json(&fixture.db, &["events", "--type", "Warning"]);
+    let mut per_pod: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for e in warnings
+        .iter()
+        .filter(|e| e["kind"] == "Pod" && in_window(e))
+    {
+        let key = (
+            e["namespace"].as_str().unwrap().to_string(),
+            e["name"].as_str().unwrap().to_string(),
+        );
+        *per_pod.entry(key).or_default() += 1;
+    }
+    let ((wns, wname), _) = per_pod
+        .iter()
+        .max_by_key(|(k, n)| (**n, std::cmp::Reverse((*k).clone())))
+        .expect("a Warning event about a pod in the window");
+    let expected: Vec<Value> = query_json(&fixture.db, &["history", wname, "-n", wns])
+        .iter()
+        .flat_map(|inc| inc["events"].as_array().unwrap().clone())
+        .filter(|e| e["type"] == "Warning" && in_window(e))
+        .collect();
+    browser.eval(&format!(
+        "location.hash = 'pod=' + encodeURIComponent({:?}); return 1",
+        format!("{wns}/{wname}")
+    ));
+    let rows = format!(".pod[data-name=\"{wname}\"]");
+    browser.wait_until(
+        &format!("return !!document.querySelector('{rows}.target')"),
+        Duration::from_secs(10),
+    );
+    let marks = browser.eval(&format!(
+        "return [...document.querySelectorAll('{rows} .mk.warning')].map(m => m.dataset.reason)"
+    ));
+    let mut drawn: Vec<String> = marks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let mut want: Vec<String> = expected
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect();
+    drawn.sort();
+    want.sort();
+    assert!(!want.is_empty());
+    assert_eq!(drawn, want, "Warning marks of {wns}/{wname}");
+    // Hovering one shows its event: reason, last seen, and the count of a series.
+    browser.hover(&format!("{rows} .mk.warning"));
+    let tip = browser.wait_until(
+        "const t = document.getElementById('kt-tip'); return !t.hidden && t.textContent.includes('Warning event') && t.textContent",
+        Duration::from_secs(10),
+    );
+    let tip = tip.as_str().unwrap();
+    assert!(
+        expected.iter().any(|e| tip
+            .contains(&format!("Warning event{}", e["reason"].as_str().unwrap()))
+            && tip.contains(&page_time(e["last_seen_ms"].as_i64().unwrap()))),
+        "{tip} vs {expected:?}"
+    );
+    // The reasons table counts occurrences as `query events` does.
+    let mut occurrences: std::collections::BTreeMap<String, i64> = Default::default();
+    for e in warnings.iter().filter(|e| in_window(e)) {
+        *occurrences
+            .entry(e["reason"].as_str().unwrap_or("").to_string())
+            .or_default() += e["count"].as_i64().unwrap().max(1);
+    }
+    let table = browser.eval(
+        "return [...document.querySelectorAll('#kt-warning-reasons tr')].slice(1).map(r => [r.cells[0].textContent, r.cells[1].textContent])",
+    );
+    let table: std::collections::BTreeMap<String, i64> = table
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_string(),
+                r[1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(table, occurrences);
+
     // The OOMKill table lists the OOMKilled terminations of the window, newest first.
     let since_arg = page_time(since);
     let until_arg = page_time(until);

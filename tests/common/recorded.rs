@@ -84,7 +84,8 @@ impl Recorded {
     }
 }
 
-/// Records [`SIM_ARGS`] for at least 8 s and until a pod has restarted (at most 90 s), once
+/// Records [`SIM_ARGS`] for at least 8 s and until a pod has restarted and a Warning event is
+/// recorded (at most 90 s), once
 /// per test binary. The files live under Cargo's per-target temporary directory, in a folder
 /// named for this process; folders of earlier runs are removed first.
 pub fn recorded(name: &str) -> &'static Recorded {
@@ -111,12 +112,14 @@ pub fn recorded(name: &str) -> &'static Recorded {
             let restarted = query_json(&db, &["pods"])
                 .iter()
                 .any(|p| p["restarts"].as_i64() > Some(0));
-            if restarted {
+            // The crash loop's BackOff (a Warning event) is drawn too.
+            let warned = !query_json(&db, &["events", "--type", "Warning"]).is_empty();
+            if restarted && warned {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "no pod restarted within 90 s of recording {SIM_ARGS:?}"
+                "within 90 s of recording {SIM_ARGS:?}: a restart {restarted}, a Warning event {warned}"
             );
         }
         let log = rec.log();

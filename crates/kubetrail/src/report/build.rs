@@ -1,6 +1,7 @@
 //! Builds a [`Report`] from a store, through the public report functions only: `for_each_pod`
 //! for the pods, `for_each_transition` for the markers and the node spells, and
-//! `for_each_node_bucket` for the node series (the same integration as `query nodes`).
+//! `for_each_node_bucket` for the node series (the same integration as `query nodes`), and
+//! `for_each_event` for the Warning events (see [`super::warnings`]).
 //!
 //! The window is clipped to the recorded time first (a `--since 7d` over a file recorded for an
 //! hour draws that hour, at a step that suits it), then everything is read for that window.
@@ -9,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::model::{CoverageInfo, Events, Nodes, Pods, Report, RequestInfo, WindowInfo, Workloads};
 use super::summary::{self, NodeChange};
-use super::{ReportRequest, choose_step};
+use super::{ReportRequest, choose_step, warnings};
 use crate::model::TransitionKind;
 use crate::model::time::Window;
 use crate::query::{
@@ -219,11 +220,31 @@ pub fn build(
     }
     notes.extend(node_report.notes);
 
+    let pod_index: HashMap<&str, u32> = kept
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.uid.as_str(), i as u32))
+        .collect();
+    let warnings = warnings::read(
+        reader,
+        clipped,
+        req.namespace.as_deref(),
+        req.node.as_deref(),
+        &warnings::Subjects {
+            pods: &pod_index,
+            nodes: &node_index,
+        },
+        &mut notes,
+    )?;
+    drop(pod_index);
+
     let (namespaces, mut workloads, mut pods) = pod_columns(&kept, &node_index);
     let events = event_columns(raw_events);
     summary::rank_workloads(&mut workloads, &mut pods, &events, &namespaces);
     let overview = summary::overview(&pods, &events, &window);
-    let tables = summary::tables(&pods, &events, &window);
+    let mut tables = summary::tables(&pods, &events, &window);
+    tables.warning_reasons = warnings::reasons(&warnings);
+    drop(node_index);
     nodes.names = names;
 
     Ok(Report {
@@ -246,6 +267,7 @@ pub fn build(
         workloads,
         pods,
         events,
+        warnings,
         tables,
     })
 }

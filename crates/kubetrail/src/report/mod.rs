@@ -2,12 +2,13 @@
 //! file) and `kubetrail serve` (the same page, live, over a small read-only JSON API).
 //!
 //! The layers stay one-way: this module reads only through the public report functions of
-//! `query` (`for_each_pod`, `for_each_transition`, `for_each_node_bucket`, `history`) and the
-//! store's coverage, and nothing in `query` or `store` knows it exists.
+//! `query` (`for_each_pod`, `for_each_transition`, `for_each_node_bucket`, `for_each_event`,
+//! `history`) and the store's coverage, and nothing in `query` or `store` knows it exists.
 //!
 //! - [`model`]: the [`Report`] as the page reads it (serialised to JSON, columnar so that 100k
 //!   pods stay a few megabytes), and what each field means;
 //! - [`build`]: one pass over pods, transitions and node buckets into a [`Report`];
+//! - [`warnings`]: the Kubernetes Warning events about the report's pods and nodes;
 //! - [`summary`]: what is computed from those rows: pods per phase per bucket, the "top" tables,
 //!   node spells (NotReady, cordoned), workloads;
 //! - [`html`]: the page: a template, the vendored uPlot, our script and styles, and the report's
@@ -23,6 +24,7 @@ pub mod html;
 pub mod model;
 pub mod serve;
 pub mod summary;
+pub mod warnings;
 
 pub use build::build;
 pub use model::Report;

@@ -30,6 +30,8 @@ pub struct Report {
     pub workloads: Workloads,
     pub pods: Pods,
     pub events: Events,
+    /// Kubernetes Warning Events about those pods and nodes.
+    pub warnings: Warnings,
     pub tables: Tables,
 }
 
@@ -201,6 +203,49 @@ impl Events {
     }
 }
 
+/// Kubernetes Warning Events (`query events --type Warning`) about the report's pods and
+/// nodes, seen in the window, by last seen, columnar. A series (BackOff x40) is one row with its
+/// count; it is drawn where it was last seen.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Warnings {
+    /// Index into `pods` for an event about a pod, else null.
+    pub pod: Vec<Option<u32>>,
+    /// Index into `nodes.names` for an event about a node, else null.
+    pub node: Vec<Option<u32>>,
+    pub first_seen_ms: Vec<i64>,
+    pub last_seen_ms: Vec<i64>,
+    pub reason: Vec<Option<String>>,
+    /// The container the event names (`fieldPath`), if any.
+    pub container: Vec<Option<String>>,
+    pub count: Vec<i64>,
+    /// The event's note (at most 1 KiB, as recorded).
+    pub note: Vec<Option<String>>,
+    /// The reporting controller (kubelet, default-scheduler, ...).
+    pub source: Vec<Option<String>>,
+}
+
+impl Warnings {
+    pub fn len(&self) -> usize {
+        self.last_seen_ms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last_seen_ms.is_empty()
+    }
+}
+
+/// One row of the Warning reasons table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WarningReason {
+    pub reason: String,
+    /// Occurrences: a series counts its count.
+    pub occurrences: i64,
+    /// Warning rows about pods and about nodes with this reason.
+    pub pods: u32,
+    pub nodes: u32,
+    pub last_seen_ms: i64,
+}
+
 /// The "top" tables, as indexes into `pods` or `events`, each at most [`super::summary::TABLE_ROWS`]
 /// long, with the full counts.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -216,4 +261,6 @@ pub struct Tables {
     /// `[pod, pending_ms]`, longest first: from creation to start (or to the end of the pod or
     /// of the window, for a pod that never started).
     pub longest_pending: Vec<[i64; 2]>,
+    /// Warning reasons, most occurrences first.
+    pub warning_reasons: Vec<WarningReason>,
 }

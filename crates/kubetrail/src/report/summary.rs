@@ -214,6 +214,8 @@ pub fn tables(pods: &Pods, events: &Events, window: &WindowInfo) -> Tables {
         evictions,
         evictions_total,
         longest_pending: pending,
+        // Filled from the warnings by `build`.
+        warning_reasons: Vec::new(),
     }
 }
 

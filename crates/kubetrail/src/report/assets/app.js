@@ -18,6 +18,7 @@
   let R = null; // the report
   let byWorkload = []; // workload -> pod indexes
   let byPod = null; // pod -> event indexes (built when first needed)
+  let warningsByPod = null; // pod -> Warning event indexes (likewise)
   let selectedNode = null;
   let charts = [];
 
@@ -131,12 +132,13 @@
       ", step " + fmtDuration(w.step_ms) + ")" + (filters.length ? " \u00b7 " + filters.join(", ") : "") +
       " \u00b7 generated " + fmtTime(R.generated_at_ms);
     $("kt-status").textContent = R.pods.name.length + " pods in " + R.workloads.name.length + " workloads, " +
-      R.nodes.names.length + " nodes, " + R.events.pod.length + " events";
+      R.nodes.names.length + " nodes, " + R.events.pod.length + " events, " + R.warnings.last_seen_ms.length + " Warning events";
     const notes = $("kt-notes");
     notes.replaceChildren(...R.notes.map((n) => el("li", null, n)));
     byWorkload = R.workloads.name.map(() => []);
     R.pods.workload.forEach((wl, p) => byWorkload[wl].push(p));
     byPod = null;
+    warningsByPod = null;
     renderCoverage();
     for (const c of charts) c.destroy();
     charts = [];
@@ -379,6 +381,8 @@
     const xs = R.window.bucket_starts_ms.map((t) => t / 1000);
     const marks = [];
     for (let i = 0; i < nodes.events.node.length; i++) if (nodes.events.node[i] === n) marks.push(i);
+    const warned = [];
+    for (let i = 0; i < R.warnings.node.length; i++) if (R.warnings.node[i] === n) warned.push(i);
     const spells = (list, fill) => list.filter((s) => s[0] === n).map(([, a, b]) => [a, b, fill]);
     const bands = spells(nodes.not_ready, "rgba(30,30,30,0.25)").concat(spells(nodes.cordoned, "rgba(76,123,217,0.18)"));
     const markHook = (u) => {
@@ -393,6 +397,13 @@
       ctx.lineWidth = 2;
       for (const i of marks) {
         const x = u.valToPos(nodes.events.at_ms[i] / 1000, "x", true);
+        ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+      }
+      // Warning events about the node: dashed, so they differ from transitions without colour.
+      ctx.strokeStyle = "#e8590c";
+      ctx.setLineDash([4, 3]);
+      for (const i of warned) {
+        const x = u.valToPos(R.warnings.last_seen_ms[i] / 1000, "x", true);
         ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
       }
       ctx.restore();
@@ -426,6 +437,13 @@
     if (!marks.length) table.insertAdjacentHTML("beforeend", '<tr><td colspan="4" class="empty">no node transitions in the window</td></tr>');
     host.appendChild(el("h3", null, "Node transitions"));
     host.appendChild(table);
+    const wt = el("table", { class: "node-warnings" });
+    wt.innerHTML = "<tr><th>last seen</th><th>reason</th><th>count</th><th>from</th><th>note</th></tr>" +
+      warned.map((i) => "<tr>" + [fmtTime(R.warnings.last_seen_ms[i]), R.warnings.reason[i], R.warnings.count[i], R.warnings.source[i], R.warnings.note[i]]
+        .map((v) => "<td>" + esc(v) + "</td>").join("") + "</tr>").join("") +
+      (warned.length ? "" : '<tr><td colspan="5" class="empty">no Warning events about the node in the window</td></tr>');
+    host.appendChild(el("h3", null, "Warning events about the node"));
+    host.appendChild(wt);
   }
 
   // ---- the "top" tables ----
@@ -447,6 +465,9 @@
 
   function renderTables() {
     const P = R.pods, E = R.events, T = R.tables;
+    fillTable("kt-warning-reasons", ["reason", { name: "occurrences", num: true }, { name: "about pods", num: true }, { name: "about nodes", num: true }, "last seen"],
+      T.warning_reasons.map((r) => [esc(r.reason), String(r.occurrences), String(r.pods), String(r.nodes), esc(fmtTime(r.last_seen_ms))]),
+      0, "no Warning events were recorded");
     const node = (p) => (P.node[p] == null ? "" : esc(R.nodes.names[P.node[p]]));
     fillTable("kt-top-restarts", ["pod", "workload", { name: "restarts", num: true }, "node", "phase"],
       T.top_restarts.map((p) => [podLink(p), esc(workloadName(P.workload[p])), String(P.restarts[p]), node(p), esc(P.phase[p] + (P.reason[p] ? " (" + P.reason[p] + ")" : ""))]),
@@ -472,6 +493,26 @@
       });
     }
     return byPod.get(p) || [];
+  }
+
+  function warningsOf(p) {
+    if (!warningsByPod) {
+      warningsByPod = new Map();
+      R.warnings.pod.forEach((pod, i) => {
+        if (pod == null) return;
+        let list = warningsByPod.get(pod);
+        if (!list) warningsByPod.set(pod, (list = []));
+        list.push(i);
+      });
+    }
+    return warningsByPod.get(p) || [];
+  }
+
+  // A Warning event as a row of a pod's history table, as `query history` prints it.
+  function warningRow(i) {
+    const W = R.warnings, count = W.count[i];
+    return { at_ms: W.last_seen_ms[i], kind: "event:" + (W.reason[i] || ""), container: W.container[i], reason: "Warning",
+      message: (count > 1 ? "(x" + count + " since " + fmtTime(W.first_seen_ms[i]) + ") " : "") + (W.note[i] || "") };
   }
 
   function markClass(e) {
@@ -606,6 +647,11 @@
       m.style.left = xPct(R.events.at_ms[e]) + "%";
       track.appendChild(m);
     }
+    for (const i of warningsOf(p)) {
+      const m = el("div", { class: "mk warning", "data-warning": String(i), "data-reason": R.warnings.reason[i] || "" });
+      m.style.left = xPct(R.warnings.last_seen_ms[i]) + "%";
+      track.appendChild(m);
+    }
     row.appendChild(track);
     return row;
   }
@@ -617,7 +663,8 @@
     if (next && next.classList.contains("history")) { next.remove(); return; }
     const box = el("div", { class: "history" });
     row.after(box);
-    let rows = eventsOf(p).map((e) => ({ at_ms: R.events.at_ms[e], kind: R.events.kind[e], container: R.events.container[e], reason: R.events.reason[e], exit_code: R.events.exit_code[e], restart_count: R.events.restart_count[e], message: R.events.message[e] }));
+    let rows = eventsOf(p).map((e) => ({ at_ms: R.events.at_ms[e], kind: R.events.kind[e], container: R.events.container[e], reason: R.events.reason[e], exit_code: R.events.exit_code[e], restart_count: R.events.restart_count[e], message: R.events.message[e] }))
+      .concat(warningsOf(p).map(warningRow));
     if (live) {
       try {
         const q = new URLSearchParams({ namespace: R.namespaces[R.pods.namespace[p]], pod: R.pods.name[p] });
@@ -625,12 +672,15 @@
         const body = await resp.json();
         // A reused name has several incarnations; this row's is the one created when it was.
         const mine = resp.ok && body.find((i) => i.created_at_ms === R.pods.created_ms[p]);
-        if (mine) rows = mine.transitions;
+        // Its transitions and every event about it, merged by time as `query history` merges them.
+        if (mine) rows = mine.transitions.concat((mine.events || []).map((ev) => ({ at_ms: ev.last_seen_ms, kind: "event:" + (ev.reason || ""), container: ev.container, reason: ev.type,
+          message: (ev.count > 1 ? "(x" + ev.count + " since " + fmtTime(ev.first_seen_ms) + ") " : "") + (ev.note || "") })));
       } catch (err) {
         box.textContent = "cannot read the history: " + err.message;
         return;
       }
     }
+    rows.sort((a, b) => a.at_ms - b.at_ms);
     const t = el("table");
     t.innerHTML = "<tr><th>at</th><th>kind</th><th>container</th><th>reason</th><th>exit</th><th>restarts</th><th>message</th></tr>" +
       rows.map((r) => "<tr>" + [fmtTime(r.at_ms), r.kind, r.container, r.reason, r.exit_code, r.restart_count, r.message].map((v) => "<td>" + esc(v) + "</td>").join("") + "</tr>").join("");
@@ -660,15 +710,25 @@
     return "<table>" + fields.filter(([, v]) => v != null && v !== "").map(([k, v]) => "<tr><th>" + esc(k) + "</th><td>" + esc(v) + "</td></tr>").join("") + "</table>";
   }
 
+  function warningHtml(i) {
+    const W = R.warnings;
+    const fields = [["pod", W.pod[i] == null ? null : podKey(W.pod[i])], ["node", W.node[i] == null ? null : R.nodes.names[W.node[i]]], ["Warning event", W.reason[i]],
+      ["last seen", fmtTime(W.last_seen_ms[i])], ["first seen", W.count[i] > 1 ? fmtTime(W.first_seen_ms[i]) : null], ["count", W.count[i] > 1 ? W.count[i] : null],
+      ["container", W.container[i]], ["from", W.source[i]], ["note", W.note[i]]];
+    return "<table>" + fields.filter(([, v]) => v != null && v !== "").map(([k, v]) => "<tr><th>" + esc(k) + "</th><td>" + esc(v) + "</td></tr>").join("") + "</table>";
+  }
+
   function tipHtml(target) {
-    if (target.dataset.event != null) {
+    if (target.dataset.event != null || target.dataset.warning != null) {
       // Marks within a few pixels of each other hide one another (an OOMKill and the restart
       // that follows it share a second): show every row under the pointer, in time order.
       const x = (m) => { const r = m.getBoundingClientRect(); return r.left + r.width / 2; };
       const here = x(target);
-      const near = [...target.parentElement.querySelectorAll(".mk")].filter((m) => Math.abs(x(m) - here) <= 6).map((m) => +m.dataset.event);
-      near.sort((a, b) => R.events.at_ms[a] - R.events.at_ms[b] || a - b);
-      const shown = near.slice(0, 6).map(eventHtml).join("<hr>");
+      const near = [...target.parentElement.querySelectorAll(".mk")].filter((m) => Math.abs(x(m) - here) <= 6)
+        .map((m) => (m.dataset.warning != null ? { at: R.warnings.last_seen_ms[+m.dataset.warning], html: () => warningHtml(+m.dataset.warning), i: 1e9 + +m.dataset.warning }
+          : { at: R.events.at_ms[+m.dataset.event], html: () => eventHtml(+m.dataset.event), i: +m.dataset.event }));
+      near.sort((a, b) => a.at - b.at || a.i - b.i);
+      const shown = near.slice(0, 6).map((m) => m.html()).join("<hr>");
       return shown + (near.length > 6 ? "<p>and " + (near.length - 6) + " more here</p>" : "");
     }
     const p = +target.dataset.tip.slice(4), P = R.pods;
@@ -687,7 +747,7 @@
   }
 
   document.addEventListener("mouseover", (ev) => {
-    const target = ev.target.closest && ev.target.closest("[data-event], [data-tip]");
+    const target = ev.target.closest && ev.target.closest("[data-event], [data-warning], [data-tip]");
     const tip = $("kt-tip");
     if (!target || !R) { tip.hidden = true; return; }
     tip.innerHTML = tipHtml(target);
