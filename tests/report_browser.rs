@@ -279,6 +279,7 @@ fn a_report_file_draws_the_recorded_history_offline_and_without_errors() {
         Duration::from_secs(10),
     );
     let tip = tip.as_str().unwrap();
+    browser.screenshot(&fixture.dir.join("warning.png"));
     assert!(
         expected.iter().any(|e| tip
             .contains(&format!("Warning event{}", e["reason"].as_str().unwrap()))
