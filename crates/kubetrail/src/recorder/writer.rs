@@ -424,7 +424,8 @@ impl ThreadState<'_> {
                         batch.append(&mut more)
                     }
                     Ok(maintenance) => {
-                        self.stats.queue_depth.dec();
+                        // Counted out when it is taken from `pending`, like any message:
+                        // counting it here too drove the gauge below zero.
                         pending = Some(maintenance);
                         break;
                     }
@@ -685,6 +686,43 @@ mod tests {
         assert_eq!(pending(&stats), 0, "committed and drained");
         assert_eq!(stats.queue_depth.get(), 0);
         assert_eq!(stats.commits.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_maintenance_step_queued_behind_rows_is_counted_out_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = crate::store::sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let stats = Arc::new(WriterStats::default());
+        let writer = Writer::spawn(Box::new(handle), 8, stats.clone());
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let hold = move |_: &mut dyn HistoryWriter| {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        };
+        assert!(
+            writer
+                .send(WriteMsg::Maintenance(Box::new(hold)))
+                .await
+                .is_ok()
+        );
+        started_rx.recv().unwrap();
+        // Rows, then a step, queue up behind the held writer: the rows' commit merges what
+        // follows them and meets the step, which waits for the next turn.
+        for (i, uid) in ["u1", "u2"].into_iter().enumerate() {
+            let rows = WriteMsg::Rows {
+                batch: pods(&[uid]),
+                since: Instant::now(),
+            };
+            assert!(writer.send(rows).await.is_ok());
+            let step = WriteMsg::Maintenance(Box::new(|_: &mut dyn HistoryWriter| {}));
+            assert!(writer.send(step).await.is_ok());
+            assert_eq!(stats.queue_depth.get(), 2 * (i as i64 + 1));
+        }
+        release_tx.send(()).unwrap();
+        let _handle = writer.finish(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(stats.queue_depth.get(), 0, "every message counted out once");
+        assert_eq!(stats.commits.get(), 2);
     }
 
     fn pods(uids: &[&str]) -> Batch {
