@@ -34,19 +34,21 @@ func main() {
 	if *kubeconfig == "" || flag.NArg() > 0 {
 		fail(2, "usage: peerinformer --kubeconfig KC [--content-type protobuf|json] [--settle 2s]")
 	}
+	accept := map[string]string{
+		"protobuf": "application/vnd.kubernetes.protobuf,application/json",
+		"json":     "application/json",
+	}[*contentType]
+	if accept == "" {
+		fail(2, "--content-type %q: use protobuf or json", *contentType)
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
 		fail(1, "reading %s: %v", *kubeconfig, err)
 	}
-	switch *contentType {
-	case "protobuf":
+	cfg.AcceptContentTypes = accept
+	cfg.ContentType = "application/json"
+	if *contentType == "protobuf" {
 		cfg.ContentType = "application/vnd.kubernetes.protobuf"
-		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	case "json":
-		cfg.ContentType = "application/json"
-		cfg.AcceptContentTypes = "application/json"
-	default:
-		fail(2, "--content-type %q: use protobuf or json", *contentType)
 	}
 	// Only two requests are made (a list+watch per kind); client-side throttling would only
 	// slow the paging of a relist.
