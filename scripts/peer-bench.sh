@@ -9,7 +9,9 @@
 # Each run prints one line: the time to committed (kubetrail: its "initial list committed"
 # log line) or to synced (the informer: both HasSynced), then, two seconds later, the resident
 # set (VmRSS), its peak (VmHWM) and the CPU seconds spent so far (user + system).
-# Set KUBETRAIL_PEER_SKIP_REAL=1 or KUBETRAIL_PEER_SKIP_SIM=1 to measure one side only.
+# Set KUBETRAIL_PEER_SKIP_REAL=1 or KUBETRAIL_PEER_SKIP_SIM=1 to measure one side only, and
+# KUBETRAIL_PEER_VARIANTS=1 to add, on the real server, `record --no-events` and the informer
+# over JSON to each round.
 set -euo pipefail
 
 bin="${1:?usage: scripts/peer-bench.sh BIN [RUNS] [PODS] [NODES]}"
@@ -38,11 +40,12 @@ proc_figures() {
     '{ sub(/.*\) /, ""); printf "%.0f %.0f %.2f\n", rss/1024, hwm/1024, ($12+$13)/tck }' "/proc/$1/stat"
 }
 
-# record_run KUBECONFIG LABEL
+# record_run KUBECONFIG LABEL [RECORD FLAGS...]
 record_run() {
-  local db="$work/rec.db" log="$work/rec.log" pid line
+  local db="$work/rec.db" log="$work/rec.log" pid line kc="$1" label="$2"
+  shift 2
   rm -f "$db" "$db-wal" "$db-shm"
-  RUST_LOG=info "$bin" record --kubeconfig "$1" --db "$db" 2>"$log" &
+  RUST_LOG=info "$bin" record --kubeconfig "$kc" --db "$db" "$@" 2>"$log" &
   pid=$!; children+=("$pid")
   for _ in $(seq 600); do
     line="$(grep -m1 'initial list committed' "$log" || true)"
@@ -57,7 +60,7 @@ record_run() {
   figures="$(proc_figures "$pid")"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   read -r rss hwm cpu <<<"$figures"
-  printf '%s kubetrail record: committed %.2f s, RSS %s MB (peak %s), CPU %s s\n' "$2" "$(bc -l <<<"$ms/1000")" "$rss" "$hwm" "$cpu"
+  printf '%s kubetrail record%s: committed %.2f s, RSS %s MB (peak %s), CPU %s s\n' "$label" "${*:+ $*}" "$(bc -l <<<"$ms/1000")" "$rss" "$hwm" "$cpu"
 }
 
 # informer_run KUBECONFIG CONTENT_TYPE LABEL
@@ -86,6 +89,10 @@ if [[ "${KUBETRAIL_PEER_SKIP_REAL:-0}" != 1 ]]; then
   for i in $(seq "$runs"); do
     record_run "$work/real.kubeconfig" "real run $i:"
     informer_run "$work/real.kubeconfig" protobuf "real run $i:"
+    if [[ "${KUBETRAIL_PEER_VARIANTS:-0}" == 1 ]]; then
+      record_run "$work/real.kubeconfig" "real run $i:" --no-events
+      informer_run "$work/real.kubeconfig" json "real run $i:"
+    fi
   done
   # Stopped before the simulator starts, so the two never share the machine.
   kill "$cp_pid"; wait "$cp_pid" 2>/dev/null || true
