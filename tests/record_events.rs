@@ -267,3 +267,52 @@ fn an_event_flood_never_holds_back_pod_transitions() {
         assert_eq!(kept, served, "nothing dropped, so nothing may be missing");
     }
 }
+
+#[test]
+fn events_are_listed_only_once_the_initial_list_is_committed() {
+    // The events list is about as big as the pods' (a few events per pod): listed at once, it
+    // took the writer's time from the initial list and overflowed the queue (dropped events).
+    let sim = SimProcess::spawn(&["--nodes", "50", "--pods", "3000", "--seed", "3", "--paused"]);
+    let db = sim.dir().join("trail.db");
+    let rec = spawn_recorder(&sim, &db, &[]);
+    rec.wait_for_log(
+        "initial list committed to the database",
+        Duration::from_secs(30),
+    );
+    let log = rec.log();
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{log}"))
+    };
+    assert!(
+        at("initial list committed to the database") < at("watching events.k8s.io/v1 Events"),
+        "the events watch began before the initial list was committed:\n{log}"
+    );
+    // Nothing is lost by waiting: every event the simulator serves is recorded, as served.
+    // (The recorder also keeps those the simulator has let expire since, so this is a subset
+    // check, not the equality of `settle_events`, whose window at the one-hour edge a cluster
+    // of this size always has a few events in.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let want = served(&sim);
+        let got = recorded_all(&db);
+        let missing: Vec<_> = want
+            .iter()
+            .filter(|(uid, seen)| got.get(*uid).map(|(s, _)| s) != Some(seen))
+            .collect();
+        if missing.is_empty() {
+            assert!(want.len() > 3000, "too few events served: {}", want.len());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} served events not recorded: {:?}",
+            missing.len(),
+            want.len(),
+            &missing[..missing.len().min(5)]
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(dropped_total(&rec.log()), 0);
+    assert!(rec.stop().success());
+}

@@ -157,6 +157,9 @@ struct Loop {
     client: Option<Client>,
     /// The recording session whose heartbeat the status tick moves (None in unit tests).
     session: Option<i64>,
+    /// Set to true by the writer once the initial list is committed (the events watch waits
+    /// for it).
+    initial_committed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Node usage rows are emitted at most this often: a node's changes within one such span
@@ -187,6 +190,7 @@ impl Loop {
             writer_gone: false,
             client: None,
             session: None,
+            initial_committed: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -477,6 +481,7 @@ impl Loop {
     {
         let started = self.started;
         let stats = self.stats.clone();
+        let committed = self.initial_committed.clone();
         let job = move |_: &mut dyn HistoryWriter| {
             let ms = started.elapsed().as_millis() as u64;
             stats
@@ -487,6 +492,8 @@ impl Loop {
                 rows = stats.writer.rows.get(),
                 "initial list committed to the database"
             );
+            // After the line: the events watch logs that it begins after it, in order.
+            committed.send_replace(true);
         };
         let permit = match self.writer.try_reserve() {
             Some(permit) => Some(permit),
@@ -708,7 +715,8 @@ async fn record(
     };
 
     // The events watch: a task of its own, stopped before the writer is finished so that its
-    // last batch is committed.
+    // last batch is committed. It begins once the initial list is committed.
+    let initial_committed = Arc::new(tokio::sync::watch::Sender::new(false));
     let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
     let events_task = event_sender.map(|(queue, known)| {
         let events_config = EventsConfig {
@@ -719,17 +727,24 @@ async fn record(
             batch_rows: 2_000,
         };
         let stop = events_stopped.map(|_| ());
+        let mut committed = initial_committed.subscribe();
+        let begin = async move {
+            // An error means the loop is gone: the stop signal follows.
+            let _ = committed.wait_for(|done| *done).await;
+        };
         tokio::spawn(events::watch::run(
             client.clone(),
             events_config,
             known,
             queue,
             stats.events.clone(),
+            begin,
             stop,
         ))
     });
 
     let mut state = Loop::new(cache, writer, stats.clone());
+    state.initial_committed = initial_committed;
     state.client = Some(client.clone());
     state.session = Some(session);
     if !config.watch_nodes {
