@@ -43,7 +43,11 @@ pub struct WorkloadsArgs {
     pub db: DbArgs,
 }
 
-pub fn run_workloads<W: Write>(out: &mut W, args: WorkloadsArgs, now_ms: i64) -> anyhow::Result<()> {
+pub fn run_workloads<W: Write>(
+    out: &mut W,
+    args: WorkloadsArgs,
+    now_ms: i64,
+) -> anyhow::Result<()> {
     let filter = args.filter.filter(args.window.window(now_ms)?);
     let reader = open(&args.db)?;
     let rows = workloads(&*reader, &filter, now_ms).map_err(cli_error)?;

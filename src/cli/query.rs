@@ -380,13 +380,11 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
                 clustered(&*reader),
             )?;
             match &args.filter.owner {
-                Some(owner) => query::owners::for_each_pod_of(
-                    &*reader,
-                    &filter,
-                    owner,
-                    now_ms,
-                    |row| Ok(renderer.row(&row)?),
-                ),
+                Some(owner) => {
+                    query::owners::for_each_pod_of(&*reader, &filter, owner, now_ms, |row| {
+                        Ok(renderer.row(&row)?)
+                    })
+                }
                 None => for_each_pod(&*reader, &filter, now_ms, |row| Ok(renderer.row(&row)?)),
             }
             .map_err(cli_error)?;
@@ -440,13 +438,11 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
             let mut renderer =
                 Renderer::new::<query::events::EventRecord>(args.output.output, &mut out)?;
             match &args.filter.owner {
-                Some(owner) => query::owners::for_each_event_of(
-                    &*reader,
-                    &filter,
-                    owner,
-                    now_ms,
-                    |row| Ok(renderer.row(&row)?),
-                ),
+                Some(owner) => {
+                    query::owners::for_each_event_of(&*reader, &filter, owner, now_ms, |row| {
+                        Ok(renderer.row(&row)?)
+                    })
+                }
                 None => {
                     query::events::for_each_event(&*reader, &filter, |row| Ok(renderer.row(&row)?))
                 }
@@ -501,7 +497,11 @@ pub fn open_with(db: &DbArgs, options: ReadOptions) -> anyhow::Result<Box<dyn Hi
 }
 
 /// Ends a report; an empty table says so on stderr (stdout stays empty, as with kubectl).
-pub(super) fn finish<W: Write>(renderer: Renderer<W>, format: Format, empty: &str) -> anyhow::Result<()> {
+pub(super) fn finish<W: Write>(
+    renderer: Renderer<W>,
+    format: Format,
+    empty: &str,
+) -> anyhow::Result<()> {
     let rows = renderer.finish()?;
     if rows == 0 && format == Format::Table {
         eprintln!("{empty}");

@@ -7,12 +7,12 @@ use std::ops::ControlFlow;
 
 use super::error::QueryError;
 use crate::model::event::{EventFilter, EventRecord};
-use crate::model::report::{PodFilter, PodSummary};
-use crate::store::{Coverage, HistoryReader};
 use crate::model::owner::{
     DirectOwner, OwnerFilter, OwnerKind, OwnerRecord, Parent, WorkloadKind, WorkloadRef,
 };
+use crate::model::report::{PodFilter, PodSummary};
 use crate::store::Snapshot;
+use crate::store::{Coverage, HistoryReader};
 
 /// The direct owners whose pods make up `workload` (in `namespace`, or any). None for
 /// `pod/NAME`, which has no owner to match: the caller picks the bare pod by name.

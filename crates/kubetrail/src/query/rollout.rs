@@ -199,7 +199,9 @@ pub fn rollout(
         return Err(QueryError::NotFound(format!(
             "nothing recorded of {workload}{}: no ReplicaSet, Job or pod of it (owners are \
              recorded unless `record --no-owners`)",
-            namespace.map(|n| format!(" in namespace {n}")).unwrap_or_default()
+            namespace
+                .map(|n| format!(" in namespace {n}"))
+                .unwrap_or_default()
         )));
     }
     for o in &links {

@@ -143,7 +143,12 @@ pub fn workloads(
             &p.name,
             parent,
         );
-        let key = (p.cluster.clone(), p.namespace.clone(), kind.clone(), name.clone());
+        let key = (
+            p.cluster.clone(),
+            p.namespace.clone(),
+            kind.clone(),
+            name.clone(),
+        );
         let w = by_workload.entry(key).or_insert_with(|| WorkloadRecord {
             cluster: p.cluster.clone(),
             namespace: p.namespace.clone(),
