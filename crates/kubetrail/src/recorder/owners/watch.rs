@@ -162,6 +162,11 @@ impl Task {
                 }
             }
             Event::InitDone => {
+                tracing::info!(
+                    kind = kind.as_str(),
+                    listed = listing.seen.len(),
+                    "owner list done; following changes"
+                );
                 let gone = self.known.gone(kind, &listing.seen, now_ms());
                 if !gone.is_empty() {
                     tracing::info!(
