@@ -232,7 +232,10 @@ fn the_cluster_wide_manifest_grants_only_reads_of_pods_and_nodes_and_records() {
     }
     // Owners are read, never their parents: the chain's names come from ownerReferences.
     for resource in ["deployments.apps", "cronjobs.batch", "statefulsets.apps"] {
-        assert!(!can_i(&sa, "list", resource, &everywhere), "list {resource}");
+        assert!(
+            !can_i(&sa, "list", resource, &everywhere),
+            "list {resource}"
+        );
     }
     assert_cannot_write_or_read_secrets(&sa, &everywhere);
     assert!(

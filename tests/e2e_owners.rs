@@ -73,9 +73,8 @@ fn served_replicasets(c: &Cluster) -> ReplicaSets {
     for rs in list["items"].as_array().unwrap() {
         let m = &rs["metadata"];
         let controlled = m["ownerReferences"].as_array().is_some_and(|refs| {
-            refs.iter().any(|r| {
-                r["controller"] == true && r["kind"] == "Deployment" && r["name"] == "web"
-            })
+            refs.iter()
+                .any(|r| r["controller"] == true && r["kind"] == "Deployment" && r["name"] == "web")
         });
         if !controlled {
             continue;
@@ -183,8 +182,7 @@ fn recorded_pods(db: &Path, owner: &str) -> BTreeSet<(String, String, String)> {
 
 #[test]
 #[ignore = "needs the real control plane (KUBETRAIL_E2E_BIN): run scripts/test"]
-fn a_rollout_and_a_job_are_recorded_as_the_real_controllers_made_them_and_a_restart_adds_nothing()
-{
+fn a_rollout_and_a_job_are_recorded_as_the_real_controllers_made_them_and_a_restart_adds_nothing() {
     let _one_at_a_time = serial();
     let Some(c) = Cluster::start() else {
         return;
@@ -200,7 +198,14 @@ fn a_rollout_and_a_job_are_recorded_as_the_real_controllers_made_them_and_a_rest
     c.kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
     let step = Duration::from_secs(180);
     let rolled_out = |c: &Cluster| {
-        c.kubectl(&["-n", "own", "rollout", "status", "deploy/web", "--timeout=180s"]);
+        c.kubectl(&[
+            "-n",
+            "own",
+            "rollout",
+            "status",
+            "deploy/web",
+            "--timeout=180s",
+        ]);
     };
     rolled_out(&c);
     c.kubectl(&["-n", "own", "set", "image", "deploy/web", "app=nginx:1.28"]);
@@ -278,5 +283,8 @@ fn a_rollout_and_a_job_are_recorded_as_the_real_controllers_made_them_and_a_rest
     let log_text = rec.log();
     assert!(rec.stop().success(), "{log_text}");
     let after = kubetrail(&db, &["query", "history", "deployment/web", "-n", "own"]);
-    assert_eq!(before, after, "the restart wrote owner rows again\n{log_text}");
+    assert_eq!(
+        before, after,
+        "the restart wrote owner rows again\n{log_text}"
+    );
 }
