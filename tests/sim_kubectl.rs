@@ -276,6 +276,41 @@ fn kubectl_get_events_in_both_groups() {
 }
 
 #[test]
+fn kubectl_get_events_shows_probe_failures_as_unhealthy() {
+    if !have_kubectl() {
+        return;
+    }
+    let sim = SimProcess::spawn(&["--nodes", "3", "--pods", "60", "--churn", "3"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let json: Value = serde_json::from_str(&stdout(&kubectl(
+            &sim,
+            &["get", "events.events.k8s.io", "-A", "-o", "json"],
+        )))
+        .unwrap();
+        let unhealthy: Vec<&Value> = json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["reason"] == "Unhealthy")
+            .collect();
+        if let Some(e) = unhealthy.first() {
+            assert_eq!(e["type"], "Warning", "{e}");
+            assert_eq!(e["regarding"]["kind"], "Pod", "{e}");
+            assert!(
+                e["regarding"]["fieldPath"]
+                    .as_str()
+                    .is_some_and(|f| f.starts_with("spec.containers{")),
+                "{e}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no Unhealthy event in a minute");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
 fn kubectl_get_replicasets_deployments_and_jobs_match_the_pods_owners() {
     if !have_kubectl() {
         return;
