@@ -132,3 +132,24 @@ fn every_manifest_grants_list_and_watch_on_events_in_both_groups() {
         assert!(text.contains(rule), "{name} lacks the events rule");
     }
 }
+
+/// Every manifest lets the recorder list and watch ReplicaSets and Jobs (the owner chain),
+/// and nothing more on them: without it `record` logs forbidden owner watches forever (the
+/// e2e test checks the grant on a real API server with `kubectl auth can-i`).
+#[test]
+fn every_manifest_grants_list_and_watch_on_replicasets_and_jobs() {
+    let dir = Path::new(ROOT).join("deploy/kubernetes");
+    for name in [
+        "kubetrail.yaml",
+        "kubetrail-namespaced.yaml",
+        "kubetrail-postgres.yaml",
+    ] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        for (group, resource) in [("apps", "replicasets"), ("batch", "jobs")] {
+            let rule = format!(
+                "  - apiGroups: [\"{group}\"]\n    resources: [\"{resource}\"]\n    verbs: [\"list\", \"watch\"]\n"
+            );
+            assert!(text.contains(&rule), "{name} lacks the {resource} rule");
+        }
+    }
+}

@@ -119,6 +119,8 @@ fn assert_cannot_write_or_read_secrets(kubeconfig: &Path, scope: &[&str]) {
         "serviceaccounts/token",
         "events",
         "events.events.k8s.io",
+        "replicasets.apps",
+        "jobs.batch",
     ] {
         for verb in ["create", "update", "patch", "delete", "deletecollection"] {
             assert!(
@@ -216,10 +218,24 @@ fn the_cluster_wide_manifest_grants_only_reads_of_pods_and_nodes_and_records() {
     let sa = service_account_kubeconfig(&cp, "kubetrail", dir.path());
 
     let everywhere = ["--all-namespaces"];
-    for resource in ["pods", "nodes", "events", "events.events.k8s.io"] {
+    for resource in [
+        "pods",
+        "nodes",
+        "events",
+        "events.events.k8s.io",
+        "replicasets.apps",
+        "jobs.batch",
+    ] {
         for verb in ["list", "watch"] {
             assert!(can_i(&sa, verb, resource, &everywhere), "{verb} {resource}");
         }
+    }
+    // Owners are read, never their parents: the chain's names come from ownerReferences.
+    for resource in ["deployments.apps", "cronjobs.batch", "statefulsets.apps"] {
+        assert!(
+            !can_i(&sa, "list", resource, &everywhere),
+            "list {resource}"
+        );
     }
     assert_cannot_write_or_read_secrets(&sa, &everywhere);
     assert!(
@@ -310,7 +326,12 @@ fn the_namespaced_manifest_reads_only_pods_of_its_namespace_and_records_them() {
             "{verb} all"
         );
         assert!(!can_i(&sa, verb, "nodes", &[]), "{verb} nodes");
-        for events in ["events", "events.events.k8s.io"] {
+        for events in [
+            "events",
+            "events.events.k8s.io",
+            "replicasets.apps",
+            "jobs.batch",
+        ] {
             assert!(
                 can_i(&sa, verb, events, &["-n", "team-a"]),
                 "{verb} {events}"

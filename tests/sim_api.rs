@@ -76,9 +76,10 @@ fn bad_input_gets_a_status_body() {
         "continue",
     );
     assert_status(&sim, "/api/v1/widgets", 404, "NotFound", "could not find");
+    // apps/v1 serves Deployments and ReplicaSets (the pods' owners), nothing else.
     assert_status(
         &sim,
-        "/apis/apps/v1/deployments",
+        "/apis/apps/v1/statefulsets",
         404,
         "NotFound",
         "could not find",

@@ -274,3 +274,132 @@ fn kubectl_get_events_in_both_groups() {
     assert!(core.len() > 10, "{core:?}");
     assert_eq!(core, v1);
 }
+
+#[test]
+fn kubectl_get_events_shows_probe_failures_as_unhealthy() {
+    if !have_kubectl() {
+        return;
+    }
+    let sim = SimProcess::spawn(&["--nodes", "3", "--pods", "60", "--churn", "3"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let json: Value = serde_json::from_str(&stdout(&kubectl(
+            &sim,
+            &["get", "events.events.k8s.io", "-A", "-o", "json"],
+        )))
+        .unwrap();
+        let unhealthy: Vec<&Value> = json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["reason"] == "Unhealthy")
+            .collect();
+        if let Some(e) = unhealthy.first() {
+            assert_eq!(e["type"], "Warning", "{e}");
+            assert_eq!(e["regarding"]["kind"], "Pod", "{e}");
+            assert!(
+                e["regarding"]["fieldPath"]
+                    .as_str()
+                    .is_some_and(|f| f.starts_with("spec.containers{")),
+                "{e}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no Unhealthy event in a minute");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn kubectl_get_replicasets_deployments_and_jobs_match_the_pods_owners() {
+    if !have_kubectl() {
+        return;
+    }
+    let sim = SimProcess::spawn(&["--nodes", "3", "--pods", "60", "--churn", "3"]);
+    std::thread::sleep(Duration::from_secs(2));
+    for (resource, header) in [
+        (
+            "rs",
+            vec!["NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        ),
+        (
+            "deploy",
+            vec![
+                "NAMESPACE",
+                "NAME",
+                "READY",
+                "UP-TO-DATE",
+                "AVAILABLE",
+                "AGE",
+            ],
+        ),
+        (
+            "jobs",
+            vec!["NAMESPACE", "NAME", "STATUS", "COMPLETIONS", "AGE"],
+        ),
+    ] {
+        let table = stdout(&kubectl(&sim, &["get", resource, "-A"]));
+        let got: Vec<&str> = table
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(got, header, "{resource}:\n{table}");
+        assert!(table.lines().count() > 1, "{resource}:\n{table}");
+    }
+    sim.pause();
+    let items = |resource: &str| -> Vec<Value> {
+        let json: Value = serde_json::from_str(&stdout(&kubectl(
+            &sim,
+            &["get", resource, "-A", "-o", "json"],
+        )))
+        .unwrap();
+        json["items"].as_array().unwrap().clone()
+    };
+    let uids = |objects: &[Value]| -> std::collections::BTreeMap<String, Value> {
+        objects
+            .iter()
+            .map(|o| {
+                (
+                    o["metadata"]["uid"].as_str().unwrap().to_string(),
+                    o.clone(),
+                )
+            })
+            .collect()
+    };
+    let (rs, deploy, jobs) = (
+        uids(&items("replicasets.apps")),
+        uids(&items("deployments.apps")),
+        uids(&items("jobs.batch")),
+    );
+    // Every pod's owner is served, with the pod's namespace and the owner's name; a
+    // ReplicaSet's controller is a served Deployment; its template hash is the pod's.
+    let mut checked = 0;
+    for pod in items("pods") {
+        let owner = &pod["metadata"]["ownerReferences"][0];
+        let ns = &pod["metadata"]["namespace"];
+        let served = match owner["kind"].as_str().unwrap() {
+            "ReplicaSet" => &rs,
+            "Job" => &jobs,
+            _ => continue,
+        };
+        let uid = owner["uid"].as_str().unwrap();
+        let o = served
+            .get(uid)
+            .unwrap_or_else(|| panic!("{owner} not served"));
+        assert_eq!(&o["metadata"]["name"], &owner["name"]);
+        assert_eq!(&o["metadata"]["namespace"], ns);
+        if owner["kind"] == "ReplicaSet" {
+            assert_eq!(
+                o["metadata"]["labels"]["pod-template-hash"],
+                pod["metadata"]["labels"]["pod-template-hash"]
+            );
+            let controller = &o["metadata"]["ownerReferences"][0];
+            let d = &deploy[controller["uid"].as_str().unwrap()];
+            assert_eq!(&d["metadata"]["name"], &controller["name"]);
+        }
+        checked += 1;
+    }
+    assert!(checked > 20, "{checked}");
+}

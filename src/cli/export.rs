@@ -1,4 +1,4 @@
-//! `kubetrail export transitions|pods|events|nodes`: RFC 4180 CSV reports for spreadsheets.
+//! `kubetrail export transitions|pods|events|nodes|workloads`: RFC 4180 CSV reports for spreadsheets.
 //!
 //! An export is the matching `query` with `-o csv`: the same filters, the same row functions
 //! and the same columns, so the two never disagree. What export adds is for big outputs: rows
@@ -39,6 +39,21 @@ pub enum Command {
     Nodes(NodesArgs),
     /// Kubernetes Events about pods and nodes (same flags as `query events`).
     Events(EventsArgs),
+    /// One row per workload: pods, restarts, OOMKills, failures, evictions, time Pending
+    /// (same flags as `query workloads`).
+    Workloads(WorkloadsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkloadsArgs {
+    #[command(flatten)]
+    pub filter: super::owners::WorkloadFilterArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,6 +171,7 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         Command::Pods(a) => (&a.out, &a.db),
         Command::Nodes(a) => (&a.out, &a.db),
         Command::Events(a) => (&a.out, &a.db),
+        Command::Workloads(a) => (&a.out, &a.db),
     };
     out.check(db)?;
     match command {
@@ -170,7 +186,24 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
             let filter = args.filter.filter(args.window.window(now_ms)?);
             let reader = open_for_export(&args.db)?;
             export::<query::PodSummary>(&args.out, clustered(&*reader), |emit| {
-                for_each_pod(&*reader, &filter, now_ms, emit)
+                match &args.filter.owner {
+                    Some(owner) => {
+                        query::owners::for_each_pod_of(&*reader, &filter, owner, now_ms, emit)
+                    }
+                    None => for_each_pod(&*reader, &filter, now_ms, emit),
+                }
+            })
+        }
+        Command::Workloads(args) => {
+            let filter = args.filter.filter(args.window.window(now_ms)?);
+            let reader = open_for_export(&args.db)?;
+            export::<query::workloads::WorkloadRecord>(&args.out, clustered(&*reader), |emit| {
+                let rows = query::workloads::workloads(&*reader, &filter, now_ms)?;
+                let n = rows.len() as u64;
+                for row in rows {
+                    emit(row)?;
+                }
+                Ok(n)
             })
         }
         Command::Events(args) => {
@@ -178,7 +211,12 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
             let reader = open_for_export(&args.db)?;
             // Event rows carry no cluster yet: over several clusters they are not labelled.
             export::<query::events::EventRecord>(&args.out, false, |emit| {
-                query::events::for_each_event(&*reader, &filter, emit)
+                match &args.filter.owner {
+                    Some(owner) => {
+                        query::owners::for_each_event_of(&*reader, &filter, owner, now_ms, emit)
+                    }
+                    None => query::events::for_each_event(&*reader, &filter, emit),
+                }
             })
         }
         Command::Nodes(args) => {

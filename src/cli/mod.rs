@@ -13,6 +13,7 @@ pub mod copy;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod export;
+pub mod owners;
 pub mod prune;
 pub mod query;
 pub mod record;

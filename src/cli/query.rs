@@ -13,6 +13,7 @@ use std::io::{self, BufWriter, Write};
 use anyhow::Context;
 
 use kubetrail::model::Phase;
+use kubetrail::model::owner::WorkloadRef;
 use kubetrail::model::time::Window;
 use kubetrail::output::{Format, JsonWriter, Record, Renderer, TableWriter};
 use kubetrail::query::events::HistoryEventLine;
@@ -39,6 +40,9 @@ pub enum Command {
     /// Per-node utilisation per time bucket: time-weighted average and peak of requests and
     /// limits against allocatable.
     Nodes(NodesArgs),
+    /// One line per workload (Deployment, StatefulSet, DaemonSet, CronJob, Job, or a bare pod):
+    /// pods, restarts, OOMKills, failures, evictions and time spent Pending in the window.
+    Workloads(super::owners::WorkloadsArgs),
 }
 
 /// `--db`.
@@ -140,6 +144,10 @@ pub struct PodFilterArgs {
     /// At most this many rows.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
+    /// Only pods of this workload, through the recorded owner chain: deployment/NAME,
+    /// statefulset/, daemonset/, cronjob/, job/, replicaset/, or pod/NAME for a bare pod.
+    #[arg(long, value_name = "KIND/NAME", value_parser = WorkloadRef::parse)]
+    pub owner: Option<WorkloadRef>,
 }
 
 impl PodFilterArgs {
@@ -151,6 +159,7 @@ impl PodFilterArgs {
             selector: self.selector.clone().unwrap_or_default(),
             window,
             limit: self.limit,
+            owners: None,
         }
     }
 }
@@ -226,6 +235,10 @@ pub struct EventFilterArgs {
     /// Only events about the node with this name.
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,
+    /// Only events about the pods of this workload (deployment/NAME, statefulset/, ...; see
+    /// `query pods --owner`).
+    #[arg(long, value_name = "KIND/NAME", value_parser = WorkloadRef::parse, conflicts_with_all = ["pod", "node"])]
+    pub owner: Option<WorkloadRef>,
     /// At most this many rows.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
@@ -299,7 +312,9 @@ pub struct PodsArgs {
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
     /// The pod's name. Without -n every namespace is searched; a name found in several is
-    /// ambiguous (exit 2) and the message lists the namespaces.
+    /// ambiguous (exit 2) and the message lists the namespaces. KIND/NAME (deployment/web,
+    /// cronjob/backup, ...) shows a workload instead: its ReplicaSets or Jobs (revision,
+    /// template hash, images, scaling) and its pods over time.
     #[arg(
         value_name = "POD",
         required_unless_present = "uid",
@@ -364,10 +379,33 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
                 &mut out,
                 clustered(&*reader),
             )?;
-            for_each_pod(&*reader, &filter, now_ms, |row| Ok(renderer.row(&row)?))
-                .map_err(cli_error)?;
+            match &args.filter.owner {
+                Some(owner) => {
+                    query::owners::for_each_pod_of(&*reader, &filter, owner, now_ms, |row| {
+                        Ok(renderer.row(&row)?)
+                    })
+                }
+                None => for_each_pod(&*reader, &filter, now_ms, |row| Ok(renderer.row(&row)?)),
+            }
+            .map_err(cli_error)?;
             finish(renderer, args.output.output, "no pods match")?;
         }
+        Command::History(args) if args.pod.as_deref().is_some_and(|p| p.contains('/')) => {
+            let window = args.window.window(now_ms)?;
+            let workload = WorkloadRef::parse(args.pod.as_deref().unwrap_or_default())
+                .map_err(|e| usage!("{e}"))?;
+            let reader = open(&args.db)?;
+            super::owners::print_rollout(
+                &mut out,
+                args.output.output,
+                &*reader,
+                &workload,
+                args.namespace.as_deref(),
+                window,
+                now_ms,
+            )?;
+        }
+        Command::Workloads(args) => super::owners::run_workloads(&mut out, args, now_ms)?,
         Command::History(args) => {
             let window = args.window.window(now_ms)?;
             let pod = match (args.uid, args.pod) {
@@ -399,8 +437,17 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
             let reader = open(&args.db)?;
             let mut renderer =
                 Renderer::new::<query::events::EventRecord>(args.output.output, &mut out)?;
-            query::events::for_each_event(&*reader, &filter, |row| Ok(renderer.row(&row)?))
-                .map_err(cli_error)?;
+            match &args.filter.owner {
+                Some(owner) => {
+                    query::owners::for_each_event_of(&*reader, &filter, owner, now_ms, |row| {
+                        Ok(renderer.row(&row)?)
+                    })
+                }
+                None => {
+                    query::events::for_each_event(&*reader, &filter, |row| Ok(renderer.row(&row)?))
+                }
+            }
+            .map_err(cli_error)?;
             finish(renderer, args.output.output, "no events match")?;
         }
         Command::Nodes(args) => {
@@ -450,7 +497,11 @@ pub fn open_with(db: &DbArgs, options: ReadOptions) -> anyhow::Result<Box<dyn Hi
 }
 
 /// Ends a report; an empty table says so on stderr (stdout stays empty, as with kubectl).
-fn finish<W: Write>(renderer: Renderer<W>, format: Format, empty: &str) -> anyhow::Result<()> {
+pub(super) fn finish<W: Write>(
+    renderer: Renderer<W>,
+    format: Format,
+    empty: &str,
+) -> anyhow::Result<()> {
     let rows = renderer.finish()?;
     if rows == 0 && format == Format::Table {
         eprintln!("{empty}");

@@ -76,6 +76,10 @@ pub struct Args {
     /// Do not watch Kubernetes Events (events.k8s.io/v1, or core v1) about pods and nodes.
     #[arg(long)]
     pub no_events: bool,
+    /// Do not watch ReplicaSets and Jobs (apps/v1, batch/v1): pods then name only their
+    /// direct owner, and `--owner deployment/NAME` and `query workloads` cannot see past it.
+    #[arg(long)]
+    pub no_owners: bool,
     /// Event rows that may wait for the database writer; newer events beyond it are dropped
     /// and counted (kubetrail_events_dropped_total). For tests of the flood policy.
     #[arg(long, hide = true, default_value_t = 50_000)]
@@ -226,6 +230,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         page_size: args.page_size,
         watch_nodes: !args.no_nodes,
         watch_events: !args.no_events,
+        watch_owners: !args.no_owners,
         event_queue_rows: args.event_queue_rows,
         unready_after: args.unready_after,
         max_db_bytes: args.retention.policy.max_db_size,

@@ -118,6 +118,52 @@ async fn route(
             query,
             table,
         ),
+        ["apis", group @ ("apps" | "batch")] => get_only(discovery::group(group)),
+        ["apis", group @ ("apps" | "batch"), "v1"] => get_only(discovery::group_resources(group)),
+        ["apis", group @ ("apps" | "batch"), "v1", plural] => collection(
+            state,
+            method,
+            owner_resource(group, plural)?,
+            None,
+            query,
+            table,
+        ),
+        [
+            "apis",
+            group @ ("apps" | "batch"),
+            "v1",
+            "namespaces",
+            namespace,
+            plural,
+        ] => collection(
+            state,
+            method,
+            owner_resource(group, plural)?,
+            Some(namespace.to_string()),
+            query,
+            table,
+        ),
+        [
+            "apis",
+            group @ ("apps" | "batch"),
+            "v1",
+            "namespaces",
+            namespace,
+            plural,
+            name,
+        ] if method == Method::GET => {
+            object(
+                state,
+                method,
+                owner_resource(group, plural)?,
+                namespace,
+                name,
+                query,
+                table,
+                body,
+            )
+            .await
+        }
         ["api", "v1", "namespaces", namespace, "events"] => collection(
             state,
             method,
@@ -198,7 +244,15 @@ async fn route(
 fn resource(plural: &str) -> Result<ResourceKind, ApiError> {
     ResourceKind::ALL
         .into_iter()
-        .find(|r| r.plural() == plural)
+        .find(|r| r.plural() == plural && r.api_version() == "v1")
+        .ok_or_else(ApiError::no_route)
+}
+
+/// A resource of the apps or batch group.
+fn owner_resource(group: &str, plural: &str) -> Result<ResourceKind, ApiError> {
+    ResourceKind::ALL
+        .into_iter()
+        .find(|r| r.plural() == plural && r.api_version() == format!("{group}/v1"))
         .ok_or_else(ApiError::no_route)
 }
 

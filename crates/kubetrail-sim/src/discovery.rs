@@ -29,7 +29,40 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 pub fn api_groups() -> Value {
-    json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": [events_group()] })
+    json!({
+        "kind": "APIGroupList", "apiVersion": "v1",
+        "groups": [events_group(), group("apps"), group("batch")]
+    })
+}
+
+/// The apps or batch group, which serve the simulated pods' owners (read-only, minimal).
+pub fn group(name: &str) -> Value {
+    json!({
+        "kind": "APIGroup", "apiVersion": "v1", "name": name,
+        "versions": [{ "groupVersion": format!("{name}/v1"), "version": "v1" }],
+        "preferredVersion": { "groupVersion": format!("{name}/v1"), "version": "v1" }
+    })
+}
+
+pub fn group_resources(name: &str) -> Value {
+    let resource = |plural: &str, singular: &str, kind: &str, short: &[&str]| {
+        json!({
+            "name": plural, "singularName": singular, "namespaced": true, "kind": kind,
+            "verbs": ["get", "list", "watch"], "shortNames": short, "categories": ["all"]
+        })
+    };
+    let resources = if name == "apps" {
+        vec![
+            resource("deployments", "deployment", "Deployment", &["deploy"]),
+            resource("replicasets", "replicaset", "ReplicaSet", &["rs"]),
+        ]
+    } else {
+        vec![resource("jobs", "job", "Job", &[])]
+    };
+    json!({
+        "kind": "APIResourceList", "apiVersion": "v1",
+        "groupVersion": format!("{name}/v1"), "resources": resources
+    })
 }
 
 /// The events.k8s.io group, which serves the same Events as core v1 in their newer shape.

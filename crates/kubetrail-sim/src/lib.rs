@@ -15,6 +15,7 @@ pub mod events;
 pub mod faults;
 pub mod kubeconfig;
 pub mod objects;
+pub mod owners;
 pub mod runner;
 pub mod scenario;
 pub mod selector;

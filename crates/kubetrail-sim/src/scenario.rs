@@ -520,6 +520,7 @@ impl Scenario {
                 self.job_serial += 1;
                 let job = format!("{}-{}", w.name, self.job_serial);
                 let uid = self.rng.uid();
+                crate::owners::publish_job(&self.store, &w, &job, &uid, created_ms);
                 (
                     Owner {
                         kind: "Job",

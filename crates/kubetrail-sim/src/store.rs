@@ -31,16 +31,24 @@ pub enum ResourceKind {
     Events,
     /// The same Events as `events.k8s.io/v1` shows them.
     EventsV1,
+    /// `apps/v1`, minimal: the owners of the simulated pods (see `owners`).
+    ReplicaSets,
+    Deployments,
+    /// `batch/v1`.
+    Jobs,
 }
 
 impl ResourceKind {
     /// Core v1's first: a plural is looked up in this order for `/api/v1/...`.
-    pub const ALL: [ResourceKind; 5] = [
+    pub const ALL: [ResourceKind; 8] = [
         ResourceKind::Pods,
         ResourceKind::Nodes,
         ResourceKind::Namespaces,
         ResourceKind::Events,
         ResourceKind::EventsV1,
+        ResourceKind::ReplicaSets,
+        ResourceKind::Deployments,
+        ResourceKind::Jobs,
     ];
 
     pub fn kind(self) -> &'static str {
@@ -49,6 +57,9 @@ impl ResourceKind {
             ResourceKind::Nodes => "Node",
             ResourceKind::Namespaces => "Namespace",
             ResourceKind::Events | ResourceKind::EventsV1 => "Event",
+            ResourceKind::ReplicaSets => "ReplicaSet",
+            ResourceKind::Deployments => "Deployment",
+            ResourceKind::Jobs => "Job",
         }
     }
 
@@ -58,6 +69,9 @@ impl ResourceKind {
             ResourceKind::Nodes => "nodes",
             ResourceKind::Namespaces => "namespaces",
             ResourceKind::Events | ResourceKind::EventsV1 => "events",
+            ResourceKind::ReplicaSets => "replicasets",
+            ResourceKind::Deployments => "deployments",
+            ResourceKind::Jobs => "jobs",
         }
     }
 
@@ -65,15 +79,14 @@ impl ResourceKind {
     pub fn api_version(self) -> &'static str {
         match self {
             ResourceKind::EventsV1 => "events.k8s.io/v1",
+            ResourceKind::ReplicaSets | ResourceKind::Deployments => "apps/v1",
+            ResourceKind::Jobs => "batch/v1",
             _ => "v1",
         }
     }
 
     pub fn namespaced(self) -> bool {
-        matches!(
-            self,
-            ResourceKind::Pods | ResourceKind::Events | ResourceKind::EventsV1
-        )
+        !matches!(self, ResourceKind::Nodes | ResourceKind::Namespaces)
     }
 
     fn index(self) -> usize {

@@ -138,6 +138,46 @@ fn columns(resource: ResourceKind) -> Value {
                 "CreationTimestamp is a timestamp representing the server time when this object was created."
             ),
         ]),
+        ResourceKind::ReplicaSets => json!([
+            col(
+                "Name",
+                "string",
+                0,
+                "Name must be unique within a namespace."
+            ),
+            col("Desired", "integer", 0, "Number of desired pods."),
+            col("Current", "integer", 0, "Number of actual replicas."),
+            col("Ready", "integer", 0, "Number of ready replicas."),
+            col("Age", "string", 0, "Time since creation."),
+        ]),
+        ResourceKind::Deployments => json!([
+            col(
+                "Name",
+                "string",
+                0,
+                "Name must be unique within a namespace."
+            ),
+            col("Ready", "string", 0, "Number of ready pods of the desired."),
+            col("Up-to-date", "string", 0, "Total number of updated pods."),
+            col("Available", "string", 0, "Total number of available pods."),
+            col("Age", "string", 0, "Time since creation."),
+        ]),
+        ResourceKind::Jobs => json!([
+            col(
+                "Name",
+                "string",
+                0,
+                "Name must be unique within a namespace."
+            ),
+            col("Status", "string", 0, "The job's condition."),
+            col(
+                "Completions",
+                "string",
+                0,
+                "Succeeded of the desired completions."
+            ),
+            col("Age", "string", 0, "Time since creation."),
+        ]),
         ResourceKind::Events | ResourceKind::EventsV1 => json!([
             col(
                 "Last Seen",
@@ -389,6 +429,32 @@ pub fn write_table(
                     age(&value, now_ms)
                 ]),
                 ResourceKind::Events | ResourceKind::EventsV1 => event_cells(&value, now_ms),
+                ResourceKind::ReplicaSets => json!([
+                    value["metadata"]["name"],
+                    value["spec"]["replicas"],
+                    value["status"]["replicas"],
+                    value["status"]["readyReplicas"],
+                    age(&value, now_ms)
+                ]),
+                ResourceKind::Deployments => json!([
+                    value["metadata"]["name"],
+                    format!(
+                        "{}/{}",
+                        value["status"]["readyReplicas"], value["spec"]["replicas"]
+                    ),
+                    value["status"]["updatedReplicas"].to_string(),
+                    value["status"]["availableReplicas"].to_string(),
+                    age(&value, now_ms)
+                ]),
+                ResourceKind::Jobs => json!([
+                    value["metadata"]["name"],
+                    "Running",
+                    format!(
+                        "{}/{}",
+                        value["status"]["succeeded"], value["spec"]["completions"]
+                    ),
+                    age(&value, now_ms)
+                ]),
             };
             json!({ "cells": cells, "object": value })
         })

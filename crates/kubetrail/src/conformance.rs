@@ -23,8 +23,10 @@ use crate::store::Heartbeat;
 use crate::store::{Batch, HistoryReader, HistoryWriter, PodRow, Scope, SubjectUid, TransitionRow};
 
 mod events;
+mod owners;
 mod usage;
 pub(crate) use events::*;
+pub(crate) use owners::*;
 pub(crate) use usage::*;
 
 /// A fresh store: its writer, a reader on it, and whatever must live as long as they do.
@@ -92,6 +94,8 @@ mod sqlite {
         events_are_written_once_and_a_growing_series_updates_its_count,
         events_filter_by_reason_type_pod_node_and_window,
         recent_event_counts_and_old_events_pruned,
+        owners_are_written_once_and_scale_rows_only_on_change,
+        owner_filters_and_pods_by_workload,
     );
 }
 
@@ -116,10 +120,12 @@ mod postgres {
         events_are_written_once_and_a_growing_series_updates_its_count,
         events_filter_by_reason_type_pod_node_and_window,
         recent_event_counts_and_old_events_pruned,
+        owners_are_written_once_and_scale_rows_only_on_change,
+        owner_filters_and_pods_by_workload,
     );
 }
 
-fn pod(uid: &str, namespace: &str, name: &str) -> PodRow {
+pub(crate) fn pod(uid: &str, namespace: &str, name: &str) -> PodRow {
     PodRow {
         uid: uid.into(),
         namespace: namespace.into(),

@@ -128,6 +128,19 @@ impl Scenario {
                 };
                 self.pod_event(id, Some(&c), reason, true, note, k, at_ms);
             }
+            // The readiness probe is what turns a running pod unready.
+            TransitionKind::Unready => {
+                let Some((c, _)) = containers.first() else {
+                    return;
+                };
+                let note = "Readiness probe failed: HTTP probe failed with statuscode: 503";
+                let k = Reporter::Kubelet;
+                self.pod_event(id, Some(c), "Unhealthy", true, note.to_string(), k, at_ms);
+            }
+            TransitionKind::Failed if d.reason.as_deref() == Some("Evicted") => {
+                let note = "The node was low on resource: memory.".to_string();
+                self.pod_event(id, None, "Evicted", true, note, Reporter::Kubelet, at_ms);
+            }
             TransitionKind::Terminating => {
                 for (c, _) in containers {
                     let note = format!("Stopping container {c}");

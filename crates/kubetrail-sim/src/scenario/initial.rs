@@ -48,6 +48,17 @@ impl Scenario {
             let index = self.rng.below(self.workloads.len() as u64) as usize;
             self.build_initial_pod(index);
         }
+        // The ReplicaSets (and their Deployments) with the pods they hold at the start.
+        let mut replicas: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for pod in self.pods.values() {
+            *replicas.entry(pod.owner.uid.as_str()).or_default() += 1;
+        }
+        for w in &self.workloads {
+            if w.kind == workload::WorkloadKind::ReplicaSet {
+                let n = replicas.get(w.uid.as_str()).copied().unwrap_or(0);
+                crate::owners::publish_replicaset(&self.store, w, n, start - 40 * DAY);
+            }
+        }
     }
 
     /// A pod that already existed at the start, with its past written to the truth.

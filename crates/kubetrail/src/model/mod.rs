@@ -10,6 +10,7 @@
 
 pub mod bytes;
 pub mod event;
+pub mod owner;
 pub mod phase;
 pub mod policy;
 pub mod quantity;

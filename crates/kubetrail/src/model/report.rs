@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use super::owner::DirectOwner;
+
 use super::selector::LabelSelector;
 use super::time::{Window, format_time_short};
 use super::{Phase, Subject, TransitionKind};
@@ -119,6 +121,9 @@ pub struct PodFilter {
     /// its start.
     pub window: Window,
     pub limit: Option<u64>,
+    /// Only pods whose direct owner is one of these (`--owner`, resolved through the chain by
+    /// `query`); Some(empty) selects no pod.
+    pub owners: Option<Vec<DirectOwner>>,
 }
 
 /// One pod incarnation's lifecycle, in machine units.

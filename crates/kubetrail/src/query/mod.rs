@@ -10,6 +10,8 @@
 //! its own statements (`store::sqlite::reports`).
 //!
 //! - `transitions`, `history`, `pods`, `events`: row reports.
+//! - `owners`: `--owner KIND/NAME` resolved through the recorded chain; `workloads`: one line
+//!   per workload; `rollout`: a workload's ReplicaSets and pods over time.
 //! - `nodes`: per-node utilisation over time, one ordered pass over the step function that
 //!   `model::utilisation` integrates, merged with the hourly rollups (`model::rollup`).
 //!
@@ -20,8 +22,11 @@ pub mod error;
 pub mod events;
 pub mod history;
 pub mod nodes;
+pub mod owners;
 pub mod pods;
+pub mod rollout;
 pub mod transitions;
+pub mod workloads;
 
 pub use crate::model::selector::{self, LabelSelector};
 pub use error::QueryError;

@@ -32,6 +32,7 @@ use super::events::watch::{EventsConfig, Known};
 use super::health::Silence;
 use super::kind::{Applied, WatchedKind, apply_event};
 use super::objects::{Node, Pod};
+use super::owners;
 use super::resume::{load_left_scope, load_open_state};
 use super::stats::{RecorderStats, Resource};
 use super::stream::{Horizon, ListProgress, ProbeAnswers, Watch, came_back};
@@ -70,6 +71,8 @@ pub struct RecorderConfig {
     pub max_db_bytes: Option<u64>,
     /// Watch Kubernetes Events about pods and nodes (off with `--no-events`).
     pub watch_events: bool,
+    /// Watch ReplicaSets and Jobs, the chain from pods to workloads (off with `--no-owners`).
+    pub watch_owners: bool,
     /// Event rows that may wait for the writer; beyond, new events are dropped and counted.
     pub event_queue_rows: usize,
 }
@@ -101,6 +104,7 @@ impl Default for RecorderConfig {
             unready_after: Duration::from_secs(60),
             max_db_bytes: None,
             watch_events: true,
+            watch_owners: true,
             event_queue_rows: 50_000,
         }
     }
@@ -654,6 +658,20 @@ async fn record(
     } else {
         None
     };
+    // The owners the store holds open: a relist after a restart writes only what changed.
+    let known_owners = if config.watch_owners {
+        let known = owners::watch::Known::load(&mut *read, config.namespace.as_deref())?;
+        if !known.is_empty() {
+            tracing::info!(
+                owners = known.len(),
+                "resuming owners: ReplicaSets and Jobs already recorded are not written again"
+            );
+        }
+        Some(known)
+    } else {
+        tracing::info!("not watching ReplicaSets and Jobs (--no-owners)");
+        None
+    };
     // The previous run followed events until its last commit (its session's heartbeat): the
     // open pods it left were there then.
     if let Some(last) = read.sessions()?.last() {
@@ -743,6 +761,25 @@ async fn record(
         ))
     });
 
+    // The owners watch: a task of its own, sending to the writer's main queue; stopped before
+    // the writer is finished so that its last rows are committed.
+    let (stop_owners, owners_stopped) = tokio::sync::oneshot::channel::<()>();
+    let owners_task = known_owners.map(|known| {
+        let owners_config = owners::watch::OwnersConfig {
+            namespace: config.namespace.clone(),
+            page_size: config.page_size,
+            watch_timeout_secs: timeout,
+            flush_interval: config.flush_interval,
+        };
+        tokio::spawn(owners::watch::run(
+            client.clone(),
+            owners_config,
+            known,
+            writer.weak_sender(),
+            owners_stopped.map(|_| ()),
+        ))
+    });
+
     let mut state = Loop::new(cache, writer, stats.clone());
     state.initial_committed = initial_committed;
     state.client = Some(client.clone());
@@ -761,6 +798,10 @@ async fn record(
     state.flush_at_stop().await;
     let _ = stop_events.send(());
     if let Some(task) = events_task {
+        let _ = tokio::time::timeout(STOP_SEND_WAIT, task).await;
+    }
+    let _ = stop_owners.send(());
+    if let Some(task) = owners_task {
         let _ = tokio::time::timeout(STOP_SEND_WAIT, task).await;
     }
     let finished = state.writer.finish(STOP_COMMIT_GRACE).await;

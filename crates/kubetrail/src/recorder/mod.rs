@@ -12,6 +12,8 @@
 //! - [`stream`]: one watch stream: list bookkeeping, inferred events, liveness, restart and probe.
 //! - [`backoff`]: how fast the watchers retry.
 //! - [`events`]: Kubernetes Events about pods and nodes, on a stream and queue of their own.
+//! - [`owners`]: ReplicaSets and Jobs (the chain from a pod to its workload), on a task of
+//!   their own.
 //! - [`writer`]: the single batched writer thread.
 //! - [`quarantine`]: which commit failures are retried; rows the database refuses.
 //! - [`stats`]: the live figures, kept as Prometheus metrics.
@@ -27,6 +29,7 @@ pub mod http;
 pub mod informer;
 pub mod kind;
 pub mod objects;
+pub mod owners;
 pub mod quarantine;
 pub mod resume;
 pub mod state;

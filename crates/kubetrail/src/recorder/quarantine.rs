@@ -32,7 +32,8 @@ pub fn by_kind(mut batch: Batch) -> Vec<(&'static str, Batch)> {
         pod_resources,
         node_capacity,
         node_usage,
-        events
+        events,
+        owners
     );
     if !batch.is_empty() {
         parts.push(("other", batch));
@@ -56,7 +57,8 @@ pub fn split_half(batch: &mut Batch) -> Batch {
         pod_resources,
         node_capacity,
         node_usage,
-        events
+        events,
+        owners
     )
 }
 
@@ -76,7 +78,8 @@ fn row_text(batch: &Batch) -> String {
         pod_resources,
         node_capacity,
         node_usage,
-        events
+        events,
+        owners
     );
     format!("{batch:?}")
 }

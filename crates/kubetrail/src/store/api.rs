@@ -29,6 +29,7 @@ use super::sessions::{Scope, Session};
 use super::size::FileSize;
 use super::sqlite;
 use crate::model::event::{EventFilter, EventRecord};
+use crate::model::owner::{OwnerFilter, OwnerRecord};
 use crate::model::policy::Policy;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
@@ -314,6 +315,8 @@ pub trait Snapshot {
     /// `(uid, count)` of the events last seen at or after `since_ms`, for a recorder that
     /// resumes: a relist then writes only what is new.
     fn recent_event_counts(&mut self, since_ms: i64, each: &mut dyn FnMut(String, i64)) -> R<()>;
+    /// The ReplicaSets and Jobs `filter` selects, by creation, each with its scale rows.
+    fn owners(&mut self, filter: &OwnerFilter) -> R<Vec<OwnerRecord>>;
     /// The pods `filter` selects, oldest first, each handed to `each` until it breaks; an open
     /// pod's lifetime ends at `open_until_ms`. Returns how many were handed over.
     fn pods(

@@ -32,7 +32,7 @@ pub use coverage::Coverage;
 pub use error::StoreError;
 pub use rollup::{NodeLife, RollupRule, RollupStore};
 pub use rows::{
-    Batch, BatchStats, EventRow, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow,
+    Batch, BatchStats, EventRow, NodeCapacityRow, NodeResources, NodeRow, NodeUsageRow, OwnerRow,
     PodResourcesRow, PodRow, SubjectUid, TransitionRow,
 };
 pub use sessions::{Scope, Session};

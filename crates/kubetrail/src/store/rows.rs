@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::event::{EventType, RegardingKind};
+use crate::model::owner::OwnerKind;
 use crate::model::{Effective, Phase, Resources, TransitionKind};
 
 /// The current summary of one pod incarnation. Sent whenever the recorder's projection of the
@@ -156,6 +157,31 @@ pub struct EventRow {
     pub last_seen_ms: i64,
 }
 
+/// One ReplicaSet or Job as last seen (see `model::owner`). Keyed by its uid: a row that
+/// differs from the stored one updates it, and a change of the replica counts or the revision
+/// also adds a scale row at `observed_at_ms`; a row equal to the stored one writes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnerRow {
+    pub uid: String,
+    pub kind: OwnerKind,
+    pub namespace: String,
+    pub name: String,
+    /// The Deployment or CronJob above it (its controller ownerReference).
+    pub controller_kind: Option<String>,
+    pub controller_name: Option<String>,
+    pub revision: Option<i64>,
+    pub template_hash: Option<String>,
+    /// Container images in spec order, joined by `,` (an image reference holds no comma).
+    pub images: String,
+    pub created_at_ms: i64,
+    /// When the API server said it was deleted (or a relist found it gone); kept once set.
+    pub deleted_at_ms: Option<i64>,
+    pub spec_replicas: Option<i64>,
+    pub status_replicas: Option<i64>,
+    /// When the recorder saw this state (a ReplicaSet keeps no time of its scaling).
+    pub observed_at_ms: i64,
+}
+
 /// Everything one transaction writes. Order inside a batch: nodes and pods first (so the rows
 /// that point at them find their keys), then everything else.
 #[derive(Clone, Debug, Default)]
@@ -169,6 +195,8 @@ pub struct Batch {
     /// Events stand apart: nothing else in a batch refers to them, and they refer to pods
     /// and nodes by uid only (an event may come before its pod's row, or after it is pruned).
     pub events: Vec<EventRow>,
+    /// ReplicaSets and Jobs; they refer to nothing else in the batch.
+    pub owners: Vec<OwnerRow>,
 }
 
 impl Batch {
@@ -180,6 +208,7 @@ impl Batch {
             + self.node_capacity.len()
             + self.node_usage.len()
             + self.events.len()
+            + self.owners.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -194,6 +223,7 @@ impl Batch {
         self.node_capacity.append(&mut other.node_capacity);
         self.node_usage.append(&mut other.node_usage);
         self.events.append(&mut other.events);
+        self.owners.append(&mut other.owners);
     }
 }
 
@@ -210,6 +240,9 @@ pub struct BatchStats {
     /// Events that were new, and events whose count grew (an occurrence was added).
     pub events_inserted: usize,
     pub events_updated: usize,
+    /// Owners new or changed, and scale rows added.
+    pub owners_written: usize,
+    pub owner_scales_added: usize,
     /// Rows skipped because their pod or node was never written.
     pub skipped_unknown_subject: usize,
 }

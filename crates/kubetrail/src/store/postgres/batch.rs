@@ -84,6 +84,7 @@ impl BatchWriter {
         write_transitions(&mut tx, cluster, batch, &keys, &mut stats)?;
         write_steps(&mut tx, cluster, batch, &keys, &mut stats)?;
         super::events::write_events(&mut tx, cluster, &batch.events, &mut stats)?;
+        super::owners::write_owners(&mut tx, cluster, &batch.owners, &mut stats)?;
         if let Some((session, now_ms)) = heartbeat {
             super::sessions::heartbeat(&mut tx, session, now_ms)?;
         }

@@ -16,6 +16,7 @@ pub mod batch;
 pub mod config;
 pub mod events;
 pub mod import;
+pub mod owners;
 pub mod partitions;
 pub mod reader;
 pub mod reports;

@@ -14,6 +14,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::config::Target;
 use super::{reports, retention, sessions};
 use crate::model::event::{EventFilter, EventRecord};
+use crate::model::owner::{OwnerFilter, OwnerRecord};
 use crate::model::policy::Policy;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
@@ -350,6 +351,10 @@ impl Snapshot for PgSnapshot<'_> {
             each(uid, count);
         }
         Ok(())
+    }
+
+    fn owners(&mut self, filter: &OwnerFilter) -> R<Vec<OwnerRecord>> {
+        self.run(|c, clusters| super::owners::owners(c, clusters, filter))
     }
 
     fn pods(

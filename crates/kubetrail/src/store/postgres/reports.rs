@@ -243,6 +243,19 @@ pub fn pods(
         let p = w.param(until);
         w.push(format!("created_at_ms < {p}"));
     }
+    if let Some(owners) = &filter.owners {
+        let mut any = vec!["false".to_string()];
+        for o in owners {
+            let k = w.param(o.kind.clone());
+            let n = w.param(o.name.clone());
+            let ns = match &o.namespace {
+                Some(ns) => format!(" AND namespace = {}", w.param(ns.clone())),
+                None => String::new(),
+            };
+            any.push(format!("(owner_kind = {k} AND owner_name = {n}{ns})"));
+        }
+        w.push(format!("({})", any.join(" OR ")));
+    }
     if let Some(since) = filter.window.since_ms {
         let p = w.param(since);
         w.push(format!("(deleted_at_ms IS NULL OR deleted_at_ms > {p})"));

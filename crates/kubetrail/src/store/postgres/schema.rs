@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_lean_writes.sql"),
     include_str!("migrations/0003_events.sql"),
+    include_str!("migrations/0004_owners.sql"),
 ];
 
 /// The newest schema this build knows.

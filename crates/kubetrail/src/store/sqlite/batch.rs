@@ -288,6 +288,7 @@ pub fn write_batch_in_session(
             ])?;
         }
         super::events::write_events(&tx, &batch.events, &mut stats)?;
+        super::owners::write_owners(&tx, &batch.owners, &mut stats)?;
     }
     if let Some((session_id, now_ms)) = heartbeat {
         super::sessions::heartbeat(&tx, session_id, now_ms)?;

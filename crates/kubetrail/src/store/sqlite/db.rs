@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0006_recording_sessions.sql"),
     include_str!("../../../migrations/0007_quarantine.sql"),
     include_str!("../../../migrations/0008_events.sql"),
+    include_str!("../../../migrations/0009_owners.sql"),
 ];
 
 /// The schema version this binary writes and understands.

@@ -14,6 +14,7 @@ pub mod events;
 pub mod export;
 pub mod file;
 pub mod labels;
+pub mod owners;
 pub mod plan;
 mod reader;
 pub mod reports;

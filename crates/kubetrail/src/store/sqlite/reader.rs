@@ -14,6 +14,7 @@ use super::error::{db_error, pool_error};
 use super::file::db_path;
 use super::{reports, resume, sessions, stats};
 use crate::model::event::{EventFilter, EventRecord};
+use crate::model::owner::{OwnerFilter, OwnerRecord};
 use crate::model::policy::Policy;
 use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
@@ -146,6 +147,10 @@ impl Snapshot for SqliteSnapshot<'_> {
 
     fn recent_event_counts(&mut self, since_ms: i64, each: &mut dyn FnMut(String, i64)) -> R<()> {
         self.run(|c| super::events::recent_counts(c, since_ms, each))
+    }
+
+    fn owners(&mut self, filter: &OwnerFilter) -> R<Vec<OwnerRecord>> {
+        self.run(|c| super::owners::owners(c, filter))
     }
 
     fn pods(

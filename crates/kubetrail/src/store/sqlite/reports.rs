@@ -264,6 +264,19 @@ pub fn pods(
         let p = w.param(Value::Integer(until));
         w.push(format!("created_at_ms < {p}"));
     }
+    if let Some(owners) = &filter.owners {
+        let mut any = vec!["0".to_string()];
+        for o in owners {
+            let k = w.param(Value::Text(o.kind.clone()));
+            let n = w.param(Value::Text(o.name.clone()));
+            let ns = match &o.namespace {
+                Some(ns) => format!(" AND namespace = {}", w.param(Value::Text(ns.clone()))),
+                None => String::new(),
+            };
+            any.push(format!("(owner_kind = {k} AND owner_name = {n}{ns})"));
+        }
+        w.push(format!("({})", any.join(" OR ")));
+    }
     if let Some(since) = filter.window.since_ms {
         // "Alive after `since`" = open, or deleted after it. Written as a union of the two
         // partial indexes (`pods_open`, `pods_by_deleted`), so "the last hour" reads the tens of
