@@ -39,6 +39,20 @@ pub enum Command {
     Nodes(NodesArgs),
     /// Kubernetes Events about pods and nodes (same flags as `query events`).
     Events(EventsArgs),
+    /// Requests against measured usage per pod, container or owner (same flags as `query usage`).
+    Usage(UsageArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    pub filter: super::query::UsageFilterArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,6 +170,7 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         Command::Pods(a) => (&a.out, &a.db),
         Command::Nodes(a) => (&a.out, &a.db),
         Command::Events(a) => (&a.out, &a.db),
+        Command::Usage(a) => (&a.out, &a.db),
     };
     out.check(db)?;
     match command {
@@ -179,6 +194,18 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
             // Event rows carry no cluster yet: over several clusters they are not labelled.
             export::<query::events::EventRecord>(&args.out, false, |emit| {
                 query::events::for_each_event(&*reader, &filter, emit)
+            })
+        }
+        Command::Usage(args) => {
+            let filter = args.filter.filter(args.window.window(now_ms)?);
+            let reader = open_for_export(&args.db)?;
+            export::<query::usage::UsageRecord>(&args.out, false, |emit| {
+                let rows = query::usage::usage(&*reader, &filter, args.filter.by)?;
+                let n = rows.len() as u64;
+                for row in rows {
+                    emit(row)?;
+                }
+                Ok(n)
             })
         }
         Command::Nodes(args) => {

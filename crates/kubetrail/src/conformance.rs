@@ -23,8 +23,10 @@ use crate::store::Heartbeat;
 use crate::store::{Batch, HistoryReader, HistoryWriter, PodRow, Scope, SubjectUid, TransitionRow};
 
 mod events;
+mod samples;
 mod usage;
 pub(crate) use events::*;
+pub(crate) use samples::*;
 pub(crate) use usage::*;
 
 /// A fresh store: its writer, a reader on it, and whatever must live as long as they do.
@@ -92,6 +94,8 @@ mod sqlite {
         events_are_written_once_and_a_growing_series_updates_its_count,
         events_filter_by_reason_type_pod_node_and_window,
         recent_event_counts_and_old_events_pruned,
+        usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing,
+        a_pruned_pods_usage_samples_go_with_it,
     );
 }
 
@@ -116,6 +120,8 @@ mod postgres {
         events_are_written_once_and_a_growing_series_updates_its_count,
         events_filter_by_reason_type_pod_node_and_window,
         recent_event_counts_and_old_events_pruned,
+        usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing,
+        a_pruned_pods_usage_samples_go_with_it,
     );
 }
 

@@ -22,6 +22,7 @@ pub mod history;
 pub mod nodes;
 pub mod pods;
 pub mod transitions;
+pub mod usage;
 
 pub use crate::model::selector::{self, LabelSelector};
 pub use error::QueryError;

@@ -12,6 +12,7 @@
 //! - [`stream`]: one watch stream: list bookkeeping, inferred events, liveness, restart and probe.
 //! - [`backoff`]: how fast the watchers retry.
 //! - [`events`]: Kubernetes Events about pods and nodes, on a stream and queue of their own.
+//! - [`usage`]: measured usage from the metrics API, sampled on a task of its own.
 //! - [`writer`]: the single batched writer thread.
 //! - [`quarantine`]: which commit failures are retried; rows the database refuses.
 //! - [`stats`]: the live figures, kept as Prometheus metrics.
@@ -32,6 +33,7 @@ pub mod resume;
 pub mod state;
 pub mod stats;
 pub mod stream;
+pub mod usage;
 pub mod writer;
 
 pub use informer::{RecordOutcome, Recorder, RecorderConfig};

@@ -24,6 +24,7 @@ pub mod rollup;
 pub mod schema;
 pub mod sessions;
 pub mod tls;
+pub mod usage;
 pub mod writer;
 
 use postgres::Client;

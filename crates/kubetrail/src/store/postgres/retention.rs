@@ -66,6 +66,7 @@ pub fn ended_pods_step(
                 .get(0);
             if !left {
                 tx.execute("DELETE FROM pod_state WHERE pod_id = $1", &[&id])?;
+                super::usage::delete_pod_usage(&mut tx, id)?;
                 if let Some(row) = tx.query_opt(
                     "DELETE FROM pods WHERE id = $1 RETURNING label_set_id",
                     &[&id],
@@ -128,6 +129,7 @@ pub fn deleted_nodes_step(
         if transitions + capacity >= remaining {
             done = false;
         }
+        super::usage::delete_node_usage(&mut tx, id)?;
         counts.nodes += tx.execute(
             "DELETE FROM nodes WHERE id = $1
                AND NOT EXISTS (SELECT 1 FROM transitions WHERE node_id = $1)

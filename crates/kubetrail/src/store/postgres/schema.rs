@@ -10,6 +10,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_lean_writes.sql"),
     include_str!("migrations/0003_events.sql"),
+    // 0004 belongs to the workload owners (issue #15), merged on its own branch; 0005 adds only
+    // its own tables and works after either.
+    include_str!("migrations/0005_usage.sql"),
 ];
 
 /// The newest schema this build knows.

@@ -73,6 +73,20 @@ impl HistoryWriter for PgWriter {
         })
     }
 
+    fn write_usage(
+        &mut self,
+        batch: &crate::model::usage::UsageBatch,
+    ) -> R<crate::model::usage::UsageWriteStats> {
+        super::outside_runtime(move || {
+            self.with(|c, cluster| {
+                let mut tx = c.transaction()?;
+                let stats = super::usage::write_usage(&mut tx, cluster, batch)?;
+                tx.commit()?;
+                Ok(stats)
+            })
+        })
+    }
+
     fn prune_events(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
         super::outside_runtime(move || {
             self.with(|c, cluster| {

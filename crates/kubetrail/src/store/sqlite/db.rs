@@ -27,6 +27,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0006_recording_sessions.sql"),
     include_str!("../../../migrations/0007_quarantine.sql"),
     include_str!("../../../migrations/0008_events.sql"),
+    // 0009 belongs to the workload owners (issue #15), merged on its own branch; 0010 adds only
+    // its own tables and works after either.
+    include_str!("../../../migrations/0010_usage.sql"),
 ];
 
 /// The schema version this binary writes and understands.

@@ -24,6 +24,7 @@ pub mod sessions;
 pub mod stats;
 #[cfg(test)]
 pub(crate) mod test_backend;
+pub mod usage;
 mod writer;
 
 pub use batch::{write_batch, write_batch_in_session};
