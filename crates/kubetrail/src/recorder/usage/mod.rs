@@ -31,6 +31,8 @@ pub const MAX_INTERVAL_SECS: u64 = 3_600;
 pub struct UsageStats {
     /// 1 while the metrics API answers, 0 while it is missing or unavailable (or not yet asked).
     pub available: IntGauge,
+    /// Requests of the metrics API (each interval, answered or not).
+    pub checks: IntCounter,
     /// Samplings of the metrics API that were written.
     pub samples: IntCounter,
     /// Container and node samples written.
@@ -52,6 +54,10 @@ impl Default for UsageStats {
                 "1 while the metrics API (metrics.k8s.io) answers, else 0.",
             )
             .expect("valid name"),
+            checks: counter(
+                "kubetrail_usage_checks_total",
+                "Times the metrics API was asked for a sample, answered or not.",
+            ),
             samples: counter(
                 "kubetrail_usage_samples_total",
                 "Samplings of the metrics API written to the database.",
@@ -80,6 +86,7 @@ impl UsageStats {
     pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         vec![
             Box::new(self.available.clone()),
+            Box::new(self.checks.clone()),
             Box::new(self.samples.clone()),
             Box::new(self.rows_written.clone()),
             Box::new(self.unchanged.clone()),

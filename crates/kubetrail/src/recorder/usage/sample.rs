@@ -248,6 +248,7 @@ pub async fn run(
                     () = &mut stop => return,
                     answer = fetch(&client, &config) => answer,
                 };
+                stats.checks.inc();
                 let (pods, nodes) = match answer {
                     Ok(lists) => lists,
                     Err(err) => {
