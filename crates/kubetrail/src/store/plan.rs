@@ -36,6 +36,9 @@ pub const HISTORY_TABLES: &[&str] = &[
     "node_usage_rollup",
     "events",
     "event_occurrences",
+    "usage_containers",
+    "container_usage",
+    "node_usage_samples",
 ];
 
 /// What the age rules would remove.

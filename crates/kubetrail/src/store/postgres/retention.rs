@@ -287,6 +287,20 @@ pub fn stats(client: &mut Client, clusters: &[i32]) -> Result<StoreStats, postgr
             "event_occurrences",
             "SELECT count(*) FROM event_occurrences WHERE cluster_id = ANY($1)",
         ),
+        (
+            "usage_containers",
+            "SELECT count(*) FROM usage_containers WHERE cluster_id = ANY($1)",
+        ),
+        (
+            "container_usage",
+            "SELECT count(*) FROM container_usage u JOIN usage_containers c
+                 ON c.id = u.container_id WHERE c.cluster_id = ANY($1)",
+        ),
+        (
+            "node_usage_samples",
+            "SELECT count(*) FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id
+                 WHERE n.cluster_id = ANY($1)",
+        ),
     ] {
         tables.push(TableSize {
             table: table.to_string(),
