@@ -34,3 +34,38 @@ CREATE TABLE node_usage_samples (
     PRIMARY KEY (node_id, at_ms)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX node_usage_samples_by_at ON node_usage_samples (at_ms);
+
+-- Hourly rollups of the samples older than --raw-usage-age, one row per container (or node)
+-- and hour, exact over the samples they replace: their count, min, max, sum (the average is
+-- sum / samples) and the nearest-rank 95th percentile, for CPU and memory each.
+CREATE TABLE container_usage_hourly (
+    container_id  INTEGER NOT NULL,
+    hour_ms       INTEGER NOT NULL,
+    samples       INTEGER NOT NULL,
+    cpu_min       INTEGER NOT NULL,
+    cpu_max       INTEGER NOT NULL,
+    cpu_sum       INTEGER NOT NULL,
+    cpu_p95       INTEGER NOT NULL,
+    memory_min    INTEGER NOT NULL,
+    memory_max    INTEGER NOT NULL,
+    memory_sum    INTEGER NOT NULL,
+    memory_p95    INTEGER NOT NULL,
+    PRIMARY KEY (container_id, hour_ms)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX container_usage_hourly_by_hour ON container_usage_hourly (hour_ms);
+
+CREATE TABLE node_usage_samples_hourly (
+    node_id       INTEGER NOT NULL,
+    hour_ms       INTEGER NOT NULL,
+    samples       INTEGER NOT NULL,
+    cpu_min       INTEGER NOT NULL,
+    cpu_max       INTEGER NOT NULL,
+    cpu_sum       INTEGER NOT NULL,
+    cpu_p95       INTEGER NOT NULL,
+    memory_min    INTEGER NOT NULL,
+    memory_max    INTEGER NOT NULL,
+    memory_sum    INTEGER NOT NULL,
+    memory_p95    INTEGER NOT NULL,
+    PRIMARY KEY (node_id, hour_ms)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX node_usage_samples_hourly_by_hour ON node_usage_samples_hourly (hour_ms);

@@ -96,6 +96,7 @@ mod sqlite {
         recent_event_counts_and_old_events_pruned,
         usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing,
         a_pruned_pods_usage_samples_go_with_it,
+        usage_rollups_equal_a_direct_computation_over_the_raw_samples,
     );
 }
 
@@ -122,6 +123,7 @@ mod postgres {
         recent_event_counts_and_old_events_pruned,
         usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing,
         a_pruned_pods_usage_samples_go_with_it,
+        usage_rollups_equal_a_direct_computation_over_the_raw_samples,
     );
 }
 

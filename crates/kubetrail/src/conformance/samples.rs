@@ -211,3 +211,139 @@ pub(crate) fn a_pruned_pods_usage_samples_go_with_it(b: &dyn Backend) {
     assert_eq!(rows("container_usage"), Some(1));
     assert_eq!(rows("usage_containers"), Some(1));
 }
+
+/// 2026-12-01T00:00:00Z: an hour boundary.
+const T0: i64 = 1_796_083_200_000;
+const HOUR: i64 = 3_600_000;
+
+/// The test's own nearest-rank percentile: the smallest value with at least `p`% of the
+/// values at or below it.
+fn percentile(values: &[i64], p: usize) -> i64 {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let mut rank = 1;
+    while rank * 100 < p * sorted.len() {
+        rank += 1;
+    }
+    sorted[rank - 1]
+}
+
+pub(crate) fn usage_rollups_equal_a_direct_computation_over_the_raw_samples(b: &dyn Backend) {
+    let mut f = b.fresh();
+    let mut batch = Batch::default();
+    batch.pods.push(pod("a", "shop", "web-1"));
+    batch.pods.push(pod("b", "shop", "web-2"));
+    batch.nodes.push(node_row("n", "node-a", 0, None));
+    f.writer.commit(&batch, None).unwrap();
+    // Three hours of samples every 15 s, values from a small LCG (any spread will do).
+    let mut state: u64 = 7;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as i64 % 1_000
+    };
+    let mut raw: Vec<(String, i64, i64, i64)> = Vec::new();
+    let mut at = T0;
+    while at < T0 + 3 * HOUR {
+        let mut sample = UsageBatch::default();
+        for (p, c) in [("web-1", "app"), ("web-1", "side"), ("web-2", "app")] {
+            let (cpu, mem) = (next(), next() << 20);
+            sample.containers.push(ContainerUsageRow {
+                memory_bytes: mem,
+                ..container("shop", p, c, at, cpu)
+            });
+            raw.push((format!("{p}/{c}"), at, cpu, mem));
+        }
+        let (cpu, mem) = (next(), next() << 20);
+        sample.nodes.push(NodeUsageSampleRow {
+            node: "node-a".into(),
+            at_ms: at,
+            window_ms: 15_000,
+            cpu_millis: cpu,
+            memory_bytes: mem,
+        });
+        raw.push(("node-a".into(), at, cpu, mem));
+        f.writer.write_usage(&sample).unwrap();
+        at += 15_000;
+    }
+    // Rolled up to two hours ago, in small steps (the budget cuts inside an hour).
+    let horizon = T0 + 2 * HOUR;
+    let mut steps = 0;
+    loop {
+        let progress = f.writer.roll_up_usage(horizon, 100).unwrap();
+        steps += 1;
+        if progress.done {
+            break;
+        }
+        assert!(steps < 1_000, "the roll-up never ends");
+    }
+    assert!(steps > 4, "the budget did not bound the steps");
+    let mut hours: Vec<(String, i64, crate::model::usage::Hourly)> = Vec::new();
+    {
+        let mut snap = f.reader.snapshot().unwrap();
+        snap.container_hours(&mut |h| {
+            hours.push((format!("{}/{}", h.pod, h.container), h.hour_ms, h.hourly))
+        })
+        .unwrap();
+        snap.node_hours(&mut |h| hours.push((h.node.clone(), h.hour_ms, h.hourly)))
+            .unwrap();
+    }
+    assert_eq!(hours.len(), 4 * 2, "two hours of four series");
+    for (series, hour, got) in &hours {
+        let cpu: Vec<i64> = raw
+            .iter()
+            .filter(|r| &r.0 == series && r.1 >= *hour && r.1 < hour + HOUR)
+            .map(|r| r.2)
+            .collect();
+        let mem: Vec<i64> = raw
+            .iter()
+            .filter(|r| &r.0 == series && r.1 >= *hour && r.1 < hour + HOUR)
+            .map(|r| r.3)
+            .collect();
+        assert_eq!(got.samples, 240, "{series} {hour}");
+        assert_eq!(
+            (got.cpu_min, got.cpu_max, got.cpu_sum, got.cpu_p95),
+            (
+                *cpu.iter().min().unwrap(),
+                *cpu.iter().max().unwrap(),
+                cpu.iter().sum::<i64>(),
+                percentile(&cpu, 95)
+            ),
+            "{series} cpu at {hour}"
+        );
+        assert_eq!(
+            (
+                got.memory_min,
+                got.memory_max,
+                got.memory_sum,
+                got.memory_p95
+            ),
+            (
+                *mem.iter().min().unwrap(),
+                *mem.iter().max().unwrap(),
+                mem.iter().sum::<i64>(),
+                percentile(&mem, 95)
+            ),
+            "{series} memory at {hour}"
+        );
+    }
+    // The raw samples from the horizon on are untouched.
+    let left = samples(&*f.reader, &UsageFilter::default());
+    assert_eq!(left.len(), 3 * 240);
+    assert!(left.iter().all(|s| s.at_ms >= horizon));
+    assert_eq!(node_samples(&*f.reader).len(), 240);
+    // --rollup-age: the first hour's rollups go, the second's stay.
+    let (removed, done) = f.writer.expire_usage_rollups(T0 + HOUR, 1_000).unwrap();
+    assert_eq!((removed, done), (4, true));
+    let mut kept = 0;
+    f.reader
+        .snapshot()
+        .unwrap()
+        .container_hours(&mut |h| {
+            assert_eq!(h.hour_ms, T0 + HOUR);
+            kept += 1
+        })
+        .unwrap();
+    assert_eq!(kept, 3);
+}

@@ -152,3 +152,76 @@ mod tests {
         assert!(Spread::of(&mut []).is_none());
     }
 }
+
+/// One hour of one container's (or node's) samples, exact over them: what replaces them once
+/// they are older than `--raw-usage-age`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hourly {
+    pub samples: i64,
+    pub cpu_min: i64,
+    pub cpu_max: i64,
+    pub cpu_sum: i64,
+    pub cpu_p95: i64,
+    pub memory_min: i64,
+    pub memory_max: i64,
+    pub memory_sum: i64,
+    pub memory_p95: i64,
+}
+
+impl Hourly {
+    /// The rollup of `(cpu_millis, memory_bytes)` samples; None for none.
+    pub fn of(samples: &[(i64, i64)]) -> Option<Hourly> {
+        let (mut cpu, mut memory): (Vec<i64>, Vec<i64>) = samples.iter().copied().unzip();
+        let sum = |v: &[i64]| v.iter().sum::<i64>();
+        let (cpu_sum, memory_sum) = (sum(&cpu), sum(&memory));
+        let c = Spread::of(&mut cpu)?;
+        let m = Spread::of(&mut memory)?;
+        Some(Hourly {
+            samples: c.samples as i64,
+            cpu_min: c.min,
+            cpu_max: c.max,
+            cpu_sum,
+            cpu_p95: c.p95,
+            memory_min: m.min,
+            memory_max: m.max,
+            memory_sum,
+            memory_p95: m.p95,
+        })
+    }
+}
+
+/// One stored hourly rollup of a container, with what reports group it by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerHour {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub hour_ms: i64,
+    pub hourly: Hourly,
+}
+
+/// One stored hourly rollup of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeHour {
+    pub node: String,
+    pub hour_ms: i64,
+    pub hourly: Hourly,
+}
+
+/// What one roll-up step of measured usage did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UsageRollupProgress {
+    /// Raw samples replaced by rollups.
+    pub samples_rolled_up: u64,
+    /// Hourly rows written.
+    pub hours_written: u64,
+    pub done: bool,
+}
+
+impl UsageRollupProgress {
+    pub fn add(&mut self, other: &UsageRollupProgress) {
+        self.samples_rolled_up += other.samples_rolled_up;
+        self.hours_written += other.hours_written;
+        self.done = other.done;
+    }
+}

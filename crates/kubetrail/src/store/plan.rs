@@ -39,6 +39,8 @@ pub const HISTORY_TABLES: &[&str] = &[
     "usage_containers",
     "container_usage",
     "node_usage_samples",
+    "container_usage_hourly",
+    "node_usage_samples_hourly",
 ];
 
 /// What the age rules would remove.

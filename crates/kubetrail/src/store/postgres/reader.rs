@@ -316,6 +316,17 @@ impl Snapshot for PgSnapshot<'_> {
         self.run_here(|c, clusters| super::usage::container_samples(c, clusters, filter, each))
     }
 
+    fn container_hours(
+        &mut self,
+        each: &mut dyn FnMut(crate::model::usage::ContainerHour),
+    ) -> R<()> {
+        self.run_here(|c, clusters| super::usage_rollup::container_hours(c, clusters, each))
+    }
+
+    fn node_hours(&mut self, each: &mut dyn FnMut(crate::model::usage::NodeHour)) -> R<()> {
+        self.run_here(|c, clusters| super::usage_rollup::node_hours(c, clusters, each))
+    }
+
     fn node_samples_measured(
         &mut self,
         since_ms: Option<i64>,

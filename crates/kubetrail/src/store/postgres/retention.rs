@@ -301,6 +301,16 @@ pub fn stats(client: &mut Client, clusters: &[i32]) -> Result<StoreStats, postgr
             "SELECT count(*) FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id
                  WHERE n.cluster_id = ANY($1)",
         ),
+        (
+            "container_usage_hourly",
+            "SELECT count(*) FROM container_usage_hourly u JOIN usage_containers c
+                 ON c.id = u.container_id WHERE c.cluster_id = ANY($1)",
+        ),
+        (
+            "node_usage_samples_hourly",
+            "SELECT count(*) FROM node_usage_samples_hourly s JOIN nodes n ON n.id = s.node_id
+                 WHERE n.cluster_id = ANY($1)",
+        ),
     ] {
         tables.push(TableSize {
             table: table.to_string(),

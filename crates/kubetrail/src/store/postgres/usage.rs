@@ -202,6 +202,11 @@ pub fn delete_pod_usage(tx: &mut Transaction, pod_id: i64) -> Result<u64, postgr
              (SELECT id FROM usage_containers WHERE pod_id = $1)",
         &[&pod_id],
     )?;
+    tx.execute(
+        "DELETE FROM container_usage_hourly WHERE container_id IN
+             (SELECT id FROM usage_containers WHERE pod_id = $1)",
+        &[&pod_id],
+    )?;
     tx.execute("DELETE FROM usage_containers WHERE pod_id = $1", &[&pod_id])?;
     Ok(n)
 }

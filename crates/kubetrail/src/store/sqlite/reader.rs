@@ -152,6 +152,17 @@ impl Snapshot for SqliteSnapshot<'_> {
         self.run(|c| super::usage::container_samples(c, filter, each))
     }
 
+    fn container_hours(
+        &mut self,
+        each: &mut dyn FnMut(crate::model::usage::ContainerHour),
+    ) -> R<()> {
+        self.run(|c| super::usage_rollup::container_hours(c, each))
+    }
+
+    fn node_hours(&mut self, each: &mut dyn FnMut(crate::model::usage::NodeHour)) -> R<()> {
+        self.run(|c| super::usage_rollup::node_hours(c, each))
+    }
+
     fn node_samples_measured(
         &mut self,
         since_ms: Option<i64>,

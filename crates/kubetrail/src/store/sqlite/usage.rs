@@ -191,6 +191,11 @@ pub fn delete_pod_usage(conn: &Connection, pod_id: i64) -> rusqlite::Result<u64>
                  (SELECT id FROM usage_containers WHERE pod_id = ?1)",
         )?
         .execute([pod_id])? as u64;
+    conn.prepare_cached(
+        "DELETE FROM container_usage_hourly WHERE container_id IN
+             (SELECT id FROM usage_containers WHERE pod_id = ?1)",
+    )?
+    .execute([pod_id])?;
     conn.prepare_cached("DELETE FROM usage_containers WHERE pod_id = ?1")?
         .execute([pod_id])?;
     Ok(samples)
@@ -198,6 +203,8 @@ pub fn delete_pod_usage(conn: &Connection, pod_id: i64) -> rusqlite::Result<u64>
 
 /// Removes a pruned node's samples, in the caller's transaction.
 pub fn delete_node_usage(conn: &Connection, node_id: i64) -> rusqlite::Result<u64> {
+    conn.prepare_cached("DELETE FROM node_usage_samples_hourly WHERE node_id = ?1")?
+        .execute([node_id])?;
     Ok(conn
         .prepare_cached("DELETE FROM node_usage_samples WHERE node_id = ?1")?
         .execute([node_id])? as u64)

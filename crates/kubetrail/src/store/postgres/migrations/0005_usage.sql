@@ -31,3 +31,36 @@ CREATE TABLE node_usage_samples (
     PRIMARY KEY (node_id, at_ms)
 );
 CREATE INDEX node_usage_samples_by_at ON node_usage_samples (at_ms);
+
+-- Hourly rollups of samples older than --raw-usage-age, exact over the samples they replace.
+CREATE TABLE container_usage_hourly (
+    container_id  bigint NOT NULL,
+    hour_ms       bigint NOT NULL,
+    samples       bigint NOT NULL,
+    cpu_min       bigint NOT NULL,
+    cpu_max       bigint NOT NULL,
+    cpu_sum       bigint NOT NULL,
+    cpu_p95       bigint NOT NULL,
+    memory_min    bigint NOT NULL,
+    memory_max    bigint NOT NULL,
+    memory_sum    bigint NOT NULL,
+    memory_p95    bigint NOT NULL,
+    PRIMARY KEY (container_id, hour_ms)
+);
+CREATE INDEX container_usage_hourly_by_hour ON container_usage_hourly (hour_ms);
+
+CREATE TABLE node_usage_samples_hourly (
+    node_id       bigint NOT NULL,
+    hour_ms       bigint NOT NULL,
+    samples       bigint NOT NULL,
+    cpu_min       bigint NOT NULL,
+    cpu_max       bigint NOT NULL,
+    cpu_sum       bigint NOT NULL,
+    cpu_p95       bigint NOT NULL,
+    memory_min    bigint NOT NULL,
+    memory_max    bigint NOT NULL,
+    memory_sum    bigint NOT NULL,
+    memory_p95    bigint NOT NULL,
+    PRIMARY KEY (node_id, hour_ms)
+);
+CREATE INDEX node_usage_samples_hourly_by_hour ON node_usage_samples_hourly (hour_ms);
