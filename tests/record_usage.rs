@@ -9,6 +9,7 @@
 mod prom;
 #[path = "common/recorder.rs"]
 mod recorder;
+#[allow(clippy::duplicate_mod)]
 #[path = "common/sim.rs"]
 mod sim;
 

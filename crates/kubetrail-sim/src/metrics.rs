@@ -115,9 +115,12 @@ struct Plans {
 /// metrics-server serves its last scrape: a sample never changes once served.
 struct Scrape {
     at_ms: i64,
-    pods: BTreeMap<(String, String), (Vec<(String, String)>, Value)>,
-    nodes: BTreeMap<String, (Vec<(String, String)>, Value)>,
+    pods: BTreeMap<(String, String), Labelled>,
+    nodes: BTreeMap<String, Labelled>,
 }
+
+/// A served item and the labels a list's selector matches against.
+type Labelled = (Vec<(String, String)>, Value);
 
 /// The plans of every pod and node, shared by the scenario (which writes them) and the API.
 pub struct UsagePlans {
@@ -370,7 +373,7 @@ pub fn container_usage(pod_uid: &str, c: &ContainerPlan, at_ms: i64) -> Usage {
         50
     };
     // 0.50 .. 1.10 of the request, or 2.5 of it in a spike.
-    let per_mille = if h % 16 == 0 {
+    let per_mille = if h.is_multiple_of(16) {
         2_500
     } else {
         500 + (h >> 8) as i64 % 601
