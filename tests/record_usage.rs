@@ -304,7 +304,60 @@ fn kubectl_top_and_query_usage_agree_at_the_same_moment() {
         "only {agreed} containers compared of {}",
         top.len()
     );
+    // kubectl top nodes against the node samples recorded at the same moment.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let nodes = loop {
+        let nodes = recorded_nodes(&db, at_ms);
+        if nodes.len() == 3 {
+            break nodes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node samples at {at_ms}: {nodes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = Command::new("kubectl")
+        .args(["top", "nodes", "--no-headers"])
+        .env("KUBECONFIG", sim.kubeconfig_path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut shown = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let cpu: i64 = f[1].strip_suffix('m').unwrap().parse().unwrap();
+        let mib: i64 = f[3].strip_suffix("Mi").unwrap().parse().unwrap();
+        shown.insert(f[0].to_string(), (cpu, mib));
+    }
+    let recorded: BTreeMap<String, (i64, i64)> = nodes
+        .into_iter()
+        .map(|(n, (cpu, bytes))| (n, (cpu, bytes >> 20)))
+        .collect();
+    assert_eq!(recorded, shown, "recorded node usage vs kubectl top nodes");
     assert!(rec.stop().success());
+}
+
+/// The node samples at `at_ms`: name -> (millicores, bytes).
+fn recorded_nodes(db: &Path, at_ms: i64) -> BTreeMap<String, (i64, i64)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT n.name, s.cpu_millis, s.memory_bytes FROM node_usage_samples s
+             JOIN nodes n ON n.id = s.node_id WHERE s.at_ms = ?1",
+        )
+        .unwrap();
+    stmt.query_map([at_ms], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// A metric's value from a `/metrics` text.
