@@ -153,3 +153,28 @@ fn every_manifest_grants_list_and_watch_on_replicasets_and_jobs() {
         }
     }
 }
+
+/// Every manifest lets the recorder get and list the metrics API's pods (and, cluster-wide,
+/// nodes), and none grants nodes/proxy, which is not read-only (the e2e test checks the grant
+/// with `kubectl auth can-i`).
+#[test]
+fn every_manifest_grants_get_and_list_on_the_metrics_api_and_never_nodes_proxy() {
+    let dir = Path::new(ROOT).join("deploy/kubernetes");
+    for (name, resources) in [
+        ("kubetrail.yaml", "[\"pods\", \"nodes\"]"),
+        ("kubetrail-namespaced.yaml", "[\"pods\"]"),
+        ("kubetrail-postgres.yaml", "[\"pods\", \"nodes\"]"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let rule = format!(
+            "  - apiGroups: [\"metrics.k8s.io\"]\n    resources: {resources}\n    verbs: [\"get\", \"list\"]\n"
+        );
+        assert!(text.contains(&rule), "{name} lacks the metrics.k8s.io rule");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.trim_start().starts_with("resources:") && l.contains("proxy")),
+            "{name} grants a proxy subresource"
+        );
+    }
+}

@@ -237,6 +237,17 @@ fn the_cluster_wide_manifest_grants_only_reads_of_pods_and_nodes_and_records() {
             "list {resource}"
         );
     }
+    for resource in ["pods.metrics.k8s.io", "nodes.metrics.k8s.io"] {
+        for verb in ["get", "list"] {
+            assert!(can_i(&sa, verb, resource, &everywhere), "{verb} {resource}");
+        }
+    }
+    for verb in ["get", "create"] {
+        assert!(
+            !can_i(&sa, verb, "nodes/proxy", &everywhere),
+            "{verb} nodes/proxy"
+        );
+    }
     assert_cannot_write_or_read_secrets(&sa, &everywhere);
     assert!(
         can_i(&cp.kubeconfig, "get", "secrets", &everywhere),
@@ -326,6 +337,16 @@ fn the_namespaced_manifest_reads_only_pods_of_its_namespace_and_records_them() {
             "{verb} all"
         );
         assert!(!can_i(&sa, verb, "nodes", &[]), "{verb} nodes");
+        if verb == "list" {
+            assert!(
+                can_i(&sa, verb, "pods.metrics.k8s.io", &["-n", "team-a"]),
+                "list pods.metrics.k8s.io"
+            );
+            assert!(
+                !can_i(&sa, verb, "pods.metrics.k8s.io", &["-n", "team-b"]),
+                "list pods.metrics.k8s.io team-b"
+            );
+        }
         for events in [
             "events",
             "events.events.k8s.io",

@@ -4,8 +4,6 @@
 //! and for bad parameters, 405 for every write method, and loopback as the default address;
 //! and 50 concurrent API requests beside a recorder that keeps committing.
 
-#[path = "common/prom.rs"]
-mod prom;
 #[path = "common/recorded.rs"]
 mod recorded;
 
@@ -15,7 +13,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use prom::Endpoint;
 use recorded::{RecorderProcess, SimProcess, http_request, kubetrail, query_json, recorded};
 use serde_json::Value;
 
@@ -316,6 +313,21 @@ fn serve_binds_loopback_by_default() {
     assert!(!run.stderr.contains("panicked"));
 }
 
+/// Where a recorder serves /readyz and /metrics, from its "serving http://ADDR/metrics" line.
+fn operator_address(rec: &RecorderProcess) -> SocketAddr {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = rec.log();
+        if let Some(rest) = log.split("serving http://").nth(1)
+            && let Some((addr, _)) = rest.split_once("/metrics")
+        {
+            return addr.parse().expect("address in the log line");
+        }
+        assert!(std::time::Instant::now() < deadline, "no metrics address logged:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A metric's value in the Prometheus text format (a family without labels).
 fn metric(metrics: &str, name: &str) -> f64 {
     metrics
@@ -343,8 +355,13 @@ fn fifty_concurrent_api_requests_beside_a_recorder_do_not_hold_its_writes_back()
         &sim.dir().join("rec.log"),
         &["--metrics-addr", "127.0.0.1:0", "--unready-after", "10s"],
     );
-    let endpoint = Endpoint::from_log(|| rec.log(), Duration::from_secs(60));
-    endpoint.wait_until("/readyz", Duration::from_secs(60), "ready", |c, _| c == 200);
+    let operator = operator_address(&rec);
+    let get = |path: &str| http_request(operator, "GET", path, None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while get("/readyz").0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "never ready:\n{}", rec.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let served = Served::start(&db);
     let pods = query_json(&db, &["pods"]);
     let pod = &pods[0];
@@ -386,21 +403,21 @@ fn fifty_concurrent_api_requests_beside_a_recorder_do_not_hold_its_writes_back()
 
     // Watch the recorder for 10 s of requests.
     start.wait();
-    let (_, metrics) = endpoint.get("/metrics");
+    let (_, metrics) = get("/metrics");
     let commits_before = metric(&metrics, "kubetrail_commits_total");
     let mut worst_lag = 0.0f64;
     let mut unready = Vec::new();
     let began = std::time::Instant::now();
     while began.elapsed() < Duration::from_secs(10) {
-        let (code, body) = endpoint.get("/readyz");
+        let (code, body) = get("/readyz");
         if code != 200 {
             unready.push(body);
         }
-        let (_, metrics) = endpoint.get("/metrics");
+        let (_, metrics) = get("/metrics");
         worst_lag = worst_lag.max(metric(&metrics, "kubetrail_write_lag_seconds"));
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (_, metrics) = endpoint.get("/metrics");
+    let (_, metrics) = get("/metrics");
     let commits_during = metric(&metrics, "kubetrail_commits_total") - commits_before;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut answered = 0;

@@ -85,6 +85,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pods: 60,
         churn_per_sec: 6.0,
         pace: 0.4,
+        // Samples move every 2 s, so half a minute of recording shows usage.
+        metrics_window: Duration::from_secs(2),
         ..Default::default()
     })
     .await?;
@@ -105,6 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         RecorderConfig {
             snapshot_interval: Duration::from_secs(5),
             status_interval: Duration::from_secs(3600), // the progress bar replaces the status line
+            usage_interval: Some(Duration::from_secs(2)),
             server: sim.base_url(),
             ..Default::default()
         },
@@ -160,6 +163,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(String::from)
         .collect(),
         vec!["query", "nodes", "--step", "10s"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        vec!["query", "usage", "--by", "owner"]
             .into_iter()
             .map(String::from)
             .collect(),

@@ -42,12 +42,26 @@ pub enum Command {
     /// One row per workload: pods, restarts, OOMKills, failures, evictions, time Pending
     /// (same flags as `query workloads`).
     Workloads(WorkloadsArgs),
+    /// Requests against measured usage per pod, container or owner (same flags as `query usage`).
+    Usage(UsageArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct WorkloadsArgs {
     #[command(flatten)]
     pub filter: super::owners::WorkloadFilterArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    pub filter: super::query::UsageFilterArgs,
     #[command(flatten)]
     pub window: WindowArgs,
     #[command(flatten)]
@@ -172,6 +186,7 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         Command::Nodes(a) => (&a.out, &a.db),
         Command::Events(a) => (&a.out, &a.db),
         Command::Workloads(a) => (&a.out, &a.db),
+        Command::Usage(a) => (&a.out, &a.db),
     };
     out.check(db)?;
     match command {
@@ -217,6 +232,18 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
                     }
                     None => query::events::for_each_event(&*reader, &filter, emit),
                 }
+            })
+        }
+        Command::Usage(args) => {
+            let filter = args.filter.filter(args.window.window(now_ms)?);
+            let reader = open_for_export(&args.db)?;
+            export::<query::usage::UsageRecord>(&args.out, false, |emit| {
+                let rows = query::usage::usage(&*reader, &filter, args.filter.by)?;
+                let n = rows.len() as u64;
+                for row in rows {
+                    emit(row)?;
+                }
+                Ok(n)
             })
         }
         Command::Nodes(args) => {

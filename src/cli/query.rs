@@ -43,6 +43,49 @@ pub enum Command {
     /// One line per workload (Deployment, StatefulSet, DaemonSet, CronJob, Job, or a bare pod):
     /// pods, restarts, OOMKills, failures, evictions and time spent Pending in the window.
     Workloads(super::owners::WorkloadsArgs),
+    /// Requests against measured usage (metrics API samples) per pod, container or owner:
+    /// average, p95 and max, efficiency, idle request and a right-sizing recommendation.
+    Usage(UsageArgs),
+}
+
+/// Which samples and how to group them, shared by `query usage` and `export usage`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UsageFilterArgs {
+    /// One row per pod, per container, or per owner (the pod's controller, e.g. a ReplicaSet).
+    #[arg(long, value_enum, default_value = "pod")]
+    pub by: query::usage::UsageBy,
+    /// Only pods in this namespace.
+    #[arg(short = 'n', long, value_name = "NAMESPACE", value_parser = namespace_name)]
+    pub namespace: Option<String>,
+    /// All namespaces (the default; accepted for kubectl habits).
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Only the pod with this name.
+    #[arg(long, value_name = "POD")]
+    pub pod: Option<String>,
+}
+
+impl UsageFilterArgs {
+    pub fn filter(&self, window: Window) -> query::usage::UsageFilter {
+        query::usage::UsageFilter {
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+            since_ms: window.since_ms,
+            until_ms: window.until_ms,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    pub filter: UsageFilterArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 /// `--db`.
@@ -449,6 +492,21 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
             }
             .map_err(cli_error)?;
             finish(renderer, args.output.output, "no events match")?;
+        }
+        Command::Usage(args) => {
+            let filter = args.filter.filter(args.window.window(now_ms)?);
+            let reader = open(&args.db)?;
+            let rows = query::usage::usage(&*reader, &filter, args.filter.by).map_err(cli_error)?;
+            let mut renderer =
+                Renderer::new::<query::usage::UsageRecord>(args.output.output, &mut out)?;
+            for row in &rows {
+                renderer.row(row)?;
+            }
+            finish(
+                renderer,
+                args.output.output,
+                "no usage samples match (is the metrics API served? see kubetrail_usage_available)",
+            )?;
         }
         Command::Nodes(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);

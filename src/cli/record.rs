@@ -84,8 +84,29 @@ pub struct Args {
     /// and counted (kubetrail_events_dropped_total). For tests of the flood policy.
     #[arg(long, hide = true, default_value_t = 50_000)]
     pub event_queue_rows: usize,
+    /// How often measured usage is sampled from the metrics API (metrics.k8s.io, served by
+    /// metrics-server): from 1s to 1h. A pod or node whose sample has not moved is not written
+    /// again.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = usage_interval)]
+    pub usage_interval: Duration,
+    /// Do not sample the metrics API: only requests and limits are recorded, not usage.
+    #[arg(long)]
+    pub no_usage: bool,
     #[command(flatten)]
     pub retention: kubetrail::retention::RetentionArgs,
+}
+
+/// `--usage-interval`: a duration within the sampler's bounds.
+fn usage_interval(s: &str) -> Result<Duration, String> {
+    use kubetrail::recorder::usage::{MAX_INTERVAL_SECS, MIN_INTERVAL_SECS};
+    let d = duration(s)?;
+    if d < Duration::from_secs(MIN_INTERVAL_SECS) || d > Duration::from_secs(MAX_INTERVAL_SECS) {
+        return Err(format!(
+            "{s:?} is outside the sampling bounds; give a duration from {MIN_INTERVAL_SECS}s to              {}h, such as 30s",
+            MAX_INTERVAL_SECS / 3600
+        ));
+    }
+    Ok(d)
 }
 
 /// Validated up front, so a typo is a usage error and not a watch that fails forever.
@@ -232,6 +253,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         watch_events: !args.no_events,
         watch_owners: !args.no_owners,
         event_queue_rows: args.event_queue_rows,
+        usage_interval: (!args.no_usage).then_some(args.usage_interval),
         unready_after: args.unready_after,
         max_db_bytes: args.retention.policy.max_db_size,
         ..Default::default()

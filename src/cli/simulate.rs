@@ -54,6 +54,24 @@ pub struct Args {
     /// Start with the scenario engine paused (resume with POST /_sim/resume).
     #[arg(long)]
     pub paused: bool,
+    /// The metrics API's scrape window in seconds: its samples move once per window.
+    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    pub metrics_window: f64,
+    /// How the metrics API (metrics.k8s.io) answers: served, missing (404) or unavailable (503).
+    #[arg(long, value_name = "MODE", default_value = "served", value_parser = parse_metrics_api)]
+    pub metrics_api: sim::faults::MetricsApi,
+}
+
+fn parse_metrics_api(raw: &str) -> Result<sim::faults::MetricsApi, String> {
+    use sim::faults::MetricsApi::*;
+    match raw {
+        "served" => Ok(Served),
+        "missing" => Ok(Missing),
+        "unavailable" => Ok(Unavailable),
+        _ => Err(format!(
+            "{raw:?} is not a metrics API mode; expected served, missing or unavailable"
+        )),
+    }
 }
 
 /// The most new pods per second `--churn` takes. The engine flat out makes about 25k watch
@@ -95,6 +113,7 @@ impl Args {
             ("--cut-watches-every", self.cut_watches_every),
             ("--outage-secs", self.outage_secs),
             ("--bookmark-every", Some(self.bookmark_every)),
+            ("--metrics-window", Some(self.metrics_window)),
         ] {
             if let Some(v) = value
                 && !(v.is_finite() && v > 0.0)
@@ -116,8 +135,10 @@ impl Args {
                 cut_every_secs: self.cut_watches_every,
                 slow_watch_ms: self.slow_watch_ms,
                 outage_secs: self.outage_secs,
+                metrics_api: Some(self.metrics_api),
                 ..FaultRequest::default()
             },
+            metrics_window: std::time::Duration::from_secs_f64(self.metrics_window),
             bookmark_interval: std::time::Duration::from_secs_f64(self.bookmark_every),
             start_paused: self.paused,
             ..SimConfig::default()

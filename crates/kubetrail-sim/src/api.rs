@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::discovery;
-use super::faults::{FaultRequest, Faults};
+use super::faults::{FaultRequest, Faults, MetricsApi};
 use super::runner::{Control, Engine};
 use super::scenario::Command;
 use super::selector::{FieldSelector, Filter, LabelSelector};
@@ -97,7 +97,10 @@ async fn route(
         ["version"] => get_only(discovery::version()),
         ["api"] => get_only(discovery::api_versions(&state.addr.to_string())),
         ["api", "v1"] => get_only(discovery::core_v1_resources()),
-        ["apis"] => get_only(discovery::api_groups()),
+        ["apis"] => get_only(discovery::api_groups(
+            state.faults.metrics_api() != MetricsApi::Missing,
+        )),
+        ["apis", "metrics.k8s.io", rest @ ..] => metrics(state, method, rest, query),
         ["apis", "events.k8s.io"] => get_only(discovery::events_group()),
         ["apis", "events.k8s.io", "v1"] => get_only(discovery::events_v1_resources()),
         ["apis", "events.k8s.io", "v1", "events"] => {
@@ -538,6 +541,62 @@ fn streamed_list(head: String, items: Vec<Bytes>) -> Response {
     response
 }
 
+/// `/apis/metrics.k8s.io/...`: discovery, NodeMetrics and PodMetrics (get and list), or the
+/// aggregator's answers for a missing or unavailable APIService.
+fn metrics(
+    state: &ApiState,
+    method: &Method,
+    rest: &[&str],
+    query: &Query,
+) -> Result<Response, ApiError> {
+    match state.faults.metrics_api() {
+        MetricsApi::Served => {}
+        MetricsApi::Missing => return Err(ApiError::no_route()),
+        // kube-aggregator's own answer for an APIService whose backend is not available: a
+        // plain-text 503, not a Status object.
+        MetricsApi::Unavailable => {
+            let mut response =
+                (StatusCode::SERVICE_UNAVAILABLE, "service unavailable\n").into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return Ok(response);
+        }
+    }
+    if *method != Method::GET {
+        return Err(ApiError::method_not_allowed(method.as_str(), "metrics"));
+    }
+    let usage = &state.store.usage;
+    let now = state.store.virtual_now_ms();
+    let labels = || {
+        LabelSelector::parse(query.get("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("invalid labelSelector: {e}")))
+    };
+    let ok = |value: serde_json::Value| {
+        Ok(json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&value).unwrap_or_default(),
+        ))
+    };
+    let found = |value: Option<serde_json::Value>, plural: &str, name: &str| match value {
+        Some(v) => ok(v),
+        None => Err(ApiError::not_found(plural, name)),
+    };
+    match rest {
+        [] => ok(discovery::metrics_group()),
+        ["v1beta1"] => ok(discovery::metrics_v1beta1_resources()),
+        ["v1beta1", "nodes"] => ok(usage.node_list(&labels()?, now)),
+        ["v1beta1", "nodes", name] => found(usage.node(name, now), "nodes.metrics.k8s.io", name),
+        ["v1beta1", "pods"] => ok(usage.pod_list(None, &labels()?, now)),
+        ["v1beta1", "namespaces", ns, "pods"] => ok(usage.pod_list(Some(ns), &labels()?, now)),
+        ["v1beta1", "namespaces", ns, "pods", name] => {
+            found(usage.pod(ns, name, now), "pods.metrics.k8s.io", name)
+        }
+        _ => Err(ApiError::no_route()),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn object(
     state: &ApiState,
@@ -648,7 +707,7 @@ async fn control(
     match (method.as_str(), segments) {
         ("POST", ["faults"]) => {
             let request: FaultRequest = serde_json::from_slice(body).map_err(|e| {
-                ApiError::bad_request(format!("invalid fault request: {e}; expected JSON with any of cut_watches, cut_every_secs, compact, outage_secs, slow_watch_ms"))
+                ApiError::bad_request(format!("invalid fault request: {e}; expected JSON with any of cut_watches, cut_every_secs, compact, outage_secs, slow_watch_ms, metrics_api"))
             })?;
             state
                 .faults

@@ -90,6 +90,9 @@ pub struct ContainerStatus {
     /// While an in-place resize is in progress: the (requests, limits) the runtime still
     /// applies (status.containerStatuses[].resources); None when they equal the spec.
     pub actuated: Option<(Resources, Resources)>,
+    /// When the current run is due to be OOMKilled (the metrics API's memory climbs to the
+    /// limit by then); None for a run that ends otherwise or not at all.
+    pub oom_at_ms: Option<i64>,
 }
 
 impl ContainerStatus {
@@ -105,6 +108,7 @@ impl ContainerStatus {
             container_id: None,
             backoff: Backoff::default(),
             actuated: None,
+            oom_at_ms: None,
         }
     }
 
@@ -131,6 +135,8 @@ impl ContainerStatus {
         };
         self.state = ContainerState::Terminated(t.clone());
         self.ready = false;
+        // A kill planned for this run is over (a crash queued for the next run sets its own).
+        self.oom_at_ms = None;
         Some(t)
     }
 

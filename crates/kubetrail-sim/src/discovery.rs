@@ -1,5 +1,6 @@
 //! Discovery documents: `/version`, `/api`, `/api/v1` and `/apis`, as a v1.32 apiserver that
-//! serves only the core group's pods, nodes and namespaces would answer. Clients (kubectl's
+//! serves the core group's pods, nodes, namespaces and events, events.k8s.io and (like
+//! metrics-server's APIService) metrics.k8s.io would answer. Clients (kubectl's
 //! RESTMapper, kube-rs) read these to find resources, their verbs, kinds and short names.
 //! Aggregated discovery (apidiscovery.k8s.io/v2) is not offered: answering plain JSON makes
 //! kubectl fall back to these legacy documents.
@@ -28,11 +29,14 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
-pub fn api_groups() -> Value {
-    json!({
-        "kind": "APIGroupList", "apiVersion": "v1",
-        "groups": [events_group(), group("apps"), group("batch")]
-    })
+/// `/apis`: the events group, the owners' apps and batch groups, and the metrics group unless
+/// its APIService is missing.
+pub fn api_groups(with_metrics: bool) -> Value {
+    let mut groups = vec![events_group(), group("apps"), group("batch")];
+    if with_metrics {
+        groups.push(metrics_group());
+    }
+    json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
 }
 
 /// The apps or batch group, which serve the simulated pods' owners (read-only, minimal).
@@ -62,6 +66,27 @@ pub fn group_resources(name: &str) -> Value {
     json!({
         "kind": "APIResourceList", "apiVersion": "v1",
         "groupVersion": format!("{name}/v1"), "resources": resources
+    })
+}
+
+/// The resource metrics group, as metrics-server registers it (an APIService).
+pub fn metrics_group() -> Value {
+    json!({
+        "kind": "APIGroup", "apiVersion": "v1", "name": "metrics.k8s.io",
+        "versions": [{ "groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1" }],
+        "preferredVersion": { "groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1" }
+    })
+}
+
+pub fn metrics_v1beta1_resources() -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "metrics.k8s.io/v1beta1",
+        "resources": [
+            { "name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics", "verbs": ["get", "list"] },
+            { "name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics", "verbs": ["get", "list"] }
+        ]
     })
 }
 

@@ -1,7 +1,7 @@
 //! Faults injected on demand (flags at start-up, `POST /_sim/faults`, or [`super::SimHandle`]):
 //! cutting every watch stream now or periodically, compacting the event history (so older
-//! resourceVersions get 410 Gone), an outage in which every API request gets 503, and slow
-//! watch delivery.
+//! resourceVersions get 410 Gone), an outage in which every API request gets 503, slow
+//! watch delivery, and a metrics API that is missing (404) or unavailable (503).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +29,22 @@ pub struct FaultRequest {
     pub outage_secs: Option<f64>,
     /// Delay each watch event by N milliseconds (0 stops it).
     pub slow_watch_ms: Option<u64>,
+    /// How the metrics API (metrics.k8s.io) answers from now on.
+    pub metrics_api: Option<MetricsApi>,
+}
+
+/// How the metrics API answers, as a cluster without metrics-server or with a broken one would.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsApi {
+    /// Served (the default).
+    #[default]
+    Served,
+    /// Not registered: 404 for the group, and absent from `/apis`.
+    Missing,
+    /// Registered but its backend is down: 503 as the aggregator answers for an unavailable
+    /// APIService (still listed in `/apis`).
+    Unavailable,
 }
 
 /// The fault state shared by the API handlers and watch streams.
@@ -36,6 +52,7 @@ pub struct Faults {
     cut: watch::Sender<u64>,
     outage_until: Mutex<Option<Instant>>,
     slow_watch_ms: AtomicU64,
+    metrics_api: Mutex<MetricsApi>,
     /// Requests answered 503 because of an outage (clients such as kube-rs retry 503s
     /// internally, so tests check this to know the outage was felt).
     outage_rejections: AtomicU64,
@@ -50,6 +67,7 @@ impl Faults {
             cut: watch::channel(0).0,
             outage_until: Mutex::new(None),
             slow_watch_ms: AtomicU64::new(0),
+            metrics_api: Mutex::new(MetricsApi::Served),
             outage_rejections: AtomicU64::new(0),
             cut_every: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
@@ -97,6 +115,10 @@ impl Faults {
         }
     }
 
+    pub fn metrics_api(&self) -> MetricsApi {
+        *self.metrics_api.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Applies a request. Errors name the bad value.
     pub fn apply(&self, request: &FaultRequest, store: &Store) -> Result<(), String> {
         for (name, value) in [
@@ -113,6 +135,9 @@ impl Faults {
         }
         if let Some(ms) = request.slow_watch_ms {
             self.slow_watch_ms.store(ms, Ordering::Relaxed);
+        }
+        if let Some(mode) = request.metrics_api {
+            *self.metrics_api.lock().unwrap_or_else(|p| p.into_inner()) = mode;
         }
         if request.compact {
             store.compact();

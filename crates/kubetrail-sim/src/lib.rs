@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod events;
 pub mod faults;
 pub mod kubeconfig;
+pub mod metrics;
 pub mod objects;
 pub mod owners;
 pub mod runner;
@@ -59,6 +60,8 @@ pub struct SimConfig {
     pub retention: RetentionLimits,
     /// Start with the engine paused (tests that want a still cluster).
     pub start_paused: bool,
+    /// The metrics API's scrape window: its timestamps move once per this much virtual time.
+    pub metrics_window: Duration,
 }
 
 impl Default for SimConfig {
@@ -77,6 +80,7 @@ impl Default for SimConfig {
             bookmark_interval: Duration::from_secs(3),
             retention: RetentionLimits::default(),
             start_paused: false,
+            metrics_window: Duration::from_millis(metrics::DEFAULT_WINDOW_MS as u64),
         }
     }
 }

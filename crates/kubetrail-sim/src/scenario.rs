@@ -361,16 +361,18 @@ impl Scenario {
 
     // ----- time and randomness -----
 
-    /// Queues `action` after a random delay in `[lo_secs, hi_secs)`, scaled by the pace.
-    fn after(&mut self, lo_secs: f64, hi_secs: f64, action: Action) {
+    /// Queues `action` after a random delay in `[lo_secs, hi_secs)`, scaled by the pace;
+    /// returns the virtual time it is due.
+    fn after(&mut self, lo_secs: f64, hi_secs: f64, action: Action) -> i64 {
         let lo = (lo_secs * 1000.0 * self.config.pace) as i64;
         let hi = (hi_secs * 1000.0 * self.config.pace) as i64;
         let delay_ms = self.rng.range(lo, hi.max(lo + 1));
-        self.at_delay_ms(delay_ms, action);
+        self.at_delay_ms(delay_ms, action)
     }
 
-    /// Queues `action` after exactly `delay_ms` (not scaled: e.g. a grace period).
-    fn at_delay_ms(&mut self, delay_ms: i64, action: Action) {
+    /// Queues `action` after exactly `delay_ms` (not scaled: e.g. a grace period); returns the
+    /// virtual time it is due.
+    fn at_delay_ms(&mut self, delay_ms: i64, action: Action) -> i64 {
         let ticks = (delay_ms / TICK_MS).max(1) as u64;
         self.seq += 1;
         self.queue.push(Due {
@@ -378,6 +380,21 @@ impl Scenario {
             seq: self.seq,
             action,
         });
+        self.now_ms + ticks as i64 * TICK_MS
+    }
+
+    /// Queues a container's crash; an OOMKill is remembered on the container, so that its
+    /// memory in the metrics API climbs to the limit by then.
+    fn queue_crash_at(&mut self, lo_secs: f64, hi_secs: f64, id: PodId, index: usize, oom: bool) {
+        let due = self.after(lo_secs, hi_secs, Action::Crash(id, index, oom));
+        if oom
+            && let Some(status) = self
+                .pods
+                .get_mut(&id)
+                .and_then(|p| p.statuses.get_mut(index))
+        {
+            status.oom_at_ms = Some(due);
+        }
     }
 
     // ----- output -----
@@ -397,6 +414,9 @@ impl Scenario {
             fields,
             |rv| render_pod(pod, rv),
         );
+        self.store
+            .usage
+            .set_pod(&pod.namespace, &pod.name, super::metrics::PodPlan::of(pod));
     }
 
     fn publish_node(&self, id: NodeId) {
@@ -413,6 +433,10 @@ impl Scenario {
             ObjectKey::new("", &node.name),
             fields,
             |rv| render_node(node, rv),
+        );
+        self.store.usage.set_node(
+            &node.name,
+            super::metrics::NodePlan::of(node, super::objects::node_labels(node)),
         );
     }
 
@@ -843,6 +867,7 @@ impl Scenario {
             json = render_pod(pod, rv);
             json.clone()
         });
+        self.store.usage.remove_pod(&pod.namespace, &pod.name);
         self.emit_pod(id, TransitionKind::Deleted, self.now_ms, Detail::default());
         let pod = self.pods.remove(&id).expect("exists");
         self.pod_names.remove(&(pod.namespace, pod.name));

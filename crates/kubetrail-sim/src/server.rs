@@ -43,6 +43,9 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let store = Store::new(config.retention.clone());
+    store
+        .usage
+        .set_window_ms(config.metrics_window.as_millis() as i64);
     let truth = match &config.truth_out {
         Some(path) => TruthWriter::create(path)?,
         None => TruthWriter::disabled(),
@@ -130,6 +133,9 @@ fn validate(config: &SimConfig) -> anyhow::Result<()> {
             "pace must be a positive factor (1 = normal, 0.1 = ten times faster), got {}",
             config.pace
         );
+    }
+    if config.metrics_window.is_zero() {
+        anyhow::bail!("the metrics window must be longer than zero");
     }
     Ok(())
 }

@@ -248,6 +248,8 @@ pub struct Store {
     events_emitted: AtomicU64,
     /// The scenario's virtual "now", for ages in kubectl tables.
     virtual_now_ms: AtomicI64,
+    /// What the metrics API's usage depends on, kept beside the objects by the scenario.
+    pub usage: super::metrics::UsagePlans,
 }
 
 impl Store {
@@ -271,6 +273,7 @@ impl Store {
             }),
             limits,
             events_emitted: AtomicU64::new(0),
+            usage: super::metrics::UsagePlans::default(),
             virtual_now_ms: AtomicI64::new(0),
         })
     }

@@ -24,9 +24,11 @@ use crate::store::{Batch, HistoryReader, HistoryWriter, PodRow, Scope, SubjectUi
 
 mod events;
 mod owners;
+mod samples;
 mod usage;
 pub(crate) use events::*;
 pub(crate) use owners::*;
+pub(crate) use samples::*;
 pub(crate) use usage::*;
 
 /// A fresh store: its writer, a reader on it, and whatever must live as long as they do.
@@ -96,6 +98,9 @@ mod sqlite {
         recent_event_counts_and_old_events_pruned,
         owners_are_written_once_and_scale_rows_only_on_change,
         owner_filters_and_pods_by_workload,
+        usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing,
+        a_pruned_pods_usage_samples_go_with_it,
+        usage_rollups_equal_a_direct_computation_over_the_raw_samples,
     );
 }
 
@@ -122,6 +127,9 @@ mod postgres {
         recent_event_counts_and_old_events_pruned,
         owners_are_written_once_and_scale_rows_only_on_change,
         owner_filters_and_pods_by_workload,
+        usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing,
+        a_pruned_pods_usage_samples_go_with_it,
+        usage_rollups_equal_a_direct_computation_over_the_raw_samples,
     );
 }
 

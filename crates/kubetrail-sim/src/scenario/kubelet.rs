@@ -562,10 +562,10 @@ impl Scenario {
     fn queue_crash(&mut self, id: PodId, index: usize) {
         if self.pods[&id].trouble == Trouble::CrashLoop && index == 0 {
             let oom = self.rng.chance(0.3);
-            self.after(1.5, 4.0, Action::Crash(id, index, oom));
+            self.queue_crash_at(1.5, 4.0, id, index, oom);
         } else if self.rng.chance(0.3) {
             let oom = self.rng.chance(0.5);
-            self.after(10.0, 40.0, Action::Crash(id, index, oom));
+            self.queue_crash_at(10.0, 40.0, id, index, oom);
         }
     }
 
@@ -597,11 +597,11 @@ impl Scenario {
                 self.after(1.0, 4.0, Action::Ready(id));
                 if trouble == Trouble::CrashLoop {
                     let oom = self.rng.chance(0.3);
-                    self.after(1.5, 4.0, Action::Crash(id, 0, oom));
+                    self.queue_crash_at(1.5, 4.0, id, 0, oom);
                 } else if self.rng.chance(0.3) {
                     let index = self.rng.below(containers as u64) as usize;
                     let oom = self.rng.chance(0.5);
-                    self.after(8.0, 40.0, Action::Crash(id, index, oom));
+                    self.queue_crash_at(8.0, 40.0, id, index, oom);
                 }
                 if trouble == Trouble::FlakyReadiness {
                     self.after(3.0, 8.0, Action::Flap(id));

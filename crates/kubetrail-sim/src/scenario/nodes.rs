@@ -193,6 +193,7 @@ impl Scenario {
                 json = render_node(node, rv);
                 json.clone()
             });
+        self.store.usage.remove_node(&node.name);
         self.emit_node(id, TransitionKind::NodeDeleted, self.now_ms);
         let node = self.nodes.remove(&id).expect("exists");
         self.node_names.remove(&node.name);

@@ -26,6 +26,7 @@ pub mod owners;
 pub mod pods;
 pub mod rollout;
 pub mod transitions;
+pub mod usage;
 pub mod workloads;
 
 pub use crate::model::selector::{self, LabelSelector};

@@ -75,6 +75,8 @@ pub struct RecorderConfig {
     pub watch_owners: bool,
     /// Event rows that may wait for the writer; beyond, new events are dropped and counted.
     pub event_queue_rows: usize,
+    /// How often the metrics API is sampled (`--usage-interval`); None with `--no-usage`.
+    pub usage_interval: Option<Duration>,
 }
 
 impl RecorderConfig {
@@ -106,6 +108,7 @@ impl Default for RecorderConfig {
             watch_events: true,
             watch_owners: true,
             event_queue_rows: 50_000,
+            usage_interval: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -779,6 +782,29 @@ async fn record(
             owners_stopped.map(|_| ()),
         ))
     });
+    // The usage sampler: a task of its own, writing through the writer's queue like retention.
+    let (stop_usage, usage_stopped) = tokio::sync::oneshot::channel::<()>();
+    let usage_task = match config.usage_interval {
+        Some(interval) => {
+            let usage_config = super::usage::sample::UsageConfig {
+                namespace: config.namespace.clone(),
+                selector: config.label_selector.clone(),
+                nodes: config.watch_nodes,
+                interval,
+            };
+            Some(tokio::spawn(super::usage::sample::run(
+                client.clone(),
+                usage_config,
+                writer.weak_sender(),
+                stats.usage.clone(),
+                usage_stopped.map(|_| ()),
+            )))
+        }
+        None => {
+            tracing::info!("not sampling the metrics API (--no-usage)");
+            None
+        }
+    };
 
     let mut state = Loop::new(cache, writer, stats.clone());
     state.initial_committed = initial_committed;
@@ -797,6 +823,10 @@ async fn record(
     tracing::info!("stopping: committing what was received");
     state.flush_at_stop().await;
     let _ = stop_events.send(());
+    let _ = stop_usage.send(());
+    if let Some(task) = usage_task {
+        let _ = tokio::time::timeout(STOP_SEND_WAIT, task).await;
+    }
     if let Some(task) = events_task {
         let _ = tokio::time::timeout(STOP_SEND_WAIT, task).await;
     }

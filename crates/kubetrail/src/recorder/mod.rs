@@ -14,6 +14,7 @@
 //! - [`events`]: Kubernetes Events about pods and nodes, on a stream and queue of their own.
 //! - [`owners`]: ReplicaSets and Jobs (the chain from a pod to its workload), on a task of
 //!   their own.
+//! - [`usage`]: measured usage from the metrics API, sampled on a task of its own.
 //! - [`writer`]: the single batched writer thread.
 //! - [`quarantine`]: which commit failures are retried; rows the database refuses.
 //! - [`stats`]: the live figures, kept as Prometheus metrics.
@@ -35,6 +36,7 @@ pub mod resume;
 pub mod state;
 pub mod stats;
 pub mod stream;
+pub mod usage;
 pub mod writer;
 
 pub use informer::{RecordOutcome, Recorder, RecorderConfig};

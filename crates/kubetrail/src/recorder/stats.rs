@@ -135,6 +135,8 @@ pub struct RecorderStats {
     pub writer: std::sync::Arc<WriterStats>,
     /// The events watch's figures.
     pub events: std::sync::Arc<super::events::EventStats>,
+    /// The usage sampler's figures.
+    pub usage: std::sync::Arc<super::usage::UsageStats>,
 }
 
 /// What the writer thread counts.
@@ -364,6 +366,7 @@ impl Default for RecorderStats {
             initial_committed_ms: AtomicU64::new(0),
             writer: Default::default(),
             events: Default::default(),
+            usage: Default::default(),
         }
     }
 }
@@ -434,6 +437,7 @@ impl RecorderStats {
         ];
         collectors.extend(self.writer.collectors());
         collectors.extend(self.events.collectors());
+        collectors.extend(self.usage.collectors());
         for c in collectors {
             registry
                 .register(c)

@@ -6,8 +6,8 @@
 //! job, so the recorder's commits interleave with the pass (see `periodic`). Every step
 //! re-derives what to do from the database, so nothing is lost if a pass stops half-way.
 //!
-//! Order: roll raw utilisation up first (it needs the node rows that pruning may remove), then
-//! expire rollups, prune ended pods and deleted nodes, enforce the size budget, and finally hand
+//! Order: roll raw utilisation up first (it needs the node rows that pruning may remove), and
+//! measured usage (metrics API samples) by the same horizon, then expire rollups of both, prune ended pods and deleted nodes, enforce the size budget, and finally hand
 //! the freed pages back and truncate the write-ahead log.
 
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use super::prune::PruneCounts;
 use super::rollup_step::roll_up;
 use super::size::{ShrinkStep, shrink_step};
 use crate::model::rollup::RollupProgress;
+use crate::model::usage::UsageRollupProgress;
 use crate::store::{FileSize, GiveBack, HistoryWriter, StoreError};
 
 /// Rows per transaction: small enough that a recorder waits a few milliseconds, large enough
@@ -32,7 +33,10 @@ pub const QUIET_STEPS: u32 = 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     RollUp,
+    /// Measured usage (metrics API samples) rolled up by the same horizon.
+    UsageRollUp,
     ExpireRollups,
+    UsageExpireRollups,
     EndedPods,
     DeletedNodes,
     /// Kubernetes Events last seen before the --max-age cutoff.
@@ -66,6 +70,12 @@ pub struct PassReport {
     pub rolled_up: RollupProgress,
     /// Rollups removed by `--rollup-age`.
     pub rollups_expired: u64,
+    /// Measured usage samples rolled up by `--raw-usage-age`.
+    #[serde(skip_serializing_if = "usage_rollup_is_empty")]
+    pub usage_rolled_up: UsageRollupProgress,
+    /// Measured usage rollups removed by `--rollup-age`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub usage_rollups_expired: u64,
     /// Rows removed early by `--max-db-size`.
     pub size_pruned: PruneCounts,
     /// Raw utilisation rolled up early by `--max-db-size`.
@@ -89,7 +99,16 @@ impl PassReport {
         self.aged_out.rows() + self.size_pruned.rows() > 0
             || self.rolled_up.raw_rows_deleted + self.size_rolled_up.raw_rows_deleted > 0
             || self.rollups_expired + self.size_rollups_expired > 0
+            || self.usage_rolled_up.samples_rolled_up + self.usage_rollups_expired > 0
     }
+}
+
+fn usage_rollup_is_empty(p: &UsageRollupProgress) -> bool {
+    p.samples_rolled_up == 0 && p.hours_written == 0
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The policy applied once, step by step.
@@ -185,6 +204,16 @@ impl Pass {
                     let progress = roll_up(store, horizon, budget)?;
                     self.report.rolled_up.add(&progress);
                     if progress.done {
+                        self.phase = Phase::UsageRollUp;
+                    }
+                }
+                None => self.phase = Phase::UsageRollUp,
+            },
+            Phase::UsageRollUp => match self.policy.raw_horizon_ms(now) {
+                Some(horizon) => {
+                    let progress = store.roll_up_usage(horizon, budget)?;
+                    self.report.usage_rolled_up.add(&progress);
+                    if progress.done {
                         self.phase = Phase::ExpireRollups;
                     }
                 }
@@ -194,6 +223,16 @@ impl Pass {
                 Some(cutoff) => {
                     let (deleted, done) = store.expire_rollups(cutoff, None, budget)?;
                     self.report.rollups_expired += deleted;
+                    if done {
+                        self.phase = Phase::UsageExpireRollups;
+                    }
+                }
+                None => self.phase = Phase::UsageExpireRollups,
+            },
+            Phase::UsageExpireRollups => match self.policy.rollup_cutoff_ms(now) {
+                Some(cutoff) => {
+                    let (deleted, done) = store.expire_usage_rollups(cutoff, budget)?;
+                    self.report.usage_rollups_expired += deleted;
                     if done {
                         self.phase = Phase::EndedPods;
                     }
@@ -278,6 +317,7 @@ impl Pass {
             ShrinkStep::Fits => self.phase = Phase::GiveBack,
             ShrinkStep::Pruned(counts) => self.report.size_pruned.add(&counts),
             ShrinkStep::RolledUp(progress) => self.report.size_rolled_up.add(&progress),
+            ShrinkStep::UsageRolledUp(progress) => self.report.usage_rolled_up.add(&progress),
             ShrinkStep::RollupsExpired(n) => self.report.size_rollups_expired += n,
             ShrinkStep::NothingLeft => {
                 let used_bytes = store.space()?.unwrap_or_default().used_bytes();
@@ -333,6 +373,18 @@ impl PassReport {
             lines.push(format!(
                 "rollup-age removed: {} hourly rollup rows",
                 self.rollups_expired
+            ));
+        }
+        if self.usage_rolled_up.samples_rolled_up > 0 {
+            lines.push(format!(
+                "raw-usage-age rolled up: {} measured usage samples replaced by {} hourly rows",
+                self.usage_rolled_up.samples_rolled_up, self.usage_rolled_up.hours_written
+            ));
+        }
+        if self.usage_rollups_expired > 0 {
+            lines.push(format!(
+                "rollup-age removed: {} hourly rows of measured usage",
+                self.usage_rollups_expired
             ));
         }
         if self.size_pruned.rows() > 0 {

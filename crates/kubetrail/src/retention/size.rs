@@ -5,6 +5,8 @@
 //! mechanics behind `HistoryWriter::give_back_step` and `checkpoint` (databases are created with `auto_vacuum = INCREMENTAL`).
 //!
 //! What goes first when the file is over budget: detail before summaries, oldest first.
+//! 0. Raw measured usage (metrics API samples) is rolled up early, except the last hour: it
+//!    loses only resolution, and it is the bulk of a file that samples a big cluster.
 //! 1. Ended history (pods and nodes deleted longest ago) and raw utilisation, interleaved by
 //!    age; raw utilisation is rolled up early rather than dropped, but never the last hour.
 //! 2. Hourly rollups, oldest first, except the newest [`KEEP_NEWEST_ROLLUPS_MS`].
@@ -16,6 +18,7 @@ use super::prune::PruneCounts;
 use super::rollup_step::roll_up;
 pub use crate::model::rollup::KEEP_NEWEST_ROLLUPS_MS;
 use crate::model::rollup::{ROLLUP_BUCKET_MS, RollupProgress, floor_to_bucket};
+use crate::model::usage::UsageRollupProgress;
 use crate::store::{Bounds, HistoryWriter, StoreError};
 
 /// How much raw utilisation the size budget always leaves un-rolled (before now).
@@ -30,6 +33,8 @@ pub enum ShrinkStep {
     Pruned(PruneCounts),
     /// Raw utilisation was rolled up early.
     RolledUp(RollupProgress),
+    /// Raw measured usage was rolled up early.
+    UsageRolledUp(UsageRollupProgress),
     /// Old rollups went.
     RollupsExpired(u64),
     /// Over the target, and nothing more may be deleted: the rest is live state, the last
@@ -52,6 +57,10 @@ pub fn shrink_step(
         _ => return Ok(ShrinkStep::Fits),
     }
     let raw_floor = floor_to_bucket(now_ms - KEEP_RAW_USAGE_MS);
+    let measured = store.roll_up_usage(raw_floor, row_budget)?;
+    if measured.samples_rolled_up > 0 {
+        return Ok(ShrinkStep::UsageRolledUp(measured));
+    }
     let bounds = store.read()?.bounds()?;
     let ended_pod = bounds.oldest_ended_pod_ms;
     let ended_node = bounds.oldest_deleted_node_with_history_ms;
@@ -59,7 +68,7 @@ pub fn shrink_step(
 
     let oldest = [ended_pod, ended_node, raw].into_iter().flatten().min();
     let Some(oldest) = oldest else {
-        return shrink_rollups(store, &bounds, row_budget);
+        return shrink_rollups(store, &bounds, now_ms, row_budget);
     };
     // The next-oldest candidate of another kind bounds this step, so kinds interleave by age.
     let next_other = |own: Option<i64>| {
@@ -94,19 +103,30 @@ pub fn shrink_step(
 fn shrink_rollups(
     store: &mut dyn HistoryWriter,
     bounds: &Bounds,
+    now_ms: i64,
     row_budget: u64,
 ) -> Result<ShrinkStep, StoreError> {
+    // Measured usage rollups older than the newest ones kept go last, after node rollups.
+    let measured = |store: &mut dyn HistoryWriter| -> Result<ShrinkStep, StoreError> {
+        let (deleted, _) =
+            store.expire_usage_rollups(now_ms - KEEP_NEWEST_ROLLUPS_MS, row_budget)?;
+        Ok(if deleted == 0 {
+            ShrinkStep::NothingLeft
+        } else {
+            ShrinkStep::RollupsExpired(deleted)
+        })
+    };
     let (Some(newest), Some(oldest)) = (bounds.rolled_up_until_ms, bounds.oldest_rollup_ms) else {
-        return Ok(ShrinkStep::NothingLeft);
+        return measured(store);
     };
     let keep_from = newest - KEEP_NEWEST_ROLLUPS_MS;
     if oldest + ROLLUP_BUCKET_MS > keep_from {
-        return Ok(ShrinkStep::NothingLeft);
+        return measured(store);
     }
     // A day of the oldest rollups per step; the row budget bounds it further.
     let (deleted, _) = store.expire_rollups(oldest + 86_400_000, Some(keep_from), row_budget)?;
     if deleted == 0 {
-        return Ok(ShrinkStep::NothingLeft);
+        return measured(store);
     }
     Ok(ShrinkStep::RollupsExpired(deleted))
 }

@@ -35,6 +35,10 @@ use crate::model::report::{
     Incarnation, PodFilter, PodSummary, TransitionFilter, TransitionRecord,
 };
 use crate::model::rollup::RollupProgress;
+use crate::model::usage::{
+    ContainerHour, ContainerSample, NodeHour, NodeSample, UsageBatch, UsageFilter,
+    UsageRollupProgress, UsageWriteStats,
+};
 use crate::model::utilisation::{BucketUsage, UsageSample};
 
 pub type R<T> = Result<T, StoreError>;
@@ -244,6 +248,15 @@ pub trait HistoryWriter: Send {
     fn stop_session(&mut self, hb: Heartbeat) -> R<()>;
     /// Keeps a row the store refused for good (`row` is its text, `error` why).
     fn quarantine(&mut self, kind: &str, row: &str, error: &str, at_ms: i64) -> R<()>;
+    /// Writes one sampling of the metrics API in one transaction; a replayed sample inserts
+    /// nothing, and samples of pods or nodes without an open row are skipped (counted).
+    fn write_usage(&mut self, batch: &UsageBatch) -> R<UsageWriteStats>;
+    /// Replaces about `row_budget` measured samples of the oldest complete hour before
+    /// `horizon_ms` by exact hourly rollups, in one transaction.
+    fn roll_up_usage(&mut self, horizon_ms: i64, row_budget: u64) -> R<UsageRollupProgress>;
+    /// Removes at most `row_budget` measured rollups of hours that end before `cutoff_ms`;
+    /// (removed, done).
+    fn expire_usage_rollups(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(u64, bool)>;
 
     // Retention: each call removes or rolls up at most about `row_budget` rows, in one short
     // transaction, and says whether it is done.
@@ -312,6 +325,23 @@ pub trait Snapshot {
         filter: &EventFilter,
         each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
     ) -> R<u64>;
+    /// The container samples `filter` selects, by pod, container and time.
+    fn container_samples(
+        &mut self,
+        filter: &UsageFilter,
+        each: &mut dyn FnMut(ContainerSample),
+    ) -> R<()>;
+    /// Every container's hourly rollups of measured usage, by pod, container and hour.
+    fn container_hours(&mut self, each: &mut dyn FnMut(ContainerHour)) -> R<()>;
+    /// Every node's hourly rollups of measured usage, by node and hour.
+    fn node_hours(&mut self, each: &mut dyn FnMut(NodeHour)) -> R<()>;
+    /// The node samples in `[since_ms, until_ms)`, by node name and time.
+    fn node_samples_measured(
+        &mut self,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+        each: &mut dyn FnMut(NodeSample),
+    ) -> R<()>;
     /// `(uid, count)` of the events last seen at or after `since_ms`, for a recorder that
     /// resumes: a relist then writes only what is new.
     fn recent_event_counts(&mut self, since_ms: i64, each: &mut dyn FnMut(String, i64)) -> R<()>;

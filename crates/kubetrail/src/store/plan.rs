@@ -36,6 +36,11 @@ pub const HISTORY_TABLES: &[&str] = &[
     "node_usage_rollup",
     "events",
     "event_occurrences",
+    "usage_containers",
+    "container_usage",
+    "node_usage_samples",
+    "container_usage_hourly",
+    "node_usage_samples_hourly",
 ];
 
 /// What the age rules would remove.

@@ -25,6 +25,8 @@ pub mod rollup;
 pub mod schema;
 pub mod sessions;
 pub mod tls;
+pub mod usage;
+pub mod usage_rollup;
 pub mod writer;
 
 use postgres::Client;

@@ -341,6 +341,36 @@ impl Snapshot for PgSnapshot<'_> {
         self.run_here(|c, clusters| super::events::events(c, clusters, filter, each))
     }
 
+    fn container_samples(
+        &mut self,
+        filter: &crate::model::usage::UsageFilter,
+        each: &mut dyn FnMut(crate::model::usage::ContainerSample),
+    ) -> R<()> {
+        self.run_here(|c, clusters| super::usage::container_samples(c, clusters, filter, each))
+    }
+
+    fn container_hours(
+        &mut self,
+        each: &mut dyn FnMut(crate::model::usage::ContainerHour),
+    ) -> R<()> {
+        self.run_here(|c, clusters| super::usage_rollup::container_hours(c, clusters, each))
+    }
+
+    fn node_hours(&mut self, each: &mut dyn FnMut(crate::model::usage::NodeHour)) -> R<()> {
+        self.run_here(|c, clusters| super::usage_rollup::node_hours(c, clusters, each))
+    }
+
+    fn node_samples_measured(
+        &mut self,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+        each: &mut dyn FnMut(crate::model::usage::NodeSample),
+    ) -> R<()> {
+        self.run_here(|c, clusters| {
+            super::usage::node_samples(c, clusters, since_ms, until_ms, each)
+        })
+    }
+
     fn recent_event_counts(&mut self, since_ms: i64, each: &mut dyn FnMut(String, i64)) -> R<()> {
         let counts = self.run(|c, clusters| {
             let mut counts = Vec::new();

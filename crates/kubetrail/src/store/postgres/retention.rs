@@ -66,6 +66,7 @@ pub fn ended_pods_step(
                 .get(0);
             if !left {
                 tx.execute("DELETE FROM pod_state WHERE pod_id = $1", &[&id])?;
+                super::usage::delete_pod_usage(&mut tx, id)?;
                 if let Some(row) = tx.query_opt(
                     "DELETE FROM pods WHERE id = $1 RETURNING label_set_id",
                     &[&id],
@@ -128,6 +129,7 @@ pub fn deleted_nodes_step(
         if transitions + capacity >= remaining {
             done = false;
         }
+        super::usage::delete_node_usage(&mut tx, id)?;
         counts.nodes += tx.execute(
             "DELETE FROM nodes WHERE id = $1
                AND NOT EXISTS (SELECT 1 FROM transitions WHERE node_id = $1)
@@ -284,6 +286,30 @@ pub fn stats(client: &mut Client, clusters: &[i32]) -> Result<StoreStats, postgr
         (
             "event_occurrences",
             "SELECT count(*) FROM event_occurrences WHERE cluster_id = ANY($1)",
+        ),
+        (
+            "usage_containers",
+            "SELECT count(*) FROM usage_containers WHERE cluster_id = ANY($1)",
+        ),
+        (
+            "container_usage",
+            "SELECT count(*) FROM container_usage u JOIN usage_containers c
+                 ON c.id = u.container_id WHERE c.cluster_id = ANY($1)",
+        ),
+        (
+            "node_usage_samples",
+            "SELECT count(*) FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id
+                 WHERE n.cluster_id = ANY($1)",
+        ),
+        (
+            "container_usage_hourly",
+            "SELECT count(*) FROM container_usage_hourly u JOIN usage_containers c
+                 ON c.id = u.container_id WHERE c.cluster_id = ANY($1)",
+        ),
+        (
+            "node_usage_samples_hourly",
+            "SELECT count(*) FROM node_usage_samples_hourly s JOIN nodes n ON n.id = s.node_id
+                 WHERE n.cluster_id = ANY($1)",
         ),
     ] {
         tables.push(TableSize {

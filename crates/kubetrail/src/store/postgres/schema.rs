@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_lean_writes.sql"),
     include_str!("migrations/0003_events.sql"),
     include_str!("migrations/0004_owners.sql"),
+    include_str!("migrations/0005_usage.sql"),
 ];
 
 /// The newest schema this build knows.

@@ -73,6 +73,40 @@ impl HistoryWriter for PgWriter {
         })
     }
 
+    fn write_usage(
+        &mut self,
+        batch: &crate::model::usage::UsageBatch,
+    ) -> R<crate::model::usage::UsageWriteStats> {
+        super::outside_runtime(move || {
+            self.with(|c, cluster| {
+                let mut tx = c.transaction()?;
+                let stats = super::usage::write_usage(&mut tx, cluster, batch)?;
+                tx.commit()?;
+                Ok(stats)
+            })
+        })
+    }
+
+    fn roll_up_usage(
+        &mut self,
+        horizon_ms: i64,
+        row_budget: u64,
+    ) -> R<crate::model::usage::UsageRollupProgress> {
+        super::outside_runtime(move || {
+            self.with(|c, cluster| {
+                super::usage_rollup::roll_up_step(c, cluster, horizon_ms, row_budget)
+            })
+        })
+    }
+
+    fn expire_usage_rollups(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(u64, bool)> {
+        super::outside_runtime(move || {
+            self.with(|c, cluster| {
+                super::usage_rollup::expire_step(c, cluster, cutoff_ms, row_budget)
+            })
+        })
+    }
+
     fn prune_events(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
         super::outside_runtime(move || {
             self.with(|c, cluster| {

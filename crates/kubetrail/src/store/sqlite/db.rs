@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0007_quarantine.sql"),
     include_str!("../../../migrations/0008_events.sql"),
     include_str!("../../../migrations/0009_owners.sql"),
+    include_str!("../../../migrations/0010_usage.sql"),
 ];
 
 /// The schema version this binary writes and understands.

@@ -25,6 +25,8 @@ pub mod sessions;
 pub mod stats;
 #[cfg(test)]
 pub(crate) mod test_backend;
+pub mod usage;
+pub mod usage_rollup;
 mod writer;
 
 pub use batch::{write_batch, write_batch_in_session};

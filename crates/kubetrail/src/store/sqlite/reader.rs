@@ -145,6 +145,34 @@ impl Snapshot for SqliteSnapshot<'_> {
         self.run(|c| super::events::events(c, filter, each))
     }
 
+    fn container_samples(
+        &mut self,
+        filter: &crate::model::usage::UsageFilter,
+        each: &mut dyn FnMut(crate::model::usage::ContainerSample),
+    ) -> R<()> {
+        self.run(|c| super::usage::container_samples(c, filter, each))
+    }
+
+    fn container_hours(
+        &mut self,
+        each: &mut dyn FnMut(crate::model::usage::ContainerHour),
+    ) -> R<()> {
+        self.run(|c| super::usage_rollup::container_hours(c, each))
+    }
+
+    fn node_hours(&mut self, each: &mut dyn FnMut(crate::model::usage::NodeHour)) -> R<()> {
+        self.run(|c| super::usage_rollup::node_hours(c, each))
+    }
+
+    fn node_samples_measured(
+        &mut self,
+        since_ms: Option<i64>,
+        until_ms: Option<i64>,
+        each: &mut dyn FnMut(crate::model::usage::NodeSample),
+    ) -> R<()> {
+        self.run(|c| super::usage::node_samples(c, since_ms, until_ms, each))
+    }
+
     fn recent_event_counts(&mut self, since_ms: i64, each: &mut dyn FnMut(String, i64)) -> R<()> {
         self.run(|c| super::events::recent_counts(c, since_ms, each))
     }

@@ -77,6 +77,8 @@ fn delete_pod(
         // A deleted pod has no state left, unless an older recorder wrote one; never orphan it.
         tx.prepare_cached("DELETE FROM pod_state WHERE pod_id = ?1")?
             .execute([pod_id])?;
+        // Its measured usage goes with it (samples are bounded by --usage-interval and its life).
+        super::usage::delete_pod_usage(tx, pod_id)?;
         let label_set: Option<Option<i64>> = tx
             .prepare_cached("DELETE FROM pods WHERE id = ?1 RETURNING label_set_id")?
             .query_row([pod_id], |r| r.get(0))
@@ -129,6 +131,7 @@ pub fn deleted_nodes_step(
             .execute(params![id, (remaining - transitions).max(0)])? as i64;
         counts.node_transitions += transitions as u64;
         counts.node_capacity += capacity as u64;
+        super::usage::delete_node_usage(&tx, id)?;
         if transitions + capacity >= remaining {
             done = false; // this node may have more
         }

@@ -65,6 +65,34 @@ impl HistoryWriter for Connection {
         .map_err(|e| error(self, e))
     }
 
+    fn write_usage(
+        &mut self,
+        batch: &crate::model::usage::UsageBatch,
+    ) -> R<crate::model::usage::UsageWriteStats> {
+        let _ = self.busy_timeout(COMMIT_BUSY_WAIT);
+        let write = |c: &mut Connection| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let stats = super::usage::write_usage(&tx, batch)?;
+            tx.commit()?;
+            Ok(stats)
+        };
+        let result = write(self);
+        let _ = self.busy_timeout(BUSY_TIMEOUT);
+        result.map_err(|e| error(self, e))
+    }
+
+    fn roll_up_usage(
+        &mut self,
+        horizon_ms: i64,
+        row_budget: u64,
+    ) -> R<crate::model::usage::UsageRollupProgress> {
+        super::usage_rollup::roll_up_step(self, horizon_ms, row_budget).map_err(|e| error(self, e))
+    }
+
+    fn expire_usage_rollups(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(u64, bool)> {
+        super::usage_rollup::expire_step(self, cutoff_ms, row_budget).map_err(|e| error(self, e))
+    }
+
     fn prune_ended_pods(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
         retention::ended_pods_step(self, cutoff_ms, row_budget).map_err(|e| error(self, e))
     }
@@ -162,6 +190,25 @@ impl HistoryWriter for WriteHandle {
 
     fn quarantine(&mut self, kind: &str, row: &str, error: &str, at_ms: i64) -> R<()> {
         self.conn.quarantine(kind, row, error, at_ms)
+    }
+
+    fn write_usage(
+        &mut self,
+        batch: &crate::model::usage::UsageBatch,
+    ) -> R<crate::model::usage::UsageWriteStats> {
+        self.conn.write_usage(batch)
+    }
+
+    fn roll_up_usage(
+        &mut self,
+        horizon_ms: i64,
+        row_budget: u64,
+    ) -> R<crate::model::usage::UsageRollupProgress> {
+        self.conn.roll_up_usage(horizon_ms, row_budget)
+    }
+
+    fn expire_usage_rollups(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(u64, bool)> {
+        self.conn.expire_usage_rollups(cutoff_ms, row_budget)
     }
 
     fn prune_ended_pods(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {

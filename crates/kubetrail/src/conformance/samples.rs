@@ -1,0 +1,349 @@
+//! Conformance cases for measured usage (metrics API samples): pods and nodes resolved by name
+//! to their open incarnation, replays that insert nothing, unknown subjects skipped, samples
+//! read back as written, and a pruned pod's samples gone with it; through the traits only.
+
+use super::{Backend, pod};
+use crate::model::usage::{
+    ContainerSample, ContainerUsageRow, NodeSample, NodeUsageSampleRow, UsageBatch, UsageFilter,
+};
+use crate::store::{Batch, HistoryReader, NodeResources, NodeRow};
+
+fn container(ns: &str, pod: &str, c: &str, at_ms: i64, cpu: i64) -> ContainerUsageRow {
+    ContainerUsageRow {
+        namespace: ns.into(),
+        pod: pod.into(),
+        container: c.into(),
+        at_ms,
+        window_ms: 15_000,
+        cpu_millis: cpu,
+        memory_bytes: cpu << 20,
+    }
+}
+
+fn node_row(uid: &str, name: &str, created_at_ms: i64, deleted_at_ms: Option<i64>) -> NodeRow {
+    let r = NodeResources {
+        cpu_millis: 4_000,
+        memory_bytes: 8 << 30,
+        pods: 110,
+    };
+    NodeRow {
+        uid: uid.into(),
+        name: name.into(),
+        created_at_ms,
+        deleted_at_ms,
+        capacity: r,
+        allocatable: r,
+        state_json: "{}".into(),
+    }
+}
+
+fn samples(reader: &dyn HistoryReader, filter: &UsageFilter) -> Vec<ContainerSample> {
+    let mut out = Vec::new();
+    reader
+        .snapshot()
+        .unwrap()
+        .container_samples(filter, &mut |s| out.push(s))
+        .unwrap();
+    out
+}
+
+fn node_samples(reader: &dyn HistoryReader) -> Vec<NodeSample> {
+    let mut out = Vec::new();
+    reader
+        .snapshot()
+        .unwrap()
+        .node_samples_measured(None, None, &mut |s| out.push(s))
+        .unwrap();
+    out
+}
+
+pub(crate) fn usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing(b: &dyn Backend) {
+    let mut f = b.fresh();
+    let mut batch = Batch::default();
+    // A deleted incarnation of web-1 and the open one: samples go to the open one.
+    let mut old = pod("old", "shop", "web-1");
+    old.deleted_at_ms = Some(500);
+    let mut web = pod("new", "shop", "web-1");
+    web.resources.requests.cpu_millis = 200;
+    web.owner_kind = Some("ReplicaSet".into());
+    web.owner_name = Some("web-7f".into());
+    batch.pods.extend([old, web]);
+    batch
+        .nodes
+        .push(node_row("n-old", "node-a", 100, Some(200)));
+    batch.nodes.push(node_row("n-new", "node-a", 300, None));
+    f.writer.commit(&batch, None).unwrap();
+
+    let sample = UsageBatch {
+        containers: vec![
+            container("shop", "web-1", "app", 30_000, 120),
+            container("shop", "web-1", "sidecar", 30_000, 5),
+            container("shop", "nobody", "app", 30_000, 1),
+        ],
+        nodes: vec![
+            NodeUsageSampleRow {
+                node: "node-a".into(),
+                at_ms: 30_000,
+                window_ms: 15_000,
+                cpu_millis: 900,
+                memory_bytes: 3 << 30,
+            },
+            NodeUsageSampleRow {
+                node: "node-gone".into(),
+                at_ms: 30_000,
+                window_ms: 15_000,
+                cpu_millis: 1,
+                memory_bytes: 1,
+            },
+        ],
+    };
+    let done = f.writer.write_usage(&sample).unwrap();
+    assert_eq!(
+        (
+            done.containers_written,
+            done.nodes_written,
+            done.unknown,
+            done.duplicates
+        ),
+        (2, 1, 2, 0)
+    );
+    let again = f.writer.write_usage(&sample).unwrap();
+    assert_eq!(
+        (
+            again.containers_written,
+            again.nodes_written,
+            again.duplicates
+        ),
+        (0, 0, 3),
+        "a replayed sample inserts nothing"
+    );
+    let mut next = UsageBatch::default();
+    next.containers
+        .push(container("shop", "web-1", "app", 45_000, 180));
+    assert_eq!(f.writer.write_usage(&next).unwrap().containers_written, 1);
+
+    let all = samples(&*f.reader, &UsageFilter::default());
+    let got: Vec<(&str, &str, i64, i64, i64)> = all
+        .iter()
+        .map(|s| {
+            (
+                s.pod_uid.as_str(),
+                s.container.as_str(),
+                s.at_ms,
+                s.cpu_millis,
+                s.memory_bytes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("new", "app", 30_000, 120, 120 << 20),
+            ("new", "app", 45_000, 180, 180 << 20),
+            ("new", "sidecar", 30_000, 5, 5 << 20),
+        ]
+    );
+    assert_eq!(all[0].pod_cpu_request_millis, 200);
+    assert_eq!(all[0].owner_name.as_deref(), Some("web-7f"));
+    assert_eq!(all[0].window_ms, 15_000);
+    let since = samples(
+        &*f.reader,
+        &UsageFilter {
+            since_ms: Some(40_000),
+            ..UsageFilter::default()
+        },
+    );
+    assert_eq!(since.len(), 1);
+    let nodes = node_samples(&*f.reader);
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(
+        (
+            nodes[0].node.as_str(),
+            nodes[0].cpu_millis,
+            nodes[0].memory_bytes
+        ),
+        ("node-a", 900, 3 << 30)
+    );
+}
+
+pub(crate) fn a_pruned_pods_usage_samples_go_with_it(b: &dyn Backend) {
+    let mut f = b.fresh();
+    let mut batch = Batch::default();
+    batch.pods.push(pod("a", "shop", "gone"));
+    batch.pods.push(pod("b", "shop", "here"));
+    f.writer.commit(&batch, None).unwrap();
+    let sample = UsageBatch {
+        containers: vec![
+            container("shop", "gone", "app", 30_000, 10),
+            container("shop", "here", "app", 30_000, 20),
+        ],
+        nodes: vec![],
+    };
+    assert_eq!(f.writer.write_usage(&sample).unwrap().containers_written, 2);
+    let mut ended = pod("a", "shop", "gone");
+    ended.deleted_at_ms = Some(40_000);
+    f.writer
+        .commit(
+            &Batch {
+                pods: vec![ended],
+                ..Batch::default()
+            },
+            None,
+        )
+        .unwrap();
+    let (counts, done) = f.writer.prune_ended_pods(50_000, 1_000).unwrap();
+    assert!(done);
+    assert_eq!(counts.pods, 1);
+    let left: Vec<String> = samples(&*f.reader, &UsageFilter::default())
+        .into_iter()
+        .map(|s| s.pod)
+        .collect();
+    assert_eq!(left, ["here"]);
+    // Nothing of the pruned pod is left behind, not even rows no report would join.
+    let stats = f.reader.snapshot().unwrap().stats().unwrap();
+    let rows = |table: &str| {
+        stats
+            .tables
+            .iter()
+            .find(|t| t.table == table)
+            .map(|t| t.rows)
+    };
+    assert_eq!(rows("container_usage"), Some(1));
+    assert_eq!(rows("usage_containers"), Some(1));
+}
+
+/// 2026-12-01T00:00:00Z: an hour boundary.
+const T0: i64 = 1_796_083_200_000;
+const HOUR: i64 = 3_600_000;
+
+/// The test's own nearest-rank percentile: the smallest value with at least `p`% of the
+/// values at or below it.
+fn percentile(values: &[i64], p: usize) -> i64 {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let mut rank = 1;
+    while rank * 100 < p * sorted.len() {
+        rank += 1;
+    }
+    sorted[rank - 1]
+}
+
+pub(crate) fn usage_rollups_equal_a_direct_computation_over_the_raw_samples(b: &dyn Backend) {
+    let mut f = b.fresh();
+    let mut batch = Batch::default();
+    batch.pods.push(pod("a", "shop", "web-1"));
+    batch.pods.push(pod("b", "shop", "web-2"));
+    batch.nodes.push(node_row("n", "node-a", 0, None));
+    f.writer.commit(&batch, None).unwrap();
+    // Three hours of samples every 15 s, values from a small LCG (any spread will do).
+    let mut state: u64 = 7;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as i64 % 1_000
+    };
+    let mut raw: Vec<(String, i64, i64, i64)> = Vec::new();
+    let mut at = T0;
+    while at < T0 + 3 * HOUR {
+        let mut sample = UsageBatch::default();
+        for (p, c) in [("web-1", "app"), ("web-1", "side"), ("web-2", "app")] {
+            let (cpu, mem) = (next(), next() << 20);
+            sample.containers.push(ContainerUsageRow {
+                memory_bytes: mem,
+                ..container("shop", p, c, at, cpu)
+            });
+            raw.push((format!("{p}/{c}"), at, cpu, mem));
+        }
+        let (cpu, mem) = (next(), next() << 20);
+        sample.nodes.push(NodeUsageSampleRow {
+            node: "node-a".into(),
+            at_ms: at,
+            window_ms: 15_000,
+            cpu_millis: cpu,
+            memory_bytes: mem,
+        });
+        raw.push(("node-a".into(), at, cpu, mem));
+        f.writer.write_usage(&sample).unwrap();
+        at += 15_000;
+    }
+    // Rolled up to two hours ago, in small steps (the budget cuts inside an hour).
+    let horizon = T0 + 2 * HOUR;
+    let mut steps = 0;
+    loop {
+        let progress = f.writer.roll_up_usage(horizon, 100).unwrap();
+        steps += 1;
+        if progress.done {
+            break;
+        }
+        assert!(steps < 1_000, "the roll-up never ends");
+    }
+    assert!(steps > 4, "the budget did not bound the steps");
+    let mut hours: Vec<(String, i64, crate::model::usage::Hourly)> = Vec::new();
+    {
+        let mut snap = f.reader.snapshot().unwrap();
+        snap.container_hours(&mut |h| {
+            hours.push((format!("{}/{}", h.pod, h.container), h.hour_ms, h.hourly))
+        })
+        .unwrap();
+        snap.node_hours(&mut |h| hours.push((h.node.clone(), h.hour_ms, h.hourly)))
+            .unwrap();
+    }
+    assert_eq!(hours.len(), 4 * 2, "two hours of four series");
+    for (series, hour, got) in &hours {
+        let cpu: Vec<i64> = raw
+            .iter()
+            .filter(|r| &r.0 == series && r.1 >= *hour && r.1 < hour + HOUR)
+            .map(|r| r.2)
+            .collect();
+        let mem: Vec<i64> = raw
+            .iter()
+            .filter(|r| &r.0 == series && r.1 >= *hour && r.1 < hour + HOUR)
+            .map(|r| r.3)
+            .collect();
+        assert_eq!(got.samples, 240, "{series} {hour}");
+        assert_eq!(
+            (got.cpu_min, got.cpu_max, got.cpu_sum, got.cpu_p95),
+            (
+                *cpu.iter().min().unwrap(),
+                *cpu.iter().max().unwrap(),
+                cpu.iter().sum::<i64>(),
+                percentile(&cpu, 95)
+            ),
+            "{series} cpu at {hour}"
+        );
+        assert_eq!(
+            (
+                got.memory_min,
+                got.memory_max,
+                got.memory_sum,
+                got.memory_p95
+            ),
+            (
+                *mem.iter().min().unwrap(),
+                *mem.iter().max().unwrap(),
+                mem.iter().sum::<i64>(),
+                percentile(&mem, 95)
+            ),
+            "{series} memory at {hour}"
+        );
+    }
+    // The raw samples from the horizon on are untouched.
+    let left = samples(&*f.reader, &UsageFilter::default());
+    assert_eq!(left.len(), 3 * 240);
+    assert!(left.iter().all(|s| s.at_ms >= horizon));
+    assert_eq!(node_samples(&*f.reader).len(), 240);
+    // --rollup-age: the first hour's rollups go, the second's stay.
+    let (removed, done) = f.writer.expire_usage_rollups(T0 + HOUR, 1_000).unwrap();
+    assert_eq!((removed, done), (4, true));
+    let mut kept = 0;
+    f.reader
+        .snapshot()
+        .unwrap()
+        .container_hours(&mut |h| {
+            assert_eq!(h.hour_ms, T0 + HOUR);
+            kept += 1
+        })
+        .unwrap();
+    assert_eq!(kept, 3);
+}

@@ -1,0 +1,220 @@
+//! Measured usage in PostgreSQL, with the same results as SQLite's (`store::sqlite::usage`):
+//! a sample's pods and nodes resolved to the cluster's open incarnations, containers to
+//! integer keys, replays ignored; the samples read back for the reports. See migration 0005.
+
+use std::collections::HashMap;
+
+use postgres::types::ToSql;
+use postgres::{Client, Transaction};
+
+use crate::model::usage::{ContainerSample, NodeSample, UsageBatch, UsageFilter, UsageWriteStats};
+
+pub fn write_usage(
+    tx: &mut Transaction,
+    cluster: i32,
+    batch: &UsageBatch,
+) -> Result<UsageWriteStats, postgres::Error> {
+    let mut stats = UsageWriteStats::default();
+    if !batch.containers.is_empty() {
+        let mut open: HashMap<(String, String), i64> = HashMap::new();
+        for r in tx.query(
+            "SELECT id, namespace, name FROM pods WHERE cluster_id = $1 AND deleted_at_ms IS NULL",
+            &[&cluster],
+        )? {
+            open.insert((r.get(1), r.get(2)), r.get(0));
+        }
+        let mut known: HashMap<(i64, String), i64> = HashMap::new();
+        let pods: Vec<i64> = open.values().copied().collect();
+        for r in tx.query(
+            "SELECT id, pod_id, name FROM usage_containers WHERE pod_id = ANY($1)",
+            &[&pods],
+        )? {
+            known.insert((r.get(1), r.get(2)), r.get(0));
+        }
+        let add = tx.prepare(
+            "INSERT INTO usage_containers (cluster_id, pod_id, name) VALUES ($1, $2, $3)
+             RETURNING id",
+        )?;
+        let (mut ids, mut ats, mut windows, mut cpus, mut mems) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for c in &batch.containers {
+            let Some(pod_id) = open.get(&(c.namespace.clone(), c.pod.clone())).copied() else {
+                stats.unknown += 1;
+                continue;
+            };
+            let id = match known.get(&(pod_id, c.container.clone())) {
+                Some(id) => *id,
+                None => {
+                    let id: i64 = tx
+                        .query_one(&add, &[&cluster, &pod_id, &c.container])?
+                        .get(0);
+                    known.insert((pod_id, c.container.clone()), id);
+                    id
+                }
+            };
+            ids.push(id);
+            ats.push(c.at_ms);
+            windows.push(c.window_ms);
+            cpus.push(c.cpu_millis);
+            mems.push(c.memory_bytes);
+        }
+        let n = ids.len() as u64;
+        let written = tx.execute(
+            "INSERT INTO container_usage (container_id, at_ms, window_ms, cpu_millis, memory_bytes)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                  $5::bigint[])
+             ON CONFLICT DO NOTHING",
+            &[&ids, &ats, &windows, &cpus, &mems],
+        )?;
+        stats.containers_written += written;
+        stats.duplicates += n - written;
+    }
+    if !batch.nodes.is_empty() {
+        let mut open: HashMap<String, i64> = HashMap::new();
+        for r in tx.query(
+            "SELECT DISTINCT ON (name) id, name FROM nodes
+             WHERE cluster_id = $1 AND deleted_at_ms IS NULL ORDER BY name, created_at_ms DESC",
+            &[&cluster],
+        )? {
+            open.insert(r.get(1), r.get(0));
+        }
+        let (mut ids, mut ats, mut windows, mut cpus, mut mems) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for s in &batch.nodes {
+            let Some(id) = open.get(&s.node) else {
+                stats.unknown += 1;
+                continue;
+            };
+            ids.push(*id);
+            ats.push(s.at_ms);
+            windows.push(s.window_ms);
+            cpus.push(s.cpu_millis);
+            mems.push(s.memory_bytes);
+        }
+        let n = ids.len() as u64;
+        let written = tx.execute(
+            "INSERT INTO node_usage_samples (node_id, at_ms, window_ms, cpu_millis, memory_bytes)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                  $5::bigint[])
+             ON CONFLICT DO NOTHING",
+            &[&ids, &ats, &windows, &cpus, &mems],
+        )?;
+        stats.nodes_written += written;
+        stats.duplicates += n - written;
+    }
+    Ok(stats)
+}
+
+pub fn container_samples(
+    c: &mut Client,
+    clusters: &[i32],
+    filter: &UsageFilter,
+    each: &mut dyn FnMut(ContainerSample),
+) -> Result<(), postgres::Error> {
+    let mut sql = String::from(
+        "SELECT p.uid, p.namespace, p.name, p.owner_kind, p.owner_name, p.node, c.name,
+             u.at_ms, u.window_ms, u.cpu_millis, u.memory_bytes,
+             p.cpu_request_millis, p.memory_request_bytes, p.cpu_limit_millis,
+             p.memory_limit_bytes
+         FROM container_usage u
+         JOIN usage_containers c ON c.id = u.container_id
+         JOIN pods p ON p.id = c.pod_id
+         WHERE p.cluster_id = ANY($1)",
+    );
+    let mut params: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(clusters.to_vec())];
+    let param = |v: Box<dyn ToSql + Sync>, params: &mut Vec<Box<dyn ToSql + Sync>>| {
+        params.push(v);
+        format!("${}", params.len())
+    };
+    if let Some(ns) = &filter.namespace {
+        let p = param(Box::new(ns.clone()), &mut params);
+        sql.push_str(&format!(" AND p.namespace = {p}"));
+    }
+    if let Some(pod) = &filter.pod {
+        let p = param(Box::new(pod.clone()), &mut params);
+        sql.push_str(&format!(" AND p.name = {p}"));
+    }
+    if let Some(since) = filter.since_ms {
+        let p = param(Box::new(since), &mut params);
+        sql.push_str(&format!(" AND u.at_ms >= {p}"));
+    }
+    if let Some(until) = filter.until_ms {
+        let p = param(Box::new(until), &mut params);
+        sql.push_str(&format!(" AND u.at_ms < {p}"));
+    }
+    sql.push_str(" ORDER BY p.id, c.name, u.at_ms");
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+    for r in c.query(&sql, &refs)? {
+        each(ContainerSample {
+            pod_uid: r.get(0),
+            namespace: r.get(1),
+            pod: r.get(2),
+            owner_kind: r.get(3),
+            owner_name: r.get(4),
+            node: r.get(5),
+            container: r.get(6),
+            at_ms: r.get(7),
+            window_ms: r.get(8),
+            cpu_millis: r.get(9),
+            memory_bytes: r.get(10),
+            pod_cpu_request_millis: r.get(11),
+            pod_memory_request_bytes: r.get(12),
+            pod_cpu_limit_millis: r.get(13),
+            pod_memory_limit_bytes: r.get(14),
+        });
+    }
+    Ok(())
+}
+
+pub fn node_samples(
+    c: &mut Client,
+    clusters: &[i32],
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+    each: &mut dyn FnMut(NodeSample),
+) -> Result<(), postgres::Error> {
+    for r in c.query(
+        "SELECT n.name, s.at_ms, s.window_ms, s.cpu_millis, s.memory_bytes
+         FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id
+         WHERE n.cluster_id = ANY($1) AND s.at_ms >= $2 AND s.at_ms < $3
+         ORDER BY n.name, n.created_at_ms, s.at_ms",
+        &[
+            &clusters,
+            &since_ms.unwrap_or(i64::MIN),
+            &until_ms.unwrap_or(i64::MAX),
+        ],
+    )? {
+        each(NodeSample {
+            node: r.get(0),
+            at_ms: r.get(1),
+            window_ms: r.get(2),
+            cpu_millis: r.get(3),
+            memory_bytes: r.get(4),
+        });
+    }
+    Ok(())
+}
+
+/// Removes a pruned pod's samples and container keys, in the caller's transaction.
+pub fn delete_pod_usage(tx: &mut Transaction, pod_id: i64) -> Result<u64, postgres::Error> {
+    let n = tx.execute(
+        "DELETE FROM container_usage WHERE container_id IN
+             (SELECT id FROM usage_containers WHERE pod_id = $1)",
+        &[&pod_id],
+    )?;
+    tx.execute(
+        "DELETE FROM container_usage_hourly WHERE container_id IN
+             (SELECT id FROM usage_containers WHERE pod_id = $1)",
+        &[&pod_id],
+    )?;
+    tx.execute("DELETE FROM usage_containers WHERE pod_id = $1", &[&pod_id])?;
+    Ok(n)
+}
+
+/// Removes a pruned node's samples, in the caller's transaction.
+pub fn delete_node_usage(tx: &mut Transaction, node_id: i64) -> Result<u64, postgres::Error> {
+    tx.execute(
+        "DELETE FROM node_usage_samples WHERE node_id = $1",
+        &[&node_id],
+    )
+}
