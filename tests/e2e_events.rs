@@ -1,7 +1,8 @@
 //! Kubernetes Events from a real control plane (kube-apiserver v1.35, the real kube-scheduler,
 //! kwok kubelets): a pod no node can hold gets the scheduler's FailedScheduling, a pod that
-//! fits its Scheduled, and what `kubetrail query events` recorded about them must equal what
-//! the API server returns for them (listed here with kubectl, not fixed strings).
+//! fits its Scheduled, a crash-looping pod the kubelet's BackOff (kwok's stage, a series that
+//! grows), and what `kubetrail query events` recorded about them must equal what the API
+//! server returns for them (listed here with kubectl, not fixed strings).
 //!
 //! `#[ignore]`d like the other e2e tests: scripts/test runs it once the control plane is built
 //! (KUBETRAIL_E2E_BIN).
@@ -41,6 +42,20 @@ metadata: {name: too-big, namespace: ev}
 spec:
   containers:
   - {name: app, image: nginx:1.27, resources: {requests: {cpu: '64', memory: 64Mi}}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: crashes
+  namespace: ev
+  annotations:
+    kubetrail.dev/exit-after: 1s
+    kubetrail.dev/exit-code: '1'
+    kubetrail.dev/max-restarts: '2'
+spec:
+  restartPolicy: Always
+  containers:
+  - {name: app, image: nginx:1.27, resources: {requests: {cpu: 100m, memory: 64Mi}}}
 ";
 
 /// (reason, type, pod, count) of each event by uid.
@@ -114,7 +129,7 @@ fn recorded(db: &Path) -> Events {
 
 #[test]
 #[ignore = "needs the real control plane (KUBETRAIL_E2E_BIN): run scripts/test"]
-fn failed_scheduling_and_scheduled_from_the_real_scheduler_are_recorded_as_served() {
+fn failed_scheduling_scheduled_and_back_off_from_the_real_cluster_are_recorded_as_served() {
     let _one_at_a_time = serial();
     let Some(c) = Cluster::start() else {
         return;
@@ -129,10 +144,24 @@ fn failed_scheduling_and_scheduled_from_the_real_scheduler_are_recorded_as_serve
     std::fs::write(&manifest, PODS).unwrap();
     c.kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
     let step = Duration::from_secs(120);
-    wait_until("FailedScheduling and Scheduled are served", step, || {
-        let reasons: Vec<String> = served(&c).into_values().map(|v| v.0).collect();
-        reasons.iter().any(|r| r == "FailedScheduling") && reasons.iter().any(|r| r == "Scheduled")
-    });
+    wait_until(
+        "FailedScheduling, Scheduled and a repeated BackOff are served",
+        step,
+        || {
+            let events = served(&c);
+            let reasons: Vec<&str> = events.values().map(|v| v.0.as_str()).collect();
+            // The crash loop backs off after each of its three runs: wait for the series to
+            // have grown (or for repeats as events of their own), so a count update is tested.
+            let back_offs: i64 = events
+                .values()
+                .filter(|v| v.0 == "BackOff" && v.2 == "crashes")
+                .map(|v| v.3)
+                .sum();
+            reasons.contains(&"FailedScheduling")
+                && reasons.contains(&"Scheduled")
+                && back_offs >= 2
+        },
+    );
     // The recorder follows the watch: it must come to hold exactly what the server serves.
     let mut last = (Events::new(), Events::new());
     let settled = (0..120).any(|_| {
@@ -157,4 +186,38 @@ fn failed_scheduling_and_scheduled_from_the_real_scheduler_are_recorded_as_serve
         "{failed:?}"
     );
     assert!(served.values().any(|v| v.0 == "Scheduled" && v.2 == "fits"));
+    let back_off: Vec<_> = served.values().filter(|v| v.0 == "BackOff").collect();
+    assert!(
+        !back_off.is_empty()
+            && back_off
+                .iter()
+                .all(|v| v.1 == "Warning" && v.2 == "crashes"),
+        "{back_off:?}"
+    );
+    // The crash loop's history shows the kubelet's BackOff beside its restarts.
+    let out = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args([
+            "query", "history", "crashes", "-n", "ev", "-o", "json", "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let history: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inc = &history[0];
+    assert!(
+        inc["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "BackOff"),
+        "{inc}"
+    );
+    assert!(
+        inc["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["kind"] == "container_restarted"),
+        "{inc}"
+    );
 }

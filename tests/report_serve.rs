@@ -323,7 +323,10 @@ fn operator_address(rec: &RecorderProcess) -> SocketAddr {
         {
             return addr.parse().expect("address in the log line");
         }
-        assert!(std::time::Instant::now() < deadline, "no metrics address logged:\n{log}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no metrics address logged:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -359,7 +362,11 @@ fn fifty_concurrent_api_requests_beside_a_recorder_do_not_hold_its_writes_back()
     let get = |path: &str| http_request(operator, "GET", path, None);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while get("/readyz").0 != 200 {
-        assert!(std::time::Instant::now() < deadline, "never ready:\n{}", rec.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready:\n{}",
+            rec.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let served = Served::start(&db);
