@@ -216,13 +216,16 @@ struct Task {
 const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Task {
-    fn on_row(&mut self, row: EventRow) {
+    /// Takes an event in; true when it is new or grown (and so is to be written).
+    fn on_row(&mut self, row: EventRow) -> bool {
         self.stats.received.inc();
         if self.known.admit(&row) {
             self.since.get_or_insert_with(Instant::now);
             self.rows.push(row);
+            true
         } else {
             self.stats.unchanged.inc();
+            false
         }
     }
 
@@ -305,7 +308,10 @@ async fn run_group<K>(
     flush.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut expire = tokio::time::interval(Duration::from_secs(600));
     expire.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // What the current list brought: every event, and those new or grown. Counted as they
+    // come, since a flush during a long list hands some of them on before it ends.
     let mut listed = 0usize;
+    let mut list_writes = 0usize;
     let mut failing = false;
     tokio::pin!(stop);
     loop {
@@ -314,8 +320,10 @@ async fn run_group<K>(
             item = stream.next() => match item {
                 Some(Ok(Event::InitApply(e))) => {
                     listed += 1;
-                    if let Some(row) = e.into_inner().row {
-                        task.on_row(row);
+                    if let Some(row) = e.into_inner().row
+                        && task.on_row(row)
+                    {
+                        list_writes += 1;
                     }
                 }
                 Some(Ok(Event::Apply(e))) => {
@@ -323,12 +331,15 @@ async fn run_group<K>(
                         task.on_row(row);
                     }
                 }
-                Some(Ok(Event::Init)) => listed = 0,
+                Some(Ok(Event::Init)) => {
+                    listed = 0;
+                    list_writes = 0;
+                }
                 Some(Ok(Event::InitDone)) => {
                     failing = false;
                     tracing::info!(
                         listed,
-                        new_or_grown = task.rows.len(),
+                        new_or_grown = list_writes,
                         "event list done; following events"
                     );
                 }
