@@ -1,7 +1,7 @@
 //! Kubernetes Events recorded from `kubetrail simulate`: what `kubetrail query events` returns
 //! must equal what the simulator's API serves (read here with plain HTTP and serde_json, not
-//! with the recorder's decoder), across a restart (nothing twice, nothing lost), and a flood
-//! of events must not hold back pod transitions.
+//! with the recorder's decoder), across a restart seconds or an hour of cluster time later
+//! (nothing twice, nothing lost), and a flood of events must not hold back pod transitions.
 
 #[path = "common/compare.rs"]
 mod compare;
@@ -216,6 +216,99 @@ fn a_restart_writes_only_what_is_new_and_loses_nothing() {
         let now = after.get(uid).expect("lost across the restart");
         assert!(now.count >= seen.count, "{uid}: {seen:?} -> {now:?}");
     }
+}
+
+/// A restart an hour of cluster time later, as after a real hour away: the API server has
+/// expired every event older than its one-hour TTL, the recorder's memory of what it wrote
+/// reaches an hour back, and the relist must write each event it still serves once, those
+/// already written never again.
+#[test]
+fn a_restart_an_hour_of_cluster_time_later_writes_no_event_twice() {
+    // The cluster's clock starts an hour behind the wall clock; the hour is then run at once
+    // (`/_sim/advance`) while kubetrail is away, so that at the restart both clocks agree, as
+    // they would after a real hour.
+    let start = kubetrail::model::time::format_time_ms(now_ms() - 3_600_000);
+    // Fewer new pods than the other tests (one every 2 s), so that the hour runs in seconds.
+    let args = [
+        "--nodes",
+        "3",
+        "--pods",
+        "20",
+        "--churn",
+        "0.5",
+        "--seed",
+        "1",
+        "--start-time",
+        start.as_str(),
+    ];
+    let sim = SimProcess::spawn(&args);
+    let db = sim.dir().join("trail.db");
+    let rec = spawn_recorder(&sim, &db, &[]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(rec.stop().success());
+    let before: BTreeMap<String, Seen> = recorded_all(&db)
+        .into_iter()
+        .map(|(uid, (seen, _))| (uid, seen))
+        .collect();
+    assert!(!before.is_empty(), "nothing was recorded before the hour");
+
+    sim.advance(3_600.0);
+    sim.pause();
+    let served_now = served(&sim);
+    let expired = before
+        .keys()
+        .filter(|u| !served_now.contains_key(*u))
+        .count();
+    assert!(
+        expired > 0,
+        "the hour expired none of the {} events recorded before it",
+        before.len()
+    );
+    let expected_writes = served_now
+        .iter()
+        .filter(|(uid, s)| before.get(*uid).is_none_or(|b| b.count < s.count))
+        .count();
+    assert!(
+        expected_writes > 100,
+        "the hour made only {expected_writes} events"
+    );
+
+    let rec = spawn_recorder(&sim, &db, &[]);
+    // Every served event recorded as served (the expired ones stay recorded too).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = recorded_all(&db);
+        let missing = served_now
+            .iter()
+            .filter(|(uid, s)| got.get(*uid).map(|(seen, _)| seen) != Some(*s))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} served events are not recorded as served",
+            served_now.len()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let log = rec.log();
+    assert!(rec.stop().success());
+    assert_eq!(last_list_writes(&log), expected_writes, "{log}");
+    let after = recorded_all(&db);
+    for (uid, seen) in &before {
+        let (now, _) = after.get(uid).expect("lost across the hour");
+        assert!(now.count >= seen.count, "{uid}: {seen:?} -> {now:?}");
+    }
+    assert_eq!(
+        after.len(),
+        before.len()
+            + served_now
+                .keys()
+                .filter(|u| !before.contains_key(*u))
+                .count(),
+        "recorded events are what was recorded before and what is served now"
+    );
 }
 
 /// The dropped total the recorder logged last (0 when it dropped nothing).

@@ -107,6 +107,15 @@ fn bad_input_gets_a_status_body() {
     let (code, body) = sim.post("/_sim/faults", "{\"cut_watchez\":true}");
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("cut_watchez"), "{body}");
+    for (request, mention) in [
+        ("{\"secs\":0}", "more than 0"),
+        ("{\"secs\":100000}", "at most 86400"),
+        ("{\"hours\":1}", "hours"),
+    ] {
+        let (code, body) = sim.post("/_sim/advance", request);
+        assert_eq!(code, 400, "{request}: {body}");
+        assert!(body.contains(mention), "{request}: {body}");
+    }
     // The server is still fine.
     assert_eq!(sim.get("/api/v1/pods").0, 200);
 }
@@ -322,4 +331,35 @@ fn a_deleted_pod_with_a_finalizer_stays_until_the_finalizer_goes() {
         "its containers end after the delete: {kinds:?}"
     );
     assert_eq!(kinds.last(), Some(&"deleted"), "{kinds:?}");
+}
+
+/// `POST /_sim/advance` runs that much virtual time at once, paused or not, and answers when it
+/// has: the scenario's clock and tick have moved by it, and so has the cluster.
+#[test]
+fn an_advance_runs_virtual_time_at_once() {
+    let sim = SimProcess::spawn(&["--pods", "5", "--churn", "1", "--paused"]);
+    let clock = |sim: &SimProcess| {
+        let stats = sim.stats();
+        let at = stats["virtual_time"].as_str().unwrap();
+        (
+            kubetrail::model::time::parse_rfc3339_ms(at).unwrap(),
+            stats["tick"].as_i64().unwrap(),
+        )
+    };
+    let rv = |body: &str| -> i64 {
+        let v: Value = serde_json::from_str(body).unwrap();
+        let rv = &v["resource_version"];
+        rv.as_i64()
+            .or_else(|| rv.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or_else(|| panic!("no resource_version in {body}"))
+    };
+    let (code, paused) = sim.post("/_sim/pause", "");
+    assert_eq!(code, 200, "{paused}");
+    let (at, tick) = clock(&sim);
+    let (code, body) = sim.post("/_sim/advance", "{\"secs\": 600}");
+    assert_eq!(code, 200, "{body}");
+    let (at_after, tick_after) = clock(&sim);
+    assert_eq!((at_after - at, tick_after - tick), (600_000, 60_000));
+    // A new pod a second for ten minutes: hundreds of writes, at least two per pod.
+    assert!(rv(&body) - rv(&paused) >= 1_000, "{paused} -> {body}");
 }

@@ -14,9 +14,21 @@ pub fn http_request(
     path: &str,
     body: Option<&str>,
 ) -> (u16, String) {
+    http_request_within(addr, method, path, body, Duration::from_secs(30))
+}
+
+/// [`http_request`] for an answer that may take long to come (a request that does work before
+/// it answers): `read_timeout` bounds each read.
+pub fn http_request_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    read_timeout: Duration,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to the simulator");
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(read_timeout))
         .expect("timeout");
     let body = body.unwrap_or("");
     let request = format!(

@@ -20,7 +20,7 @@ use kubetrail_sim::TruthLine;
 
 #[path = "http.rs"]
 mod http;
-pub use http::http_request;
+pub use http::{http_request, http_request_within};
 
 /// A running `kubetrail simulate` child; killed on drop.
 pub struct SimProcess {
@@ -183,6 +183,19 @@ impl SimProcess {
 
     pub fn resume(&self) {
         let (code, body) = self.post("/_sim/resume", "");
+        assert_eq!(code, 200, "{body}");
+    }
+
+    /// Runs `secs` of the scenario's virtual time at once (`POST /_sim/advance`); the answer
+    /// comes when they ran, which takes seconds for an hour of a small cluster.
+    pub fn advance(&self, secs: f64) {
+        let (code, body) = http_request_within(
+            self.addr,
+            "POST",
+            "/_sim/advance",
+            Some(&format!("{{\"secs\": {secs}}}")),
+            Duration::from_secs(600),
+        );
         assert_eq!(code, 200, "{body}");
     }
 

@@ -691,7 +691,30 @@ fn delete_grace(query: &Query, body: &Bytes) -> Result<Option<i64>, ApiError> {
     Ok(grace)
 }
 
-/// `/_sim/...`: faults, pause/resume, stats.
+/// `POST /_sim/advance`: run this many seconds of virtual time at once.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceRequest {
+    secs: f64,
+}
+
+impl AdvanceRequest {
+    /// A day at most: each tick runs the whole engine, and a week would take minutes.
+    const MAX_SECS: f64 = 86_400.0;
+
+    fn ticks(&self) -> Result<u64, String> {
+        if !(self.secs.is_finite() && self.secs > 0.0 && self.secs <= Self::MAX_SECS) {
+            return Err(format!(
+                "advance secs must be more than 0 and at most {} (a day); got {}",
+                Self::MAX_SECS,
+                self.secs
+            ));
+        }
+        Ok((self.secs * 1000.0 / super::clock::TICK_MS as f64).round() as u64)
+    }
+}
+
+/// `/_sim/...`: faults, pause/resume, advance, stats.
 async fn control(
     state: &ApiState,
     method: &Method,
@@ -727,6 +750,19 @@ async fn control(
             state.engine.resume().await;
             Ok(ok(json!({ "paused": false })))
         }
+        ("POST", ["advance"]) => {
+            let request: AdvanceRequest = serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "invalid advance request: {e}; expected JSON such as {{\"secs\": 3600}}"
+                ))
+            })?;
+            let ticks = request.ticks().map_err(ApiError::bad_request)?;
+            state.engine.advance(ticks).await;
+            Ok(ok(json!({
+                "advanced_secs": request.secs,
+                "resource_version": state.store.current_rv(),
+            })))
+        }
         ("GET", ["stats"]) => Ok(ok(serde_json::to_value(super::stats(
             &state.store,
             &state.engine,
@@ -736,7 +772,7 @@ async fn control(
         _ => Err(ApiError::new(
             404,
             "NotFound",
-            "unknown simulator control endpoint; expected POST /_sim/faults, /_sim/pause, /_sim/resume or GET /_sim/stats",
+            "unknown simulator control endpoint; expected POST /_sim/faults, /_sim/pause, /_sim/resume, /_sim/advance or GET /_sim/stats",
         )),
     }
 }

@@ -1,7 +1,8 @@
 //! Runs the scenario engine on its own thread, paced to real time: tick k is released when the
 //! wall clock reaches start + k × tick (catching up in a burst if the engine fell behind). API
 //! commands and pause/resume are handled between ticks, so the engine stays single-threaded
-//! and deterministic. The truth file is flushed at least every 100 ms.
+//! and deterministic. The truth file is flushed at least every 100 ms. An advance runs a stretch
+//! of virtual time at once ("an hour later"), and pacing goes on from its end.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -19,6 +20,8 @@ pub enum Control {
     Command(Command),
     Pause(oneshot::Sender<()>),
     Resume(oneshot::Sender<()>),
+    /// Runs this many ticks now, without waiting for the wall clock, then replies.
+    Advance(u64, oneshot::Sender<()>),
     Shutdown,
 }
 
@@ -70,6 +73,14 @@ impl Engine {
     pub async fn resume(&self) {
         let (reply, done) = oneshot::channel();
         if self.send(Control::Resume(reply)) {
+            let _ = done.await;
+        }
+    }
+
+    /// Runs `ticks` ticks of the scenario at once (paused or not), and returns when they ran.
+    pub async fn advance(&self, ticks: u64) {
+        let (reply, done) = oneshot::channel();
+        if self.send(Control::Advance(ticks, reply)) {
             let _ = done.await;
         }
     }
@@ -130,6 +141,16 @@ fn run(
                 if paused.swap(false, Ordering::SeqCst) {
                     *base = Instant::now() - tick_ms(scenario.tick());
                 }
+                let _ = reply.send(());
+            }
+            Control::Advance(ticks, reply) => {
+                for _ in 0..ticks {
+                    scenario.step();
+                }
+                // Pacing goes on from the advanced tick: the wall-clock instant of tick 0 moves
+                // back by the stretch run, so the engine neither waits for it nor runs it again.
+                *base = base.checked_sub(tick_ms(ticks)).unwrap_or(*base);
+                publish(scenario);
                 let _ = reply.send(());
             }
             Control::Shutdown => return false,
