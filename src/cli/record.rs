@@ -102,7 +102,7 @@ fn usage_interval(s: &str) -> Result<Duration, String> {
     let d = duration(s)?;
     if d < Duration::from_secs(MIN_INTERVAL_SECS) || d > Duration::from_secs(MAX_INTERVAL_SECS) {
         return Err(format!(
-            "{s:?} is outside the sampling bounds; give a duration from {MIN_INTERVAL_SECS}s to              {}h, such as 30s",
+            "{s:?} is outside the sampling bounds; give a duration from {MIN_INTERVAL_SECS}s to {}h, such as 30s",
             MAX_INTERVAL_SECS / 3600
         ));
     }

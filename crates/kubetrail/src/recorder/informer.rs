@@ -792,11 +792,17 @@ async fn record(
                 nodes: config.watch_nodes,
                 interval,
             };
+            let mut committed = initial_committed.subscribe();
+            let begin = async move {
+                // An error means the loop is gone: the stop signal follows.
+                let _ = committed.wait_for(|done| *done).await;
+            };
             Some(tokio::spawn(super::usage::sample::run(
                 client.clone(),
                 usage_config,
                 writer.weak_sender(),
                 stats.usage.clone(),
+                begin,
                 usage_stopped.map(|_| ()),
             )))
         }

@@ -207,20 +207,28 @@ fn form_urlencoded_byte_serialize(raw: &str) -> impl Iterator<Item = char> + '_ 
 
 type Written = oneshot::Receiver<(Seen, Result<UsageWriteStats, StoreError>)>;
 
-/// Samples until `stop` completes or the writer is gone.
+/// Samples from when `begin` completes until `stop` does or the writer is gone. The recorder
+/// begins it once the initial list is committed: a sample names its pods and nodes, which the
+/// store places only once their rows are there, and a sample written before would be counted
+/// unknown and, its timestamps seen, not tried again until they move (a scrape later).
 pub async fn run(
     client: Client,
     config: UsageConfig,
     writer: impl WriteQueue,
     stats: Arc<UsageStats>,
+    begin: impl Future<Output = ()>,
     stop: impl Future<Output = ()>,
 ) {
+    tokio::pin!(stop);
+    tokio::select! {
+        () = &mut stop => return,
+        () = begin => {}
+    }
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut state = Availability::NotAsked;
     let mut written = Seen::default();
     let mut in_flight: Option<Written> = None;
-    tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => return,
