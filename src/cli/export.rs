@@ -224,14 +224,14 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         Command::Events(args) => {
             let filter = args.filter.filter(args.window.window(now_ms)?);
             let reader = open_for_export(&args.db)?;
-            // Event rows carry no cluster yet: over several clusters they are not labelled.
-            export::<query::events::EventRecord>(&args.out, false, |emit| {
-                match &args.filter.owner {
-                    Some(owner) => {
-                        query::owners::for_each_event_of(&*reader, &filter, owner, now_ms, emit)
-                    }
-                    None => query::events::for_each_event(&*reader, &filter, emit),
+            export::<query::events::EventRecord>(&args.out, clustered(&*reader), |emit| match &args
+                .filter
+                .owner
+            {
+                Some(owner) => {
+                    query::owners::for_each_event_of(&*reader, &filter, owner, now_ms, emit)
                 }
+                None => query::events::for_each_event(&*reader, &filter, emit),
             })
         }
         Command::Usage(args) => {

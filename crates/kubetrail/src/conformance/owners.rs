@@ -193,3 +193,76 @@ pub(crate) fn owner_filters_and_pods_by_workload(b: &dyn Backend) {
     assert_eq!(by_controller.len(), 1);
     assert_eq!(by_controller[0].kind, "Job");
 }
+
+pub(crate) fn aged_owners_go_unless_a_kept_pod_names_them(b: &dyn Backend) {
+    let mut f = b.fresh();
+    let deleted = |uid: &str, name: &str, at_ms: i64| {
+        let mut o = rs(uid, name, 1, 0, 0, at_ms);
+        o.deleted_at_ms = Some(at_ms);
+        o
+    };
+    // Two sights each, so each has two scale rows.
+    commit(
+        &mut f,
+        vec![
+            rs("gone", "web-aaa", 1, 1, 1, 1_000),
+            rs("orphan", "web-bbb", 1, 1, 1, 1_000),
+            rs("late", "web-ccc", 1, 1, 1, 1_000),
+            rs("live", "web-ddd", 1, 1, 1, 1_000),
+        ],
+    );
+    commit(
+        &mut f,
+        vec![
+            deleted("gone", "web-aaa", 2_000),
+            deleted("orphan", "web-bbb", 2_000),
+            deleted("late", "web-ccc", 8_000),
+        ],
+    );
+    // web-aaa's pod ended before the cutoff (it goes too); web-bbb's pod outlived its
+    // ReplicaSet (orphaned) and is still open.
+    let mut batch = Batch::default();
+    for (uid, name, owner, deleted_at) in [
+        ("p1", "web-aaa-1", "web-aaa", Some(2_500)),
+        ("p2", "web-bbb-1", "web-bbb", None),
+    ] {
+        let mut p = pod(uid, "shop", name);
+        p.owner_kind = Some("ReplicaSet".into());
+        p.owner_name = Some(owner.into());
+        p.deleted_at_ms = deleted_at;
+        batch.pods.push(p);
+    }
+    f.writer.commit(&batch, None).unwrap();
+
+    let plan = f
+        .reader
+        .snapshot()
+        .unwrap()
+        .plan(
+            &crate::model::policy::Policy {
+                max_age_ms: Some(5_000),
+                ..Default::default()
+            },
+            10_000,
+        )
+        .unwrap();
+    assert_eq!((plan.aged_out.owners, plan.aged_out.owner_scales), (1, 2));
+    let (pods, done) = f.writer.prune_ended_pods(5_000, 1_000).unwrap();
+    assert!(done);
+    assert_eq!(pods.pods, 1);
+    // A budget of one: a step per owner, until none is left.
+    let (counts, done) = f.writer.prune_owners(5_000, 1).unwrap();
+    assert_eq!((counts.owners, counts.owner_scales, done), (1, 2, false));
+    let (counts, done) = f.writer.prune_owners(5_000, 1).unwrap();
+    assert_eq!((counts.owners, done), (0, true));
+    let left: Vec<String> = f
+        .reader
+        .snapshot()
+        .unwrap()
+        .owners(&OwnerFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|o| o.uid)
+        .collect();
+    assert_eq!(left, ["orphan", "late", "live"]);
+}

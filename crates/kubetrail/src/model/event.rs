@@ -118,6 +118,9 @@ pub struct EventFilter {
 /// One event, in machine units. The field order is the CSV header.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EventRecord {
+    /// The cluster, when the report reads several (PostgreSQL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub uid: String,
     /// "Pod" or "Node".
     pub kind: &'static str,

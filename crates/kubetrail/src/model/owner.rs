@@ -191,6 +191,9 @@ pub fn workload_of(
 /// ([`ScaleRecord`]), in machine units.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OwnerRecord {
+    /// The cluster, when the report reads several (PostgreSQL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub uid: String,
     pub kind: &'static str,
     pub namespace: String,

@@ -75,6 +75,10 @@ impl Record for EventRecord {
             table_note(&self.note),
         ]
     }
+
+    fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
 }
 
 /// An event as a line of a pod's history table (the columns of `HistoryLine`): KIND is

@@ -78,11 +78,13 @@ pub fn links_of(
     Ok(read.owners(&filter)?)
 }
 
-/// Every recorded ReplicaSet or Job that has a controller, by (namespace, kind, name): what a
-/// pod's direct owner leads to.
+/// Every recorded ReplicaSet or Job that has a controller, by (cluster, namespace, kind,
+/// name): what a pod's direct owner leads to. The cluster is part of the key because two
+/// clusters running the same manifests have ReplicaSets of the same name (the pod-template
+/// hash is the template's), and each must lead to its own cluster's Deployment.
 #[derive(Debug, Default)]
 pub struct Chains {
-    parents: HashMap<(String, String, String), Parent>,
+    parents: HashMap<(Option<String>, String, String, String), Parent>,
 }
 
 impl Chains {
@@ -94,16 +96,27 @@ impl Chains {
         let mut parents = HashMap::new();
         for o in read.owners(&filter)? {
             if let Some(parent) = o.parent() {
-                parents.insert((o.namespace, o.kind.to_string(), o.name), parent);
+                parents.insert((o.cluster, o.namespace, o.kind.to_string(), o.name), parent);
             }
         }
         Ok(Chains { parents })
     }
 
-    /// The controller above a pod's direct owner, if one was recorded.
-    pub fn parent(&self, namespace: &str, kind: &str, name: &str) -> Option<&Parent> {
-        self.parents
-            .get(&(namespace.to_string(), kind.to_string(), name.to_string()))
+    /// The controller above a pod's direct owner (in the pod's cluster, when the report reads
+    /// several), if one was recorded.
+    pub fn parent(
+        &self,
+        cluster: Option<&str>,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+    ) -> Option<&Parent> {
+        self.parents.get(&(
+            cluster.map(str::to_string),
+            namespace.to_string(),
+            kind.to_string(),
+            name.to_string(),
+        ))
     }
 }
 

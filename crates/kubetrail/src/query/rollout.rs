@@ -224,6 +224,7 @@ mod tests {
     #[test]
     fn scale_rows_say_up_down_or_revision() {
         let o = OwnerRecord {
+            cluster: None,
             uid: "u".into(),
             kind: "ReplicaSet",
             namespace: "shop".into(),

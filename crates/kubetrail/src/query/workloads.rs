@@ -134,7 +134,7 @@ pub fn workloads(
         BTreeMap::new();
     read.pods(&pf, open_until_ms, &mut |p| {
         let parent = match (&p.owner_kind, &p.owner_name) {
-            (Some(k), Some(n)) => chains.parent(&p.namespace, k, n),
+            (Some(k), Some(n)) => chains.parent(p.cluster.as_deref(), &p.namespace, k, n),
             _ => None,
         };
         let (kind, name) = workload_of(

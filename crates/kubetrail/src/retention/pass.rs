@@ -41,6 +41,9 @@ enum Phase {
     DeletedNodes,
     /// Kubernetes Events last seen before the --max-age cutoff.
     Events,
+    /// ReplicaSets and Jobs deleted before the cutoff that no kept pod names (after the ended
+    /// pods, so that their owners go in the same pass).
+    Owners,
     Shrink,
     GiveBack,
     Checkpoint,
@@ -265,6 +268,16 @@ impl Pass {
                     let (counts, done) = store.prune_events(cutoff, budget)?;
                     self.report.aged_out.add(&counts);
                     if done {
+                        self.phase = Phase::Owners;
+                    }
+                }
+                None => self.phase = Phase::Owners,
+            },
+            Phase::Owners => match self.policy.ended_cutoff_ms(now) {
+                Some(cutoff) => {
+                    let (counts, done) = store.prune_owners(cutoff, budget)?;
+                    self.report.aged_out.add(&counts);
+                    if done {
                         self.phase = Phase::Shrink;
                     }
                 }
@@ -357,13 +370,20 @@ impl PassReport {
             )
         };
         let events = self.aged_out.events + self.aged_out.event_occurrences;
-        if self.aged_out.rows() > events {
+        let owners = self.aged_out.owners + self.aged_out.owner_scales;
+        if self.aged_out.rows() > events + owners {
             lines.push(pruned("max-age removed", &self.aged_out));
         }
         if events > 0 {
             lines.push(format!(
                 "max-age removed: {} events ({} occurrences)",
                 self.aged_out.events, self.aged_out.event_occurrences
+            ));
+        }
+        if owners > 0 {
+            lines.push(format!(
+                "max-age removed: {} deleted ReplicaSets and Jobs ({} scale rows)",
+                self.aged_out.owners, self.aged_out.owner_scales
             ));
         }
         if self.rolled_up.raw_rows_deleted > 0 {

@@ -36,6 +36,12 @@ impl Plan {
                 a.events,
                 a.event_occurrences
             ));
+            lines.push(format!(
+                "max-age: ReplicaSets and Jobs deleted before {} that no kept pod names: {} with {} scale rows",
+                time(Some(cutoff)),
+                a.owners,
+                a.owner_scales
+            ));
         }
         let u = &self.usage;
         lines.push(match u.raw_horizon_ms {

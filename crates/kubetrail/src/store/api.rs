@@ -266,6 +266,9 @@ pub trait HistoryWriter: Send {
     fn prune_deleted_nodes(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
     /// Events last seen before `cutoff_ms`, with their occurrences.
     fn prune_events(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
+    /// Removes at most `row_budget` owners deleted before `cutoff_ms` that no kept pod names,
+    /// with their scale rows; true when none are left.
+    fn prune_owners(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)>;
     /// Replaces raw usage before `horizon_ms` by hourly rollups: runs `rule` (retention's, which
     /// keeps to its own row budget) on the step's statements in one transaction, and commits.
     fn roll_up(&mut self, horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress>;

@@ -36,6 +36,8 @@ pub const HISTORY_TABLES: &[&str] = &[
     "node_usage_rollup",
     "events",
     "event_occurrences",
+    "owners",
+    "owner_scales",
     "usage_containers",
     "container_usage",
     "node_usage_samples",
@@ -59,6 +61,10 @@ pub struct AgedOut {
     /// Events last seen before the cutoff, and their occurrences.
     pub events: u64,
     pub event_occurrences: u64,
+    /// ReplicaSets and Jobs deleted before the cutoff that no kept pod names, and their scale
+    /// rows.
+    pub owners: u64,
+    pub owner_scales: u64,
 }
 
 /// What `--raw-usage-age` and `--rollup-age` would do.
@@ -128,6 +134,8 @@ pub struct PruneCounts {
     pub node_capacity: u64,
     pub events: u64,
     pub event_occurrences: u64,
+    pub owners: u64,
+    pub owner_scales: u64,
 }
 
 impl PruneCounts {
@@ -140,6 +148,8 @@ impl PruneCounts {
             + self.node_capacity
             + self.events
             + self.event_occurrences
+            + self.owners
+            + self.owner_scales
     }
 
     pub fn add(&mut self, other: &PruneCounts) {
@@ -151,5 +161,7 @@ impl PruneCounts {
         self.node_capacity += other.node_capacity;
         self.events += other.events;
         self.event_occurrences += other.event_occurrences;
+        self.owners += other.owners;
+        self.owner_scales += other.owner_scales;
     }
 }

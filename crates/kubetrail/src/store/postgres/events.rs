@@ -7,6 +7,8 @@ use std::ops::ControlFlow;
 use postgres::types::ToSql;
 use postgres::{Client, Transaction};
 
+use super::reader::ClusterNames;
+use super::reports::cluster_name;
 use crate::model::event::{EventFilter, EventRecord, EventType, RegardingKind};
 use crate::store::copy::{ChunkCounts, OccurrenceCopy};
 use crate::store::rows::{BatchStats, EventRow};
@@ -134,6 +136,7 @@ pub fn write_events(
 pub fn events(
     client: &mut Client,
     clusters: &[i32],
+    names: Option<&ClusterNames>,
     filter: &EventFilter,
     each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
 ) -> Result<u64, postgres::Error> {
@@ -183,7 +186,7 @@ pub fn events(
     }
     let mut sql = format!(
         "SELECT uid, regarding_kind, namespace, name, regarding_uid, container, reason, type,
-             count, first_seen_ms, last_seen_ms, reporting_controller, note
+             count, first_seen_ms, last_seen_ms, reporting_controller, note, cluster_id
          FROM events WHERE {} ORDER BY last_seen_ms, id",
         conditions.join(" AND ")
     );
@@ -196,6 +199,7 @@ pub fn events(
         let kind =
             RegardingKind::from_code(i64::from(r.get::<_, i16>(1))).unwrap_or(RegardingKind::Pod);
         let record = EventRecord {
+            cluster: cluster_name(names, r.get(13)),
             uid: r.get(0),
             kind: kind.as_str(),
             namespace: r.get(2),

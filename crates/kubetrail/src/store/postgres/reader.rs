@@ -338,7 +338,10 @@ impl Snapshot for PgSnapshot<'_> {
         filter: &EventFilter,
         each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
     ) -> R<u64> {
-        self.run_here(|c, clusters| super::events::events(c, clusters, filter, each))
+        let names = self.names.clone();
+        self.run_here(|c, clusters| {
+            super::events::events(c, clusters, names.as_deref(), filter, each)
+        })
     }
 
     fn container_samples(
@@ -384,7 +387,8 @@ impl Snapshot for PgSnapshot<'_> {
     }
 
     fn owners(&mut self, filter: &OwnerFilter) -> R<Vec<OwnerRecord>> {
-        self.run(|c, clusters| super::owners::owners(c, clusters, filter))
+        let names = self.names.clone();
+        self.run(|c, clusters| super::owners::owners(c, clusters, names.as_deref(), filter))
     }
 
     fn pods(

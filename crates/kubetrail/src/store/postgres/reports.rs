@@ -201,7 +201,7 @@ pub fn transitions(
 }
 
 /// The row's cluster name, when the report reads several clusters.
-fn cluster_name(names: Option<&ClusterNames>, id: i32) -> Option<String> {
+pub(super) fn cluster_name(names: Option<&ClusterNames>, id: i32) -> Option<String> {
     names.and_then(|n| n.get(&id).cloned())
 }
 

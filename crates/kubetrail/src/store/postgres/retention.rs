@@ -288,6 +288,14 @@ pub fn stats(client: &mut Client, clusters: &[i32]) -> Result<StoreStats, postgr
             "SELECT count(*) FROM event_occurrences WHERE cluster_id = ANY($1)",
         ),
         (
+            "owners",
+            "SELECT count(*) FROM owners WHERE cluster_id = ANY($1)",
+        ),
+        (
+            "owner_scales",
+            "SELECT count(*) FROM owner_scales WHERE cluster_id = ANY($1)",
+        ),
+        (
             "usage_containers",
             "SELECT count(*) FROM usage_containers WHERE cluster_id = ANY($1)",
         ),
@@ -434,6 +442,8 @@ pub fn plan(
         };
         (aged_out.events, aged_out.event_occurrences) =
             super::events::count_older(client, clusters, cutoff)?;
+        (aged_out.owners, aged_out.owner_scales) =
+            super::owners::count_aged(client, clusters, cutoff)?;
     }
     let mut usage = UsageOutlook {
         raw_horizon_ms: policy.raw_horizon_ms(now_ms),

@@ -122,6 +122,21 @@ impl HistoryWriter for PgWriter {
         })
     }
 
+    fn prune_owners(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
+        super::outside_runtime(move || {
+            self.with(|c, cluster| {
+                let (owners, owner_scales, done) =
+                    super::owners::prune_step(c, cluster, cutoff_ms, row_budget)?;
+                let counts = PruneCounts {
+                    owners,
+                    owner_scales,
+                    ..PruneCounts::default()
+                };
+                Ok((counts, done))
+            })
+        })
+    }
+
     fn roll_up(&mut self, horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress> {
         super::outside_runtime(move || super::rollup::roll_up(self, horizon_ms, rule))
     }

@@ -209,6 +209,7 @@ pub fn events(
     while let Some(r) = rows.next()? {
         let kind = RegardingKind::from_code(r.get(1)?).unwrap_or(RegardingKind::Pod);
         let record = EventRecord {
+            cluster: None,
             uid: r.get(0)?,
             kind: kind.as_str(),
             namespace: r.get(2)?,

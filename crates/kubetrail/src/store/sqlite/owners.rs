@@ -7,6 +7,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::model::owner::{OwnerFilter, OwnerKind, OwnerRecord, ScaleRecord, split_images};
+use crate::store::copy::ScaleCopy;
 use crate::store::rows::{BatchStats, OwnerRow};
 
 /// What is stored of an owner, to compare a new sight with.
@@ -196,6 +197,7 @@ pub fn owners(conn: &Connection, filter: &OwnerFilter) -> rusqlite::Result<Vec<O
             .collect::<rusqlite::Result<Vec<_>>>()?;
         out.push(
             OwnerRecord {
+                cluster: None,
                 uid: r.get(1)?,
                 kind: OwnerKind::from_code(r.get(2)?)
                     .unwrap_or(OwnerKind::ReplicaSet)
@@ -217,4 +219,98 @@ pub fn owners(conn: &Connection, filter: &OwnerFilter) -> rusqlite::Result<Vec<O
         );
     }
     Ok(out)
+}
+
+/// The owners `--max-age` removes: deleted before the cutoff (`?1`), and the direct owner of
+/// no pod the store keeps past it, so that every kept pod still resolves to its workload. A
+/// ReplicaSet orphaned on deletion (`--cascade=orphan`) stays while its pods do.
+const AGED_OWNERS: &str = "FROM owners o
+    WHERE o.deleted_at_ms < ?1
+      AND NOT EXISTS (SELECT 1 FROM pods p
+          WHERE p.namespace = o.namespace AND p.owner_name = o.name
+            AND p.owner_kind = CASE o.kind WHEN 1 THEN 'ReplicaSet' ELSE 'Job' END
+            AND (p.deleted_at_ms IS NULL OR p.deleted_at_ms >= ?1))";
+
+/// Retention: removes at most `budget` aged owners (see [`AGED_OWNERS`]) with their scale rows,
+/// in the caller's transaction; returns owners and scale rows removed, and whether none are
+/// left.
+pub fn prune_owners(
+    conn: &Connection,
+    cutoff_ms: i64,
+    budget: u64,
+) -> rusqlite::Result<(u64, u64, bool)> {
+    let budget = budget.max(1);
+    let ids: Vec<i64> = conn
+        .prepare_cached(&format!("SELECT o.id {AGED_OWNERS} ORDER BY o.id LIMIT ?2"))?
+        .query_map(params![cutoff_ms, budget as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut scales = 0;
+    let mut del_scales = conn.prepare_cached("DELETE FROM owner_scales WHERE owner_id = ?1")?;
+    let mut del = conn.prepare_cached("DELETE FROM owners WHERE id = ?1")?;
+    for id in &ids {
+        scales += del_scales.execute([id])? as u64;
+        del.execute([id])?;
+    }
+    Ok((ids.len() as u64, scales, (ids.len() as u64) < budget))
+}
+
+/// How many owners and scale rows [`prune_owners`] would remove (the retention plan).
+pub fn count_aged(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<(u64, u64)> {
+    conn.query_row(
+        &format!(
+            "SELECT count(*), coalesce(sum((SELECT count(*) FROM owner_scales s
+                                            WHERE s.owner_id = o.id)), 0) {AGED_OWNERS}"
+        ),
+        [cutoff_ms],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )
+}
+
+/// Every owner, for `kubetrail copy` (in id order, so the destination numbers them alike).
+pub const EXPORT_OWNERS: &str = "SELECT uid, kind, namespace, name, controller_kind,
+        controller_name, revision, template_hash, images, created_at_ms, deleted_at_ms,
+        spec_replicas, status_replicas
+    FROM owners ORDER BY id";
+
+/// Every scale row by its owner's uid, for `kubetrail copy`.
+pub const EXPORT_SCALES: &str = "SELECT o.uid, s.at_ms, s.spec_replicas, s.status_replicas,
+        s.revision
+    FROM owner_scales s JOIN owners o ON o.id = s.owner_id ORDER BY s.owner_id, s.at_ms";
+
+pub fn owner_row(r: &rusqlite::Row) -> rusqlite::Result<OwnerRow> {
+    let code: i64 = r.get(1)?;
+    let kind = OwnerKind::from_code(code).ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(
+            1,
+            format!("owner kind {code}, unknown to this kubetrail"),
+            rusqlite::types::Type::Integer,
+        )
+    })?;
+    let created_at_ms = r.get(9)?;
+    Ok(OwnerRow {
+        uid: r.get(0)?,
+        kind,
+        namespace: r.get(2)?,
+        name: r.get(3)?,
+        controller_kind: r.get(4)?,
+        controller_name: r.get(5)?,
+        revision: r.get(6)?,
+        template_hash: r.get(7)?,
+        images: r.get(8)?,
+        created_at_ms,
+        deleted_at_ms: r.get(10)?,
+        spec_replicas: r.get(11)?,
+        status_replicas: r.get(12)?,
+        observed_at_ms: created_at_ms,
+    })
+}
+
+pub fn scale_row(r: &rusqlite::Row) -> rusqlite::Result<ScaleCopy> {
+    Ok(ScaleCopy {
+        owner_uid: r.get(0)?,
+        at_ms: r.get(1)?,
+        spec_replicas: r.get(2)?,
+        status_replicas: r.get(3)?,
+        revision: r.get(4)?,
+    })
 }

@@ -81,6 +81,7 @@ fn aged_out(conn: &Connection, cutoff: Option<i64>) -> rusqlite::Result<AgedOut>
         return Ok(AgedOut::default());
     };
     let (events, event_occurrences) = super::events::count_older(conn, cutoff)?;
+    let (owners, owner_scales) = super::owners::count_aged(conn, cutoff)?;
     Ok(AgedOut {
         cutoff_ms: Some(cutoff),
         pods: count(conn, "SELECT count(*) FROM pods WHERE deleted_at_ms IS NOT NULL AND deleted_at_ms < ?1", [cutoff])?,
@@ -117,6 +118,8 @@ fn aged_out(conn: &Connection, cutoff: Option<i64>) -> rusqlite::Result<AgedOut>
         )?,
         events,
         event_occurrences,
+        owners,
+        owner_scales,
     })
 }
 

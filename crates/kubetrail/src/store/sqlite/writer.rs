@@ -117,6 +117,22 @@ impl HistoryWriter for Connection {
         step(self).map_err(|e| error(self, e))
     }
 
+    fn prune_owners(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
+        let step = |c: &mut Connection| -> rusqlite::Result<(PruneCounts, bool)> {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let (owners, owner_scales, done) =
+                super::owners::prune_owners(&tx, cutoff_ms, row_budget)?;
+            tx.commit()?;
+            let counts = PruneCounts {
+                owners,
+                owner_scales,
+                ..PruneCounts::default()
+            };
+            Ok((counts, done))
+        };
+        step(self).map_err(|e| error(self, e))
+    }
+
     fn roll_up(&mut self, _horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress> {
         rollup::roll_up(self, rule)
     }
@@ -221,6 +237,10 @@ impl HistoryWriter for WriteHandle {
 
     fn prune_events(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
         self.conn.prune_events(cutoff_ms, row_budget)
+    }
+
+    fn prune_owners(&mut self, cutoff_ms: i64, row_budget: u64) -> R<(PruneCounts, bool)> {
+        self.conn.prune_owners(cutoff_ms, row_budget)
     }
 
     fn roll_up(&mut self, horizon_ms: i64, rule: &mut RollupRule<'_>) -> R<RollupProgress> {
