@@ -92,6 +92,8 @@ pub struct ContainerSample {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeSample {
     pub node: String,
+    /// The node's incarnation (a name can be reused; a uid names one node in any cluster).
+    pub node_uid: String,
     pub at_ms: i64,
     pub window_ms: i64,
     pub cpu_millis: i64,
@@ -204,6 +206,7 @@ pub struct ContainerHour {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeHour {
     pub node: String,
+    pub node_uid: String,
     pub hour_ms: i64,
     pub hourly: Hourly,
 }

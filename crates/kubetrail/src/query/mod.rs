@@ -21,6 +21,7 @@
 pub mod error;
 pub mod events;
 pub mod history;
+pub mod node_used;
 pub mod nodes;
 pub mod owners;
 pub mod pods;

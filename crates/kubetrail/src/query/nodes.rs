@@ -6,7 +6,8 @@
 //! window's end. The rows stream through [`NodeIntegrator`] in one ordered pass; there is no
 //! per-bucket SQL and no sort. Nodes are independent, so two threads integrate different nodes
 //! while the calling thread renders them in order. Time that retention has rolled up comes from
-//! the hourly rollups (`model::rollup`), merged onto the same grid.
+//! the hourly rollups (`model::rollup`), merged onto the same grid. Measured usage (the metrics
+//! API's samples) comes beside the requests, per bucket ([`super::node_used`]).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::sync::{Arc, mpsc};
 use serde::Serialize;
 
 use super::error::QueryError;
+use super::node_used::{Used, UsedByBucket};
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
 use crate::model::rollup;
 use crate::model::time::{Window, format_time_ms, format_time_short};
@@ -70,6 +72,17 @@ pub struct NodeUsageRecord {
     pub cpu_allocatable_peak_millis: i64,
     pub memory_allocatable_avg_bytes: i64,
     pub memory_allocatable_peak_bytes: i64,
+    /// Measured usage (metrics API) in the bucket: how many samples, their average and peak,
+    /// and those over the bucket's average allocatable. None where nothing was measured.
+    pub used_samples: i64,
+    pub cpu_used_avg_millis: Option<i64>,
+    pub cpu_used_peak_millis: Option<i64>,
+    pub cpu_used_avg_ratio: Option<f64>,
+    pub cpu_used_peak_ratio: Option<f64>,
+    pub memory_used_avg_bytes: Option<i64>,
+    pub memory_used_peak_bytes: Option<i64>,
+    pub memory_used_avg_ratio: Option<f64>,
+    pub memory_used_peak_ratio: Option<f64>,
     /// Some of the bucket was recorded with `-n`/`-l`: the sums count only the pods in that
     /// scope, not every pod on the node.
     pub partial: bool,
@@ -105,6 +118,15 @@ pub const NODE_USAGE_FIELDS: &[&str] = &[
     "cpu_allocatable_peak_millis",
     "memory_allocatable_avg_bytes",
     "memory_allocatable_peak_bytes",
+    "used_samples",
+    "cpu_used_avg_millis",
+    "cpu_used_peak_millis",
+    "cpu_used_avg_ratio",
+    "cpu_used_peak_ratio",
+    "memory_used_avg_bytes",
+    "memory_used_peak_bytes",
+    "memory_used_avg_ratio",
+    "memory_used_peak_ratio",
     "partial",
 ];
 
@@ -166,8 +188,37 @@ impl NodeUsageRecord {
             cpu_allocatable_peak_millis: b.cpu_allocatable.peak,
             memory_allocatable_avg_bytes: avg(b.memory_allocatable.avg),
             memory_allocatable_peak_bytes: b.memory_allocatable.peak,
+            used_samples: 0,
+            cpu_used_avg_millis: None,
+            cpu_used_peak_millis: None,
+            cpu_used_avg_ratio: None,
+            cpu_used_peak_ratio: None,
+            memory_used_avg_bytes: None,
+            memory_used_peak_bytes: None,
+            memory_used_avg_ratio: None,
+            memory_used_peak_ratio: None,
             partial: false,
         }
+    }
+
+    /// Fills in the measured usage of the bucket, against its average allocatable.
+    pub fn set_used(&mut self, used: &Used) {
+        let ratio =
+            |v: Option<f64>, of: i64| v.filter(|_| of > 0).map(|v| round_to(v / of as f64, 4));
+        let (cpu_avg, mem_avg) = (used.cpu_avg(), used.memory_avg());
+        let (cpu_of, mem_of) = (
+            self.cpu_allocatable_avg_millis,
+            self.memory_allocatable_avg_bytes,
+        );
+        self.used_samples = used.samples;
+        self.cpu_used_avg_millis = cpu_avg.map(|v| v.round() as i64);
+        self.cpu_used_peak_millis = cpu_avg.map(|_| used.cpu_max);
+        self.cpu_used_avg_ratio = ratio(cpu_avg, cpu_of);
+        self.cpu_used_peak_ratio = ratio(cpu_avg.map(|_| used.cpu_max as f64), cpu_of);
+        self.memory_used_avg_bytes = mem_avg.map(|v| v.round() as i64);
+        self.memory_used_peak_bytes = mem_avg.map(|_| used.memory_max);
+        self.memory_used_avg_ratio = ratio(mem_avg, mem_of);
+        self.memory_used_peak_ratio = ratio(mem_avg.map(|_| used.memory_max as f64), mem_of);
     }
 }
 
@@ -189,6 +240,8 @@ impl Record for NodeUsageRecord {
         "MEM REQ%",
         "CPU LIM%",
         "MEM LIM%",
+        "CPU USED%",
+        "MEM USED%",
         "ALLOCATABLE",
     ];
 
@@ -218,6 +271,8 @@ impl Record for NodeUsageRecord {
             ),
             percent_pair(self.cpu_limits_avg_ratio, self.cpu_limits_peak_ratio),
             percent_pair(self.memory_limits_avg_ratio, self.memory_limits_peak_ratio),
+            percent_pair(self.cpu_used_avg_ratio, self.cpu_used_peak_ratio),
+            percent_pair(self.memory_used_avg_ratio, self.memory_used_peak_ratio),
             format!(
                 "{} cpu, {}",
                 format_cpu_millis(self.cpu_allocatable_avg_millis),
@@ -228,7 +283,7 @@ impl Record for NodeUsageRecord {
 
     fn table_footnote(&self) -> Option<&'static str> {
         Some(
-            "values are avg/peak per bucket, time-weighted over the recorded time the node existed; % of allocatable",
+            "values are avg/peak per bucket, time-weighted over the recorded time the node existed; % of allocatable; USED: measured (metrics API), avg/peak of the samples",
         )
     }
 
@@ -287,6 +342,7 @@ pub fn for_each_node_bucket(
         .chain(coverage.note(since_ms, until_ms))
         .chain(coverage.partial_note(since_ms, until_ms))
         .collect();
+    let used = read_used(&mut *read, &grid, filter.node.as_deref())?;
     drop(read);
     let covered = coverage.intervals();
 
@@ -299,6 +355,9 @@ pub fn for_each_node_bucket(
             let mut record = NodeUsageRecord::with_times(&node.name, &node.uid, b, start, end);
             record.cluster.clone_from(&node.cluster);
             record.partial = coverage.partial_in(b.start_ms, b.end_ms);
+            if let Some(u) = used.get(&node.uid, b.start_ms) {
+                record.set_used(u);
+            }
             each(record)?;
             count.set(count.get() + 1);
         }
@@ -368,6 +427,29 @@ pub fn for_each_node_bucket(
         drop(receiver);
         result.map(|()| report(count.get()))
     })
+}
+
+/// The nodes' measured usage in the window (of `node` only, when named), raw samples and
+/// hourly rollups from the same snapshot.
+fn read_used(
+    read: &mut dyn Snapshot,
+    grid: &Grid,
+    node: Option<&str>,
+) -> Result<UsedByBucket, QueryError> {
+    let wanted = |name: &str| node.is_none_or(|n| n == name);
+    let mut samples = Vec::new();
+    read.node_samples_measured(Some(grid.since_ms), Some(grid.until_ms), &mut |s| {
+        if wanted(&s.node) {
+            samples.push(s);
+        }
+    })?;
+    let mut hours = Vec::new();
+    read.node_hours(&mut |h| {
+        if wanted(&h.node) && h.hour_ms >= grid.since_ms && h.hour_ms < grid.until_ms {
+            hours.push(h);
+        }
+    })?;
+    Ok(UsedByBucket::collect(grid, samples, hours))
 }
 
 /// Says which resolution answered which part of the window: retention replaces raw usage older

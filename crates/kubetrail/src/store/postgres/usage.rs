@@ -174,7 +174,7 @@ pub fn node_samples(
     each: &mut dyn FnMut(NodeSample),
 ) -> Result<(), postgres::Error> {
     for r in c.query(
-        "SELECT n.name, s.at_ms, s.window_ms, s.cpu_millis, s.memory_bytes
+        "SELECT n.name, s.at_ms, s.window_ms, s.cpu_millis, s.memory_bytes, n.uid
          FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id
          WHERE n.cluster_id = ANY($1) AND s.at_ms >= $2 AND s.at_ms < $3
          ORDER BY n.name, n.created_at_ms, s.at_ms",
@@ -190,6 +190,7 @@ pub fn node_samples(
             window_ms: r.get(2),
             cpu_millis: r.get(3),
             memory_bytes: r.get(4),
+            node_uid: r.get(5),
         });
     }
     Ok(())

@@ -217,13 +217,14 @@ pub fn node_hours(
 ) -> Result<(), postgres::Error> {
     for r in c.query(
         "SELECT n.name, h.hour_ms, h.samples, h.cpu_min, h.cpu_max, h.cpu_sum, h.cpu_p95,
-             h.memory_min, h.memory_max, h.memory_sum, h.memory_p95
+             h.memory_min, h.memory_max, h.memory_sum, h.memory_p95, n.uid
          FROM node_usage_samples_hourly h JOIN nodes n ON n.id = h.node_id
          WHERE n.cluster_id = ANY($1) ORDER BY n.name, h.hour_ms",
         &[&clusters],
     )? {
         each(NodeHour {
             node: r.get(0),
+            node_uid: r.get(11),
             hour_ms: r.get(1),
             hourly: hourly(&r, 2),
         });

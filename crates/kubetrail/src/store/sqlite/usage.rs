@@ -177,6 +177,7 @@ pub fn node_samples(
             window_ms: r.get(2)?,
             cpu_millis: r.get(3)?,
             memory_bytes: r.get(4)?,
+            node_uid: r.get(5)?,
         });
     }
     Ok(())

@@ -208,7 +208,7 @@ pub fn container_hours(
 pub fn node_hours(conn: &Connection, each: &mut dyn FnMut(NodeHour)) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT n.name, h.hour_ms, h.samples, h.cpu_min, h.cpu_max, h.cpu_sum, h.cpu_p95,
-             h.memory_min, h.memory_max, h.memory_sum, h.memory_p95
+             h.memory_min, h.memory_max, h.memory_sum, h.memory_p95, n.uid
          FROM node_usage_samples_hourly h JOIN nodes n ON n.id = h.node_id
          ORDER BY n.name, h.hour_ms",
     )?;
@@ -216,9 +216,31 @@ pub fn node_hours(conn: &Connection, each: &mut dyn FnMut(NodeHour)) -> rusqlite
     while let Some(r) = rows.next()? {
         each(NodeHour {
             node: r.get(0)?,
+            node_uid: r.get(11)?,
             hour_ms: r.get(1)?,
             hourly: hourly(r, 2)?,
         });
     }
     Ok(())
+}
+
+/// Every container rollup by its pod's uid and container name, for `kubetrail copy`.
+pub const EXPORT_CONTAINER_HOURS: &str = "SELECT p.uid, c.name, h.hour_ms, h.samples, h.cpu_min,
+        h.cpu_max, h.cpu_sum, h.cpu_p95, h.memory_min, h.memory_max, h.memory_sum, h.memory_p95
+    FROM container_usage_hourly h JOIN usage_containers c ON c.id = h.container_id
+    JOIN pods p ON p.id = c.pod_id ORDER BY h.container_id, h.hour_ms";
+
+/// Every node rollup by its node's uid, for `kubetrail copy`.
+pub const EXPORT_NODE_HOURS: &str = "SELECT n.uid, NULL, h.hour_ms, h.samples, h.cpu_min,
+        h.cpu_max, h.cpu_sum, h.cpu_p95, h.memory_min, h.memory_max, h.memory_sum, h.memory_p95
+    FROM node_usage_samples_hourly h JOIN nodes n ON n.id = h.node_id
+    ORDER BY h.node_id, h.hour_ms";
+
+pub fn hour_row(r: &rusqlite::Row) -> rusqlite::Result<HourCopy> {
+    Ok(HourCopy {
+        uid: r.get(0)?,
+        container: r.get(1)?,
+        hour_ms: r.get(2)?,
+        hourly: hourly(r, 3)?,
+    })
 }
