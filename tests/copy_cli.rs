@@ -22,7 +22,7 @@ use fixture::*;
 use kubetrail::model::{Phase, TransitionKind};
 use kubetrail::retention::{Pass, Policy};
 use kubetrail::store::sqlite::db::open_for_maintenance;
-use kubetrail::store::{Batch, NodeCapacityRow, NodeResources, PodResourcesRow};
+use kubetrail::store::{Batch, HistoryWriter, NodeCapacityRow, NodeResources, PodResourcesRow};
 use kubetrail_pgtest::PgServer;
 use recorder::{RecorderProcess, now_ms};
 use sim::SimProcess;
@@ -75,6 +75,31 @@ const COUNTS: &[(&str, &str, &str)] = &[
         "SELECT count(*) FROM node_usage_rollup",
     ),
     (
+        "usage_containers",
+        "SELECT count(*) FROM usage_containers WHERE cluster_id = $1",
+        "SELECT count(*) FROM usage_containers",
+    ),
+    (
+        "container_usage",
+        "SELECT count(*) FROM container_usage u JOIN usage_containers c ON c.id = u.container_id WHERE c.cluster_id = $1",
+        "SELECT count(*) FROM container_usage",
+    ),
+    (
+        "node_usage_samples",
+        "SELECT count(*) FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id WHERE n.cluster_id = $1",
+        "SELECT count(*) FROM node_usage_samples",
+    ),
+    (
+        "container_usage_hourly",
+        "SELECT count(*) FROM container_usage_hourly h JOIN usage_containers c ON c.id = h.container_id WHERE c.cluster_id = $1",
+        "SELECT count(*) FROM container_usage_hourly",
+    ),
+    (
+        "node_usage_samples_hourly",
+        "SELECT count(*) FROM node_usage_samples_hourly h JOIN nodes n ON n.id = h.node_id WHERE n.cluster_id = $1",
+        "SELECT count(*) FROM node_usage_samples_hourly",
+    ),
+    (
         "recording_sessions",
         "SELECT count(*) FROM recording_sessions WHERE cluster_id = $1",
         "SELECT count(*) FROM recording_sessions",
@@ -83,6 +108,26 @@ const COUNTS: &[(&str, &str, &str)] = &[
         "quarantine",
         "SELECT count(*) FROM quarantine WHERE cluster_id = $1",
         "SELECT count(*) FROM quarantine",
+    ),
+    (
+        "events",
+        "SELECT count(*) FROM events WHERE cluster_id = $1",
+        "SELECT count(*) FROM events",
+    ),
+    (
+        "event_occurrences",
+        "SELECT count(*) FROM event_occurrences WHERE cluster_id = $1",
+        "SELECT count(*) FROM event_occurrences",
+    ),
+    (
+        "owners",
+        "SELECT count(*) FROM owners WHERE cluster_id = $1",
+        "SELECT count(*) FROM owners",
+    ),
+    (
+        "owner_scales",
+        "SELECT count(*) FROM owner_scales WHERE cluster_id = $1",
+        "SELECT count(*) FROM owner_scales",
     ),
 ];
 
@@ -185,6 +230,11 @@ fn assert_same_reports(file: &Path, url: &str, cluster: &str, since_ms: i64, unt
         [&["query", "nodes", "--step", "10m"][..], &window].concat(),
         [&["export", "transitions"][..], &window].concat(),
         [&["export", "pods"][..], &window].concat(),
+        [&["query", "events", "-o", "json"][..], &window].concat(),
+        [&["query", "workloads", "-o", "json"][..], &window].concat(),
+        [&["export", "workloads"][..], &window].concat(),
+        [&["query", "usage", "-o", "json"][..], &window].concat(),
+        [&["export", "usage"][..], &window].concat(),
     ];
     for args in reports {
         let (a, b) = (from_file(&args), from_db(&args));
@@ -206,8 +256,17 @@ fn a_recorded_history_reads_the_same_after_a_copy_and_copying_again_adds_only_wh
     let file = sim.dir().join("trail.db");
     let log = sim.dir().join("rec.log");
     let started = now_ms();
-    let rec = RecorderProcess::spawn(sim.kubeconfig_path(), &file, &log, &[]);
+    let rec = RecorderProcess::spawn(
+        sim.kubeconfig_path(),
+        &file,
+        &log,
+        &["--usage-interval", "1s"],
+    );
     rec.wait_for_log("initial list committed", Duration::from_secs(30));
+    rec.wait_for_log(
+        "the metrics API (metrics.k8s.io) answers",
+        Duration::from_secs(30),
+    );
     std::thread::sleep(Duration::from_secs(4));
     assert!(rec.stop().success());
     let until = now_ms();
@@ -227,6 +286,14 @@ fn a_recorded_history_reads_the_same_after_a_copy_and_copying_again_adds_only_wh
     assert!(
         counts["pod_state"] > 0 && counts["label_sets"] > 0,
         "{counts:?}"
+    );
+    assert!(
+        counts["owners"] > 0
+            && counts["owner_scales"] > 0
+            && counts["events"] > 0
+            && counts["container_usage"] > 0
+            && counts["node_usage_samples"] > 0,
+        "the simulator's ReplicaSets, Jobs, Events and measured usage were not recorded: {counts:?}"
     );
     assert_eq!(pg_counts(&conninfo, "east"), counts);
     assert_eq!(
@@ -792,4 +859,105 @@ fn a_copy_and_a_recorder_of_the_same_cluster_exclude_each_other() {
     copy(&db.path, &url, "west", &[]).ok();
     assert!(rec.stop().success());
     assert_eq!(pg_counts(&conninfo, "west"), file_counts(&db.path));
+}
+
+/// Measured usage copies whole, and an hour is never held twice on the server: after the file's
+/// retention rolls hours up that an earlier copy moved raw (measured samples, and the requests'
+/// steps), the next copy replaces those rows by the hour's rollup, so the counts and the
+/// reports match the file again.
+#[test]
+fn measured_usage_copies_whole_and_an_hour_rolled_up_since_replaces_its_samples() {
+    use kubetrail::model::usage::{ContainerUsageRow, NodeUsageSampleRow, UsageBatch};
+    let now = now_ms();
+    let start = (now - 3 * DAY) / HOUR * HOUR;
+    let until = now / HOUR * HOUR;
+    let db = FixtureDb::new();
+    db.session(start, now, false, None, None);
+    let mut batch = Batch::default();
+    batch.nodes.push(
+        node("n1-uid", "node-1", start)
+            .allocatable(4000, 8 * GI, 110)
+            .build(),
+    );
+    batch.node_usage.push(
+        usage("n1-uid", start)
+            .allocatable(4000, 8 * GI)
+            .keyframe()
+            .build(),
+    );
+    batch
+        .pods
+        .push(pod("p1-uid", "shop", "web-1", start).node("node-1").build());
+    batch
+        .transitions
+        .push(transition("p1-uid", TransitionKind::Created, start).build());
+    db.write(&batch);
+    let (mut at, mut i) = (start, 0_i64);
+    db.with_writer(|conn| {
+        while at < now {
+            conn.write_usage(&UsageBatch {
+                containers: vec![ContainerUsageRow {
+                    namespace: "shop".into(),
+                    pod: "web-1".into(),
+                    container: "app".into(),
+                    at_ms: at,
+                    window_ms: 15_000,
+                    cpu_millis: (i * 37) % 500,
+                    memory_bytes: ((i * 53) % 300) << 20,
+                }],
+                nodes: vec![NodeUsageSampleRow {
+                    node: "node-1".into(),
+                    at_ms: at,
+                    window_ms: 15_000,
+                    cpu_millis: (i * 41) % 4000,
+                    memory_bytes: ((i * 59) % 8000) << 20,
+                }],
+            })
+            .unwrap();
+            at += 5 * MIN;
+            i += 1;
+        }
+    });
+    let server = PgServer::shared();
+    let conninfo = server.fresh_database();
+    let url = server.url(&conninfo);
+    copy(&db.path, &url, "north", &["--chunk-rows", "50"]).ok();
+    let raw = file_counts(&db.path);
+    assert!(
+        raw["container_usage"] > 800 && raw["node_usage_samples"] > 800,
+        "{raw:?}"
+    );
+    assert_eq!(pg_counts(&conninfo, "north"), raw);
+    assert_same_reports(&db.path, &url, "north", start, until);
+
+    let pruned = kubetrail(&["prune", "--db", db.path_str(), "--raw-usage-age", "1d"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.stderr);
+    let rolled = file_counts(&db.path);
+    assert!(
+        rolled["container_usage_hourly"] >= 47 && rolled["node_usage_samples_hourly"] >= 47,
+        "{rolled:?}"
+    );
+    let second = copy(&db.path, &url, "north", &["--chunk-rows", "50"]);
+    let table = summary(second.ok());
+    for name in ["container_usage_hourly", "node_usage_samples_hourly"] {
+        // Every rolled-up hour replaced samples of the first copy.
+        assert_eq!(
+            table[name][2] as i64, rolled[name],
+            "{name} updated:\n{}",
+            second.stdout
+        );
+    }
+    assert_eq!(pg_counts(&conninfo, "north"), rolled);
+    assert_same_reports(&db.path, &url, "north", start, until);
+
+    let third = copy(&db.path, &url, "north", &[]);
+    for (name, [rows, new, updated, _]) in summary(third.ok()) {
+        assert_eq!(
+            (new, updated),
+            (0, 0),
+            "{name} ({rows} rows):\n{}",
+            third.stdout
+        );
+    }
+    assert_eq!(pg_counts(&conninfo, "north"), rolled);
 }

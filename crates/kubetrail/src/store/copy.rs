@@ -9,10 +9,12 @@
 //! Every table has a natural key (uid; subject + kind + seq; subject + time; a session's start
 //! and scope), which is what makes a second copy add nothing.
 
+use crate::model::usage::Hourly;
 use crate::model::utilisation::BucketUsage;
 
 use super::rows::{
-    EventRow, NodeCapacityRow, NodeRow, NodeUsageRow, PodResourcesRow, PodRow, TransitionRow,
+    EventRow, NodeCapacityRow, NodeRow, NodeUsageRow, OwnerRow, PodResourcesRow, PodRow,
+    TransitionRow,
 };
 use super::sessions::Session;
 
@@ -26,17 +28,23 @@ pub enum CopyTable {
     NodeCapacity,
     NodeUsage,
     NodeUsageRollups,
+    ContainerSamples,
+    NodeSamples,
+    ContainerHours,
+    NodeHours,
     Quarantine,
     Sessions,
     Events,
     EventOccurrences,
+    Owners,
+    OwnerScales,
 }
 
 impl CopyTable {
     /// Subjects first, so that every later row finds its pod or node; the recording sessions
     /// last, so that a copy that stops half-way never claims coverage for time whose rows it
     /// has not written yet (reports treat uncovered time as a gap, which is the truth then).
-    pub const ORDER: [CopyTable; 11] = [
+    pub const ORDER: [CopyTable; 17] = [
         CopyTable::Nodes,
         CopyTable::Pods,
         CopyTable::Transitions,
@@ -44,10 +52,16 @@ impl CopyTable {
         CopyTable::NodeCapacity,
         CopyTable::NodeUsage,
         CopyTable::NodeUsageRollups,
+        CopyTable::ContainerSamples,
+        CopyTable::NodeSamples,
+        CopyTable::ContainerHours,
+        CopyTable::NodeHours,
         CopyTable::Quarantine,
         CopyTable::Sessions,
         CopyTable::Events,
         CopyTable::EventOccurrences,
+        CopyTable::Owners,
+        CopyTable::OwnerScales,
     ];
 
     /// The table's name, as both schemas spell it.
@@ -60,10 +74,16 @@ impl CopyTable {
             CopyTable::NodeCapacity => "node_capacity",
             CopyTable::NodeUsage => "node_usage",
             CopyTable::NodeUsageRollups => "node_usage_rollup",
+            CopyTable::ContainerSamples => "container_usage",
+            CopyTable::NodeSamples => "node_usage_samples",
+            CopyTable::ContainerHours => "container_usage_hourly",
+            CopyTable::NodeHours => "node_usage_samples_hourly",
             CopyTable::Quarantine => "quarantine",
             CopyTable::Sessions => "recording_sessions",
             CopyTable::Events => "events",
             CopyTable::EventOccurrences => "event_occurrences",
+            CopyTable::Owners => "owners",
+            CopyTable::OwnerScales => "owner_scales",
         }
     }
 }
@@ -74,6 +94,28 @@ pub struct RollupCopy {
     pub node_uid: String,
     /// `start_ms`/`end_ms` are the bucket, `present_ms` its covered time.
     pub usage: BucketUsage,
+}
+
+/// A measured sample of the metrics API (`container_usage`, `node_usage_samples`): the pod's
+/// uid and the container's name, or the node's uid (`container` None).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleCopy {
+    pub uid: String,
+    pub container: Option<String>,
+    pub at_ms: i64,
+    pub window_ms: i64,
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+}
+
+/// An hourly rollup of measured samples (`container_usage_hourly`,
+/// `node_usage_samples_hourly`), named as a [`SampleCopy`] is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HourCopy {
+    pub uid: String,
+    pub container: Option<String>,
+    pub hour_ms: i64,
+    pub hourly: Hourly,
 }
 
 /// A row the recorder's database refused for good (`quarantine`).
@@ -96,6 +138,16 @@ pub struct OccurrenceCopy {
     pub at_ms: i64,
 }
 
+/// One change of an owner's replicas or revision (`owner_scales`), by the owner's uid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleCopy {
+    pub owner_uid: String,
+    pub at_ms: i64,
+    pub spec_replicas: Option<i64>,
+    pub status_replicas: Option<i64>,
+    pub revision: Option<i64>,
+}
+
 #[derive(Clone, Debug)]
 pub enum CopyChunk {
     Nodes(Vec<NodeRow>),
@@ -105,10 +157,17 @@ pub enum CopyChunk {
     NodeCapacity(Vec<NodeCapacityRow>),
     NodeUsage(Vec<NodeUsageRow>),
     Rollups(Vec<RollupCopy>),
+    ContainerSamples(Vec<SampleCopy>),
+    NodeSamples(Vec<SampleCopy>),
+    ContainerHours(Vec<HourCopy>),
+    NodeHours(Vec<HourCopy>),
     Quarantine(Vec<QuarantineRow>),
     Sessions(Vec<Session>),
     Events(Vec<EventRow>),
     Occurrences(Vec<OccurrenceCopy>),
+    /// ReplicaSets and Jobs; `observed_at_ms` is unused (their scale rows come apart).
+    Owners(Vec<OwnerRow>),
+    OwnerScales(Vec<ScaleCopy>),
 }
 
 impl CopyChunk {
@@ -121,10 +180,16 @@ impl CopyChunk {
             CopyChunk::NodeCapacity(_) => CopyTable::NodeCapacity,
             CopyChunk::NodeUsage(_) => CopyTable::NodeUsage,
             CopyChunk::Rollups(_) => CopyTable::NodeUsageRollups,
+            CopyChunk::ContainerSamples(_) => CopyTable::ContainerSamples,
+            CopyChunk::NodeSamples(_) => CopyTable::NodeSamples,
+            CopyChunk::ContainerHours(_) => CopyTable::ContainerHours,
+            CopyChunk::NodeHours(_) => CopyTable::NodeHours,
             CopyChunk::Quarantine(_) => CopyTable::Quarantine,
             CopyChunk::Sessions(_) => CopyTable::Sessions,
             CopyChunk::Events(_) => CopyTable::Events,
             CopyChunk::Occurrences(_) => CopyTable::EventOccurrences,
+            CopyChunk::Owners(_) => CopyTable::Owners,
+            CopyChunk::OwnerScales(_) => CopyTable::OwnerScales,
         }
     }
 
@@ -137,10 +202,14 @@ impl CopyChunk {
             CopyChunk::NodeCapacity(v) => v.len(),
             CopyChunk::NodeUsage(v) => v.len(),
             CopyChunk::Rollups(v) => v.len(),
+            CopyChunk::ContainerSamples(v) | CopyChunk::NodeSamples(v) => v.len(),
+            CopyChunk::ContainerHours(v) | CopyChunk::NodeHours(v) => v.len(),
             CopyChunk::Quarantine(v) => v.len(),
             CopyChunk::Sessions(v) => v.len(),
             CopyChunk::Events(v) => v.len(),
             CopyChunk::Occurrences(v) => v.len(),
+            CopyChunk::Owners(v) => v.len(),
+            CopyChunk::OwnerScales(v) => v.len(),
         }
     }
 

@@ -26,6 +26,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, Transaction};
 
 use super::partitions::Partitioned;
+use super::usage_copy;
 use super::{PgLocation, PgWriter, outside_runtime};
 use crate::store::api::{HistoryImport, R, WriteMode};
 use crate::store::copy::{ChunkCounts, CopyChunk, QuarantineRow, RollupCopy};
@@ -186,10 +187,18 @@ fn write_chunk(
         CopyChunk::NodeCapacity(rows) => node_capacity(&mut tx, cluster, prefer, rows)?,
         CopyChunk::NodeUsage(rows) => node_usage(&mut tx, cluster, prefer, rows)?,
         CopyChunk::Rollups(rows) => rollups(&mut tx, cluster, prefer, rows)?,
+        CopyChunk::ContainerSamples(rows) => {
+            usage_copy::import_samples(&mut tx, cluster, true, rows)?
+        }
+        CopyChunk::NodeSamples(rows) => usage_copy::import_samples(&mut tx, cluster, false, rows)?,
+        CopyChunk::ContainerHours(rows) => usage_copy::import_hours(&mut tx, cluster, true, rows)?,
+        CopyChunk::NodeHours(rows) => usage_copy::import_hours(&mut tx, cluster, false, rows)?,
         CopyChunk::Quarantine(rows) => quarantine(&mut tx, cluster, rows)?,
         CopyChunk::Sessions(rows) => sessions(&mut tx, cluster, rows)?,
         CopyChunk::Events(rows) => super::events::import_events(&mut tx, cluster, rows)?,
         CopyChunk::Occurrences(rows) => super::events::import_occurrences(&mut tx, cluster, rows)?,
+        CopyChunk::Owners(rows) => super::owners::import_owners(&mut tx, cluster, prefer, rows)?,
+        CopyChunk::OwnerScales(rows) => super::owners::import_scales(&mut tx, cluster, rows)?,
     };
     tx.commit()?;
     Ok(counts)
@@ -858,6 +867,17 @@ fn rollups(
                  RETURNING 1)
              SELECT (SELECT count(*) FROM src), (SELECT count(*) FROM ins)"
         ),
+        &[&cluster],
+    )?;
+    // An hour is raw steps or one rollup, never both (reports would count it twice): the
+    // file's retention rolled up an hour whose steps an earlier copy moved, so the rollup
+    // replaces them. The state at the horizon is the keyframe the file wrote there, copied
+    // with the steps.
+    tx.execute(
+        "DELETE FROM node_usage u USING copy_rollups_in s
+         JOIN nodes x ON x.cluster_id = $1 AND x.uid = s.node_uid
+         WHERE u.cluster_id = $1 AND u.node_id = x.id AND u.at_ms >= s.bucket_start_ms
+           AND u.at_ms < s.bucket_start_ms + s.bucket_ms",
         &[&cluster],
     )?;
     Ok(ChunkCounts {

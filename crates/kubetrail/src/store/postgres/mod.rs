@@ -26,6 +26,7 @@ pub mod schema;
 pub mod sessions;
 pub mod tls;
 pub mod usage;
+pub mod usage_copy;
 pub mod usage_rollup;
 pub mod writer;
 

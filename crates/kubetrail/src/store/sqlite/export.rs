@@ -318,6 +318,34 @@ impl HistoryExport for SqliteExport {
             )?
             && self.stream(NODE_USAGE, n, node_usage, CopyChunk::NodeUsage, each)?
             && self.stream(&rollups, n, rollup, CopyChunk::Rollups, each)?
+            && self.stream(
+                super::usage::EXPORT_CONTAINER_SAMPLES,
+                n,
+                super::usage::sample_row,
+                CopyChunk::ContainerSamples,
+                each,
+            )?
+            && self.stream(
+                super::usage::EXPORT_NODE_SAMPLES,
+                n,
+                super::usage::sample_row,
+                CopyChunk::NodeSamples,
+                each,
+            )?
+            && self.stream(
+                super::usage_rollup::EXPORT_CONTAINER_HOURS,
+                n,
+                super::usage_rollup::hour_row,
+                CopyChunk::ContainerHours,
+                each,
+            )?
+            && self.stream(
+                super::usage_rollup::EXPORT_NODE_HOURS,
+                n,
+                super::usage_rollup::hour_row,
+                CopyChunk::NodeHours,
+                each,
+            )?
             && self.stream(QUARANTINE, n, quarantine, CopyChunk::Quarantine, each)?
             && self.stream(
                 super::events::EXPORT_EVENTS,
@@ -331,6 +359,20 @@ impl HistoryExport for SqliteExport {
                 n,
                 super::events::occurrence_row,
                 CopyChunk::Occurrences,
+                each,
+            )?
+            && self.stream(
+                super::owners::EXPORT_OWNERS,
+                n,
+                super::owners::owner_row,
+                CopyChunk::Owners,
+                each,
+            )?
+            && self.stream(
+                super::owners::EXPORT_SCALES,
+                n,
+                super::owners::scale_row,
+                CopyChunk::OwnerScales,
                 each,
             )?;
         if going {

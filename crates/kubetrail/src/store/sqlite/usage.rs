@@ -8,6 +8,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, params};
 
 use crate::model::usage::{ContainerSample, NodeSample, UsageBatch, UsageFilter, UsageWriteStats};
+use crate::store::copy::SampleCopy;
 
 /// Writes one sample in the caller's transaction. Samples already stored (same key and
 /// timestamp) change nothing; those of a pod or node without an open row are counted, not
@@ -161,7 +162,7 @@ pub fn node_samples(
     each: &mut dyn FnMut(NodeSample),
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
-        "SELECT n.name, s.at_ms, s.window_ms, s.cpu_millis, s.memory_bytes
+        "SELECT n.name, s.at_ms, s.window_ms, s.cpu_millis, s.memory_bytes, n.uid
          FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id
          WHERE s.at_ms >= ?1 AND s.at_ms < ?2
          ORDER BY n.name, n.created_at_ms, s.at_ms",
@@ -209,4 +210,26 @@ pub fn delete_node_usage(conn: &Connection, node_id: i64) -> rusqlite::Result<u6
     Ok(conn
         .prepare_cached("DELETE FROM node_usage_samples WHERE node_id = ?1")?
         .execute([node_id])? as u64)
+}
+
+/// Every container sample by its pod's uid and container name, for `kubetrail copy`.
+pub const EXPORT_CONTAINER_SAMPLES: &str = "SELECT p.uid, c.name, u.at_ms, u.window_ms,
+        u.cpu_millis, u.memory_bytes
+    FROM container_usage u JOIN usage_containers c ON c.id = u.container_id
+    JOIN pods p ON p.id = c.pod_id ORDER BY u.container_id, u.at_ms";
+
+/// Every node sample by its node's uid (and no container), for `kubetrail copy`.
+pub const EXPORT_NODE_SAMPLES: &str = "SELECT n.uid, NULL, s.at_ms, s.window_ms, s.cpu_millis,
+        s.memory_bytes
+    FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id ORDER BY s.node_id, s.at_ms";
+
+pub fn sample_row(r: &rusqlite::Row) -> rusqlite::Result<SampleCopy> {
+    Ok(SampleCopy {
+        uid: r.get(0)?,
+        container: r.get(1)?,
+        at_ms: r.get(2)?,
+        window_ms: r.get(3)?,
+        cpu_millis: r.get(4)?,
+        memory_bytes: r.get(5)?,
+    })
 }

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use crate::model::rollup::{ROLLUP_BUCKET_MS as HOUR, floor_to_bucket};
 use crate::model::usage::{ContainerHour, Hourly, NodeHour, UsageRollupProgress};
+use crate::store::copy::HourCopy;
 
 /// The two kinds of samples: their raw table, rollup table and key column.
 struct Kind {
