@@ -357,21 +357,5 @@ fn workloads_resolve_each_cluster_by_its_own_chain(url: &str, client: &mut postg
         w
     })
     .collect();
-    // Pending time is left out: over several clusters an open pod's life runs to the end of
-    // all clusters' coverage, not its own cluster's (docs/postgres.md, "Clusters"), so it may
-    // differ by the gap between the two recorders' last commits.
-    let without_pending = |rows: &[serde_json::Value]| -> Vec<serde_json::Value> {
-        rows.iter()
-            .cloned()
-            .map(|mut w| {
-                w.as_object_mut().unwrap().remove("pending_ms");
-                w
-            })
-            .collect()
-    };
-    assert_eq!(
-        without_pending(&both),
-        without_pending(&alone),
-        "east's workloads over both clusters"
-    );
+    assert_eq!(both, alone, "east's workloads over both clusters");
 }

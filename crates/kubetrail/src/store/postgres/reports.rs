@@ -3,6 +3,7 @@
 //! module turns a filter into one SELECT (every value a numbered parameter, never spliced into
 //! the SQL) and rows into records.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -205,6 +206,32 @@ pub(super) fn cluster_name(names: Option<&ClusterNames>, id: i32) -> Option<Stri
     names.and_then(|n| n.get(&id).cloned())
 }
 
+/// Where an open pod's life ends, by its cluster: `open_until_ms` is where the coverage of all
+/// the clusters read ends (or now), and each cluster's own recording may have ended earlier
+/// (its recorder stopped, or committed last a moment before another's). Over one cluster the
+/// two are the same.
+fn open_until_per_cluster(
+    client: &mut Client,
+    clusters: &[i32],
+    open_until_ms: i64,
+) -> Result<impl Fn(i32) -> i64 + use<>, postgres::Error> {
+    let mut ends: HashMap<i32, i64> = HashMap::new();
+    if clusters.len() > 1 {
+        for r in client.query(
+            // As `Coverage` ends a session: a clean stop, else the last commit; an empty
+            // session covers nothing.
+            "SELECT cluster_id, max(coalesce(stopped_at_ms, heartbeat_at_ms))
+             FROM recording_sessions
+             WHERE cluster_id = ANY($1) AND coalesce(stopped_at_ms, heartbeat_at_ms) > started_at_ms
+             GROUP BY cluster_id",
+            &[&clusters],
+        )? {
+            ends.insert(r.get(0), r.get::<_, i64>(1).min(open_until_ms));
+        }
+    }
+    Ok(move |cluster: i32| ends.get(&cluster).copied().unwrap_or(open_until_ms))
+}
+
 /// The pods `filter` selects, oldest first, each handed to `each` until it breaks; an open
 /// pod's lifetime ends at `open_until_ms`. Returns how many were handed over.
 pub fn pods(
@@ -262,6 +289,7 @@ pub fn pods(
     }
     let params = w.finish(&mut sql);
     sql.push_str(" ORDER BY created_at_ms, id");
+    let open_until = open_until_per_cluster(client, clusters, open_until_ms)?;
 
     let mut count = 0u64;
     stream(client, &sql, &params, |row| {
@@ -294,7 +322,8 @@ pub fn pods(
             finished_at_ms,
             deleted: deleted_at_ms.map(format_time_ms),
             deleted_at_ms,
-            lifetime_ms: (deleted_at_ms.unwrap_or(open_until_ms) - created_at_ms).max(0),
+            lifetime_ms: (deleted_at_ms.unwrap_or_else(|| open_until(row.get(18))) - created_at_ms)
+                .max(0),
             open: deleted_at_ms.is_none(),
             phase: Phase::from_code(i64::from(row.get::<_, i16>(10))).as_str(),
             reason: row.get(11),
