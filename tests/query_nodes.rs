@@ -188,7 +188,7 @@ fn table_and_csv_show_the_same_buckets() {
     let mut args = base.to_vec();
     args.extend(["-o", "csv"]);
     let (header, records) = parse_csv(kubetrail(&args).ok());
-    assert_eq!(header.len(), 30);
+    assert_eq!(header.len(), 39);
     assert_eq!(
         header[..7],
         [
