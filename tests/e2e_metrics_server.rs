@@ -392,18 +392,19 @@ fn recorded_usage_matches_metrics_server_and_kubectl_top() {
     let last_ts = *truth.values().flat_map(|t| t.keys()).max().unwrap();
     let first_ts = *truth.values().flat_map(|t| t.keys()).min().unwrap();
 
-    // The recorder samples every second; wait until it has written the last timestamp.
-    e2e::wait_until(
-        "the recorder stored the last samples",
-        Duration::from_secs(60),
-        || {
-            let got = read_db(&db);
-            truth.iter().all(|(k, t)| {
-                got.get(k)
-                    .is_some_and(|g| g.contains_key(t.keys().last().unwrap()))
-            })
-        },
-    );
+    // The recorder samples every second; wait (up to 60 s) until it has written the last
+    // timestamp of everything. Not an assertion: what is missing then is named below.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let got = read_db(&db);
+        if truth.iter().all(|(k, t)| {
+            got.get(k)
+                .is_some_and(|g| g.contains_key(t.keys().last().unwrap()))
+        }) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(rec.stop().success());
     let got = read_db(&db);
 
@@ -414,8 +415,9 @@ fn recorded_usage_matches_metrics_server_and_kubectl_top() {
             assert_eq!(
                 have,
                 Some(want),
-                "{key:?} at {}: stored {have:?}, metrics-server served {want:?}",
-                e2e::rfc3339_secs(at / 1000)
+                "{key:?} at {}: stored {have:?}, metrics-server served {want:?} (stored: {:?})",
+                e2e::rfc3339_secs(at / 1000),
+                got.get(key)
             );
         }
     }
