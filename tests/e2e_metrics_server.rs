@@ -320,6 +320,10 @@ fn recorded_usage_matches_metrics_server_and_kubectl_top() {
             .is_ok_and(|s| s == "True")
         },
     );
+    eprintln!(
+        "e2e_metrics_server: APIService Available after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     // ... and metrics-server has scraped every node and pod (CPU is a rate: two scrapes).
     let mut truth = Truth::new();
     let deadline = Instant::now() + Duration::from_secs(180);
