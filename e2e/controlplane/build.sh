@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds a real kube-apiserver, kube-scheduler, kube-controller-manager and etcd (at the
 # versions pinned in go.mod), kwok (pinned in ../kwok/go.mod, a module of its own because
-# kwok pins other k8s.io/* versions) and the `controlplane` launcher into a cache
-# directory outside the repository.
+# kwok pins other k8s.io/* versions), metrics-server (../metrics-server/go.mod, a module of
+# its own for the same reason) and the `controlplane` launcher into a cache directory
+# outside the repository.
 #
 #   ./build.sh            -> builds (or reuses) the binaries, prints the bin dir as the LAST stdout line
 #
@@ -15,6 +16,8 @@
 # this script, ../go-env.sh or the Go version changed since they were built (a content stamp,
 # not mtimes, so a fresh git clone reuses binaries that an earlier run left in the cache). The
 # launcher and promcheck are rebuilt every time; with a warm Go build cache that takes seconds.
+# metrics-server has a stamp of its own (../metrics-server/go.mod, go.sum, this script, the
+# Go version), so adding or bumping it never relinks the other servers.
 # All progress goes to stderr; stdout carries only the bin dir.
 set -euo pipefail
 
@@ -68,6 +71,23 @@ else
   (cd ../kwok && build kwok sigs.k8s.io/kwok/cmd/kwok)
   echo "$stamp" >"$stamp_file"
   echo "build.sh: built ${servers[*]} (k8s ${k8s_version}, etcd ${etcd_version}) in $((SECONDS - start))s" >&2
+fi
+
+# metrics-server's release Makefile sets its version with -X on k8s.io/client-go/pkg/version;
+# the same here, from the module version, so `metrics-server --version` names v0.8.0.
+ms_stamp="$( { cat ../metrics-server/go.mod ../metrics-server/go.sum build.sh ../go-env.sh; go version; } | sha256sum | cut -d' ' -f1)"
+ms_stamp_file="$bin/.stamp-metrics-server"
+if [[ "${KUBETRAIL_E2E_REBUILD:-0}" != 1 && -x "$bin/metrics-server" \
+      && -f "$ms_stamp_file" && "$(cat "$ms_stamp_file")" == "$ms_stamp" ]]; then
+  echo "build.sh: metrics-server is up to date in $bin" >&2
+else
+  rm -f "$ms_stamp_file"
+  start=$SECONDS
+  ms_version="$(cd ../metrics-server && go list -m -f '{{.Version}}' sigs.k8s.io/metrics-server)"
+  (cd ../metrics-server && build metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server \
+    "-X k8s.io/client-go/pkg/version.gitVersion=${ms_version} -X k8s.io/client-go/pkg/version.buildDate=1970-01-01T00:00:00Z")
+  echo "$ms_stamp" >"$ms_stamp_file"
+  echo "build.sh: built metrics-server ${ms_version} in $((SECONDS - start))s" >&2
 fi
 
 build controlplane ./cmd/controlplane "-X main.k8sVersion=${k8s_version}"

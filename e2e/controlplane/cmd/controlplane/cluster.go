@@ -58,6 +58,7 @@ var clusterBinaries = []string{"kube-scheduler", "kube-controller-manager", "kwo
 // components are the processes cluster mode adds, in start order.
 type components struct {
 	scheduler, kcm, kwok *child
+	metricsServer        *child // only with --metrics-server
 	auditLog             string
 	ports                map[string]int
 }
@@ -85,7 +86,7 @@ func clusterAPIServerArgs(dir string) (args []string, auditLog string, err error
 
 // startComponents starts kube-scheduler, kube-controller-manager and kwok with
 // the admin kubeconfig and waits until each answers /healthz.
-func startComponents(ctx context.Context, o options, f files, kubeconfigPath string) (*components, error) {
+func startComponents(ctx context.Context, o options, f files, kubeconfigPath string, cp *controlPlane) (*components, error) {
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -126,17 +127,23 @@ func startComponents(ctx context.Context, o options, f files, kubeconfigPath str
 		filepath.Join(f.dir, "kube-controller-manager.log"), o.verbose); err != nil {
 		return c, err
 	}
-	kwokArgs := []string{
-		kc,
-		"--config=" + o.kwokConfig,
+	kwokArgs := []string{kc}
+	for _, c := range o.kwokConfig {
+		kwokArgs = append(kwokArgs, "--config="+c)
+	}
+	nodeIP := "10.255.0.1"
+	if o.metricsServer {
+		nodeIP = kwokNodeIP
+	}
+	kwokArgs = append(kwokArgs,
 		"--manage-all-nodes=false",
 		// Only nodes the test marks as fake get a kwok kubelet.
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-		"--node-lease-duration-seconds=" + strconv.Itoa(nodeLeaseDurationSeconds),
-		"--server-address=127.0.0.1:" + strconv.Itoa(ports[2]),
+		"--node-lease-duration-seconds="+strconv.Itoa(nodeLeaseDurationSeconds),
+		"--server-address=127.0.0.1:"+strconv.Itoa(ports[2]),
 		"--cidr=10.244.0.0/16",
-		"--node-ip=10.255.0.1",
-	}
+		"--node-ip="+nodeIP,
+	)
 	if c.kwok, err = startChild("kwok", filepath.Join(o.binDir, "kwok"), kwokArgs,
 		filepath.Join(f.dir, "kwok.log"), o.verbose); err != nil {
 		return c, err
@@ -154,6 +161,11 @@ func startComponents(ctx context.Context, o options, f files, kubeconfigPath str
 			return c, err
 		}
 	}
+	if o.metricsServer {
+		if c.metricsServer, c.ports["metrics_server"], err = startMetricsServer(ctx, o, f, kubeconfigPath, cp.server, ports[2], cp.tlsClient); err != nil {
+			return c, err
+		}
+	}
 	return c, nil
 }
 
@@ -162,6 +174,7 @@ func (c *components) stop() {
 	if c == nil {
 		return
 	}
+	c.metricsServer.stop(3 * time.Second) // a nil child (no --metrics-server) is a no-op
 	c.kwok.stop(3 * time.Second)
 	c.kcm.stop(3 * time.Second)
 	c.scheduler.stop(3 * time.Second)
@@ -172,7 +185,11 @@ func (c *components) all() []*child {
 	if c == nil {
 		return nil
 	}
-	return []*child{c.scheduler, c.kcm, c.kwok}
+	all := []*child{c.scheduler, c.kcm, c.kwok}
+	if c.metricsServer != nil {
+		all = append(all, c.metricsServer)
+	}
+	return all
 }
 
 // describe adds the cluster-mode keys to the ready line.
@@ -183,7 +200,7 @@ func (c *components) describe(line map[string]any) {
 		line[name+"_port"] = p
 	}
 	for _, ch := range c.all() {
-		key := map[string]string{"kube-scheduler": "scheduler", "kube-controller-manager": "controller_manager", "kwok": "kwok"}[ch.name]
+		key := map[string]string{"kube-scheduler": "scheduler", "kube-controller-manager": "controller_manager", "kwok": "kwok", "metrics-server": "metrics_server"}[ch.name]
 		line[key+"_pid"] = ch.cmd.Process.Pid
 		line[key+"_log"] = ch.logPath
 	}

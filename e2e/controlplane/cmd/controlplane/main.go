@@ -75,7 +75,8 @@ type options struct {
 	etcdArgs       stringList
 	startupRetries int
 	cluster        bool
-	kwokConfig     string
+	kwokConfig     stringList
+	metricsServer  bool
 	clusterArgs    []string // kube-apiserver flags that cluster mode adds (audit, tolerations)
 }
 
@@ -93,7 +94,8 @@ func main() {
 	flag.Var(&o.etcdArgs, "etcd-arg", "extra etcd flag (repeatable)")
 	flag.IntVar(&o.startupRetries, "startup-attempts", 3, "attempts (with fresh ports) if a child exits during startup, e.g. because a port was taken")
 	flag.BoolVar(&o.cluster, "cluster", false, "also start kube-scheduler, kube-controller-manager and kwok, and write kube-apiserver's audit log (WORK_DIR/audit.log)")
-	flag.StringVar(&o.kwokConfig, "kwok-config", "", "with --cluster: kwok config file holding the Stages that play the kubelets (e.g. e2e/kwok/stages.yaml)")
+	flag.Var(&o.kwokConfig, "kwok-config", "with --cluster: kwok config file holding the Stages that play the kubelets (e.g. e2e/kwok/stages.yaml); repeatable (e.g. add e2e/kwok/metrics.yaml)")
+	flag.BoolVar(&o.metricsServer, "metrics-server", false, "with --cluster: also run metrics-server behind the aggregator (APIService v1beta1.metrics.k8s.io), scraping kwok's emulated resource metrics")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments: %q", flag.Args())
@@ -526,17 +528,22 @@ func run(o options) (err error) {
 	need := []string{"etcd", "kube-apiserver"}
 	if o.cluster {
 		need = append(need, clusterBinaries...)
-		if o.kwokConfig == "" {
+		if len(o.kwokConfig) == 0 {
 			return fmt.Errorf("--cluster needs --kwok-config FILE (the kwok Stages, e.g. e2e/kwok/stages.yaml)")
 		}
-		if o.kwokConfig, err = filepath.Abs(o.kwokConfig); err != nil {
-			return err
+		for i, c := range o.kwokConfig {
+			if o.kwokConfig[i], err = filepath.Abs(c); err != nil {
+				return err
+			}
+			if _, err := os.Stat(o.kwokConfig[i]); err != nil {
+				return fmt.Errorf("--kwok-config: %v", err)
+			}
 		}
-		if _, err := os.Stat(o.kwokConfig); err != nil {
-			return fmt.Errorf("--kwok-config: %v", err)
+		if o.metricsServer {
+			need = append(need, "metrics-server")
 		}
-	} else if o.kwokConfig != "" {
-		return fmt.Errorf("--kwok-config is only used with --cluster")
+	} else if len(o.kwokConfig) != 0 || o.metricsServer {
+		return fmt.Errorf("--kwok-config and --metrics-server are only used with --cluster")
 	}
 	for _, b := range need {
 		if _, err := os.Stat(filepath.Join(o.binDir, b)); err != nil {
@@ -610,6 +617,13 @@ func run(o options) (err error) {
 	if o.cluster {
 		if o.clusterArgs, auditLog, err = clusterAPIServerArgs(o.workDir); err != nil {
 			return fmt.Errorf("audit policy: %w", err)
+		}
+		if o.metricsServer {
+			proxyArgs, err := frontProxyArgs(f.certDir)
+			if err != nil {
+				return fmt.Errorf("front-proxy certificates: %w", err)
+			}
+			o.clusterArgs = append(o.clusterArgs, proxyArgs...)
 		}
 	}
 
@@ -701,14 +715,14 @@ func run(o options) (err error) {
 	var comps *components
 	if o.cluster {
 		var cerr error
-		comps, cerr = startComponents(ctx, o, f, o.kubeconfigOut)
+		comps, cerr = startComponents(ctx, o, f, o.kubeconfigOut, cp)
 		defer comps.stop()
 		if cerr != nil {
 			return cerr
 		}
 		comps.auditLog = auditLog
 	}
-	compDied := make(chan *child, 3)
+	compDied := make(chan *child, 4)
 	for _, ch := range comps.all() {
 		go func(ch *child) { <-ch.done; compDied <- ch }(ch)
 	}
