@@ -10,7 +10,8 @@
 //! Checked: every pod container and node sample that metrics-server served while the truth was
 //! polled is in the database with the same timestamp, millicores (rounded up) and bytes;
 //! `kubetrail query usage --by container` over exactly those timestamps gives their count,
-//! average and maximum; and kubectl top's figures equal the stored ones.
+//! average and maximum; `kubetrail query nodes` gives each node's count, mean and peak of them;
+//! and kubectl top's figures equal the stored ones.
 //!
 //! `#[ignore]`d like the other e2e tests: scripts/test runs it once the control plane is built
 //! (KUBETRAIL_E2E_BIN). It needs `kubectl` on PATH.
@@ -522,6 +523,53 @@ fn recorded_usage_matches_metrics_server_and_kubectl_top() {
         assert!(
             (row["memory_avg_bytes"].as_f64().unwrap() - mem_avg).abs() < 1.0,
             "{row} vs {mem_avg}"
+        );
+    }
+    // 4. query nodes over the same stretch, in one bucket: each node's measured usage is the
+    //    count, mean and largest of the samples metrics-server served for it.
+    let out = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
+        .args(["query", "nodes", "--step", "1h", "-o", "json", "--db"])
+        .arg(&db)
+        .args(["--since", &e2e::rfc3339_secs(first_ts / 1000 - 1)])
+        .args(["--until", &e2e::rfc3339_secs(last_ts / 1000 + 1)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().expect("a JSON array");
+    for node in NODES {
+        let row = rows
+            .iter()
+            .find(|r| r["node"] == node)
+            .unwrap_or_else(|| panic!("no row for node {node}: {rows:#?}"));
+        let t = &truth[&(node.to_string(), String::new())];
+        let n = t.len() as f64;
+        let mean =
+            |f: fn(&Usage) -> i64| (t.values().map(|u| f(u) as f64).sum::<f64>() / n).round();
+        assert_eq!(row["used_samples"], t.len(), "{node}: {row}");
+        assert_eq!(
+            row["cpu_used_peak_millis"],
+            t.values().map(|u| u.cpu_millis).max().unwrap(),
+            "{node}: {row}"
+        );
+        assert_eq!(
+            row["memory_used_peak_bytes"],
+            t.values().map(|u| u.memory_bytes).max().unwrap(),
+            "{node}: {row}"
+        );
+        assert_eq!(
+            row["cpu_used_avg_millis"].as_f64(),
+            Some(mean(|u| u.cpu_millis)),
+            "{node}: {row}"
+        );
+        assert_eq!(
+            row["memory_used_avg_bytes"].as_f64(),
+            Some(mean(|u| u.memory_bytes)),
+            "{node}: {row}"
         );
     }
     eprintln!(
