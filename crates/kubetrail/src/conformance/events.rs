@@ -88,6 +88,39 @@ pub(crate) fn events_are_written_once_and_a_growing_series_updates_its_count(b: 
         .find(|t| t.table == "event_occurrences")
         .map(|t| t.rows);
     assert_eq!(occurrences, Some(1), "one occurrence: count 3");
+
+    // Several rows of one uid in one batch count as they would one batch each: a new series
+    // that grows (inserted once, updated once) and a stored one that grows twice, each growth
+    // above a count of 1 an occurrence, the last note kept.
+    let mut grown = event("e2", "web-1", "BackOff", 6, 9_000);
+    grown.note = Some("the last note".into());
+    let stats = commit(
+        &mut f,
+        vec![
+            event("e3", "web-2", "BackOff", 1, 6_000),
+            event("e2", "web-1", "BackOff", 5, 7_000),
+            event("e3", "web-2", "BackOff", 4, 8_000),
+            event("e3", "web-2", "BackOff", 4, 8_500),
+            grown,
+        ],
+    );
+    assert_eq!((stats.events_inserted, stats.events_updated), (1, 3));
+    let all = read(&*f.reader, &EventFilter::default());
+    let e2 = all.iter().find(|e| e.uid == "e2").unwrap();
+    assert_eq!((e2.count, e2.last_seen_ms), (6, 9_000));
+    assert_eq!(e2.note.as_deref(), Some("the last note"));
+    let e3 = all.iter().find(|e| e.uid == "e3").unwrap();
+    assert_eq!(
+        (e3.count, e3.first_seen_ms, e3.last_seen_ms),
+        (4, 1_000, 8_000)
+    );
+    let stats = f.reader.snapshot().unwrap().stats().unwrap();
+    let occurrences = stats
+        .tables
+        .iter()
+        .find(|t| t.table == "event_occurrences")
+        .map(|t| t.rows);
+    assert_eq!(occurrences, Some(4), "e2 at 3, 5 and 6; e3 at 4");
 }
 
 pub(crate) fn events_filter_by_reason_type_pod_node_and_window(b: &dyn Backend) {

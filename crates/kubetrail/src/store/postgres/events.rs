@@ -2,6 +2,8 @@
 //! idempotent by (cluster, uid) and count, read for `query events` and `query history`, the
 //! counts a recorder resumes from, and retention's age step. See migration 0003.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use postgres::types::ToSql;
@@ -59,8 +61,18 @@ pub fn import_occurrences(
     })
 }
 
-/// Writes a batch's events in the batch's transaction: a new uid is inserted, a known one is
-/// updated only when its count grew (then an occurrence is added).
+/// What one uid of a batch comes to: the event row to insert or update, and its occurrences.
+struct Pending<'a> {
+    /// The stored id; None for an event new to the database.
+    id: Option<i64>,
+    row: Cow<'a, EventRow>,
+}
+
+/// Writes a batch's events in the batch's transaction, with the rule of SQLite's row-by-row
+/// writer: a new uid is inserted, a known one is updated only when its count grew (then an
+/// occurrence is added). Here it is applied in memory first, so that the batch costs four
+/// statements, whatever its size: one read of the known counts, one insert of the new events,
+/// one update of the grown ones and one insert of their occurrences.
 pub fn write_events(
     tx: &mut Transaction,
     cluster: i32,
@@ -70,64 +82,141 @@ pub fn write_events(
     if events.is_empty() {
         return Ok(());
     }
-    let known = tx.prepare("SELECT id, count FROM events WHERE cluster_id = $1 AND uid = $2")?;
-    let insert = tx.prepare(
-        "INSERT INTO events (cluster_id, uid, regarding_kind, regarding_uid, namespace, name,
-             container, reason, type, note, reporting_controller, count, first_seen_ms,
-             last_seen_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
-    )?;
-    let update = tx.prepare(
-        "UPDATE events SET count = $2, last_seen_ms = greatest(last_seen_ms, $3), note = $4,
-             first_seen_ms = least(first_seen_ms, $5)
-         WHERE id = $1",
-    )?;
-    let occurrence = tx.prepare(
-        "INSERT INTO event_occurrences (cluster_id, event_id, count, at_ms)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    )?;
+    let uids: Vec<&str> = events.iter().map(|e| e.uid.as_str()).collect();
+    let mut known: HashMap<String, (i64, i64)> = HashMap::new();
+    for r in tx.query(
+        "SELECT uid, id, count FROM events WHERE cluster_id = $1 AND uid = ANY($2)",
+        &[&cluster, &uids],
+    )? {
+        known.insert(r.get(0), (r.get(1), r.get(2)));
+    }
+    // Row by row, as SQLite does: the first row of an unknown uid is its insert; any later row
+    // whose count is larger updates it; each such row with a count above 1 is an occurrence.
+    let mut order: Vec<&str> = Vec::new();
+    let mut pending: HashMap<&str, Pending> = HashMap::new();
+    let mut occurrences: Vec<(&str, i64, i64)> = Vec::new();
     for e in events {
-        let found = tx.query_opt(&known, &[&cluster, &e.uid])?;
-        let found: Option<(i64, i64)> = found.map(|r| (r.get(0), r.get(1)));
-        let id = match found {
-            Some((_, count)) if count >= e.count => continue,
-            Some((id, _)) => {
-                tx.execute(
-                    &update,
-                    &[&id, &e.count, &e.last_seen_ms, &e.note, &e.first_seen_ms],
-                )?;
+        match pending.get_mut(e.uid.as_str()) {
+            Some(p) => {
+                if p.row.count >= e.count {
+                    continue;
+                }
+                let row = p.row.to_mut();
+                row.count = e.count;
+                row.last_seen_ms = row.last_seen_ms.max(e.last_seen_ms);
+                row.first_seen_ms = row.first_seen_ms.min(e.first_seen_ms);
+                row.note.clone_from(&e.note);
                 stats.events_updated += 1;
-                id
             }
             None => {
-                let kind = e.regarding_kind.code() as i16;
-                let event_type = e.event_type.map(EventType::as_str);
-                let row = tx.query_one(
-                    &insert,
-                    &[
-                        &cluster,
-                        &e.uid,
-                        &kind,
-                        &e.regarding_uid,
-                        &e.namespace,
-                        &e.name,
-                        &e.container,
-                        &e.reason,
-                        &event_type,
-                        &e.note,
-                        &e.reporting_controller,
-                        &e.count,
-                        &e.first_seen_ms,
-                        &e.last_seen_ms,
-                    ],
-                )?;
-                stats.events_inserted += 1;
-                row.get(0)
+                let p = match known.get(&e.uid) {
+                    Some(&(_, count)) if count >= e.count => continue,
+                    Some(&(id, _)) => {
+                        stats.events_updated += 1;
+                        // The stored first and last times are kept where they are wider.
+                        Pending {
+                            id: Some(id),
+                            row: Cow::Borrowed(e),
+                        }
+                    }
+                    None => {
+                        stats.events_inserted += 1;
+                        Pending {
+                            id: None,
+                            row: Cow::Borrowed(e),
+                        }
+                    }
+                };
+                order.push(e.uid.as_str());
+                pending.insert(e.uid.as_str(), p);
             }
-        };
-        if e.count > 1 {
-            tx.execute(&occurrence, &[&cluster, &id, &e.count, &e.last_seen_ms])?;
         }
+        if e.count > 1 {
+            occurrences.push((e.uid.as_str(), e.count, e.last_seen_ms));
+        }
+    }
+    let (new, grown): (Vec<&Pending>, Vec<&Pending>) = order
+        .iter()
+        .map(|uid| &pending[uid])
+        .partition(|p| p.id.is_none());
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    if !new.is_empty() {
+        let col = |f: fn(&EventRow) -> Option<&str>| -> Vec<Option<&str>> {
+            new.iter().map(|p| f(&p.row)).collect()
+        };
+        let num = |f: fn(&EventRow) -> i64| -> Vec<i64> { new.iter().map(|p| f(&p.row)).collect() };
+        let uid = col(|e| Some(e.uid.as_str()));
+        let kind: Vec<i16> = new
+            .iter()
+            .map(|p| p.row.regarding_kind.code() as i16)
+            .collect();
+        let regarding = col(|e| e.regarding_uid.as_deref());
+        let namespace = col(|e| e.namespace.as_deref());
+        let name = col(|e| Some(e.name.as_str()));
+        let container = col(|e| e.container.as_deref());
+        let reason = col(|e| e.reason.as_deref());
+        let event_type = col(|e| e.event_type.map(EventType::as_str));
+        let note = col(|e| e.note.as_deref());
+        let reporting = col(|e| e.reporting_controller.as_deref());
+        let count = num(|e| e.count);
+        let first = num(|e| e.first_seen_ms);
+        let last = num(|e| e.last_seen_ms);
+        for r in tx.query(
+            "INSERT INTO events (cluster_id, uid, regarding_kind, regarding_uid, namespace, name,
+                 container, reason, type, note, reporting_controller, count, first_seen_ms,
+                 last_seen_ms)
+             SELECT $1, * FROM unnest($2::text[], $3::int2[], $4::text[], $5::text[], $6::text[],
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[],
+                 $13::int8[], $14::int8[])
+             RETURNING uid, id",
+            &[
+                &cluster,
+                &uid,
+                &kind,
+                &regarding,
+                &namespace,
+                &name,
+                &container,
+                &reason,
+                &event_type,
+                &note,
+                &reporting,
+                &count,
+                &first,
+                &last,
+            ],
+        )? {
+            ids.insert(r.get(0), r.get(1));
+        }
+    }
+    if !grown.is_empty() {
+        let id: Vec<i64> = grown.iter().filter_map(|p| p.id).collect();
+        let count: Vec<i64> = grown.iter().map(|p| p.row.count).collect();
+        let last: Vec<i64> = grown.iter().map(|p| p.row.last_seen_ms).collect();
+        let first: Vec<i64> = grown.iter().map(|p| p.row.first_seen_ms).collect();
+        let note: Vec<Option<&str>> = grown.iter().map(|p| p.row.note.as_deref()).collect();
+        tx.execute(
+            "UPDATE events e SET count = s.count, last_seen_ms = greatest(e.last_seen_ms, s.last),
+                 note = s.note, first_seen_ms = least(e.first_seen_ms, s.first)
+             FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::int8[])
+                 AS s (id, count, last, note, first)
+             WHERE e.id = s.id",
+            &[&id, &count, &last, &note, &first],
+        )?;
+        for p in &grown {
+            ids.insert(p.row.uid.clone(), p.id.expect("a grown event is stored"));
+        }
+    }
+    if !occurrences.is_empty() {
+        let id: Vec<i64> = occurrences.iter().map(|(uid, ..)| ids[*uid]).collect();
+        let count: Vec<i64> = occurrences.iter().map(|o| o.1).collect();
+        let at: Vec<i64> = occurrences.iter().map(|o| o.2).collect();
+        tx.execute(
+            "INSERT INTO event_occurrences (cluster_id, event_id, count, at_ms)
+             SELECT $1, * FROM unnest($2::int8[], $3::int8[], $4::int8[])
+             ON CONFLICT DO NOTHING",
+            &[&cluster, &id, &count, &at],
+        )?;
     }
     Ok(())
 }
