@@ -100,6 +100,46 @@ pub(crate) fn owners_are_written_once_and_scale_rows_only_on_change(b: &dyn Back
         .unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].name, "web-bbb");
+
+    // Several sights of one owner in one batch count as they would one batch each: a new one
+    // seen again unchanged (nothing) and then deleted (written, no scale row); a stored one
+    // scaled twice at one observed time (one scale row, the last).
+    let mut deleted = rs("u3", "web-ccc", 3, 1, 1, 50_000);
+    deleted.deleted_at_ms = Some(52_000);
+    deleted.observed_at_ms = 52_000;
+    let s = commit(
+        &mut f,
+        vec![
+            rs("u3", "web-ccc", 3, 1, 1, 50_000),
+            rs("u2", "web-bbb", 2, 3, 2, 60_000),
+            rs("u3", "web-ccc", 3, 1, 1, 51_000),
+            deleted,
+            rs("u2", "web-bbb", 2, 3, 3, 60_000),
+        ],
+    );
+    assert_eq!((s.owners_written, s.owner_scales_added), (4, 3));
+    let all = f
+        .reader
+        .snapshot()
+        .unwrap()
+        .owners(&OwnerFilter::default())
+        .unwrap();
+    let scales = |name: &str| -> Vec<(i64, Option<i64>, Option<i64>)> {
+        all.iter()
+            .find(|o| o.name == name)
+            .unwrap()
+            .scales
+            .iter()
+            .map(|s| (s.at_ms, s.spec_replicas, s.status_replicas))
+            .collect()
+    };
+    assert_eq!(scales("web-ccc"), [(50_000, Some(1), Some(1))]);
+    assert_eq!(
+        scales("web-bbb"),
+        [(20_000, Some(2), Some(0)), (60_000, Some(3), Some(3))]
+    );
+    let ccc = all.iter().find(|o| o.name == "web-ccc").unwrap();
+    assert_eq!(ccc.deleted_at_ms, Some(52_000));
 }
 
 pub(crate) fn owner_filters_and_pods_by_workload(b: &dyn Backend) {

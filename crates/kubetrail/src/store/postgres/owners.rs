@@ -2,6 +2,8 @@
 //! idempotent by (cluster, uid) and content, one scale row per change of replicas or revision,
 //! read with their scale history. See migration 0004.
 
+use std::collections::{HashMap, HashSet};
+
 use postgres::types::ToSql;
 use postgres::{Client, Transaction};
 
@@ -11,7 +13,54 @@ use crate::model::owner::{OwnerFilter, OwnerKind, OwnerRecord, ScaleRecord, spli
 use crate::store::copy::{ChunkCounts, ScaleCopy};
 use crate::store::rows::{BatchStats, OwnerRow};
 
-/// Writes a batch's owners in the batch's transaction (see the SQLite twin for the rule).
+/// Spec replicas, status replicas and revision: what a scale row records.
+type Scale = (Option<i64>, Option<i64>, Option<i64>);
+
+/// What is stored of an owner, to compare a new sight with.
+#[derive(Clone, PartialEq, Eq)]
+struct Stored {
+    controller_kind: Option<String>,
+    controller_name: Option<String>,
+    revision: Option<i64>,
+    template_hash: Option<String>,
+    images: String,
+    deleted_at_ms: Option<i64>,
+    spec_replicas: Option<i64>,
+    status_replicas: Option<i64>,
+}
+
+impl Stored {
+    /// The stored state after `o` is seen: its fields, and the deletion time once one is set.
+    fn after(&self, o: &OwnerRow) -> Stored {
+        Stored {
+            deleted_at_ms: self.deleted_at_ms.or(o.deleted_at_ms),
+            ..Stored::of(o)
+        }
+    }
+
+    fn of(o: &OwnerRow) -> Stored {
+        Stored {
+            controller_kind: o.controller_kind.clone(),
+            controller_name: o.controller_name.clone(),
+            revision: o.revision,
+            template_hash: o.template_hash.clone(),
+            images: o.images.clone(),
+            deleted_at_ms: o.deleted_at_ms,
+            spec_replicas: o.spec_replicas,
+            status_replicas: o.status_replicas,
+        }
+    }
+
+    fn scale(&self) -> Scale {
+        (self.spec_replicas, self.status_replicas, self.revision)
+    }
+}
+
+/// Writes a batch's owners in the batch's transaction, with the rule of SQLite's row-by-row
+/// writer (`store::sqlite::owners`): a new uid is inserted with a scale row; a known one that
+/// differs is updated (its deletion time kept once set), with a scale row when its replicas or
+/// revision changed; one equal to the stored state writes nothing. The rule runs in memory over
+/// the batch, so that the batch costs four statements whatever its size.
 pub fn write_owners(
     tx: &mut Transaction,
     cluster: i32,
@@ -21,111 +70,182 @@ pub fn write_owners(
     if owners.is_empty() {
         return Ok(());
     }
-    let known = tx.prepare(
-        "SELECT id, controller_kind, controller_name, revision, template_hash, images,
+    let uids: Vec<&str> = owners.iter().map(|o| o.uid.as_str()).collect();
+    // uid -> (stored id, state); the id is None for an owner this batch inserts.
+    let mut state: HashMap<String, (Option<i64>, Stored)> = HashMap::new();
+    for r in tx.query(
+        "SELECT uid, id, controller_kind, controller_name, revision, template_hash, images,
                 deleted_at_ms, spec_replicas, status_replicas
-         FROM owners WHERE cluster_id = $1 AND uid = $2",
-    )?;
-    let insert = tx.prepare(
-        "INSERT INTO owners (cluster_id, uid, kind, namespace, name, controller_kind,
-             controller_name, revision, template_hash, images, created_at_ms, deleted_at_ms,
-             spec_replicas, status_replicas)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
-    )?;
-    let update = tx.prepare(
-        "UPDATE owners SET controller_kind = $2, controller_name = $3, revision = $4,
-             template_hash = $5, images = $6, deleted_at_ms = coalesce(deleted_at_ms, $7),
-             spec_replicas = $8, status_replicas = $9
-         WHERE id = $1",
-    )?;
-    let scale = tx.prepare(
-        "INSERT INTO owner_scales (cluster_id, owner_id, at_ms, spec_replicas, status_replicas,
-             revision)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (owner_id, at_ms) DO UPDATE SET spec_replicas = excluded.spec_replicas,
-             status_replicas = excluded.status_replicas, revision = excluded.revision",
-    )?;
+         FROM owners WHERE cluster_id = $1 AND uid = ANY($2)",
+        &[&cluster, &uids],
+    )? {
+        let stored = Stored {
+            controller_kind: r.get(2),
+            controller_name: r.get(3),
+            revision: r.get(4),
+            template_hash: r.get(5),
+            images: r.get(6),
+            deleted_at_ms: r.get(7),
+            spec_replicas: r.get(8),
+            status_replicas: r.get(9),
+        };
+        state.insert(r.get(0), (Some(r.get(1)), stored));
+    }
+    let mut first: Vec<&OwnerRow> = Vec::new();
+    let mut changed: Vec<&str> = Vec::new();
+    let mut changed_seen: HashSet<&str> = HashSet::new();
+    // One scale row per owner and time: the last wins, as ON CONFLICT DO UPDATE would.
+    let mut scales: Vec<(&str, i64, Scale)> = Vec::new();
+    let mut scale_at: HashMap<(&str, i64), usize> = HashMap::new();
     for o in owners {
-        let (id, scaled) = match tx.query_opt(&known, &[&cluster, &o.uid])? {
+        let uid = o.uid.as_str();
+        let scaled = match state.get_mut(uid) {
             None => {
-                let kind = o.kind.code() as i16;
-                let row = tx.query_one(
-                    &insert,
-                    &[
-                        &cluster,
-                        &o.uid,
-                        &kind,
-                        &o.namespace,
-                        &o.name,
-                        &o.controller_kind,
-                        &o.controller_name,
-                        &o.revision,
-                        &o.template_hash,
-                        &o.images,
-                        &o.created_at_ms,
-                        &o.deleted_at_ms,
-                        &o.spec_replicas,
-                        &o.status_replicas,
-                    ],
-                )?;
-                (row.get::<_, i64>(0), true)
+                state.insert(uid.to_string(), (None, Stored::of(o)));
+                first.push(o);
+                true
             }
-            Some(r) => {
-                let id: i64 = r.get(0);
-                let ck: Option<String> = r.get(1);
-                let cn: Option<String> = r.get(2);
-                let rev: Option<i64> = r.get(3);
-                let hash: Option<String> = r.get(4);
-                let images: String = r.get(5);
-                let deleted: Option<i64> = r.get(6);
-                let spec: Option<i64> = r.get(7);
-                let status: Option<i64> = r.get(8);
-                let same = ck == o.controller_kind
-                    && cn == o.controller_name
-                    && rev == o.revision
-                    && hash == o.template_hash
-                    && images == o.images
-                    && deleted.or(o.deleted_at_ms) == deleted
-                    && (spec, status) == (o.spec_replicas, o.status_replicas);
-                if same {
+            Some((id, stored)) => {
+                let next = stored.after(o);
+                if next == *stored {
                     continue;
                 }
-                tx.execute(
-                    &update,
-                    &[
-                        &id,
-                        &o.controller_kind,
-                        &o.controller_name,
-                        &o.revision,
-                        &o.template_hash,
-                        &o.images,
-                        &o.deleted_at_ms,
-                        &o.spec_replicas,
-                        &o.status_replicas,
-                    ],
-                )?;
-                let scaled =
-                    (spec, status, rev) != (o.spec_replicas, o.status_replicas, o.revision);
-                (id, scaled)
+                let scaled = next.scale() != stored.scale();
+                *stored = next;
+                if id.is_some() && changed_seen.insert(uid) {
+                    changed.push(uid);
+                }
+                scaled
             }
         };
         stats.owners_written += 1;
         if scaled {
-            tx.execute(
-                &scale,
-                &[
-                    &cluster,
-                    &id,
-                    &o.observed_at_ms,
-                    &o.spec_replicas,
-                    &o.status_replicas,
-                    &o.revision,
-                ],
-            )?;
+            let row = (uid, o.observed_at_ms, Stored::of(o).scale());
+            match scale_at.get(&(uid, o.observed_at_ms)) {
+                Some(&i) => scales[i] = row,
+                None => {
+                    scale_at.insert((uid, o.observed_at_ms), scales.len());
+                    scales.push(row);
+                }
+            }
             stats.owner_scales_added += 1;
         }
     }
+    let mut ids: HashMap<String, i64> = state
+        .iter()
+        .filter_map(|(uid, (id, _))| id.map(|id| (uid.clone(), id)))
+        .collect();
+    if !first.is_empty() {
+        let now = |o: &&OwnerRow| &state[o.uid.as_str()].1;
+        let uid: Vec<&str> = first.iter().map(|o| o.uid.as_str()).collect();
+        let kind: Vec<i16> = first.iter().map(|o| o.kind.code() as i16).collect();
+        let namespace: Vec<&str> = first.iter().map(|o| o.namespace.as_str()).collect();
+        let name: Vec<&str> = first.iter().map(|o| o.name.as_str()).collect();
+        let created: Vec<i64> = first.iter().map(|o| o.created_at_ms).collect();
+        let columns = StoredColumns::of(first.iter().map(now));
+        let rows = tx.query(
+            "INSERT INTO owners (cluster_id, uid, kind, namespace, name, created_at_ms,
+                 controller_kind, controller_name, revision, template_hash, images,
+                 deleted_at_ms, spec_replicas, status_replicas)
+             SELECT $1, * FROM unnest($2::text[], $3::int2[], $4::text[], $5::text[],
+                 $6::int8[], $7::text[], $8::text[], $9::int8[], $10::text[], $11::text[],
+                 $12::int8[], $13::int8[], $14::int8[])
+             RETURNING uid, id",
+            &[
+                &cluster,
+                &uid,
+                &kind,
+                &namespace,
+                &name,
+                &created,
+                &columns.controller_kind,
+                &columns.controller_name,
+                &columns.revision,
+                &columns.template_hash,
+                &columns.images,
+                &columns.deleted_at_ms,
+                &columns.spec_replicas,
+                &columns.status_replicas,
+            ],
+        )?;
+        for r in rows {
+            ids.insert(r.get(0), r.get(1));
+        }
+    }
+    if !changed.is_empty() {
+        let id: Vec<i64> = changed.iter().map(|uid| ids[*uid]).collect();
+        let columns = StoredColumns::of(changed.iter().map(|uid| &state[*uid].1));
+        tx.execute(
+            "UPDATE owners o SET controller_kind = s.ck, controller_name = s.cn,
+                 revision = s.revision, template_hash = s.hash, images = s.images,
+                 deleted_at_ms = s.deleted, spec_replicas = s.spec, status_replicas = s.status
+             FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[],
+                 $6::text[], $7::int8[], $8::int8[], $9::int8[])
+                 AS s (id, ck, cn, revision, hash, images, deleted, spec, status)
+             WHERE o.id = s.id",
+            &[
+                &id,
+                &columns.controller_kind,
+                &columns.controller_name,
+                &columns.revision,
+                &columns.template_hash,
+                &columns.images,
+                &columns.deleted_at_ms,
+                &columns.spec_replicas,
+                &columns.status_replicas,
+            ],
+        )?;
+    }
+    if !scales.is_empty() {
+        let owner: Vec<i64> = scales.iter().map(|(uid, ..)| ids[*uid]).collect();
+        let at: Vec<i64> = scales.iter().map(|s| s.1).collect();
+        let spec: Vec<Option<i64>> = scales.iter().map(|s| s.2.0).collect();
+        let status: Vec<Option<i64>> = scales.iter().map(|s| s.2.1).collect();
+        let revision: Vec<Option<i64>> = scales.iter().map(|s| s.2.2).collect();
+        tx.execute(
+            "INSERT INTO owner_scales (cluster_id, owner_id, at_ms, spec_replicas,
+                 status_replicas, revision)
+             SELECT $1, * FROM unnest($2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
+             ON CONFLICT (owner_id, at_ms) DO UPDATE SET spec_replicas = excluded.spec_replicas,
+                 status_replicas = excluded.status_replicas, revision = excluded.revision",
+            &[&cluster, &owner, &at, &spec, &status, &revision],
+        )?;
+    }
     Ok(())
+}
+
+/// [`Stored`] states as one array per column, for `unnest`.
+struct StoredColumns<'a> {
+    controller_kind: Vec<Option<&'a str>>,
+    controller_name: Vec<Option<&'a str>>,
+    revision: Vec<Option<i64>>,
+    template_hash: Vec<Option<&'a str>>,
+    images: Vec<&'a str>,
+    deleted_at_ms: Vec<Option<i64>>,
+    spec_replicas: Vec<Option<i64>>,
+    status_replicas: Vec<Option<i64>>,
+}
+
+impl<'a> StoredColumns<'a> {
+    fn of(states: impl Iterator<Item = &'a Stored>) -> StoredColumns<'a> {
+        let states: Vec<&Stored> = states.collect();
+        StoredColumns {
+            controller_kind: states
+                .iter()
+                .map(|s| s.controller_kind.as_deref())
+                .collect(),
+            controller_name: states
+                .iter()
+                .map(|s| s.controller_name.as_deref())
+                .collect(),
+            revision: states.iter().map(|s| s.revision).collect(),
+            template_hash: states.iter().map(|s| s.template_hash.as_deref()).collect(),
+            images: states.iter().map(|s| s.images.as_str()).collect(),
+            deleted_at_ms: states.iter().map(|s| s.deleted_at_ms).collect(),
+            spec_replicas: states.iter().map(|s| s.spec_replicas).collect(),
+            status_replicas: states.iter().map(|s| s.status_replicas).collect(),
+        }
+    }
 }
 
 /// The owners `filter` selects in these clusters, by creation, each with its scale rows.
