@@ -19,6 +19,8 @@
 //! `KUBETRAIL_BENCH_STORE=postgres` records into a PostgreSQL server started for the benchmark
 //! (Debian's binaries, default durability: every commit flushed), a fresh database per run;
 //! bytes per transition are then the database's tables and indexes.
+//! `KUBETRAIL_PG_SETTINGS="-c shared_preload_libraries=pg_stat_statements"` adds server
+//! settings; with that one the benchmark ends by printing where the server's time went.
 //! `KUBETRAIL_RECORD_ARGS="--no-events"` passes more flags to `record` (space-separated), to
 //! compare a recorder with and without Kubernetes Events against one simulator build. Each run
 //! also reports the Event rows committed per second, the events dropped, and (SQLite) the bytes
@@ -389,6 +391,9 @@ fn main() {
         );
         results.push(r);
     }
+    if let Some(server) = &server {
+        print_top_statements(server);
+    }
     let m = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
     println!(
         "median: initial list committed {:.2}s ({:.2} CPU s), RSS {:.0} MB (peak {:.0} MB), {:.0} bytes/transition, \
@@ -405,4 +410,27 @@ fn main() {
         m(|r| r.events_dropped),
         m(|r| r.bytes_per_event)
     );
+}
+
+/// With `KUBETRAIL_PG_SETTINGS="-c shared_preload_libraries=pg_stat_statements"`: where the
+/// server's time went over all runs, the ten statements that took most of it.
+fn print_top_statements(server: &kubetrail_pgtest::PgServer) {
+    let mut c = postgres::Client::connect(&server.conninfo("postgres"), postgres::NoTls).unwrap();
+    if c.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .is_err()
+    {
+        return;
+    }
+    let Ok(rows) = c.query(
+        "SELECT total_exec_time, calls, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 90)
+         FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10",
+        &[],
+    ) else {
+        return;
+    };
+    println!("server time by statement (pg_stat_statements, all runs):");
+    for r in rows {
+        let (ms, calls, n, sql): (f64, i64, i64, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        println!("  {:>9.0} ms {calls:>7} calls {n:>9} rows  {sql}", ms);
+    }
 }

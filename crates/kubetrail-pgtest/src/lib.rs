@@ -203,6 +203,12 @@ impl PgServer {
             Durability::Default => "",
         }
         .to_string();
+        // For profiling a benchmark: more server settings, such as
+        // `-c shared_preload_libraries=pg_stat_statements`.
+        if let Ok(extra) = std::env::var("KUBETRAIL_PG_SETTINGS") {
+            settings.push(' ');
+            settings.push_str(&extra);
+        }
         // listen_addresses is given last, so that this one wins over the script's empty one.
         if tcp.is_some() {
             let certs = dir.join("certs");

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_events.sql"),
     include_str!("migrations/0004_owners.sql"),
     include_str!("migrations/0005_usage.sql"),
+    include_str!("migrations/0006_fillfactor.sql"),
 ];
 
 /// The newest schema this build knows.
