@@ -286,8 +286,10 @@ pub(crate) fn usage_rollups_equal_a_direct_computation_over_the_raw_samples(b: &
             hours.push((format!("{}/{}", h.pod, h.container), h.hour_ms, h.hourly))
         })
         .unwrap();
-        snap.node_hours(&mut |h| hours.push((h.node.clone(), h.hour_ms, h.hourly)))
-            .unwrap();
+        snap.node_hours(i64::MIN, i64::MAX, &mut |h| {
+            hours.push((h.node.clone(), h.hour_ms, h.hourly))
+        })
+        .unwrap();
     }
     assert_eq!(hours.len(), 4 * 2, "two hours of four series");
     for (series, hour, got) in &hours {

@@ -336,8 +336,10 @@ pub trait Snapshot {
     ) -> R<()>;
     /// Every container's hourly rollups of measured usage, by pod, container and hour.
     fn container_hours(&mut self, each: &mut dyn FnMut(ContainerHour)) -> R<()>;
-    /// Every node's hourly rollups of measured usage, by node and hour.
-    fn node_hours(&mut self, each: &mut dyn FnMut(NodeHour)) -> R<()>;
+    /// The nodes' hourly rollups of measured usage whose hours start in
+    /// `[since_ms, until_ms)`, by node and hour.
+    fn node_hours(&mut self, since_ms: i64, until_ms: i64, each: &mut dyn FnMut(NodeHour))
+    -> R<()>;
     /// The node samples in `[since_ms, until_ms)`, by node name and time.
     fn node_samples_measured(
         &mut self,

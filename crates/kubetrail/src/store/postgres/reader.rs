@@ -359,8 +359,15 @@ impl Snapshot for PgSnapshot<'_> {
         self.run_here(|c, clusters| super::usage_rollup::container_hours(c, clusters, each))
     }
 
-    fn node_hours(&mut self, each: &mut dyn FnMut(crate::model::usage::NodeHour)) -> R<()> {
-        self.run_here(|c, clusters| super::usage_rollup::node_hours(c, clusters, each))
+    fn node_hours(
+        &mut self,
+        since_ms: i64,
+        until_ms: i64,
+        each: &mut dyn FnMut(crate::model::usage::NodeHour),
+    ) -> R<()> {
+        self.run_here(|c, clusters| {
+            super::usage_rollup::node_hours(c, clusters, since_ms, until_ms, each)
+        })
     }
 
     fn node_samples_measured(

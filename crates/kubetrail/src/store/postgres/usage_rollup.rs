@@ -210,17 +210,21 @@ pub fn container_hours(
     Ok(())
 }
 
+/// The node rollups of these clusters whose hours start in `[since_ms, until_ms)`.
 pub fn node_hours(
     c: &mut Client,
     clusters: &[i32],
+    since_ms: i64,
+    until_ms: i64,
     each: &mut dyn FnMut(NodeHour),
 ) -> Result<(), postgres::Error> {
     for r in c.query(
         "SELECT n.name, h.hour_ms, h.samples, h.cpu_min, h.cpu_max, h.cpu_sum, h.cpu_p95,
              h.memory_min, h.memory_max, h.memory_sum, h.memory_p95, n.uid
          FROM node_usage_samples_hourly h JOIN nodes n ON n.id = h.node_id
-         WHERE n.cluster_id = ANY($1) ORDER BY n.name, h.hour_ms",
-        &[&clusters],
+         WHERE n.cluster_id = ANY($1) AND h.hour_ms >= $2 AND h.hour_ms < $3
+         ORDER BY n.name, h.hour_ms",
+        &[&clusters, &since_ms, &until_ms],
     )? {
         each(NodeHour {
             node: r.get(0),

@@ -160,8 +160,13 @@ impl Snapshot for SqliteSnapshot<'_> {
         self.run(|c| super::usage_rollup::container_hours(c, each))
     }
 
-    fn node_hours(&mut self, each: &mut dyn FnMut(crate::model::usage::NodeHour)) -> R<()> {
-        self.run(|c| super::usage_rollup::node_hours(c, each))
+    fn node_hours(
+        &mut self,
+        since_ms: i64,
+        until_ms: i64,
+        each: &mut dyn FnMut(crate::model::usage::NodeHour),
+    ) -> R<()> {
+        self.run(|c| super::usage_rollup::node_hours(c, since_ms, until_ms, each))
     }
 
     fn node_samples_measured(

@@ -205,15 +205,21 @@ pub fn container_hours(
     Ok(())
 }
 
-/// Every node rollup, by node and hour.
-pub fn node_hours(conn: &Connection, each: &mut dyn FnMut(NodeHour)) -> rusqlite::Result<()> {
+/// The node rollups of the hours that start in `[since_ms, until_ms)`, by node and hour.
+pub fn node_hours(
+    conn: &Connection,
+    since_ms: i64,
+    until_ms: i64,
+    each: &mut dyn FnMut(NodeHour),
+) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT n.name, h.hour_ms, h.samples, h.cpu_min, h.cpu_max, h.cpu_sum, h.cpu_p95,
              h.memory_min, h.memory_max, h.memory_sum, h.memory_p95, n.uid
          FROM node_usage_samples_hourly h JOIN nodes n ON n.id = h.node_id
+         WHERE h.hour_ms >= ?1 AND h.hour_ms < ?2
          ORDER BY n.name, h.hour_ms",
     )?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query([since_ms, until_ms])?;
     while let Some(r) = rows.next()? {
         each(NodeHour {
             node: r.get(0)?,
