@@ -152,21 +152,17 @@ pub fn write_owners(
                  $12::int8[], $13::int8[], $14::int8[])
              RETURNING uid, id",
             &[
-                &cluster,
-                &uid,
-                &kind,
-                &namespace,
-                &name,
-                &created,
-                &columns.controller_kind,
-                &columns.controller_name,
-                &columns.revision,
-                &columns.template_hash,
-                &columns.images,
-                &columns.deleted_at_ms,
-                &columns.spec_replicas,
-                &columns.status_replicas,
-            ],
+                &[
+                    &cluster as &(dyn ToSql + Sync),
+                    &uid,
+                    &kind,
+                    &namespace,
+                    &name,
+                    &created,
+                ][..],
+                &columns.params(),
+            ]
+            .concat(),
         )?;
         for r in rows {
             ids.insert(r.get(0), r.get(1));
@@ -183,17 +179,7 @@ pub fn write_owners(
                  $6::text[], $7::int8[], $8::int8[], $9::int8[])
                  AS s (id, ck, cn, revision, hash, images, deleted, spec, status)
              WHERE o.id = s.id",
-            &[
-                &id,
-                &columns.controller_kind,
-                &columns.controller_name,
-                &columns.revision,
-                &columns.template_hash,
-                &columns.images,
-                &columns.deleted_at_ms,
-                &columns.spec_replicas,
-                &columns.status_replicas,
-            ],
+            &[&[&id as &(dyn ToSql + Sync)][..], &columns.params()].concat(),
         )?;
     }
     if !scales.is_empty() {
@@ -227,6 +213,20 @@ struct StoredColumns<'a> {
 }
 
 impl<'a> StoredColumns<'a> {
+    /// The columns in the order both statements take them (`controller_kind` ... `status_replicas`).
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.controller_kind,
+            &self.controller_name,
+            &self.revision,
+            &self.template_hash,
+            &self.images,
+            &self.deleted_at_ms,
+            &self.spec_replicas,
+            &self.status_replicas,
+        ]
+    }
+
     fn of(states: impl Iterator<Item = &'a Stored>) -> StoredColumns<'a> {
         let states: Vec<&Stored> = states.collect();
         StoredColumns {
