@@ -135,6 +135,34 @@ mod postgres {
     );
 }
 
+/// The rows `stats` counts in `table`; None when it does not list the table.
+pub(crate) fn table_rows(reader: &dyn HistoryReader, table: &str) -> Option<u64> {
+    let stats = reader.snapshot().unwrap().stats().unwrap();
+    stats
+        .tables
+        .iter()
+        .find(|t| t.table == table)
+        .map(|t| t.rows)
+}
+
+/// What `--max-age` of `max_age_ms` would remove at `now_ms`, from the reader's plan.
+pub(crate) fn max_age_plan(
+    reader: &dyn HistoryReader,
+    max_age_ms: i64,
+    now_ms: i64,
+) -> crate::store::plan::AgedOut {
+    let policy = crate::model::policy::Policy {
+        max_age_ms: Some(max_age_ms),
+        ..Default::default()
+    };
+    reader
+        .snapshot()
+        .unwrap()
+        .plan(&policy, now_ms)
+        .unwrap()
+        .aged_out
+}
+
 pub(crate) fn pod(uid: &str, namespace: &str, name: &str) -> PodRow {
     PodRow {
         uid: uid.into(),

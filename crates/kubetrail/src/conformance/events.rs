@@ -82,12 +82,11 @@ pub(crate) fn events_are_written_once_and_a_growing_series_updates_its_count(b: 
     assert_eq!(backoff.kind, "Pod");
     let stats = f.reader.snapshot().unwrap().stats().unwrap();
     assert_eq!(stats.event_count, 2);
-    let occurrences = stats
-        .tables
-        .iter()
-        .find(|t| t.table == "event_occurrences")
-        .map(|t| t.rows);
-    assert_eq!(occurrences, Some(1), "one occurrence: count 3");
+    assert_eq!(
+        super::table_rows(&*f.reader, "event_occurrences"),
+        Some(1),
+        "one occurrence: count 3"
+    );
 
     // Several rows of one uid in one batch count as they would one batch each: a new series
     // that grows (inserted once, updated once) and a stored one that grows twice, each growth
@@ -114,13 +113,11 @@ pub(crate) fn events_are_written_once_and_a_growing_series_updates_its_count(b: 
         (e3.count, e3.first_seen_ms, e3.last_seen_ms),
         (4, 1_000, 8_000)
     );
-    let stats = f.reader.snapshot().unwrap().stats().unwrap();
-    let occurrences = stats
-        .tables
-        .iter()
-        .find(|t| t.table == "event_occurrences")
-        .map(|t| t.rows);
-    assert_eq!(occurrences, Some(4), "e2 at 3, 5 and 6; e3 at 4");
+    assert_eq!(
+        super::table_rows(&*f.reader, "event_occurrences"),
+        Some(4),
+        "e2 at 3, 5 and 6; e3 at 4"
+    );
 }
 
 pub(crate) fn events_filter_by_reason_type_pod_node_and_window(b: &dyn Backend) {
@@ -202,22 +199,8 @@ pub(crate) fn recent_event_counts_and_old_events_pruned(b: &dyn Backend) {
         .unwrap();
     drop(snap);
     assert_eq!(recent, [("new".to_string(), 1)]);
-    let plan = f
-        .reader
-        .snapshot()
-        .unwrap()
-        .plan(
-            &crate::model::policy::Policy {
-                max_age_ms: Some(5_000),
-                ..Default::default()
-            },
-            10_000,
-        )
-        .unwrap();
-    assert_eq!(
-        (plan.aged_out.events, plan.aged_out.event_occurrences),
-        (1, 1)
-    );
+    let aged_out = super::max_age_plan(&*f.reader, 5_000, 10_000);
+    assert_eq!((aged_out.events, aged_out.event_occurrences), (1, 1));
     let (counts, done) = f.writer.prune_events(5_000, 1_000).unwrap();
     assert!(done);
     assert_eq!((counts.events, counts.event_occurrences), (1, 1));

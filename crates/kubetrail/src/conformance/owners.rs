@@ -274,19 +274,8 @@ pub(crate) fn aged_owners_go_unless_a_kept_pod_names_them(b: &dyn Backend) {
     }
     f.writer.commit(&batch, None).unwrap();
 
-    let plan = f
-        .reader
-        .snapshot()
-        .unwrap()
-        .plan(
-            &crate::model::policy::Policy {
-                max_age_ms: Some(5_000),
-                ..Default::default()
-            },
-            10_000,
-        )
-        .unwrap();
-    assert_eq!((plan.aged_out.owners, plan.aged_out.owner_scales), (1, 2));
+    let aged_out = super::max_age_plan(&*f.reader, 5_000, 10_000);
+    assert_eq!((aged_out.owners, aged_out.owner_scales), (1, 2));
     let (pods, done) = f.writer.prune_ended_pods(5_000, 1_000).unwrap();
     assert!(done);
     assert_eq!(pods.pods, 1);

@@ -200,14 +200,7 @@ pub(crate) fn a_pruned_pods_usage_samples_go_with_it(b: &dyn Backend) {
         .collect();
     assert_eq!(left, ["here"]);
     // Nothing of the pruned pod is left behind, not even rows no report would join.
-    let stats = f.reader.snapshot().unwrap().stats().unwrap();
-    let rows = |table: &str| {
-        stats
-            .tables
-            .iter()
-            .find(|t| t.table == table)
-            .map(|t| t.rows)
-    };
+    let rows = |table: &str| super::table_rows(&*f.reader, table);
     assert_eq!(rows("container_usage"), Some(1));
     assert_eq!(rows("usage_containers"), Some(1));
 }
