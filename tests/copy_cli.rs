@@ -873,18 +873,7 @@ fn measured_usage_copies_whole_and_an_hour_rolled_up_since_replaces_its_samples(
     let until = now / HOUR * HOUR;
     let db = FixtureDb::new();
     db.session(start, now, false, None, None);
-    let mut batch = Batch::default();
-    batch.nodes.push(
-        node("n1-uid", "node-1", start)
-            .allocatable(4000, 8 * GI, 110)
-            .build(),
-    );
-    batch.node_usage.push(
-        usage("n1-uid", start)
-            .allocatable(4000, 8 * GI)
-            .keyframe()
-            .build(),
-    );
+    let mut batch = one_node_from(start);
     batch
         .pods
         .push(pod("p1-uid", "shop", "web-1", start).node("node-1").build());

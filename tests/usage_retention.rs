@@ -139,18 +139,7 @@ fn query_nodes_shows_measured_usage_the_same_before_and_after_the_roll_up() {
     let until = now / HOUR * HOUR;
     let db = FixtureDb::new();
     db.session(start, now, false, None, None);
-    let mut batch = Batch::default();
-    batch.nodes.push(
-        node("n1-uid", "node-1", start)
-            .allocatable(4000, 8 * GI, 110)
-            .build(),
-    );
-    batch.node_usage.push(
-        usage("n1-uid", start)
-            .allocatable(4000, 8 * GI)
-            .keyframe()
-            .build(),
-    );
+    let batch = one_node_from(start);
     db.write(&batch);
     let mut at = start;
     let mut i: i64 = 0;

@@ -296,6 +296,24 @@ pub fn usage(node_uid: &str, at_ms: i64) -> UsageBuilder {
     })
 }
 
+/// A batch with one node, `node-1` (uid `n1-uid`, 4 cpu and 8Gi allocatable), created at
+/// `at_ms` with its requests' keyframe there: what a test of measured node usage starts from.
+pub fn one_node_from(at_ms: i64) -> Batch {
+    let mut batch = Batch::default();
+    batch.nodes.push(
+        node("n1-uid", "node-1", at_ms)
+            .allocatable(4000, 8 * GI, 110)
+            .build(),
+    );
+    batch.node_usage.push(
+        usage("n1-uid", at_ms)
+            .allocatable(4000, 8 * GI)
+            .keyframe()
+            .build(),
+    );
+    batch
+}
+
 impl UsageBuilder {
     pub fn requested(mut self, cpu_millis: i64, memory_bytes: i64) -> Self {
         self.0.requested = Resources::new(cpu_millis, memory_bytes);
