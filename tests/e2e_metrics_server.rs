@@ -18,6 +18,8 @@
 
 #[path = "common/e2e.rs"]
 mod e2e;
+#[path = "common/fixture.rs"]
+mod fixture;
 #[path = "common/prom.rs"]
 mod prom;
 #[path = "common/recorder.rs"]
@@ -470,31 +472,21 @@ fn recorded_usage_matches_metrics_server_and_kubectl_top() {
         }
     }
 
-    // 3. query usage over exactly the truth's timestamps: their count, average and maximum.
-    let out = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
-        .args([
-            "query",
-            "usage",
-            "--by",
-            "container",
-            "-n",
-            "usage",
-            "-o",
-            "json",
-            "--db",
-        ])
-        .arg(&db)
-        .args(["--since", &e2e::rfc3339_secs(first_ts / 1000 - 1)])
-        .args(["--until", &e2e::rfc3339_secs(last_ts / 1000 + 1)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // A report over exactly the truth's timestamps, as JSON rows.
+    let (since, until) = (
+        e2e::rfc3339_secs(first_ts / 1000 - 1),
+        e2e::rfc3339_secs(last_ts / 1000 + 1),
     );
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = rows.as_array().expect("a JSON array");
+    let db_arg = db.to_str().unwrap();
+    let report = |args: &[&str]| -> Vec<Value> {
+        let window = [
+            "-o", "json", "--db", db_arg, "--since", &since, "--until", &until,
+        ];
+        fixture::parse_json(fixture::kubetrail(&[args, &window[..]].concat()).ok())
+    };
+
+    // 3. query usage: the samples' count, average and maximum.
+    let rows = report(&["query", "usage", "--by", "container", "-n", "usage"]);
     assert_eq!(rows.len(), CONTAINERS.len(), "{rows:#?}");
     for (pod, container) in CONTAINERS {
         let row = rows
@@ -527,20 +519,7 @@ fn recorded_usage_matches_metrics_server_and_kubectl_top() {
     }
     // 4. query nodes over the same stretch, in one bucket: each node's measured usage is the
     //    count, mean and largest of the samples metrics-server served for it.
-    let out = Command::new(env!("CARGO_BIN_EXE_kubetrail"))
-        .args(["query", "nodes", "--step", "1h", "-o", "json", "--db"])
-        .arg(&db)
-        .args(["--since", &e2e::rfc3339_secs(first_ts / 1000 - 1)])
-        .args(["--until", &e2e::rfc3339_secs(last_ts / 1000 + 1)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = rows.as_array().expect("a JSON array");
+    let rows = report(&["query", "nodes", "--step", "1h"]);
     for node in NODES {
         let row = rows
             .iter()
