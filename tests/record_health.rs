@@ -160,8 +160,23 @@ fn not_ready_while_the_writer_cannot_commit_and_the_metrics_agree_with_the_datab
         body.contains("[+]api ok"),
         "only the writer is at fault: {body}"
     );
-    // A little longer, so the blocked commit lands well inside a bucket above 2 s.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Hold the lock until a commit has failed: a commit attempt waits 2 s for the lock before it
+    // fails and is retried, so the batch being committed when the lock goes has waited more
+    // than 2 s, whatever else the writer did first (a usage sample or an events job can take
+    // its own 2 s of the block). A fixed sleep here raced with those jobs under load.
+    endpoint.wait_until(
+        "/metrics",
+        Duration::from_secs(30),
+        "a commit that failed while the writer was blocked",
+        |c, b| {
+            c == 200
+                && b.lines().any(|l| {
+                    l.strip_prefix("kubetrail_failed_commits_total ")
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .is_some_and(|v| v >= 1.0)
+                })
+        },
+    );
     let blocked_for = blocked_at.elapsed();
     blocker.execute_batch("ROLLBACK").unwrap();
     drop(blocker);
