@@ -102,6 +102,7 @@ mod sqlite {
         usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing,
         a_pruned_pods_usage_samples_go_with_it,
         usage_rollups_equal_a_direct_computation_over_the_raw_samples,
+        query_usage_over_rollups_keeps_counts_averages_and_maxima,
     );
 }
 
@@ -132,6 +133,7 @@ mod postgres {
         usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing,
         a_pruned_pods_usage_samples_go_with_it,
         usage_rollups_equal_a_direct_computation_over_the_raw_samples,
+        query_usage_over_rollups_keeps_counts_averages_and_maxima,
     );
 }
 

@@ -52,7 +52,7 @@ fn node_samples(reader: &dyn HistoryReader) -> Vec<NodeSample> {
     reader
         .snapshot()
         .unwrap()
-        .node_samples_measured(None, None, &mut |s| out.push(s))
+        .node_samples_measured(None, None, None, &mut |s| out.push(s))
         .unwrap();
     out
 }
@@ -127,8 +127,8 @@ pub(crate) fn usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing(b
         .iter()
         .map(|s| {
             (
-                s.pod_uid.as_str(),
-                s.container.as_str(),
+                s.subject.pod_uid.as_str(),
+                s.subject.container.as_str(),
                 s.at_ms,
                 s.cpu_millis,
                 s.memory_bytes,
@@ -143,8 +143,8 @@ pub(crate) fn usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing(b
             ("new", "sidecar", 30_000, 5, 5 << 20),
         ]
     );
-    assert_eq!(all[0].pod_cpu_request_millis, 200);
-    assert_eq!(all[0].owner_name.as_deref(), Some("web-7f"));
+    assert_eq!(all[0].subject.pod_cpu_request_millis, 200);
+    assert_eq!(all[0].subject.owner_name.as_deref(), Some("web-7f"));
     assert_eq!(all[0].window_ms, 15_000);
     let since = samples(
         &*f.reader,
@@ -196,7 +196,7 @@ pub(crate) fn a_pruned_pods_usage_samples_go_with_it(b: &dyn Backend) {
     assert_eq!(counts.pods, 1);
     let left: Vec<String> = samples(&*f.reader, &UsageFilter::default())
         .into_iter()
-        .map(|s| s.pod)
+        .map(|s| s.subject.pod)
         .collect();
     assert_eq!(left, ["here"]);
     // Nothing of the pruned pod is left behind, not even rows no report would join.
@@ -221,14 +221,22 @@ fn percentile(values: &[i64], p: usize) -> i64 {
     sorted[rank - 1]
 }
 
-pub(crate) fn usage_rollups_equal_a_direct_computation_over_the_raw_samples(b: &dyn Backend) {
-    let mut f = b.fresh();
+/// One raw sample as written: series (`pod/container` or the node), time, cpu, memory.
+type Raw = (String, i64, i64, i64);
+
+/// Pods web-1 (containers app and side) and web-2 (app) of ReplicaSet web-7f, and node-a,
+/// each sampled every 15 s for three hours from `T0`, values from a small LCG (any spread
+/// will do). Returns the samples as written.
+fn three_hours_of_samples(f: &mut super::Fixture) -> Vec<Raw> {
     let mut batch = Batch::default();
-    batch.pods.push(pod("a", "shop", "web-1"));
-    batch.pods.push(pod("b", "shop", "web-2"));
+    for (uid, name) in [("a", "web-1"), ("b", "web-2")] {
+        let mut p = pod(uid, "shop", name);
+        p.owner_kind = Some("ReplicaSet".into());
+        p.owner_name = Some("web-7f".into());
+        batch.pods.push(p);
+    }
     batch.nodes.push(node_row("n", "node-a", 0, None));
     f.writer.commit(&batch, None).unwrap();
-    // Three hours of samples every 15 s, values from a small LCG (any spread will do).
     let mut state: u64 = 7;
     let mut next = || {
         state = state
@@ -236,7 +244,7 @@ pub(crate) fn usage_rollups_equal_a_direct_computation_over_the_raw_samples(b: &
             .wrapping_add(1442695040888963407);
         (state >> 40) as i64 % 1_000
     };
-    let mut raw: Vec<(String, i64, i64, i64)> = Vec::new();
+    let mut raw: Vec<Raw> = Vec::new();
     let mut at = T0;
     while at < T0 + 3 * HOUR {
         let mut sample = UsageBatch::default();
@@ -260,17 +268,29 @@ pub(crate) fn usage_rollups_equal_a_direct_computation_over_the_raw_samples(b: &
         f.writer.write_usage(&sample).unwrap();
         at += 15_000;
     }
-    // Rolled up to two hours ago, in small steps (the budget cuts inside an hour).
-    let horizon = T0 + 2 * HOUR;
+    raw
+}
+
+/// Rolls up everything before `horizon` in small steps (the budget cuts inside an hour);
+/// returns how many steps it took.
+fn roll_up(f: &mut super::Fixture, horizon: i64) -> usize {
     let mut steps = 0;
     loop {
         let progress = f.writer.roll_up_usage(horizon, 100).unwrap();
         steps += 1;
         if progress.done {
-            break;
+            return steps;
         }
         assert!(steps < 1_000, "the roll-up never ends");
     }
+}
+
+pub(crate) fn usage_rollups_equal_a_direct_computation_over_the_raw_samples(b: &dyn Backend) {
+    let mut f = b.fresh();
+    let raw = three_hours_of_samples(&mut f);
+    // Rolled up to two hours ago.
+    let horizon = T0 + 2 * HOUR;
+    let steps = roll_up(&mut f, horizon);
     assert!(steps > 4, "the budget did not bound the steps");
     let mut hours: Vec<(String, i64, crate::model::usage::Hourly)> = Vec::new();
     {
@@ -279,7 +299,7 @@ pub(crate) fn usage_rollups_equal_a_direct_computation_over_the_raw_samples(b: &
             hours.push((format!("{}/{}", h.pod, h.container), h.hour_ms, h.hourly))
         })
         .unwrap();
-        snap.node_hours(i64::MIN, i64::MAX, &mut |h| {
+        snap.node_hours(None, i64::MIN, i64::MAX, &mut |h| {
             hours.push((h.node.clone(), h.hour_ms, h.hourly))
         })
         .unwrap();
@@ -328,6 +348,22 @@ pub(crate) fn usage_rollups_equal_a_direct_computation_over_the_raw_samples(b: &
     assert_eq!(left.len(), 3 * 240);
     assert!(left.iter().all(|s| s.at_ms >= horizon));
     assert_eq!(node_samples(&*f.reader).len(), 240);
+    // One node by name, samples and rollups: the store filters, not the caller.
+    let (mut named, mut other, mut named_hours) = (0, 0, 0);
+    {
+        let mut snap = f.reader.snapshot().unwrap();
+        snap.node_samples_measured(Some("node-a"), None, None, &mut |_| named += 1)
+            .unwrap();
+        snap.node_samples_measured(Some("node-b"), None, None, &mut |_| other += 1)
+            .unwrap();
+        snap.node_hours(Some("node-a"), i64::MIN, i64::MAX, &mut |_| {
+            named_hours += 1
+        })
+        .unwrap();
+        snap.node_hours(Some("node-b"), i64::MIN, i64::MAX, &mut |_| other += 1)
+            .unwrap();
+    }
+    assert_eq!((named, named_hours, other), (240, 2, 0));
     // --rollup-age: the first hour's rollups go, the second's stay.
     let (removed, done) = f.writer.expire_usage_rollups(T0 + HOUR, 1_000).unwrap();
     assert_eq!((removed, done), (4, true));
@@ -341,4 +377,90 @@ pub(crate) fn usage_rollups_equal_a_direct_computation_over_the_raw_samples(b: &
         })
         .unwrap();
     assert_eq!(kept, 3);
+}
+
+/// `query usage` over a window whose first two hours are rolled up: the test's own figures
+/// from the samples as written are the truth.
+pub(crate) fn query_usage_over_rollups_keeps_counts_averages_and_maxima(b: &dyn Backend) {
+    use crate::query::usage::{UsageBy, usage};
+    let mut f = b.fresh();
+    let raw = three_hours_of_samples(&mut f);
+    // (cpu, memory) per sample time of a pod, its containers added, in [from, to).
+    let pod_points = |pod: &str, from: i64, to: i64| -> Vec<(i64, i64)> {
+        let mut by_time = std::collections::BTreeMap::<i64, (i64, i64)>::new();
+        for (series, at, cpu, mem) in &raw {
+            if series.starts_with(&format!("{pod}/")) && *at >= from && *at < to {
+                let p = by_time.entry(*at).or_default();
+                p.0 += cpu;
+                p.1 += mem;
+            }
+        }
+        by_time.into_values().collect()
+    };
+    let cpu = |points: &[(i64, i64)]| points.iter().map(|p| p.0).collect::<Vec<_>>();
+    let report =
+        |f: &super::Fixture, filter: &UsageFilter| usage(&*f.reader, filter, UsageBy::Pod).unwrap();
+    let all = UsageFilter::default();
+
+    let before = report(&f, &all);
+    let web2 = pod_points("web-2", T0, T0 + 3 * HOUR);
+    assert_eq!(before[1].name, "web-2");
+    assert_eq!(
+        (before[1].basis, before[1].samples, before[1].cpu_p95_millis),
+        ("raw", 720, percentile(&cpu(&web2), 95))
+    );
+
+    roll_up(&mut f, T0 + 2 * HOUR);
+    let after = report(&f, &all);
+    assert_eq!(after.len(), 2);
+    for (row, pod) in after.iter().zip(["web-1", "web-2"]) {
+        let points = pod_points(pod, T0, T0 + 3 * HOUR);
+        let sum: i64 = cpu(&points).iter().sum();
+        let memory_sum: i64 = points.iter().map(|p| p.1).sum();
+        assert_eq!(row.basis, "raw+hourly", "{pod}");
+        assert_eq!(row.samples, 720, "{pod}");
+        assert_eq!(row.cpu_avg_millis, sum as f64 / 720.0, "{pod}");
+        assert_eq!(row.memory_avg_bytes, memory_sum as f64 / 720.0, "{pod}");
+        // A maximum and p95 over rollups never understate (web-1 stacks two containers).
+        let exact_max = *cpu(&points).iter().max().unwrap();
+        assert!(row.cpu_max_millis >= exact_max, "{pod}");
+        assert!(row.cpu_p95_millis >= percentile(&cpu(&points), 95), "{pod}");
+    }
+    // One container: the maximum stays exact, and p95 is the largest of the parts' p95s.
+    let part_p95 = |from: i64, to: i64| percentile(&cpu(&pod_points("web-2", from, to)), 95);
+    assert_eq!(after[1].cpu_max_millis, before[1].cpu_max_millis);
+    assert_eq!(
+        after[1].cpu_p95_millis,
+        part_p95(T0, T0 + HOUR)
+            .max(part_p95(T0 + HOUR, T0 + 2 * HOUR))
+            .max(part_p95(T0 + 2 * HOUR, T0 + 3 * HOUR))
+    );
+
+    // A rolled-up hour counts when it starts in the window.
+    let first_hour = report(
+        &f,
+        &UsageFilter {
+            since_ms: Some(T0),
+            until_ms: Some(T0 + HOUR),
+            ..UsageFilter::default()
+        },
+    );
+    assert!(
+        first_hour
+            .iter()
+            .all(|r| r.basis == "hourly" && r.samples == 240)
+    );
+    let from_mid_first = report(
+        &f,
+        &UsageFilter {
+            since_ms: Some(T0 + HOUR / 2),
+            ..UsageFilter::default()
+        },
+    );
+    assert!(from_mid_first.iter().all(|r| r.samples == 480));
+    let by_owner = usage(&*f.reader, &all, UsageBy::Owner).unwrap();
+    assert_eq!(
+        (by_owner.len(), by_owner[0].pods, by_owner[0].samples),
+        (1, 2, 1440)
+    );
 }

@@ -436,20 +436,13 @@ fn read_used(
     grid: &Grid,
     node: Option<&str>,
 ) -> Result<UsedByBucket, QueryError> {
-    let wanted = |name: &str| node.is_none_or(|n| n == name);
     let mut samples = Vec::new();
-    read.node_samples_measured(Some(grid.since_ms), Some(grid.until_ms), &mut |s| {
-        if wanted(&s.node) {
-            samples.push(s);
-        }
+    read.node_samples_measured(node, Some(grid.since_ms), Some(grid.until_ms), &mut |s| {
+        samples.push(s)
     })?;
     let mut hours = Vec::new();
     // Only the window's hours: a year of rollups of 1000 nodes is millions of rows.
-    read.node_hours(grid.since_ms, grid.until_ms, &mut |h| {
-        if wanted(&h.node) {
-            hours.push(h);
-        }
-    })?;
+    read.node_hours(node, grid.since_ms, grid.until_ms, &mut |h| hours.push(h))?;
     Ok(UsedByBucket::collect(grid, samples, hours))
 }
 

@@ -1,7 +1,8 @@
 //! `query usage` and `export usage`: requests against measured usage per pod, container or
 //! owner (workload), with efficiency, reserved-but-unused resources and a right-sizing
-//! recommendation. The figures are exact over the raw samples of the window:
+//! recommendation.
 //!
+//! Over raw samples the figures are exact:
 //! - a pod's usage at a sample time is the sum of its containers' samples at that time;
 //! - an owner's figures are over the samples of all its pods (so "p95" is the p95 of one
 //!   replica's usage, what a request per replica has to cover);
@@ -12,6 +13,15 @@
 //! - the recommendation is labelled as what it is: a request of p95 plus 15% headroom (CPU and
 //!   memory), and a memory limit of the maximum plus 20%, since memory under-sized to the
 //!   average is what gets OOMKilled.
+//!
+//! Past `--raw-usage-age` only hourly rollups are left, and a rolled-up hour counts when it
+//! starts in the window. Each row says what it was computed from (`basis`: `raw`, `hourly` or
+//! `raw+hourly`). Over rollups, the sample count, the sums (so the average and efficiency) and
+//! a container's maximum stay exact; p95 becomes the largest p95 of the hours and parts it
+//! covers, an upper bound of the exact one ([`Hourly::merge`]), so the recommendation errs
+//! towards more. A pod of several containers has only its containers' rollups: its maximum
+//! is then the sum of theirs (an upper bound) and its p95 the sum of theirs (an estimate,
+//! [`Hourly::stack`]).
 //!
 //! Requests per container are not stored (the pods table keeps the pod's effective requests),
 //! so `--by container` shows usage and the recommendation, and the pod's request is shown with
@@ -24,7 +34,7 @@ use serde::Serialize;
 use super::error::QueryError;
 use crate::model::quantity::{format_cpu_millis, format_memory_bytes};
 pub use crate::model::usage::UsageFilter;
-use crate::model::usage::{ContainerSample, Spread};
+use crate::model::usage::{ContainerRollup, ContainerSample, Hourly, UsageSubject};
 use crate::output::Record;
 use crate::store::HistoryReader;
 
@@ -50,6 +60,9 @@ pub struct UsageRecord {
     pub name: String,
     /// The container (with `--by container`), else empty.
     pub container: String,
+    /// What the figures are computed from: `raw` samples (exact), `hourly` rollups, or both
+    /// (`raw+hourly`); over rollups p95 is an upper bound (see the module's documentation).
+    pub basis: &'static str,
     /// Pods the row covers, and samples.
     pub pods: u64,
     pub samples: u64,
@@ -81,6 +94,7 @@ pub const USAGE_FIELDS: &[&str] = &[
     "namespace",
     "name",
     "container",
+    "basis",
     "pods",
     "samples",
     "cpu_request_millis",
@@ -119,6 +133,7 @@ impl Record for UsageRecord {
         "NAMESPACE",
         "NAME",
         "CONTAINER",
+        "BASIS",
         "PODS",
         "SAMPLES",
         "CPU REQ",
@@ -146,6 +161,7 @@ impl Record for UsageRecord {
             } else {
                 self.container.clone()
             },
+            self.basis.to_string(),
             self.pods.to_string(),
             self.samples.to_string(),
             opt_cpu(self.cpu_request_millis),
@@ -168,68 +184,39 @@ impl Record for UsageRecord {
     fn table_footnote(&self) -> Option<&'static str> {
         Some(
             "AVG/P95/MAX: measured usage (metrics API) over the window, P95 by nearest rank. \
-             EFF: average over request. IDLE: request minus average. REC: recommended request \
-             p95+15%, memory limit max+20%.",
+             BASIS hourly: from hourly rollups, where P95 is the largest hourly P95 (an upper \
+             bound; for a pod of several containers, MAX and P95 are their sums). EFF: average \
+             over request. IDLE: request minus average. REC: recommended request p95+15%, \
+             memory limit max+20%.",
         )
     }
 }
 
-/// The samples of one row: values per sample time, and the pods' requests.
+/// One pod's part of a row.
+#[derive(Default)]
+struct PodPart {
+    /// at_ms -> summed (cpu, memory): the pod's raw samples, its containers added.
+    points: BTreeMap<i64, (i64, i64)>,
+    /// The pod's rolled-up hours in the window, its containers stacked.
+    rolled: Hourly,
+}
+
+/// The samples and rollups of one row, by pod, and the pods' requests.
 #[derive(Default)]
 struct Group {
-    pods: std::collections::BTreeSet<String>,
-    /// (pod uid, at_ms) -> summed (cpu, memory): one value per pod and sample time.
-    points: BTreeMap<(String, i64), (i64, i64)>,
+    pods: BTreeMap<String, PodPart>,
     cpu_request: Option<i64>,
     memory_request: Option<i64>,
     memory_limit: Option<i64>,
 }
 
-fn with_headroom(v: i64, percent: i64) -> i64 {
-    let scaled = v as i128 * (100 + percent) as i128;
-    ((scaled + 99) / 100) as i64
-}
-
-fn row(by: UsageBy, key: (String, String, String), g: Group) -> Option<UsageRecord> {
-    let (mut cpu, mut mem): (Vec<i64>, Vec<i64>) = g.points.values().copied().unzip();
-    let c = Spread::of(&mut cpu)?;
-    let m = Spread::of(&mut mem)?;
-    let eff = |avg: f64, req: Option<i64>| req.filter(|r| *r > 0).map(|r| avg * 100.0 / r as f64);
-    let idle = |avg: f64, req: Option<i64>| req.map(|r| (r - avg.ceil() as i64).max(0));
-    Some(UsageRecord {
-        by: match by {
-            UsageBy::Pod => "pod",
-            UsageBy::Container => "container",
-            UsageBy::Owner => "owner",
-        },
-        namespace: key.0,
-        name: key.1,
-        container: key.2,
-        pods: g.pods.len() as u64,
-        samples: c.samples,
-        cpu_request_millis: g.cpu_request,
-        cpu_avg_millis: c.avg,
-        cpu_p95_millis: c.p95,
-        cpu_max_millis: c.max,
-        cpu_efficiency_percent: eff(c.avg, g.cpu_request),
-        cpu_idle_millis: idle(c.avg, g.cpu_request),
-        memory_request_bytes: g.memory_request,
-        memory_limit_bytes: g.memory_limit,
-        memory_avg_bytes: m.avg,
-        memory_p95_bytes: m.p95,
-        memory_max_bytes: m.max,
-        memory_efficiency_percent: eff(m.avg, g.memory_request),
-        memory_idle_bytes: idle(m.avg, g.memory_request),
-        recommended_cpu_request_millis: with_headroom(c.p95, REQUEST_HEADROOM_PERCENT),
-        recommended_memory_request_bytes: with_headroom(m.p95, REQUEST_HEADROOM_PERCENT),
-        recommended_memory_limit_bytes: with_headroom(m.max, LIMIT_HEADROOM_PERCENT),
-    })
-}
-
-/// Groups samples into report rows (pure; the samples in any order).
-pub fn report(by: UsageBy, samples: impl IntoIterator<Item = ContainerSample>) -> Vec<UsageRecord> {
-    let mut groups: BTreeMap<(String, String, String), Group> = BTreeMap::new();
-    for s in samples {
+impl Group {
+    /// The group of `s`'s row, its pod's part, and the pod's requests noted.
+    fn of<'a>(
+        groups: &'a mut BTreeMap<(String, String, String), Group>,
+        by: UsageBy,
+        s: &UsageSubject,
+    ) -> &'a mut PodPart {
         let key = match by {
             UsageBy::Pod => (s.namespace.clone(), s.pod.clone(), String::new()),
             UsageBy::Container => (s.namespace.clone(), s.pod.clone(), s.container.clone()),
@@ -242,16 +229,95 @@ pub fn report(by: UsageBy, samples: impl IntoIterator<Item = ContainerSample>) -
             }
         };
         let g = groups.entry(key).or_default();
-        g.pods.insert(s.pod_uid.clone());
-        let point = g.points.entry((s.pod_uid.clone(), s.at_ms)).or_default();
-        point.0 += s.cpu_millis;
-        point.1 += s.memory_bytes;
         if by != UsageBy::Container {
             let max = |a: Option<i64>, b: i64| Some(a.map_or(b, |a| a.max(b)));
             g.cpu_request = max(g.cpu_request, s.pod_cpu_request_millis);
             g.memory_request = max(g.memory_request, s.pod_memory_request_bytes);
             g.memory_limit = max(g.memory_limit, s.pod_memory_limit_bytes);
         }
+        g.pods.entry(s.pod_uid.clone()).or_default()
+    }
+}
+
+fn with_headroom(v: i64, percent: i64) -> i64 {
+    let scaled = v as i128 * (100 + percent) as i128;
+    ((scaled + 99) / 100) as i64
+}
+
+fn row(by: UsageBy, key: (String, String, String), g: Group) -> Option<UsageRecord> {
+    let points: Vec<(i64, i64)> = g
+        .pods
+        .values()
+        .flat_map(|p| p.points.values().copied())
+        .collect();
+    // Exact over the raw samples; then the pods' rolled-up parts, disjoint from them.
+    let raw = Hourly::of(&points);
+    let rolled = g
+        .pods
+        .values()
+        .fold(Hourly::default(), |all, p| all.merge(p.rolled));
+    let basis = match (raw.is_some(), rolled.samples > 0) {
+        (true, false) => "raw",
+        (false, true) => "hourly",
+        (true, true) => "raw+hourly",
+        (false, false) => return None,
+    };
+    let all = raw.unwrap_or_default().merge(rolled);
+    let (cpu_avg, memory_avg) = (
+        all.cpu_sum as f64 / all.samples as f64,
+        all.memory_sum as f64 / all.samples as f64,
+    );
+    let eff = |avg: f64, req: Option<i64>| req.filter(|r| *r > 0).map(|r| avg * 100.0 / r as f64);
+    let idle = |avg: f64, req: Option<i64>| req.map(|r| (r - avg.ceil() as i64).max(0));
+    Some(UsageRecord {
+        by: match by {
+            UsageBy::Pod => "pod",
+            UsageBy::Container => "container",
+            UsageBy::Owner => "owner",
+        },
+        namespace: key.0,
+        name: key.1,
+        container: key.2,
+        basis,
+        pods: g.pods.len() as u64,
+        samples: all.samples as u64,
+        cpu_request_millis: g.cpu_request,
+        cpu_avg_millis: cpu_avg,
+        cpu_p95_millis: all.cpu_p95,
+        cpu_max_millis: all.cpu_max,
+        cpu_efficiency_percent: eff(cpu_avg, g.cpu_request),
+        cpu_idle_millis: idle(cpu_avg, g.cpu_request),
+        memory_request_bytes: g.memory_request,
+        memory_limit_bytes: g.memory_limit,
+        memory_avg_bytes: memory_avg,
+        memory_p95_bytes: all.memory_p95,
+        memory_max_bytes: all.memory_max,
+        memory_efficiency_percent: eff(memory_avg, g.memory_request),
+        memory_idle_bytes: idle(memory_avg, g.memory_request),
+        recommended_cpu_request_millis: with_headroom(all.cpu_p95, REQUEST_HEADROOM_PERCENT),
+        recommended_memory_request_bytes: with_headroom(all.memory_p95, REQUEST_HEADROOM_PERCENT),
+        recommended_memory_limit_bytes: with_headroom(all.memory_max, LIMIT_HEADROOM_PERCENT),
+    })
+}
+
+/// Groups raw samples and containers' rolled-up windows into report rows (pure; in any
+/// order). A container's samples and rollups cover disjoint hours: retention replaces an
+/// hour's samples by its rollup in one transaction.
+pub fn report(
+    by: UsageBy,
+    samples: impl IntoIterator<Item = ContainerSample>,
+    rollups: impl IntoIterator<Item = ContainerRollup>,
+) -> Vec<UsageRecord> {
+    let mut groups: BTreeMap<(String, String, String), Group> = BTreeMap::new();
+    for s in samples {
+        let part = Group::of(&mut groups, by, &s.subject);
+        let point = part.points.entry(s.at_ms).or_default();
+        point.0 += s.cpu_millis;
+        point.1 += s.memory_bytes;
+    }
+    for r in rollups {
+        let part = Group::of(&mut groups, by, &r.subject);
+        part.rolled = part.rolled.stack(r.hourly);
     }
     groups
         .into_iter()
@@ -259,25 +325,25 @@ pub fn report(by: UsageBy, samples: impl IntoIterator<Item = ContainerSample>) -
         .collect()
 }
 
-/// Reads the samples the filter selects from one snapshot and reports them.
+/// Reads the samples and rollups the filter selects from one snapshot and reports them.
 pub fn usage(
     reader: &dyn HistoryReader,
     filter: &UsageFilter,
     by: UsageBy,
 ) -> Result<Vec<UsageRecord>, QueryError> {
-    let mut samples = Vec::new();
-    reader
-        .snapshot()?
-        .container_samples(filter, &mut |s| samples.push(s))?;
-    Ok(report(by, samples))
+    let (mut samples, mut rollups) = (Vec::new(), Vec::new());
+    let mut snapshot = reader.snapshot()?;
+    snapshot.container_samples(filter, &mut |s| samples.push(s))?;
+    snapshot.container_rollups(filter, &mut |r| rollups.push(r))?;
+    Ok(report(by, samples, rollups))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn s(pod: &str, container: &str, at_ms: i64, cpu: i64, mem: i64) -> ContainerSample {
-        ContainerSample {
+    fn subject(pod: &str, container: &str) -> UsageSubject {
+        UsageSubject {
             pod_uid: format!("uid-{pod}"),
             namespace: "shop".into(),
             pod: pod.into(),
@@ -285,14 +351,20 @@ mod tests {
             owner_name: Some("web-7f".into()),
             node: None,
             container: container.into(),
-            at_ms,
-            window_ms: 15_000,
-            cpu_millis: cpu,
-            memory_bytes: mem,
             pod_cpu_request_millis: 200,
             pod_memory_request_bytes: 1_000,
             pod_cpu_limit_millis: 0,
             pod_memory_limit_bytes: 2_000,
+        }
+    }
+
+    fn s(pod: &str, container: &str, at_ms: i64, cpu: i64, mem: i64) -> ContainerSample {
+        ContainerSample {
+            subject: subject(pod, container),
+            at_ms,
+            window_ms: 15_000,
+            cpu_millis: cpu,
+            memory_bytes: mem,
         }
     }
 
@@ -305,7 +377,7 @@ mod tests {
             s("a", "side", 2, 10, 100),
             s("b", "app", 1, 50, 200),
         ];
-        let pods = report(UsageBy::Pod, samples.clone());
+        let pods = report(UsageBy::Pod, samples.clone(), []);
         assert_eq!(pods.len(), 2);
         let a = &pods[0];
         assert_eq!(
@@ -319,19 +391,60 @@ mod tests {
         // p95 of two samples by nearest rank is the larger; +15% rounded up.
         assert_eq!(a.recommended_cpu_request_millis, 357);
         assert_eq!(a.recommended_memory_limit_bytes, 840);
-        let owners = report(UsageBy::Owner, samples.clone());
+        let owners = report(UsageBy::Owner, samples.clone(), []);
         assert_eq!(owners.len(), 1);
         assert_eq!((owners[0].pods, owners[0].samples), (2, 3));
         assert_eq!(owners[0].name, "ReplicaSet/web-7f");
         assert_eq!(owners[0].cpu_p95_millis, 310);
-        let containers = report(UsageBy::Container, samples);
+        let containers = report(UsageBy::Container, samples, []);
         assert_eq!(containers.len(), 3);
         assert_eq!(containers[0].cpu_request_millis, None);
+        assert!(pods.iter().chain(&owners).all(|r| r.basis == "raw"));
+    }
+
+    /// Pod a's first hour is rolled up, its second raw; the truth is the report over all
+    /// of them raw.
+    #[test]
+    fn rolled_up_hours_keep_counts_sums_and_maxima_and_bound_p95_from_above() {
+        let first: Vec<(i64, i64)> = (1..=20).map(|v| (v * 10, 1_000 - v)).collect();
+        let second: Vec<(i64, i64)> = (1..=20).map(|v| (v * 3, v * 50)).collect();
+        let raw = |part: &[(i64, i64)], from: i64| {
+            part.iter()
+                .enumerate()
+                .map(|(i, (cpu, mem))| s("a", "app", from + i as i64, *cpu, *mem))
+                .collect::<Vec<_>>()
+        };
+        let truth = &report(
+            UsageBy::Pod,
+            raw(&first, 0).into_iter().chain(raw(&second, 100)),
+            [],
+        )[0];
+        let rollup = ContainerRollup {
+            subject: subject("a", "app"),
+            hours: 1,
+            hourly: Hourly::of(&first).unwrap(),
+        };
+        let mixed = &report(UsageBy::Pod, raw(&second, 100), [rollup.clone()])[0];
+        assert_eq!(mixed.basis, "raw+hourly");
+        assert_eq!(
+            (mixed.samples, mixed.cpu_avg_millis, mixed.memory_avg_bytes),
+            (truth.samples, truth.cpu_avg_millis, truth.memory_avg_bytes)
+        );
+        assert_eq!(
+            (mixed.cpu_max_millis, mixed.memory_max_bytes),
+            (truth.cpu_max_millis, truth.memory_max_bytes)
+        );
+        // cpu: the rolled hour's p95 (190) is the largest part's, above the exact 180.
+        assert_eq!((truth.cpu_p95_millis, mixed.cpu_p95_millis), (180, 190));
+        assert!(mixed.memory_p95_bytes >= truth.memory_p95_bytes);
+        assert_eq!(mixed.cpu_efficiency_percent, truth.cpu_efficiency_percent);
+        let only = &report(UsageBy::Owner, Vec::new(), [rollup])[0];
+        assert_eq!((only.basis, only.samples, only.pods), ("hourly", 20, 1));
     }
 
     #[test]
     fn fields_match_the_serialised_row() {
-        let row = &report(UsageBy::Pod, vec![s("a", "app", 1, 1, 1)])[0];
+        let row = &report(UsageBy::Pod, vec![s("a", "app", 1, 1, 1)], [])[0];
         assert_eq!(crate::output::json_keys(row), USAGE_FIELDS);
         assert_eq!(row.table_cells().len(), UsageRecord::TABLE_HEADERS.len());
     }

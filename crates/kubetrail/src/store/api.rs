@@ -36,7 +36,7 @@ use crate::model::report::{
 };
 use crate::model::rollup::RollupProgress;
 use crate::model::usage::{
-    ContainerHour, ContainerSample, NodeHour, NodeSample, UsageBatch, UsageFilter,
+    ContainerHour, ContainerRollup, ContainerSample, NodeHour, NodeSample, UsageBatch, UsageFilter,
     UsageRollupProgress, UsageWriteStats,
 };
 use crate::model::utilisation::{BucketUsage, UsageSample};
@@ -334,15 +334,29 @@ pub trait Snapshot {
         filter: &UsageFilter,
         each: &mut dyn FnMut(ContainerSample),
     ) -> R<()>;
+    /// Each container's rollups of the hours that start in `filter`'s window, merged into one
+    /// row per container ([`crate::model::usage::Hourly::merge`]), by pod and container.
+    fn container_rollups(
+        &mut self,
+        filter: &UsageFilter,
+        each: &mut dyn FnMut(ContainerRollup),
+    ) -> R<()>;
     /// Every container's hourly rollups of measured usage, by pod, container and hour.
     fn container_hours(&mut self, each: &mut dyn FnMut(ContainerHour)) -> R<()>;
-    /// The nodes' hourly rollups of measured usage whose hours start in
-    /// `[since_ms, until_ms)`, by node and hour.
-    fn node_hours(&mut self, since_ms: i64, until_ms: i64, each: &mut dyn FnMut(NodeHour))
-    -> R<()>;
-    /// The node samples in `[since_ms, until_ms)`, by node name and time.
+    /// The nodes' (or the one named `node`'s) hourly rollups of measured usage whose hours
+    /// start in `[since_ms, until_ms)`, by node and hour.
+    fn node_hours(
+        &mut self,
+        node: Option<&str>,
+        since_ms: i64,
+        until_ms: i64,
+        each: &mut dyn FnMut(NodeHour),
+    ) -> R<()>;
+    /// The node samples (of the node named `node` only, when given) in `[since_ms,
+    /// until_ms)`, by node name and time.
     fn node_samples_measured(
         &mut self,
+        node: Option<&str>,
         since_ms: Option<i64>,
         until_ms: Option<i64>,
         each: &mut dyn FnMut(NodeSample),

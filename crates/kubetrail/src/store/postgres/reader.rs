@@ -352,6 +352,14 @@ impl Snapshot for PgSnapshot<'_> {
         self.run_here(|c, clusters| super::usage::container_samples(c, clusters, filter, each))
     }
 
+    fn container_rollups(
+        &mut self,
+        filter: &crate::model::usage::UsageFilter,
+        each: &mut dyn FnMut(crate::model::usage::ContainerRollup),
+    ) -> R<()> {
+        self.run_here(|c, clusters| super::usage::container_rollups(c, clusters, filter, each))
+    }
+
     fn container_hours(
         &mut self,
         each: &mut dyn FnMut(crate::model::usage::ContainerHour),
@@ -361,23 +369,25 @@ impl Snapshot for PgSnapshot<'_> {
 
     fn node_hours(
         &mut self,
+        node: Option<&str>,
         since_ms: i64,
         until_ms: i64,
         each: &mut dyn FnMut(crate::model::usage::NodeHour),
     ) -> R<()> {
         self.run_here(|c, clusters| {
-            super::usage_rollup::node_hours(c, clusters, since_ms, until_ms, each)
+            super::usage_rollup::node_hours(c, clusters, node, since_ms, until_ms, each)
         })
     }
 
     fn node_samples_measured(
         &mut self,
+        node: Option<&str>,
         since_ms: Option<i64>,
         until_ms: Option<i64>,
         each: &mut dyn FnMut(crate::model::usage::NodeSample),
     ) -> R<()> {
         self.run_here(|c, clusters| {
-            super::usage::node_samples(c, clusters, since_ms, until_ms, each)
+            super::usage::node_samples(c, clusters, node, since_ms, until_ms, each)
         })
     }
 

@@ -58,7 +58,7 @@ fn phase_name(code: Option<i16>) -> Option<&'static str> {
 /// Streams the rows of `sql` as the server sends them (an export of millions of rows never
 /// holds them all), stopping early when `each` says so. No transaction of its own: it reads
 /// inside the snapshot's.
-fn stream(
+pub(super) fn stream(
     client: &mut Client,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],

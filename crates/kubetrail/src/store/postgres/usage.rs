@@ -1,13 +1,19 @@
 //! Measured usage in PostgreSQL, with the same results as SQLite's (`store::sqlite::usage`):
 //! a sample's pods and nodes resolved to the cluster's open incarnations, containers to
-//! integer keys, replays ignored; the samples read back for the reports. See migration 0005.
+//! integer keys, replays ignored; the samples and the containers' rollups over a window read back for the
+//! reports. See migration 0005.
 
 use std::collections::HashMap;
 
 use postgres::types::ToSql;
-use postgres::{Client, Transaction};
+use postgres::{Client, Row, Transaction};
 
-use crate::model::usage::{ContainerSample, NodeSample, UsageBatch, UsageFilter, UsageWriteStats};
+use super::reports::stream;
+
+use crate::model::usage::{
+    ContainerRollup, ContainerSample, NodeSample, UsageBatch, UsageFilter, UsageSubject,
+    UsageWriteStats,
+};
 
 pub fn write_usage(
     tx: &mut Transaction,
@@ -105,70 +111,119 @@ pub fn write_usage(
     Ok(stats)
 }
 
+/// What every container row of a usage report carries (columns 0 to 10, read by
+/// [`subject`]); the same columns as SQLite's.
+const SUBJECT_COLUMNS: &str = "p.uid, p.namespace, p.name, p.owner_kind, p.owner_name, p.node,
+    c.name, p.cpu_request_millis, p.memory_request_bytes, p.cpu_limit_millis,
+    p.memory_limit_bytes";
+
+fn subject(r: &Row) -> UsageSubject {
+    UsageSubject {
+        pod_uid: r.get(0),
+        namespace: r.get(1),
+        pod: r.get(2),
+        owner_kind: r.get(3),
+        owner_name: r.get(4),
+        node: r.get(5),
+        container: r.get(6),
+        pod_cpu_request_millis: r.get(7),
+        pod_memory_request_bytes: r.get(8),
+        pod_cpu_limit_millis: r.get(9),
+        pod_memory_limit_bytes: r.get(10),
+    }
+}
+
+/// The conditions of `filter` after the cluster's (`$1`), `time` naming the time column.
+fn conditions(
+    clusters: &[i32],
+    filter: &UsageFilter,
+    time: &str,
+) -> (String, Vec<Box<dyn ToSql + Sync>>) {
+    let mut sql = String::from(" WHERE p.cluster_id = ANY($1)");
+    let mut params: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(clusters.to_vec())];
+    let mut add = |v: Box<dyn ToSql + Sync>, condition: &str| {
+        params.push(v);
+        sql.push_str(&format!(" AND {condition} ${}", params.len()));
+    };
+    if let Some(ns) = &filter.namespace {
+        add(Box::new(ns.clone()), "p.namespace =");
+    }
+    if let Some(pod) = &filter.pod {
+        add(Box::new(pod.clone()), "p.name =");
+    }
+    if let Some(since) = filter.since_ms {
+        add(Box::new(since), &format!("{time} >="));
+    }
+    if let Some(until) = filter.until_ms {
+        add(Box::new(until), &format!("{time} <"));
+    }
+    (sql, params)
+}
+
+/// The container samples `filter` selects, by pod, container and time, streamed.
 pub fn container_samples(
     c: &mut Client,
     clusters: &[i32],
     filter: &UsageFilter,
     each: &mut dyn FnMut(ContainerSample),
 ) -> Result<(), postgres::Error> {
-    let mut sql = String::from(
-        "SELECT p.uid, p.namespace, p.name, p.owner_kind, p.owner_name, p.node, c.name,
-             u.at_ms, u.window_ms, u.cpu_millis, u.memory_bytes,
-             p.cpu_request_millis, p.memory_request_bytes, p.cpu_limit_millis,
-             p.memory_limit_bytes
+    let (conditions, params) = conditions(clusters, filter, "u.at_ms");
+    let sql = format!(
+        "SELECT {SUBJECT_COLUMNS}, u.at_ms, u.window_ms, u.cpu_millis, u.memory_bytes
          FROM container_usage u
          JOIN usage_containers c ON c.id = u.container_id
-         JOIN pods p ON p.id = c.pod_id
-         WHERE p.cluster_id = ANY($1)",
+         JOIN pods p ON p.id = c.pod_id{conditions}
+         ORDER BY p.id, c.name, u.at_ms"
     );
-    let mut params: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(clusters.to_vec())];
-    let param = |v: Box<dyn ToSql + Sync>, params: &mut Vec<Box<dyn ToSql + Sync>>| {
-        params.push(v);
-        format!("${}", params.len())
-    };
-    if let Some(ns) = &filter.namespace {
-        let p = param(Box::new(ns.clone()), &mut params);
-        sql.push_str(&format!(" AND p.namespace = {p}"));
-    }
-    if let Some(pod) = &filter.pod {
-        let p = param(Box::new(pod.clone()), &mut params);
-        sql.push_str(&format!(" AND p.name = {p}"));
-    }
-    if let Some(since) = filter.since_ms {
-        let p = param(Box::new(since), &mut params);
-        sql.push_str(&format!(" AND u.at_ms >= {p}"));
-    }
-    if let Some(until) = filter.until_ms {
-        let p = param(Box::new(until), &mut params);
-        sql.push_str(&format!(" AND u.at_ms < {p}"));
-    }
-    sql.push_str(" ORDER BY p.id, c.name, u.at_ms");
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-    for r in c.query(&sql, &refs)? {
+    stream(c, &sql, &refs, |r| {
         each(ContainerSample {
-            pod_uid: r.get(0),
-            namespace: r.get(1),
-            pod: r.get(2),
-            owner_kind: r.get(3),
-            owner_name: r.get(4),
-            node: r.get(5),
-            container: r.get(6),
-            at_ms: r.get(7),
-            window_ms: r.get(8),
-            cpu_millis: r.get(9),
-            memory_bytes: r.get(10),
-            pod_cpu_request_millis: r.get(11),
-            pod_memory_request_bytes: r.get(12),
-            pod_cpu_limit_millis: r.get(13),
-            pod_memory_limit_bytes: r.get(14),
+            subject: subject(r),
+            at_ms: r.get(11),
+            window_ms: r.get(12),
+            cpu_millis: r.get(13),
+            memory_bytes: r.get(14),
         });
-    }
-    Ok(())
+        true
+    })
 }
 
+/// Each container's rollups of the hours that start in `filter`'s window, merged in SQL as
+/// [`crate::model::usage::Hourly::merge`] does: one row per container, by pod and container.
+pub fn container_rollups(
+    c: &mut Client,
+    clusters: &[i32],
+    filter: &UsageFilter,
+    each: &mut dyn FnMut(ContainerRollup),
+) -> Result<(), postgres::Error> {
+    let (conditions, params) = conditions(clusters, filter, "h.hour_ms");
+    // Grouped by the container's key and the pod's; `p.id` determines the pod's columns.
+    let sql = format!(
+        "SELECT {SUBJECT_COLUMNS}, count(*), sum(h.samples)::bigint, min(h.cpu_min),
+             max(h.cpu_max), sum(h.cpu_sum)::bigint, max(h.cpu_p95), min(h.memory_min),
+             max(h.memory_max), sum(h.memory_sum)::bigint, max(h.memory_p95)
+         FROM container_usage_hourly h
+         JOIN usage_containers c ON c.id = h.container_id
+         JOIN pods p ON p.id = c.pod_id{conditions}
+         GROUP BY p.id, c.id
+         ORDER BY p.id, c.name"
+    );
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+    stream(c, &sql, &refs, |r| {
+        each(ContainerRollup {
+            subject: subject(r),
+            hours: r.get(11),
+            hourly: super::usage_rollup::hourly(r, 12),
+        });
+        true
+    })
+}
+
+/// The node samples (of the node named `node` only, when given) in `[since_ms, until_ms)`.
 pub fn node_samples(
     c: &mut Client,
     clusters: &[i32],
+    node: Option<&str>,
     since_ms: Option<i64>,
     until_ms: Option<i64>,
     each: &mut dyn FnMut(NodeSample),
@@ -177,11 +232,13 @@ pub fn node_samples(
         "SELECT n.name, s.at_ms, s.window_ms, s.cpu_millis, s.memory_bytes, n.uid
          FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id
          WHERE n.cluster_id = ANY($1) AND s.at_ms >= $2 AND s.at_ms < $3
+             AND ($4::text IS NULL OR n.name = $4)
          ORDER BY n.name, n.created_at_ms, s.at_ms",
         &[
             &clusters,
             &since_ms.unwrap_or(i64::MIN),
             &until_ms.unwrap_or(i64::MAX),
+            &node,
         ],
     )? {
         each(NodeSample {

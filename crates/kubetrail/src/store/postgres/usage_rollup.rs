@@ -172,7 +172,7 @@ pub fn expire_step(
     Ok((removed, removed < budget.max(1)))
 }
 
-fn hourly(r: &postgres::Row, from: usize) -> Hourly {
+pub(super) fn hourly(r: &postgres::Row, from: usize) -> Hourly {
     Hourly {
         samples: r.get(from),
         cpu_min: r.get(from + 1),
@@ -210,21 +210,26 @@ pub fn container_hours(
     Ok(())
 }
 
-/// The node rollups of these clusters whose hours start in `[since_ms, until_ms)`.
+/// The node rollups of these clusters (of the node named `node` only, when given) whose hours
+/// start in `[since_ms, until_ms)`.
 pub fn node_hours(
     c: &mut Client,
     clusters: &[i32],
+    node: Option<&str>,
     since_ms: i64,
     until_ms: i64,
     each: &mut dyn FnMut(NodeHour),
 ) -> Result<(), postgres::Error> {
+    // Each call prepares the statement anew, so PostgreSQL plans it with the parameters'
+    // values (a custom plan), where `$4 IS NULL` folds to a constant.
     for r in c.query(
         "SELECT n.name, h.hour_ms, h.samples, h.cpu_min, h.cpu_max, h.cpu_sum, h.cpu_p95,
              h.memory_min, h.memory_max, h.memory_sum, h.memory_p95, n.uid
          FROM node_usage_samples_hourly h JOIN nodes n ON n.id = h.node_id
          WHERE n.cluster_id = ANY($1) AND h.hour_ms >= $2 AND h.hour_ms < $3
+             AND ($4::text IS NULL OR n.name = $4)
          ORDER BY n.name, h.hour_ms",
-        &[&clusters, &since_ms, &until_ms],
+        &[&clusters, &since_ms, &until_ms, &node],
     )? {
         each(NodeHour {
             node: r.get(0),

@@ -153,6 +153,14 @@ impl Snapshot for SqliteSnapshot<'_> {
         self.run(|c| super::usage::container_samples(c, filter, each))
     }
 
+    fn container_rollups(
+        &mut self,
+        filter: &crate::model::usage::UsageFilter,
+        each: &mut dyn FnMut(crate::model::usage::ContainerRollup),
+    ) -> R<()> {
+        self.run(|c| super::usage::container_rollups(c, filter, each))
+    }
+
     fn container_hours(
         &mut self,
         each: &mut dyn FnMut(crate::model::usage::ContainerHour),
@@ -162,20 +170,22 @@ impl Snapshot for SqliteSnapshot<'_> {
 
     fn node_hours(
         &mut self,
+        node: Option<&str>,
         since_ms: i64,
         until_ms: i64,
         each: &mut dyn FnMut(crate::model::usage::NodeHour),
     ) -> R<()> {
-        self.run(|c| super::usage_rollup::node_hours(c, since_ms, until_ms, each))
+        self.run(|c| super::usage_rollup::node_hours(c, node, since_ms, until_ms, each))
     }
 
     fn node_samples_measured(
         &mut self,
+        node: Option<&str>,
         since_ms: Option<i64>,
         until_ms: Option<i64>,
         each: &mut dyn FnMut(crate::model::usage::NodeSample),
     ) -> R<()> {
-        self.run(|c| super::usage::node_samples(c, since_ms, until_ms, each))
+        self.run(|c| super::usage::node_samples(c, node, since_ms, until_ms, each))
     }
 
     fn recent_event_counts(&mut self, since_ms: i64, each: &mut dyn FnMut(String, i64)) -> R<()> {

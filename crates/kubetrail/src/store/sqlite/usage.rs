@@ -1,13 +1,17 @@
 //! Measured usage in SQLite: writing a sample (pods and nodes by name resolved to the open
 //! incarnation's key, containers to a compact integer key), reading container and node samples
-//! for the reports, and removing a pruned pod's samples. See migration 0010 for the tables.
+//! and the containers' rollups over a window for the reports, and removing a pruned pod's
+//! samples. See migration 0010 for the tables.
 
 use std::collections::HashMap;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, params};
 
-use crate::model::usage::{ContainerSample, NodeSample, UsageBatch, UsageFilter, UsageWriteStats};
+use crate::model::usage::{
+    ContainerRollup, ContainerSample, NodeSample, UsageBatch, UsageFilter, UsageSubject,
+    UsageWriteStats,
+};
 use crate::store::copy::SampleCopy;
 
 /// Writes one sample in the caller's transaction. Samples already stored (same key and
@@ -92,21 +96,30 @@ pub fn write_usage(tx: &Transaction, batch: &UsageBatch) -> rusqlite::Result<Usa
     Ok(stats)
 }
 
-/// The container samples `filter` selects, ordered by pod, container and time.
-pub fn container_samples(
-    conn: &Connection,
-    filter: &UsageFilter,
-    each: &mut dyn FnMut(ContainerSample),
-) -> rusqlite::Result<()> {
-    let mut sql = String::from(
-        "SELECT p.uid, p.namespace, p.name, p.owner_kind, p.owner_name, p.node, c.name,
-             u.at_ms, u.window_ms, u.cpu_millis, u.memory_bytes,
-             p.cpu_request_millis, p.memory_request_bytes, p.cpu_limit_millis,
-             p.memory_limit_bytes
-         FROM container_usage u
-         JOIN usage_containers c ON c.id = u.container_id
-         JOIN pods p ON p.id = c.pod_id",
-    );
+/// What every container row of a usage report carries: the pod's identity, owner and
+/// requests (columns 0 to 10, read by [`subject`]).
+const SUBJECT_COLUMNS: &str = "p.uid, p.namespace, p.name, p.owner_kind, p.owner_name, p.node,
+    c.name, p.cpu_request_millis, p.memory_request_bytes, p.cpu_limit_millis,
+    p.memory_limit_bytes";
+
+fn subject(r: &rusqlite::Row) -> rusqlite::Result<UsageSubject> {
+    Ok(UsageSubject {
+        pod_uid: r.get(0)?,
+        namespace: r.get(1)?,
+        pod: r.get(2)?,
+        owner_kind: r.get(3)?,
+        owner_name: r.get(4)?,
+        node: r.get(5)?,
+        container: r.get(6)?,
+        pod_cpu_request_millis: r.get(7)?,
+        pod_memory_request_bytes: r.get(8)?,
+        pod_cpu_limit_millis: r.get(9)?,
+        pod_memory_limit_bytes: r.get(10)?,
+    })
+}
+
+/// The WHERE clause of `filter` (empty without conditions), `time` naming the time column.
+fn where_clause(filter: &UsageFilter, time: &str) -> (String, Vec<Value>) {
     let mut conditions = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     let mut param = |v: Value| {
@@ -120,57 +133,103 @@ pub fn container_samples(
         conditions.push(format!("p.name = {}", param(Value::Text(pod.clone()))));
     }
     if let Some(since) = filter.since_ms {
-        conditions.push(format!("u.at_ms >= {}", param(Value::Integer(since))));
+        conditions.push(format!("{time} >= {}", param(Value::Integer(since))));
     }
     if let Some(until) = filter.until_ms {
-        conditions.push(format!("u.at_ms < {}", param(Value::Integer(until))));
+        conditions.push(format!("{time} < {}", param(Value::Integer(until))));
     }
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
+    if conditions.is_empty() {
+        return (String::new(), values);
     }
-    sql.push_str(" ORDER BY p.id, c.name, u.at_ms");
+    (format!(" WHERE {}", conditions.join(" AND ")), values)
+}
+
+/// The container samples `filter` selects, ordered by pod, container and time.
+pub fn container_samples(
+    conn: &Connection,
+    filter: &UsageFilter,
+    each: &mut dyn FnMut(ContainerSample),
+) -> rusqlite::Result<()> {
+    let (conditions, values) = where_clause(filter, "u.at_ms");
+    let sql = format!(
+        "SELECT {SUBJECT_COLUMNS}, u.at_ms, u.window_ms, u.cpu_millis, u.memory_bytes
+         FROM container_usage u
+         JOIN usage_containers c ON c.id = u.container_id
+         JOIN pods p ON p.id = c.pod_id{conditions}
+         ORDER BY p.id, c.name, u.at_ms"
+    );
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
     while let Some(r) = rows.next()? {
         each(ContainerSample {
-            pod_uid: r.get(0)?,
-            namespace: r.get(1)?,
-            pod: r.get(2)?,
-            owner_kind: r.get(3)?,
-            owner_name: r.get(4)?,
-            node: r.get(5)?,
-            container: r.get(6)?,
-            at_ms: r.get(7)?,
-            window_ms: r.get(8)?,
-            cpu_millis: r.get(9)?,
-            memory_bytes: r.get(10)?,
-            pod_cpu_request_millis: r.get(11)?,
-            pod_memory_request_bytes: r.get(12)?,
-            pod_cpu_limit_millis: r.get(13)?,
-            pod_memory_limit_bytes: r.get(14)?,
+            subject: subject(r)?,
+            at_ms: r.get(11)?,
+            window_ms: r.get(12)?,
+            cpu_millis: r.get(13)?,
+            memory_bytes: r.get(14)?,
         });
     }
     Ok(())
 }
 
-/// The node samples in `[since_ms, until_ms)`, by node name then time.
+/// Each container's rollups of the hours that start in `filter`'s window, merged in SQL as
+/// [`Hourly::merge`] does (sums and counts added, the largest maximum and p95, the smallest
+/// minimum): one row per container, however many hours, by pod and container.
+pub fn container_rollups(
+    conn: &Connection,
+    filter: &UsageFilter,
+    each: &mut dyn FnMut(ContainerRollup),
+) -> rusqlite::Result<()> {
+    let (conditions, values) = where_clause(filter, "h.hour_ms");
+    let sql = format!(
+        "SELECT {SUBJECT_COLUMNS}, count(*), sum(h.samples), min(h.cpu_min), max(h.cpu_max),
+             sum(h.cpu_sum), max(h.cpu_p95), min(h.memory_min), max(h.memory_max),
+             sum(h.memory_sum), max(h.memory_p95)
+         FROM container_usage_hourly h
+         JOIN usage_containers c ON c.id = h.container_id
+         JOIN pods p ON p.id = c.pod_id{conditions}
+         GROUP BY h.container_id
+         ORDER BY p.id, c.name"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+    while let Some(r) = rows.next()? {
+        each(ContainerRollup {
+            subject: subject(r)?,
+            hours: r.get(11)?,
+            hourly: super::usage_rollup::hourly(r, 12)?,
+        });
+    }
+    Ok(())
+}
+
+/// The node samples (of the node named `node` only, when given) in `[since_ms, until_ms)`, by
+/// node name then time.
 pub fn node_samples(
     conn: &Connection,
+    node: Option<&str>,
     since_ms: Option<i64>,
     until_ms: Option<i64>,
     each: &mut dyn FnMut(NodeSample),
 ) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
+    // Two statements rather than `?3 IS NULL OR ...`, which would keep the planner from
+    // going through the node's name.
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT n.name, s.at_ms, s.window_ms, s.cpu_millis, s.memory_bytes, n.uid
          FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id
-         WHERE s.at_ms >= ?1 AND s.at_ms < ?2
+         WHERE s.at_ms >= ?1 AND s.at_ms < ?2{}
          ORDER BY n.name, n.created_at_ms, s.at_ms",
-    )?;
-    let mut rows = stmt.query(params![
-        since_ms.unwrap_or(i64::MIN),
-        until_ms.unwrap_or(i64::MAX)
-    ])?;
+        if node.is_some() {
+            " AND n.name = ?3"
+        } else {
+            ""
+        }
+    ))?;
+    let (since, until) = (since_ms.unwrap_or(i64::MIN), until_ms.unwrap_or(i64::MAX));
+    let mut rows = match node {
+        Some(name) => stmt.query(params![since, until, name])?,
+        None => stmt.query(params![since, until])?,
+    };
     while let Some(r) = rows.next()? {
         each(NodeSample {
             node: r.get(0)?,

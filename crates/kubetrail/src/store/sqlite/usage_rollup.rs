@@ -167,7 +167,7 @@ pub fn oldest_hour_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     .map(Option::flatten)
 }
 
-fn hourly(r: &rusqlite::Row, from: usize) -> rusqlite::Result<Hourly> {
+pub(super) fn hourly(r: &rusqlite::Row, from: usize) -> rusqlite::Result<Hourly> {
     Ok(Hourly {
         samples: r.get(from)?,
         cpu_min: r.get(from + 1)?,
@@ -205,21 +205,31 @@ pub fn container_hours(
     Ok(())
 }
 
-/// The node rollups of the hours that start in `[since_ms, until_ms)`, by node and hour.
+/// The node rollups (of the node named `node` only, when given) of the hours that start in
+/// `[since_ms, until_ms)`, by node and hour.
 pub fn node_hours(
     conn: &Connection,
+    node: Option<&str>,
     since_ms: i64,
     until_ms: i64,
     each: &mut dyn FnMut(NodeHour),
 ) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT n.name, h.hour_ms, h.samples, h.cpu_min, h.cpu_max, h.cpu_sum, h.cpu_p95,
              h.memory_min, h.memory_max, h.memory_sum, h.memory_p95, n.uid
          FROM node_usage_samples_hourly h JOIN nodes n ON n.id = h.node_id
-         WHERE h.hour_ms >= ?1 AND h.hour_ms < ?2
+         WHERE h.hour_ms >= ?1 AND h.hour_ms < ?2{}
          ORDER BY n.name, h.hour_ms",
-    )?;
-    let mut rows = stmt.query([since_ms, until_ms])?;
+        if node.is_some() {
+            " AND n.name = ?3"
+        } else {
+            ""
+        }
+    ))?;
+    let mut rows = match node {
+        Some(name) => stmt.query(params![since_ms, until_ms, name])?,
+        None => stmt.query(params![since_ms, until_ms])?,
+    };
     while let Some(r) = rows.next()? {
         each(NodeHour {
             node: r.get(0)?,
