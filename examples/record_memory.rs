@@ -9,7 +9,10 @@
 //! ```sh
 //! kubetrail simulate --paused --pods 100000 --nodes 5000 --seed 7 --kubeconfig-out /tmp/kc &
 //! cargo run --release --example record_memory -- /tmp/kc /tmp/record_memory.db
+//! PODS_ONLY=1 cargo run --release --example record_memory -- /tmp/kc /tmp/record_memory.db
 //! ```
+//!
+//! `PODS_ONLY=1` records pods and nodes only (no Events, owners or usage).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -44,8 +47,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// The binary's mimalloc setting (src/main.rs): freed pages go back to the OS at once.
+/// The binary's mimalloc settings (src/main.rs): freed pages go back to the OS at once, and no
+/// transparent huge pages.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 37;
 
 fn vm_rss_kb() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -58,12 +63,18 @@ fn vm_rss_kb() -> u64 {
 
 fn main() -> anyhow::Result<()> {
     // SAFETY: setting an option is allowed at any time; it only changes when pages are purged.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0);
+    }
     let mut args = std::env::args().skip(1);
     let (Some(kubeconfig), Some(db)) = (args.next(), args.next()) else {
         anyhow::bail!("usage: record_memory KUBECONFIG DB");
     };
     let _ = std::fs::remove_file(&db);
+    // PODS_ONLY=1: pods and nodes only (no Events, owners or usage), as `--no-events
+    // --no-owners --no-usage`.
+    let pods_only = std::env::var_os("PODS_ONLY").is_some();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let kubeconfig = Kubeconfig::read_from(&kubeconfig)?;
@@ -77,6 +88,13 @@ fn main() -> anyhow::Result<()> {
             Box::new(handle),
             RecorderConfig {
                 server,
+                watch_events: !pods_only,
+                watch_owners: !pods_only,
+                usage_interval: if pods_only {
+                    None
+                } else {
+                    RecorderConfig::default().usage_interval
+                },
                 ..Default::default()
             },
         );
