@@ -15,26 +15,31 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// it); the same as running with MIMALLOC_PURGE_DELAY=0.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// `mi_option_allow_thp`, the same as MIMALLOC_ALLOW_THP=0. mimalloc asks the kernel for
-/// transparent huge pages on its segments by default (madvise), and a 2 MiB page is resident
-/// as a whole once any byte of it is touched. After the initial list the cache's objects are
+/// Transparent huge pages off for this process, unless MIMALLOC_ALLOW_THP is set (for
+/// measuring). mimalloc asks the kernel for huge pages on the arena it reserves before `main`
+/// runs (madvise), so its own option, set here, comes too late: the process-wide flag
+/// (`PR_SET_THP_DISABLE`) applies to the pages faulted from now on. A 2 MiB page is resident as
+/// a whole once any byte of it is touched, and after the initial list the cache's objects are
 /// spread thinly over memory that is otherwise free: with 4 KiB pages the free parts go back
-/// to the OS, with huge pages much of them stayed. Without them the recorder held about 30 MB
-/// less with 100k pods cached (BENCHMARKS.md).
-const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 37;
+/// to the OS, with huge pages much of them stayed (about 30 MB with 100k pods, BENCHMARKS.md).
+fn no_transparent_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process; a failure (an old kernel)
+    // leaves huge pages on, which costs memory, not correctness.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
 
 fn main() -> ExitCode {
-    // An explicit MIMALLOC_PURGE_DELAY or MIMALLOC_ALLOW_THP (read by mimalloc itself) wins,
-    // for measuring.
-    for (variable, option, value) in [
-        ("MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, 0),
-        ("MIMALLOC_ALLOW_THP", MI_OPTION_ALLOW_THP, 0),
-    ] {
-        if std::env::var_os(variable).is_none() {
-            // SAFETY: setting an option is allowed at any time; these only change how pages
-            // are committed and purged.
-            unsafe { libmimalloc_sys::mi_option_set(option, value) };
-        }
+    no_transparent_huge_pages();
+    // An explicit MIMALLOC_PURGE_DELAY (read by mimalloc itself) wins, for measuring.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: setting an option is allowed at any time; it only changes when pages are purged.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     }
     cli::main()
 }
