@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
+use kubetrail::model::time::format_time_ms;
 use kubetrail::model::usage::{ContainerUsageRow, UsageBatch};
 use kubetrail::model::{Effective, Phase, Resources};
 use kubetrail::store::sqlite::usage::write_usage;
@@ -199,6 +200,10 @@ fn main() -> anyhow::Result<()> {
         bytes as f64 / 1e9,
         started.elapsed().as_secs_f64()
     );
-    println!("window: --since {} --until {}", start, end);
+    println!(
+        "window: --since {} --until {}",
+        format_time_ms(start),
+        format_time_ms(end)
+    );
     Ok(())
 }
