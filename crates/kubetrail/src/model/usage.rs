@@ -100,8 +100,6 @@ pub struct ContainerSample {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerRollup {
     pub subject: UsageSubject,
-    /// Rolled-up hours merged.
-    pub hours: i64,
     pub hourly: Hourly,
 }
 

@@ -421,7 +421,6 @@ mod tests {
         )[0];
         let rollup = ContainerRollup {
             subject: subject("a", "app"),
-            hours: 1,
             hourly: Hourly::of(&first).unwrap(),
         };
         let mixed = &report(UsageBy::Pod, raw(&second, 100), [rollup.clone()])[0];

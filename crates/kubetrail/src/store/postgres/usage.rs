@@ -199,7 +199,7 @@ pub fn container_rollups(
     let (conditions, params) = conditions(clusters, filter, "h.hour_ms");
     // Grouped by the container's key and the pod's; `p.id` determines the pod's columns.
     let sql = format!(
-        "SELECT {SUBJECT_COLUMNS}, count(*), sum(h.samples)::bigint, min(h.cpu_min),
+        "SELECT {SUBJECT_COLUMNS}, sum(h.samples)::bigint, min(h.cpu_min),
              max(h.cpu_max), sum(h.cpu_sum)::bigint, max(h.cpu_p95), min(h.memory_min),
              max(h.memory_max), sum(h.memory_sum)::bigint, max(h.memory_p95)
          FROM container_usage_hourly h
@@ -212,8 +212,7 @@ pub fn container_rollups(
     stream(c, &sql, &refs, |r| {
         each(ContainerRollup {
             subject: subject(r),
-            hours: r.get(11),
-            hourly: super::usage_rollup::hourly(r, 12),
+            hourly: super::usage_rollup::hourly(r, 11),
         });
         true
     })

@@ -182,7 +182,7 @@ pub fn container_rollups(
 ) -> rusqlite::Result<()> {
     let (conditions, values) = where_clause(filter, "h.hour_ms");
     let sql = format!(
-        "SELECT {SUBJECT_COLUMNS}, count(*), sum(h.samples), min(h.cpu_min), max(h.cpu_max),
+        "SELECT {SUBJECT_COLUMNS}, sum(h.samples), min(h.cpu_min), max(h.cpu_max),
              sum(h.cpu_sum), max(h.cpu_p95), min(h.memory_min), max(h.memory_max),
              sum(h.memory_sum), max(h.memory_p95)
          FROM container_usage_hourly h
@@ -196,8 +196,7 @@ pub fn container_rollups(
     while let Some(r) = rows.next()? {
         each(ContainerRollup {
             subject: subject(r)?,
-            hours: r.get(11)?,
-            hourly: super::usage_rollup::hourly(r, 12)?,
+            hourly: super::usage_rollup::hourly(r, 11)?,
         });
     }
     Ok(())
