@@ -3,7 +3,8 @@
 //! - the initial list: time from start until the rows of N pods and M nodes are committed;
 //! - the CPU seconds the recorder spent by then (user + system; steadier than the wall-clock
 //!   time on a machine shared with other work);
-//! - resident memory with the pods cached (VmRSS after the list, and the peak VmHWM);
+//! - resident memory with the pods cached (VmRSS after the list, the peak VmHWM, and VmRSS at
+//!   the end, once the side watches' lists are done);
 //! - bytes on disk per transition (database + WAL size / transition rows);
 //! - the sustained rate: watch events per second through to committed rows while the
 //!   simulator churns as fast as it can, and the write lag at the end.
@@ -131,6 +132,8 @@ struct Run {
     list_cpu_s: f64,
     rss_mb: f64,
     peak_mb: f64,
+    /// VmRSS at the end of the churn, with the side watches' lists (Events, owners) done.
+    end_rss_mb: f64,
     bytes_per_transition: f64,
     events_per_s: f64,
     transitions_per_s: f64,
@@ -314,6 +317,7 @@ fn one_run(
     std::thread::sleep(Duration::from_secs(churn_secs));
     let after = http(&metrics_addr, "GET", "/metrics");
     let secs = started.elapsed().as_secs_f64();
+    let end_rss_mb = status_kb(pid, "VmRSS:") as f64 / 1024.0;
     http(&sim_addr, "POST", "/_sim/pause");
     let events = |t: &str| metric(t, "kubetrail_watch_events_total");
     let events_per_s = (events(&after) - events(&before)) / secs;
@@ -338,6 +342,7 @@ fn one_run(
         list_cpu_s,
         rss_mb,
         peak_mb,
+        end_rss_mb,
         bytes_per_transition,
         events_per_s,
         transitions_per_s,
@@ -374,13 +379,14 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let r = one_run(pods, nodes, churn_secs, dir.path(), server.as_ref());
         println!(
-            "run {}: initial list committed {:.2}s ({:.2} CPU s), RSS {:.0} MB (peak {:.0} MB), {:.0} bytes/transition, \
-             {:.0} events/s, {:.0} transitions/s, lag {:.0} ms; {:.0} Event rows/s, {} dropped, {:.0} bytes/event",
+            "run {}: initial list committed {:.2}s ({:.2} CPU s), RSS {:.0} MB (peak {:.0} MB, {:.0} MB at the end), \
+             {:.0} bytes/transition, {:.0} events/s, {:.0} transitions/s, lag {:.0} ms; {:.0} Event rows/s, {} dropped, {:.0} bytes/event",
             i + 1,
             r.list_committed_s,
             r.list_cpu_s,
             r.rss_mb,
             r.peak_mb,
+            r.end_rss_mb,
             r.bytes_per_transition,
             r.events_per_s,
             r.transitions_per_s,
@@ -396,12 +402,13 @@ fn main() {
     }
     let m = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
     println!(
-        "median: initial list committed {:.2}s ({:.2} CPU s), RSS {:.0} MB (peak {:.0} MB), {:.0} bytes/transition, \
-         {:.0} events/s, {:.0} transitions/s, lag {:.0} ms; {:.0} Event rows/s, {:.0} dropped, {:.0} bytes/event",
+        "median: initial list committed {:.2}s ({:.2} CPU s), RSS {:.0} MB (peak {:.0} MB, {:.0} MB at the end), \
+         {:.0} bytes/transition, {:.0} events/s, {:.0} transitions/s, lag {:.0} ms; {:.0} Event rows/s, {:.0} dropped, {:.0} bytes/event",
         m(|r| r.list_committed_s),
         m(|r| r.list_cpu_s),
         m(|r| r.rss_mb),
         m(|r| r.peak_mb),
+        m(|r| r.end_rss_mb),
         m(|r| r.bytes_per_transition),
         m(|r| r.events_per_s),
         m(|r| r.transitions_per_s),

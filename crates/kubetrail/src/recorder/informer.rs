@@ -735,9 +735,17 @@ async fn record(
         )
     };
 
-    // The events watch: a task of its own, stopped before the writer is finished so that its
-    // last batch is committed. It begins once the initial list is committed.
+    // What the side tasks wait on before they begin (see `begin`): the initial list committed.
     let initial_committed = Arc::new(tokio::sync::watch::Sender::new(false));
+    let after_initial_list = || {
+        let mut committed = initial_committed.subscribe();
+        async move {
+            // An error means the loop is gone: the stop signal follows.
+            let _ = committed.wait_for(|done| *done).await;
+        }
+    };
+    // The events watch: a task of its own, stopped before the writer is finished so that its
+    // last batch is committed.
     let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
     let events_task = event_sender.map(|(queue, known)| {
         let events_config = EventsConfig {
@@ -748,11 +756,7 @@ async fn record(
             batch_rows: 2_000,
         };
         let stop = events_stopped.map(|_| ());
-        let mut committed = initial_committed.subscribe();
-        let begin = async move {
-            // An error means the loop is gone: the stop signal follows.
-            let _ = committed.wait_for(|done| *done).await;
-        };
+        let begin = after_initial_list();
         tokio::spawn(events::watch::run(
             client.clone(),
             events_config,
@@ -765,7 +769,8 @@ async fn record(
     });
 
     // The owners watch: a task of its own, sending to the writer's main queue; stopped before
-    // the writer is finished so that its last rows are committed.
+    // the writer is finished so that its last rows are committed. It begins once the initial
+    // list is committed.
     let (stop_owners, owners_stopped) = tokio::sync::oneshot::channel::<()>();
     let owners_task = known_owners.map(|known| {
         let owners_config = owners::watch::OwnersConfig {
@@ -774,11 +779,13 @@ async fn record(
             watch_timeout_secs: timeout,
             flush_interval: config.flush_interval,
         };
+        let begin = after_initial_list();
         tokio::spawn(owners::watch::run(
             client.clone(),
             owners_config,
             known,
             writer.weak_sender(),
+            begin,
             owners_stopped.map(|_| ()),
         ))
     });
@@ -792,11 +799,7 @@ async fn record(
                 nodes: config.watch_nodes,
                 interval,
             };
-            let mut committed = initial_committed.subscribe();
-            let begin = async move {
-                // An error means the loop is gone: the stop signal follows.
-                let _ = committed.wait_for(|done| *done).await;
-            };
+            let begin = after_initial_list();
             Some(tokio::spawn(super::usage::sample::run(
                 client.clone(),
                 usage_config,

@@ -11,6 +11,7 @@
 //! - [`informer`]: the one event loop over the watch streams of every kind.
 //! - [`stream`]: one watch stream: list bookkeeping, inferred events, liveness, restart and probe.
 //! - [`backoff`]: how fast the watchers retry.
+//! - [`begin`]: when the side watches (Events, owners) begin: after the initial list.
 //! - [`events`]: Kubernetes Events about pods and nodes, on a stream and queue of their own.
 //! - [`owners`]: ReplicaSets and Jobs (the chain from a pod to its workload), on a task of
 //!   their own.
@@ -22,6 +23,7 @@
 //! - [`http`]: `--metrics-addr`'s `/healthz`, `/readyz` and `/metrics`.
 
 pub mod backoff;
+pub mod begin;
 pub mod cache;
 pub mod detect;
 pub mod events;

@@ -26,6 +26,7 @@ use super::decode::{AnyEvent, CoreEvent, EventV1};
 use super::queue::{EventBatch, EventSender, NotQueued};
 use crate::model::time::now_ms;
 use crate::recorder::backoff::paced;
+use crate::recorder::begin::after_initial_list;
 use crate::recorder::health::describe;
 use crate::store::{EventRow, Snapshot, StoreError};
 
@@ -33,10 +34,6 @@ use crate::store::{EventRow, Snapshot, StoreError};
 /// an hour by default (`--event-ttl`); twice that covers it with room, and bounds the memory
 /// a flood costs (one small entry per event of the last two hours).
 pub const REMEMBER_MS: i64 = 2 * 3_600_000;
-
-/// The longest the events watch waits for the initial list of pods and nodes to be committed
-/// (a list that keeps failing must not keep events from being recorded).
-pub const BEGIN_AT_THE_LATEST: Duration = Duration::from_secs(60);
 
 /// How the events watch runs.
 #[derive(Clone, Debug)]
@@ -164,12 +161,10 @@ pub async fn serves_events_v1(client: &Client) -> bool {
 
 /// Runs the events watch until `stop` completes, then queues what it holds and returns.
 ///
-/// Nothing is listed before `begin` resolves: the recorder resolves it once its initial list of
-/// pods and nodes is committed (or after [`BEGIN_AT_THE_LATEST`]), so that the list of events,
-/// which can be as big as the pods' (every pod has a few events within the hour the API server
-/// keeps them), neither takes the writer's time from it nor overflows the queue and drops
-/// events while the writer is busy with it. Nothing is lost by waiting: the list, when it comes,
-/// holds every event the API server still keeps.
+/// Nothing is listed before `begin` resolves ([`after_initial_list`]): the list of events can
+/// be as big as the pods' (every pod has a few events within the hour the API server keeps
+/// them), and listed beside it, it would take the writer's time from it and overflow the
+/// queue, dropping events while the writer is busy.
 pub async fn run(
     client: Client,
     config: EventsConfig,
@@ -180,14 +175,8 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) {
     let mut stop = std::pin::pin!(stop);
-    tokio::select! {
-        () = begin => {}
-        () = tokio::time::sleep(BEGIN_AT_THE_LATEST) => {
-            tracing::info!(
-                "the initial list is not committed yet; watching events all the same"
-            );
-        }
-        () = &mut stop => return,
+    if !after_initial_list("events", begin, stop.as_mut()).await {
+        return;
     }
     if serves_events_v1(&client).await {
         tracing::info!("watching events.k8s.io/v1 Events about pods and nodes");

@@ -7,7 +7,7 @@
 //! there). The store compares each row with what it holds besides, so a row this task wrote
 //! twice (after a lost commit, say) changes nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -18,12 +18,14 @@ use kube::{Api, Client};
 use tokio::time::MissedTickBehavior;
 
 use super::decode::{AnyOwner, SlimJob, SlimReplicaSet};
-use crate::model::owner::{OwnerFilter, OwnerKind, join_images};
+pub use super::known::Known;
+use crate::model::owner::OwnerKind;
 use crate::model::time::now_ms;
 use crate::recorder::backoff::paced;
+use crate::recorder::begin::after_initial_list;
 use crate::recorder::health::describe;
 use crate::recorder::writer::{WeakWriteSender, WriteMsg};
-use crate::store::{Batch, OwnerRow, Snapshot, StoreError};
+use crate::store::{Batch, OwnerRow};
 
 /// How the owners watch runs.
 #[derive(Clone, Debug)]
@@ -35,99 +37,6 @@ pub struct OwnersConfig {
     pub watch_timeout_secs: u32,
     /// Longest time new rows wait before they are sent.
     pub flush_interval: Duration,
-}
-
-/// The last row handed on per uid (its observation time aside).
-#[derive(Debug, Default)]
-pub struct Known {
-    owners: HashMap<String, OwnerRow>,
-}
-
-impl Known {
-    /// The open owners the store holds (in `namespace`, or all), as last written.
-    pub fn load(read: &mut dyn Snapshot, namespace: Option<&str>) -> Result<Known, StoreError> {
-        let filter = OwnerFilter {
-            namespace: namespace.map(str::to_string),
-            open_only: true,
-            ..OwnerFilter::default()
-        };
-        let mut known = Known::default();
-        for o in read.owners(&filter)? {
-            let kind = match o.kind {
-                "Job" => OwnerKind::Job,
-                _ => OwnerKind::ReplicaSet,
-            };
-            let last = o.scales.last();
-            let row = OwnerRow {
-                uid: o.uid.clone(),
-                kind,
-                namespace: o.namespace,
-                name: o.name,
-                controller_kind: o.controller_kind,
-                controller_name: o.controller_name,
-                revision: o.revision,
-                template_hash: o.template_hash,
-                images: join_images(o.images.iter().map(String::as_str)),
-                created_at_ms: o.created_at_ms,
-                deleted_at_ms: o.deleted_at_ms,
-                spec_replicas: last.and_then(|s| s.spec_replicas),
-                status_replicas: last.and_then(|s| s.status_replicas),
-                observed_at_ms: 0,
-            };
-            known.owners.insert(o.uid, row);
-        }
-        Ok(known)
-    }
-
-    pub fn len(&self) -> usize {
-        self.owners.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.owners.is_empty()
-    }
-
-    /// Whether `row` differs from what was handed on for its uid; if so it is remembered.
-    pub fn admit(&mut self, row: &OwnerRow) -> bool {
-        let mut key = row.clone();
-        key.observed_at_ms = 0;
-        match self.owners.get(&row.uid) {
-            Some(old) if *old == key => false,
-            _ => {
-                self.owners.insert(row.uid.clone(), key);
-                true
-            }
-        }
-    }
-
-    /// Rows for the open owners of `kind` a list did not return: they were deleted while the
-    /// watch was away. They are forgotten once handed on.
-    pub fn gone(&mut self, kind: OwnerKind, listed: &HashSet<String>, at_ms: i64) -> Vec<OwnerRow> {
-        let gone: Vec<String> = self
-            .owners
-            .iter()
-            .filter(|(uid, o)| {
-                o.kind == kind && o.deleted_at_ms.is_none() && !listed.contains(*uid)
-            })
-            .map(|(uid, _)| uid.clone())
-            .collect();
-        gone.into_iter()
-            .filter_map(|uid| self.owners.remove(&uid))
-            .map(|mut row| {
-                row.deleted_at_ms = Some(at_ms);
-                row.observed_at_ms = at_ms;
-                row
-            })
-            .collect()
-    }
-
-    /// A deleted owner: its row with the deletion time, and it is forgotten.
-    pub fn deleted(&mut self, mut row: OwnerRow, at_ms: i64) -> OwnerRow {
-        self.owners.remove(&row.uid);
-        row.deleted_at_ms = Some(at_ms);
-        row.observed_at_ms = at_ms;
-        row
-    }
 }
 
 /// One kind's list bookkeeping: the uids the current list returned.
@@ -260,13 +169,23 @@ where
 }
 
 /// Runs the owners watch until `stop` completes, then sends what it holds and returns.
+///
+/// Nothing is listed before `begin` resolves ([`after_initial_list`]): a cluster's Jobs can
+/// number a third of its pods, and listed beside them they took the writer's time and memory
+/// from the pods' list. A pod's owner is resolved when a report is read, so the wait loses
+/// nothing.
 pub async fn run(
     client: Client,
     config: OwnersConfig,
     known: Known,
     writer: WeakWriteSender,
+    begin: impl Future<Output = ()>,
     stop: impl Future<Output = ()>,
 ) {
+    tokio::pin!(stop);
+    if !after_initial_list("ReplicaSets and Jobs", begin, stop.as_mut()).await {
+        return;
+    }
     let wc = watcher::Config::default()
         .page_size(config.page_size)
         .timeout(config.watch_timeout_secs);
@@ -285,7 +204,6 @@ pub async fn run(
     let (mut rs_failing, mut job_failing) = (false, false);
     let mut flush = tokio::time::interval(config.flush_interval);
     flush.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => break,
@@ -325,57 +243,4 @@ pub async fn run(
         }
     }
     task.flush().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(uid: &str, spec: i64) -> OwnerRow {
-        OwnerRow {
-            uid: uid.into(),
-            kind: OwnerKind::ReplicaSet,
-            namespace: "shop".into(),
-            name: format!("web-{uid}"),
-            controller_kind: Some("Deployment".into()),
-            controller_name: Some("web".into()),
-            revision: Some(1),
-            template_hash: Some(uid.into()),
-            images: "nginx:1".into(),
-            created_at_ms: 1,
-            deleted_at_ms: None,
-            spec_replicas: Some(spec),
-            status_replicas: Some(spec),
-            observed_at_ms: 100,
-        }
-    }
-
-    #[test]
-    fn only_changed_owners_are_admitted_whenever_they_are_seen() {
-        let mut known = Known::default();
-        assert!(known.admit(&row("a", 1)));
-        let mut later = row("a", 1);
-        later.observed_at_ms = 500;
-        assert!(!known.admit(&later), "a resync or relist of the same state");
-        assert!(known.admit(&row("a", 3)), "scaled up");
-    }
-
-    #[test]
-    fn a_relist_marks_the_owners_it_no_longer_finds_as_deleted() {
-        let mut known = Known::default();
-        known.admit(&row("a", 1));
-        known.admit(&row("b", 1));
-        let mut job = row("j", 1);
-        job.kind = OwnerKind::Job;
-        known.admit(&job);
-        let listed: HashSet<String> = ["a".to_string()].into();
-        let gone = known.gone(OwnerKind::ReplicaSet, &listed, 777);
-        assert_eq!(gone.len(), 1, "only b: a was listed, j is another kind");
-        assert_eq!(
-            (gone[0].uid.as_str(), gone[0].deleted_at_ms),
-            ("b", Some(777))
-        );
-        assert!(known.gone(OwnerKind::ReplicaSet, &listed, 800).is_empty());
-        assert_eq!(known.len(), 2);
-    }
 }
