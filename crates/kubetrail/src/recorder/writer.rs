@@ -15,8 +15,9 @@
 //!
 //! Kubernetes Events come on a queue of their own ([`super::events::queue`], bounded in rows,
 //! never waited on by its sender): the thread waits on both, the main queue first, and merges
-//! at most [`MAX_EVENTS_PER_COMMIT`] event rows into each transaction, so a flood of events
-//! adds a bounded amount to every commit and never queues in front of pod transitions.
+//! at most [`MAX_EVENTS_PER_COMMIT`] event rows into each transaction, and beside pod rows at
+//! most a quarter as many as they are ([`event_room`]), so a flood of events adds a bounded
+//! share to every commit and never queues in front of pod transitions.
 //!
 //! `--max-db-size` covers the write-ahead log too ([`Budget`]): a reader that keeps a snapshot
 //! open (a query piped into a pager left open) stops checkpoints from resetting the log, and
@@ -42,9 +43,16 @@ use crate::store::{Batch, BatchStats, FileSize, Heartbeat, HistoryWriter, StoreE
 /// Most rows merged into one transaction; bounds commit latency and memory.
 const MAX_ROWS_PER_COMMIT: usize = 200_000;
 
-/// Most event rows merged into one transaction: what an event flood can add to the commit that
-/// carries pod transitions.
+/// Most event rows merged into one transaction.
 const MAX_EVENTS_PER_COMMIT: usize = 10_000;
+
+/// Beside other rows (pods, transitions, nodes), a commit takes event rows up to this fraction
+/// of them ([`event_room`]): an event row costs the writer about as much as a transition, so a
+/// flood takes at most a fifth of its time while pods have a backlog.
+const EVENTS_PER_OTHER_ROW: f64 = 0.25;
+
+/// Event rows a commit beside other rows takes at least, so that events keep moving.
+const MIN_EVENTS_BESIDE_ROWS: usize = 500;
 
 /// The longest wait between two attempts of a commit that fails.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -293,9 +301,21 @@ fn next(receiver: &mut mpsc::Receiver<WriteMsg>, events: &mut Option<EventReceiv
     }
 }
 
-/// Merges waiting event batches into `batch`, up to [`MAX_EVENTS_PER_COMMIT`] rows.
+/// How many event rows a commit of `other_rows` rows besides may take: all that fit in
+/// [`MAX_EVENTS_PER_COMMIT`] when nothing else waits, else a share of the other rows.
+fn event_room(other_rows: usize) -> usize {
+    if other_rows == 0 {
+        return MAX_EVENTS_PER_COMMIT;
+    }
+    ((other_rows as f64 * EVENTS_PER_OTHER_ROW) as usize)
+        .clamp(MIN_EVENTS_BESIDE_ROWS, MAX_EVENTS_PER_COMMIT)
+}
+
+/// Merges waiting event batches into `batch`, up to its [`event_room`] (whole batches: the
+/// last one may go past it by one batch of the events watch, 2,000 rows at most).
 fn merge_events(batch: &mut Batch, events: &mut EventReceiver) {
-    while batch.events.len() < MAX_EVENTS_PER_COMMIT {
+    let room = event_room(batch.len() - batch.events.len());
+    while batch.events.len() < room {
         match events.try_recv() {
             Some(mut more) => batch.events.append(&mut more.rows),
             None => break,
@@ -742,6 +762,59 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .collect()
+    }
+
+    #[test]
+    fn event_rows_take_a_bounded_share_of_a_commit_that_carries_pod_rows() {
+        use crate::recorder::events::EventStats;
+        use crate::recorder::events::queue::{EventBatch, channel};
+        use crate::model::event::RegardingKind;
+        use crate::store::EventRow;
+
+        let event = |i: usize| EventRow {
+            uid: format!("e{i}"),
+            regarding_kind: RegardingKind::Pod,
+            regarding_uid: None,
+            namespace: None,
+            name: "p".into(),
+            container: None,
+            reason: None,
+            event_type: None,
+            note: None,
+            reporting_controller: None,
+            count: 1,
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+        };
+        let flood = |n_batches: usize| {
+            let (tx, rx) = channel(1_000_000, Arc::new(EventStats::default()));
+            for b in 0..n_batches {
+                let rows = (0..100).map(|i| event(b * 100 + i)).collect();
+                let batch = EventBatch {
+                    rows,
+                    since: Instant::now(),
+                };
+                tx.try_send(batch).map_err(|_| "queued").unwrap();
+            }
+            (tx, rx)
+        };
+        // Nothing else to commit: events fill the commit.
+        let (_tx, mut rx) = flood(200);
+        let mut batch = Batch::default();
+        merge_events(&mut batch, &mut rx);
+        assert_eq!(batch.events.len(), MAX_EVENTS_PER_COMMIT);
+        // Beside 8,000 pod rows, a quarter as many event rows.
+        let (tx, mut rx) = flood(200);
+        let mut batch = pods(&[]);
+        batch.pods = (0..8_000).map(|i| pods(&[&format!("p{i}")]).pods[0].clone()).collect();
+        merge_events(&mut batch, &mut rx);
+        assert_eq!(batch.events.len(), 2_000);
+        assert_eq!(tx.queued(), 20_000 - 2_000, "the rest stays queued");
+        // Beside a few pod rows, still a few hundred events, so that they keep moving.
+        let (_tx, mut rx) = flood(200);
+        let mut batch = pods(&["a"]);
+        merge_events(&mut batch, &mut rx);
+        assert_eq!(batch.events.len(), MIN_EVENTS_BESIDE_ROWS);
     }
 
     #[tokio::test]
