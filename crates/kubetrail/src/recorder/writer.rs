@@ -766,9 +766,9 @@ mod tests {
 
     #[test]
     fn event_rows_take_a_bounded_share_of_a_commit_that_carries_pod_rows() {
+        use crate::model::event::RegardingKind;
         use crate::recorder::events::EventStats;
         use crate::recorder::events::queue::{EventBatch, channel};
-        use crate::model::event::RegardingKind;
         use crate::store::EventRow;
 
         let event = |i: usize| EventRow {
@@ -806,7 +806,9 @@ mod tests {
         // Beside 8,000 pod rows, a quarter as many event rows.
         let (tx, mut rx) = flood(200);
         let mut batch = pods(&[]);
-        batch.pods = (0..8_000).map(|i| pods(&[&format!("p{i}")]).pods[0].clone()).collect();
+        batch.pods = (0..8_000)
+            .map(|i| pods(&[&format!("p{i}")]).pods[0].clone())
+            .collect();
         merge_events(&mut batch, &mut rx);
         assert_eq!(batch.events.len(), 2_000);
         assert_eq!(tx.queued(), 20_000 - 2_000, "the rest stays queued");

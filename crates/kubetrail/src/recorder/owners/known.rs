@@ -148,7 +148,8 @@ fn pack(row: &OwnerRow) -> Box<[u8]> {
             flags |= bit;
         }
     }
-    let len = 10 + 8 * ints.iter().flatten().count()
+    let len = 10
+        + 8 * ints.iter().flatten().count()
         + strings.iter().flatten().map(|s| 4 + s.len()).sum::<usize>();
     let mut out = Vec::with_capacity(len);
     out.push(row.kind.code() as u8);
@@ -299,17 +300,50 @@ mod tests {
         // Each field is part of the comparison.
         let base = row("a", 1);
         let changed = [
-            OwnerRow { namespace: "x".into(), ..base.clone() },
-            OwnerRow { name: "x".into(), ..base.clone() },
-            OwnerRow { controller_kind: None, ..base.clone() },
-            OwnerRow { controller_name: Some("x".into()), ..base.clone() },
-            OwnerRow { revision: Some(2), ..base.clone() },
-            OwnerRow { template_hash: None, ..base.clone() },
-            OwnerRow { images: "x".into(), ..base.clone() },
-            OwnerRow { created_at_ms: 2, ..base.clone() },
-            OwnerRow { deleted_at_ms: Some(1), ..base.clone() },
-            OwnerRow { spec_replicas: None, ..base.clone() },
-            OwnerRow { status_replicas: Some(9), ..base.clone() },
+            OwnerRow {
+                namespace: "x".into(),
+                ..base.clone()
+            },
+            OwnerRow {
+                name: "x".into(),
+                ..base.clone()
+            },
+            OwnerRow {
+                controller_kind: None,
+                ..base.clone()
+            },
+            OwnerRow {
+                controller_name: Some("x".into()),
+                ..base.clone()
+            },
+            OwnerRow {
+                revision: Some(2),
+                ..base.clone()
+            },
+            OwnerRow {
+                template_hash: None,
+                ..base.clone()
+            },
+            OwnerRow {
+                images: "x".into(),
+                ..base.clone()
+            },
+            OwnerRow {
+                created_at_ms: 2,
+                ..base.clone()
+            },
+            OwnerRow {
+                deleted_at_ms: Some(1),
+                ..base.clone()
+            },
+            OwnerRow {
+                spec_replicas: None,
+                ..base.clone()
+            },
+            OwnerRow {
+                status_replicas: Some(9),
+                ..base.clone()
+            },
         ];
         for (i, c) in changed.iter().enumerate() {
             assert_ne!(pack(c), pack(&base), "field {i}");
