@@ -371,25 +371,35 @@ fn an_event_flood_never_holds_back_pod_transitions() {
 }
 
 #[test]
-fn events_are_listed_only_once_the_initial_list_is_committed() {
+fn events_and_owners_are_listed_only_once_the_initial_list_is_committed() {
     // The events list is about as big as the pods' (a few events per pod): listed at once, it
     // took the writer's time from the initial list and overflowed the queue (dropped events).
+    // The owners' list (a Job for every third pod) took the writer's time and memory too.
     let sim = SimProcess::spawn(&["--nodes", "50", "--pods", "3000", "--seed", "3", "--paused"]);
     let db = sim.dir().join("trail.db");
     let rec = spawn_recorder(&sim, &db, &[]);
-    rec.wait_for_log(
-        "initial list committed to the database",
-        Duration::from_secs(30),
-    );
+    let sides = [
+        "watching events.k8s.io/v1 Events",
+        "watching apps/v1 replicasets",
+        "watching batch/v1 jobs",
+    ];
+    for line in ["initial list committed to the database"]
+        .iter()
+        .chain(&sides)
+    {
+        rec.wait_for_log(line, Duration::from_secs(30));
+    }
     let log = rec.log();
     let at = |needle: &str| {
         log.find(needle)
             .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{log}"))
     };
-    assert!(
-        at("initial list committed to the database") < at("watching events.k8s.io/v1 Events"),
-        "the events watch began before the initial list was committed:\n{log}"
-    );
+    for side in sides {
+        assert!(
+            at("initial list committed to the database") < at(side),
+            "{side:?} began before the initial list was committed:\n{log}"
+        );
+    }
     // Nothing is lost by waiting: every event the simulator serves is recorded, as served.
     // (The recorder also keeps those the simulator has let expire since, so this is a subset
     // check, not the equality of `settle_events`, whose window at the one-hour edge a cluster
