@@ -766,26 +766,11 @@ mod tests {
 
     #[test]
     fn event_rows_take_a_bounded_share_of_a_commit_that_carries_pod_rows() {
-        use crate::model::event::RegardingKind;
         use crate::recorder::events::EventStats;
         use crate::recorder::events::queue::{EventBatch, channel};
         use crate::store::EventRow;
 
-        let event = |i: usize| EventRow {
-            uid: format!("e{i}"),
-            regarding_kind: RegardingKind::Pod,
-            regarding_uid: None,
-            namespace: None,
-            name: "p".into(),
-            container: None,
-            reason: None,
-            event_type: None,
-            note: None,
-            reporting_controller: None,
-            count: 1,
-            first_seen_ms: 0,
-            last_seen_ms: 0,
-        };
+        let event = |i: usize| EventRow::about_pod(&format!("e{i}"), 1, 0);
         let flood = |n_batches: usize| {
             let (tx, rx) = channel(1_000_000, Arc::new(EventStats::default()));
             for b in 0..n_batches {
@@ -805,10 +790,8 @@ mod tests {
         assert_eq!(batch.events.len(), MAX_EVENTS_PER_COMMIT);
         // Beside 8,000 pod rows, a quarter as many event rows.
         let (tx, mut rx) = flood(200);
-        let mut batch = pods(&[]);
-        batch.pods = (0..8_000)
-            .map(|i| pods(&[&format!("p{i}")]).pods[0].clone())
-            .collect();
+        let uids: Vec<String> = (0..8_000).map(|i| format!("p{i}")).collect();
+        let mut batch = pods(&uids.iter().map(String::as_str).collect::<Vec<_>>());
         merge_events(&mut batch, &mut rx);
         assert_eq!(batch.events.len(), 2_000);
         assert_eq!(tx.queued(), 20_000 - 2_000, "the rest stays queued");

@@ -157,6 +157,28 @@ pub struct EventRow {
     pub last_seen_ms: i64,
 }
 
+#[cfg(test)]
+impl EventRow {
+    /// A bare event about pod `p` (the recorder's unit tests), with only what they vary.
+    pub(crate) fn about_pod(uid: &str, count: i64, last_seen_ms: i64) -> EventRow {
+        EventRow {
+            uid: uid.into(),
+            regarding_kind: RegardingKind::Pod,
+            regarding_uid: None,
+            namespace: None,
+            name: "p".into(),
+            container: None,
+            reason: None,
+            event_type: None,
+            note: None,
+            reporting_controller: None,
+            count,
+            first_seen_ms: 0,
+            last_seen_ms,
+        }
+    }
+}
+
 /// One ReplicaSet or Job as last seen (see `model::owner`). Keyed by its uid: a row that
 /// differs from the stored one updates it, and a change of the replica counts or the revision
 /// also adds a scale row at `observed_at_ms`; a row equal to the stored one writes nothing.

@@ -117,24 +117,9 @@ impl EventReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::event::RegardingKind;
 
     fn rows(n: usize) -> EventBatch {
-        let row = EventRow {
-            uid: "e".into(),
-            regarding_kind: RegardingKind::Pod,
-            regarding_uid: None,
-            namespace: None,
-            name: "p".into(),
-            container: None,
-            reason: None,
-            event_type: None,
-            note: None,
-            reporting_controller: None,
-            count: 1,
-            first_seen_ms: 0,
-            last_seen_ms: 0,
-        };
+        let row = EventRow::about_pod("e", 1, 0);
         EventBatch {
             rows: vec![row; n],
             since: Instant::now(),

@@ -362,24 +362,9 @@ async fn run_group<K>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::event::RegardingKind;
 
     fn row(uid: &str, count: i64) -> EventRow {
-        EventRow {
-            uid: uid.into(),
-            regarding_kind: RegardingKind::Pod,
-            regarding_uid: None,
-            namespace: None,
-            name: "p".into(),
-            container: None,
-            reason: None,
-            event_type: None,
-            note: None,
-            reporting_controller: None,
-            count,
-            first_seen_ms: 0,
-            last_seen_ms: 100 * count,
-        }
+        EventRow::about_pod(uid, count, 100 * count)
     }
 
     #[test]
