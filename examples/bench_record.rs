@@ -26,6 +26,12 @@
 //! compare a recorder with and without Kubernetes Events against one simulator build. Each run
 //! also reports the Event rows committed per second, the events dropped, and (SQLite) the bytes
 //! each event takes on disk: the events tables and their indexes, from `dbstat`, over the rows.
+//! `KUBETRAIL_BENCH_CHURN=10` has the simulator create that many pods a second instead of 5000
+//! (flat out), and `KUBETRAIL_SIM_ARGS="--event-flood 10000"` passes more flags to `simulate`:
+//! together they measure whether an Events flood delays the pods' transitions. For that each
+//! run also samples the write lag of the pods' rows (the age of the oldest rows waiting for a
+//! commit, `kubetrail_write_lag_seconds`) four times a second over the churn, and reports its
+//! median and its maximum.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -138,6 +144,9 @@ struct Run {
     events_per_s: f64,
     transitions_per_s: f64,
     lag_ms: f64,
+    /// The write lag sampled over the churn: median and maximum.
+    lag_p50_ms: f64,
+    lag_max_ms: f64,
     event_rows_per_s: f64,
     events_dropped: f64,
     bytes_per_event: f64,
@@ -258,10 +267,15 @@ fn one_run(
             "--nodes",
             &nodes.to_string(),
             "--churn",
-            "5000",
+            &std::env::var("KUBETRAIL_BENCH_CHURN").unwrap_or_else(|_| "5000".into()),
             "--pace",
             "0.05",
         ])
+        .args(
+            std::env::var("KUBETRAIL_SIM_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
         .stdout(Stdio::piped())
@@ -314,7 +328,14 @@ fn one_run(
     let before = http(&metrics_addr, "GET", "/metrics");
     http(&sim_addr, "POST", "/_sim/resume");
     let started = Instant::now();
-    std::thread::sleep(Duration::from_secs(churn_secs));
+    let mut lags = Vec::new();
+    while started.elapsed() < Duration::from_secs(churn_secs) {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = http(&metrics_addr, "GET", "/metrics");
+        lags.push(metric(&now, "kubetrail_write_lag_seconds") * 1000.0);
+    }
+    let lag_max_ms = lags.iter().copied().fold(0.0, f64::max);
+    let lag_p50_ms = median(lags);
     let after = http(&metrics_addr, "GET", "/metrics");
     let secs = started.elapsed().as_secs_f64();
     let end_rss_mb = status_kb(pid, "VmRSS:") as f64 / 1024.0;
@@ -347,6 +368,8 @@ fn one_run(
         events_per_s,
         transitions_per_s,
         lag_ms,
+        lag_p50_ms,
+        lag_max_ms,
         event_rows_per_s,
         events_dropped,
         bytes_per_event,
@@ -380,7 +403,8 @@ fn main() {
         let r = one_run(pods, nodes, churn_secs, dir.path(), server.as_ref());
         println!(
             "run {}: initial list committed {:.2}s ({:.2} CPU s), RSS {:.0} MB (peak {:.0} MB, {:.0} MB at the end), \
-             {:.0} bytes/transition, {:.0} events/s, {:.0} transitions/s, lag {:.0} ms; {:.0} Event rows/s, {} dropped, {:.0} bytes/event",
+             {:.0} bytes/transition, {:.0} events/s, {:.0} transitions/s, lag {:.0} ms (over the churn: median {:.0}, max {:.0}); \
+             {:.0} Event rows/s, {} dropped, {:.0} bytes/event",
             i + 1,
             r.list_committed_s,
             r.list_cpu_s,
@@ -391,6 +415,8 @@ fn main() {
             r.events_per_s,
             r.transitions_per_s,
             r.lag_ms,
+            r.lag_p50_ms,
+            r.lag_max_ms,
             r.event_rows_per_s,
             r.events_dropped,
             r.bytes_per_event
@@ -403,7 +429,8 @@ fn main() {
     let m = |f: fn(&Run) -> f64| median(results.iter().map(f).collect());
     println!(
         "median: initial list committed {:.2}s ({:.2} CPU s), RSS {:.0} MB (peak {:.0} MB, {:.0} MB at the end), \
-         {:.0} bytes/transition, {:.0} events/s, {:.0} transitions/s, lag {:.0} ms; {:.0} Event rows/s, {:.0} dropped, {:.0} bytes/event",
+         {:.0} bytes/transition, {:.0} events/s, {:.0} transitions/s, lag {:.0} ms (over the churn: median {:.0}, max {:.0}); \
+         {:.0} Event rows/s, {:.0} dropped, {:.0} bytes/event",
         m(|r| r.list_committed_s),
         m(|r| r.list_cpu_s),
         m(|r| r.rss_mb),
@@ -413,6 +440,8 @@ fn main() {
         m(|r| r.events_per_s),
         m(|r| r.transitions_per_s),
         m(|r| r.lag_ms),
+        m(|r| r.lag_p50_ms),
+        m(|r| r.lag_max_ms),
         m(|r| r.event_rows_per_s),
         m(|r| r.events_dropped),
         m(|r| r.bytes_per_event)

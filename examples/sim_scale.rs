@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         pods,
         churn_per_sec: 5000.0,
         pace: 0.2,
+        event_flood_per_min: 0.0,
     };
     let mut scenario = Scenario::new(config.clone(), store.clone(), TruthWriter::disabled());
     let build = begin.elapsed();

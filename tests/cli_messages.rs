@@ -204,6 +204,23 @@ fn an_absurd_churn_is_refused() {
 }
 
 #[test]
+fn an_event_flood_that_is_not_a_rate_or_too_large_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc");
+    for (flood, says) in [
+        ("-5", "is not a rate"),
+        ("NaN", "is not a rate"),
+        ("6000000", "at most 600000"),
+    ] {
+        let flag = format!("--event-flood={flood}");
+        let run = kubetrail(&["simulate", "--kubeconfig-out", kc.to_str().unwrap(), &flag]);
+        assert_eq!(run.code, 2, "{flood}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{flood}: {}", run.stderr);
+        assert!(!kc.exists());
+    }
+}
+
+#[test]
 fn a_namespace_that_is_not_a_dns_label_is_refused() {
     let db = FixtureDb::new();
     for bad in ["Shop", "shop/", "-shop", "a_b", ""] {

@@ -20,6 +20,7 @@ fn config(seed: u64) -> ScenarioConfig {
         pods: 60,
         churn_per_sec: 20.0,
         pace: 0.3,
+        event_flood_per_min: 0.0,
     }
 }
 
@@ -320,6 +321,7 @@ fn scheduling_never_exceeds_allocatable() {
         pods: 400,
         churn_per_sec: 50.0,
         pace: 0.2,
+        event_flood_per_min: 0.0,
     };
     let store = Store::new(RetentionLimits::default());
     let mut scenario = Scenario::new(
@@ -817,4 +819,44 @@ fn a_change_seen_live_behind_a_replay_is_bounded_by_the_gap() {
     let strict = compare::compare(&truth, &recorded, &[]);
     assert_eq!(strict.missing.len(), 1, "{strict:?}");
     assert_eq!(strict.unexpected.len(), 1, "{strict:?}");
+}
+
+/// The Unhealthy occurrences the store holds: the sum of the core Events' counts.
+fn unhealthy_occurrences(store: &Store) -> i64 {
+    let (_, events) = store.snapshot(kubetrail_sim::store::ResourceKind::Events);
+    events
+        .values()
+        .map(|o| serde_json::from_slice::<serde_json::Value>(&o.json).unwrap())
+        .filter(|e| e["reason"] == "Unhealthy")
+        .map(|e| e["count"].as_i64().unwrap())
+        .sum()
+}
+
+#[test]
+fn an_event_flood_adds_its_rate_of_unhealthy_events_on_running_pods() {
+    let run = |flood: f64| {
+        let store = Store::new(RetentionLimits::default());
+        let config = ScenarioConfig {
+            seed: 4,
+            start_ms: START_MS,
+            nodes: 4,
+            pods: 200,
+            churn_per_sec: 0.0,
+            pace: 1.0,
+            event_flood_per_min: flood,
+        };
+        let mut scenario = Scenario::new(config, store.clone(), TruthWriter::disabled());
+        // 60 s of virtual time.
+        scenario.run_ticks(6_000);
+        unhealthy_occurrences(&store)
+    };
+    let quiet = run(0.0);
+    let flooded = run(3_000.0);
+    // The same seed without the flood makes the lifecycle's own probe failures (flapping
+    // pods); the flood's random picks move them a little, hence the slack.
+    let added = flooded - quiet;
+    assert!(
+        (2_900..=3_100).contains(&added),
+        "3,000 a minute for a minute added {added} Unhealthy occurrences ({quiet} without)"
+    );
 }

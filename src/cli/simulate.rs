@@ -27,6 +27,10 @@ pub struct Args {
     /// New pods per second.
     #[arg(long, value_name = "PODS_PER_SEC", default_value_t = 5.0)]
     pub churn: f64,
+    /// An Events flood on top of the lifecycle's Events: this many readiness-probe failures
+    /// (Unhealthy) a minute on random running pods, e.g. 10000.
+    #[arg(long, value_name = "EVENTS_PER_MIN", default_value_t = 0.0)]
+    pub event_flood: f64,
     /// Seed of the scenario: the same seed and --start-time give the same cluster and truth.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -81,6 +85,11 @@ fn parse_metrics_api(raw: &str) -> Result<sim::faults::MetricsApi, String> {
 /// OOM-killed at 22 GB. 10k leaves headroom over what the engine can do.
 pub const MAX_CHURN_PER_SEC: f64 = 10_000.0;
 
+/// The largest `--event-flood`: 10k Events a second, about what the churn flat out makes
+/// (BENCHMARKS.md). Each occurrence is serialised in both API groups and kept in the watch
+/// history, so more would only make the engine fall behind real time.
+pub const MAX_EVENT_FLOOD_PER_MIN: f64 = 600_000.0;
+
 impl Args {
     /// Turns flags into a validated configuration; bad values are usage errors (exit code 2).
     fn config(&self) -> anyhow::Result<SimConfig> {
@@ -101,6 +110,19 @@ impl Args {
                 "--churn {} is more than the simulator can serve; give at most \
                  {MAX_CHURN_PER_SEC} pods per second",
                 self.churn
+            ));
+        }
+        if !(self.event_flood.is_finite() && self.event_flood >= 0.0) {
+            return Err(usage!(
+                "--event-flood {} is not a rate; expected Events a minute, e.g. 10000",
+                self.event_flood
+            ));
+        }
+        if self.event_flood > MAX_EVENT_FLOOD_PER_MIN {
+            return Err(usage!(
+                "--event-flood {} is more than the simulator can serve; give at most \
+                 {MAX_EVENT_FLOOD_PER_MIN} Events a minute",
+                self.event_flood
             ));
         }
         if !(self.pace.is_finite() && self.pace > 0.0) {
@@ -131,6 +153,7 @@ impl Args {
             pods: self.pods,
             churn_per_sec: self.churn,
             pace: self.pace,
+            event_flood_per_min: self.event_flood,
             faults: FaultRequest {
                 cut_every_secs: self.cut_watches_every,
                 slow_watch_ms: self.slow_watch_ms,

@@ -53,6 +53,8 @@ pub struct SimConfig {
     pub pods: usize,
     pub churn_per_sec: f64,
     pub pace: f64,
+    /// Readiness-probe failures a minute on running pods: an Events flood (0 for none).
+    pub event_flood_per_min: f64,
     /// Faults applied at start-up.
     pub faults: FaultRequest,
     /// How often watches with allowWatchBookmarks get a BOOKMARK.
@@ -76,6 +78,7 @@ impl Default for SimConfig {
             pods: 30,
             churn_per_sec: 5.0,
             pace: 1.0,
+            event_flood_per_min: 0.0,
             faults: FaultRequest::default(),
             bookmark_interval: Duration::from_secs(3),
             retention: RetentionLimits::default(),

@@ -54,6 +54,9 @@ pub struct ScenarioConfig {
     pub churn_per_sec: f64,
     /// Multiplies every lifecycle delay: 0.1 runs lifecycles ten times faster, 2 twice slower.
     pub pace: f64,
+    /// An Events flood on top of the lifecycle's Events: this many readiness-probe failures a
+    /// minute on running pods (see `flood_events`). 0 for none.
+    pub event_flood_per_min: f64,
 }
 
 impl Default for ScenarioConfig {
@@ -65,6 +68,7 @@ impl Default for ScenarioConfig {
             pods: 30,
             churn_per_sec: 5.0,
             pace: 1.0,
+            event_flood_per_min: 0.0,
         }
     }
 }
@@ -188,6 +192,8 @@ pub struct Scenario {
     /// Pods that are neither deleting nor finished.
     active: usize,
     arrivals: f64,
+    /// The flood's Events owed, like `arrivals` for new pods.
+    flood: f64,
     next_pod_id: PodId,
     next_node_id: NodeId,
     node_serial: u64,
@@ -222,6 +228,7 @@ impl Scenario {
             capacity_freed: false,
             active: 0,
             arrivals: 0.0,
+            flood: 0.0,
             next_pod_id: 1,
             next_node_id: 1,
             node_serial: 0,
@@ -275,6 +282,7 @@ impl Scenario {
             let index = self.rng.below(self.workloads.len() as u64) as usize;
             self.create_pod(index);
         }
+        self.flood_events();
 
         self.keep_population();
         if self.capacity_freed {

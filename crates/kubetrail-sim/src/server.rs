@@ -59,6 +59,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         pods: config.pods,
         churn_per_sec: config.churn_per_sec,
         pace: config.pace,
+        event_flood_per_min: config.event_flood_per_min,
     };
     // Building 100k pods takes a moment of CPU: keep it off the async workers.
     let scenario = tokio::task::spawn_blocking({
@@ -126,6 +127,12 @@ fn validate(config: &SimConfig) -> anyhow::Result<()> {
         anyhow::bail!(
             "churn must be a non-negative number of pods per second, got {}",
             config.churn_per_sec
+        );
+    }
+    if !(config.event_flood_per_min.is_finite() && config.event_flood_per_min >= 0.0) {
+        anyhow::bail!(
+            "the Events flood must be a non-negative number of events a minute, got {}",
+            config.event_flood_per_min
         );
     }
     if !(config.pace.is_finite() && config.pace > 0.0) {

@@ -4,6 +4,7 @@
 //! [`crate::events`] turns them into Event objects in both API groups.
 
 use super::{Detail, Scenario};
+use crate::clock::TICK_MS;
 use crate::cluster::*;
 use crate::events::{Occurrence, Regarding, Reporter};
 use kubetrail::model::TransitionKind;
@@ -44,6 +45,32 @@ impl Scenario {
             host: host.as_deref(),
             at_ms,
         });
+    }
+
+    /// The Events flood of [`ScenarioConfig::event_flood_per_min`](super::ScenarioConfig):
+    /// readiness probes failing on random running pods, as when a dependency of many pods goes
+    /// down. A pod hit again grows its Unhealthy series, as the kubelet's repeats do. Owed
+    /// events that find no running pod are dropped, not saved up for a burst.
+    pub(super) fn flood_events(&mut self) {
+        self.flood += self.config.event_flood_per_min * TICK_MS as f64 / 60_000.0;
+        while self.flood >= 1.0 {
+            self.flood -= 1.0;
+            let probe = self.rng.range(1, self.next_pod_id as i64) as PodId;
+            let hit = self
+                .pods
+                .range(probe..)
+                .chain(self.pods.range(..probe))
+                .take(64)
+                .find(|(_, p)| p.phase == Phase::Running && p.deletion.is_none())
+                .and_then(|(id, p)| Some((*id, p.containers.first()?.name.clone())));
+            let Some((id, container)) = hit else {
+                self.flood = 0.0;
+                return;
+            };
+            let note = "Readiness probe failed: HTTP probe failed with statuscode: 503";
+            let (k, now) = (Reporter::Kubelet, self.now_ms);
+            self.pod_event(id, Some(&container), "Unhealthy", true, note.into(), k, now);
+        }
     }
 
     /// The scheduler found no node: one FailedScheduling series per pod, grown at each try.
