@@ -27,11 +27,13 @@
 //! also reports the Event rows committed per second, the events dropped, and (SQLite) the bytes
 //! each event takes on disk: the events tables and their indexes, from `dbstat`, over the rows.
 //! `KUBETRAIL_BENCH_CHURN=10` has the simulator create that many pods a second instead of 5000
-//! (flat out), and `KUBETRAIL_SIM_ARGS="--event-flood 10000"` passes more flags to `simulate`:
-//! together they measure whether an Events flood delays the pods' transitions. For that each
-//! run also samples the write lag of the pods' rows (the age of the oldest rows waiting for a
-//! commit, `kubetrail_write_lag_seconds`) four times a second over the churn, and reports its
-//! median and its maximum.
+//! (flat out), `KUBETRAIL_BENCH_PACE=1` runs the pods' lifecycles at their normal pace instead
+//! of twenty times faster (0.05), and `KUBETRAIL_SIM_ARGS="--event-flood 10000"` passes more
+//! flags to `simulate`: together they measure whether an Events flood delays the pods'
+//! transitions. For that each run also samples the write lag of the pods' rows (the age of the
+//! oldest rows waiting for a commit, `kubetrail_write_lag_seconds`) four times a second over
+//! the churn, and reports its median and its maximum. `KUBETRAIL_BENCH_SETTLE=1` starts the
+//! churn only once the Events and owners lists are committed (the steady state).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -109,16 +111,17 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn wait_for(path: &Path, needle: &str, timeout: Duration) -> String {
+/// The first line of the log that holds every one of `needles`.
+fn wait_for(path: &Path, needles: &[&str], timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+        if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
             return line.to_string();
         }
         assert!(
             Instant::now() < deadline,
-            "no {needle:?} in {}:\n{text}",
+            "no {needles:?} in {}:\n{text}",
             path.display()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -269,7 +272,7 @@ fn one_run(
             "--churn",
             &std::env::var("KUBETRAIL_BENCH_CHURN").unwrap_or_else(|_| "5000".into()),
             "--pace",
-            "0.05",
+            &std::env::var("KUBETRAIL_BENCH_PACE").unwrap_or_else(|_| "0.05".into()),
         ])
         .args(
             std::env::var("KUBETRAIL_SIM_ARGS")
@@ -316,12 +319,20 @@ fn one_run(
         .expect("start the recorder");
     let pid = rec.id();
     let rec = Killed(rec);
-    let committed = wait_for(&rec_log, "initial list committed", Duration::from_secs(300));
+    let committed = wait_for(
+        &rec_log,
+        &["initial list committed"],
+        Duration::from_secs(300),
+    );
     let list_committed_s = field(&committed, "elapsed_ms") / 1000.0;
     std::thread::sleep(Duration::from_secs(2));
     let rss_mb = status_kb(pid, "VmRSS:") as f64 / 1024.0;
     let peak_mb = status_kb(pid, "VmHWM:") as f64 / 1024.0;
     let list_cpu_s = cpu_secs(pid);
+
+    if std::env::var_os("KUBETRAIL_BENCH_SETTLE").is_some() {
+        settle(&rec_log, &metrics_addr);
+    }
 
     // Sustained rate: the simulator churns flat out; count events the recorder received and
     // transitions it committed over the window.
@@ -373,6 +384,36 @@ fn one_run(
         event_rows_per_s,
         events_dropped,
         bytes_per_event,
+    }
+}
+
+/// With `KUBETRAIL_BENCH_SETTLE=1`: waits, the simulator still paused, until the side
+/// watches (Events, owners) have listed and the writer has committed what they handed on, so
+/// that the churn measures the steady state and not the lists' tail.
+fn settle(rec_log: &Path, metrics_addr: &str) {
+    let flags = std::env::var("KUBETRAIL_RECORD_ARGS").unwrap_or_default();
+    let long = Duration::from_secs(300);
+    if !flags.contains("--no-events") {
+        wait_for(rec_log, &["event list done"], long);
+    }
+    if !flags.contains("--no-owners") {
+        for kind in ["ReplicaSet", "Job"] {
+            wait_for(rec_log, &["owner list done", kind], long);
+        }
+    }
+    let written = || {
+        let t = http(metrics_addr, "GET", "/metrics");
+        metric(&t, "kubetrail_events_written_total") + metric(&t, "kubetrail_rows_written_total")
+    };
+    let deadline = Instant::now() + long;
+    let mut last = written();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = written();
+        if now == last || Instant::now() > deadline {
+            break;
+        }
+        last = now;
     }
 }
 

@@ -852,11 +852,13 @@ fn an_event_flood_adds_its_rate_of_unhealthy_events_on_running_pods() {
     };
     let quiet = run(0.0);
     let flooded = run(3_000.0);
-    // The same seed without the flood makes the lifecycle's own probe failures (flapping
-    // pods); the flood's random picks move them a little, hence the slack.
+    // The same seed without the flood makes the same lifecycles, with their own probe
+    // failures (flapping pods): the flood draws its picks from random numbers of its own.
+    // Not exactly 3,000: the simulator expires hour-old Events (the initial cluster's made-up
+    // past) whenever it records one, so the flooded run drops a few of them sooner.
     let added = flooded - quiet;
     assert!(
-        (2_900..=3_100).contains(&added),
-        "3,000 a minute for a minute added {added} Unhealthy occurrences ({quiet} without)"
+        (2_950..=3_000).contains(&added),
+        "3,000 a minute for a minute added {added} ({quiet} Unhealthy occurrences without)"
     );
 }

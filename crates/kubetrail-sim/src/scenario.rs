@@ -194,6 +194,9 @@ pub struct Scenario {
     arrivals: f64,
     /// The flood's Events owed, like `arrivals` for new pods.
     flood: f64,
+    /// The flood's own random numbers: the pods' lifecycles are the same with and without it,
+    /// so a benchmark compares one workload with and without the flood.
+    flood_rng: SimRng,
     next_pod_id: PodId,
     next_node_id: NodeId,
     node_serial: u64,
@@ -207,6 +210,7 @@ impl Scenario {
     /// time), writes it to the store and its history to the truth.
     pub fn new(config: ScenarioConfig, store: Arc<Store>, truth: TruthWriter) -> Scenario {
         let mut rng = SimRng::new(config.seed);
+        let flood_rng = SimRng::new(config.seed ^ 0xf100d);
         let workloads = workload::workloads(&mut rng, config.pods);
         let events = crate::events::Events::new(store.clone(), config.seed);
         let mut scenario = Scenario {
@@ -229,6 +233,7 @@ impl Scenario {
             active: 0,
             arrivals: 0.0,
             flood: 0.0,
+            flood_rng,
             next_pod_id: 1,
             next_node_id: 1,
             node_serial: 0,

@@ -55,7 +55,7 @@ impl Scenario {
         self.flood += self.config.event_flood_per_min * TICK_MS as f64 / 60_000.0;
         while self.flood >= 1.0 {
             self.flood -= 1.0;
-            let probe = self.rng.range(1, self.next_pod_id as i64) as PodId;
+            let probe = self.flood_rng.range(1, self.next_pod_id as i64) as PodId;
             let hit = self
                 .pods
                 .range(probe..)
