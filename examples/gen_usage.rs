@@ -142,6 +142,7 @@ fn main() -> anyhow::Result<()> {
                 window_ms: 15_000,
                 cpu_millis: cpu / 2 + rng.next(*cpu),
                 memory_bytes: (mem / 2 + rng.next(*mem)) * MI,
+                resources: None,
             });
         }
         raw += write_usage(&tx, &sample)?.containers_written;

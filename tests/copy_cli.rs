@@ -234,6 +234,11 @@ fn assert_same_reports(file: &Path, url: &str, cluster: &str, since_ms: i64, unt
         [&["query", "workloads", "-o", "json"][..], &window].concat(),
         [&["export", "workloads"][..], &window].concat(),
         [&["query", "usage", "-o", "json"][..], &window].concat(),
+        [
+            &["query", "usage", "--by", "container", "-o", "json"][..],
+            &window,
+        ]
+        .concat(),
         [&["export", "usage"][..], &window].concat(),
     ];
     for args in reports {
@@ -893,6 +898,11 @@ fn measured_usage_copies_whole_and_an_hour_rolled_up_since_replaces_its_samples(
                     window_ms: 15_000,
                     cpu_millis: (i * 37) % 500,
                     memory_bytes: ((i * 53) % 300) << 20,
+                    // The container's own requests: the copy carries them to its key.
+                    resources: Some(kubetrail::model::Effective {
+                        requests: kubetrail::model::Resources::new(150, 96 << 20),
+                        limits: kubetrail::model::Resources::new(0, 192 << 20),
+                    }),
                 }],
                 nodes: vec![NodeUsageSampleRow {
                     node: "node-1".into(),
@@ -918,6 +928,22 @@ fn measured_usage_copies_whole_and_an_hour_rolled_up_since_replaces_its_samples(
     );
     assert_eq!(pg_counts(&conninfo, "north"), raw);
     assert_same_reports(&db.path, &url, "north", start, until);
+    // ... and the container's own requests are in them, on the server too.
+    let by_container = kubetrail(&[
+        "query",
+        "usage",
+        "--by",
+        "container",
+        "-o",
+        "json",
+        "--db",
+        &url,
+        "--cluster",
+        "north",
+    ]);
+    let rows = parse_json(by_container.ok());
+    assert_eq!(rows[0]["cpu_request_millis"], 150, "{rows:?}");
+    assert_eq!(rows[0]["memory_limit_bytes"], 192 << 20, "{rows:?}");
 
     let pruned = kubetrail(&["prune", "--db", db.path_str(), "--raw-usage-age", "1d"]);
     assert_eq!(pruned.code, 0, "{}", pruned.stderr);

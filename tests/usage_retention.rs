@@ -32,6 +32,7 @@ fn prune_rolls_measured_usage_up_into_exact_hourly_rows() {
                     window_ms: 15_000,
                     cpu_millis: (i * 37) % 500,
                     memory_bytes: ((i * 53) % 300) << 20,
+                    resources: None,
                 }],
                 nodes: vec![],
             };

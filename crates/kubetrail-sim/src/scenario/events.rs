@@ -162,7 +162,7 @@ impl Scenario {
                 let Some((c, _)) = containers.first() else {
                     return;
                 };
-            let note = "Readiness probe failed: HTTP probe failed with statuscode: 503";
+                let note = "Readiness probe failed: HTTP probe failed with statuscode: 503";
                 let k = Reporter::Kubelet;
                 self.pod_event(id, Some(c), "Unhealthy", true, note.to_string(), k, at_ms);
             }

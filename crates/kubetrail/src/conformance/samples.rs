@@ -6,6 +6,7 @@ use super::{Backend, pod};
 use crate::model::usage::{
     ContainerSample, ContainerUsageRow, NodeSample, NodeUsageSampleRow, UsageBatch, UsageFilter,
 };
+use crate::model::{Effective, Resources};
 use crate::store::{Batch, HistoryReader, NodeResources, NodeRow};
 
 fn container(ns: &str, pod: &str, c: &str, at_ms: i64, cpu: i64) -> ContainerUsageRow {
@@ -17,6 +18,7 @@ fn container(ns: &str, pod: &str, c: &str, at_ms: i64, cpu: i64) -> ContainerUsa
         window_ms: 15_000,
         cpu_millis: cpu,
         memory_bytes: cpu << 20,
+        resources: None,
     }
 }
 
@@ -55,6 +57,70 @@ fn node_samples(reader: &dyn HistoryReader) -> Vec<NodeSample> {
         .node_samples_measured(None, None, None, &mut |s| out.push(s))
         .unwrap();
     out
+}
+
+pub(crate) fn containers_keep_their_latest_requests_beside_their_samples(b: &dyn Backend) {
+    let mut f = b.fresh();
+    let mut batch = Batch::default();
+    batch.pods.push(pod("u1", "shop", "web-1"));
+    f.writer.commit(&batch, None).unwrap();
+    let own = |cpu: i64, memory: i64| Effective {
+        requests: Resources::new(cpu, memory),
+        limits: Resources::new(cpu * 2, memory * 2),
+    };
+    let with = |c: &str, at_ms: i64, resources: Option<Effective>| ContainerUsageRow {
+        resources,
+        ..container("shop", "web-1", c, at_ms, 10)
+    };
+    let resources = |f: &super::Fixture| -> Vec<(String, i64, Option<Effective>)> {
+        samples(&*f.reader, &UsageFilter::default())
+            .into_iter()
+            .map(|s| (s.subject.container, s.at_ms, s.subject.container_resources))
+            .collect()
+    };
+    let write = |f: &mut super::Fixture, containers: Vec<ContainerUsageRow>| {
+        let sample = UsageBatch {
+            containers,
+            nodes: vec![],
+        };
+        f.writer.write_usage(&sample).unwrap();
+    };
+    write(
+        &mut f,
+        vec![
+            with("app", 1_000, Some(own(250, 64 << 20))),
+            with("side", 1_000, None),
+        ],
+    );
+    assert_eq!(
+        resources(&f),
+        [
+            ("app".into(), 1_000, Some(own(250, 64 << 20))),
+            ("side".into(), 1_000, None)
+        ]
+    );
+    // An in-place resize of app, and side's requests known from now on: the keys hold the
+    // latest, for every sample.
+    write(
+        &mut f,
+        vec![
+            with("app", 2_000, Some(own(500, 64 << 20))),
+            with("side", 2_000, Some(own(0, 0))),
+        ],
+    );
+    // A sample without them (a pod the recorder does not cache) changes nothing.
+    write(&mut f, vec![with("app", 3_000, None)]);
+    let app = Some(own(500, 64 << 20));
+    assert_eq!(
+        resources(&f),
+        [
+            ("app".into(), 1_000, app),
+            ("app".into(), 2_000, app),
+            ("app".into(), 3_000, app),
+            ("side".into(), 1_000, Some(own(0, 0))),
+            ("side".into(), 2_000, Some(own(0, 0))),
+        ]
+    );
 }
 
 pub(crate) fn usage_samples_key_open_pods_and_nodes_and_replays_insert_nothing(b: &dyn Backend) {

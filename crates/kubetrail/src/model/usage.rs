@@ -3,6 +3,8 @@
 //! samples (average, exact nearest-rank percentile, max). Requests are the scheduler's view;
 //! these are what the containers really used, as metrics-server last measured them.
 
+use crate::model::{Effective, Resources};
+
 /// One container's measured usage in one sample (a PodMetrics entry).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerUsageRow {
@@ -15,6 +17,34 @@ pub struct ContainerUsageRow {
     pub cpu_millis: i64,
     /// The memory working set.
     pub memory_bytes: i64,
+    /// The container's own requests and limits (`spec.containers[].resources`) as the
+    /// recorder's cache held them when the sample was taken; None where it holds no such pod.
+    pub resources: Option<Effective>,
+}
+
+/// A container's requests and limits as four nullable columns store them (CPU request, memory
+/// request, CPU limit, memory limit): all NULL for none.
+pub fn resource_columns(resources: Option<Effective>) -> [Option<i64>; 4] {
+    match resources {
+        Some(e) => [
+            Some(e.requests.cpu_millis),
+            Some(e.requests.memory_bytes),
+            Some(e.limits.cpu_millis),
+            Some(e.limits.memory_bytes),
+        ],
+        None => [None; 4],
+    }
+}
+
+/// The inverse of [`resource_columns`]; None unless all four are set.
+pub fn resources_of_columns(columns: [Option<i64>; 4]) -> Option<Effective> {
+    match columns {
+        [Some(cpu), Some(memory), Some(cpu_limit), Some(memory_limit)] => Some(Effective {
+            requests: Resources::new(cpu, memory),
+            limits: Resources::new(cpu_limit, memory_limit),
+        }),
+        _ => None,
+    }
 }
 
 /// One node's measured usage in one sample (a NodeMetrics entry).
@@ -82,6 +112,9 @@ pub struct UsageSubject {
     pub pod_memory_request_bytes: i64,
     pub pod_cpu_limit_millis: i64,
     pub pod_memory_limit_bytes: i64,
+    /// The container's own requests and limits, the latest recorded; None for a container
+    /// recorded without them (by an older kubetrail, or of a pod the recorder did not cache).
+    pub container_resources: Option<Effective>,
 }
 
 /// One stored container sample.

@@ -229,11 +229,24 @@ impl Group {
             }
         };
         let g = groups.entry(key).or_default();
-        if by != UsageBy::Container {
+        // A container's row takes its own requests, recorded beside its usage (none for one
+        // recorded without them); the other rows their pods' effective requests.
+        let requests = match by {
+            UsageBy::Container => s.container_resources.map(|c| {
+                let (r, l) = (c.requests, c.limits);
+                (r.cpu_millis, r.memory_bytes, l.memory_bytes)
+            }),
+            UsageBy::Pod | UsageBy::Owner => Some((
+                s.pod_cpu_request_millis,
+                s.pod_memory_request_bytes,
+                s.pod_memory_limit_bytes,
+            )),
+        };
+        if let Some((cpu, memory, memory_limit)) = requests {
             let max = |a: Option<i64>, b: i64| Some(a.map_or(b, |a| a.max(b)));
-            g.cpu_request = max(g.cpu_request, s.pod_cpu_request_millis);
-            g.memory_request = max(g.memory_request, s.pod_memory_request_bytes);
-            g.memory_limit = max(g.memory_limit, s.pod_memory_limit_bytes);
+            g.cpu_request = max(g.cpu_request, cpu);
+            g.memory_request = max(g.memory_request, memory);
+            g.memory_limit = max(g.memory_limit, memory_limit);
         }
         g.pods.entry(s.pod_uid.clone()).or_default()
     }
@@ -341,6 +354,7 @@ pub fn usage(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Effective, Resources};
 
     fn subject(pod: &str, container: &str) -> UsageSubject {
         UsageSubject {
@@ -355,6 +369,7 @@ mod tests {
             pod_memory_request_bytes: 1_000,
             pod_cpu_limit_millis: 0,
             pod_memory_limit_bytes: 2_000,
+            container_resources: None,
         }
     }
 
@@ -400,6 +415,47 @@ mod tests {
         assert_eq!(containers.len(), 3);
         assert_eq!(containers[0].cpu_request_millis, None);
         assert!(pods.iter().chain(&owners).all(|r| r.basis == "raw"));
+    }
+
+    #[test]
+    fn a_container_row_takes_the_containers_own_requests_and_the_pod_row_the_pods() {
+        let own = |container: &str, cpu: i64, memory: i64| {
+            let mut sample = s("a", container, 1, 50, 300);
+            sample.subject.container_resources = Some(Effective {
+                requests: Resources::new(cpu, memory),
+                limits: Resources::new(0, memory * 2),
+            });
+            sample
+        };
+        let samples = vec![own("app", 150, 600), own("side", 50, 400)];
+        let containers = report(UsageBy::Container, samples.clone(), []);
+        let requests: Vec<_> = containers
+            .iter()
+            .map(|r| {
+                let c = r.container.as_str();
+                (
+                    c,
+                    r.cpu_request_millis,
+                    r.memory_request_bytes,
+                    r.memory_limit_bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            requests,
+            [
+                ("app", Some(150), Some(600), Some(1_200)),
+                ("side", Some(50), Some(400), Some(800))
+            ]
+        );
+        assert_eq!(
+            containers[0].cpu_efficiency_percent,
+            Some(50.0 * 100.0 / 150.0)
+        );
+        assert_eq!(containers[1].memory_idle_bytes, Some(100));
+        // The pod's row keeps the pod's effective requests (200m here, not 150m + 50m).
+        let pods = report(UsageBy::Pod, samples, []);
+        assert_eq!(pods[0].cpu_request_millis, Some(200));
     }
 
     /// Pod a's first hour is rolled up, its second raw; the truth is the report over all

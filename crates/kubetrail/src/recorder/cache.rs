@@ -19,9 +19,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::detect::{self, Gone, Observation};
 use super::objects::{Node, Pod};
-use super::state::{Interner, NodeState, PodState, Text};
+use super::state::{Interner, NodeState, PodState, Text, quad_effective};
 use crate::model::selector::LabelSelector;
-use crate::model::{Resources, TransitionKind};
+use crate::model::usage::UsageBatch;
+use crate::model::{Effective, Resources, TransitionKind};
 use crate::store::{Batch, NodeCapacityRow, NodeRow, NodeUsageRow, PodResourcesRow, PodRow};
 
 /// A node's summed requests and limits over its pods that hold resources (bound, not finished).
@@ -485,6 +486,39 @@ impl Cache {
             self.record_node_gone(name, obs, batch);
         }
         gone.len()
+    }
+
+    /// Fills in each sampled container's own requests and limits (`spec.containers[]`) from
+    /// the pod of that namespace and name, the newest incarnation when two are cached. A pod
+    /// the cache does not hold (not listed yet, outside `-l`) leaves None; a container that
+    /// declares nothing gets zeros, as the pod's requests do.
+    pub fn fill_container_resources(&self, batch: &mut UsageBatch) {
+        if batch.containers.is_empty() {
+            return;
+        }
+        let mut by_name: HashMap<(&str, &str), &PodState> = HashMap::new();
+        for pod in self.pods.values() {
+            let key = (&*pod.namespace, &*pod.name);
+            match by_name.get(&key) {
+                Some(other) if other.created_at_ms > pod.created_at_ms => {}
+                _ => {
+                    by_name.insert(key, pod);
+                }
+            }
+        }
+        for row in &mut batch.containers {
+            let Some(pod) = by_name.get(&(row.namespace.as_str(), row.pod.as_str())) else {
+                continue;
+            };
+            row.resources = match pod.resize() {
+                None => Some(Effective::default()),
+                Some(resize) => resize
+                    .containers
+                    .iter()
+                    .find(|c| *c.name == *row.container)
+                    .map(|c| quad_effective(c.desired)),
+            };
+        }
     }
 
     /// Emits one usage row per node whose usage changed since the last flush. Called once per

@@ -791,6 +791,7 @@ async fn record(
     });
     // The usage sampler: a task of its own, writing through the writer's queue like retention.
     let (stop_usage, usage_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (resources, mut resource_asks) = super::usage::resources::channel();
     let usage_task = match config.usage_interval {
         Some(interval) => {
             let usage_config = super::usage::sample::UsageConfig {
@@ -803,6 +804,7 @@ async fn record(
             Some(tokio::spawn(super::usage::sample::run(
                 client.clone(),
                 usage_config,
+                resources,
                 writer.weak_sender(),
                 stats.usage.clone(),
                 begin,
@@ -827,7 +829,15 @@ async fn record(
     }
     let shutdown = shutdown.fuse();
     tokio::pin!(shutdown);
-    let result = run_loop(&mut state, &mut pods, &mut nodes, &config, &mut shutdown).await;
+    let result = run_loop(
+        &mut state,
+        &mut pods,
+        &mut nodes,
+        &mut resource_asks,
+        &config,
+        &mut shutdown,
+    )
+    .await;
     drop((pods, nodes));
     tracing::info!("stopping: committing what was received");
     state.flush_at_stop().await;
@@ -876,6 +886,7 @@ async fn run_loop<S>(
     state: &mut Loop,
     pods: &mut Watch<Pod>,
     nodes: &mut Watch<Node>,
+    resource_asks: &mut mpsc::Receiver<super::usage::resources::Ask>,
     config: &RecorderConfig,
     shutdown: &mut S,
 ) -> anyhow::Result<()>
@@ -905,6 +916,11 @@ where
             }
             Some((resource, answered)) = probe_answers.recv() => {
                 state.probed(resource, answered, silence, pods, nodes);
+            }
+            // A usage sample for its containers' requests (see `usage::resources`).
+            Some(mut ask) = resource_asks.recv() => {
+                state.cache.fill_container_resources(&mut ask.batch);
+                let _ = ask.reply.send(ask.batch);
             }
             _ = probe_tick.tick() => state.start_probes(silence, pods, nodes, &answers),
             _ = flush_tick.tick() => state.flush(false, shutdown).await,

@@ -9,6 +9,7 @@
 //! Every table has a natural key (uid; subject + kind + seq; subject + time; a session's start
 //! and scope), which is what makes a second copy add nothing.
 
+use crate::model::Effective;
 use crate::model::usage::Hourly;
 use crate::model::utilisation::BucketUsage;
 
@@ -106,6 +107,8 @@ pub struct SampleCopy {
     pub window_ms: i64,
     pub cpu_millis: i64,
     pub memory_bytes: i64,
+    /// A container's own requests and limits, as its key holds them; None for a node.
+    pub resources: Option<Effective>,
 }
 
 /// An hourly rollup of measured samples (`container_usage_hourly`,
@@ -116,6 +119,8 @@ pub struct HourCopy {
     pub container: Option<String>,
     pub hour_ms: i64,
     pub hourly: Hourly,
+    /// As [`SampleCopy::resources`].
+    pub resources: Option<Effective>,
 }
 
 /// A row the recorder's database refused for good (`quarantine`).

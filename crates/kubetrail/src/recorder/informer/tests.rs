@@ -71,9 +71,17 @@ async fn a_node_change_is_handled_while_the_pods_have_a_backlog() {
     let shutdown = done_rx.map(|_| ()).fuse();
     tokio::pin!(shutdown);
     let config = RecorderConfig::default();
-    run_loop(&mut state, &mut pods, &mut nodes, &config, &mut shutdown)
-        .await
-        .unwrap();
+    let (_asker, mut asks) = crate::recorder::usage::resources::channel();
+    run_loop(
+        &mut state,
+        &mut pods,
+        &mut nodes,
+        &mut asks,
+        &config,
+        &mut shutdown,
+    )
+    .await
+    .unwrap();
     // Fair selection leaves the node waiting k turns with probability 2^-k: 1000 never
     // happens. The old `biased` loop served the pods' backlog first, every time.
     let waited = pods_before_node.load(Ordering::Relaxed);

@@ -132,6 +132,8 @@ impl PodMetrics {
                     window_ms,
                     cpu_millis,
                     memory_bytes,
+                    // The metrics API has no requests: the recorder's cache fills them in.
+                    resources: None,
                 })
             })
             .collect::<Result<_, Bad>>()?;

@@ -8,6 +8,8 @@
 //!   hands one sample at a time to the writer thread. At most one sample waits for the writer:
 //!   while one does, the next tick is skipped and counted, so a slow disk bounds the memory
 //!   the sampler holds instead of queueing samples behind pod transitions.
+//! - [`resources`]: each sampled container's own requests and limits, filled in by the event
+//!   loop from its cache of the pods' specs.
 //!
 //! Where the metrics API is not served (404: no metrics-server) or not available (503 from the
 //! aggregator: its APIService's backend is down), one line is logged, `kubetrail_usage_available`
@@ -16,6 +18,7 @@
 //! kubelets' `nodes/proxy` (which is not read-only).
 
 pub mod decode;
+pub mod resources;
 pub mod sample;
 
 use prometheus::{IntCounter, IntGauge};

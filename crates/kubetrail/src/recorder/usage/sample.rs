@@ -14,6 +14,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::UsageStats;
 use super::decode::{List, NodeMetrics, PodMetrics};
+use super::resources::Asker;
 use crate::model::usage::{UsageBatch, UsageWriteStats};
 use crate::retention::periodic::WriteQueue;
 use crate::store::{HistoryWriter, StoreError};
@@ -214,6 +215,7 @@ type Written = oneshot::Receiver<(Seen, Result<UsageWriteStats, StoreError>)>;
 pub async fn run(
     client: Client,
     config: UsageConfig,
+    resources: Asker,
     writer: impl WriteQueue,
     stats: Arc<UsageStats>,
     begin: impl Future<Output = ()>,
@@ -284,6 +286,10 @@ pub async fn run(
                 }
                 let (tx, rx) = oneshot::channel();
                 let Sampled { batch, seen, .. } = sampled;
+                let batch = tokio::select! {
+                    () = &mut stop => return,
+                    batch = resources.fill(batch) => batch,
+                };
                 let job = Box::new(move |store: &mut dyn HistoryWriter| {
                     let _ = tx.send((seen, store.write_usage(&batch)));
                 });

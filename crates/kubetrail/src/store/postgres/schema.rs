@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_owners.sql"),
     include_str!("migrations/0005_usage.sql"),
     include_str!("migrations/0006_fillfactor.sql"),
+    include_str!("migrations/0007_container_resources.sql"),
 ];
 
 /// The newest schema this build knows.

@@ -10,9 +10,10 @@ use postgres::{Client, Row, Transaction};
 
 use super::reports::stream;
 
+use crate::model::Effective;
 use crate::model::usage::{
     ContainerRollup, ContainerSample, NodeSample, UsageBatch, UsageFilter, UsageSubject,
-    UsageWriteStats,
+    UsageWriteStats, resource_columns, resources_of_columns,
 };
 
 pub fn write_usage(
@@ -29,17 +30,26 @@ pub fn write_usage(
         )? {
             open.insert((r.get(1), r.get(2)), r.get(0));
         }
-        let mut known: HashMap<(i64, String), i64> = HashMap::new();
+        let mut known: HashMap<(i64, String), (i64, Option<Effective>)> = HashMap::new();
         let pods: Vec<i64> = open.values().copied().collect();
         for r in tx.query(
-            "SELECT id, pod_id, name FROM usage_containers WHERE pod_id = ANY($1)",
+            "SELECT id, pod_id, name, cpu_request_millis, memory_request_bytes,
+                 cpu_limit_millis, memory_limit_bytes
+             FROM usage_containers WHERE pod_id = ANY($1)",
             &[&pods],
         )? {
-            known.insert((r.get(1), r.get(2)), r.get(0));
+            known.insert((r.get(1), r.get(2)), (r.get(0), resources_at(&r, 3)));
         }
         let add = tx.prepare(
-            "INSERT INTO usage_containers (cluster_id, pod_id, name) VALUES ($1, $2, $3)
+            "INSERT INTO usage_containers (cluster_id, pod_id, name, cpu_request_millis,
+                 memory_request_bytes, cpu_limit_millis, memory_limit_bytes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              RETURNING id",
+        )?;
+        let resize = tx.prepare(
+            "UPDATE usage_containers SET cpu_request_millis = $2, memory_request_bytes = $3,
+                 cpu_limit_millis = $4, memory_limit_bytes = $5
+             WHERE id = $1",
         )?;
         let (mut ids, mut ats, mut windows, mut cpus, mut mems) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -48,13 +58,32 @@ pub fn write_usage(
                 stats.unknown += 1;
                 continue;
             };
-            let id = match known.get(&(pod_id, c.container.clone())) {
-                Some(id) => *id,
+            let [cpu_req, mem_req, cpu_lim, mem_lim] = resource_columns(c.resources);
+            let id = match known.get_mut(&(pod_id, c.container.clone())) {
+                Some((id, stored)) => {
+                    // An in-place resize: the key keeps the latest.
+                    if c.resources.is_some() && c.resources != *stored {
+                        tx.execute(&resize, &[&*id, &cpu_req, &mem_req, &cpu_lim, &mem_lim])?;
+                        *stored = c.resources;
+                    }
+                    *id
+                }
                 None => {
                     let id: i64 = tx
-                        .query_one(&add, &[&cluster, &pod_id, &c.container])?
+                        .query_one(
+                            &add,
+                            &[
+                                &cluster,
+                                &pod_id,
+                                &c.container,
+                                &cpu_req,
+                                &mem_req,
+                                &cpu_lim,
+                                &mem_lim,
+                            ],
+                        )?
                         .get(0);
-                    known.insert((pod_id, c.container.clone()), id);
+                    known.insert((pod_id, c.container.clone()), (id, c.resources));
                     id
                 }
             };
@@ -111,11 +140,21 @@ pub fn write_usage(
     Ok(stats)
 }
 
-/// What every container row of a usage report carries (columns 0 to 10, read by
+/// The four resource columns from `first` on; None if they are NULL (an older key).
+fn resources_at(r: &Row, first: usize) -> Option<Effective> {
+    let get = |i: usize| r.get::<_, Option<i64>>(first + i);
+    resources_of_columns([get(0), get(1), get(2), get(3)])
+}
+
+/// What every container row of a usage report carries (columns 0 to 14, read by
 /// [`subject`]); the same columns as SQLite's.
 const SUBJECT_COLUMNS: &str = "p.uid, p.namespace, p.name, p.owner_kind, p.owner_name, p.node,
     c.name, p.cpu_request_millis, p.memory_request_bytes, p.cpu_limit_millis,
-    p.memory_limit_bytes";
+    p.memory_limit_bytes, c.cpu_request_millis, c.memory_request_bytes, c.cpu_limit_millis,
+    c.memory_limit_bytes";
+
+/// The first column after [`SUBJECT_COLUMNS`].
+const AFTER_SUBJECT: usize = 15;
 
 fn subject(r: &Row) -> UsageSubject {
     UsageSubject {
@@ -130,6 +169,7 @@ fn subject(r: &Row) -> UsageSubject {
         pod_memory_request_bytes: r.get(8),
         pod_cpu_limit_millis: r.get(9),
         pod_memory_limit_bytes: r.get(10),
+        container_resources: resources_at(r, 11),
     }
 }
 
@@ -179,10 +219,10 @@ pub fn container_samples(
     stream(c, &sql, &refs, |r| {
         each(ContainerSample {
             subject: subject(r),
-            at_ms: r.get(11),
-            window_ms: r.get(12),
-            cpu_millis: r.get(13),
-            memory_bytes: r.get(14),
+            at_ms: r.get(AFTER_SUBJECT),
+            window_ms: r.get(AFTER_SUBJECT + 1),
+            cpu_millis: r.get(AFTER_SUBJECT + 2),
+            memory_bytes: r.get(AFTER_SUBJECT + 3),
         });
         true
     })
@@ -212,7 +252,7 @@ pub fn container_rollups(
     stream(c, &sql, &refs, |r| {
         each(ContainerRollup {
             subject: subject(r),
-            hourly: super::usage_rollup::hourly(r, 11),
+            hourly: super::usage_rollup::hourly(r, AFTER_SUBJECT),
         });
         true
     })

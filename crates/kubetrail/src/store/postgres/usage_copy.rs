@@ -12,7 +12,9 @@
 
 use postgres::Transaction;
 
+use crate::model::Effective;
 use crate::model::rollup::ROLLUP_BUCKET_MS as HOUR;
+use crate::model::usage::resource_columns;
 use crate::store::copy::{ChunkCounts, HourCopy, SampleCopy};
 
 /// The two kinds of subject: how a row's uid (and container) finds its key on the server.
@@ -44,20 +46,47 @@ fn subject(containers: bool) -> &'static Subject {
 }
 
 /// Gives each (pod, container) of the rows its key once, as the recorder does on a first
-/// sample.
+/// sample, with the container's requests and limits; a key the server holds takes the file's
+/// requests where the file has them (the file's are the latest the recorder saw).
 fn ensure_containers(
     tx: &mut Transaction,
     cluster: i32,
     uid: &[&str],
     name: &[&str],
+    resources: &[Option<Effective>],
 ) -> Result<(), postgres::Error> {
+    let columns: Vec<[Option<i64>; 4]> = resources.iter().map(|r| resource_columns(*r)).collect();
+    let column = |i: usize| columns.iter().map(|c| c[i]).collect::<Vec<Option<i64>>>();
+    let (cpu, memory, cpu_limit, memory_limit) = (column(0), column(1), column(2), column(3));
+    // DISTINCT ON: one row per key (an upsert may not touch a row twice), one with requests
+    // first.
     tx.execute(
-        "INSERT INTO usage_containers (cluster_id, pod_id, name)
-         SELECT DISTINCT p.cluster_id, p.id, s.name
-         FROM unnest($2::text[], $3::text[]) AS s (uid, name)
+        "INSERT INTO usage_containers (cluster_id, pod_id, name, cpu_request_millis,
+             memory_request_bytes, cpu_limit_millis, memory_limit_bytes)
+         SELECT DISTINCT ON (p.id, s.name) p.cluster_id, p.id, s.name, s.cpu, s.memory,
+             s.cpu_limit, s.memory_limit
+         FROM unnest($2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
+             AS s (uid, name, cpu, memory, cpu_limit, memory_limit)
          JOIN pods p ON p.cluster_id = $1 AND p.uid = s.uid
-         ON CONFLICT (pod_id, name) DO NOTHING",
-        &[&cluster, &uid, &name],
+         ORDER BY p.id, s.name, s.cpu IS NULL
+         ON CONFLICT (pod_id, name) DO UPDATE SET
+             cpu_request_millis = coalesce(EXCLUDED.cpu_request_millis,
+                                           usage_containers.cpu_request_millis),
+             memory_request_bytes = coalesce(EXCLUDED.memory_request_bytes,
+                                             usage_containers.memory_request_bytes),
+             cpu_limit_millis = coalesce(EXCLUDED.cpu_limit_millis,
+                                         usage_containers.cpu_limit_millis),
+             memory_limit_bytes = coalesce(EXCLUDED.memory_limit_bytes,
+                                           usage_containers.memory_limit_bytes)",
+        &[
+            &cluster,
+            &uid,
+            &name,
+            &cpu,
+            &memory,
+            &cpu_limit,
+            &memory_limit,
+        ],
     )?;
     Ok(())
 }
@@ -79,7 +108,8 @@ pub fn import_samples(
     let cpu: Vec<i64> = rows.iter().map(|s| s.cpu_millis).collect();
     let memory: Vec<i64> = rows.iter().map(|s| s.memory_bytes).collect();
     if containers {
-        ensure_containers(tx, cluster, &uid, &name)?;
+        let resources: Vec<_> = rows.iter().map(|s| s.resources).collect();
+        ensure_containers(tx, cluster, &uid, &name, &resources)?;
     }
     let Subject {
         raw,
@@ -136,7 +166,8 @@ pub fn import_hours(
     let memory_sum = column(|h| h.hourly.memory_sum);
     let memory_p95 = column(|h| h.hourly.memory_p95);
     if containers {
-        ensure_containers(tx, cluster, &uid, &name)?;
+        let resources: Vec<_> = rows.iter().map(|h| h.resources).collect();
+        ensure_containers(tx, cluster, &uid, &name, &resources)?;
     }
     let Subject {
         raw,

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0008_events.sql"),
     include_str!("../../../migrations/0009_owners.sql"),
     include_str!("../../../migrations/0010_usage.sql"),
+    include_str!("../../../migrations/0011_container_resources.sql"),
 ];
 
 /// The schema version this binary writes and understands.

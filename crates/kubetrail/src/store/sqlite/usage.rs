@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, params};
 
+use crate::model::Effective;
 use crate::model::usage::{
     ContainerRollup, ContainerSample, NodeSample, UsageBatch, UsageFilter, UsageSubject,
-    UsageWriteStats,
+    UsageWriteStats, resource_columns, resources_of_columns,
 };
 use crate::store::copy::SampleCopy;
 
@@ -28,10 +29,20 @@ pub fn write_usage(tx: &Transaction, batch: &UsageBatch) -> rusqlite::Result<Usa
         while let Some(r) = rows.next()? {
             open.insert((r.get(1)?, r.get(2)?), r.get(0)?);
         }
-        let mut find =
-            tx.prepare_cached("SELECT id FROM usage_containers WHERE pod_id = ?1 AND name = ?2")?;
+        let mut find = tx.prepare_cached(
+            "SELECT id, cpu_request_millis, memory_request_bytes, cpu_limit_millis,
+                 memory_limit_bytes
+             FROM usage_containers WHERE pod_id = ?1 AND name = ?2",
+        )?;
         let mut add = tx.prepare_cached(
-            "INSERT INTO usage_containers (pod_id, name) VALUES (?1, ?2) RETURNING id",
+            "INSERT INTO usage_containers (pod_id, name, cpu_request_millis,
+                 memory_request_bytes, cpu_limit_millis, memory_limit_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        )?;
+        let mut resize = tx.prepare_cached(
+            "UPDATE usage_containers SET cpu_request_millis = ?2, memory_request_bytes = ?3,
+                 cpu_limit_millis = ?4, memory_limit_bytes = ?5
+             WHERE id = ?1",
         )?;
         let mut insert = tx.prepare_cached(
             "INSERT OR IGNORE INTO container_usage
@@ -43,11 +54,22 @@ pub fn write_usage(tx: &Transaction, batch: &UsageBatch) -> rusqlite::Result<Usa
                 stats.unknown += 1;
                 continue;
             };
-            let id: i64 = match find.query_row(params![pod_id, c.container], |r| r.get(0)) {
-                Ok(id) => id,
-                Err(rusqlite::Error::QueryReturnedNoRows) => {
-                    add.query_row(params![pod_id, c.container], |r| r.get(0))?
+            let [cpu_req, mem_req, cpu_lim, mem_lim] = resource_columns(c.resources);
+            let found = find.query_row(params![pod_id, c.container], |r| {
+                Ok((r.get::<_, i64>(0)?, resources_at(r, 1)?))
+            });
+            let id: i64 = match found {
+                Ok((id, stored)) => {
+                    // An in-place resize: the key keeps the latest.
+                    if c.resources.is_some() && c.resources != stored {
+                        resize.execute(params![id, cpu_req, mem_req, cpu_lim, mem_lim])?;
+                    }
+                    id
                 }
+                Err(rusqlite::Error::QueryReturnedNoRows) => add.query_row(
+                    params![pod_id, c.container, cpu_req, mem_req, cpu_lim, mem_lim],
+                    |r| r.get(0),
+                )?,
                 Err(e) => return Err(e),
             };
             match insert.execute(params![
@@ -96,11 +118,21 @@ pub fn write_usage(tx: &Transaction, batch: &UsageBatch) -> rusqlite::Result<Usa
     Ok(stats)
 }
 
+/// The four resource columns from `first` on; None if they are NULL (an older key).
+pub(super) fn resources_at(r: &rusqlite::Row, first: usize) -> rusqlite::Result<Option<Effective>> {
+    let get = |i: usize| r.get::<_, Option<i64>>(first + i);
+    Ok(resources_of_columns([get(0)?, get(1)?, get(2)?, get(3)?]))
+}
+
 /// What every container row of a usage report carries: the pod's identity, owner and
-/// requests (columns 0 to 10, read by [`subject`]).
+/// requests, and the container's own (columns 0 to 14, read by [`subject`]).
 const SUBJECT_COLUMNS: &str = "p.uid, p.namespace, p.name, p.owner_kind, p.owner_name, p.node,
     c.name, p.cpu_request_millis, p.memory_request_bytes, p.cpu_limit_millis,
-    p.memory_limit_bytes";
+    p.memory_limit_bytes, c.cpu_request_millis, c.memory_request_bytes, c.cpu_limit_millis,
+    c.memory_limit_bytes";
+
+/// The first column after [`SUBJECT_COLUMNS`].
+const AFTER_SUBJECT: usize = 15;
 
 fn subject(r: &rusqlite::Row) -> rusqlite::Result<UsageSubject> {
     Ok(UsageSubject {
@@ -115,6 +147,7 @@ fn subject(r: &rusqlite::Row) -> rusqlite::Result<UsageSubject> {
         pod_memory_request_bytes: r.get(8)?,
         pod_cpu_limit_millis: r.get(9)?,
         pod_memory_limit_bytes: r.get(10)?,
+        container_resources: resources_at(r, 11)?,
     })
 }
 
@@ -163,10 +196,10 @@ pub fn container_samples(
     while let Some(r) = rows.next()? {
         each(ContainerSample {
             subject: subject(r)?,
-            at_ms: r.get(11)?,
-            window_ms: r.get(12)?,
-            cpu_millis: r.get(13)?,
-            memory_bytes: r.get(14)?,
+            at_ms: r.get(AFTER_SUBJECT)?,
+            window_ms: r.get(AFTER_SUBJECT + 1)?,
+            cpu_millis: r.get(AFTER_SUBJECT + 2)?,
+            memory_bytes: r.get(AFTER_SUBJECT + 3)?,
         });
     }
     Ok(())
@@ -196,7 +229,7 @@ pub fn container_rollups(
     while let Some(r) = rows.next()? {
         each(ContainerRollup {
             subject: subject(r)?,
-            hourly: super::usage_rollup::hourly(r, 11)?,
+            hourly: super::usage_rollup::hourly(r, AFTER_SUBJECT)?,
         });
     }
     Ok(())
@@ -272,13 +305,14 @@ pub fn delete_node_usage(conn: &Connection, node_id: i64) -> rusqlite::Result<u6
 
 /// Every container sample by its pod's uid and container name, for `kubetrail copy`.
 pub const EXPORT_CONTAINER_SAMPLES: &str = "SELECT p.uid, c.name, u.at_ms, u.window_ms,
-        u.cpu_millis, u.memory_bytes
+        u.cpu_millis, u.memory_bytes, c.cpu_request_millis, c.memory_request_bytes,
+        c.cpu_limit_millis, c.memory_limit_bytes
     FROM container_usage u JOIN usage_containers c ON c.id = u.container_id
     JOIN pods p ON p.id = c.pod_id ORDER BY u.container_id, u.at_ms";
 
 /// Every node sample by its node's uid (and no container), for `kubetrail copy`.
 pub const EXPORT_NODE_SAMPLES: &str = "SELECT n.uid, NULL, s.at_ms, s.window_ms, s.cpu_millis,
-        s.memory_bytes
+        s.memory_bytes, NULL, NULL, NULL, NULL
     FROM node_usage_samples s JOIN nodes n ON n.id = s.node_id ORDER BY s.node_id, s.at_ms";
 
 pub fn sample_row(r: &rusqlite::Row) -> rusqlite::Result<SampleCopy> {
@@ -289,5 +323,6 @@ pub fn sample_row(r: &rusqlite::Row) -> rusqlite::Result<SampleCopy> {
         window_ms: r.get(3)?,
         cpu_millis: r.get(4)?,
         memory_bytes: r.get(5)?,
+        resources: resources_at(r, 6)?,
     })
 }

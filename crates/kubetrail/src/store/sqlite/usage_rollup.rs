@@ -243,13 +243,15 @@ pub fn node_hours(
 
 /// Every container rollup by its pod's uid and container name, for `kubetrail copy`.
 pub const EXPORT_CONTAINER_HOURS: &str = "SELECT p.uid, c.name, h.hour_ms, h.samples, h.cpu_min,
-        h.cpu_max, h.cpu_sum, h.cpu_p95, h.memory_min, h.memory_max, h.memory_sum, h.memory_p95
+        h.cpu_max, h.cpu_sum, h.cpu_p95, h.memory_min, h.memory_max, h.memory_sum, h.memory_p95,
+        c.cpu_request_millis, c.memory_request_bytes, c.cpu_limit_millis, c.memory_limit_bytes
     FROM container_usage_hourly h JOIN usage_containers c ON c.id = h.container_id
     JOIN pods p ON p.id = c.pod_id ORDER BY h.container_id, h.hour_ms";
 
 /// Every node rollup by its node's uid, for `kubetrail copy`.
 pub const EXPORT_NODE_HOURS: &str = "SELECT n.uid, NULL, h.hour_ms, h.samples, h.cpu_min,
-        h.cpu_max, h.cpu_sum, h.cpu_p95, h.memory_min, h.memory_max, h.memory_sum, h.memory_p95
+        h.cpu_max, h.cpu_sum, h.cpu_p95, h.memory_min, h.memory_max, h.memory_sum, h.memory_p95,
+        NULL, NULL, NULL, NULL
     FROM node_usage_samples_hourly h JOIN nodes n ON n.id = h.node_id
     ORDER BY h.node_id, h.hour_ms";
 
@@ -259,5 +261,6 @@ pub fn hour_row(r: &rusqlite::Row) -> rusqlite::Result<HourCopy> {
         container: r.get(1)?,
         hour_ms: r.get(2)?,
         hourly: hourly(r, 3)?,
+        resources: super::usage::resources_at(r, 12)?,
     })
 }
