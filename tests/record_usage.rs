@@ -1,7 +1,8 @@
 //! Measured usage recorded from `kubetrail simulate`'s metrics API: every recorded sample must
 //! equal what the API served for that pod, container and timestamp (read here over plain HTTP
 //! and parsed with this file's own quantity reading, not the recorder's decoder); `kubectl top`
-//! and `kubetrail query usage` must agree at one frozen moment; a missing or unavailable
+//! and `kubetrail query usage` must agree at one frozen moment (usage, and each container's
+//! requests against its spec as `kubectl get pods` shows it); a missing or unavailable
 //! metrics API is logged once, reported as `kubetrail_usage_available 0`, retried, and leaves
 //! readiness alone.
 
@@ -198,6 +199,45 @@ fn recorded_usage_equals_what_the_metrics_api_served_at_each_sample() {
     );
 }
 
+/// Each container's own (CPU request, memory request, memory limit) as `kubectl get pods`
+/// shows its spec, read with this file's quantity parsing. A request left out defaults to the
+/// limit, as the API server's defaulting makes it; neither is 0.
+fn spec_resources(kubeconfig: &Path) -> BTreeMap<(String, String, String), (i64, i64, i64)> {
+    let out = Command::new("kubectl")
+        .args(["get", "pods", "-A", "-o", "json"])
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pods: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut specs = BTreeMap::new();
+    for p in pods["items"].as_array().unwrap() {
+        let (ns, pod) = (&p["metadata"]["namespace"], &p["metadata"]["name"]);
+        for c in p["spec"]["containers"].as_array().unwrap() {
+            let r = &c["resources"];
+            let q =
+                |kind: &str, what: &str, parse: fn(&str) -> i64| r[kind][what].as_str().map(parse);
+            let cpu_limit = q("limits", "cpu", cpu_millis);
+            let memory_limit = q("limits", "memory", memory_bytes);
+            let cpu = q("requests", "cpu", cpu_millis).or(cpu_limit).unwrap_or(0);
+            let memory = q("requests", "memory", memory_bytes)
+                .or(memory_limit)
+                .unwrap_or(0);
+            let key = (
+                ns.as_str().unwrap().to_string(),
+                pod.as_str().unwrap().to_string(),
+                c["name"].as_str().unwrap().to_string(),
+            );
+            specs.insert(key, (cpu, memory, memory_limit.unwrap_or(0)));
+        }
+    }
+    specs
+}
+
 /// `kubectl top pods --containers` as (namespace, pod, container) -> (millicores, MiB).
 fn kubectl_top(kubeconfig: &Path) -> BTreeMap<(String, String, String), (i64, i64)> {
     let out = Command::new("kubectl")
@@ -258,6 +298,7 @@ fn kubectl_top_and_query_usage_agree_at_the_same_moment() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let top = kubectl_top(sim.kubeconfig_path());
+    let specs = spec_resources(sim.kubeconfig_path());
     let since = chrono::DateTime::from_timestamp_millis(at_ms)
         .unwrap()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -297,6 +338,18 @@ fn kubectl_top_and_query_usage_agree_at_the_same_moment() {
             .get(&key)
             .unwrap_or_else(|| panic!("{key:?} not in kubectl top"));
         assert_eq!((cpu, mib), *shown, "{key:?}: query usage vs kubectl top");
+        // The container's own requests and memory limit, against its spec.
+        let own = (
+            r["cpu_request_millis"].as_i64(),
+            r["memory_request_bytes"].as_i64(),
+            r["memory_limit_bytes"].as_i64(),
+        );
+        let (cpu_req, mem_req, mem_lim) = specs[&key];
+        assert_eq!(
+            own,
+            (Some(cpu_req), Some(mem_req), Some(mem_lim)),
+            "{key:?}: query usage vs the pod's spec"
+        );
         agreed += 1;
     }
     assert!(
