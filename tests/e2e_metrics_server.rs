@@ -118,6 +118,14 @@ const CONTAINERS: [(&str, &str); 4] = [
     ("db-0", "backup"),
     ("idle", "sleep"),
 ];
+/// Each container's own (CPU request millicores, memory request bytes) as OBJECTS declares
+/// them; a container that declares none has zeros.
+const REQUESTS: [(&str, &str, i64, i64); 4] = [
+    ("web-1", "app", 500, 128 << 20),
+    ("db-0", "db", 200, 256 << 20),
+    ("db-0", "backup", 0, 0),
+    ("idle", "sleep", 0, 0),
+];
 /// Distinct metrics-server timestamps the truth must see of every pod and node.
 const TIMESTAMPS: usize = 3;
 
@@ -515,6 +523,16 @@ fn recorded_usage_matches_metrics_server_and_kubectl_top() {
         assert!(
             (row["memory_avg_bytes"].as_f64().unwrap() - mem_avg).abs() < 1.0,
             "{row} vs {mem_avg}"
+        );
+        // The container's own requests, as its pod declares them, not its pod's sum.
+        let (_, _, cpu_req, mem_req) = REQUESTS
+            .iter()
+            .find(|(p, c, ..)| *p == pod && *c == container)
+            .unwrap();
+        assert_eq!(
+            (&row["cpu_request_millis"], &row["memory_request_bytes"]),
+            (&Value::from(*cpu_req), &Value::from(*mem_req)),
+            "{pod}/{container}: {row}"
         );
     }
     // 4. query nodes over the same stretch, in one bucket: each node's measured usage is the
