@@ -286,10 +286,16 @@ pub async fn run(
                 }
                 let (tx, rx) = oneshot::channel();
                 let Sampled { batch, seen, .. } = sampled;
+                let asked = std::time::Instant::now();
                 let batch = tokio::select! {
                     () = &mut stop => return,
                     batch = resources.fill(batch) => batch,
                 };
+                tracing::debug!(
+                    containers = batch.containers.len(),
+                    took_ms = asked.elapsed().as_millis() as u64,
+                    "the event loop filled in the sample's container requests"
+                );
                 let job = Box::new(move |store: &mut dyn HistoryWriter| {
                     let _ = tx.send((seen, store.write_usage(&batch)));
                 });
