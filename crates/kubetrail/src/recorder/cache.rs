@@ -511,7 +511,9 @@ impl Cache {
                 continue;
             };
             row.resources = match pod.resize() {
-                None => Some(Effective::default()),
+                // A pod that declares no resources; without a resize state otherwise (its
+                // containers not reported yet), the container's own are not known.
+                None => (pod.resources == Effective::default()).then(Effective::default),
                 Some(resize) => resize
                     .containers
                     .iter()
@@ -606,6 +608,58 @@ mod tests {
                 ..Default::default()
             },
         }
+    }
+
+    #[test]
+    fn a_sampled_container_gets_its_own_requests_from_the_newest_pod_of_its_name() {
+        use crate::model::usage::ContainerUsageRow;
+        use crate::recorder::state::ContainerState;
+        let mut cache = Cache::new();
+        let mut batch = Batch::default();
+        let obs = Observation::live(10);
+        // An older incarnation of web (still terminating) and the newer one, each with one
+        // app container; and a pod that declares nothing.
+        for (uid, created, cpu) in [("web-old", 1, 100), ("web-new", 5, 300)] {
+            let mut p = pod(uid, Some("n1"), Phase::Running, cpu);
+            p.state.name = "web".into();
+            p.state.created_at_ms = created;
+            p.state.containers = vec![ContainerState {
+                name: "app".into(),
+                ..Default::default()
+            }];
+            cache.apply_pod(p, obs, &mut batch);
+        }
+        cache.apply_pod(pod("idle", Some("n1"), Phase::Running, 0), obs, &mut batch);
+        let row = |pod: &str, container: &str| ContainerUsageRow {
+            namespace: "ns".into(),
+            pod: pod.into(),
+            container: container.into(),
+            at_ms: 1,
+            window_ms: 15_000,
+            cpu_millis: 1,
+            memory_bytes: 1,
+            resources: None,
+        };
+        let mut sample = UsageBatch {
+            containers: vec![
+                row("web", "app"),
+                row("web", "gone"),
+                row("idle", "x"),
+                row("nope", "app"),
+            ],
+            nodes: vec![],
+        };
+        cache.fill_container_resources(&mut sample);
+        let filled: Vec<_> = sample.containers.iter().map(|c| c.resources).collect();
+        let web_new = Effective {
+            requests: Resources::new(300, 3_000),
+            limits: Resources::new(600, 0),
+        };
+        assert_eq!(
+            filled,
+            [Some(web_new), None, Some(Effective::default()), None],
+            "web's app from the newer incarnation; no such container; declares nothing; not cached"
+        );
     }
 
     #[test]
