@@ -6,11 +6,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
-use postgres::types::ToSql;
 use postgres::{Client, Transaction};
 
 use super::reader::ClusterNames;
-use super::reports::cluster_name;
+use super::reports::{Conditions, cluster_name, stream};
 use crate::model::event::{EventFilter, EventRecord, EventType, RegardingKind};
 use crate::store::copy::{ChunkCounts, OccurrenceCopy};
 use crate::store::rows::{BatchStats, EventRow};
@@ -229,62 +228,57 @@ pub fn events(
     filter: &EventFilter,
     each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
 ) -> Result<u64, postgres::Error> {
-    let mut params: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(clusters.to_vec())];
-    let mut conditions = vec!["cluster_id = ANY($1)".to_string()];
-    let param = |v: Box<dyn ToSql + Sync>, params: &mut Vec<Box<dyn ToSql + Sync>>| {
-        params.push(v);
-        format!("${}", params.len())
-    };
+    let mut w = Conditions::for_clusters("events", clusters);
     if !filter.reasons.is_empty() {
-        let p = param(Box::new(filter.reasons.clone()), &mut params);
-        conditions.push(format!("reason = ANY({p})"));
+        let p = w.param(filter.reasons.clone());
+        w.push(format!("reason = ANY({p})"));
     }
     if let Some(t) = filter.event_type {
-        let p = param(Box::new(t.as_str().to_string()), &mut params);
-        conditions.push(format!("type = {p}"));
+        let p = w.param(t.as_str().to_string());
+        w.push(format!("type = {p}"));
     }
     if let Some(ns) = &filter.namespace {
-        let p = param(Box::new(ns.clone()), &mut params);
-        conditions.push(format!("namespace = {p}"));
+        let p = w.param(ns.clone());
+        w.push(format!("namespace = {p}"));
     }
     if let Some(pod) = &filter.pod {
-        let p = param(Box::new(pod.clone()), &mut params);
-        conditions.push(format!(
+        let p = w.param(pod.clone());
+        w.push(format!(
             "regarding_kind = {} AND name = {p}",
             RegardingKind::Pod.code()
         ));
     }
     if let Some(node) = &filter.node {
-        let p = param(Box::new(node.clone()), &mut params);
-        conditions.push(format!(
+        let p = w.param(node.clone());
+        w.push(format!(
             "regarding_kind = {} AND name = {p}",
             RegardingKind::Node.code()
         ));
     }
     if let Some(uid) = &filter.regarding_uid {
-        let p = param(Box::new(uid.clone()), &mut params);
-        conditions.push(format!("regarding_uid = {p}"));
+        let p = w.param(uid.clone());
+        w.push(format!("regarding_uid = {p}"));
     }
     if let Some(since) = filter.window.since_ms {
-        let p = param(Box::new(since), &mut params);
-        conditions.push(format!("last_seen_ms >= {p}"));
+        let p = w.param(since);
+        w.push(format!("last_seen_ms >= {p}"));
     }
     if let Some(until) = filter.window.until_ms {
-        let p = param(Box::new(until), &mut params);
-        conditions.push(format!("first_seen_ms < {p}"));
+        let p = w.param(until);
+        w.push(format!("first_seen_ms < {p}"));
     }
-    let mut sql = format!(
+    let mut sql = String::from(
         "SELECT uid, regarding_kind, namespace, name, regarding_uid, container, reason, type,
              count, first_seen_ms, last_seen_ms, reporting_controller, note, cluster_id
-         FROM events WHERE {} ORDER BY last_seen_ms, id",
-        conditions.join(" AND ")
+         FROM events",
     );
+    let params = w.finish(&mut sql);
+    sql.push_str(" ORDER BY last_seen_ms, id");
     if let Some(limit) = filter.limit {
         sql.push_str(&format!(" LIMIT {limit}"));
     }
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
     let mut n = 0;
-    for r in client.query(&sql, &refs)? {
+    stream(client, &sql, &params, |r| {
         let kind =
             RegardingKind::from_code(i64::from(r.get::<_, i16>(1))).unwrap_or(RegardingKind::Pod);
         let record = EventRecord {
@@ -307,10 +301,8 @@ pub fn events(
         }
         .with_times();
         n += 1;
-        if each(record).is_break() {
-            break;
-        }
-    }
+        each(record).is_continue()
+    })?;
     Ok(n)
 }
 

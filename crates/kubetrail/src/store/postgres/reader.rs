@@ -172,7 +172,7 @@ fn resolve_clusters(
     choice: &ClusterChoice,
 ) -> Result<Result<Vec<(i32, String)>, String>, postgres::Error> {
     let known: Vec<(i32, String)> = client
-        .query("SELECT id, name FROM clusters ORDER BY name", &[])?
+        .query_typed("SELECT id, name FROM clusters ORDER BY name", &[])?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();

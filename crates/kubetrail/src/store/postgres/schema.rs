@@ -45,19 +45,16 @@ pub enum SchemaError {
 }
 
 /// For a reader: the database must be kubetrail's, at a version this build can read. Changes
-/// nothing.
+/// nothing. (`query_typed`: one round trip per statement, where `query` prepares first.)
 pub fn check(client: &mut Client) -> Result<(), SchemaError> {
     let ours: bool = client
-        .query_one("SELECT to_regclass('kubetrail_schema') IS NOT NULL", &[])?
+        .query_typed_one("SELECT to_regclass('kubetrail_schema') IS NOT NULL", &[])?
         .get(0);
     if !ours {
         return Err(SchemaError::Empty);
     }
     let found: i32 = client
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM kubetrail_schema",
-            &[],
-        )?
+        .query_typed_one("SELECT coalesce(max(version), 0) FROM kubetrail_schema", &[])?
         .get(0);
     if found > VERSION {
         return Err(SchemaError::TooNew { found });

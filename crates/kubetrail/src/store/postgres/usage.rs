@@ -5,10 +5,9 @@
 
 use std::collections::HashMap;
 
-use postgres::types::ToSql;
 use postgres::{Client, Row, Transaction};
 
-use super::reports::stream;
+use super::reports::{Conditions, Params, stream};
 
 use crate::model::Effective;
 use crate::model::usage::{
@@ -173,30 +172,27 @@ fn subject(r: &Row) -> UsageSubject {
     }
 }
 
-/// The conditions of `filter` after the cluster's (`$1`), `time` naming the time column.
-fn conditions(
-    clusters: &[i32],
-    filter: &UsageFilter,
-    time: &str,
-) -> (String, Vec<Box<dyn ToSql + Sync>>) {
-    let mut sql = String::from(" WHERE p.cluster_id = ANY($1)");
-    let mut params: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(clusters.to_vec())];
-    let mut add = |v: Box<dyn ToSql + Sync>, condition: &str| {
-        params.push(v);
-        sql.push_str(&format!(" AND {condition} ${}", params.len()));
-    };
+/// The WHERE clause of `filter` (the clusters' first, `$1`), `time` naming the time column.
+fn conditions(clusters: &[i32], filter: &UsageFilter, time: &str) -> (String, Params) {
+    let mut w = Conditions::for_clusters("p", clusters);
     if let Some(ns) = &filter.namespace {
-        add(Box::new(ns.clone()), "p.namespace =");
+        let p = w.param(ns.clone());
+        w.push(format!("p.namespace = {p}"));
     }
     if let Some(pod) = &filter.pod {
-        add(Box::new(pod.clone()), "p.name =");
+        let p = w.param(pod.clone());
+        w.push(format!("p.name = {p}"));
     }
     if let Some(since) = filter.since_ms {
-        add(Box::new(since), &format!("{time} >="));
+        let p = w.param(since);
+        w.push(format!("{time} >= {p}"));
     }
     if let Some(until) = filter.until_ms {
-        add(Box::new(until), &format!("{time} <"));
+        let p = w.param(until);
+        w.push(format!("{time} < {p}"));
     }
+    let mut sql = String::new();
+    let params = w.finish(&mut sql);
     (sql, params)
 }
 
@@ -215,8 +211,7 @@ pub fn container_samples(
          JOIN pods p ON p.id = c.pod_id{conditions}
          ORDER BY p.id, c.name, u.at_ms"
     );
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-    stream(c, &sql, &refs, |r| {
+    stream(c, &sql, &params, |r| {
         each(ContainerSample {
             subject: subject(r),
             at_ms: r.get(AFTER_SUBJECT),
@@ -248,8 +243,7 @@ pub fn container_rollups(
          GROUP BY p.id, c.id
          ORDER BY p.id, c.name"
     );
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-    stream(c, &sql, &refs, |r| {
+    stream(c, &sql, &params, |r| {
         each(ContainerRollup {
             subject: subject(r),
             hourly: super::usage_rollup::hourly(r, AFTER_SUBJECT),
