@@ -233,3 +233,71 @@ fn a_start_rewritten_by_a_replayed_kwok_stage_inside_a_gap_may_carry_the_rewritt
     )];
     assert!(!compare_with(&truth, &rows, &before, &history).is_exact());
 }
+
+/// A CronJob pod completed while the API server restarted: kwok wrote Succeeded with the
+/// container's finishedAt 17:10:06, then a replay of its stage rewrote finishedAt to 17:10:09
+/// (same containerID) before the recorder relisted (a real run under `stress-ng --cpu 2`). The
+/// recorder can only know 17:10:09, for the termination and for `succeeded`; that is accepted
+/// because the audit log shows the rewrite, and only for the container it names.
+#[test]
+fn a_completion_rewritten_by_a_replayed_kwok_stage_inside_a_gap_may_carry_the_rewritten_time() {
+    let patch = |write: &str, finished: &str| {
+        serde_json::json!({
+            "stage": "ResponseComplete", "verb": "patch", "stageTimestamp": write,
+            "objectRef": {"resource": "pods", "subresource": "status", "name": POD},
+            "responseStatus": {"code": 200},
+            "responseObject": {"metadata": {"uid": POD}, "status": {
+                "phase": "Succeeded",
+                "containerStatuses": [{"name": "app", "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                        "containerID": "containerd://8a", "finishedAt": finished}}}]}}
+        })
+        .to_string()
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let audit = dir.path().join("audit.log");
+    let ms = e2e::parse_ms;
+    std::fs::write(
+        &audit,
+        [
+            patch("2026-12-03T17:10:08.477Z", "2026-12-03T17:10:06Z"),
+            patch("2026-12-03T17:10:09.342Z", "2026-12-03T17:10:09Z"),
+        ]
+        .join("\n"),
+    )
+    .expect("write the audit log");
+    let history = StatusHistory::read(&audit);
+    let (first, rewritten) = (ms("2026-12-03T17:10:06Z"), ms("2026-12-03T17:10:09Z"));
+    let written = ms("2026-12-03T17:10:08.477Z");
+    let mut terminated = said("container_terminated", first, written);
+    (terminated.reason, terminated.exit_code) = ("Completed".into(), Some(0));
+    let truth = vec![terminated, said("succeeded", first, written)];
+    let rows: Vec<Exported> = truth.iter().map(|t| row_for(t, rewritten, true)).collect();
+    let gaps = [Gap::new(
+        written - 6_000,
+        written + 2_000,
+        "API server restart",
+    )];
+    let result = compare_with(&truth, &rows, &gaps, &history);
+    assert!(result.is_exact(), "{}", result.report());
+    assert!(
+        !compare(&truth, &rows, &gaps).is_exact(),
+        "without the audit log"
+    );
+    // Another container's termination at the rewritten time is not this one's.
+    let mut other = rows.clone();
+    other[0].container = "sidecar".into();
+    let mut other_truth = truth.clone();
+    other_truth[0].container = "sidecar".into();
+    assert!(
+        !compare_with(&other_truth, &other, &gaps, &history).is_exact(),
+        "a rewrite of container app accepted for container sidecar"
+    );
+    // The rewrite came after the gap: the recorder saw the first time, and must have kept it.
+    let before = [Gap::new(
+        written - 6_000,
+        written + 500,
+        "API server restart",
+    )];
+    assert!(!compare_with(&truth, &rows, &before, &history).is_exact());
+}

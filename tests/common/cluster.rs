@@ -438,13 +438,16 @@ fn distance(t: &Truth, e: &Exported, gap: Option<&Gap>) -> Option<i64> {
 }
 
 /// The times pods' status carried, write by write, read straight from the audit log (not from
-/// audittruth, which keeps each transition's first write only): `(uid, write_ms, kind, at_ms)`
-/// for the Ready condition's lastTransitionTime (`ready` / `unready` by its status) and the
-/// first run's `running.startedAt` of each app container (`started`). kwok replays a stage
-/// whose patch failed while the API server was down, and the replay rewrites these times with
-/// the same containerID: a recorder that lists after the replay can only know the second time.
+/// audittruth, which keeps each transition's first write only):
+/// `(uid, write_ms, kind, container, at_ms)` for the Ready condition's lastTransitionTime
+/// (`ready` / `unready` by its status), the first run's `running.startedAt` of each app
+/// container (`started`), each container's `terminated.finishedAt` in `state` and `lastState`
+/// (`container_terminated`, with its container), and the latest of those when the phase is
+/// terminal (`succeeded` / `failed`, as audittruth dates them). kwok replays a stage whose patch
+/// failed while the API server was down, and the replay rewrites these times with the same
+/// containerID: a recorder that lists after the replay can only know the second time.
 #[derive(Debug, Default)]
-pub struct StatusHistory(Vec<(String, i64, &'static str, i64)>);
+pub struct StatusHistory(Vec<(String, i64, &'static str, Option<String>, i64)>);
 
 impl StatusHistory {
     pub fn read(audit_log: &Path) -> StatusHistory {
@@ -479,25 +482,59 @@ impl StatusHistory {
                     } else {
                         "unready"
                     };
-                    out.push((uid.to_string(), write_ms, kind, at));
+                    out.push((uid.to_string(), write_ms, kind, None, at));
                 }
             }
             for c in status["containerStatuses"].as_array().into_iter().flatten() {
                 if c["restartCount"].as_i64() == Some(0)
                     && let Some(at) = ms(&c["state"]["running"]["startedAt"])
                 {
-                    out.push((uid.to_string(), write_ms, "started", at));
+                    out.push((uid.to_string(), write_ms, "started", None, at));
                 }
+            }
+            let mut latest_finish = None;
+            for c in ["initContainerStatuses", "containerStatuses"]
+                .iter()
+                .flat_map(|list| status[*list].as_array().into_iter().flatten())
+            {
+                for state in ["lastState", "state"] {
+                    if let Some(at) = ms(&c[state]["terminated"]["finishedAt"]) {
+                        let name = c["name"].as_str().unwrap_or_default().to_string();
+                        out.push((
+                            uid.to_string(),
+                            write_ms,
+                            "container_terminated",
+                            Some(name),
+                            at,
+                        ));
+                    }
+                }
+                if let Some(at) = ms(&c["state"]["terminated"]["finishedAt"]) {
+                    latest_finish = latest_finish.max(Some(at));
+                }
+            }
+            let terminal = match status["phase"].as_str() {
+                Some("Succeeded") => Some("succeeded"),
+                Some("Failed") => Some("failed"),
+                _ => None,
+            };
+            if let (Some(kind), Some(at)) = (terminal, latest_finish) {
+                out.push((uid.to_string(), write_ms, kind, None, at));
             }
         }
         StatusHistory(out)
     }
 
-    /// Whether a write of pod `uid` inside `gap`, at or after `after_ms`, set `kind`'s time to
-    /// `at_ms`.
-    fn rewrote(&self, uid: &str, kind: &str, at_ms: i64, after_ms: i64, gap: &Gap) -> bool {
-        self.0.iter().any(|(u, w, k, at)| {
-            u == uid && *k == kind && *at == at_ms && *w >= after_ms && gap.contains(*w)
+    /// Whether a write of pod `uid` inside `gap`, at or after `after_ms`, set `kind`'s time (of
+    /// `container`, for a container's kind) to `at_ms`.
+    fn rewrote(&self, t: &Truth, at_ms: i64, gap: &Gap) -> bool {
+        self.0.iter().any(|(u, w, k, c, at)| {
+            *u == t.uid
+                && *k == t.kind
+                && c.as_ref().is_none_or(|c| *c == t.container)
+                && *at == at_ms
+                && *w >= t.write_ms
+                && gap.contains(*w)
         })
     }
 }
@@ -579,9 +616,9 @@ pub fn compare(truth: &[Truth], exported: &[Exported], gaps: &[Gap]) -> Comparis
     compare_with(truth, exported, gaps, &StatusHistory::default())
 }
 
-/// [`compare`], where a status-timed `started`, `ready` or `unready` inside a gap may also be
-/// an inferred row at the time a later write inside the same gap gave it ([`StatusHistory`]):
-/// the status the recorder listed after the gap said so.
+/// [`compare`], where a status-timed transition in [`StatusHistory`] inside a gap may also be
+/// an inferred row at the time a later write inside the same gap gave it: the status the
+/// recorder listed after the gap said so.
 pub fn compare_with(
     truth: &[Truth],
     exported: &[Exported],
@@ -649,9 +686,7 @@ pub fn compare_with(
             .then(|| {
                 candidates(t).into_iter().find(|&i| {
                     let e = &exported[i];
-                    !used[i]
-                        && e.inferred
-                        && history.rewrote(&t.uid, &t.kind, e.at_ms, t.write_ms, gap)
+                    !used[i] && e.inferred && history.rewrote(t, e.at_ms, gap)
                 })
             })
             .flatten();

@@ -54,7 +54,10 @@ pub fn check(client: &mut Client) -> Result<(), SchemaError> {
         return Err(SchemaError::Empty);
     }
     let found: i32 = client
-        .query_typed_one("SELECT coalesce(max(version), 0) FROM kubetrail_schema", &[])?
+        .query_typed_one(
+            "SELECT coalesce(max(version), 0) FROM kubetrail_schema",
+            &[],
+        )?
         .get(0);
     if found > VERSION {
         return Err(SchemaError::TooNew { found });
