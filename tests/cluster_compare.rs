@@ -64,6 +64,27 @@ fn row_for(t: &Truth, at_ms: i64, inferred: bool) -> Exported {
 /// The failing run of a_recorder_that_starts_during_a_crash_loop_records_each_run_once: the
 /// earlier CrashLoopBackOff waits inside the first-list gap took, oldest first, the row
 /// recovered at the list and then the live row of the wait after it, which came out missing.
+/// The [`StatusHistory`] of an audit log holding one successful status patch of pod POD per
+/// `(stageTimestamp, status)`.
+fn history_of(writes: &[(&str, serde_json::Value)]) -> StatusHistory {
+    let lines: Vec<String> = writes
+        .iter()
+        .map(|(write, status)| {
+            serde_json::json!({
+                "stage": "ResponseComplete", "verb": "patch", "stageTimestamp": write,
+                "objectRef": {"resource": "pods", "subresource": "status", "name": POD},
+                "responseStatus": {"code": 200},
+                "responseObject": {"metadata": {"uid": POD}, "status": status}
+            })
+            .to_string()
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let audit = dir.path().join("audit.log");
+    std::fs::write(&audit, lines.join("\n")).expect("write the audit log");
+    StatusHistory::read(&audit)
+}
+
 #[test]
 fn a_live_row_is_not_taken_by_an_earlier_transition_inside_a_gap() {
     let gaps = [Gap::new(0, 103_748, "before this recorder's first list")];
@@ -182,31 +203,17 @@ fn a_flip_and_flip_back_inside_one_gap_may_be_dated_by_the_flip_back() {
 /// know the second, and that is accepted only because the audit log shows the rewrite.
 #[test]
 fn a_start_rewritten_by_a_replayed_kwok_stage_inside_a_gap_may_carry_the_rewritten_time() {
-    let patch = |write: &str, at: &str| {
+    let started = |at: &str| {
         serde_json::json!({
-            "stage": "ResponseComplete", "verb": "patch", "stageTimestamp": write,
-            "objectRef": {"resource": "pods", "subresource": "status", "name": POD},
-            "responseStatus": {"code": 200},
-            "responseObject": {"metadata": {"uid": POD}, "status": {
-                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": at}],
-                "containerStatuses": [{"name": "app", "restartCount": 0,
-                    "state": {"running": {"startedAt": at}}}]}}
-        })
-        .to_string()
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": at}],
+            "containerStatuses": [{"name": "app", "restartCount": 0,
+                "state": {"running": {"startedAt": at}}}]})
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let audit = dir.path().join("audit.log");
+    let history = history_of(&[
+        ("2026-12-01T17:05:54.772Z", started("2026-12-01T17:05:53Z")),
+        ("2026-12-01T17:05:55.606Z", started("2026-12-01T17:05:55Z")),
+    ]);
     let ms = e2e::parse_ms;
-    std::fs::write(
-        &audit,
-        [
-            patch("2026-12-01T17:05:54.772Z", "2026-12-01T17:05:53Z"),
-            patch("2026-12-01T17:05:55.606Z", "2026-12-01T17:05:55Z"),
-        ]
-        .join("\n"),
-    )
-    .expect("write the audit log");
-    let history = StatusHistory::read(&audit);
     let (first, rewritten) = (ms("2026-12-01T17:05:53Z"), ms("2026-12-01T17:05:55Z"));
     let written = ms("2026-12-01T17:05:54.772Z");
     let truth = vec![
@@ -241,32 +248,24 @@ fn a_start_rewritten_by_a_replayed_kwok_stage_inside_a_gap_may_carry_the_rewritt
 /// because the audit log shows the rewrite, and only for the container it names.
 #[test]
 fn a_completion_rewritten_by_a_replayed_kwok_stage_inside_a_gap_may_carry_the_rewritten_time() {
-    let patch = |write: &str, finished: &str| {
+    let completed = |finished: &str| {
         serde_json::json!({
-            "stage": "ResponseComplete", "verb": "patch", "stageTimestamp": write,
-            "objectRef": {"resource": "pods", "subresource": "status", "name": POD},
-            "responseStatus": {"code": 200},
-            "responseObject": {"metadata": {"uid": POD}, "status": {
-                "phase": "Succeeded",
-                "containerStatuses": [{"name": "app", "restartCount": 0,
-                    "state": {"terminated": {"exitCode": 0, "reason": "Completed",
-                        "containerID": "containerd://8a", "finishedAt": finished}}}]}}
-        })
-        .to_string()
+            "phase": "Succeeded",
+            "containerStatuses": [{"name": "app", "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                    "containerID": "containerd://8a", "finishedAt": finished}}}]})
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let audit = dir.path().join("audit.log");
+    let history = history_of(&[
+        (
+            "2026-12-03T17:10:08.477Z",
+            completed("2026-12-03T17:10:06Z"),
+        ),
+        (
+            "2026-12-03T17:10:09.342Z",
+            completed("2026-12-03T17:10:09Z"),
+        ),
+    ]);
     let ms = e2e::parse_ms;
-    std::fs::write(
-        &audit,
-        [
-            patch("2026-12-03T17:10:08.477Z", "2026-12-03T17:10:06Z"),
-            patch("2026-12-03T17:10:09.342Z", "2026-12-03T17:10:09Z"),
-        ]
-        .join("\n"),
-    )
-    .expect("write the audit log");
-    let history = StatusHistory::read(&audit);
     let (first, rewritten) = (ms("2026-12-03T17:10:06Z"), ms("2026-12-03T17:10:09Z"));
     let written = ms("2026-12-03T17:10:08.477Z");
     let mut terminated = said("container_terminated", first, written);

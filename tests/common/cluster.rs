@@ -497,21 +497,20 @@ impl StatusHistory {
                 .iter()
                 .flat_map(|list| status[*list].as_array().into_iter().flatten())
             {
-                for state in ["lastState", "state"] {
-                    if let Some(at) = ms(&c[state]["terminated"]["finishedAt"]) {
-                        let name = c["name"].as_str().unwrap_or_default().to_string();
-                        out.push((
-                            uid.to_string(),
-                            write_ms,
-                            "container_terminated",
-                            Some(name),
-                            at,
-                        ));
-                    }
+                let name = c["name"].as_str().unwrap_or_default();
+                let ended = ms(&c["state"]["terminated"]["finishedAt"]);
+                let ended_before = ms(&c["lastState"]["terminated"]["finishedAt"]);
+                for at in [ended_before, ended].into_iter().flatten() {
+                    let container = Some(name.to_string());
+                    out.push((
+                        uid.to_string(),
+                        write_ms,
+                        "container_terminated",
+                        container,
+                        at,
+                    ));
                 }
-                if let Some(at) = ms(&c["state"]["terminated"]["finishedAt"]) {
-                    latest_finish = latest_finish.max(Some(at));
-                }
+                latest_finish = latest_finish.max(ended);
             }
             let terminal = match status["phase"].as_str() {
                 Some("Succeeded") => Some("succeeded"),
