@@ -203,15 +203,8 @@ fn assert_same_reports(file: &Path, url: &str, cluster: &str, since_ms: i64, unt
     let pods = from_file(&[&["query", "pods", "-o", "json"][..], &window].concat());
     let listed = parse_json(&pods);
     assert!(!listed.is_empty(), "the file lists no pods:\n{pods}");
-    // One pod's history: the one with the most to tell (restarts, then the first listed).
-    let busiest = listed
-        .iter()
-        .max_by_key(|p| p["restarts"].as_i64().unwrap_or(0))
-        .unwrap();
-    let (ns, name) = (
-        busiest["namespace"].as_str().unwrap().to_string(),
-        busiest["name"].as_str().unwrap().to_string(),
-    );
+    // One pod's history: the one with the most to tell.
+    let (ns, name) = busiest(&listed);
     let reports: Vec<Vec<&str>> = vec![
         [&["query", "pods", "-o", "json"][..], &window].concat(),
         [&["query", "pods"][..], &window].concat(),
@@ -345,6 +338,64 @@ fn a_recorded_history_reads_the_same_after_a_copy_and_copying_again_adds_only_wh
     assert_eq!(table["recording_sessions"][1], 1, "{}", third.stdout);
     assert_eq!(pg_counts(&conninfo, "east"), grown);
     assert_same_reports(&file, &url, "east", started - 60_000, until);
+
+    // The same file copied into a second cluster: every uid is now in two clusters. A history
+    // over both finds each pod twice, and each incarnation holds its own cluster's
+    // transitions, as many as the file's.
+    copy(&file, &url, "west", &[]).ok();
+    let (ns, name) = busiest_pod(&file);
+    let history = |db: &str| {
+        let out = kubetrail(&[
+            "query", "history", &name, "-n", &ns, "-o", "json", "--db", db,
+        ]);
+        parse_json(out.ok())
+    };
+    let alone = history(file.to_str().unwrap());
+    let both = history(&url);
+    assert_eq!(both.len(), 2 * alone.len(), "{both:?}");
+    for inc in &both {
+        let transitions = inc["transitions"].as_array().unwrap();
+        let clusters: std::collections::BTreeSet<&str> = transitions
+            .iter()
+            .map(|t| t["cluster"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            clusters.len(),
+            1,
+            "one incarnation, two clusters' rows: {inc}"
+        );
+        let same = alone.iter().find(|a| a["uid"] == inc["uid"]).unwrap();
+        assert_eq!(
+            transitions.len(),
+            same["transitions"].as_array().unwrap().len(),
+            "{inc}"
+        );
+    }
+}
+
+/// (namespace, name) of the pod with the most restarts in the file.
+fn busiest_pod(file: &Path) -> (String, String) {
+    let pods = kubetrail(&[
+        "query",
+        "pods",
+        "-o",
+        "json",
+        "--db",
+        file.to_str().unwrap(),
+    ]);
+    busiest(&parse_json(pods.ok()))
+}
+
+/// (namespace, name) of the listed pod with the most restarts (the last of equals).
+fn busiest(listed: &[serde_json::Value]) -> (String, String) {
+    let pod = listed
+        .iter()
+        .max_by_key(|p| p["restarts"].as_i64().unwrap_or(0))
+        .expect("pods listed");
+    (
+        pod["namespace"].as_str().unwrap().to_string(),
+        pod["name"].as_str().unwrap().to_string(),
+    )
 }
 
 /// A file with everything a long-lived one has: rollups beside raw usage, capacity and

@@ -250,7 +250,7 @@ impl TransitionFilterArgs {
             node: self.node.clone(),
             selector: self.selector.clone().unwrap_or_default(),
             window,
-            pod_id: None,
+            pod_ids: None,
             limit: self.limit,
         })
     }
@@ -300,7 +300,7 @@ impl EventFilterArgs {
             namespace: self.namespace.clone(),
             pod: self.pod.clone(),
             node: self.node.clone(),
-            regarding_uid: None,
+            regarding_uids: None,
             window,
             limit: self.limit,
         }

@@ -178,7 +178,7 @@ pub(crate) fn events_filter_by_reason_type_pod_node_and_window(b: &dyn Backend) 
     };
     assert_eq!(uids(window), ["n1", "e3"]);
     let by_uid = EventFilter {
-        regarding_uid: Some("uid-web-2".into()),
+        regarding_uids: Some(vec!["uid-web-2".into()]),
         ..Default::default()
     };
     assert_eq!(uids(by_uid), ["e3"]);

@@ -107,8 +107,9 @@ pub struct EventFilter {
     pub pod: Option<String>,
     /// Events about the node with this name.
     pub node: Option<String>,
-    /// Events about the object with this uid (`query history`).
-    pub regarding_uid: Option<String>,
+    /// Events about the objects with these uids (`query history`, a workload's pods), in one
+    /// read. `Some` of an empty list reads nothing.
+    pub regarding_uids: Option<Vec<String>>,
     /// Events last seen inside the window (`last_seen` in `[since, until)`), or, for a series,
     /// first seen before its end and last seen after its start.
     pub window: Window,

@@ -28,8 +28,9 @@ pub struct TransitionFilter {
     pub selector: LabelSelector,
     /// Rows whose `at` falls in the window.
     pub window: Window,
-    /// One pod incarnation only (`pods.id`), for `query history`.
-    pub pod_id: Option<i64>,
+    /// Only these pod incarnations (`pods.id`), for `query history`: all of a name's
+    /// incarnations in one read. `Some` of an empty list reads nothing.
+    pub pod_ids: Option<Vec<i64>>,
     pub limit: Option<u64>,
 }
 
@@ -39,7 +40,7 @@ impl TransitionFilter {
     }
 
     pub(crate) fn includes_nodes(&self) -> bool {
-        if self.pod_id.is_some() {
+        if self.pod_ids.is_some() {
             return false;
         }
         if self.kinds.is_empty() {

@@ -8,6 +8,7 @@
 //! Each incarnation also carries the Kubernetes Events about it (by its uid), which the table
 //! merges into the timeline as `event:REASON` lines; JSON keeps them in their own array.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use super::error::QueryError;
@@ -46,27 +47,56 @@ pub fn history(
             describe(pod)
         )));
     }
-    for inc in &mut found {
-        let filter = TransitionFilter {
-            pod_id: Some(inc.pod_id),
-            window,
-            ..Default::default()
-        };
-        read.transitions(&filter, &mut |t| {
-            inc.transitions.push(t);
-            ControlFlow::Continue(())
-        })?;
-        let events = EventFilter {
-            regarding_uid: Some(inc.uid.clone()),
-            window,
-            ..Default::default()
-        };
-        read.events(&events, &mut |e| {
-            inc.events.push(e);
-            ControlFlow::Continue(())
-        })?;
+    // All incarnations' transitions in one read and their events in another: on a server
+    // store every statement is a round trip, and a reused name can have many incarnations.
+    // Rows find their incarnation by uid; where one uid names several incarnations (a history
+    // copied into two clusters of one database), each is read on its own.
+    let mut uids: HashMap<&str, usize> = HashMap::new();
+    for inc in &found {
+        *uids.entry(inc.uid.as_str()).or_default() += 1;
+    }
+    let groups: Vec<Vec<usize>> = if uids.values().all(|&n| n == 1) {
+        vec![(0..found.len()).collect()]
+    } else {
+        (0..found.len()).map(|i| vec![i]).collect()
+    };
+    for group in groups {
+        read_timelines(read, &mut found, &group, window)?;
     }
     Ok(found)
+}
+
+/// Reads the transitions and the events of the incarnations at `group` (distinct uids).
+fn read_timelines(
+    read: &mut dyn Snapshot,
+    found: &mut [Incarnation],
+    group: &[usize],
+    window: Window,
+) -> Result<(), QueryError> {
+    let at: HashMap<String, usize> = group.iter().map(|&i| (found[i].uid.clone(), i)).collect();
+    let filter = TransitionFilter {
+        pod_ids: Some(group.iter().map(|&i| found[i].pod_id).collect()),
+        window,
+        ..Default::default()
+    };
+    read.transitions(&filter, &mut |t| {
+        if let Some(&i) = at.get(&t.uid) {
+            found[i].transitions.push(t);
+        }
+        ControlFlow::Continue(())
+    })?;
+    let events = EventFilter {
+        regarding_uids: Some(at.keys().cloned().collect()),
+        window,
+        ..Default::default()
+    };
+    read.events(&events, &mut |e| {
+        if let Some(&i) = e.regarding_uid.as_ref().and_then(|uid| at.get(uid)) {
+            found[i].events.push(e);
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(())
 }
 
 fn describe(pod: &PodRef) -> String {

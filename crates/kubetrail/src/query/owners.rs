@@ -180,15 +180,14 @@ pub fn for_each_event_of(
     })?;
     let mut read = reader.snapshot()?;
     let mut events = Vec::new();
-    for uid in uids {
-        let mut by_pod = filter.clone();
-        by_pod.regarding_uid = Some(uid);
-        by_pod.limit = None;
-        read.events(&by_pod, &mut |e| {
-            events.push(e);
-            ControlFlow::Continue(())
-        })?;
-    }
+    // One read for all the workload's pods (each statement is a round trip on a server).
+    let mut by_pods = filter.clone();
+    by_pods.regarding_uids = Some(uids);
+    by_pods.limit = None;
+    read.events(&by_pods, &mut |e| {
+        events.push(e);
+        ControlFlow::Continue(())
+    })?;
     events.sort_by(|a, b| (a.last_seen_ms, &a.uid).cmp(&(b.last_seen_ms, &b.uid)));
     if let Some(limit) = filter.limit {
         events.truncate(limit as usize);

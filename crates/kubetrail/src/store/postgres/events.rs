@@ -255,9 +255,9 @@ pub fn events(
             RegardingKind::Node.code()
         ));
     }
-    if let Some(uid) = &filter.regarding_uid {
-        let p = w.param(uid.clone());
-        w.push(format!("regarding_uid = {p}"));
+    if let Some(uids) = &filter.regarding_uids {
+        let p = w.param(uids.clone());
+        w.push(format!("regarding_uid = ANY({p})"));
     }
     if let Some(since) = filter.window.since_ms {
         let p = w.param(since);

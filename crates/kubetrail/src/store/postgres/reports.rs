@@ -34,7 +34,8 @@ macro_rules! typed {
 
 typed! {
     i16 => INT2, i32 => INT4, i64 => INT8, String => TEXT,
-    Vec<i16> => INT2_ARRAY, Vec<i32> => INT4_ARRAY, Vec<String> => TEXT_ARRAY,
+    Vec<i16> => INT2_ARRAY, Vec<i32> => INT4_ARRAY, Vec<i64> => INT8_ARRAY,
+    Vec<String> => TEXT_ARRAY,
 }
 
 /// A read's parameters, numbered `$1`, `$2`, ... in the order they are added.
@@ -148,9 +149,9 @@ pub fn transitions(
         )),
     }
     let mut w = Conditions::for_clusters("t", clusters);
-    if let Some(pod_id) = filter.pod_id {
-        let p = w.param(pod_id);
-        w.push(format!("t.pod_id = {p}"));
+    if let Some(pod_ids) = &filter.pod_ids {
+        let p = w.param(pod_ids.clone());
+        w.push(format!("t.pod_id = ANY({p})"));
     }
     if !filter.kinds.is_empty() {
         let codes: Vec<i16> = filter.kinds.iter().map(|k| k.code() as i16).collect();

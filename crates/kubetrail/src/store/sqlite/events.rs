@@ -176,10 +176,12 @@ pub fn events(
             param(Value::Text(node.clone()), &mut values)
         ));
     }
-    if let Some(uid) = &filter.regarding_uid {
+    if let Some(uids) = &filter.regarding_uids {
+        // One parameter however many objects: a JSON array, read back by `json_each`.
+        let uids = serde_json::to_string(uids).expect("strings");
         conditions.push(format!(
-            "regarding_uid = {}",
-            param(Value::Text(uid.clone()), &mut values)
+            "regarding_uid IN (SELECT value FROM json_each({}))",
+            param(Value::Text(uids), &mut values)
         ));
     }
     // A series overlaps the window: it began before the end and was last seen after the start.

@@ -92,9 +92,12 @@ pub fn transitions(
         )),
     }
     let mut w = Conditions::default();
-    if let Some(pod_id) = filter.pod_id {
-        let p = w.param(Value::Integer(pod_id));
-        w.push(format!("t.pod_id = {p}"));
+    if let Some(pod_ids) = &filter.pod_ids {
+        // One parameter however many incarnations: a JSON array, read back by `json_each`.
+        let p = w.param(Value::Text(
+            serde_json::to_string(pod_ids).expect("integers"),
+        ));
+        w.push(format!("t.pod_id IN (SELECT value FROM json_each({p}))"));
     }
     if !filter.kinds.is_empty() {
         let list: Vec<String> = filter
