@@ -29,63 +29,11 @@ pub fn write_usage(
         )? {
             open.insert((r.get(1), r.get(2)), r.get(0));
         }
-        let mut known: HashMap<(i64, String), (i64, Option<Effective>)> = HashMap::new();
-        let pods: Vec<i64> = open.values().copied().collect();
-        for r in tx.query(
-            "SELECT id, pod_id, name, cpu_request_millis, memory_request_bytes,
-                 cpu_limit_millis, memory_limit_bytes
-             FROM usage_containers WHERE pod_id = ANY($1)",
-            &[&pods],
-        )? {
-            known.insert((r.get(1), r.get(2)), (r.get(0), resources_at(&r, 3)));
-        }
-        let add = tx.prepare(
-            "INSERT INTO usage_containers (cluster_id, pod_id, name, cpu_request_millis,
-                 memory_request_bytes, cpu_limit_millis, memory_limit_bytes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             RETURNING id",
-        )?;
-        let resize = tx.prepare(
-            "UPDATE usage_containers SET cpu_request_millis = $2, memory_request_bytes = $3,
-                 cpu_limit_millis = $4, memory_limit_bytes = $5
-             WHERE id = $1",
-        )?;
+        let keys = container_keys(tx, cluster, batch, &open, &mut stats)?;
         let (mut ids, mut ats, mut windows, mut cpus, mut mems) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for c in &batch.containers {
-            let Some(pod_id) = open.get(&(c.namespace.clone(), c.pod.clone())).copied() else {
-                stats.unknown += 1;
-                continue;
-            };
-            let [cpu_req, mem_req, cpu_lim, mem_lim] = resource_columns(c.resources);
-            let id = match known.get_mut(&(pod_id, c.container.clone())) {
-                Some((id, stored)) => {
-                    // An in-place resize: the key keeps the latest.
-                    if c.resources.is_some() && c.resources != *stored {
-                        tx.execute(&resize, &[&*id, &cpu_req, &mem_req, &cpu_lim, &mem_lim])?;
-                        *stored = c.resources;
-                    }
-                    *id
-                }
-                None => {
-                    let id: i64 = tx
-                        .query_one(
-                            &add,
-                            &[
-                                &cluster,
-                                &pod_id,
-                                &c.container,
-                                &cpu_req,
-                                &mem_req,
-                                &cpu_lim,
-                                &mem_lim,
-                            ],
-                        )?
-                        .get(0);
-                    known.insert((pod_id, c.container.clone()), (id, c.resources));
-                    id
-                }
-            };
+        for (c, id) in batch.containers.iter().zip(keys) {
+            let Some(id) = id else { continue };
             ids.push(id);
             ats.push(c.at_ms);
             windows.push(c.window_ms);
@@ -140,6 +88,110 @@ pub fn write_usage(
 }
 
 /// The four resource columns from `first` on; None if they are NULL (an older key).
+/// The key of each of the batch's containers (None for a pod that is not open, counted in
+/// `stats.unknown`), giving new containers a key and keeping a resized one's latest requests.
+/// Three statements whatever the batch's size: the first sample after a list brings a key
+/// for every container of the cluster, and one statement each made the writer, and the pods'
+/// commits queued behind it, wait for 100k round trips.
+fn container_keys(
+    tx: &mut Transaction,
+    cluster: i32,
+    batch: &UsageBatch,
+    open: &HashMap<(String, String), i64>,
+    stats: &mut UsageWriteStats,
+) -> Result<Vec<Option<i64>>, postgres::Error> {
+    let pod_of: Vec<Option<i64>> = batch
+        .containers
+        .iter()
+        .map(|c| open.get(&(c.namespace.clone(), c.pod.clone())).copied())
+        .collect();
+    stats.unknown += pod_of.iter().filter(|p| p.is_none()).count() as u64;
+    let pods: Vec<i64> = open.values().copied().collect();
+    let mut known: HashMap<(i64, String), (i64, Option<Effective>)> = HashMap::new();
+    for r in tx.query(
+        "SELECT id, pod_id, name, cpu_request_millis, memory_request_bytes,
+             cpu_limit_millis, memory_limit_bytes
+         FROM usage_containers WHERE pod_id = ANY($1)",
+        &[&pods],
+    )? {
+        known.insert((r.get(1), r.get(2)), (r.get(0), resources_at(&r, 3)));
+    }
+    // What each key should hold: the last requests given for it in the batch (a sample
+    // without requests leaves them as they are), in first-seen order.
+    let mut wanted: Vec<((i64, &str), Option<Effective>)> = Vec::new();
+    let mut at: HashMap<(i64, &str), usize> = HashMap::new();
+    for (c, pod) in batch.containers.iter().zip(&pod_of) {
+        let Some(pod) = *pod else { continue };
+        let key = (pod, c.container.as_str());
+        match at.get(&key) {
+            Some(&i) if c.resources.is_some() => wanted[i].1 = c.resources,
+            Some(_) => {}
+            None => {
+                at.insert(key, wanted.len());
+                wanted.push((key, c.resources));
+            }
+        }
+    }
+    let mut new = Vec::new();
+    let mut resized = Vec::new();
+    for ((pod, name), resources) in wanted {
+        match known.get(&(pod, name.to_string())) {
+            None => new.push((pod, name, resources)),
+            Some((id, stored)) if resources.is_some() && resources != *stored => {
+                resized.push((*id, resources))
+            }
+            Some(_) => {}
+        }
+    }
+    if !new.is_empty() {
+        let pod: Vec<i64> = new.iter().map(|n| n.0).collect();
+        let name: Vec<&str> = new.iter().map(|n| n.1).collect();
+        let [cpu_req, mem_req, cpu_lim, mem_lim] = columns(new.iter().map(|n| n.2));
+        for r in tx.query(
+            "INSERT INTO usage_containers (cluster_id, pod_id, name, cpu_request_millis,
+                 memory_request_bytes, cpu_limit_millis, memory_limit_bytes)
+             SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
+                                      $6::bigint[], $7::bigint[])
+             RETURNING id, pod_id, name",
+            &[
+                &cluster, &pod, &name, &cpu_req, &mem_req, &cpu_lim, &mem_lim,
+            ],
+        )? {
+            known.insert((r.get(1), r.get(2)), (r.get(0), None));
+        }
+    }
+    if !resized.is_empty() {
+        // An in-place resize: the key keeps the latest.
+        let id: Vec<i64> = resized.iter().map(|r| r.0).collect();
+        let [cpu_req, mem_req, cpu_lim, mem_lim] = columns(resized.iter().map(|r| r.1));
+        tx.execute(
+            "UPDATE usage_containers c SET cpu_request_millis = s.cr,
+                 memory_request_bytes = s.mr, cpu_limit_millis = s.cl, memory_limit_bytes = s.ml
+             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
+                 AS s (id, cr, mr, cl, ml)
+             WHERE c.id = s.id",
+            &[&id, &cpu_req, &mem_req, &cpu_lim, &mem_lim],
+        )?;
+    }
+    Ok(batch
+        .containers
+        .iter()
+        .zip(pod_of)
+        .map(|(c, pod)| Some(known[&(pod?, c.container.clone())].0))
+        .collect())
+}
+
+/// The four request and limit columns of these resources, as arrays.
+fn columns(resources: impl Iterator<Item = Option<Effective>>) -> [Vec<Option<i64>>; 4] {
+    let mut out: [Vec<Option<i64>>; 4] = Default::default();
+    for r in resources {
+        for (column, value) in out.iter_mut().zip(resource_columns(r)) {
+            column.push(value);
+        }
+    }
+    out
+}
+
 fn resources_at(r: &Row, first: usize) -> Option<Effective> {
     let get = |i: usize| r.get::<_, Option<i64>>(first + i);
     resources_of_columns([get(0), get(1), get(2), get(3)])
