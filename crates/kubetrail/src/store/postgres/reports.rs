@@ -409,9 +409,12 @@ pub fn pod_by_uid(
         "SELECT {INCARNATION_COLUMNS} FROM pods WHERE cluster_id = ANY($1) AND uid = $2
          ORDER BY created_at_ms, id LIMIT 1"
     );
+    // Typed parameters: one round trip, no separate prepare (as every read here).
+    let clusters = clusters.to_vec();
     Ok(client
-        .query_opt(&sql, &[&clusters, &uid])?
-        .map(|r| incarnation(&r)))
+        .query_typed(&sql, &[(&clusters, Type::INT4_ARRAY), (&uid, Type::TEXT)])?
+        .first()
+        .map(incarnation))
 }
 
 /// The incarnations of `ns/name`, oldest first.
@@ -426,8 +429,14 @@ pub fn pods_named(
          WHERE cluster_id = ANY($1) AND namespace = $2 AND name = $3
          ORDER BY created_at_ms, id"
     );
+    let clusters = clusters.to_vec();
+    let params: [(&(dyn ToSql + Sync), Type); 3] = [
+        (&clusters, Type::INT4_ARRAY),
+        (&namespace, Type::TEXT),
+        (&name, Type::TEXT),
+    ];
     Ok(client
-        .query(&sql, &[&clusters, &namespace, &name])?
+        .query_typed(&sql, &params)?
         .iter()
         .map(incarnation)
         .collect())
@@ -444,7 +453,7 @@ pub fn namespaces_with(
     // the namespaces one index probe each (there are few), and probe each for the name.
     let mut found = std::collections::BTreeSet::new();
     for cluster in clusters {
-        for r in client.query(
+        for r in client.query_typed(
             "WITH RECURSIVE ns (namespace) AS (
                  (SELECT namespace FROM pods WHERE cluster_id = $1 ORDER BY namespace LIMIT 1)
                  UNION ALL
@@ -456,7 +465,7 @@ pub fn namespaces_with(
              WHERE namespace IS NOT NULL
                AND EXISTS (SELECT 1 FROM pods p
                            WHERE p.cluster_id = $1 AND p.namespace = ns.namespace AND p.name = $2)",
-            &[cluster, &name],
+            &[(cluster, Type::INT4), (&name, Type::TEXT)],
         )? {
             found.insert(r.get::<_, String>(0));
         }
