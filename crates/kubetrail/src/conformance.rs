@@ -16,7 +16,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::model::{Effective, Phase, TransitionKind};
+use crate::model::{Effective, Phase, Resources, TransitionKind};
 use crate::query::{PodFilter, PodRef, QueryError, TransitionFilter, TransitionRecord};
 use crate::recorder::writer::{WriteMsg, Writer, WriterStats};
 use crate::store::Heartbeat;
@@ -324,6 +324,16 @@ pub(crate) fn open_state_round_trips(b: &dyn Backend) {
     let mut batch = Batch::default();
     let mut labelled = pod("a", "ns", "p");
     labelled.labels_json = Some(r#"{"app":"web"}"#.into());
+    // The columns a resuming recorder takes back (its stored state leaves them out).
+    labelled.node = Some("n1".into());
+    labelled.owner_kind = Some("ReplicaSet".into());
+    labelled.owner_name = Some("web-1".into());
+    labelled.finished_at_ms = Some(1_500);
+    labelled.phase = Phase::Failed;
+    labelled.resources = Effective {
+        requests: Resources::new(250, 1 << 30),
+        limits: Resources::new(1000, 2 << 30),
+    };
     batch.pods.push(labelled);
     let mut ended = pod("b", "ns", "q");
     ended.deleted_at_ms = Some(2_000);
@@ -344,6 +354,21 @@ pub(crate) fn open_state_round_trips(b: &dyn Backend) {
     );
     assert_eq!(open[0].labels_json.as_deref(), Some(r#"{"app":"web"}"#));
     assert_eq!(open[0].state_json, r#"{"uid":"a"}"#);
+    let o = &open[0];
+    assert_eq!(
+        (
+            o.node.as_deref(),
+            o.owner_kind.as_deref(),
+            o.owner_name.as_deref()
+        ),
+        (Some("n1"), Some("ReplicaSet"), Some("web-1"))
+    );
+    assert_eq!(
+        (o.created_at_ms, o.finished_at_ms, o.phase),
+        (1_000, Some(1_500), Phase::Failed)
+    );
+    assert_eq!(o.resources.requests, Resources::new(250, 1 << 30));
+    assert_eq!(o.resources.limits, Resources::new(1000, 2 << 30));
     let mut all = 0;
     read.open_pods(None, &mut |_| all += 1).unwrap();
     assert_eq!(all, 2);

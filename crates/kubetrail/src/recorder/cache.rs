@@ -85,7 +85,11 @@ fn owned(text: &Option<Text>) -> Option<String> {
     text.as_deref().map(str::to_string)
 }
 
-fn pod_row(state: &PodState, labels_json: Option<String>, deleted_at_ms: Option<i64>) -> PodRow {
+pub(super) fn pod_row(
+    state: &PodState,
+    labels_json: Option<String>,
+    deleted_at_ms: Option<i64>,
+) -> PodRow {
     PodRow {
         uid: state.uid.to_string(),
         namespace: state.namespace.to_string(),

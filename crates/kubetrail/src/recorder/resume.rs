@@ -20,9 +20,17 @@ pub fn load_open_state(
         }
         match serde_json::from_str::<PodState>(&row.state_json) {
             Ok(mut pod) => {
+                // What the stored state leaves out, from the pods row (see PodState).
                 pod.uid = row.uid.as_str().into();
                 pod.namespace = row.namespace.into();
                 pod.name = row.name.into();
+                pod.node = row.node.map(Into::into);
+                pod.owner_kind = row.owner_kind.map(Into::into);
+                pod.owner_name = row.owner_name.map(Into::into);
+                pod.created_at_ms = row.created_at_ms;
+                pod.finished_at_ms = row.finished_at_ms;
+                pod.phase = row.phase;
+                pod.resources = row.resources;
                 pods.push(pod);
             }
             Err(err) => {
@@ -51,4 +59,55 @@ pub fn load_left_scope(
     namespace: Option<&str>,
 ) -> Result<Vec<String>, StoreError> {
     read.pods_left_scope(namespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::cache::pod_row;
+    use crate::recorder::objects::{Pod, tests::POD};
+    use crate::store::{Batch, HistoryWriter, sqlite};
+
+    fn resumed(state_json: Option<&str>) -> (PodState, Vec<PodState>) {
+        let mut pod: Pod = serde_json::from_str(POD).unwrap();
+        pod.state.finished_at_ms = Some(1_764_381_700_000);
+        let mut row = pod_row(&pod.state, pod.labels_json.clone(), None);
+        if let Some(json) = state_json {
+            row.state_json = json.into();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let mut batch = Batch::default();
+        batch.pods.push(row);
+        writer.commit(&batch, None).unwrap();
+        let mut read = writer.read().unwrap();
+        let (pods, _) = load_open_state(&mut *read, None, None).unwrap();
+        (pod.state, pods)
+    }
+
+    /// The stored state leaves out what the pods row holds; resuming puts it back from the
+    /// row, so the cache starts from exactly the state that was committed.
+    #[test]
+    fn a_resumed_pod_is_the_committed_state_with_the_rows_columns() {
+        let (committed, pods) = resumed(None);
+        assert_eq!(pods, vec![committed]);
+    }
+
+    /// A state stored before the row's fields were left out still carries them under its old
+    /// keys; it resumes the same, from the columns.
+    #[test]
+    fn a_state_stored_with_the_rows_fields_resumes_the_same() {
+        let (committed, _) = resumed(None);
+        let mut old: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&committed).unwrap()).unwrap();
+        let fields = serde_json::json!({"no": "elsewhere", "p": "Pending", "ca": 1,
+            "e": {"requests": {"cpu_millis": 1, "memory_bytes": 1},
+                  "limits": {"cpu_millis": 1, "memory_bytes": 1}},
+            "ok": "Job", "on": "other", "fa": 2});
+        old.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let (committed, pods) = resumed(Some(&old.to_string()));
+        assert_eq!(pods, vec![committed]);
+    }
 }

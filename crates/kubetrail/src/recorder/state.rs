@@ -273,23 +273,30 @@ pub struct PodResize {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodState {
-    /// The identity is not in the stored JSON: `pod_state` rows belong to a `pods` row that has
-    /// these columns, and [`resume`](super::resume) fills them back in.
+    /// The fields marked `serde(skip)` are not in the stored JSON: a `pod_state` row belongs to
+    /// a `pods` row whose columns hold them, written from this same state in the same commit,
+    /// and [`resume`](super::resume) fills them back in. Leaving them out halves the stored
+    /// state, a third of what the initial list writes. (States stored before they were left
+    /// out still carry them under their old keys; those keys are ignored and the columns win,
+    /// which hold the same values.)
     #[serde(skip)]
     pub uid: Text,
     #[serde(skip)]
     pub namespace: Text,
     #[serde(skip)]
     pub name: Text,
-    #[serde(rename = "no", default, skip_serializing_if = "Option::is_none")]
+    /// Column `node` (stored as "no" before).
+    #[serde(skip)]
     pub node: Option<Text>,
-    #[serde(rename = "p", default)]
+    /// Column `phase` ("p").
+    #[serde(skip)]
     pub phase: Phase,
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Text>,
     #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     pub message: Option<Text>,
-    #[serde(rename = "ca")]
+    /// Column `created_at_ms` ("ca").
+    #[serde(skip)]
     pub created_at_ms: i64,
     /// `metadata.deletionTimestamp`: when the grace period ends.
     #[serde(rename = "da", default, skip_serializing_if = "Option::is_none")]
@@ -309,16 +316,19 @@ pub struct PodState {
     pub ready_changed_at_ms: Option<i64>,
     #[serde(rename = "c", default)]
     pub containers: Vec<ContainerState>,
-    #[serde(rename = "e", default)]
+    /// Columns `cpu_request_millis` ... `memory_limit_bytes` ("e").
+    #[serde(skip)]
     pub resources: Effective,
-    #[serde(rename = "ok", default, skip_serializing_if = "Option::is_none")]
+    /// Columns `owner_kind` and `owner_name` ("ok", "on").
+    #[serde(skip)]
     pub owner_kind: Option<Text>,
-    #[serde(rename = "on", default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip)]
     pub owner_name: Option<Text>,
     #[serde(rename = "rv", default)]
     pub resource_version: Option<i64>,
     /// When the pod reached Succeeded or Failed (the `at` of that transition); set by the cache.
-    #[serde(rename = "fa", default, skip_serializing_if = "Option::is_none")]
+    /// Column `finished_at_ms` ("fa").
+    #[serde(skip)]
     pub finished_at_ms: Option<i64>,
     /// In-place resize state (see [`PodResize`]), when [`PodState::resize`] cannot rebuild it
     /// from the rest of the state. Most pods keep none: see [`PodState::elide_resize`].
@@ -506,7 +516,8 @@ pub struct NodeState {
     pub uid: Text,
     #[serde(rename = "n")]
     pub name: Text,
-    #[serde(rename = "ca")]
+    /// Column `created_at_ms` ("ca").
+    #[serde(skip)]
     pub created_at_ms: i64,
     /// Ready condition is True.
     #[serde(rename = "rd", default, skip_serializing_if = "is_false")]

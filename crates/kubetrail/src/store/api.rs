@@ -40,6 +40,7 @@ use crate::model::usage::{
     UsageRollupProgress, UsageWriteStats,
 };
 use crate::model::utilisation::{BucketUsage, UsageSample};
+use crate::model::{Effective, Phase};
 
 pub type R<T> = Result<T, StoreError>;
 
@@ -174,11 +175,22 @@ pub struct NodeInfo {
 
 /// An open pod with its last committed compact state, for a recorder that resumes. The state
 /// and labels stay JSON here: the recorder parses them and applies its selector.
+///
+/// The stored state leaves out what the `pods` row holds (identity, node, owner, creation,
+/// phase, end, resources): those come from the row's columns, which the writer sets from the
+/// same projection in the same commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenPod {
     pub uid: String,
     pub namespace: String,
     pub name: String,
+    pub node: Option<String>,
+    pub owner_kind: Option<String>,
+    pub owner_name: Option<String>,
+    pub created_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    pub phase: Phase,
+    pub resources: Effective,
     pub labels_json: Option<String>,
     pub state_json: String,
 }

@@ -16,7 +16,7 @@ use crate::model::report::{
 };
 use crate::model::time::format_time_ms;
 use crate::model::utilisation::{BucketUsage, RatioStat, Stat, UsageSample};
-use crate::model::{Phase, Resources, TransitionKind};
+use crate::model::{Effective, Phase, Resources, TransitionKind};
 use crate::store::api::{NodeInfo, OpenNode, OpenPod};
 
 /// A value bound as a parameter, with the PostgreSQL type it is sent as. With every type
@@ -644,7 +644,9 @@ pub fn open_pods(
     each: &mut dyn FnMut(OpenPod),
 ) -> Result<(), postgres::Error> {
     for r in client.query(
-        "SELECT p.uid, p.namespace, p.name, l.labels, s.state
+        "SELECT p.uid, p.namespace, p.name, l.labels, s.state, p.node, p.owner_kind,
+                 p.owner_name, p.created_at_ms, p.finished_at_ms, p.phase, p.cpu_request_millis,
+                 p.memory_request_bytes, p.cpu_limit_millis, p.memory_limit_bytes
              FROM pods p JOIN pod_state s ON s.pod_id = p.id
              LEFT JOIN label_sets l ON l.id = p.label_set_id
              WHERE p.cluster_id = ANY($1) AND p.deleted_at_ms IS NULL
@@ -657,6 +659,16 @@ pub fn open_pods(
             name: r.get(2),
             labels_json: r.get(3),
             state_json: r.get(4),
+            node: r.get(5),
+            owner_kind: r.get(6),
+            owner_name: r.get(7),
+            created_at_ms: r.get(8),
+            finished_at_ms: r.get(9),
+            phase: Phase::from_code(i64::from(r.get::<_, i16>(10))),
+            resources: Effective {
+                requests: Resources::new(r.get(11), r.get(12)),
+                limits: Resources::new(r.get(13), r.get(14)),
+            },
         });
     }
     Ok(())

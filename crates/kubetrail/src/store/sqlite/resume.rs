@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-use crate::model::TransitionKind;
+use crate::model::{Effective, Phase, Resources, TransitionKind};
 use crate::store::api::{OpenNode, OpenPod};
 
 /// Open pods (in `namespace`, or all) that have a compact state.
@@ -13,7 +13,9 @@ pub fn open_pods(
     each: &mut dyn FnMut(OpenPod),
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare(
-        "SELECT p.uid, s.state, l.labels, p.namespace, p.name
+        "SELECT p.uid, s.state, l.labels, p.namespace, p.name, p.node, p.owner_kind,
+             p.owner_name, p.created_at_ms, p.finished_at_ms, p.phase, p.cpu_request_millis,
+             p.memory_request_bytes, p.cpu_limit_millis, p.memory_limit_bytes
          FROM pods p JOIN pod_state s ON s.pod_id = p.id
          LEFT JOIN label_sets l ON l.id = p.label_set_id
          WHERE p.deleted_at_ms IS NULL AND (?1 IS NULL OR p.namespace = ?1)",
@@ -26,6 +28,16 @@ pub fn open_pods(
             labels_json: row.get(2)?,
             namespace: row.get(3)?,
             name: row.get(4)?,
+            node: row.get(5)?,
+            owner_kind: row.get(6)?,
+            owner_name: row.get(7)?,
+            created_at_ms: row.get(8)?,
+            finished_at_ms: row.get(9)?,
+            phase: Phase::from_code(row.get(10)?),
+            resources: Effective {
+                requests: Resources::new(row.get(11)?, row.get(12)?),
+                limits: Resources::new(row.get(13)?, row.get(14)?),
+            },
         });
     }
     Ok(())
