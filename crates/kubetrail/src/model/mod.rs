@@ -20,6 +20,7 @@ pub mod rollup;
 pub mod selector;
 pub mod time;
 pub mod transition;
+pub mod uid;
 pub mod usage;
 pub mod utilisation;
 

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0009_owners.sql"),
     include_str!("../../../migrations/0010_usage.sql"),
     include_str!("../../../migrations/0011_container_resources.sql"),
+    include_str!("../../../migrations/0012_event_uids.sql"),
 ];
 
 /// The schema version this binary writes and understands.
@@ -560,5 +561,109 @@ mod tests {
             .unwrap();
         assert!(n > 0);
         assert!(conn.execute("DELETE FROM transition_kinds", []).is_err());
+    }
+}
+
+#[cfg(test)]
+mod event_uid_tests {
+    use std::ops::ControlFlow;
+
+    use super::*;
+    use crate::model::event::EventFilter;
+    use crate::store::rows::{BatchStats, EventRow};
+    use crate::store::sqlite::events;
+
+    const POD_UID: &str = "dbc308be-e09e-4f70-b3cd-a8b7cfe732f3";
+    const EVENT_UID: &str = "cf13eb72-b1c1-40bc-8cf1-ee72b1c135d5";
+
+    /// Events stored as text before migration 0012 are rebuilt with canonical uids as 16
+    /// bytes, keep their ids and occurrences, read back as they were stored, and are found
+    /// again by the writer's lookup (a repeat updates the row, it does not add one).
+    #[test]
+    fn events_stored_before_0012_keep_their_uids_ids_and_occurrences() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).unwrap();
+        super::super::labels::register_hash_function(&conn).unwrap();
+        for sql in &MIGRATIONS[..11] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 11).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO events (id, uid, regarding_kind, regarding_uid, name, count,
+                 first_seen_ms, last_seen_ms) VALUES
+                 (7, '{EVENT_UID}', 1, '{POD_UID}', 'web-1', 2, 100, 200),
+                 (9, 'hand-made', 2, NULL, 'node-a', 1, 150, 150);
+             INSERT INTO event_occurrences (event_id, count, at_ms) VALUES (7, 2, 200);"
+        ))
+        .unwrap();
+        drop(conn);
+
+        let handle = open_for_writing(&path).unwrap();
+        let stored: Vec<(i64, String, Option<String>)> = handle
+            .conn
+            .prepare("SELECT id, typeof(uid), typeof(regarding_uid) FROM events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            stored,
+            vec![
+                (7, "blob".into(), Some("blob".into())),
+                (9, "text".into(), Some("null".into()))
+            ]
+        );
+        let occurrences: Vec<(String, i64)> = handle
+            .conn
+            .prepare(events::EXPORT_OCCURRENCES)
+            .unwrap()
+            .query_map([], |r| {
+                let o = events::occurrence_row(r)?;
+                Ok((o.event_uid, o.count))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(occurrences, vec![(EVENT_UID.to_string(), 2)]);
+
+        // The pod's events by its uid, as `query history` asks.
+        let by_pod = |conn: &Connection| {
+            let filter = EventFilter {
+                regarding_uids: Some(vec![POD_UID.into(), "hand-made-pod".into()]),
+                ..EventFilter::default()
+            };
+            let mut found = Vec::new();
+            events::events(conn, &filter, &mut |e| {
+                found.push((e.uid, e.regarding_uid, e.count));
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            found
+        };
+        assert_eq!(
+            by_pod(&handle.conn),
+            vec![(EVENT_UID.to_string(), Some(POD_UID.to_string()), 2)]
+        );
+
+        // The series grows: the stored row is found by its uid and updated.
+        let mut handle = handle;
+        let tx = handle.conn.transaction().unwrap();
+        let mut grown = EventRow::about_pod(EVENT_UID, 3, 300);
+        grown.regarding_uid = Some(POD_UID.into());
+        let mut stats = BatchStats::default();
+        events::write_events(&tx, &[grown], &mut stats).unwrap();
+        tx.commit().unwrap();
+        assert_eq!((stats.events_inserted, stats.events_updated), (0, 1));
+        let total: i64 = handle
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(
+            by_pod(&handle.conn),
+            vec![(EVENT_UID.to_string(), Some(POD_UID.to_string()), 3)]
+        );
     }
 }

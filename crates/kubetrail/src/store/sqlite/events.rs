@@ -1,12 +1,14 @@
 //! Kubernetes Events in SQLite: writing them inside a batch's transaction (idempotent by uid
 //! and count), reading them for `query events` and `query history`, the counts a recorder
-//! resumes from, and retention's age step. See migration 0008 for the tables.
+//! resumes from, and retention's age step. See migration 0008 for the tables, and 0012 and
+//! [`uid`](super::uid) for how their uids are stored.
 
 use std::ops::ControlFlow;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, params};
 
+use super::uid::{UidKey, get_opt_uid, get_uid, split_for_filter};
 use crate::model::event::{EventFilter, EventRecord, EventType, RegardingKind};
 use crate::store::copy::OccurrenceCopy;
 use crate::store::rows::{BatchStats, EventRow};
@@ -22,9 +24,9 @@ pub const EXPORT_OCCURRENCES: &str = "SELECT e.uid, o.count, o.at_ms
 
 pub fn event_row(r: &rusqlite::Row) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
-        uid: r.get(0)?,
+        uid: get_uid(r, 0)?,
         regarding_kind: RegardingKind::from_code(r.get(1)?).unwrap_or(RegardingKind::Pod),
-        regarding_uid: r.get(2)?,
+        regarding_uid: get_opt_uid(r, 2)?,
         namespace: r.get(3)?,
         name: r.get(4)?,
         container: r.get(5)?,
@@ -42,7 +44,7 @@ pub fn event_row(r: &rusqlite::Row) -> rusqlite::Result<EventRow> {
 
 pub fn occurrence_row(r: &rusqlite::Row) -> rusqlite::Result<OccurrenceCopy> {
     Ok(OccurrenceCopy {
-        event_uid: r.get(0)?,
+        event_uid: get_uid(r, 0)?,
         count: r.get(1)?,
         at_ms: r.get(2)?,
     })
@@ -74,7 +76,7 @@ pub fn write_events(
     )?;
     for e in events {
         let found: Option<(i64, i64)> = known
-            .query_row([&e.uid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([UidKey(&e.uid)], |r| Ok((r.get(0)?, r.get(1)?)))
             .map(Some)
             .or_else(|err| match err {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
@@ -96,9 +98,9 @@ pub fn write_events(
             None => {
                 let id: i64 = insert.query_row(
                     params![
-                        e.uid,
+                        UidKey(&e.uid),
                         e.regarding_kind.code(),
-                        e.regarding_uid,
+                        e.regarding_uid.as_deref().map(UidKey),
                         e.namespace,
                         e.name,
                         e.container,
@@ -177,11 +179,20 @@ pub fn events(
         ));
     }
     if let Some(uids) = &filter.regarding_uids {
-        // One parameter however many objects: a JSON array, read back by `json_each`.
-        let uids = serde_json::to_string(uids).expect("strings");
+        // One parameter per encoding however many objects: JSON arrays, read back by
+        // `json_each`; canonical uids are stored as 16 bytes (see `uid`), so they go as hex.
+        let (hex, text) = split_for_filter(uids);
         conditions.push(format!(
-            "regarding_uid IN (SELECT value FROM json_each({}))",
-            param(Value::Text(uids), &mut values)
+            "regarding_uid IN (SELECT unhex(value) FROM json_each({})
+                               UNION ALL SELECT value FROM json_each({}))",
+            param(
+                Value::Text(serde_json::to_string(&hex).expect("strings")),
+                &mut values
+            ),
+            param(
+                Value::Text(serde_json::to_string(&text).expect("strings")),
+                &mut values
+            )
         ));
     }
     // A series overlaps the window: it began before the end and was last seen after the start.
@@ -212,11 +223,11 @@ pub fn events(
         let kind = RegardingKind::from_code(r.get(1)?).unwrap_or(RegardingKind::Pod);
         let record = EventRecord {
             cluster: None,
-            uid: r.get(0)?,
+            uid: get_uid(r, 0)?,
             kind: kind.as_str(),
             namespace: r.get(2)?,
             name: r.get(3)?,
-            regarding_uid: r.get(4)?,
+            regarding_uid: get_opt_uid(r, 4)?,
             container: r.get(5)?,
             reason: r.get(6)?,
             event_type: r.get(7)?,
@@ -247,7 +258,7 @@ pub fn recent_counts(
     let mut stmt = conn.prepare("SELECT uid, count FROM events WHERE last_seen_ms >= ?1")?;
     let mut rows = stmt.query([since_ms])?;
     while let Some(r) = rows.next()? {
-        each(r.get(0)?, r.get(1)?);
+        each(get_uid(r, 0)?, r.get(1)?);
     }
     Ok(())
 }

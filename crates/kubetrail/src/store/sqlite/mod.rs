@@ -25,6 +25,7 @@ pub mod sessions;
 pub mod stats;
 #[cfg(test)]
 pub(crate) mod test_backend;
+pub mod uid;
 pub mod usage;
 pub mod usage_rollup;
 mod writer;
