@@ -49,3 +49,17 @@ DROP TABLE occurrences_v12;
 CREATE INDEX events_by_last_seen ON events (last_seen_ms);
 CREATE INDEX events_by_subject ON events (regarding_uid, last_seen_ms);
 CREATE INDEX events_by_name ON events (name, last_seen_ms);
+
+-- For other SQLite tools: the events with their uids as text again, and kinds by name.
+CREATE VIEW event_log AS
+SELECT id,
+    CASE WHEN typeof(uid) = 'blob' THEN substr(lower(hex(uid)), 1, 8) || '-' || substr(lower(hex(uid)), 9, 4) || '-'
+        || substr(lower(hex(uid)), 13, 4) || '-' || substr(lower(hex(uid)), 17, 4) || '-' || substr(lower(hex(uid)), 21)
+        ELSE uid END AS uid,
+    CASE regarding_kind WHEN 1 THEN 'Pod' WHEN 2 THEN 'Node' END AS kind,
+    CASE WHEN typeof(regarding_uid) = 'blob' THEN substr(lower(hex(regarding_uid)), 1, 8) || '-' || substr(lower(hex(regarding_uid)), 9, 4) || '-'
+        || substr(lower(hex(regarding_uid)), 13, 4) || '-' || substr(lower(hex(regarding_uid)), 17, 4) || '-' || substr(lower(hex(regarding_uid)), 21)
+        ELSE regarding_uid END AS regarding_uid,
+    namespace, name, container, reason, type, note, reporting_controller, count, first_seen_ms,
+    last_seen_ms
+FROM events;

@@ -615,6 +615,22 @@ mod event_uid_tests {
                 (9, "text".into(), Some("null".into()))
             ]
         );
+        // The view shows them as text again, for other SQLite tools.
+        let shown: Vec<(String, String, Option<String>)> = handle
+            .conn
+            .prepare("SELECT uid, kind, regarding_uid FROM event_log ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (EVENT_UID.into(), "Pod".into(), Some(POD_UID.into())),
+                ("hand-made".into(), "Node".into(), None)
+            ]
+        );
         let occurrences: Vec<(String, i64)> = handle
             .conn
             .prepare(events::EXPORT_OCCURRENCES)
