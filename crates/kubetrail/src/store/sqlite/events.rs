@@ -133,6 +133,41 @@ pub fn events(
     filter: &EventFilter,
     each: &mut dyn FnMut(EventRecord) -> ControlFlow<()>,
 ) -> rusqlite::Result<u64> {
+    let (sql, values) = select_events(filter);
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+    let mut n = 0;
+    while let Some(r) = rows.next()? {
+        let kind = RegardingKind::from_code(r.get(1)?).unwrap_or(RegardingKind::Pod);
+        let record = EventRecord {
+            cluster: None,
+            uid: get_uid(r, 0)?,
+            kind: kind.as_str(),
+            namespace: r.get(2)?,
+            name: r.get(3)?,
+            regarding_uid: get_opt_uid(r, 4)?,
+            container: r.get(5)?,
+            reason: r.get(6)?,
+            event_type: r.get(7)?,
+            count: r.get(8)?,
+            first_seen: String::new(),
+            first_seen_ms: r.get(9)?,
+            last_seen: String::new(),
+            last_seen_ms: r.get(10)?,
+            reporting_controller: r.get(11)?,
+            note: r.get(12)?,
+        }
+        .with_times();
+        n += 1;
+        if each(record).is_break() {
+            break;
+        }
+    }
+    Ok(n)
+}
+
+/// The statement and its parameters for `filter`.
+fn select_events(filter: &EventFilter) -> (String, Vec<Value>) {
     let mut sql = String::from(
         "SELECT uid, regarding_kind, namespace, name, regarding_uid, container, reason, type,
              count, first_seen_ms, last_seen_ms, reporting_controller, note
@@ -216,36 +251,7 @@ pub fn events(
     if let Some(limit) = filter.limit {
         sql.push_str(&format!(" LIMIT {limit}"));
     }
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
-    let mut n = 0;
-    while let Some(r) = rows.next()? {
-        let kind = RegardingKind::from_code(r.get(1)?).unwrap_or(RegardingKind::Pod);
-        let record = EventRecord {
-            cluster: None,
-            uid: get_uid(r, 0)?,
-            kind: kind.as_str(),
-            namespace: r.get(2)?,
-            name: r.get(3)?,
-            regarding_uid: get_opt_uid(r, 4)?,
-            container: r.get(5)?,
-            reason: r.get(6)?,
-            event_type: r.get(7)?,
-            count: r.get(8)?,
-            first_seen: String::new(),
-            first_seen_ms: r.get(9)?,
-            last_seen: String::new(),
-            last_seen_ms: r.get(10)?,
-            reporting_controller: r.get(11)?,
-            note: r.get(12)?,
-        }
-        .with_times();
-        n += 1;
-        if each(record).is_break() {
-            break;
-        }
-    }
-    Ok(n)
+    (sql, values)
 }
 
 /// `(uid, count)` of every event last seen at or after `since_ms`: what a resuming recorder
@@ -297,4 +303,41 @@ pub fn count_older(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<(u64, 
         [cutoff_ms],
         |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `query history` and `query events --owner` read a pod's events by its uids; with the
+    /// uids in two encodings (see `uid`) the statement must still seek `events_by_subject`, not
+    /// scan every event.
+    #[test]
+    fn events_by_regarding_uid_use_the_subject_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = super::super::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let filter = EventFilter {
+            regarding_uids: Some(vec![
+                "cf13eb72-b1c1-40bc-8cf1-ee72b1c135d5".into(),
+                "p-1".into(),
+            ]),
+            ..EventFilter::default()
+        };
+        let (sql, values) = select_events(&filter);
+        let mut stmt = handle
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| r.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX events_by_subject")),
+            "{plan:#?}"
+        );
+        assert!(!plan.iter().any(|step| step == "SCAN events"), "{plan:#?}");
+    }
 }
