@@ -597,6 +597,25 @@ mod event_uid_tests {
              INSERT INTO event_occurrences (event_id, count, at_ms) VALUES (7, 2, 200);"
         ))
         .unwrap();
+        // The pod's events by its uid, as `query history` asks.
+        let by_pod = |conn: &Connection| {
+            let filter = EventFilter {
+                regarding_uids: Some(vec![POD_UID.into(), "hand-made-pod".into()]),
+                ..EventFilter::default()
+            };
+            let mut found = Vec::new();
+            events::events(conn, &filter, &mut |e| {
+                found.push((e.uid, e.regarding_uid, e.count));
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            found
+        };
+        // A new reader on the file not yet migrated still finds the pod's events.
+        assert_eq!(
+            by_pod(&conn),
+            vec![(EVENT_UID.to_string(), Some(POD_UID.to_string()), 2)]
+        );
         drop(conn);
 
         let handle = open_for_writing(&path).unwrap();
@@ -644,20 +663,6 @@ mod event_uid_tests {
             .collect();
         assert_eq!(occurrences, vec![(EVENT_UID.to_string(), 2)]);
 
-        // The pod's events by its uid, as `query history` asks.
-        let by_pod = |conn: &Connection| {
-            let filter = EventFilter {
-                regarding_uids: Some(vec![POD_UID.into(), "hand-made-pod".into()]),
-                ..EventFilter::default()
-            };
-            let mut found = Vec::new();
-            events::events(conn, &filter, &mut |e| {
-                found.push((e.uid, e.regarding_uid, e.count));
-                ControlFlow::Continue(())
-            })
-            .unwrap();
-            found
-        };
         assert_eq!(
             by_pod(&handle.conn),
             vec![(EVENT_UID.to_string(), Some(POD_UID.to_string()), 2)]

@@ -215,7 +215,8 @@ fn select_events(filter: &EventFilter) -> (String, Vec<Value>) {
     }
     if let Some(uids) = &filter.regarding_uids {
         // One parameter per encoding however many objects: JSON arrays, read back by
-        // `json_each`; canonical uids are stored as 16 bytes (see `uid`), so they go as hex.
+        // `json_each`. Canonical uids are stored as 16 bytes (see `uid`), so they go as hex;
+        // every uid goes as text too (a file not yet migrated, and the other uids).
         let (hex, text) = split_for_filter(uids);
         conditions.push(format!(
             "regarding_uid IN (SELECT unhex(value) FROM json_each({})

@@ -53,18 +53,17 @@ pub fn get_opt_uid(row: &rusqlite::Row, index: usize) -> rusqlite::Result<Option
     Ok(row.get::<_, Option<StoredUid>>(index)?.map(|u| u.0))
 }
 
-/// Splits uids into the hex of the canonical ones and the rest, for a filter that matches
-/// either (`unhex` of the first list, the second as text): one parameter each however many.
+/// The uids for a filter that matches either encoding: the hex of the canonical ones (for
+/// `unhex`), and every uid as text. The text of a canonical uid matches nothing in a migrated
+/// file, but it is how a file not yet migrated (a new `kubetrail query` before the recorder
+/// has restarted) still holds it, so a report on that file is not silently short.
 pub fn split_for_filter(uids: &[String]) -> (Vec<String>, Vec<&str>) {
-    let mut hex = Vec::new();
-    let mut text = Vec::new();
-    for uid in uids {
-        match canonical_uuid(uid) {
-            Some(_) => hex.push(uid.replace('-', "")),
-            None => text.push(uid.as_str()),
-        }
-    }
-    (hex, text)
+    let hex = uids
+        .iter()
+        .filter(|uid| canonical_uuid(uid).is_some())
+        .map(|uid| uid.replace('-', ""))
+        .collect();
+    (hex, uids.iter().map(String::as_str).collect())
 }
 
 #[cfg(test)]
