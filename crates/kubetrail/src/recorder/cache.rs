@@ -114,7 +114,7 @@ pub(super) fn pod_row(
     }
 }
 
-fn node_row(state: &NodeState, deleted_at_ms: Option<i64>) -> NodeRow {
+pub(super) fn node_row(state: &NodeState, deleted_at_ms: Option<i64>) -> NodeRow {
     NodeRow {
         uid: state.uid.to_string(),
         name: state.name.to_string(),

@@ -64,9 +64,18 @@ pub fn load_left_scope(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::cache::pod_row;
-    use crate::recorder::objects::{Pod, tests::POD};
+    use crate::recorder::cache::{node_row, pod_row};
+    use crate::recorder::objects::{Node, Pod, tests::POD};
     use crate::store::{Batch, HistoryWriter, sqlite};
+
+    /// A node as the recorder projects it, its creation time included.
+    const NODE: &str = r#"{"metadata": {"name": "n1", "uid": "nu", "resourceVersion": "7",
+         "creationTimestamp": "2026-11-29T01:00:00Z"},
+       "spec": {"unschedulable": true},
+       "status": {"capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+         "allocatable": {"cpu": "3800m", "memory": "15Gi", "pods": "110"},
+         "conditions": [{"type": "Ready", "status": "True",
+           "lastTransitionTime": "2026-11-29T01:00:10Z"}]}}"#;
 
     fn resumed(state_json: Option<&str>) -> (PodState, Vec<PodState>) {
         let mut pod: Pod = serde_json::from_str(POD).unwrap();
@@ -109,5 +118,20 @@ mod tests {
             .extend(fields.as_object().unwrap().clone());
         let (committed, pods) = resumed(Some(&old.to_string()));
         assert_eq!(pods, vec![committed]);
+    }
+
+    /// A node's stored state is the whole of it (nodes are few): it resumes as committed.
+    #[test]
+    fn a_resumed_node_is_the_committed_state() {
+        let node: Node = serde_json::from_str(NODE).unwrap();
+        assert!(node.state.created_at_ms > 0);
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let mut batch = Batch::default();
+        batch.nodes.push(node_row(&node.state, None));
+        writer.commit(&batch, None).unwrap();
+        let mut read = writer.read().unwrap();
+        let (_, nodes) = load_open_state(&mut *read, None, None).unwrap();
+        assert_eq!(nodes, vec![node.state]);
     }
 }

@@ -516,8 +516,7 @@ pub struct NodeState {
     pub uid: Text,
     #[serde(rename = "n")]
     pub name: Text,
-    /// Column `created_at_ms` ("ca").
-    #[serde(skip)]
+    #[serde(rename = "ca")]
     pub created_at_ms: i64,
     /// Ready condition is True.
     #[serde(rename = "rd", default, skip_serializing_if = "is_false")]
