@@ -330,9 +330,29 @@ impl PgWriter {
 
 impl Drop for PgWriter {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            outside_runtime(move || drop(client));
+        if let Some(mut client) = self.client.take() {
+            let lock = (self.exclusive && self.cluster_id != 0).then_some(self.cluster_id);
+            outside_runtime(move || {
+                if let Some(cluster) = lock {
+                    free_cluster(&mut client, cluster);
+                }
+                drop(client)
+            });
         }
+    }
+}
+
+/// Frees the recorder lock on `cluster` that this connection holds. The server frees a
+/// session's locks when it notices the connection is gone, which can be after this process has
+/// exited: a recorder started right after a copy (or a restarted recorder) would find the
+/// cluster still locked. Freed before the connection is dropped, the lock is gone before we
+/// are. On error (a lost connection) the server frees it as before.
+fn free_cluster(client: &mut Client, cluster: i32) {
+    if let Err(e) = client.execute(
+        "SELECT pg_advisory_unlock($1, $2)",
+        &[&RECORDER_LOCK_CLASS, &cluster],
+    ) {
+        tracing::debug!(%e, "the cluster's lock is left to the server to free");
     }
 }
 

@@ -149,6 +149,40 @@ fn a_second_recorder_of_one_cluster_is_refused_but_maintenance_is_not() {
     PgWriter::open(config, "east", false).expect("prune does not take the recorder lock");
 }
 
+/// A recorder (or a copy) that ends frees its cluster before its connection closes, so the
+/// next one, started right after, is not refused while the server has yet to notice that the
+/// old connection is gone.
+#[test]
+fn a_recorder_that_ends_frees_its_cluster_before_it_is_gone() {
+    let config = fresh();
+    let mut watcher = PgWriter::open(config.clone(), "west", true).unwrap();
+    let held = |w: &mut PgWriter| -> i64 {
+        w.with(|c, _| {
+            Ok(c.query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                   AND classid = $1::int8::oid",
+                &[&i64::from(RECORDER_LOCK_CLASS)],
+            )?
+            .get(0))
+        })
+        .unwrap()
+    };
+    let mut east = PgWriter::open(config.clone(), "east", true).unwrap();
+    assert_eq!(held(&mut watcher), 2, "east and west hold their clusters");
+    // What dropping the writer does first, seen while its connection is still open.
+    let cluster = east.cluster_id;
+    free_cluster(east.client.as_mut().unwrap(), cluster);
+    assert_eq!(
+        held(&mut watcher),
+        1,
+        "east is free, its connection still open"
+    );
+    drop(east);
+    for _ in 0..10 {
+        drop(PgWriter::open(config.clone(), "east", true).expect("east is free again at once"));
+    }
+}
+
 #[test]
 fn each_month_of_creation_gets_its_own_partition() {
     let mut w = PgWriter::open(fresh(), "east", true).unwrap();
