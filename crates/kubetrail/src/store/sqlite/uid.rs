@@ -3,11 +3,10 @@
 //!
 //! A canonical UUID (see [`crate::model::uid`]), which is what the API server gives every
 //! object, is stored as its 16 bytes, a BLOB; anything else (an uppercase or foreign uid,
-//! which tests and hand-made data have) as the text it is, so every
-//! uid comes back exactly as it went in. The type tells the two apart, and a lookup binds the
-//! same encoding the write did ([`UidKey`]), so equal uids always meet. The migration applies
-//! this rule in SQL (`GLOB` and `unhex`) to the rows stored before it; a test holds the two
-//! to the same result.
+//! which tests and hand-made data have) as the text it is, so every uid comes back exactly as
+//! it went in. The type tells the two apart, and a lookup binds the same encoding the write
+//! did ([`UidKey`]), so equal uids always meet. The migration applies this rule in SQL (`GLOB`
+//! and `unhex`) to the rows stored before it; a test holds the two to the same result.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
