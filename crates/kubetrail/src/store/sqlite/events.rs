@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use rusqlite::types::Value;
 use rusqlite::{Connection, Transaction, params};
 
-use super::uid::{UidKey, get_opt_uid, get_uid, split_for_filter};
+use super::uid::{UidKey, canonical_hex, get_opt_uid, get_uid};
 use crate::model::event::{EventFilter, EventRecord, EventType, RegardingKind};
 use crate::store::copy::OccurrenceCopy;
 use crate::store::rows::{BatchStats, EventRow};
@@ -217,7 +217,7 @@ fn select_events(filter: &EventFilter) -> (String, Vec<Value>) {
         // One parameter per encoding however many objects: JSON arrays, read back by
         // `json_each`. Canonical uids are stored as 16 bytes (see `uid`), so they go as hex;
         // every uid goes as text too (a file not yet migrated, and the other uids).
-        let (hex, text) = split_for_filter(uids);
+        let hex = canonical_hex(uids);
         conditions.push(format!(
             "regarding_uid IN (SELECT unhex(value) FROM json_each({})
                                UNION ALL SELECT value FROM json_each({}))",
@@ -226,7 +226,7 @@ fn select_events(filter: &EventFilter) -> (String, Vec<Value>) {
                 &mut values
             ),
             param(
-                Value::Text(serde_json::to_string(&text).expect("strings")),
+                Value::Text(serde_json::to_string(uids).expect("strings")),
                 &mut values
             )
         ));

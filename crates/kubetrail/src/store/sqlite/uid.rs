@@ -52,17 +52,16 @@ pub fn get_opt_uid(row: &rusqlite::Row, index: usize) -> rusqlite::Result<Option
     Ok(row.get::<_, Option<StoredUid>>(index)?.map(|u| u.0))
 }
 
-/// The uids for a filter that matches either encoding: the hex of the canonical ones (for
-/// `unhex`), and every uid as text. The text of a canonical uid matches nothing in a migrated
-/// file, but it is how a file not yet migrated (a new `kubetrail query` before the recorder
-/// has restarted) still holds it, so a report on that file is not silently short.
-pub fn split_for_filter(uids: &[String]) -> (Vec<String>, Vec<&str>) {
-    let hex = uids
-        .iter()
+/// The hex of the canonical uids among `uids`, for a filter that matches their 16 bytes
+/// (`unhex`). Such a filter matches every uid as text too: the text of a canonical uid matches
+/// nothing in a migrated file, but it is how a file not yet migrated (a new `kubetrail query`
+/// before the recorder has restarted) still holds it, so a report on that file is not
+/// silently short.
+pub fn canonical_hex(uids: &[String]) -> Vec<String> {
+    uids.iter()
         .filter(|uid| canonical_uuid(uid).is_some())
         .map(|uid| uid.replace('-', ""))
-        .collect();
-    (hex, uids.iter().map(String::as_str).collect())
+        .collect()
 }
 
 #[cfg(test)]
