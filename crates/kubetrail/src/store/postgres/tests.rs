@@ -159,8 +159,11 @@ fn a_recorder_that_ends_frees_its_cluster_before_it_is_gone() {
     let held = |w: &mut PgWriter| -> i64 {
         w.with(|c, _| {
             Ok(c.query_one(
+                // pg_locks is the whole server's: other tests hold the same class of lock
+                // in their own databases at the same time.
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-                   AND classid = $1::int8::oid",
+                   AND classid = $1::int8::oid
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 &[&i64::from(RECORDER_LOCK_CLASS)],
             )?
             .get(0))
