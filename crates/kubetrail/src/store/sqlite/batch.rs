@@ -61,6 +61,23 @@ impl Keys {
     }
 }
 
+/// A pod row's columns, in the order of [`write_batch`]'s parameters.
+const INSERT_POD: &str = "INSERT INTO pods (uid, namespace, name, node, owner_kind, owner_name,
+         label_set_id, created_at_ms, started_at_ms, finished_at_ms, deleted_at_ms, phase,
+         reason, restarts, cpu_request_millis, memory_request_bytes, cpu_limit_millis,
+         memory_limit_bytes)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+
+/// What an update of a stored pod sets besides its indexed columns (node, labels, deletion).
+/// Its uid, namespace, name and creation never change.
+const SET_STATUS: &str = "owner_kind = excluded.owner_kind, owner_name = excluded.owner_name,
+         started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
+         phase = excluded.phase, reason = excluded.reason, restarts = excluded.restarts,
+         cpu_request_millis = excluded.cpu_request_millis,
+         memory_request_bytes = excluded.memory_request_bytes,
+         cpu_limit_millis = excluded.cpu_limit_millis,
+         memory_limit_bytes = excluded.memory_limit_bytes";
+
 /// Writes the batch in one transaction. Rows that point at a pod or node the database has never
 /// seen are skipped with a warning (the recorder always sends the pod or node row first).
 pub fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<BatchStats> {
@@ -118,26 +135,27 @@ pub fn write_batch_in_session(
             keys.nodes.insert(n.uid.clone(), id);
         }
 
-        let mut upsert_pod = tx.prepare_cached(
-            "INSERT INTO pods (uid, namespace, name, node, owner_kind, owner_name, label_set_id,
-                 created_at_ms, started_at_ms, finished_at_ms, deleted_at_ms, phase, reason,
-                 restarts, cpu_request_millis, memory_request_bytes, cpu_limit_millis,
-                 memory_limit_bytes)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18)
-             ON CONFLICT (uid) DO UPDATE SET
-                 node = excluded.node, owner_kind = excluded.owner_kind,
-                 owner_name = excluded.owner_name,
-                 label_set_id = coalesce(excluded.label_set_id, label_set_id),
-                 started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
-                 deleted_at_ms = excluded.deleted_at_ms, phase = excluded.phase,
-                 reason = excluded.reason, restarts = excluded.restarts,
-                 cpu_request_millis = excluded.cpu_request_millis,
-                 memory_request_bytes = excluded.memory_request_bytes,
-                 cpu_limit_millis = excluded.cpu_limit_millis,
-                 memory_limit_bytes = excluded.memory_limit_bytes
-             RETURNING id",
-        )?;
+        // Most updates of a stored pod change only its status columns. SQLite rewrites every
+        // index on a column an UPDATE sets, whether the value changed or not, so one statement
+        // setting all columns would delete and re-insert the pod's entries in `pods_by_node`,
+        // `pods_by_label_set` and `pods_open` on every watch event. This one inserts a new pod,
+        // or sets only the unindexed columns of a stored pod whose indexed ones (node, labels,
+        // deletion) are unchanged; it returns no id when they changed, and the full upsert
+        // below runs instead.
+        let mut upsert_pod_status = tx.prepare_cached(&format!(
+            "{INSERT_POD}
+             ON CONFLICT (uid) DO UPDATE SET {SET_STATUS}
+             WHERE node IS excluded.node AND deleted_at_ms IS excluded.deleted_at_ms
+                 AND (excluded.label_set_id IS NULL OR label_set_id IS excluded.label_set_id)
+             RETURNING id"
+        ))?;
+        let mut upsert_pod = tx.prepare_cached(&format!(
+            "{INSERT_POD}
+             ON CONFLICT (uid) DO UPDATE SET {SET_STATUS},
+                 node = excluded.node, deleted_at_ms = excluded.deleted_at_ms,
+                 label_set_id = coalesce(excluded.label_set_id, label_set_id)
+             RETURNING id"
+        ))?;
         // An open pod's state is kept for reconciliation; a deleted pod's is dropped.
         let mut put_state =
             tx.prepare_cached("INSERT OR REPLACE INTO pod_state (pod_id, state) VALUES (?1, ?2)")?;
@@ -147,29 +165,33 @@ pub fn write_batch_in_session(
                 Some(json) => Some(keys.label_set(&tx, json)?),
                 None => None,
             };
-            let id: i64 = upsert_pod.query_row(
-                params![
-                    p.uid,
-                    p.namespace,
-                    p.name,
-                    p.node,
-                    p.owner_kind,
-                    p.owner_name,
-                    label_set,
-                    p.created_at_ms,
-                    p.started_at_ms,
-                    p.finished_at_ms,
-                    p.deleted_at_ms,
-                    p.phase.code(),
-                    p.reason,
-                    p.restarts,
-                    p.resources.requests.cpu_millis,
-                    p.resources.requests.memory_bytes,
-                    p.resources.limits.cpu_millis,
-                    p.resources.limits.memory_bytes
-                ],
-                |r| r.get(0),
-            )?;
+            let values = params![
+                p.uid,
+                p.namespace,
+                p.name,
+                p.node,
+                p.owner_kind,
+                p.owner_name,
+                label_set,
+                p.created_at_ms,
+                p.started_at_ms,
+                p.finished_at_ms,
+                p.deleted_at_ms,
+                p.phase.code(),
+                p.reason,
+                p.restarts,
+                p.resources.requests.cpu_millis,
+                p.resources.requests.memory_bytes,
+                p.resources.limits.cpu_millis,
+                p.resources.limits.memory_bytes
+            ];
+            let id: i64 = match upsert_pod_status
+                .query_row(values, |r| r.get(0))
+                .optional()?
+            {
+                Some(id) => id,
+                None => upsert_pod.query_row(values, |r| r.get(0))?,
+            };
             if p.deleted_at_ms.is_some() || p.state_json.is_empty() {
                 drop_state.execute([id])?;
             } else {
@@ -397,6 +419,130 @@ pub(crate) mod tests {
             )
             .unwrap();
         assert_eq!(web, 3, "u1 kept its labels through an update without them");
+    }
+
+    /// Every way a stored pod changes, each alone and then all in one batch: the row read back
+    /// is the row written (labels kept when an update has none), whichever statement wrote it,
+    /// and the indexes agree with the table.
+    #[test]
+    fn a_pods_row_is_what_was_last_written_whichever_columns_changed() {
+        use crate::model::Resources;
+        let dir = tempfile::tempdir().unwrap();
+        let mut handle = crate::store::sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
+        let created = PodRow {
+            labels_json: Some(r#"{"app":"web"}"#.into()),
+            ..pod_row("u1")
+        };
+        let running = PodRow {
+            started_at_ms: Some(2000),
+            phase: Phase::Running,
+            ..created.clone()
+        };
+        let scheduled = PodRow {
+            node: Some("node-a".into()),
+            ..running.clone()
+        };
+        let restarted = PodRow {
+            restarts: 3,
+            reason: Some("OOMKilled".into()),
+            owner_kind: Some("ReplicaSet".into()),
+            owner_name: Some("web-1".into()),
+            resources: Effective {
+                requests: Resources::new(250, 1 << 20),
+                limits: Resources::new(500, 1 << 21),
+            },
+            state_json: r#"{"r":3}"#.into(),
+            ..scheduled.clone()
+        };
+        let relabelled = PodRow {
+            labels_json: Some(r#"{"app":"db"}"#.into()),
+            ..restarted.clone()
+        };
+        let without_labels = PodRow {
+            labels_json: None,
+            restarts: 4,
+            ..relabelled.clone()
+        };
+        let finished = PodRow {
+            finished_at_ms: Some(9000),
+            phase: Phase::Succeeded,
+            ..without_labels.clone()
+        };
+        let deleted = PodRow {
+            deleted_at_ms: Some(9500),
+            state_json: String::new(),
+            ..finished.clone()
+        };
+        let steps = [
+            created,
+            running,
+            scheduled,
+            restarted,
+            relabelled,
+            without_labels,
+            finished,
+            deleted,
+        ];
+        let read_back = |conn: &Connection| -> PodRow {
+            let sql = super::super::export::PODS;
+            conn.query_row(sql, [], super::super::export::pod).unwrap()
+        };
+        let integrity = |conn: &Connection| -> String {
+            conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap()
+        };
+        for step in &steps {
+            let mut batch = Batch::default();
+            batch.pods.push(step.clone());
+            write_batch(&mut handle.conn, &batch).unwrap();
+            let expected = PodRow {
+                labels_json: step
+                    .labels_json
+                    .clone()
+                    .or_else(|| Some(r#"{"app":"db"}"#.into())),
+                ..step.clone()
+            };
+            assert_eq!(read_back(&handle.conn), expected);
+            assert_eq!(integrity(&handle.conn), "ok");
+        }
+        let mut all_at_once = Batch::default();
+        all_at_once.pods = steps
+            .iter()
+            .map(|s| PodRow {
+                uid: "u2".into(),
+                ..s.clone()
+            })
+            .collect();
+        write_batch(&mut handle.conn, &all_at_once).unwrap();
+        let u2 = handle
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT * FROM ({}) WHERE uid = 'u2'",
+                    super::super::export::PODS
+                ),
+                [],
+                super::super::export::pod,
+            )
+            .unwrap();
+        assert_eq!(
+            u2,
+            PodRow {
+                uid: "u2".into(),
+                labels_json: Some(r#"{"app":"db"}"#.into()),
+                ..steps[7].clone()
+            }
+        );
+        let open_by_index: i64 = handle
+            .conn
+            .query_row(
+                "SELECT count(*) FROM pods INDEXED BY pods_open WHERE deleted_at_ms IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(open_by_index, 0, "both pods are deleted");
+        assert_eq!(integrity(&handle.conn), "ok");
     }
 
     #[test]

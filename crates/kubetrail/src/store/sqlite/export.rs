@@ -90,7 +90,8 @@ const NODES: &str = "SELECT uid, name, created_at_ms, deleted_at_ms, cpu_capacit
 
 /// A pod's labels from its label set, and its compact state while open (`''` when none, as the
 /// recorder's rows say it).
-const PODS: &str = "SELECT p.uid, p.namespace, p.name, p.node, p.owner_kind, p.owner_name,
+pub(super) const PODS: &str =
+    "SELECT p.uid, p.namespace, p.name, p.node, p.owner_kind, p.owner_name,
         l.labels, p.created_at_ms, p.started_at_ms, p.finished_at_ms, p.deleted_at_ms, p.phase,
         p.reason, p.restarts, p.cpu_request_millis, p.memory_request_bytes, p.cpu_limit_millis,
         p.memory_limit_bytes, coalesce(s.state, '')
@@ -148,7 +149,7 @@ fn node(r: &Row) -> rusqlite::Result<NodeRow> {
     })
 }
 
-fn pod(r: &Row) -> rusqlite::Result<PodRow> {
+pub(super) fn pod(r: &Row) -> rusqlite::Result<PodRow> {
     Ok(PodRow {
         uid: r.get(0)?,
         namespace: r.get(1)?,
