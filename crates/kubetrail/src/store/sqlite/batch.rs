@@ -505,14 +505,16 @@ pub(crate) mod tests {
             assert_eq!(read_back(&handle.conn), expected);
             assert_eq!(integrity(&handle.conn), "ok");
         }
-        let mut all_at_once = Batch::default();
-        all_at_once.pods = steps
-            .iter()
-            .map(|s| PodRow {
-                uid: "u2".into(),
-                ..s.clone()
-            })
-            .collect();
+        let all_at_once = Batch {
+            pods: steps
+                .iter()
+                .map(|s| PodRow {
+                    uid: "u2".into(),
+                    ..s.clone()
+                })
+                .collect(),
+            ..Batch::default()
+        };
         write_batch(&mut handle.conn, &all_at_once).unwrap();
         let u2 = handle
             .conn
