@@ -276,9 +276,9 @@ pub struct PodState {
     /// The fields marked `serde(skip)` are not in the stored JSON: a `pod_state` row belongs to
     /// a `pods` row whose columns hold them, written from this same state in the same commit,
     /// and [`resume`](super::resume) fills them back in. Leaving them out takes 40 % off the
-    /// stored state, which was a third of what the initial list writes. (States stored before they were left
-    /// out still carry them under their old keys; those keys are ignored and the columns win,
-    /// which hold the same values.)
+    /// stored state, which was a third of what the initial list writes. (States stored before
+    /// they were left out still carry them under their old keys; those keys are ignored and the
+    /// columns win, which hold the same values.)
     #[serde(skip)]
     pub uid: Text,
     #[serde(skip)]

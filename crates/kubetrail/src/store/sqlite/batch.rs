@@ -483,9 +483,13 @@ pub(crate) mod tests {
             finished,
             deleted,
         ];
-        let read_back = |conn: &Connection| -> PodRow {
-            let sql = super::super::export::PODS;
-            conn.query_row(sql, [], super::super::export::pod).unwrap()
+        let read_back = |conn: &Connection, uid: &str| -> PodRow {
+            let sql = format!(
+                "SELECT * FROM ({}) WHERE uid = ?1",
+                super::super::export::PODS
+            );
+            conn.query_row(&sql, [uid], super::super::export::pod)
+                .unwrap()
         };
         let integrity = |conn: &Connection| -> String {
             conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -502,7 +506,7 @@ pub(crate) mod tests {
                     .or_else(|| Some(r#"{"app":"db"}"#.into())),
                 ..step.clone()
             };
-            assert_eq!(read_back(&handle.conn), expected);
+            assert_eq!(read_back(&handle.conn, "u1"), expected);
             assert_eq!(integrity(&handle.conn), "ok");
         }
         let all_at_once = Batch {
@@ -516,17 +520,7 @@ pub(crate) mod tests {
             ..Batch::default()
         };
         write_batch(&mut handle.conn, &all_at_once).unwrap();
-        let u2 = handle
-            .conn
-            .query_row(
-                &format!(
-                    "SELECT * FROM ({}) WHERE uid = 'u2'",
-                    super::super::export::PODS
-                ),
-                [],
-                super::super::export::pod,
-            )
-            .unwrap();
+        let u2 = read_back(&handle.conn, "u2");
         assert_eq!(
             u2,
             PodRow {
