@@ -201,9 +201,11 @@ fn configure_writer(conn: &mut Connection, version: i64, path: &Path) -> Result<
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite)?;
     // The writer updates indexes keyed by random uids; with SQLite's default 2 MB page cache
-    // nearly every index page is re-read from the OS on each commit. 32 MB holds the hot index
-    // pages of a 100k-pod cluster.
-    conn.pragma_update(None, "cache_size", -32_768)
+    // nearly every index page is re-read from the OS on each commit. 8 MB holds the hot index
+    // pages of a 100k-pod cluster: against 32 MB it wrote 40 % more through write(2) on the
+    // initial list (pages evicted mid-transaction go to the WAL early) but neither the list
+    // nor the churn got slower, and the recorder held 28 MB less (BENCHMARKS.md).
+    conn.pragma_update(None, "cache_size", -8_192)
         .map_err(sqlite)?;
     // Checkpoint every ~40 MB of WAL instead of ~4 MB: a page rewritten by many commits is
     // copied into the database file once per checkpoint, so rarer checkpoints write less.
