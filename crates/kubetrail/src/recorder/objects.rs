@@ -452,17 +452,20 @@ impl From<RawPod> for Pod {
         // A node's requested sum counts a pod being resized the way the scheduler does.
         let resources = resources::effective_for_scheduler(&resource_spec);
         let resize = pod_resize(spec, &resource_spec, &status);
-        let mut containers: Vec<ContainerState> = status
+        // One collect over both lists allocates exactly their length; collecting one and
+        // extending by the other left room for 4 (Vec's smallest growth), and the cache keeps
+        // this vector for the pod's life.
+        let containers: Vec<ContainerState> = status
             .init_container_statuses
             .iter()
             .map(|s| container_state(s, true))
+            .chain(
+                status
+                    .container_statuses
+                    .iter()
+                    .map(|s| container_state(s, false)),
+            )
             .collect();
-        containers.extend(
-            status
-                .container_statuses
-                .iter()
-                .map(|s| container_state(s, false)),
-        );
         let mut state = PodState {
             uid: Text::from(meta.uid.as_deref().unwrap_or_default()),
             namespace: Text::from(meta.namespace.as_deref().unwrap_or_default()),
@@ -619,6 +622,8 @@ pub(crate) mod tests {
         assert_eq!(s.scheduled_at_ms, parse_rfc3339_ms("2026-11-29T02:00:01Z"));
         assert!(s.ready);
         assert_eq!(s.owner_kind.as_deref(), Some("ReplicaSet"));
+        // The cache keeps this vector for the pod's life: no room for containers it lacks.
+        assert_eq!(s.containers.capacity(), s.containers.len());
         // Sidecar adds to the app sum.
         assert_eq!(
             s.resources.requests,

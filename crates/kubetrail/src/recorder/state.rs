@@ -58,6 +58,7 @@ impl Interner {
             return;
         }
         let own = Arc::make_mut(resize);
+        own.containers.shrink_to_fit();
         self.intern_opt(&mut own.pending_reason);
         for c in &mut own.containers {
             self.intern(&mut c.name);
@@ -348,6 +349,9 @@ impl PodState {
         interner.intern_opt(&mut self.reason);
         interner.intern_opt(&mut self.owner_kind);
         interner.intern_opt(&mut self.owner_name);
+        // A state decoded from the database (serde grows a vector as it reads) has room for
+        // more containers than it holds; the cache keeps it for the pod's life.
+        self.containers.shrink_to_fit();
         for c in &mut self.containers {
             interner.intern(&mut c.name);
             for t in [&mut c.terminated, &mut c.last_terminated]
@@ -549,6 +553,20 @@ mod tests {
             })),
             ..Default::default()
         }
+    }
+
+    /// A state read back from the database at startup enters the cache without the spare room
+    /// serde leaves while it grows a vector (a resumed cluster of 100k pods would carry it all).
+    #[test]
+    fn interning_leaves_no_spare_room_for_containers() {
+        let json = r#"{"c": [{"n": "a"}, {"n": "b"}],
+            "rz": {"c": [{"n": "a", "d": [1, 2, 3, 4]}], "ip": true}}"#;
+        let mut state: PodState = serde_json::from_str(json).unwrap();
+        assert!(state.containers.capacity() > state.containers.len());
+        state.intern(&mut Interner::default());
+        assert_eq!(state.containers.capacity(), 2);
+        let resize = state.resize_kept.as_ref().unwrap();
+        assert_eq!(resize.containers.capacity(), resize.containers.len());
     }
 
     /// Every cached pod holds its containers inline: the run id and the boxed waiting reason
