@@ -201,8 +201,8 @@ fn configure_writer(conn: &mut Connection, version: i64, path: &Path) -> Result<
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite)?;
     // The writer updates indexes keyed by random uids; with SQLite's default 2 MB page cache
-    // nearly every index page is re-read from the OS on each commit. 8 MB holds the hot index
-    // pages of a 100k-pod cluster: against 32 MB it wrote 40 % more through write(2) on the
+    // nearly every index page is re-read from the OS on each commit. 8 MB is enough for a
+    // 100k-pod cluster: against 32 MB it wrote 40 % more through write(2) on the
     // initial list (pages evicted mid-transaction go to the WAL early) but neither the list
     // nor the churn got slower, and the recorder held 28 MB less (BENCHMARKS.md).
     conn.pragma_update(None, "cache_size", -8_192)
