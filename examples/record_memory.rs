@@ -12,7 +12,8 @@
 //! PODS_ONLY=1 cargo run --release --example record_memory -- /tmp/kc /tmp/record_memory.db
 //! ```
 //!
-//! `PODS_ONLY=1` records pods and nodes only (no Events, owners or usage).
+//! `PODS_ONLY=1` records pods and nodes only (no Events, owners or usage). `MI_STATS=1` also prints
+//! mimalloc's own statistics at that moment (pages, purges, committed memory) to stderr.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -119,6 +120,10 @@ fn main() -> anyhow::Result<()> {
                 stats.cached_pods.get(),
                 rss - live - sqlite
             );
+            if std::env::var_os("MI_STATS").is_some() {
+                // SAFETY: mimalloc prints its statistics to stderr; allowed from any thread.
+                unsafe { libmimalloc_sys::mi_stats_print_out(None, std::ptr::null_mut()) };
+            }
             let _ = stop_tx.send(());
         };
         let stop = async move {

@@ -11,8 +11,9 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc 2.x's `mi_option_t` (libmimalloc-sys 0.1.49 does not name
-/// it); the same as running with MIMALLOC_PURGE_DELAY=0.
+/// `mi_option_purge_delay` in the `mi_option_t` of mimalloc 3.x (the version libmimalloc-sys
+/// 0.1.49 builds by default) and 2.x alike; libmimalloc-sys does not name it. The same as running
+/// with MIMALLOC_PURGE_DELAY=0. A delay with a collecting thread did not pay (BENCHMARKS.md).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Transparent huge pages off for this process, unless MIMALLOC_ALLOW_THP is set (for
