@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::detect::{self, Gone, Observation};
 use super::objects::{Node, Pod};
-use super::state::{Interner, NodeState, PodState, Text, quad_effective};
+use super::state::{Interner, MaybeI64, NodeState, PodState, Text, quad_effective};
 use crate::model::selector::LabelSelector;
 use crate::model::usage::UsageBatch;
 use crate::model::{Effective, Resources, TransitionKind};
@@ -104,7 +104,7 @@ pub(super) fn pod_row(
         } else {
             None
         },
-        finished_at_ms: state.finished_at_ms,
+        finished_at_ms: state.finished_at_ms.get(),
         deleted_at_ms,
         phase: state.phase,
         reason: owned(&state.final_reason()),
@@ -243,7 +243,7 @@ impl Cache {
         }
         let old = self.pods.get(&new.uid).map(|p| &**p);
         // Not on the wire; carried over so that an unchanged pod compares equal.
-        new.finished_at_ms = old.and_then(|o| o.finished_at_ms);
+        new.finished_at_ms = old.map_or(MaybeI64::NONE, |o| o.finished_at_ms);
         detect::carry_runs(old, &mut new);
         if old == Some(&new) {
             return; // a replayed event or an update to fields we do not track
@@ -260,7 +260,7 @@ impl Cache {
             .iter()
             .find(|r| matches!(r.kind, TransitionKind::Succeeded | TransitionKind::Failed))
         {
-            new.finished_at_ms = Some(finished.at_ms);
+            new.finished_at_ms = Some(finished.at_ms).into();
         }
         if old.is_none_or(|o| o.resources != new.resources) {
             batch.pod_resources.push(PodResourcesRow {
@@ -630,7 +630,8 @@ mod tests {
             p.state.containers = vec![ContainerState {
                 name: "app".into(),
                 ..Default::default()
-            }];
+            }]
+            .into();
             cache.apply_pod(p, obs, &mut batch);
         }
         cache.apply_pod(pod("idle", Some("n1"), Phase::Running, 0), obs, &mut batch);
@@ -784,8 +785,8 @@ mod tests {
     fn a_pod_missing_from_a_restarts_list_is_not_dated_before_the_previous_run_last_saw_it() {
         let mut cache = Cache::new();
         let mut terminating = pod("slow", Some("n1"), Phase::Running, 1).state;
-        terminating.deletion_at_ms = Some(29_000);
-        terminating.deletion_grace_secs = Some(1);
+        terminating.deletion_at_ms = Some(29_000).into();
+        terminating.deletion_grace_secs = Some(1).into();
         cache.load(vec![terminating], vec![]);
         cache.followed_pods_until(32_300);
         let mut batch = Batch::default();
@@ -857,7 +858,7 @@ mod tests {
         assert!(!back.transitions[0].inferred);
         let mut gone = Batch::default();
         let mut deleting = labelled("a", "web");
-        deleting.state.deletion_at_ms = Some(35);
+        deleting.state.deletion_at_ms = Some(35).into();
         cache.delete_pod(deleting, Observation::live(40), &mut gone);
         assert_eq!(
             kinds(&gone),

@@ -166,7 +166,7 @@ impl PodRows<'_> {
             at_ms.unwrap_or(self.obs.at_ms),
             self.obs.at_ms,
         );
-        row.resource_version = self.new.resource_version;
+        row.resource_version = self.new.resource_version.get();
         row.inferred = self.obs.inferred;
         fill(&mut row);
         self.rows.push(row);
@@ -412,7 +412,7 @@ pub fn pod_transitions(
         // A pod created with spec.nodeName has no PodScheduled condition: bound at creation.
         out.push(
             TransitionKind::Scheduled,
-            new.scheduled_at_ms.or(created),
+            new.scheduled_at_ms.get().or(created),
             |_| {},
         );
     }
@@ -443,18 +443,18 @@ pub fn pod_transitions(
         } else {
             TransitionKind::Unready
         };
-        let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
+        let at = new.ready_changed_at_ms.get().unwrap_or(obs.at_ms);
         out.push(kind, Some(at), |r| r.seq = at);
     } else if obs.inferred
         && let Some(old) = old
-        && flipped_back(old.ready_changed_at_ms, new.ready_changed_at_ms)
+        && flipped_back(old.ready_changed_at_ms.get(), new.ready_changed_at_ms.get())
     {
         // Same readiness, but the condition changed since: it flipped and flipped back while we
         // were not looking. The second flip's time is known; the first is only bounded by it.
         // A live event follows the one before it with nothing in between (a watch sends every
         // write), so there the same change is a rewrite of the condition (kwok replaying a
         // stage after an API server outage), not a flip that was missed.
-        let at = new.ready_changed_at_ms.unwrap_or(obs.at_ms);
+        let at = new.ready_changed_at_ms.get().unwrap_or(obs.at_ms);
         let (first, second) = if new.ready {
             (TransitionKind::Unready, TransitionKind::Ready)
         } else {
@@ -481,13 +481,14 @@ pub fn pod_transitions(
             r.message = new.message.as_deref().map(str::to_string);
         });
     }
-    if let Some(deletion_at) = new.deletion_at_ms
+    if let Some(deletion_at) = new.deletion_at_ms.get()
         && old.is_none_or(|o| o.deletion_at_ms.is_none())
     {
-        let requested_at = deletion_at - new.deletion_grace_secs.unwrap_or(0) * 1000;
+        let requested_at = deletion_at - new.deletion_grace_secs.get().unwrap_or(0) * 1000;
         out.push(TransitionKind::Terminating, Some(requested_at), |r| {
             r.message = new
                 .deletion_grace_secs
+                .get()
                 .map(|g| format!("grace period {g}s"));
         });
     }
@@ -527,7 +528,7 @@ pub enum Gone {
 /// confirm a deletion long after the grace period, and one the recorder was still watching
 /// had not happened yet.
 pub fn pod_deleted(last: &PodState, obs: Observation, how: Gone) -> TransitionRow {
-    let at_ms = match (how, last.deletion_at_ms) {
+    let at_ms = match (how, last.deletion_at_ms.get()) {
         (Gone::Relisted { followed_until_ms }, Some(deadline)) => {
             deadline.max(followed_until_ms).min(obs.at_ms)
         }
@@ -542,7 +543,7 @@ pub fn pod_deleted(last: &PodState, obs: Observation, how: Gone) -> TransitionRo
     );
     row.phase_before = Some(last.phase);
     row.phase_after = Some(last.phase);
-    row.resource_version = last.resource_version;
+    row.resource_version = last.resource_version.get();
     row.inferred = obs.inferred || relisted;
     row.message = match how {
         Gone::Relisted { .. } => Some(
@@ -574,7 +575,7 @@ pub fn pod_scope(state: &PodState, entered: bool, obs: Observation) -> Transitio
     row.seq = obs.at_ms;
     row.phase_before = Some(state.phase);
     row.phase_after = Some(state.phase);
-    row.resource_version = state.resource_version;
+    row.resource_version = state.resource_version.get();
     row.inferred = obs.inferred;
     row.message = Some(if entered {
         "its labels match the recorder's selector again".into()

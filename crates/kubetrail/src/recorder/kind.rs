@@ -100,7 +100,7 @@ impl WatchedKind for Pod {
     const RESOURCE: Resource = Resource::Pods;
 
     fn resource_version(&self) -> Option<i64> {
-        self.state.resource_version
+        self.state.resource_version.get()
     }
 
     fn is_cached(&self, cache: &Cache) -> bool {

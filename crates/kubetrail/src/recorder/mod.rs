@@ -4,6 +4,7 @@
 //!
 //! - [`objects`]: the slim pod/node types the watchers decode.
 //! - [`state`]: the compact projections that are cached, diffed and persisted.
+//! - [`maybe`]: an optional `i64` in 8 bytes, for the cached states.
 //! - [`detect`]: old state + new state -> transition rows (pure).
 //! - [`cache`]: the local cache and the node index; turns events into rows.
 //! - [`resume`]: loading what a previous run left open.
@@ -31,6 +32,7 @@ pub mod health;
 pub mod http;
 pub mod informer;
 pub mod kind;
+pub mod maybe;
 pub mod objects;
 pub mod owners;
 pub mod quarantine;

@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ClusterResourceScope, NamespaceResourceScope};
 use serde::Deserialize;
 
+use super::maybe::MaybeI64;
 use super::state::{
     ContainerResize, ContainerState, NodeState, PodResize, PodState, ResourceQuad, Termination,
     Text, Waiting, is_ordinary_waiting, run_id,
@@ -452,10 +453,9 @@ impl From<RawPod> for Pod {
         // A node's requested sum counts a pod being resized the way the scheduler does.
         let resources = resources::effective_for_scheduler(&resource_spec);
         let resize = pod_resize(spec, &resource_spec, &status);
-        // One collect over both lists allocates exactly their length; collecting one and
-        // extending by the other left room for 4 (Vec's smallest growth), and the cache keeps
-        // this vector for the pod's life.
-        let containers: Vec<ContainerState> = status
+        // One collect over both lists, into a slice of exactly their length (the cache keeps
+        // it for the pod's life).
+        let containers: Box<[ContainerState]> = status
             .init_container_statuses
             .iter()
             .map(|s| container_state(s, true))
@@ -483,12 +483,12 @@ impl From<RawPod> for Pod {
             reason: text(&status.reason),
             message: truncate(status.message.clone()),
             created_at_ms: ms(&meta.creation_timestamp).unwrap_or(0),
-            deletion_at_ms: ms(&meta.deletion_timestamp),
-            deletion_grace_secs: meta.deletion_grace_period_seconds,
-            scheduled_at_ms: scheduled.and_then(|c| ms(&c.last_transition_time)),
-            start_time_ms: ms(&status.start_time),
+            deletion_at_ms: ms(&meta.deletion_timestamp).into(),
+            deletion_grace_secs: meta.deletion_grace_period_seconds.into(),
+            scheduled_at_ms: scheduled.and_then(|c| ms(&c.last_transition_time)).into(),
+            start_time_ms: ms(&status.start_time).into(),
             ready: ready.is_some_and(|c| c.status == "True"),
-            ready_changed_at_ms: ready.and_then(|c| ms(&c.last_transition_time)),
+            ready_changed_at_ms: ready.and_then(|c| ms(&c.last_transition_time)).into(),
             containers,
             resources,
             owner_kind: owner.map(|o| Text::from(o.kind.as_str())),
@@ -496,8 +496,9 @@ impl From<RawPod> for Pod {
             resource_version: meta
                 .resource_version
                 .as_deref()
-                .and_then(|rv| rv.parse().ok()),
-            finished_at_ms: None,
+                .and_then(|rv| rv.parse().ok())
+                .into(),
+            finished_at_ms: MaybeI64::NONE,
             resize_kept: None,
             resize_reported: false,
         };
@@ -618,12 +619,13 @@ pub(crate) mod tests {
         assert_eq!((&*s.namespace, &*s.name, &*s.uid), ("shop", "web-1", "u-1"));
         assert_eq!(s.node.as_deref(), Some("node-1"));
         assert_eq!(s.phase, Phase::Running);
-        assert_eq!(s.resource_version, Some(42));
-        assert_eq!(s.scheduled_at_ms, parse_rfc3339_ms("2026-11-29T02:00:01Z"));
+        assert_eq!(s.resource_version, Some(42).into());
+        assert_eq!(
+            s.scheduled_at_ms,
+            parse_rfc3339_ms("2026-11-29T02:00:01Z").into()
+        );
         assert!(s.ready);
         assert_eq!(s.owner_kind.as_deref(), Some("ReplicaSet"));
-        // The cache keeps this vector for the pod's life: no room for containers it lacks.
-        assert_eq!(s.containers.capacity(), s.containers.len());
         // Sidecar adds to the app sum.
         assert_eq!(
             s.resources.requests,

@@ -28,7 +28,7 @@ pub fn load_open_state(
                 pod.owner_kind = row.owner_kind.map(Into::into);
                 pod.owner_name = row.owner_name.map(Into::into);
                 pod.created_at_ms = row.created_at_ms;
-                pod.finished_at_ms = row.finished_at_ms;
+                pod.finished_at_ms = row.finished_at_ms.into();
                 pod.phase = row.phase;
                 pod.resources = row.resources;
                 pods.push(pod);
@@ -79,7 +79,7 @@ mod tests {
 
     fn resumed(state_json: Option<&str>) -> (PodState, Vec<PodState>) {
         let mut pod: Pod = serde_json::from_str(POD).unwrap();
-        pod.state.finished_at_ms = Some(1_764_381_700_000);
+        pod.state.finished_at_ms = Some(1_764_381_700_000).into();
         let mut row = pod_row(&pod.state, pod.labels_json.clone(), None);
         if let Some(json) = state_json {
             row.state_json = json.into();

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::maybe::MaybeI64;
 use crate::model::{Effective, Phase};
 use crate::store::NodeResources;
 
@@ -300,23 +301,25 @@ pub struct PodState {
     #[serde(skip)]
     pub created_at_ms: i64,
     /// `metadata.deletionTimestamp`: when the grace period ends.
-    #[serde(rename = "da", default, skip_serializing_if = "Option::is_none")]
-    pub deletion_at_ms: Option<i64>,
-    #[serde(rename = "dg", default, skip_serializing_if = "Option::is_none")]
-    pub deletion_grace_secs: Option<i64>,
+    #[serde(rename = "da", default, skip_serializing_if = "MaybeI64::is_none")]
+    pub deletion_at_ms: MaybeI64,
+    #[serde(rename = "dg", default, skip_serializing_if = "MaybeI64::is_none")]
+    pub deletion_grace_secs: MaybeI64,
     /// PodScheduled=True lastTransitionTime.
-    #[serde(rename = "sa", default, skip_serializing_if = "Option::is_none")]
-    pub scheduled_at_ms: Option<i64>,
+    #[serde(rename = "sa", default, skip_serializing_if = "MaybeI64::is_none")]
+    pub scheduled_at_ms: MaybeI64,
     /// `status.startTime`.
-    #[serde(rename = "st", default, skip_serializing_if = "Option::is_none")]
-    pub start_time_ms: Option<i64>,
+    #[serde(rename = "st", default, skip_serializing_if = "MaybeI64::is_none")]
+    pub start_time_ms: MaybeI64,
     #[serde(rename = "rd", default, skip_serializing_if = "is_false")]
     pub ready: bool,
     /// Ready condition lastTransitionTime.
-    #[serde(rename = "ra", default, skip_serializing_if = "Option::is_none")]
-    pub ready_changed_at_ms: Option<i64>,
+    #[serde(rename = "ra", default, skip_serializing_if = "MaybeI64::is_none")]
+    pub ready_changed_at_ms: MaybeI64,
+    /// A boxed slice, not a `Vec`: the list is only ever replaced whole, and without a
+    /// capacity field the state fits mimalloc's 256-byte size class (see `size_class` below).
     #[serde(rename = "c", default)]
-    pub containers: Vec<ContainerState>,
+    pub containers: Box<[ContainerState]>,
     /// Columns `cpu_request_millis` ... `memory_limit_bytes` ("e").
     #[serde(skip)]
     pub resources: Effective,
@@ -326,11 +329,11 @@ pub struct PodState {
     #[serde(skip)]
     pub owner_name: Option<Text>,
     #[serde(rename = "rv", default)]
-    pub resource_version: Option<i64>,
+    pub resource_version: MaybeI64,
     /// When the pod reached Succeeded or Failed (the `at` of that transition); set by the cache.
     /// Column `finished_at_ms` ("fa").
     #[serde(skip)]
-    pub finished_at_ms: Option<i64>,
+    pub finished_at_ms: MaybeI64,
     /// In-place resize state (see [`PodResize`]), when [`PodState::resize`] cannot rebuild it
     /// from the rest of the state. Most pods keep none: see [`PodState::elide_resize`].
     #[serde(rename = "rz", default, skip_serializing_if = "Option::is_none")]
@@ -349,9 +352,6 @@ impl PodState {
         interner.intern_opt(&mut self.reason);
         interner.intern_opt(&mut self.owner_kind);
         interner.intern_opt(&mut self.owner_name);
-        // A state decoded from the database (serde grows a vector as it reads) has room for
-        // more containers than it holds; the cache keeps it for the pod's life.
-        self.containers.shrink_to_fit();
         for c in &mut self.containers {
             interner.intern(&mut c.name);
             for t in [&mut c.terminated, &mut c.last_terminated]
@@ -387,7 +387,7 @@ impl PodState {
         if quad == ResourceQuad::default() && !self.resize_reported {
             return None;
         }
-        let [app] = self.containers.as_slice() else {
+        let [app] = &*self.containers else {
             return None;
         };
         (!app.init).then(|| PodResize {
@@ -441,7 +441,7 @@ impl PodState {
     pub fn started_at_ms(&self) -> Option<i64> {
         let apps = || self.containers.iter().filter(|c| !c.init);
         self.first_run_started_at_ms()
-            .or(self.start_time_ms)
+            .or(self.start_time_ms.get())
             .or_else(|| {
                 apps()
                     .flat_map(|c| {
@@ -555,16 +555,29 @@ mod tests {
         }
     }
 
+    /// The cache holds one `PodState` a pod, boxed, so its size decides the allocation:
+    /// mimalloc's size classes step from 256 to 320 bytes, and at 320 a state costs 64 bytes
+    /// more (6.4 MB at 100k pods). A field added here must keep it within 256 or say why not.
+    #[test]
+    fn size_class() {
+        assert!(
+            std::mem::size_of::<PodState>() <= 256,
+            "PodState is {} bytes",
+            std::mem::size_of::<PodState>()
+        );
+    }
+
     /// A state read back from the database at startup enters the cache without the spare room
-    /// serde leaves while it grows a vector (a resumed cluster of 100k pods would carry it all).
+    /// serde leaves while it grows a vector (a resumed cluster of 100k pods would carry it all):
+    /// the pod's containers are a boxed slice, and a kept resize state is shrunk.
     #[test]
     fn interning_leaves_no_spare_room_for_containers() {
         let json = r#"{"c": [{"n": "a"}, {"n": "b"}],
             "rz": {"c": [{"n": "a", "d": [1, 2, 3, 4]}], "ip": true}}"#;
         let mut state: PodState = serde_json::from_str(json).unwrap();
-        assert!(state.containers.capacity() > state.containers.len());
+        assert_eq!(state.containers.len(), 2);
+        assert!(state.resize_kept.as_ref().unwrap().containers.capacity() > 1);
         state.intern(&mut Interner::default());
-        assert_eq!(state.containers.capacity(), 2);
         let resize = state.resize_kept.as_ref().unwrap();
         assert_eq!(resize.containers.capacity(), resize.containers.len());
     }
@@ -654,20 +667,20 @@ mod tests {
             phase: Phase::Failed,
             // The sidecar is listed first (init containers come first) and was stopped by
             // the kubelet in the same millisecond as the app container failed.
-            containers: vec![
+            containers: Box::new([
                 ended("proxy", true, "Completed", 0, 5_000),
                 ended("app", false, "Error", 1, 5_000),
-            ],
+            ]),
             ..Default::default()
         };
         assert_eq!(pod.final_reason().as_deref(), Some("Error"));
         pod.containers.reverse();
         assert_eq!(pod.final_reason().as_deref(), Some("Error"));
         // A failed init container is the reason when no app container failed.
-        pod.containers = vec![
+        pod.containers = Box::new([
             ended("init", true, "Error", 2, 4_000),
             ended("app", false, "Completed", 0, 5_000),
-        ];
+        ]);
         assert_eq!(pod.final_reason().as_deref(), Some("Error"));
         // The pod's own reason wins.
         pod.reason = Some("Evicted".into());

@@ -14,7 +14,7 @@ fn pod() -> PodState {
         name: "p".into(),
         created_at_ms: 1_000,
         phase: Phase::Pending,
-        resource_version: Some(1),
+        resource_version: Some(1).into(),
         ..Default::default()
     }
 }
@@ -31,27 +31,27 @@ trait PodBuilder {
 impl PodBuilder for PodState {
     fn scheduled(mut self, at: i64) -> Self {
         self.node = Some("n1".into());
-        self.scheduled_at_ms = Some(at);
+        self.scheduled_at_ms = Some(at).into();
         self
     }
     fn running(mut self, at: i64) -> Self {
         self.phase = Phase::Running;
-        self.start_time_ms = Some(at);
-        self.containers = vec![ContainerState {
+        self.start_time_ms = Some(at).into();
+        self.containers = Box::new([ContainerState {
             name: "app".into(),
             started_at_ms: Some(at),
             ..Default::default()
-        }];
+        }]);
         self
     }
     fn ready(mut self, at: i64) -> Self {
         self.ready = true;
-        self.ready_changed_at_ms = Some(at);
+        self.ready_changed_at_ms = Some(at).into();
         self
     }
     fn unready(mut self, at: i64) -> Self {
         self.ready = false;
-        self.ready_changed_at_ms = Some(at);
+        self.ready_changed_at_ms = Some(at).into();
         self
     }
     fn restarted(mut self, name: &str, count: i64, finished: i64, reason: &str, code: i64) -> Self {
@@ -284,8 +284,8 @@ fn two_restarts_inside_a_gap_are_both_recorded() {
 fn terminating_uses_the_deletion_request_time_and_deleted_the_observation() {
     let running = pod().scheduled(2_000).running(3_000);
     let mut deleting = running.clone();
-    deleting.deletion_at_ms = Some(40_000);
-    deleting.deletion_grace_secs = Some(30);
+    deleting.deletion_at_ms = Some(40_000).into();
+    deleting.deletion_grace_secs = Some(30).into();
     let rows = pod_transitions(Some(&running), &deleting, Observation::live(NOW));
     assert_eq!(kinds_and_times(&rows), vec![(Terminating, 10_000)]);
     assert_eq!(
@@ -307,8 +307,8 @@ fn terminating_uses_the_deletion_request_time_and_deleted_the_observation() {
 #[test]
 fn a_pod_missing_from_a_list_was_deleted_after_the_recorder_stopped_following() {
     let mut deleting = pod().scheduled(2_000).running(3_000);
-    deleting.deletion_at_ms = Some(40_000);
-    deleting.deletion_grace_secs = Some(1);
+    deleting.deletion_at_ms = Some(40_000).into();
+    deleting.deletion_grace_secs = Some(1).into();
     let followed_until_ms = 45_000;
     let row = pod_deleted(
         &deleting,
@@ -393,7 +393,7 @@ fn backoff(run: i64, started: i64, finished: i64) -> ContainerState {
 
 fn with(c: ContainerState) -> PodState {
     let mut p = pod().scheduled(2_000).running(3_000);
-    p.containers = vec![c];
+    p.containers = Box::new([c]);
     p
 }
 
@@ -600,7 +600,7 @@ fn a_pod_bound_at_creation_is_scheduled_at_its_creation() {
 #[test]
 fn started_is_the_first_app_container_start_not_the_admission_time() {
     let mut p = pod().scheduled(2_000).running(6_000);
-    p.start_time_ms = Some(2_500); // admitted; images pulled and init containers ran since
+    p.start_time_ms = Some(2_500).into(); // admitted; images pulled and init containers ran since
     let rows = pod_transitions(Some(&pod().scheduled(2_000)), &p, Observation::live(NOW));
     assert_eq!(kinds_and_times(&rows), vec![(Started, 6_000)]);
     // A pod first seen after its container restarted: run 0's start is gone, startTime
@@ -613,7 +613,7 @@ fn started_is_the_first_app_container_start_not_the_admission_time() {
 fn a_pod_first_seen_in_its_second_back_off_is_started_at_admission_marked_inferred() {
     // Run 1 ended at 8_000 and the kubelet waits: lastState is run 1, run 0's start is gone.
     let mut second = with(backoff(1, 7_000, 8_000));
-    second.start_time_ms = Some(2_500);
+    second.start_time_ms = Some(2_500).into();
     // Bounded, not known, whether a list or a watch event (a pod entering the scope mid crash
     // loop) shows it first.
     for obs in [Observation::inferred(NOW), Observation::live(NOW)] {
@@ -631,7 +631,7 @@ fn a_pod_first_seen_in_its_second_back_off_is_started_at_admission_marked_inferr
     }
     // In its first back-off, lastState still is run 0, with its start: known.
     let mut first = with(backoff(0, 3_000, 5_000));
-    first.start_time_ms = Some(2_500);
+    first.start_time_ms = Some(2_500).into();
     let rows = pod_transitions(None, &first, Observation::live(NOW));
     let started = rows.iter().find(|r| r.kind == Started).unwrap();
     assert_eq!(
@@ -663,8 +663,8 @@ fn inferred_rows_show_the_phase_at_their_moment() {
 #[test]
 fn a_watched_deletion_is_live_and_not_back_dated_to_the_deletion_timestamp() {
     let mut held = pod().scheduled(2_000).running(3_000);
-    held.deletion_at_ms = Some(40_000); // a finalizer held it long past this
-    held.deletion_grace_secs = Some(30);
+    held.deletion_at_ms = Some(40_000).into(); // a finalizer held it long past this
+    held.deletion_grace_secs = Some(30).into();
     let row = pod_deleted(&held, Observation::live(NOW), Gone::Watched);
     assert_eq!((row.at_ms, row.inferred, row.message), (NOW, false, None));
     // Even replayed after a reconnect it is when we saw it, not "not watching".
