@@ -317,7 +317,7 @@ pub struct PodState {
     #[serde(rename = "ra", default, skip_serializing_if = "MaybeI64::is_none")]
     pub ready_changed_at_ms: MaybeI64,
     /// A boxed slice, not a `Vec`: the list is only ever replaced whole, and without a
-    /// capacity field the state fits mimalloc's 256-byte size class (see `size_class` below).
+    /// capacity field the state fits mimalloc's 256-byte size class (the test `size_class`).
     #[serde(rename = "c", default)]
     pub containers: Box<[ContainerState]>,
     /// Columns `cpu_request_millis` ... `memory_limit_bytes` ("e").
