@@ -260,7 +260,7 @@ impl Cache {
             .iter()
             .find(|r| matches!(r.kind, TransitionKind::Succeeded | TransitionKind::Failed))
         {
-            new.finished_at_ms = Some(finished.at_ms).into();
+            new.finished_at_ms = MaybeI64::some(finished.at_ms);
         }
         if old.is_none_or(|o| o.resources != new.resources) {
             batch.pod_resources.push(PodResourcesRow {
