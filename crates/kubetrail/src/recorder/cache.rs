@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::detect::{self, Gone, Observation};
 use super::objects::{Node, Pod};
+use super::pod_set::PodSet;
 use super::state::{Interner, MaybeI64, NodeState, PodState, Text, quad_effective};
 use crate::model::selector::LabelSelector;
 use crate::model::usage::UsageBatch;
@@ -45,8 +46,8 @@ struct NodeEntry {
 #[derive(Default)]
 pub struct Cache {
     /// Boxed: a hash table keeps up to half its slots empty, and an empty slot of a boxed value
-    /// costs 24 bytes where an inline `PodState` costs over 300.
-    pods: HashMap<Text, Box<PodState>>,
+    /// costs 8 bytes where an inline `PodState` costs 256 (see [`PodSet`]).
+    pods: PodSet,
     /// Keyed by node name, which is what pods refer to.
     nodes: HashMap<Text, NodeEntry>,
     /// uids seen since the current pod relist began; None outside a relist.
@@ -161,7 +162,7 @@ impl Cache {
         for mut pod in pods {
             pod.intern(&mut self.interner);
             self.add_contribution(&pod);
-            self.pods.insert(pod.uid.clone(), Box::new(pod));
+            self.pods.insert(Box::new(pod));
         }
         // Loading is not a change: no usage rows for it.
         self.dirty_nodes.clear();
@@ -185,7 +186,7 @@ impl Cache {
 
     /// Whether a pod with this uid is cached (so an update for it is a modification).
     pub fn has_pod(&self, uid: &str) -> bool {
-        self.pods.contains_key(uid)
+        self.pods.contains(uid)
     }
 
     pub fn has_node(&self, name: &str) -> bool {
@@ -207,7 +208,7 @@ impl Cache {
             .get(name)
             .into_iter()
             .flat_map(|n| n.pods.iter())
-            .filter_map(|uid| self.pods.get(uid).map(|p| &**p))
+            .filter_map(|uid| self.pods.get(uid))
     }
 
     fn add_contribution(&mut self, state: &PodState) {
@@ -241,7 +242,7 @@ impl Cache {
         if let Some(seen) = &mut self.pod_relist {
             seen.insert(new.uid.clone());
         }
-        let old = self.pods.get(&new.uid).map(|p| &**p);
+        let old = self.pods.get(&new.uid);
         // Not on the wire; carried over so that an unchanged pod compares equal.
         new.finished_at_ms = old.map_or(MaybeI64::NONE, |o| o.finished_at_ms);
         detect::carry_runs(old, &mut new);
@@ -275,7 +276,7 @@ impl Cache {
             self.remove_contribution(&old);
         }
         self.add_contribution(&new);
-        self.pods.insert(new.uid.clone(), Box::new(new));
+        self.pods.insert(Box::new(new));
     }
 
     /// A DELETED event. A pod deleted before we ever saw it is first applied, so its creation
@@ -294,7 +295,7 @@ impl Cache {
         let uid = pod.state.uid.clone();
         let in_scope = self.selector.is_none()
             || self.in_scope(labels.as_deref()) && pod.state.deletion_at_ms.is_some();
-        if !in_scope && !self.pods.contains_key(&uid) {
+        if !in_scope && !self.pods.contains(&uid) {
             return; // never followed, or already out of scope: nothing to say
         }
         self.apply_pod(pod, obs, batch);
@@ -355,7 +356,8 @@ impl Cache {
         };
         let gone: Vec<Text> = self
             .pods
-            .keys()
+            .values()
+            .map(|p| &p.uid)
             .filter(|uid| !seen.contains(*uid))
             .cloned()
             .collect();
@@ -397,7 +399,7 @@ impl Cache {
                 let in_scope = self.in_scope(labels.as_deref());
                 let uid = last.uid.clone();
                 self.add_contribution(&last);
-                self.pods.insert(uid.clone(), Box::new(last));
+                self.pods.insert(Box::new(last));
                 self.apply_pod(pod, obs, batch);
                 if !in_scope && let Some(last) = self.pods.remove(&uid) {
                     self.record_left_scope(*last, labels, obs, batch);

@@ -35,6 +35,7 @@ pub mod kind;
 pub mod maybe;
 pub mod objects;
 pub mod owners;
+pub mod pod_set;
 pub mod quarantine;
 pub mod resume;
 pub mod state;
