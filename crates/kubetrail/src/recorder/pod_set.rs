@@ -65,6 +65,10 @@ impl PodSet {
         self.pods.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
     pub fn values(&self) -> impl Iterator<Item = &PodState> {
         self.pods.iter().map(|p| &*p.0)
     }
@@ -85,6 +89,7 @@ mod tests {
     #[test]
     fn one_state_per_uid_found_by_str() {
         let mut set = PodSet::default();
+        assert!(set.is_empty());
         set.insert(pod("a", "first"));
         set.insert(pod("b", "other"));
         set.insert(pod("a", "second"));
