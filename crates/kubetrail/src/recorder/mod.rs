@@ -7,6 +7,7 @@
 //! - [`maybe`]: an optional `i64` in 8 bytes, for the cached states.
 //! - [`detect`]: old state + new state -> transition rows (pure).
 //! - [`cache`]: the local cache and the node index; turns events into rows.
+//! - [`pod_set`]: the cache's pods, keyed by the uid each state holds.
 //! - [`resume`]: loading what a previous run left open.
 //! - [`kind`]: the kind seam: what the loop knows of a watched kind (pods, nodes).
 //! - [`informer`]: the one event loop over the watch streams of every kind.
