@@ -236,7 +236,7 @@ impl Generator {
                 reason: None,
                 restarts: 0,
                 resources,
-                state_json: String::new(),
+                state: Vec::new(),
             },
             transitions: Vec::new(),
         };
@@ -357,7 +357,7 @@ impl Generator {
         }) {
             life.row.deleted_at_ms = life.transitions.last().map(|r| r.at_ms);
         }
-        life.row.state_json = state_json(&life.row);
+        life.row.state = state_json(&life.row).into_bytes();
         life
     }
 }

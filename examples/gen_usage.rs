@@ -116,7 +116,7 @@ fn main() -> anyhow::Result<()> {
                     memory_bytes: mem * 3 * MI,
                 },
             },
-            state_json: "{}".into(),
+            state: b"{}".to_vec(),
         });
         if batch.pods.len() == 10_000 {
             write_batch(&mut handle.conn, &batch)?;

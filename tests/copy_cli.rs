@@ -433,7 +433,7 @@ fn built_history(base: i64) -> FixtureDb {
         .phase(Phase::Running)
         .restarts(2)
         .build();
-    open.state_json = r#"{"phase":"Running","restarts":2}"#.into();
+    open.state = br#"{"phase":"Running","restarts":2}"#.to_vec();
     batch.pods.push(open);
     let mut other = pod("p3-uid", "batch", "job-x", base + HOUR)
         .node("node-2")
@@ -441,7 +441,7 @@ fn built_history(base: i64) -> FixtureDb {
         .started(base + HOUR + MIN)
         .phase(Phase::Running)
         .build();
-    other.state_json = r#"{"phase":"Running"}"#.into();
+    other.state = br#"{"phase":"Running"}"#.to_vec();
     batch.pods.push(other);
     batch.transitions.extend([
         transition("p1-uid", Created, base + MIN)
@@ -593,7 +593,7 @@ fn a_long_history_with_rollups_sessions_and_quarantine_copies_whole() {
     assert_eq!(pg_counts(&conninfo, "west"), counts);
 }
 
-fn pod_row(conninfo: &str, uid: &str) -> (Option<i64>, i64, Option<String>) {
+fn pod_row(conninfo: &str, uid: &str) -> (Option<i64>, i64, Option<Vec<u8>>) {
     let r = pg(conninfo)
         .query_one(
             "SELECT p.deleted_at_ms, p.restarts, s.state FROM pods p
@@ -618,7 +618,7 @@ fn where_both_hold_a_pod_the_newer_history_wins_and_an_ended_pod_stays_ended() {
     let mut c = pg(&conninfo);
     c.batch_execute(&format!(
         "UPDATE pods SET restarts = 5 WHERE uid = 'p2-uid';
-         UPDATE pod_state SET state = 'db' WHERE pod_id = (SELECT id FROM pods WHERE uid = 'p2-uid');
+         UPDATE pod_state SET state = 'db'::bytea WHERE pod_id = (SELECT id FROM pods WHERE uid = 'p2-uid');
          INSERT INTO recording_sessions (cluster_id, started_at_ms, heartbeat_at_ms)
          SELECT id, {}, {} FROM clusters WHERE name = 'east';",
         base + 2 * DAY + HOUR,
@@ -641,7 +641,7 @@ fn where_both_hold_a_pod_the_newer_history_wins_and_an_ended_pod_stays_ended() {
     assert_eq!(table["pods"][2], 1, "only p3 changes:\n{}", out.stdout);
     assert_eq!(
         pod_row(&conninfo, "p2-uid"),
-        (None, 5, Some("db".into())),
+        (None, 5, Some(b"db".to_vec())),
         "the database's newer view of an open pod is kept"
     );
     assert_eq!(
@@ -665,7 +665,7 @@ fn where_both_hold_a_pod_the_newer_history_wins_and_an_ended_pod_stays_ended() {
     out.ok();
     assert_eq!(
         pod_row(&conninfo, "p2-uid"),
-        (None, 2, Some(r#"{"phase":"Running","restarts":2}"#.into()))
+        (None, 2, Some(br#"{"phase":"Running","restarts":2}"#.to_vec()))
     );
     assert_eq!(
         pod_row(&conninfo, "p1-uid").0,

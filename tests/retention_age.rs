@@ -158,15 +158,15 @@ fn ended_history_past_max_age_goes_and_live_history_stays_however_old() {
         (aged.nodes, aged.node_transitions, aged.node_capacity),
         (1, 2, 1)
     );
-    // The live pod's state JSON (what a restarted recorder reconciles against) is intact.
-    let state: String = conn
+    // The live pod's stored state (what a restarted recorder reconciles against) is intact.
+    let state: Vec<u8> = conn
         .query_row(
             "SELECT s.state FROM pods p JOIN pod_state s ON s.pod_id = p.id WHERE p.uid = 'ancient-live-pod'",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(state, "{}");
+    assert_eq!(state, b"{}");
 }
 
 #[test]

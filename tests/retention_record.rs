@@ -69,7 +69,7 @@ fn old_history(now: i64) -> Batch {
             reason: None,
             restarts: 0,
             resources: Effective::default(),
-            state_json: "{}".into(),
+            state: b"{}".to_vec(),
         });
         batch.transitions.push(TransitionRow::new(
             SubjectUid::Pod(uid),

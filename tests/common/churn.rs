@@ -158,7 +158,7 @@ impl Churn {
             reason: ended_ms.map(|_| "Completed".into()),
             restarts: 0,
             resources: pod.resources,
-            state_json: format!("{{\"uid\":\"{}\",{STATE_PADDING}}}", pod.uid),
+            state: format!("{{\"uid\":\"{}\",{STATE_PADDING}}}", pod.uid).into_bytes(),
         }
     }
 

@@ -112,7 +112,7 @@ pub fn pod(uid: &str, namespace: &str, name: &str, created_at_ms: i64) -> PodBui
         reason: None,
         restarts: 0,
         resources: Effective::default(),
-        state_json: "{}".into(),
+        state: b"{}".to_vec(),
     })
 }
 

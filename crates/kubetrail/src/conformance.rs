@@ -184,8 +184,14 @@ pub(crate) fn pod(uid: &str, namespace: &str, name: &str) -> PodRow {
         reason: None,
         restarts: 0,
         resources: Effective::default(),
-        state_json: format!("{{\"uid\":\"{uid}\"}}"),
+        state: stored_state(uid),
     }
+}
+
+/// A stored state as a store sees it: bytes, here with a NUL and bytes that are not UTF-8, which
+/// a store must keep as they are.
+fn stored_state(uid: &str) -> Vec<u8> {
+    [&[1, 0, 0xff, 0xfe][..], uid.as_bytes()].concat()
 }
 
 fn transition(uid: &str, kind: TransitionKind, seq: i64, at_ms: i64) -> TransitionRow {
@@ -353,7 +359,7 @@ pub(crate) fn open_state_round_trips(b: &dyn Backend) {
         ("a", "ns", "p")
     );
     assert_eq!(open[0].labels_json.as_deref(), Some(r#"{"app":"web"}"#));
-    assert_eq!(open[0].state_json, r#"{"uid":"a"}"#);
+    assert_eq!(open[0].state, stored_state("a"));
     let o = &open[0];
     assert_eq!(
         (

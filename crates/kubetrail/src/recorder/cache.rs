@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::codec;
 use super::detect::{self, Gone, Observation};
 use super::objects::{Node, Pod};
 use super::pod_set::PodSet;
@@ -111,7 +112,7 @@ pub(super) fn pod_row(
         reason: owned(&state.final_reason()),
         restarts: state.restarts(),
         resources: state.resources,
-        state_json: serde_json::to_string(state).unwrap_or_default(),
+        state: codec::encoded_pod(state),
     }
 }
 
@@ -338,7 +339,7 @@ impl Cache {
         // Only open pods need their state (to reconcile a restart against the first list); a
         // deleted pod's summary columns say all there is, and most pods of a long history are
         // deleted, so dropping the ~500-byte state keeps the file small.
-        gone.state_json.clear();
+        gone.state.clear();
         batch.pods.push(gone);
         batch.transitions.push(row);
     }

@@ -5,6 +5,7 @@
 //! - [`objects`]: the slim pod/node types the watchers decode.
 //! - [`state`]: the compact projections that are cached, diffed and persisted.
 //! - [`maybe`]: an optional `i64` in 8 bytes, for the cached states.
+//! - [`codec`]: the stored (binary) form of a pod's state.
 //! - [`detect`]: old state + new state -> transition rows (pure).
 //! - [`cache`]: the local cache and the node index; turns events into rows.
 //! - [`pod_set`]: the cache's pods, keyed by the uid each state holds.
@@ -27,6 +28,7 @@
 pub mod backoff;
 pub mod begin;
 pub mod cache;
+pub mod codec;
 pub mod detect;
 pub mod events;
 pub mod health;

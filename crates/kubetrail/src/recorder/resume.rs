@@ -1,6 +1,7 @@
 //! Picking up where a previous run stopped: the open pods and nodes in the store, with the
 //! compact state last committed for each, become the cache's starting point.
 
+use super::codec;
 use super::state::{NodeState, PodState};
 use crate::model::selector::LabelSelector;
 use crate::store::{Snapshot, StoreError};
@@ -18,7 +19,7 @@ pub fn load_open_state(
         if selector.is_some_and(|s| !s.matches_json(row.labels_json.as_deref())) {
             return;
         }
-        match serde_json::from_str::<PodState>(&row.state_json) {
+        match codec::decode_pod(&row.state) {
             Ok(mut pod) => {
                 // What the stored state leaves out, from the pods row (see PodState).
                 pod.uid = row.uid.as_str().into();
@@ -77,21 +78,44 @@ mod tests {
          "conditions": [{"type": "Ready", "status": "True",
            "lastTransitionTime": "2026-11-29T01:00:10Z"}]}}"#;
 
-    fn resumed(state_json: Option<&str>) -> (PodState, Vec<PodState>) {
+    /// Commits the POD fixture (with `stored` in place of its encoded state, if given) and a
+    /// second pod whose stored state is `other`, then resumes from the file.
+    fn resumed_with(stored: Option<&[u8]>, other: Option<&[u8]>) -> (PodState, Vec<PodState>) {
         let mut pod: Pod = serde_json::from_str(POD).unwrap();
         pod.state.finished_at_ms = Some(1_764_381_700_000).into();
         let mut row = pod_row(&pod.state, pod.labels_json.clone(), None);
-        if let Some(json) = state_json {
-            row.state_json = json.into();
+        if let Some(stored) = stored {
+            row.state = stored.to_vec();
         }
         let dir = tempfile::tempdir().unwrap();
         let mut writer = sqlite::open_for_writing(&dir.path().join("t.db")).unwrap();
         let mut batch = Batch::default();
+        if let Some(other) = other {
+            let mut second = row.clone();
+            second.uid = "second".into();
+            second.name = "second".into();
+            second.state = other.to_vec();
+            batch.pods.push(second);
+        }
         batch.pods.push(row);
         writer.commit(&batch, None).unwrap();
         let mut read = writer.read().unwrap();
         let (pods, _) = load_open_state(&mut *read, None, None).unwrap();
         (pod.state, pods)
+    }
+
+    fn resumed(state_json: Option<&str>) -> (PodState, Vec<PodState>) {
+        resumed_with(state_json.map(str::as_bytes), None)
+    }
+
+    /// A stored state that does not decode (corrupt, or from a newer kubetrail) costs that
+    /// pod its reconciliation, not the recorder its start: the other pods resume.
+    #[test]
+    fn a_state_that_does_not_decode_is_skipped_and_the_rest_resume() {
+        for bad in [&[1u8, 0x80, 0x10, 0][..], &[9, 9], b"{not json"] {
+            let (committed, pods) = resumed_with(None, Some(bad));
+            assert_eq!(pods, vec![committed.clone()], "{bad:?}");
+        }
     }
 
     /// The stored state leaves out what the pods row holds; resuming puts it back from the

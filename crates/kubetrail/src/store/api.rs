@@ -174,7 +174,8 @@ pub struct NodeInfo {
 }
 
 /// An open pod with its last committed compact state, for a recorder that resumes. The state
-/// and labels stay JSON here: the recorder parses them and applies its selector.
+/// stays in its stored form and the labels JSON here: the recorder decodes them and applies its
+/// selector.
 ///
 /// The stored state leaves out what the `pods` row holds (identity, node, owner, creation,
 /// phase, end, resources): those come from the row's columns, which the writer sets from the
@@ -192,7 +193,8 @@ pub struct OpenPod {
     pub phase: Phase,
     pub resources: Effective,
     pub labels_json: Option<String>,
-    pub state_json: String,
+    /// The stored state (recorder::codec; JSON in rows an older recorder wrote).
+    pub state: Vec<u8>,
 }
 
 /// An open node with its last committed compact state (JSON).

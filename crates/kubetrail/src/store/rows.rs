@@ -28,9 +28,10 @@ pub struct PodRow {
     pub reason: Option<String>,
     pub restarts: i64,
     pub resources: Effective,
-    /// The recorder's compact projection (see recorder::state), for reconciliation on restart;
-    /// kept in `pod_state` while the pod is open, dropped once it is deleted (or when empty).
-    pub state_json: String,
+    /// The recorder's compact projection (see recorder::state) in its stored form (see
+    /// recorder::codec), for reconciliation on restart; kept in `pod_state` while the pod is
+    /// open, dropped once it is deleted (or when empty).
+    pub state: Vec<u8>,
 }
 
 /// Node capacity or allocatable: cpu, memory and the pod slots.

@@ -376,9 +376,9 @@ fn write_pod_state(
         let Some(&(id, _)) = keys.pods.get(&p.uid) else {
             continue;
         };
-        if p.deleted_at_ms.is_none() && !p.state_json.is_empty() {
+        if p.deleted_at_ms.is_none() && !p.state.is_empty() {
             kept_ids.push(id);
-            states.push(p.state_json.as_str());
+            states.push(p.state.as_slice());
         } else {
             dropped.push(id);
         }
@@ -387,7 +387,7 @@ fn write_pod_state(
     tx.execute(
         "WITH kept AS (
              INSERT INTO pod_state (pod_id, state)
-             SELECT * FROM unnest($1::bigint[], $2::text[])
+             SELECT * FROM unnest($1::bigint[], $2::bytea[])
              ON CONFLICT (pod_id) DO UPDATE SET state = excluded.state)
          DELETE FROM pod_state WHERE pod_id = ANY($3)",
         &[&kept_ids, &states, &dropped],

@@ -50,7 +50,7 @@ CREATE TEMP TABLE IF NOT EXISTS copy_pods_in (
     created_at_ms bigint, started_at_ms bigint, finished_at_ms bigint, deleted_at_ms bigint,
     phase smallint, reason text, restarts bigint, cpu_request_millis bigint,
     memory_request_bytes bigint, cpu_limit_millis bigint, memory_limit_bytes bigint,
-    state text) ON COMMIT DELETE ROWS;
+    state bytea) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS copy_transitions_in (
     ord integer, subject_uid text, is_pod boolean, kind smallint, seq bigint, at_ms bigint,
     observed_at_ms bigint, phase_before smallint, phase_after smallint, container text,
@@ -331,7 +331,7 @@ fn pods(
         &[T::INT2][..],
         &[T::TEXT][..],
         &[T::INT8; 5][..],
-        &[T::TEXT][..],
+        &[T::BYTEA][..],
     ]
     .concat();
     stage(
@@ -366,7 +366,7 @@ fn pods(
                 &p.resources.requests.memory_bytes,
                 &p.resources.limits.cpu_millis,
                 &p.resources.limits.memory_bytes,
-                &p.state_json,
+                &p.state,
             ])
         },
     )?;
@@ -446,7 +446,7 @@ fn pods(
             "INSERT INTO pod_state (pod_id, state)
              SELECT p.id, s.state FROM copy_pods_in s
              JOIN pods p ON p.cluster_id = $1 AND p.uid = s.uid
-             WHERE p.deleted_at_ms IS NULL AND s.deleted_at_ms IS NULL AND s.state <> ''
+             WHERE p.deleted_at_ms IS NULL AND s.deleted_at_ms IS NULL AND length(s.state) > 0
              {on_conflict}"
         ),
         &[&cluster],

@@ -658,7 +658,7 @@ pub fn open_pods(
             namespace: r.get(1),
             name: r.get(2),
             labels_json: r.get(3),
-            state_json: r.get(4),
+            state: r.get(4),
             node: r.get(5),
             owner_kind: r.get(6),
             owner_name: r.get(7),

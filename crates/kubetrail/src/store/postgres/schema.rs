@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_usage.sql"),
     include_str!("migrations/0006_fillfactor.sql"),
     include_str!("migrations/0007_container_resources.sql"),
+    include_str!("migrations/0008_binary_pod_state.sql"),
 ];
 
 /// The newest schema this build knows.
@@ -150,6 +151,33 @@ mod tests {
             .unwrap()
             .get(0);
         assert!(!ours, "nothing was created");
+    }
+
+    /// Migration 0008 turns the stored pod states into bytes: a JSON state an older recorder
+    /// wrote stays byte for byte what it was (the recorder still reads it).
+    #[test]
+    fn an_older_schema_is_upgraded_keeping_the_json_pod_states() {
+        let mut c = connect();
+        for sql in &MIGRATIONS[..7] {
+            c.batch_execute(sql).unwrap();
+        }
+        c.batch_execute(
+            "UPDATE kubetrail_schema SET version = 7;
+             INSERT INTO pod_state (pod_id, state) VALUES (1, '{\"rd\":true,\"ü\":1}')",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let row = c
+            .query_one(
+                "SELECT pg_typeof(state)::text, state FROM pod_state WHERE pod_id = 1",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "bytea");
+        assert_eq!(
+            row.get::<_, Vec<u8>>(1),
+            "{\"rd\":true,\"ü\":1}".as_bytes()
+        );
     }
 
     #[test]

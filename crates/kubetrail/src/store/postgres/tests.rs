@@ -316,7 +316,7 @@ fn retention_gives_disk_back_by_dropping_the_partitions_it_emptied() {
 #[test]
 fn the_compact_state_is_kept_while_a_pod_is_open_and_dropped_when_it_ends() {
     let mut w = PgWriter::open(fresh(), "east", true).unwrap();
-    let state = |w: &mut PgWriter, uid: &str| -> Option<String> {
+    let state = |w: &mut PgWriter, uid: &str| -> Option<Vec<u8>> {
         w.with(|c, _| {
             Ok(c.query_opt(
                 "SELECT s.state FROM pod_state s JOIN pods p ON p.id = s.pod_id WHERE p.uid = $1",
@@ -327,9 +327,9 @@ fn the_compact_state_is_kept_while_a_pod_is_open_and_dropped_when_it_ends() {
         .unwrap()
     };
     let mut open = pod_row("a");
-    open.state_json = r#"{"v":1}"#.into();
+    open.state = vec![1, 0, 0xff];
     let mut other = pod_row("b");
-    other.state_json = r#"{"v":"b"}"#.into();
+    other.state = b"{\"v\":\"b\"}".to_vec();
     w.commit(
         &Batch {
             pods: vec![open.clone(), other],
@@ -338,9 +338,9 @@ fn the_compact_state_is_kept_while_a_pod_is_open_and_dropped_when_it_ends() {
         None,
     )
     .unwrap();
-    assert_eq!(state(&mut w, "a").as_deref(), Some(r#"{"v":1}"#));
+    assert_eq!(state(&mut w, "a").as_deref(), Some(&[1, 0, 0xff][..]));
     // A later state replaces the first.
-    open.state_json = r#"{"v":2}"#.into();
+    open.state = vec![1, 0, 0xfe];
     w.commit(
         &Batch {
             pods: vec![open.clone()],
@@ -349,7 +349,7 @@ fn the_compact_state_is_kept_while_a_pod_is_open_and_dropped_when_it_ends() {
         None,
     )
     .unwrap();
-    assert_eq!(state(&mut w, "a").as_deref(), Some(r#"{"v":2}"#));
+    assert_eq!(state(&mut w, "a").as_deref(), Some(&[1, 0, 0xfe][..]));
     // Deleted: the state goes; the other pod's stays.
     open.deleted_at_ms = Some(5_000);
     w.commit(
@@ -361,10 +361,10 @@ fn the_compact_state_is_kept_while_a_pod_is_open_and_dropped_when_it_ends() {
     )
     .unwrap();
     assert_eq!(state(&mut w, "a"), None);
-    assert_eq!(state(&mut w, "b").as_deref(), Some(r#"{"v":"b"}"#));
+    assert_eq!(state(&mut w, "b").as_deref(), Some(&b"{\"v\":\"b\"}"[..]));
     // An empty state drops it too.
     let mut emptied = pod_row("b");
-    emptied.state_json = String::new();
+    emptied.state = Vec::new();
     w.commit(
         &Batch {
             pods: vec![emptied],

@@ -192,10 +192,10 @@ pub fn write_batch_in_session(
                 Some(id) => id,
                 None => upsert_pod.query_row(values, |r| r.get(0))?,
             };
-            if p.deleted_at_ms.is_some() || p.state_json.is_empty() {
+            if p.deleted_at_ms.is_some() || p.state.is_empty() {
                 drop_state.execute([id])?;
             } else {
-                put_state.execute(params![id, p.state_json])?;
+                put_state.execute(params![id, p.state])?;
             }
             keys.pods.insert(p.uid.clone(), id);
         }
@@ -344,7 +344,7 @@ pub(crate) mod tests {
             reason: None,
             restarts: 0,
             resources: Effective::default(),
-            state_json: "{}".into(),
+            state: b"{}".to_vec(),
         }
     }
 
@@ -451,7 +451,7 @@ pub(crate) mod tests {
                 requests: Resources::new(250, 1 << 20),
                 limits: Resources::new(500, 1 << 21),
             },
-            state_json: r#"{"r":3}"#.into(),
+            state: vec![1, 0, 0],
             ..scheduled.clone()
         };
         let relabelled = PodRow {
@@ -470,7 +470,7 @@ pub(crate) mod tests {
         };
         let deleted = PodRow {
             deleted_at_ms: Some(9500),
-            state_json: String::new(),
+            state: Vec::new(),
             ..finished.clone()
         };
         let steps = [

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0010_usage.sql"),
     include_str!("../../../migrations/0011_container_resources.sql"),
     include_str!("../../../migrations/0012_event_uids.sql"),
+    include_str!("../../../migrations/0013_binary_pod_state.sql"),
 ];
 
 /// The schema version this binary writes and understands.
@@ -439,17 +440,26 @@ mod tests {
         .unwrap();
         drop(conn);
         let handle = open_for_writing(&path).unwrap();
-        let states: Vec<(String, String)> = handle
+        // The JSON state is kept byte for byte, now as a BLOB (migration 0013), which the
+        // recorder still reads.
+        let states: Vec<(String, String, Vec<u8>)> = handle
             .conn
-            .prepare("SELECT p.uid, s.state FROM pod_state s JOIN pods p ON p.id = s.pod_id")
+            .prepare(
+                "SELECT p.uid, typeof(s.state), s.state FROM pod_state s
+                 JOIN pods p ON p.id = s.pod_id",
+            )
             .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
             .map(Result::unwrap)
             .collect();
         assert_eq!(
             states,
-            vec![("open".to_string(), "{\"u\":\"open\"}".to_string())]
+            vec![(
+                "open".to_string(),
+                "blob".to_string(),
+                b"{\"u\":\"open\"}".to_vec()
+            )]
         );
         assert!(
             handle.conn.prepare("SELECT state FROM pods").is_err(),

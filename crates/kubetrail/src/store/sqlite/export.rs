@@ -94,7 +94,7 @@ pub(super) const PODS: &str =
     "SELECT p.uid, p.namespace, p.name, p.node, p.owner_kind, p.owner_name,
         l.labels, p.created_at_ms, p.started_at_ms, p.finished_at_ms, p.deleted_at_ms, p.phase,
         p.reason, p.restarts, p.cpu_request_millis, p.memory_request_bytes, p.cpu_limit_millis,
-        p.memory_limit_bytes, coalesce(s.state, '')
+        p.memory_limit_bytes, coalesce(s.state, x'')
     FROM pods p
     LEFT JOIN label_sets l ON l.id = p.label_set_id
     LEFT JOIN pod_state s ON s.pod_id = p.id
@@ -169,7 +169,7 @@ pub(super) fn pod(r: &Row) -> rusqlite::Result<PodRow> {
             requests: Resources::new(r.get(14)?, r.get(15)?),
             limits: Resources::new(r.get(16)?, r.get(17)?),
         },
-        state_json: r.get(18)?,
+        state: r.get(18)?,
     })
 }
 

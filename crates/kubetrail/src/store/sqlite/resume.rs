@@ -24,7 +24,7 @@ pub fn open_pods(
     while let Some(row) = rows.next()? {
         each(OpenPod {
             uid: row.get(0)?,
-            state_json: row.get(1)?,
+            state: row.get(1)?,
             labels_json: row.get(2)?,
             namespace: row.get(3)?,
             name: row.get(4)?,
