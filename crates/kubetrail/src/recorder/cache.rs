@@ -112,7 +112,13 @@ pub(super) fn pod_row(
         reason: owned(&state.final_reason()),
         restarts: state.restarts(),
         resources: state.resources,
-        state: codec::encoded_pod(state),
+        // Only open pods need their state (to reconcile a restart against the first list); a
+        // deleted pod's summary columns say all there is, and most pods of a long history are
+        // deleted, so no state is kept for them.
+        state: match deleted_at_ms {
+            None => codec::encoded_pod(state),
+            Some(_) => Vec::new(),
+        },
     }
 }
 
@@ -335,12 +341,7 @@ impl Cache {
     ) {
         self.remove_contribution(&last);
         let row = detect::pod_deleted(&last, obs, how);
-        let mut gone = pod_row(&last, labels, Some(row.at_ms));
-        // Only open pods need their state (to reconcile a restart against the first list); a
-        // deleted pod's summary columns say all there is, and most pods of a long history are
-        // deleted, so dropping the ~500-byte state keeps the file small.
-        gone.state.clear();
-        batch.pods.push(gone);
+        batch.pods.push(pod_row(&last, labels, Some(row.at_ms)));
         batch.transitions.push(row);
     }
 

@@ -1,10 +1,11 @@
 //! The compact projection of pods and nodes that the recorder caches, diffs and persists.
 //!
 //! This is what the design calls "state": only what transitions and utilisation need, never the
-//! whole object (no env values, no specs, no annotations). Each projection serialises to a short
-//! JSON string stored in `pods.state` / `nodes.state`, so a restarted recorder diffs the first
-//! list against exactly what it last committed. Field names are short on purpose: they are
-//! repeated in every row.
+//! whole object (no env values, no specs, no annotations). A node's projection is stored as a
+//! short JSON string in `nodes.state`, an open pod's in `pod_state` in the binary encoding of
+//! [`codec`](super::codec) (JSON before migration 0013, still read), so a restarted recorder
+//! diffs the first list against exactly what it last committed. The serde field names are
+//! short on purpose: they were repeated in every row, and are in the nodes' rows still.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -275,7 +276,8 @@ pub struct PodResize {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodState {
-    /// The fields marked `serde(skip)` are not in the stored JSON: a `pod_state` row belongs to
+    /// The fields marked `serde(skip)` are not stored (neither in the JSON form nor by
+    /// [`codec`](super::codec)): a `pod_state` row belongs to
     /// a `pods` row whose columns hold them, written from this same state in the same commit,
     /// and [`resume`](super::resume) fills them back in. Leaving them out takes 40 % off the
     /// stored state, which was a third of what the initial list writes. (States stored before
