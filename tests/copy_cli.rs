@@ -665,7 +665,11 @@ fn where_both_hold_a_pod_the_newer_history_wins_and_an_ended_pod_stays_ended() {
     out.ok();
     assert_eq!(
         pod_row(&conninfo, "p2-uid"),
-        (None, 2, Some(br#"{"phase":"Running","restarts":2}"#.to_vec()))
+        (
+            None,
+            2,
+            Some(br#"{"phase":"Running","restarts":2}"#.to_vec())
+        )
     );
     assert_eq!(
         pod_row(&conninfo, "p1-uid").0,

@@ -21,8 +21,7 @@ use std::sync::Arc;
 
 use super::maybe::MaybeI64;
 use super::state::{
-    ContainerResize, ContainerState, PodResize, PodState, ResourceQuad, Termination, Text,
-    Waiting,
+    ContainerResize, ContainerState, PodResize, PodState, ResourceQuad, Termination, Text, Waiting,
 };
 
 const VERSION: u8 = 1;
@@ -263,7 +262,9 @@ impl Writer<'_> {
         self.opt_text(&r.pending_message);
         self.uint(r.containers.len() as u64);
         for c in &r.containers {
-            self.uint(flag(c.reported, CR_REPORTED) | flag(c.actuated_other.is_some(), CR_ACTUATED));
+            self.uint(
+                flag(c.reported, CR_REPORTED) | flag(c.actuated_other.is_some(), CR_ACTUATED),
+            );
             self.text(&c.name);
             self.quad(&c.desired);
             if let Some(q) = &c.actuated_other {
@@ -663,7 +664,10 @@ mod tests {
                 flags: 1 << 11
             }
         );
-        assert!(err.to_string().contains("unknown flags 0x800 in the pod's flags"));
+        assert!(
+            err.to_string()
+                .contains("unknown flags 0x800 in the pod's flags")
+        );
         // A container name that is not UTF-8.
         assert_eq!(
             decode_pod(&[VERSION, 0, 1, 0, 2, 0xff, 0xfe, 0]),
@@ -671,7 +675,9 @@ mod tests {
         );
         // A varint longer than 64 bits.
         assert!(matches!(
-            decode_pod(&[VERSION, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+            decode_pod(&[
+                VERSION, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f
+            ]),
             Err(DecodeError::OutOfRange(_))
         ));
         // A count far past the input is refused before anything is allocated for it.

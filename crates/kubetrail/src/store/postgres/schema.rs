@@ -174,10 +174,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(row.get::<_, String>(0), "bytea");
-        assert_eq!(
-            row.get::<_, Vec<u8>>(1),
-            "{\"rd\":true,\"ü\":1}".as_bytes()
-        );
+        assert_eq!(row.get::<_, Vec<u8>>(1), "{\"rd\":true,\"ü\":1}".as_bytes());
     }
 
     #[test]
