@@ -48,8 +48,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// The binary's mimalloc setting (src/main.rs): freed pages go back to the OS at once.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+/// The binary's allocator settings, from the binary's own source.
+#[path = "../src/allocator.rs"]
+mod allocator;
 
 fn vm_rss_kb() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -61,14 +62,7 @@ fn vm_rss_kb() -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    // As the binary does (src/main.rs): no transparent huge pages unless MIMALLOC_ALLOW_THP
-    // is set; mimalloc's own option would come too late here.
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
-        // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process.
-        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    }
-    // SAFETY: setting an option is allowed at any time; it only changes when pages are purged.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    allocator::tune();
     let mut args = std::env::args().skip(1);
     let (Some(kubeconfig), Some(db)) = (args.next(), args.next()) else {
         anyhow::bail!("usage: record_memory KUBECONFIG DB");
