@@ -89,9 +89,12 @@ const CR_REPORTED: u64 = 1;
 const CR_ACTUATED: u64 = 1 << 1;
 const CR_ALL: u64 = (1 << 2) - 1;
 
-/// Appends the stored form of `state` to `out`.
-pub fn encode_pod(state: &PodState, out: &mut Vec<u8>) {
-    let mut w = Writer { out, last_ms: 0 };
+/// The stored form of `state`.
+pub fn encoded_pod(state: &PodState) -> Vec<u8> {
+    let mut w = Encoder {
+        out: Vec::with_capacity(160),
+        last_ms: 0,
+    };
     w.out.push(VERSION);
     let flags = flag(state.reason.is_some(), P_REASON)
         | flag(state.message.is_some(), P_MESSAGE)
@@ -120,13 +123,7 @@ pub fn encode_pod(state: &PodState, out: &mut Vec<u8>) {
     if let Some(resize) = &state.resize_kept {
         w.resize(resize);
     }
-}
-
-/// The stored form of `state`, as a new vector.
-pub fn encoded_pod(state: &PodState) -> Vec<u8> {
-    let mut out = Vec::with_capacity(160);
-    encode_pod(state, &mut out);
-    out
+    w.out
 }
 
 /// Reads a stored state: this encoding, or the JSON an older recorder wrote. The fields a
@@ -136,7 +133,7 @@ pub fn decode_pod(bytes: &[u8]) -> Result<PodState, DecodeError> {
         None => Err(DecodeError::Empty),
         Some(b'{') => serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string())),
         Some(&VERSION) => {
-            let mut r = Reader {
+            let mut r = Decoder {
                 bytes: &bytes[1..],
                 last_ms: 0,
             };
@@ -154,13 +151,13 @@ fn flag(present: bool, bit: u64) -> u64 {
     if present { bit } else { 0 }
 }
 
-struct Writer<'a> {
-    out: &'a mut Vec<u8>,
+struct Encoder {
+    out: Vec<u8>,
     /// The time written last: the next one is written as the difference from it.
     last_ms: i64,
 }
 
-impl Writer<'_> {
+impl Encoder {
     fn uint(&mut self, mut n: u64) {
         while n >= 0x80 {
             self.out.push(n as u8 | 0x80);
@@ -280,12 +277,12 @@ impl Writer<'_> {
     }
 }
 
-struct Reader<'a> {
+struct Decoder<'a> {
     bytes: &'a [u8],
     last_ms: i64,
 }
 
-impl Reader<'_> {
+impl Decoder<'_> {
     fn uint(&mut self, what: &'static str) -> Result<u64, DecodeError> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
