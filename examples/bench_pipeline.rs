@@ -118,8 +118,15 @@ async fn main() {
         let mut cache = Cache::new();
         let mut batch = Batch::default();
         let started = Instant::now();
+        // Where the main task's time goes: decoding, the cache and detection, and waiting for
+        // room in the writer's queue (the writer's own thread is the rest of the pipeline).
+        let (mut decoding, mut applying, mut waiting) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         for (i, e) in events.iter().enumerate() {
+            let t0 = Instant::now();
             let pod: Pod = serde_json::from_slice(e).unwrap();
+            let t1 = Instant::now();
+            decoding += t1 - t0;
             let obs = if i < sample.len() {
                 Observation::inferred(1)
             } else {
@@ -129,6 +136,8 @@ async fn main() {
             if batch.len() >= 5_000 {
                 cache.flush_usage(i as i64, &mut batch);
                 let full = std::mem::take(&mut batch);
+                let t2 = Instant::now();
+                applying += t2 - t1;
                 writer
                     .send(WriteMsg::Rows {
                         batch: full,
@@ -136,6 +145,9 @@ async fn main() {
                     })
                     .await
                     .unwrap_or_else(|_| panic!("writer stopped"));
+                waiting += t2.elapsed();
+            } else {
+                applying += t1.elapsed();
             }
         }
         writer
@@ -154,6 +166,14 @@ async fn main() {
             bytes as f64 / 1e6 / decode.as_secs_f64(),
             rate(total),
             stats.transitions_total()
+        );
+        let micros = |d: Duration| d.as_secs_f64() * 1e6 / events.len() as f64;
+        println!(
+            "run {run}: per event: decoding {:.2} us, cache+detect {:.2} us, waiting for the writer {:.2} us, the writer's finish {:.0} ms",
+            micros(decoding),
+            micros(applying),
+            micros(waiting),
+            (total - decoding - applying - waiting).as_secs_f64() * 1e3
         );
         decode_rates.push(rate(decode));
         pipeline_rates.push(rate(total));
