@@ -34,6 +34,33 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0013_binary_pod_state.sql"),
 ];
 
+/// SQLite's process-wide settings, applied before the first connection of the process opens
+/// (SQLite accepts them only before it initialises, so every opening function here calls this
+/// first).
+///
+/// Memory statistics off: with them on (SQLite's default), every allocation SQLite makes takes
+/// and releases a process-wide mutex to keep a running total, and a `perf` profile of the
+/// writer put that pair at about a tenth of its time (BENCHMARKS.md, "SQLite without memory
+/// statistics"). kubetrail reads no SQLite memory statistic and sets no soft heap limit, the
+/// two things the totals are for.
+fn configure_sqlite() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config is called before any other SQLite function of this process
+        // (Once, and every opening function calls this first); with an int argument, as
+        // SQLITE_CONFIG_MEMSTATUS takes. Were SQLite initialised already (a connection opened
+        // by other code), it returns SQLITE_MISUSE and changes nothing, which is harmless.
+        let rc =
+            unsafe { rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0) };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            tracing::debug!(
+                rc,
+                "SQLite was initialised already; its memory statistics stay on"
+            );
+        }
+    });
+}
+
 /// The schema version this binary writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -106,6 +133,7 @@ fn check_integrity_within(
 
 /// Opens `path` read-only and runs [`check_integrity`] on it (for `kubetrail stats`).
 pub fn check_file(path: &Path) -> Result<(), StoreError> {
+    configure_sqlite();
     require_existing(path)?;
     let conn = Connection::open_with_flags(
         path,
@@ -131,6 +159,7 @@ pub struct WriteHandle {
 /// Opens (creating if needed, mode 0600) the database for writing, takes the writer lock,
 /// applies pragmas and migrations.
 pub fn open_for_writing(path: &Path) -> Result<WriteHandle, StoreError> {
+    configure_sqlite();
     let existing = match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => return Err(StoreError::Directory(path.to_path_buf())),
         Ok(_) => true,
@@ -242,6 +271,7 @@ fn require_existing(path: &Path) -> Result<(), StoreError> {
 /// writers transaction by transaction. Never creates a file, and refuses one without a
 /// kubetrail schema or with a newer one.
 pub fn open_for_maintenance(path: &Path) -> Result<Connection, StoreError> {
+    configure_sqlite();
     require_existing(path)?;
     let sqlite = |source| db_error(path, source);
     // Without SQLITE_OPEN_CREATE: the file must already be there (it could vanish after the
@@ -329,6 +359,7 @@ pub fn open_read_pool_with(
     max_size: u32,
     streaming: bool,
 ) -> Result<ReadPool, StoreError> {
+    configure_sqlite();
     require_existing(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     // The file is checked on a plain connection before the pool exists: r2d2 retries a
