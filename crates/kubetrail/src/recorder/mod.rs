@@ -3,6 +3,7 @@
 //! batched writer commits to SQLite.
 //!
 //! - [`objects`]: the slim pod/node types the watchers decode.
+//! - [`wire_str`]: a decoded string field that borrows from the JSON.
 //! - [`state`]: the compact projections that are cached, diffed and persisted.
 //! - [`maybe`]: an optional `i64` in 8 bytes, for the cached states.
 //! - [`codec`]: the stored (binary) form of a pod's state.
@@ -45,6 +46,7 @@ pub mod state;
 pub mod stats;
 pub mod stream;
 pub mod usage;
+pub mod wire_str;
 pub mod writer;
 
 pub use informer::{RecordOutcome, Recorder, RecorderConfig};

@@ -19,6 +19,7 @@ use super::state::{
     ContainerResize, ContainerState, NodeState, PodResize, PodState, ResourceQuad, Termination,
     Text, Waiting, is_ordinary_waiting, run_id,
 };
+use super::wire_str::WireStr;
 use crate::model::quantity::{parse_cpu_millis, parse_memory_bytes, parse_nanos};
 use crate::model::resources::{Exact, StatusResources};
 use crate::model::time::parse_rfc3339_ms;
@@ -49,39 +50,51 @@ pub struct Node {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    uid: Option<String>,
-    resource_version: Option<String>,
-    creation_timestamp: Option<String>,
-    deletion_timestamp: Option<String>,
+struct RawMeta<'a> {
+    #[serde(borrow)]
+    name: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    namespace: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    uid: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    resource_version: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    creation_timestamp: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    deletion_timestamp: Option<WireStr<'a>>,
     deletion_grace_period_seconds: Option<i64>,
-    labels: Option<BTreeMap<String, String>>,
-    owner_references: Vec<RawOwner>,
+    #[serde(borrow)]
+    labels: Option<BTreeMap<WireStr<'a>, WireStr<'a>>>,
+    #[serde(borrow)]
+    owner_references: Vec<RawOwner<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawOwner {
-    kind: String,
-    name: String,
+struct RawOwner<'a> {
+    #[serde(borrow)]
+    kind: WireStr<'a>,
+    #[serde(borrow)]
+    name: WireStr<'a>,
     controller: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawResourceList {
-    cpu: Option<String>,
-    memory: Option<String>,
+struct RawResourceList<'a> {
+    #[serde(borrow)]
+    cpu: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    memory: Option<WireStr<'a>>,
 }
 
-impl RawResourceList {
+impl RawResourceList<'_> {
     /// Exact amounts, so that sums round like Kubernetes' (see model::resources).
     fn to_exact(&self) -> Exact {
         // The API server validates quantities, so a bad one here means a broken server; count
         // it as unset rather than dropping the whole pod.
-        let nanos = |q: &Option<String>| q.as_deref().and_then(|q| parse_nanos(q).ok());
+        let nanos = |q: &Option<WireStr>| q.as_deref().and_then(|q| parse_nanos(q).ok());
         Exact {
             cpu_nanos: nanos(&self.cpu).unwrap_or(0),
             memory_nanos: nanos(&self.memory).unwrap_or(0),
@@ -91,105 +104,143 @@ impl RawResourceList {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawRequirements {
-    requests: RawResourceList,
-    limits: RawResourceList,
+struct RawRequirements<'a> {
+    #[serde(borrow)]
+    requests: RawResourceList<'a>,
+    #[serde(borrow)]
+    limits: RawResourceList<'a>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawContainer {
-    name: String,
-    resources: RawRequirements,
-    restart_policy: Option<String>,
+struct RawContainer<'a> {
+    #[serde(borrow)]
+    name: WireStr<'a>,
+    #[serde(borrow)]
+    resources: RawRequirements<'a>,
+    #[serde(borrow)]
+    restart_policy: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawPodSpec {
-    node_name: Option<String>,
-    containers: Vec<RawContainer>,
-    init_containers: Vec<RawContainer>,
-    resources: Option<RawRequirements>,
-    overhead: Option<RawResourceList>,
+struct RawPodSpec<'a> {
+    #[serde(borrow)]
+    node_name: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    containers: Vec<RawContainer<'a>>,
+    #[serde(borrow)]
+    init_containers: Vec<RawContainer<'a>>,
+    #[serde(borrow)]
+    resources: Option<RawRequirements<'a>>,
+    #[serde(borrow)]
+    overhead: Option<RawResourceList<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawCondition {
-    #[serde(rename = "type")]
-    type_: String,
-    status: String,
-    reason: Option<String>,
-    message: Option<String>,
-    last_transition_time: Option<String>,
+struct RawCondition<'a> {
+    #[serde(rename = "type", borrow)]
+    type_: WireStr<'a>,
+    #[serde(borrow)]
+    status: WireStr<'a>,
+    #[serde(borrow)]
+    reason: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    message: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    last_transition_time: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawTerminated {
+struct RawTerminated<'a> {
     exit_code: Option<i64>,
-    reason: Option<String>,
-    started_at: Option<String>,
-    finished_at: Option<String>,
-    #[serde(rename = "containerID")]
-    container_id: Option<String>,
+    #[serde(borrow)]
+    reason: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    started_at: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    finished_at: Option<WireStr<'a>>,
+    #[serde(rename = "containerID", borrow)]
+    container_id: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawWaiting {
-    reason: Option<String>,
-    message: Option<String>,
+struct RawWaiting<'a> {
+    #[serde(borrow)]
+    reason: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    message: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawRunning {
-    started_at: Option<String>,
+struct RawRunning<'a> {
+    #[serde(borrow)]
+    started_at: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawContainerStateWire {
-    waiting: Option<RawWaiting>,
-    running: Option<RawRunning>,
-    terminated: Option<RawTerminated>,
+struct RawContainerStateWire<'a> {
+    #[serde(borrow)]
+    waiting: Option<RawWaiting<'a>>,
+    #[serde(borrow)]
+    running: Option<RawRunning<'a>>,
+    #[serde(borrow)]
+    terminated: Option<RawTerminated<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawContainerStatus {
-    name: String,
+struct RawContainerStatus<'a> {
+    #[serde(borrow)]
+    name: WireStr<'a>,
     restart_count: i64,
     /// The newest container's ID (in back-off, the one that just ended).
-    #[serde(rename = "containerID")]
-    container_id: Option<String>,
-    state: RawContainerStateWire,
-    last_state: RawContainerStateWire,
+    #[serde(rename = "containerID", borrow)]
+    container_id: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    state: RawContainerStateWire<'a>,
+    #[serde(borrow)]
+    last_state: RawContainerStateWire<'a>,
     /// What the kubelet applied (in-place resize).
-    resources: Option<RawRequirements>,
-    allocated_resources: Option<RawResourceList>,
+    #[serde(borrow)]
+    resources: Option<RawRequirements<'a>>,
+    #[serde(borrow)]
+    allocated_resources: Option<RawResourceList<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawPodStatus {
-    phase: Option<String>,
-    reason: Option<String>,
-    message: Option<String>,
-    start_time: Option<String>,
-    conditions: Vec<RawCondition>,
-    container_statuses: Vec<RawContainerStatus>,
-    init_container_statuses: Vec<RawContainerStatus>,
+struct RawPodStatus<'a> {
+    #[serde(borrow)]
+    phase: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    reason: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    message: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    start_time: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    conditions: Vec<RawCondition<'a>>,
+    #[serde(borrow)]
+    container_statuses: Vec<RawContainerStatus<'a>>,
+    #[serde(borrow)]
+    init_container_statuses: Vec<RawContainerStatus<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawPod {
-    metadata: RawMeta,
-    spec: RawPodSpec,
-    status: RawPodStatus,
+struct RawPod<'a> {
+    #[serde(borrow)]
+    metadata: RawMeta<'a>,
+    #[serde(borrow)]
+    spec: RawPodSpec<'a>,
+    #[serde(borrow)]
+    status: RawPodStatus<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -200,13 +251,16 @@ struct RawNodeSpec {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawNodeResources {
-    cpu: Option<String>,
-    memory: Option<String>,
-    pods: Option<String>,
+struct RawNodeResources<'a> {
+    #[serde(borrow)]
+    cpu: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    memory: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    pods: Option<WireStr<'a>>,
 }
 
-impl RawNodeResources {
+impl RawNodeResources<'_> {
     fn to_node_resources(&self) -> NodeResources {
         NodeResources {
             cpu_millis: self
@@ -230,50 +284,54 @@ impl RawNodeResources {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawNodeStatus {
-    capacity: RawNodeResources,
-    allocatable: RawNodeResources,
-    conditions: Vec<RawCondition>,
+struct RawNodeStatus<'a> {
+    #[serde(borrow)]
+    capacity: RawNodeResources<'a>,
+    #[serde(borrow)]
+    allocatable: RawNodeResources<'a>,
+    #[serde(borrow)]
+    conditions: Vec<RawCondition<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawNode {
-    metadata: RawMeta,
+struct RawNode<'a> {
+    #[serde(borrow)]
+    metadata: RawMeta<'a>,
     spec: RawNodeSpec,
-    status: RawNodeStatus,
+    #[serde(borrow)]
+    status: RawNodeStatus<'a>,
 }
 
 // ---- projection ----
 
-fn ms(s: &Option<String>) -> Option<i64> {
+fn ms(s: &Option<WireStr>) -> Option<i64> {
     s.as_deref().and_then(parse_rfc3339_ms)
 }
 
-fn text(s: &Option<String>) -> Option<Text> {
+fn text(s: &Option<WireStr>) -> Option<Text> {
     s.as_deref().map(Text::from)
 }
 
-fn truncate(s: Option<String>) -> Option<Text> {
-    s.map(|mut s| {
-        if s.len() > MESSAGE_LIMIT {
-            let mut end = MESSAGE_LIMIT;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s.truncate(end);
-            s.push('…');
+fn truncate(s: Option<&str>) -> Option<Text> {
+    s.map(|s| {
+        if s.len() <= MESSAGE_LIMIT {
+            return Text::from(s);
         }
-        Text::from(s)
+        let mut end = MESSAGE_LIMIT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        Text::from(format!("{}…", &s[..end]))
     })
 }
 
 fn slim_meta(raw: &RawMeta) -> ObjectMeta {
     ObjectMeta {
-        name: raw.name.clone(),
-        namespace: raw.namespace.clone(),
-        uid: raw.uid.clone(),
-        resource_version: raw.resource_version.clone(),
+        name: raw.name.as_deref().map(str::to_owned),
+        namespace: raw.namespace.as_deref().map(str::to_owned),
+        uid: raw.uid.as_deref().map(str::to_owned),
+        resource_version: raw.resource_version.as_deref().map(str::to_owned),
         ..Default::default()
     }
 }
@@ -312,7 +370,7 @@ fn container_state(status: &RawContainerStatus, init: bool) -> ContainerState {
         .map(|(reason, w)| {
             Box::new(Waiting {
                 reason: Text::from(reason),
-                message: truncate(w.message.clone()),
+                message: truncate(w.message.as_deref()),
             })
         });
     let count = status.restart_count;
@@ -321,7 +379,7 @@ fn container_state(status: &RawContainerStatus, init: bool) -> ContainerState {
     // otherwise the run before the current one.
     let last_run = if waiting.is_some() { count } else { count - 1 };
     ContainerState {
-        name: Text::from(status.name.as_str()),
+        name: Text::from(&*status.name),
         init,
         run_id: current_id.filter(|_| has_current_run).map_or(0, run_id),
         restart_count: count,
@@ -385,7 +443,7 @@ fn pod_resize(
                 .status
                 .map(|s| quad(s.actuated_requests, s.actuated_limits));
             ContainerResize {
-                name: Text::from(raw.name.as_str()),
+                name: Text::from(&*raw.name),
                 desired,
                 reported: actuated.is_some(),
                 actuated_other: actuated.filter(|a| *a != desired).map(Box::new),
@@ -407,14 +465,14 @@ fn pod_resize(
         Arc::new(PodResize {
             containers,
             pending_reason: pending.and_then(|c| text(&c.reason)),
-            pending_message: pending.and_then(|c| truncate(c.message.clone())),
+            pending_message: pending.and_then(|c| truncate(c.message.as_deref())),
             in_progress,
         })
     })
 }
 
-impl From<RawPod> for Pod {
-    fn from(raw: RawPod) -> Pod {
+impl From<RawPod<'_>> for Pod {
+    fn from(raw: RawPod<'_>) -> Pod {
         let meta = &raw.metadata;
         let spec = &raw.spec;
         let status = raw.status;
@@ -481,7 +539,7 @@ impl From<RawPod> for Pod {
                 .map(Phase::parse)
                 .unwrap_or(Phase::Pending),
             reason: text(&status.reason),
-            message: truncate(status.message.clone()),
+            message: truncate(status.message.as_deref()),
             created_at_ms: ms(&meta.creation_timestamp).unwrap_or(0),
             deletion_at_ms: ms(&meta.deletion_timestamp).into(),
             deletion_grace_secs: meta.deletion_grace_period_seconds.into(),
@@ -491,8 +549,8 @@ impl From<RawPod> for Pod {
             ready_changed_at_ms: ready.and_then(|c| ms(&c.last_transition_time)).into(),
             containers,
             resources,
-            owner_kind: owner.map(|o| Text::from(o.kind.as_str())),
-            owner_name: owner.map(|o| Text::from(o.name.as_str())),
+            owner_kind: owner.map(|o| Text::from(&*o.kind)),
+            owner_name: owner.map(|o| Text::from(&*o.name)),
             resource_version: meta
                 .resource_version
                 .as_deref()
@@ -515,8 +573,8 @@ impl From<RawPod> for Pod {
     }
 }
 
-impl From<RawNode> for Node {
-    fn from(raw: RawNode) -> Node {
+impl From<RawNode<'_>> for Node {
+    fn from(raw: RawNode<'_>) -> Node {
         let meta = &raw.metadata;
         let ready = raw.status.conditions.iter().find(|c| c.type_ == "Ready");
         let state = NodeState {
