@@ -156,9 +156,14 @@ pub fn write_batch_in_session(
                  label_set_id = coalesce(excluded.label_set_id, label_set_id)
              RETURNING id"
         ))?;
-        // An open pod's state is kept for reconciliation; a deleted pod's is dropped.
-        let mut put_state =
-            tx.prepare_cached("INSERT OR REPLACE INTO pod_state (pod_id, state) VALUES (?1, ?2)")?;
+        // An open pod's state is kept for reconciliation; a deleted pod's is dropped. An upsert,
+        // not INSERT OR REPLACE: REPLACE deletes the old row and inserts a new one, checking
+        // the foreign key into `pods` again, where an update of the state column rewrites the
+        // row in place and checks nothing (the key does not change).
+        let mut put_state = tx.prepare_cached(
+            "INSERT INTO pod_state (pod_id, state) VALUES (?1, ?2)
+             ON CONFLICT (pod_id) DO UPDATE SET state = excluded.state",
+        )?;
         let mut drop_state = tx.prepare_cached("DELETE FROM pod_state WHERE pod_id = ?1")?;
         for p in &batch.pods {
             let label_set = match &p.labels_json {
