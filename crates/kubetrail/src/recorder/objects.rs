@@ -19,7 +19,7 @@ use super::state::{
     ContainerResize, ContainerState, NodeState, PodResize, PodState, ResourceQuad, Termination,
     Text, Waiting, is_ordinary_waiting, run_id,
 };
-use super::wire_str::WireStr;
+use super::wire_str::{WireStr, owned};
 use crate::model::quantity::{parse_cpu_millis, parse_memory_bytes, parse_nanos};
 use crate::model::resources::{Exact, StatusResources};
 use crate::model::time::parse_rfc3339_ms;
@@ -328,10 +328,10 @@ fn truncate(s: Option<&str>) -> Option<Text> {
 
 fn slim_meta(raw: &RawMeta) -> ObjectMeta {
     ObjectMeta {
-        name: raw.name.as_deref().map(str::to_owned),
-        namespace: raw.namespace.as_deref().map(str::to_owned),
-        uid: raw.uid.as_deref().map(str::to_owned),
-        resource_version: raw.resource_version.as_deref().map(str::to_owned),
+        name: owned(&raw.name),
+        namespace: owned(&raw.namespace),
+        uid: owned(&raw.uid),
+        resource_version: owned(&raw.resource_version),
         ..Default::default()
     }
 }

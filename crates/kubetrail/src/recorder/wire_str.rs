@@ -22,6 +22,16 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WireStr<'a>(Cow<'a, str>);
 
+/// An optional field's text as an owned `String` (for what outlives the decoding).
+pub fn owned(s: &Option<WireStr>) -> Option<String> {
+    s.as_deref().map(str::to_owned)
+}
+
+/// [`owned`], with an empty string as absent.
+pub fn non_empty(s: &Option<WireStr>) -> Option<String> {
+    s.as_deref().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
 impl Deref for WireStr<'_> {
     type Target = str;
 

@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::model::event::{EventType, RegardingKind, truncate_note};
 use crate::model::time::parse_rfc3339_ms;
+use crate::recorder::wire_str::{WireStr, non_empty, owned};
 use crate::store::EventRow;
 
 /// An event as the recorder sees it: what kube's watcher needs, and the row (None when it is
@@ -30,63 +31,91 @@ pub struct KubeEvent {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    uid: Option<String>,
-    resource_version: Option<String>,
-    creation_timestamp: Option<String>,
+struct RawMeta<'a> {
+    #[serde(borrow)]
+    name: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    namespace: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    uid: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    resource_version: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    creation_timestamp: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawRef {
-    kind: Option<String>,
-    namespace: Option<String>,
-    name: Option<String>,
-    uid: Option<String>,
-    field_path: Option<String>,
+struct RawRef<'a> {
+    #[serde(borrow)]
+    kind: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    namespace: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    name: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    uid: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    field_path: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawSeries {
+struct RawSeries<'a> {
     count: Option<i64>,
-    last_observed_time: Option<String>,
+    #[serde(borrow)]
+    last_observed_time: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawSource {
-    component: Option<String>,
+struct RawSource<'a> {
+    #[serde(borrow)]
+    component: Option<WireStr<'a>>,
 }
 
 /// Both groups' fields; a group fills in its own spelling and leaves the other's empty.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawEvent {
-    metadata: RawMeta,
-    reason: Option<String>,
-    #[serde(rename = "type")]
-    event_type: Option<String>,
-    event_time: Option<String>,
-    series: Option<RawSeries>,
+struct RawEvent<'a> {
+    #[serde(borrow)]
+    metadata: RawMeta<'a>,
+    #[serde(borrow)]
+    reason: Option<WireStr<'a>>,
+    #[serde(rename = "type", borrow)]
+    event_type: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    event_time: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    series: Option<RawSeries<'a>>,
     // events.k8s.io/v1
-    regarding: Option<RawRef>,
-    note: Option<String>,
-    reporting_controller: Option<String>,
-    deprecated_source: Option<RawSource>,
+    #[serde(borrow)]
+    regarding: Option<RawRef<'a>>,
+    #[serde(borrow)]
+    note: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    reporting_controller: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    deprecated_source: Option<RawSource<'a>>,
     deprecated_count: Option<i64>,
-    deprecated_first_timestamp: Option<String>,
-    deprecated_last_timestamp: Option<String>,
+    #[serde(borrow)]
+    deprecated_first_timestamp: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    deprecated_last_timestamp: Option<WireStr<'a>>,
     // core/v1
-    involved_object: Option<RawRef>,
-    message: Option<String>,
-    reporting_component: Option<String>,
-    source: Option<RawSource>,
+    #[serde(borrow)]
+    involved_object: Option<RawRef<'a>>,
+    #[serde(borrow)]
+    message: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    reporting_component: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    source: Option<RawSource<'a>>,
     count: Option<i64>,
-    first_timestamp: Option<String>,
-    last_timestamp: Option<String>,
+    #[serde(borrow)]
+    first_timestamp: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    last_timestamp: Option<WireStr<'a>>,
 }
 
 /// The container a `fieldPath` names: `spec.containers{app}` -> `app` (also init and ephemeral
@@ -108,25 +137,21 @@ pub fn container_of(field_path: &str) -> Option<String> {
 }
 
 /// A time field, None when absent, empty or unparsable (a null MicroTime is sent as null).
-fn time(s: &Option<String>) -> Option<i64> {
+fn time(s: &Option<WireStr>) -> Option<i64> {
     s.as_deref()
         .filter(|s| !s.is_empty())
         .and_then(parse_rfc3339_ms)
 }
 
-fn non_empty(s: Option<String>) -> Option<String> {
-    s.filter(|s| !s.is_empty())
-}
-
-impl RawEvent {
+impl RawEvent<'_> {
     fn into_event(self) -> KubeEvent {
         let row = self.row();
         let m = self.metadata;
         let meta = ObjectMeta {
-            name: m.name,
-            namespace: m.namespace,
-            uid: m.uid,
-            resource_version: m.resource_version,
+            name: owned(&m.name),
+            namespace: owned(&m.namespace),
+            uid: owned(&m.uid),
+            resource_version: owned(&m.resource_version),
             ..ObjectMeta::default()
         };
         KubeEvent { meta, row }
@@ -135,8 +160,8 @@ impl RawEvent {
     fn row(&self) -> Option<EventRow> {
         let regarding = self.regarding.as_ref().or(self.involved_object.as_ref())?;
         let kind = RegardingKind::parse(regarding.kind.as_deref()?)?;
-        let uid = self.metadata.uid.clone().filter(|u| !u.is_empty())?;
-        let name = regarding.name.clone().filter(|n| !n.is_empty())?;
+        let uid = non_empty(&self.metadata.uid)?;
+        let name = non_empty(&regarding.name)?;
         let series_count = self.series.as_ref().and_then(|s| s.count);
         let count = series_count
             .or(self.deprecated_count)
@@ -162,18 +187,18 @@ impl RawEvent {
         .unwrap_or(first_seen)
         .max(first_seen);
         let note = self.note.as_deref().or(self.message.as_deref());
-        let controller = non_empty(self.reporting_controller.clone())
-            .or_else(|| non_empty(self.reporting_component.clone()))
-            .or_else(|| non_empty(self.deprecated_source.as_ref()?.component.clone()))
-            .or_else(|| non_empty(self.source.as_ref()?.component.clone()));
+        let controller = non_empty(&self.reporting_controller)
+            .or_else(|| non_empty(&self.reporting_component))
+            .or_else(|| non_empty(&self.deprecated_source.as_ref()?.component))
+            .or_else(|| non_empty(&self.source.as_ref()?.component));
         Some(EventRow {
             uid,
             regarding_kind: kind,
-            regarding_uid: non_empty(regarding.uid.clone()),
-            namespace: non_empty(regarding.namespace.clone()),
+            regarding_uid: non_empty(&regarding.uid),
+            namespace: non_empty(&regarding.namespace),
             name,
             container: regarding.field_path.as_deref().and_then(container_of),
-            reason: non_empty(self.reason.clone()),
+            reason: non_empty(&self.reason),
             event_type: self
                 .event_type
                 .as_deref()

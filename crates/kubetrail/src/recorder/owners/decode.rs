@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::model::owner::{OwnerKind, join_images};
 use crate::model::time::parse_rfc3339_ms;
+use crate::recorder::wire_str::{WireStr, non_empty, owned};
 use crate::store::OwnerRow;
 
 /// A ReplicaSet or Job as the recorder sees it: what kube's watcher needs, and the row (None
@@ -25,63 +26,77 @@ pub struct KubeOwner {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawLabels {
-    #[serde(rename = "pod-template-hash")]
-    pod_template_hash: Option<String>,
+struct RawLabels<'a> {
+    #[serde(rename = "pod-template-hash", borrow)]
+    pod_template_hash: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawAnnotations {
-    #[serde(rename = "deployment.kubernetes.io/revision")]
-    revision: Option<String>,
+struct RawAnnotations<'a> {
+    #[serde(rename = "deployment.kubernetes.io/revision", borrow)]
+    revision: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawOwnerRef {
-    kind: String,
-    name: String,
+struct RawOwnerRef<'a> {
+    #[serde(borrow)]
+    kind: WireStr<'a>,
+    #[serde(borrow)]
+    name: WireStr<'a>,
     controller: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct RawMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    uid: Option<String>,
-    resource_version: Option<String>,
-    creation_timestamp: Option<String>,
-    labels: RawLabels,
-    annotations: RawAnnotations,
-    owner_references: Vec<RawOwnerRef>,
+struct RawMeta<'a> {
+    #[serde(borrow)]
+    name: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    namespace: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    uid: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    resource_version: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    creation_timestamp: Option<WireStr<'a>>,
+    #[serde(borrow)]
+    labels: RawLabels<'a>,
+    #[serde(borrow)]
+    annotations: RawAnnotations<'a>,
+    #[serde(borrow)]
+    owner_references: Vec<RawOwnerRef<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawContainer {
-    image: Option<String>,
+struct RawContainer<'a> {
+    #[serde(borrow)]
+    image: Option<WireStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawPodSpec {
-    containers: Vec<RawContainer>,
+struct RawPodSpec<'a> {
+    #[serde(borrow)]
+    containers: Vec<RawContainer<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawTemplate {
-    spec: RawPodSpec,
+struct RawTemplate<'a> {
+    #[serde(borrow)]
+    spec: RawPodSpec<'a>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawSpec {
+struct RawSpec<'a> {
     replicas: Option<i64>,
     parallelism: Option<i64>,
-    template: RawTemplate,
+    #[serde(borrow)]
+    template: RawTemplate<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -93,22 +108,24 @@ struct RawStatus {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RawOwner {
-    metadata: RawMeta,
-    spec: RawSpec,
+struct RawOwner<'a> {
+    #[serde(borrow)]
+    metadata: RawMeta<'a>,
+    #[serde(borrow)]
+    spec: RawSpec<'a>,
     status: RawStatus,
 }
 
-impl RawOwner {
+impl RawOwner<'_> {
     fn into_owner(self, kind: OwnerKind, observed_at_ms: i64) -> KubeOwner {
         let row = self.row(kind, observed_at_ms);
         let m = self.metadata;
         KubeOwner {
             meta: ObjectMeta {
-                name: m.name,
-                namespace: m.namespace,
-                uid: m.uid,
-                resource_version: m.resource_version,
+                name: owned(&m.name),
+                namespace: owned(&m.namespace),
+                uid: owned(&m.uid),
+                resource_version: owned(&m.resource_version),
                 ..ObjectMeta::default()
             },
             row,
@@ -117,9 +134,9 @@ impl RawOwner {
 
     fn row(&self, kind: OwnerKind, observed_at_ms: i64) -> Option<OwnerRow> {
         let m = &self.metadata;
-        let uid = m.uid.clone().filter(|u| !u.is_empty())?;
-        let namespace = m.namespace.clone().filter(|n| !n.is_empty())?;
-        let name = m.name.clone().filter(|n| !n.is_empty())?;
+        let uid = non_empty(&m.uid)?;
+        let namespace = non_empty(&m.namespace)?;
+        let name = non_empty(&m.name)?;
         let created_at_ms = m.creation_timestamp.as_deref().and_then(parse_rfc3339_ms)?;
         // The controller reference names the chain's next link; a bare one has none.
         let controller = m
@@ -148,14 +165,14 @@ impl RawOwner {
             kind,
             namespace,
             name,
-            controller_kind: controller.map(|o| o.kind.clone()),
-            controller_name: controller.map(|o| o.name.clone()),
+            controller_kind: controller.map(|o| o.kind.to_string()),
+            controller_name: controller.map(|o| o.name.to_string()),
             revision: m
                 .annotations
                 .revision
                 .as_deref()
                 .and_then(|r| r.parse().ok()),
-            template_hash: m.labels.pod_template_hash.clone().filter(|h| !h.is_empty()),
+            template_hash: non_empty(&m.labels.pod_template_hash),
             images,
             created_at_ms,
             deleted_at_ms: None,
