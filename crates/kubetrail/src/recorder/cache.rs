@@ -15,7 +15,7 @@
 //! handed back ([`Cache::take_unresolved`]) for the caller to look up by name before
 //! anything is recorded.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use super::codec;
 use super::detect::{self, Gone, Observation};
@@ -346,7 +346,7 @@ impl Cache {
     }
 
     pub fn begin_pod_relist(&mut self) {
-        self.pod_relist = Some(HashSet::new());
+        self.pod_relist = Some(HashSet::default());
     }
 
     /// Ends a relist: cached pods that were not listed are gone (deleted while we were away).
@@ -477,7 +477,7 @@ impl Cache {
     }
 
     pub fn begin_node_relist(&mut self) {
-        self.node_relist = Some(HashSet::new());
+        self.node_relist = Some(HashSet::default());
     }
 
     pub fn end_node_relist(&mut self, obs: Observation, batch: &mut Batch) -> usize {
@@ -504,7 +504,7 @@ impl Cache {
         if batch.containers.is_empty() {
             return;
         }
-        let mut by_name: HashMap<(&str, &str), &PodState> = HashMap::new();
+        let mut by_name: HashMap<(&str, &str), &PodState> = HashMap::default();
         for pod in self.pods.values() {
             let key = (&*pod.namespace, &*pod.name);
             match by_name.get(&key) {

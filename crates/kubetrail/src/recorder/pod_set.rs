@@ -6,8 +6,9 @@
 //! box in each slot, and `Borrow<str>` still lets a `&str` look a pod up.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
+
+use foldhash::HashSet;
 
 use super::state::PodState;
 

@@ -8,9 +8,9 @@
 //! short on purpose: they were repeated in every row, and are in the nodes' rows still.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::sync::Arc;
 
+use foldhash::HashSet;
 use serde::{Deserialize, Serialize};
 
 pub use super::maybe::MaybeI64;

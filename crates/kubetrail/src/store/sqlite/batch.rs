@@ -4,8 +4,7 @@
 //! Idempotency lives here: transitions are `INSERT OR IGNORE` against the unique key
 //! (subject, kind, seq), so a replayed event or a restarted recorder never duplicates a row.
 
-use std::collections::HashMap;
-
+use foldhash::HashMap;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::labels::label_set_id;
