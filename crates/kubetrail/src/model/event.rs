@@ -20,10 +20,7 @@ pub fn truncate_note(note: &str) -> String {
     if note.len() <= NOTE_MAX_BYTES {
         return note.to_string();
     }
-    let mut end = NOTE_MAX_BYTES - TRUNCATED_MARK.len();
-    while !note.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = note.floor_char_boundary(NOTE_MAX_BYTES - TRUNCATED_MARK.len());
     format!("{}{TRUNCATED_MARK}", &note[..end])
 }
 

@@ -318,11 +318,7 @@ fn truncate(s: Option<&str>) -> Option<Text> {
         if s.len() <= MESSAGE_LIMIT {
             return Text::from(s);
         }
-        let mut end = MESSAGE_LIMIT;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        Text::from(format!("{}…", &s[..end]))
+        Text::from(format!("{}…", &s[..s.floor_char_boundary(MESSAGE_LIMIT)]))
     })
 }
 

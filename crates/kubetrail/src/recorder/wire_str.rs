@@ -4,7 +4,7 @@
 //! quantities integers, container IDs a hash, the phase an enum, and names and reasons are
 //! copied into the cache's shared strings. Decoding each into a `String` first cost an
 //! allocation and a copy apiece, about thirty for a typical pod (BENCHMARKS.md, "Decoding
-//! without a String per field").
+//! without a `String` per field").
 //!
 //! serde borrows a `Cow<str>` field only when the field is the `Cow` itself: inside an `Option`,
 //! as these fields are, it always allocates (a known serde limitation). `WireStr` is a `Cow`
